@@ -1,0 +1,4 @@
+//! One module per subcommand; each has an `Args` struct and a `run`.
+
+pub mod hash;
+pub mod keygen;

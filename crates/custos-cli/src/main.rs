@@ -1,0 +1,57 @@
+//! The `custos` command: wires the Custos crates together.
+//!
+//! `main` returns an [`ExitCode`] from [`run`]. Exit codes follow DESIGN.md:
+//! 0 success, 1 verification failed or work incomplete, 2 bad usage, config
+//! or I/O. Every failure prints one line on standard error saying what and
+//! where; a closed pipe on standard output is not an error.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod cmd;
+
+/// Body-worn-camera evidence: ingest, custody ledger, verification.
+#[derive(Debug, Parser)]
+#[command(name = "custos", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Write an Ed25519 key: PATH (32-byte seed, mode 0600) and PATH.pub.
+    Keygen(cmd::keygen::KeygenArgs),
+    /// Print "<hex>  <file>" per file, like sha256sum.
+    Hash(cmd::hash::HashArgs),
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Keygen(args) => cmd::keygen::run(args),
+        Command::Hash(args) => cmd::hash::run(args),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            if is_broken_pipe(&err) {
+                return ExitCode::SUCCESS;
+            }
+            // One line: the context chain joined, outermost first.
+            eprintln!("custos: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
