@@ -14,7 +14,8 @@
 //!   ledger entry, with the field names of DESIGN.md;
 //! - [`merkle`]: RFC 6962 / RFC 9162 §2.1 tree hashing, inclusion and
 //!   consistency proofs, and a compact range for O(log n) appends;
-//! - [`note`] and [`checkpoint`]: C2SP signed notes and tlog-checkpoints.
+//! - [`note`] and [`checkpoint`]: C2SP signed notes and tlog-checkpoints;
+//! - [`config`]: the configuration file and its environment overrides.
 //!
 //! ## What this crate must never do
 //!
@@ -31,6 +32,7 @@
 
 pub mod canonical;
 pub mod checkpoint;
+pub mod config;
 pub mod digest;
 pub mod dsse;
 pub mod entry;

@@ -1,0 +1,389 @@
+//! The Custos configuration: one TOML file (DESIGN.md "Configuration"), every
+//! key overridable by a `CUSTOS_<SECTION>_<KEY>` environment variable.
+//!
+//! Parsing is pure: the caller hands in the file's text, the directory that
+//! relative paths are resolved against (the file's own directory), and the
+//! environment variables to consider. Unknown keys are refused, so a typo in
+//! a key name is an error that names the key, never a silently ignored
+//! setting. A retention below 180 days is refused here, at start-up.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// The shortest retention the rules allow: 6 months.
+pub const MIN_RETENTION_DAYS: u32 = 180;
+
+/// Sections a `CUSTOS_<SECTION>_<KEY>` variable may name.
+const SECTIONS: &[&str] = &["storage", "ledger", "dock", "client", "retention", "access"];
+
+/// Why a configuration was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The TOML does not parse or does not fit the schema.
+    #[error("{0}")]
+    Invalid(String),
+    /// An environment override could not be applied.
+    #[error("environment variable {var}: {reason}")]
+    BadOverride {
+        /// The variable's name.
+        var: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A retention period below the legal minimum.
+    #[error("retention {key} = {days} days is below the minimum of {MIN_RETENTION_DAYS} days (6 months) that the rules require")]
+    RetentionTooShort {
+        /// The key (`default_days` or `categories.NAME`).
+        key: String,
+        /// The configured value.
+        days: u32,
+    },
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// `[storage]`: where footage objects go.
+    pub storage: StorageConfig,
+    /// `[ledger]`: the ledger service.
+    pub ledger: LedgerConfig,
+    /// `[dock]`: the docking station.
+    pub dock: DockConfig,
+    /// `[client]`: what export, verify log and audit talk to.
+    pub client: ClientConfig,
+    /// `[retention]`: how long footage is kept.
+    pub retention: RetentionConfig,
+    /// `[access]`: which roles need an approved request to see footage.
+    pub access: AccessConfig,
+}
+
+/// `[storage]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// `file:///abs/path` or `s3://bucket[/prefix]`. A relative `file://./x`
+    /// is resolved against the configuration file's directory.
+    pub url: String,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            url: "file://./data/objects".into(),
+        }
+    }
+}
+
+/// `[ledger]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LedgerConfig {
+    /// Listen address of the HTTP API.
+    pub listen: String,
+    /// The sled directory.
+    pub data_dir: PathBuf,
+    /// The checkpoint origin line.
+    pub origin: String,
+    /// Ed25519 seed that signs checkpoints.
+    pub key_file: PathBuf,
+}
+
+impl Default for LedgerConfig {
+    fn default() -> Self {
+        LedgerConfig {
+            listen: "127.0.0.1:8700".into(),
+            data_dir: "./data/ledger".into(),
+            origin: "custos.local/ledger".into(),
+            key_file: "./keys/ledger.key".into(),
+        }
+    }
+}
+
+/// What the dock does with a segment on the recorder once it is safe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum WipePolicy {
+    /// Remove it once verified in storage and acknowledged by the ledger.
+    #[default]
+    AfterVerified,
+    /// Leave it on the recorder.
+    Never,
+}
+
+/// `[dock]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DockConfig {
+    /// Station id.
+    pub id: String,
+    /// Ed25519 seed that signs manifests and events.
+    pub key_file: PathBuf,
+    /// Journal (sled) and spool.
+    pub data_dir: PathBuf,
+    /// The ledger's URL; absent = the ledger runs in-process.
+    pub ledger_url: Option<String>,
+    /// Bearer token of role `dock`.
+    pub ledger_token: Option<String>,
+    /// Directory of firmware profiles.
+    pub profiles_dir: PathBuf,
+    /// Wipe policy.
+    pub wipe: WipePolicy,
+}
+
+impl Default for DockConfig {
+    fn default() -> Self {
+        DockConfig {
+            id: "dock-01".into(),
+            key_file: "./keys/dock.key".into(),
+            data_dir: "./data/dock".into(),
+            ledger_url: None,
+            ledger_token: None,
+            profiles_dir: "./firmware-profiles".into(),
+            wipe: WipePolicy::AfterVerified,
+        }
+    }
+}
+
+/// `[client]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClientConfig {
+    /// The ledger's URL.
+    pub ledger_url: Option<String>,
+    /// Bearer token.
+    pub token: Option<String>,
+}
+
+/// `[retention]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    /// Days footage is kept when no category says otherwise (≥ 180).
+    pub default_days: u32,
+    /// Per-category retention in days (each ≥ 180).
+    pub categories: BTreeMap<String, u32>,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            default_days: MIN_RETENTION_DAYS,
+            categories: BTreeMap::new(),
+        }
+    }
+}
+
+/// `[access]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccessConfig {
+    /// Roles that need an approved access request before viewing or
+    /// downloading footage. Every access is logged whatever this says.
+    pub approval_required: Vec<String>,
+}
+
+impl Default for AccessConfig {
+    fn default() -> Self {
+        AccessConfig {
+            approval_required: vec!["reviewer".into(), "officer".into()],
+        }
+    }
+}
+
+impl Config {
+    /// Parse `text`, apply `CUSTOS_<SECTION>_<KEY>` overrides from `env`,
+    /// resolve relative paths against `base_dir`, and check the rules.
+    pub fn parse<I, K, V>(text: &str, base_dir: &Path, env: I) -> Result<Config, ConfigError>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        let mut table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| ConfigError::Invalid(one_line(&e.to_string())))?;
+        // The defaults' types guide how an override's text is read.
+        let defaults = toml::Table::try_from(Config::default())
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        for (var, value) in env {
+            let (var, value) = (var.as_ref(), value.as_ref());
+            let Some(rest) = var.strip_prefix("CUSTOS_") else {
+                continue;
+            };
+            let lower = rest.to_ascii_lowercase();
+            let Some((section, key)) = SECTIONS.iter().find_map(|s| {
+                lower
+                    .strip_prefix(s)
+                    .and_then(|k| k.strip_prefix('_'))
+                    .filter(|k| !k.is_empty())
+                    .map(|k| (*s, k.to_owned()))
+            }) else {
+                continue;
+            };
+            let sect = table
+                .entry(section)
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            let toml::Value::Table(sect) = sect else {
+                return Err(ConfigError::Invalid(format!("[{section}] is not a table")));
+            };
+            let hint = sect.get(&key).cloned().or_else(|| {
+                defaults
+                    .get(section)
+                    .and_then(|s| s.get(&key))
+                    .cloned()
+            });
+            let parsed = override_value(value, hint.as_ref()).map_err(|reason| {
+                ConfigError::BadOverride {
+                    var: var.to_owned(),
+                    reason,
+                }
+            })?;
+            sect.insert(key, parsed);
+        }
+        let mut config: Config = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Invalid(one_line(&e.to_string())))?;
+        config.resolve_paths(base_dir);
+        config.check()?;
+        Ok(config)
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        let abs = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        abs(&mut self.ledger.data_dir);
+        abs(&mut self.ledger.key_file);
+        abs(&mut self.dock.key_file);
+        abs(&mut self.dock.data_dir);
+        abs(&mut self.dock.profiles_dir);
+        if let Some(rest) = self.storage.url.strip_prefix("file://") {
+            if !rest.starts_with('/') {
+                self.storage.url = format!("file://{}", base.join(rest).display());
+            }
+        }
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        let r = &self.retention;
+        if r.default_days < MIN_RETENTION_DAYS {
+            return Err(ConfigError::RetentionTooShort {
+                key: "default_days".into(),
+                days: r.default_days,
+            });
+        }
+        for (name, &days) in &r.categories {
+            if days < MIN_RETENTION_DAYS {
+                return Err(ConfigError::RetentionTooShort {
+                    key: format!("categories.{name}"),
+                    days,
+                });
+            }
+        }
+        let url = &self.storage.url;
+        if !(url.starts_with("file://") || url.starts_with("s3://")) {
+            return Err(ConfigError::Invalid(format!(
+                "storage.url {url:?}: expected file:///path or s3://bucket[/prefix]"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Read an override's text as the type its key has (from the file, else from
+/// the defaults); untyped keys are strings.
+fn override_value(text: &str, hint: Option<&toml::Value>) -> Result<toml::Value, String> {
+    Ok(match hint {
+        Some(toml::Value::Integer(_)) => toml::Value::Integer(
+            text.parse()
+                .map_err(|_| format!("{text:?} is not an integer"))?,
+        ),
+        Some(toml::Value::Boolean(_)) => toml::Value::Boolean(
+            text.parse()
+                .map_err(|_| format!("{text:?} is not true or false"))?,
+        ),
+        Some(toml::Value::Array(_)) => {
+            if text.trim().is_empty() {
+                toml::Value::Array(vec![])
+            } else {
+                toml::Value::Array(
+                    text.split(',')
+                        .map(|s| toml::Value::String(s.trim().to_owned()))
+                        .collect(),
+                )
+            }
+        }
+        Some(toml::Value::Table(_)) => {
+            return Err("names a table; set its keys in the file instead".into())
+        }
+        _ => toml::Value::String(text.to_owned()),
+    })
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("/etc/custos"), env.iter().copied())
+    }
+
+    #[test]
+    fn example_file_parses() {
+        let text = include_str!("../../../config/custos.toml");
+        let c = parse(text, &[]).unwrap();
+        assert_eq!(c.ledger.listen, "127.0.0.1:8700");
+        assert_eq!(c.ledger.data_dir, Path::new("/etc/custos/./data/ledger"));
+        assert_eq!(c.storage.url, "file:///etc/custos/./data/objects");
+        assert_eq!(c.dock.wipe, WipePolicy::AfterVerified);
+    }
+
+    #[test]
+    fn env_overrides() {
+        let c = parse(
+            "[ledger]\nlisten = \"0.0.0.0:1\"\n[retention]\ndefault_days = 200\n",
+            &[
+                ("CUSTOS_LEDGER_LISTEN", "127.0.0.1:9"),
+                ("CUSTOS_DOCK_LEDGER_URL", "http://l:1"),
+                ("CUSTOS_RETENTION_DEFAULT_DAYS", "365"),
+                ("CUSTOS_ACCESS_APPROVAL_REQUIRED", "reviewer, auditor"),
+                ("CUSTOS_DOCK_WIPE", "never"),
+                ("CUSTOS_PYTHON", "/usr/bin/python3"),
+                ("HOME", "/root"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.ledger.listen, "127.0.0.1:9");
+        assert_eq!(c.dock.ledger_url.as_deref(), Some("http://l:1"));
+        assert_eq!(c.retention.default_days, 365);
+        assert_eq!(c.access.approval_required, ["reviewer", "auditor"]);
+        assert_eq!(c.dock.wipe, WipePolicy::Never);
+    }
+
+    #[test]
+    fn refusals_name_the_problem() {
+        let e = parse("[ledger]\nlistn = \"x\"\n", &[]).unwrap_err();
+        assert!(e.to_string().contains("listn"), "{e}");
+        let e = parse("[retention]\ndefault_days = 90\n", &[]).unwrap_err();
+        assert!(e.to_string().contains("below the minimum of 180"), "{e}");
+        let e = parse("[retention.categories]\ntraffic = 30\n", &[]).unwrap_err();
+        assert!(e.to_string().contains("categories.traffic"), "{e}");
+        let e = parse("", &[("CUSTOS_RETENTION_DEFAULT_DAYS", "lots")]).unwrap_err();
+        assert!(e.to_string().contains("CUSTOS_RETENTION_DEFAULT_DAYS"), "{e}");
+        let e = parse("", &[("CUSTOS_LEDGER_NOPE", "1")]).unwrap_err();
+        assert!(e.to_string().contains("nope"), "{e}");
+        let e = parse("[storage]\nurl = \"ftp://x\"\n", &[]).unwrap_err();
+        assert!(e.to_string().contains("storage.url"), "{e}");
+        assert!(parse("[[[", &[]).is_err());
+    }
+}
