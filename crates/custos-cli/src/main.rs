@@ -25,12 +25,18 @@ enum Command {
     Keygen(cmd::keygen::KeygenArgs),
     /// Print "<hex>  <file>" per file, like sha256sum.
     Hash(cmd::hash::HashArgs),
+    /// The custody ledger service: `custos ledger serve --config FILE`.
+    Ledger(cmd::ledger::LedgerArgs),
+    /// Bearer tokens: `custos token create --config FILE --role ROLE --name NAME [--key NAME.pub]`.
+    Token(cmd::token::TokenArgs),
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Keygen(args) => cmd::keygen::run(args),
         Command::Hash(args) => cmd::hash::run(args),
+        Command::Ledger(args) => cmd::ledger::run(args),
+        Command::Token(args) => cmd::token::run(args),
     }
 }
 

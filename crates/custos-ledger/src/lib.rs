@@ -2,10 +2,82 @@
 //!
 //! An append-only, verifiable log of custody entries on sled, served over an
 //! axum HTTP API, with the catalogue, roles and tokens, checkpoints and
-//! proofs; plus the typed HTTP client that docks and the command line use.
+//! proofs; plus the typed HTTP client and offline queue that docks use.
+//!
+//! The ledger is built like a transparency log (Certificate Transparency,
+//! Trillian, tessera): every entry is a leaf of an RFC 6962 Merkle tree,
+//! each entry also carries the leaf hash of the one before it, and the
+//! tree head is published as a C2SP checkpoint signed with the ledger's
+//! key. Anyone can check it with the public specifications and no code of
+//! ours: `/v1/entries` serves the exact leaf bytes, `/v1/proof/*` the RFC
+//! 9162 proofs.
+//!
+//! ## Map
+//!
+//! - [`Ledger`] ([`ledger`]): the handle: open (with the start-up check of
+//!   [`check`]), append, read, prove;
+//! - [`append`]: the single writer thread: sequence → integrate → publish,
+//!   in durable batches;
+//! - [`store`] and [`layout`]: what lives where in sled;
+//! - [`catalogue`]: the segment index fed by `segment.ingested` manifests;
+//! - [`auth`]: roles, tokens, registered dock keys, the role matrix;
+//! - [`api`]: the axum router ([`api::app`]), its errors and extractors;
+//! - [`serve`]: binding, signals, shutdown;
+//! - [`client`] and [`queue`]: the HTTP client and the offline queue;
+//! - [`wire`]: the JSON shapes shared by server and client.
+//!
+//! ## Example
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use custos_core::entry::{Actor, ActorKind};
+//! use custos_core::keys::SigningKey;
+//! use custos_ledger::{append::Append, Ledger, LedgerOptions};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let key = SigningKey::from_seed("ledger", &[7; 32])?;
+//! let ledger = Ledger::open(LedgerOptions::new(dir.path(), "example.org/ledger"), key)?;
+//! let actor = Actor { kind: ActorKind::Supervisor, id: "sup-1".into() };
+//! let receipt = ledger.append(Append::new(actor, "case.created", "case-42")?).await?;
+//! assert_eq!(receipt.seq, 0);
+//! let proof = ledger.inclusion_proof(0, ledger.published().size)?;
+//! assert!(proof.hashes.is_empty()); // a tree of one leaf
+//! ledger.close().await;
+//! # Ok(()) }
+//! ```
 //!
 //! ## What this crate must never do
 //!
 //! Change, drop or reassign an entry once its index was handed out
-//! (DESIGN.md invariant 3), or store a bearer token in clear.
+//! (DESIGN.md invariant 3), acknowledge an append before it is durable,
+//! serve an entry or checkpoint it found not to match its stored tree, or
+//! store a bearer token in clear.
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod append;
+pub mod auth;
+pub mod catalogue;
+pub mod check;
+pub mod client;
+pub mod clock;
+pub mod error;
+pub mod layout;
+pub mod ledger;
+pub mod metrics;
+pub mod offline;
+pub mod queue;
+pub mod serve;
+pub mod store;
+pub mod wire;
+
+pub use api::{app, ApiConfig, AppState};
+pub use append::{Append, Guard, Rejection, RejectionKind, StateTx};
+pub use auth::{Caller, Role};
+pub use client::{ClientError, LedgerClient};
+pub use error::{AppendError, OpenError, ReadError, StoreError, TamperError};
+pub use ledger::{EventError, Ledger, LedgerOptions, Published};
+pub use queue::{EventSink, LocalSink, OfflineQueue};
+pub use wire::{ConsistencyProof, Custody, EntryLine, InclusionProof, Receipt};

@@ -2,3 +2,5 @@
 
 pub mod hash;
 pub mod keygen;
+pub mod ledger;
+pub mod token;

@@ -1,0 +1,66 @@
+//! `custos ledger serve --config FILE`: the ledger HTTP API.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use custos_core::config::Config;
+use custos_ledger::serve::{self, ServeOptions};
+
+/// Arguments of `custos ledger`.
+#[derive(Debug, clap::Args)]
+pub struct LedgerArgs {
+    #[command(subcommand)]
+    command: LedgerCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum LedgerCommand {
+    /// Serve the ledger HTTP API (prints the URL it listens on).
+    Serve {
+        /// The configuration file ([ledger] listen, data_dir, origin, key_file).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+}
+
+/// Read and parse the configuration file, with `CUSTOS_*` overrides from
+/// the environment and paths relative to the file's directory.
+pub fn load_config(path: &Path) -> anyhow::Result<Config> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading configuration {}", path.display()))?;
+    let base = path
+        .parent()
+        .map(|p| {
+            if p.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                p
+            }
+        })
+        .unwrap_or(Path::new("."));
+    let base = base
+        .canonicalize()
+        .with_context(|| format!("resolving the directory of {}", path.display()))?;
+    Config::parse(&text, &base, std::env::vars())
+        .with_context(|| format!("configuration {}", path.display()))
+}
+
+pub fn run(args: LedgerArgs) -> anyhow::Result<ExitCode> {
+    match args.command {
+        LedgerCommand::Serve { config } => {
+            let cfg = load_config(&config)?;
+            serve::init_logging();
+            let options = ServeOptions::from_config(&cfg);
+            let origin = options.ledger.origin.clone();
+            serve::run_blocking(options, |server| {
+                println!("listening on {}", server.url());
+                eprintln!(
+                    "custos ledger: origin {origin:?}, {} entries; Ctrl-C to stop",
+                    server.ledger().published().size
+                );
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! The log's routes: append a dock's event, the checkpoint, entries, proofs.
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use super::error::ApiError;
+use super::extract::{Authed, JsonBody, Query};
+use super::AppState;
+use crate::wire::{ConsistencyProof, EntryLine, ErrorBody, InclusionProof, Receipt};
+
+/// Append a dock's signed custody event.
+///
+/// The body is a DSSE envelope (payloadType `application/vnd.custos.event+json`)
+/// signed by the key registered with the dock's token; its payload is the
+/// canonical JSON `{"action","subject","details","time"}`. A `segment.ingested`
+/// event carries the segment's signed manifest envelope in `details.manifest`.
+/// The same envelope sent again answers 200 with the first entry's receipt.
+#[utoipa::path(
+    post,
+    path = "/v1/events",
+    tag = "log",
+    request_body(content = Object, content_type = "application/json", description = "A DSSE envelope"),
+    responses(
+        (status = 201, description = "Appended and durable", body = Receipt),
+        (status = 200, description = "The same envelope was already appended; nothing added", body = Receipt),
+        (status = 400, description = "Malformed envelope, event or manifest", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "Not a dock, unknown key, bad signature, or a forbidden action", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+    )
+)]
+pub(super) async fn post_events(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    body: JsonBody,
+) -> Result<Response, ApiError> {
+    let receipt = state.ledger.append_event(&caller, &body.0).await?;
+    let status = if receipt.duplicate {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((status, Json(receipt)).into_response())
+}
+
+/// The latest signed checkpoint (C2SP tlog-checkpoint in a signed note).
+#[utoipa::path(
+    get,
+    path = "/v1/checkpoint",
+    tag = "log",
+    responses(
+        (status = 200, description = "The signed checkpoint", body = String, content_type = "text/plain"),
+        (status = 503, description = "The ledger found its log tampered with and refuses to serve", body = ErrorBody),
+    )
+)]
+pub(super) async fn get_checkpoint(State(state): State<AppState>) -> Response {
+    let published = state.ledger.published();
+    (
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        published.checkpoint.to_string(),
+    )
+        .into_response()
+}
+
+/// `start` and `end` of `/v1/entries`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct EntriesQuery {
+    /// First entry (inclusive).
+    start: u64,
+    /// End (exclusive); clamped to the tree size and to 4096 entries after
+    /// `start`. Absent: as far as allowed.
+    end: Option<u64>,
+}
+
+/// Entries `[start, end)` as JSON lines `{"seq","raw","entry"}`.
+///
+/// `raw` is the base64 of the exact leaf bytes (hash these), `entry` the same
+/// bytes as JSON. The answer may stop before `end` (tree size, page limit):
+/// ask again from the last `seq` + 1.
+#[utoipa::path(
+    get,
+    path = "/v1/entries",
+    tag = "log",
+    params(EntriesQuery),
+    responses(
+        (status = 200, description = "One EntryLine per line", body = EntryLine, content_type = "application/x-ndjson"),
+        (status = 400, description = "start beyond the tree, end before start", body = ErrorBody),
+    )
+)]
+pub(super) async fn get_entries(
+    State(state): State<AppState>,
+    Query(q): Query<EntriesQuery>,
+) -> Result<Response, ApiError> {
+    let ledger = state.ledger.clone();
+    let lines = tokio::task::spawn_blocking(move || ledger.entries(q.start, q.end))
+        .await
+        .map_err(|e| ApiError::internal(format!("reading entries: {e}")))??;
+    let mut body = Vec::with_capacity(lines.len() * 512);
+    for line in &lines {
+        // INVARIANT: an EntryLine is a number, a string and valid raw JSON.
+        serde_json::to_writer(&mut body, line).expect("INVARIANT: entry lines serialise");
+        body.push(b'\n');
+    }
+    Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response())
+}
+
+/// `index` and `size` of an inclusion proof.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct InclusionQuery {
+    /// The entry.
+    index: u64,
+    /// The tree size (at most the checkpoint's).
+    size: u64,
+}
+
+/// The inclusion proof of entry `index` in the tree of `size` entries
+/// (RFC 9162 §2.1.3).
+#[utoipa::path(
+    get,
+    path = "/v1/proof/inclusion",
+    tag = "log",
+    params(InclusionQuery),
+    responses(
+        (status = 200, description = "The audit path", body = InclusionProof),
+        (status = 400, description = "index or size out of range", body = ErrorBody),
+    )
+)]
+pub(super) async fn get_inclusion_proof(
+    State(state): State<AppState>,
+    Query(q): Query<InclusionQuery>,
+) -> Result<Json<InclusionProof>, ApiError> {
+    Ok(Json(state.ledger.inclusion_proof(q.index, q.size)?))
+}
+
+/// `from` and `to` of a consistency proof.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct ConsistencyQuery {
+    /// The older tree size.
+    from: u64,
+    /// The newer tree size (at most the checkpoint's).
+    to: u64,
+}
+
+/// The consistency proof between the trees of `from` and `to` entries
+/// (RFC 9162 §2.1.4).
+#[utoipa::path(
+    get,
+    path = "/v1/proof/consistency",
+    tag = "log",
+    params(ConsistencyQuery),
+    responses(
+        (status = 200, description = "The proof", body = ConsistencyProof),
+        (status = 400, description = "sizes out of range", body = ErrorBody),
+    )
+)]
+pub(super) async fn get_consistency_proof(
+    State(state): State<AppState>,
+    Query(q): Query<ConsistencyQuery>,
+) -> Result<Json<ConsistencyProof>, ApiError> {
+    Ok(Json(state.ledger.consistency_proof(q.from, q.to)?))
+}

@@ -1,0 +1,326 @@
+//! The HTTP API (DESIGN.md "Ledger HTTP API (v1)"): [`app`] builds the
+//! axum router; tests call it with `tower::ServiceExt::oneshot`, the server
+//! ([`crate::serve`]) binds it to a socket.
+//!
+//! Routes are registered with `utoipa_axum::routes!`, so the OpenAPI
+//! document at `/v1/openapi.json` is generated from the same handlers the
+//! router serves. Every request passes, outside in:
+//!
+//! 1. a request id (`x-request-id`, generated if absent, echoed back) and a
+//!    tracing span carrying it;
+//! 2. a timeout ([`ApiConfig::request_timeout`], answered 503 `timeout`);
+//! 3. per-route metrics;
+//! 4. the body size limit ([`ApiConfig::max_body_bytes`], answered 413 by
+//!    the body extractors);
+//! 5. on a matched route, [`authorize`]: the tamper refusal, then the token,
+//!    then the role matrix of [`crate::auth::ROUTES`], then the
+//!    `token.used` entry for an admin;
+//! 6. the handler (thin: it parses, calls the [`Ledger`], answers).
+//!
+//! Unknown routes and methods get the JSON error shape too.
+//!
+//! This module must never decide a rule (who may append what, what a proof
+//! is): it asks the [`Ledger`] and the role matrix.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::{Extension, Router};
+use serde_json::Map;
+use tower::ServiceBuilder;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::auth::{self, Access, AuthError, Role};
+use crate::ledger::Ledger;
+
+pub mod error;
+pub mod extract;
+mod log;
+mod ops;
+mod retrieval;
+mod segments;
+
+pub use error::ApiError;
+
+/// Limits of the HTTP layer.
+#[derive(Debug, Clone, Copy)]
+pub struct ApiConfig {
+    /// Largest request body accepted.
+    pub max_body_bytes: usize,
+    /// Longest a request may take, body upload included.
+    pub request_timeout: Duration,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            // An event envelope is at most a manifest envelope (1 MiB, see
+            // custos_core::dsse::MAX_ENVELOPE_BYTES) wrapped once more in
+            // base64 (4/3) plus JSON: 2 MiB covers it with room to spare.
+            max_body_bytes: 2 << 20,
+            // Long enough for a durable append under load (milliseconds)
+            // and a page of entries; short enough that a stalled client
+            // does not hold a connection for minutes.
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What every handler gets.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The ledger.
+    pub ledger: Ledger,
+    /// The HTTP limits.
+    pub config: ApiConfig,
+}
+
+impl AppState {
+    /// State for `ledger` with default limits.
+    pub fn new(ledger: Ledger) -> Self {
+        AppState {
+            ledger,
+            config: ApiConfig::default(),
+        }
+    }
+}
+
+/// The OpenAPI document's static part: title, security scheme.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "Custos ledger API",
+        description = "The custody ledger of Custos: append-only, verifiable (RFC 6962 Merkle tree, C2SP signed checkpoints)."
+    ),
+    components(schemas(crate::wire::ErrorBody))
+)]
+struct ApiDoc;
+
+/// The routes and their OpenAPI document, before state and layers.
+fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(log::post_events))
+        .routes(routes!(log::get_checkpoint))
+        .routes(routes!(log::get_entries))
+        .routes(routes!(log::get_inclusion_proof))
+        .routes(routes!(log::get_consistency_proof))
+        .routes(routes!(segments::search))
+        .routes(routes!(segments::get_segment))
+        .routes(routes!(retrieval::get_content))
+        .routes(routes!(segments::get_custody))
+        .routes(routes!(retrieval::create_case))
+        .routes(routes!(retrieval::link_segments))
+        .routes(routes!(retrieval::place_hold, retrieval::release_hold))
+        .routes(routes!(retrieval::create_access_request))
+        .routes(routes!(retrieval::approve_access_request))
+        .routes(routes!(retrieval::create_export))
+        .routes(routes!(ops::openapi_json))
+        .routes(routes!(ops::healthz))
+        .routes(routes!(ops::metrics))
+}
+
+/// Add the role matrix to the document: a bearer security requirement on
+/// every route that needs a token, and the allowed roles in its description.
+fn document_roles(api: &mut utoipa::openapi::OpenApi) {
+    let components = api.components.get_or_insert_with(Default::default);
+    components.add_security_scheme(
+        "bearer",
+        SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+    );
+    for (path, item) in api.paths.paths.iter_mut() {
+        for (method, op) in [
+            ("GET", item.get.as_mut()),
+            ("POST", item.post.as_mut()),
+            ("DELETE", item.delete.as_mut()),
+        ] {
+            let (Some(op), Some(row)) = (op, auth::route_access(method, path)) else {
+                continue;
+            };
+            let who = match row.access {
+                Access::Public => "Roles: anyone (no token needed).".to_owned(),
+                Access::Roles(roles) => {
+                    op.security = Some(vec![SecurityRequirement::new(
+                        "bearer",
+                        Vec::<String>::new(),
+                    )]);
+                    let names: Vec<_> = roles.iter().map(|r| r.as_str()).collect();
+                    format!("Roles: {}.", names.join(", "))
+                }
+            };
+            op.description = Some(match op.description.take() {
+                Some(d) => format!("{d}\n\n{who}"),
+                None => who,
+            });
+        }
+    }
+}
+
+/// The OpenAPI document of the API, as served at `/v1/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let mut api = routes().into_openapi();
+    document_roles(&mut api);
+    api
+}
+
+/// The whole API as an axum router (see the module documentation).
+pub fn app(state: AppState) -> Router {
+    let (router, mut api) = routes().split_for_parts();
+    document_roles(&mut api);
+    // INVARIANT: an OpenAPI document built by utoipa serialises.
+    let doc = Arc::new(
+        api.to_pretty_json()
+            .expect("INVARIANT: the OpenAPI document serialises"),
+    );
+    let config = state.config;
+    router
+        .route_layer(middleware::from_fn_with_state(state.clone(), authorize))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(Extension(ops::OpenApiDoc(doc)))
+        .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .layer(middleware::from_fn_with_state(state.clone(), count_request))
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+                .layer(PropagateRequestIdLayer::x_request_id())
+                .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                    let id = req
+                        .headers()
+                        .get("x-request-id")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("-");
+                    tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+                }))
+                .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
+                    ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "timeout",
+                        "the request took longer than the server allows",
+                    )
+                }))
+                .timeout(config.request_timeout),
+        )
+        .with_state(state)
+}
+
+async fn not_found(req: Request) -> ApiError {
+    ApiError::not_found(format!("no route {} {}", req.method(), req.uri().path()))
+}
+
+async fn method_not_allowed(req: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{} is not allowed on {}", req.method(), req.uri().path()),
+    )
+}
+
+/// Count every request by method, route template and status.
+async fn count_request(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let response = next.run(req).await;
+    state
+        .ledger
+        .metrics()
+        .http_requests
+        .with_label_values(&[method.as_str(), &route, response.status().as_str()])
+        .inc();
+    response
+}
+
+/// The bearer token of a request: `None` without an Authorization header,
+/// an error if there is one that is not a well-formed bearer token.
+fn bearer(req: &Request) -> Result<Option<&str>, AuthError> {
+    let Some(value) = req.headers().get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let text = value.to_str().map_err(|_| AuthError::Malformed)?;
+    let (scheme, token) = text.split_once(' ').ok_or(AuthError::Malformed)?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(AuthError::Malformed);
+    }
+    Ok(Some(token.trim()))
+}
+
+/// Authorisation of a matched route (step 5 of the module documentation).
+async fn authorize(
+    State(state): State<AppState>,
+    matched: MatchedPath,
+    mut req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let path = matched.as_str().to_owned();
+    let method = req.method().as_str().to_owned();
+    if path.starts_with("/v1/") && path != "/v1/openapi.json" {
+        if let Some(t) = state.ledger.refusal() {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ledger_tampered",
+                format!("the ledger refuses to serve: {t}"),
+            ));
+        }
+    }
+    // Fail closed: a route missing from the matrix is nobody's.
+    let row = auth::route_access(&method, &path).ok_or_else(|| {
+        ApiError::internal(format!("{method} {path} is missing from the role matrix"))
+    })?;
+    let caller = match bearer(&req)? {
+        Some(token) => Some(state.ledger.authenticate(token)?),
+        None => None,
+    };
+    match (row.access, &caller) {
+        (Access::Public, _) => {}
+        (Access::Roles(_), None) => return Err(AuthError::Missing.into()),
+        (Access::Roles(roles), Some(c)) if !roles.contains(&c.role) => {
+            let names: Vec<_> = roles.iter().map(|r| r.as_str()).collect();
+            return Err(AuthError::Forbidden {
+                role: c.role,
+                what: format!("call {method} {path} (allowed: {})", names.join(", ")),
+            }
+            .into());
+        }
+        (Access::Roles(_), Some(_)) => {}
+    }
+    if let Some(caller) = caller {
+        if caller.role == Role::Admin {
+            // Invariant 4: every use of an admin token is on the record,
+            // before the request is served.
+            let mut details = Map::new();
+            details.insert("method".into(), method.clone().into());
+            details.insert("route".into(), path.clone().into());
+            details.insert("uri".into(), req.uri().to_string().into());
+            details.insert("token_id".into(), caller.token_id.clone().into());
+            state
+                .ledger
+                .record(
+                    &caller,
+                    custos_core::entry::actions::TOKEN_USED,
+                    &caller.name,
+                    details,
+                )
+                .await?;
+        }
+        req.extensions_mut().insert(caller);
+    }
+    let mut response = next.run(req).await;
+    response
+        .headers_mut()
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    Ok(response)
+}

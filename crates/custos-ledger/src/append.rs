@@ -1,0 +1,646 @@
+//! The append path: one writer thread that sequences, integrates and
+//! publishes entries in durable batches.
+//!
+//! # The life of an append
+//!
+//! 1. **Admit** (the caller's task, [`crate::Ledger`]). The request is
+//!    checked where it arrived: a dock's envelope is verified against its
+//!    registered key, its manifest opened, its action checked against the
+//!    role. What passes becomes an [`Append`] and is sent on the writer's
+//!    bounded channel (a full channel makes the caller wait: backpressure,
+//!    not unbounded memory). *Crash here:* nothing was written; the caller
+//!    was never acknowledged and retries.
+//! 2. **Sequence** (the writer thread). The writer takes everything waiting,
+//!    up to [`WriterConfig::max_batch`], and for each append in arrival order:
+//!    looks its envelope up in the de-duplication index (a resent envelope
+//!    is answered with its first index and adds nothing), runs its
+//!    [`Guard`] against the state as this batch has left it, assigns
+//!    `seq` = the tree size, `prev` = the previous leaf hash and `time` =
+//!    the ledger's clock, and writes the entry's canonical bytes.
+//!    *Crash here:* nothing was written (all of it is in memory).
+//! 3. **Integrate**. Each entry's leaf hash is appended to a copy of the
+//!    compact range; every perfect-subtree node that completes is put in
+//!    the batch with the entry, its de-duplication key, catalogue and
+//!    state-table rows; then the new compact range and a checkpoint for the
+//!    new tree, signed with the ledger key, are added, and the whole batch
+//!    goes to sled in one `apply_batch` (atomic, also across a crash: after
+//!    recovery either all of the batch is there or none of it).
+//!    *Crash after the apply but before step 4:* the batch may or may not
+//!    have reached the disk, as a whole. Nobody was acknowledged. If it
+//!    did, a dock that resends its envelope gets the stored index back.
+//! 4. **Flush**. `sled::Db::flush` fsyncs the log. When it returns the
+//!    batch is durable. *Crash during the flush:* as in step 3.
+//! 5. **Publish**. The in-memory published state (tree size, root, signed
+//!    checkpoint) moves to the new size, so readers now serve the new
+//!    entries, and every caller of the batch is acknowledged with its
+//!    [`Receipt`]. *Crash here:* the entries are durable and some callers
+//!    were not acknowledged: as in step 3.
+//!
+//! So an acknowledged entry is always durable, and a durable entry always
+//! comes with the tree nodes and the signed checkpoint that cover it: the
+//! stored tree state never lags behind or runs ahead of the entries.
+//!
+//! If sled fails in step 3 or 4 the writer cannot know what reached the
+//! disk, so it stops: this and every later append fail with
+//! [`AppendError::Storage`] until the ledger is restarted, which re-reads
+//! the stored state. Reads keep serving the published (durable) log.
+//!
+//! # What this module must never do
+//!
+//! Reuse an index, write a log key outside the batch of step 3, acknowledge
+//! before step 4 returned, or publish a size whose checkpoint is not stored.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Instant;
+
+use custos_core::checkpoint::Checkpoint;
+use custos_core::dsse::Envelope;
+use custos_core::entry::{Action, Actor, Entry, MAX_ENTRY_BYTES};
+use custos_core::keys::SigningKey;
+use custos_core::manifest::{Manifest, Timestamp};
+use custos_core::merkle::{leaf_hash, CompactRange, Hash, NodeId};
+use serde_json::{Map, Value};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::catalogue;
+use crate::clock::SharedClock;
+use crate::error::{AppendError, StoreError};
+use crate::layout;
+use crate::ledger::{Published, Shared};
+use crate::store::Store;
+use crate::wire::Receipt;
+
+/// How the writer batches; see [`crate::LedgerOptions`].
+#[derive(Debug, Clone, Copy)]
+pub struct WriterConfig {
+    /// Most appends written in one batch (one sled batch, one fsync).
+    pub max_batch: usize,
+    /// Capacity of the channel in front of the writer; callers wait when it
+    /// is full.
+    pub queue: usize,
+}
+
+impl Default for WriterConfig {
+    fn default() -> Self {
+        WriterConfig {
+            // 1024 appends of a few KiB each is a few MiB per sled batch:
+            // large enough that fsync cost is amortised at any realistic
+            // load, small enough that one batch never stalls readers.
+            max_batch: 1024,
+            // Four batches' worth of waiting callers before backpressure.
+            queue: 4096,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Rejections and guards
+
+/// What kind of refusal a [`Rejection`] is; the API maps it to a status code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RejectionKind {
+    /// The request contradicts the state (409).
+    Conflict,
+    /// The request names something that does not exist (404).
+    NotFound,
+    /// The request is malformed for this state (400).
+    Invalid,
+    /// The caller may not do this (403).
+    Forbidden,
+}
+
+/// A guard's (or the catalogue's) refusal of an append: nothing is added.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct Rejection {
+    /// The kind, for the status code.
+    pub kind: RejectionKind,
+    /// A stable machine-readable code (`case_closed`, `segment_exists`...).
+    pub code: String,
+    /// What is wrong, for a person.
+    pub message: String,
+}
+
+impl Rejection {
+    /// A rejection of `kind` with `code` and `message`.
+    pub fn new(kind: RejectionKind, code: &str, message: impl Into<String>) -> Rejection {
+        Rejection {
+            kind,
+            code: code.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Why a guard stopped an append.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GuardError {
+    /// The guard refused the append.
+    #[error(transparent)]
+    Rejected(#[from] Rejection),
+    /// Reading the state failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A check-and-write that runs in the writer, in sequence order, just before
+/// its entry is sequenced: it reads the state tables as the batch has left
+/// them, may refuse the append, and may stage state-table writes that are
+/// applied atomically with the entry. Retrieval uses it for rules such as
+/// "approve only a pending request" without races.
+///
+/// It runs on the writer thread: it must be quick and must not block.
+pub type Guard = Box<dyn FnOnce(&mut StateTx<'_>) -> Result<(), GuardError> + Send>;
+
+/// The state tables as seen by a [`Guard`]: committed rows, overlaid with
+/// the writes of earlier appends of the same batch and this append's own.
+#[derive(Debug)]
+pub struct StateTx<'a> {
+    store: &'a Store,
+    batch: &'a BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    staged: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    seq: u64,
+    time: Timestamp,
+}
+
+impl<'a> StateTx<'a> {
+    fn new(
+        store: &'a Store,
+        batch: &'a BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+        seq: u64,
+        time: Timestamp,
+    ) -> Self {
+        StateTx {
+            store,
+            batch,
+            staged: BTreeMap::new(),
+            seq,
+            time,
+        }
+    }
+
+    /// The index the entry will get if the append goes through.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// The `time` the entry will carry.
+    pub fn time(&self) -> Timestamp {
+        self.time
+    }
+
+    /// Row `key` of `table`.
+    pub fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let full = layout::table_key(table, key);
+        if let Some(v) = self.staged.get(&full).or_else(|| self.batch.get(&full)) {
+            return Ok(v.clone());
+        }
+        Ok(self.store.get(&full)?.map(|v| v.to_vec()))
+    }
+
+    /// Row `key` of `table`, decoded from JSON.
+    pub fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        table: &str,
+        key: &[u8],
+    ) -> Result<Option<T>, StoreError> {
+        let Some(bytes) = self.get(table, key)? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| StoreError::Malformed {
+                what: format!("row {:?} of table {table}", String::from_utf8_lossy(key)),
+                why: e.to_string(),
+            })
+    }
+
+    /// The rows of `table` whose key starts with `prefix`, as this append
+    /// would leave them, in key order (keys without the table prefix).
+    pub fn scan(&self, table: &str, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        let full = layout::table_key(table, prefix);
+        let skip = layout::table_prefix(table).len();
+        let mut rows: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
+        for row in self.store.tree().scan_prefix(&full) {
+            let (k, v) = row.map_err(StoreError::from)?;
+            rows.insert(k.to_vec(), Some(v.to_vec()));
+        }
+        for layer in [self.batch, &self.staged] {
+            for (k, v) in layer.range(full.clone()..) {
+                if !k.starts_with(&full) {
+                    break;
+                }
+                rows.insert(k.clone(), v.clone());
+            }
+        }
+        Ok(rows
+            .into_iter()
+            .filter_map(|(k, v)| Some((k[skip..].to_vec(), v?)))
+            .collect())
+    }
+
+    /// Stage `value` as row `key` of `table`. Panics (a programming error)
+    /// if `table` is not a valid table name.
+    pub fn insert(&mut self, table: &str, key: &[u8], value: Vec<u8>) {
+        assert!(layout::valid_table(table), "invalid table name {table:?}");
+        self.staged
+            .insert(layout::table_key(table, key), Some(value));
+    }
+
+    /// Stage `value`, as JSON, as row `key` of `table`.
+    pub fn insert_json<T: serde::Serialize>(&mut self, table: &str, key: &[u8], value: &T) {
+        // INVARIANT: the state rows are plain data structs whose
+        // serialisation into memory cannot fail.
+        let bytes = serde_json::to_vec(value).expect("INVARIANT: state rows serialise");
+        self.insert(table, key, bytes);
+    }
+
+    /// Stage the removal of row `key` of `table`.
+    pub fn remove(&mut self, table: &str, key: &[u8]) {
+        assert!(layout::valid_table(table), "invalid table name {table:?}");
+        self.staged.insert(layout::table_key(table, key), None);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Appends
+
+/// One entry to append: who, what, to what, details, and optionally the
+/// envelope the actor signed and a [`Guard`].
+pub struct Append {
+    pub(crate) actor: Actor,
+    pub(crate) action: Action,
+    pub(crate) subject: String,
+    pub(crate) details: Map<String, Value>,
+    pub(crate) envelope: Option<Envelope>,
+    pub(crate) guard: Option<Guard>,
+    /// SHA-256 of the envelope's canonical JSON, for de-duplication.
+    pub(crate) dedup: Option<[u8; 32]>,
+    /// The opened manifest of a `segment.ingested` event, for the catalogue.
+    pub(crate) manifest: Option<Box<Manifest>>,
+}
+
+impl std::fmt::Debug for Append {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Append")
+            .field("actor", &self.actor)
+            .field("action", &self.action)
+            .field("subject", &self.subject)
+            .field("guard", &self.guard.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Append {
+    /// An entry by `actor` doing `action` (a dotted name) to `subject`.
+    pub fn new(
+        actor: Actor,
+        action: &str,
+        subject: impl Into<String>,
+    ) -> Result<Append, AppendError> {
+        let action = Action::new(action)?;
+        let subject = subject.into();
+        if subject.is_empty() {
+            return Err(AppendError::Invalid("the subject is empty".into()));
+        }
+        if actor.id.is_empty() {
+            return Err(AppendError::Invalid("the actor id is empty".into()));
+        }
+        Ok(Append {
+            actor,
+            action,
+            subject,
+            details: Map::new(),
+            envelope: None,
+            guard: None,
+            dedup: None,
+            manifest: None,
+        })
+    }
+
+    /// Set the details object.
+    pub fn details(mut self, details: Map<String, Value>) -> Self {
+        self.details = details;
+        self
+    }
+
+    /// Run `guard` in the writer before sequencing (see [`Guard`]).
+    pub fn guard(
+        mut self,
+        guard: impl FnOnce(&mut StateTx<'_>) -> Result<(), GuardError> + Send + 'static,
+    ) -> Self {
+        self.guard = Some(Box::new(guard));
+        self
+    }
+}
+
+/// A message to the writer.
+pub(crate) enum Msg {
+    /// Append this; answer on `reply`.
+    Append {
+        append: Append,
+        reply: oneshot::Sender<Result<Receipt, AppendError>>,
+        queued: Instant,
+    },
+    /// Finish what is queued, flush, stop; then answer.
+    Close(oneshot::Sender<()>),
+}
+
+/// The writer thread's state. Owned by the thread; nobody else touches the
+/// compact range.
+pub(crate) struct Writer {
+    pub(crate) store: Store,
+    pub(crate) key: SigningKey,
+    pub(crate) origin: String,
+    pub(crate) clock: SharedClock,
+    pub(crate) config: WriterConfig,
+    /// The tree as stored and published.
+    pub(crate) range: CompactRange,
+    /// The leaf hash of the last entry, for the next `prev`.
+    pub(crate) last_leaf: Option<Hash>,
+    pub(crate) shared: Arc<Shared>,
+}
+
+/// What happened to one append of a batch.
+enum Outcome {
+    New { seq: u64, leaf: Hash },
+    Duplicate { seq: u64, leaf: Hash },
+    Failed(AppendError),
+}
+
+impl Writer {
+    /// The thread's body: batch until the channel closes or a `Close` comes.
+    pub(crate) fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
+        loop {
+            let Some(first) = rx.blocking_recv() else {
+                break;
+            };
+            let mut batch = Vec::new();
+            let mut close = None;
+            let mut take = |msg: Msg, batch: &mut Vec<_>| match msg {
+                Msg::Append {
+                    append,
+                    reply,
+                    queued,
+                } => batch.push((append, reply, queued)),
+                Msg::Close(done) => close = Some(done),
+            };
+            take(first, &mut batch);
+            while batch.len() < self.config.max_batch {
+                match rx.try_recv() {
+                    Ok(msg) => take(msg, &mut batch),
+                    Err(_) => break,
+                }
+            }
+            if !batch.is_empty() {
+                self.write_batch(batch);
+            }
+            if let Some(done) = close {
+                // Refuse new sends, then write what was already admitted.
+                rx.close();
+                let mut rest = Vec::new();
+                while let Ok(msg) = rx.try_recv() {
+                    if let Msg::Append {
+                        append,
+                        reply,
+                        queued,
+                    } = msg
+                    {
+                        rest.push((append, reply, queued));
+                        if rest.len() == self.config.max_batch {
+                            self.write_batch(std::mem::take(&mut rest));
+                        }
+                    }
+                }
+                if !rest.is_empty() {
+                    self.write_batch(rest);
+                }
+                let _ = self.store.flush();
+                let _ = done.send(());
+                return;
+            }
+        }
+        let _ = self.store.flush();
+    }
+
+    fn write_batch(
+        &mut self,
+        requests: Vec<(
+            Append,
+            oneshot::Sender<Result<Receipt, AppendError>>,
+            Instant,
+        )>,
+    ) {
+        let metrics = &self.shared.metrics;
+        if let Some(refusal) = self.shared.append_refusal() {
+            for (_, reply, _) in requests {
+                metrics.appends.with_label_values(&["failed"]).inc();
+                let _ = reply.send(Err(refusal.clone()));
+            }
+            return;
+        }
+        let started = Instant::now();
+        let mut sled_batch = sled::Batch::default();
+        let mut state: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
+        let mut range = self.range.clone();
+        let mut last_leaf = self.last_leaf;
+        let mut in_batch: HashMap<[u8; 32], (u64, Hash)> = HashMap::new();
+        let mut outcomes = Vec::with_capacity(requests.len());
+        let mut replies = Vec::with_capacity(requests.len());
+
+        for (append, reply, queued) in requests {
+            replies.push((reply, queued));
+            let outcome = self.sequence(
+                append,
+                &mut range,
+                &mut last_leaf,
+                &mut state,
+                &mut in_batch,
+                &mut sled_batch,
+            );
+            outcomes.push(outcome);
+        }
+
+        let new_entries = range.size() - self.range.size();
+        if new_entries > 0 {
+            if let Err(e) = self.commit(&range, state, sled_batch) {
+                let err = AppendError::Storage(e.to_string());
+                tracing::error!(error = %e, "ledger write failed; refusing appends until restart");
+                self.shared.set_storage_failed(e.to_string());
+                for (reply, _) in replies {
+                    metrics.appends.with_label_values(&["failed"]).inc();
+                    let _ = reply.send(Err(err.clone()));
+                }
+                return;
+            }
+            self.range = range;
+            self.last_leaf = last_leaf;
+            metrics.batch_size.observe(new_entries as f64);
+            metrics
+                .flush_seconds
+                .observe(started.elapsed().as_secs_f64());
+        }
+        let size = self.shared.published().size;
+        for ((reply, queued), outcome) in replies.into_iter().zip(outcomes) {
+            let result = match outcome {
+                Outcome::New { seq, leaf } => {
+                    metrics.appends.with_label_values(&["new"]).inc();
+                    Ok(Receipt {
+                        seq,
+                        leaf_hash: leaf,
+                        size,
+                        duplicate: false,
+                    })
+                }
+                Outcome::Duplicate { seq, leaf } => {
+                    metrics.appends.with_label_values(&["duplicate"]).inc();
+                    Ok(Receipt {
+                        seq,
+                        leaf_hash: leaf,
+                        size,
+                        duplicate: true,
+                    })
+                }
+                Outcome::Failed(e) => {
+                    let label = match e {
+                        AppendError::Rejected(_) | AppendError::Invalid(_) => "rejected",
+                        _ => "failed",
+                    };
+                    metrics.appends.with_label_values(&[label]).inc();
+                    Err(e)
+                }
+            };
+            metrics
+                .append_seconds
+                .observe(queued.elapsed().as_secs_f64());
+            let _ = reply.send(result);
+        }
+    }
+
+    /// Steps 2 and 3 for one append: sequence it and stage its writes.
+    fn sequence(
+        &self,
+        append: Append,
+        range: &mut CompactRange,
+        last_leaf: &mut Option<Hash>,
+        state: &mut BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+        in_batch: &mut HashMap<[u8; 32], (u64, Hash)>,
+        sled_batch: &mut sled::Batch,
+    ) -> Outcome {
+        if let Some(digest) = append.dedup {
+            if let Some(&(seq, leaf)) = in_batch.get(&digest) {
+                return Outcome::Duplicate { seq, leaf };
+            }
+            match self.lookup_duplicate(&digest) {
+                Ok(Some((seq, leaf))) => return Outcome::Duplicate { seq, leaf },
+                Ok(None) => {}
+                Err(e) => return Outcome::Failed(e),
+            }
+        }
+        let seq = range.size();
+        let time = self.clock.now();
+        let mut tx = StateTx::new(&self.store, state, seq, time);
+        if let Some(guard) = append.guard {
+            match guard(&mut tx) {
+                Ok(()) => {}
+                Err(GuardError::Rejected(r)) => return Outcome::Failed(AppendError::Rejected(r)),
+                Err(GuardError::Store(e)) => {
+                    return Outcome::Failed(AppendError::Storage(e.to_string()))
+                }
+            }
+        }
+        let entry = Entry {
+            seq,
+            time,
+            prev: *last_leaf,
+            actor: append.actor,
+            action: append.action,
+            subject: append.subject,
+            details: append.details,
+            envelope: append.envelope,
+        };
+        let bytes = match entry.to_bytes() {
+            Ok(b) if b.len() <= MAX_ENTRY_BYTES => b,
+            Ok(b) => {
+                return Outcome::Failed(AppendError::Invalid(format!(
+                    "the entry would be {} bytes, more than the {MAX_ENTRY_BYTES} a ledger entry may hold",
+                    b.len()
+                )))
+            }
+            Err(e) => return Outcome::Failed(e.into()),
+        };
+        match catalogue::index(&mut tx, &entry, append.manifest.as_deref()) {
+            Ok(()) => {}
+            Err(GuardError::Rejected(r)) => return Outcome::Failed(AppendError::Rejected(r)),
+            Err(GuardError::Store(e)) => {
+                return Outcome::Failed(AppendError::Storage(e.to_string()))
+            }
+        }
+        let staged = tx.staged;
+        state.extend(staged);
+
+        let leaf = leaf_hash(&bytes);
+        for (id, hash) in range.append(leaf) {
+            sled_batch.insert(&layout::node_key(id)[..], &hash.as_bytes()[..]);
+        }
+        sled_batch.insert(&layout::entry_key(seq)[..], bytes);
+        if let Some(digest) = append.dedup {
+            sled_batch.insert(&layout::dedup_key(&digest)[..], &seq.to_be_bytes()[..]);
+            in_batch.insert(digest, (seq, leaf));
+        }
+        *last_leaf = Some(leaf);
+        Outcome::New { seq, leaf }
+    }
+
+    fn lookup_duplicate(&self, digest: &[u8; 32]) -> Result<Option<(u64, Hash)>, AppendError> {
+        let storage = |e: String| AppendError::Storage(e);
+        let Some(seq) = self
+            .store
+            .dedup(digest)
+            .map_err(|e| storage(e.to_string()))?
+        else {
+            return Ok(None);
+        };
+        let leaf = self
+            .store
+            .node(NodeId::leaf(seq))
+            .map_err(|e| storage(e.to_string()))?
+            .ok_or_else(|| storage(format!("the leaf hash of duplicate entry {seq} is missing")))?;
+        Ok(Some((seq, leaf)))
+    }
+
+    /// Steps 3 (the apply), 4 and 5.
+    fn commit(
+        &self,
+        range: &CompactRange,
+        state: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+        mut sled_batch: sled::Batch,
+    ) -> Result<(), StoreError> {
+        for (key, value) in state {
+            match value {
+                Some(v) => sled_batch.insert(key, v),
+                None => sled_batch.remove(key),
+            }
+        }
+        let root = range.root();
+        let checkpoint = Checkpoint::new(&self.origin, range.size(), root)
+            .map_err(|e| StoreError::Malformed {
+                what: "the new checkpoint".into(),
+                why: e.to_string(),
+            })?
+            .sign(&self.key);
+        sled_batch.insert(layout::META_TREE, range.to_bytes());
+        sled_batch.insert(layout::META_CHECKPOINT, checkpoint.as_bytes());
+        self.store.tree().apply_batch(sled_batch)?;
+        self.store.flush()?;
+        self.shared.publish(Published {
+            size: range.size(),
+            root,
+            checkpoint: checkpoint.into(),
+        });
+        Ok(())
+    }
+}

@@ -1,0 +1,369 @@
+//! Load generator and fixture builder for `benches/ledger-append.sh`, and a
+//! `serve` that runs exactly what `custos ledger serve` runs (the crash
+//! tests start it as a real process).
+//!
+//! ```text
+//! custos-ledger-bench setup --dir DIR            keys, config, a dock token (DIR/dock.token)
+//! custos-ledger-bench serve --config FILE        the ledger API (prints "listening on URL")
+//! custos-ledger-bench append --url URL --dir DIR --clients N --count M
+//! custos-ledger-bench bulk-load --config FILE --count N
+//! custos-ledger-bench startup --config FILE      time Ledger::open
+//! custos-ledger-bench proofs --url URL --count N inclusion-proof latency over HTTP
+//! ```
+//!
+//! Every figure it prints is measured, never estimated. It only talks to the
+//! URL it is given (loopback in the script), with bounded request counts.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use custos_core::config::Config;
+use custos_core::entry::{Actor, ActorKind, Event};
+use custos_core::keys::SigningKey;
+use custos_core::manifest::Timestamp;
+use custos_ledger::serve::{self, ServeOptions};
+use custos_ledger::{offline, Append, Ledger, LedgerClient, LedgerOptions, Role};
+
+#[derive(Debug, Parser)]
+#[command(name = "custos-ledger-bench")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Write DIR/ledger.key, DIR/dock-bench.key, DIR/custos.toml and a dock token.
+    Setup {
+        #[arg(long)]
+        dir: PathBuf,
+        /// Listen address written into the config.
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: String,
+    },
+    /// Serve the ledger API, as `custos ledger serve` does.
+    Serve {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Durable appends over HTTP with N concurrent clients.
+    Append {
+        #[arg(long)]
+        url: String,
+        /// The setup directory (dock key and token).
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 1)]
+        clients: usize,
+        #[arg(long, default_value_t = 2000)]
+        count: usize,
+        /// Print each acknowledged "seq leaf_hash" to this file.
+        #[arg(long)]
+        acks: Option<PathBuf>,
+    },
+    /// Append N entries through the internal API (fixture building).
+    BulkLoad {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        count: u64,
+    },
+    /// Time opening the ledger (the service's start-up), several times.
+    Startup {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long, default_value_t = 5)]
+        repeat: usize,
+    },
+    /// Inclusion-proof latency over HTTP at the current tree size.
+    Proofs {
+        #[arg(long)]
+        url: String,
+        #[arg(long, default_value_t = 5000)]
+        count: usize,
+    },
+}
+
+fn load_config(path: &Path) -> anyhow::Result<Config> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let base = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .canonicalize()?;
+    Ok(Config::parse(&text, &base, std::env::vars())?)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn report(what: &str, n: usize, elapsed: Duration, mut lat: Vec<Duration>) {
+    lat.sort_unstable();
+    println!(
+        "{what}: {n} in {:.3} s = {:.0}/s; latency p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
+        elapsed.as_secs_f64(),
+        n as f64 / elapsed.as_secs_f64(),
+        percentile(&lat, 0.50).as_secs_f64() * 1e3,
+        percentile(&lat, 0.99).as_secs_f64() * 1e3,
+        percentile(&lat, 1.0).as_secs_f64() * 1e3,
+    );
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("custos-ledger-bench: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Cmd::Setup { dir, listen } => setup(&dir, &listen),
+        Cmd::Serve { config } => {
+            let cfg = load_config(&config)?;
+            serve::init_logging();
+            serve::run_blocking(ServeOptions::from_config(&cfg), |server| {
+                println!("listening on {}", server.url());
+            })?;
+            Ok(())
+        }
+        Cmd::Append {
+            url,
+            dir,
+            clients,
+            count,
+            acks,
+        } => runtime()?.block_on(append(&url, &dir, clients, count, acks.as_deref())),
+        Cmd::BulkLoad { config, count } => runtime()?.block_on(bulk_load(&config, count)),
+        Cmd::Startup { config, repeat } => startup(&config, repeat),
+        Cmd::Proofs { url, count } => runtime()?.block_on(proofs(&url, count)),
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn setup(dir: &Path, listen: &str) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let ledger_key = dir.join("ledger.key");
+    let dock_key = dir.join("dock-bench.key");
+    for (path, name) in [(&ledger_key, "ledger"), (&dock_key, "dock-bench")] {
+        if !path.exists() {
+            SigningKey::generate(name, &mut rand_core::OsRng)?.save(path)?;
+        }
+    }
+    let config = dir.join("custos.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[ledger]\nlisten = \"{listen}\"\ndata_dir = \"./ledger\"\norigin = \"bench.custos.local/ledger\"\nkey_file = \"./ledger.key\"\n"
+        ),
+    )?;
+    let cfg = load_config(&config)?;
+    let dock = SigningKey::load(&dock_key)?;
+    let token = offline::create_token(
+        LedgerOptions::new(&cfg.ledger.data_dir, &cfg.ledger.origin),
+        &cfg.ledger.key_file,
+        Actor {
+            kind: ActorKind::Admin,
+            id: "bench-setup".into(),
+        },
+        Role::Dock,
+        "dock-bench",
+        Some(dock.verifier_key()),
+    )?;
+    std::fs::write(dir.join("dock.token"), &token.token)?;
+    println!("{}", config.display());
+    Ok(())
+}
+
+/// Pre-signed events (signing is the dock's cost, not the ledger's).
+fn events(dir: &Path, count: usize) -> anyhow::Result<Vec<custos_core::dsse::Envelope>> {
+    let key = SigningKey::load(&dir.join("dock-bench.key"))?;
+    let now = Timestamp::from_offset_datetime(time::OffsetDateTime::now_utc())?;
+    let run = Instant::now().elapsed().as_nanos() ^ u128::from(std::process::id());
+    (0..count)
+        .map(|i| {
+            let mut details = serde_json::Map::new();
+            details.insert("slot".into(), (i % 20).into());
+            details.insert("run".into(), run.to_string().into());
+            let event = Event::new("recorder.docked", format!("recorder-{i:07}"), details, now)?;
+            Ok(event.sign(&key)?)
+        })
+        .collect()
+}
+
+async fn append(
+    url: &str,
+    dir: &Path,
+    clients: usize,
+    count: usize,
+    acks: Option<&Path>,
+) -> anyhow::Result<()> {
+    let token = std::fs::read_to_string(dir.join("dock.token"))?;
+    let client = LedgerClient::new(url, Some(token.trim()))?;
+    let envelopes = Arc::new(events(dir, count)?);
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..clients.max(1) {
+        let (client, envelopes, next) = (client.clone(), envelopes.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut out = Vec::new();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(env) = envelopes.get(i) else { break };
+                let t = Instant::now();
+                let receipt = client.append_envelope(env).await?;
+                out.push((t.elapsed(), receipt));
+            }
+            anyhow::Ok(out)
+        }));
+    }
+    let mut latencies = Vec::with_capacity(count);
+    let mut lines = String::new();
+    for task in tasks {
+        for (lat, receipt) in task.await?? {
+            latencies.push(lat);
+            if acks.is_some() {
+                lines.push_str(&format!("{} {}\n", receipt.seq, receipt.leaf_hash));
+            }
+        }
+    }
+    let elapsed = started.elapsed();
+    if let Some(path) = acks {
+        std::fs::write(path, lines)?;
+    }
+    report(
+        &format!("durable appends over HTTP, {clients} clients"),
+        latencies.len(),
+        elapsed,
+        latencies,
+    );
+    Ok(())
+}
+
+async fn bulk_load(config: &Path, count: u64) -> anyhow::Result<()> {
+    let cfg = load_config(config)?;
+    let key = SigningKey::load(&cfg.ledger.key_file)?;
+    let ledger = Ledger::open(
+        LedgerOptions::new(&cfg.ledger.data_dir, &cfg.ledger.origin),
+        key,
+    )?;
+    let before = ledger.published().size;
+    let started = Instant::now();
+    // Keep a few thousand appends in flight so the writer fills its batches.
+    let in_flight = 4096u64;
+    let mut next = 0u64;
+    let mut set = tokio::task::JoinSet::new();
+    while next < count || !set.is_empty() {
+        while next < count && (set.len() as u64) < in_flight {
+            let ledger = ledger.clone();
+            let i = next;
+            set.spawn(async move {
+                let actor = Actor {
+                    kind: ActorKind::Auditor,
+                    id: "bench-loader".into(),
+                };
+                let mut details = serde_json::Map::new();
+                details.insert("n".into(), i.into());
+                ledger
+                    .append(
+                        Append::new(actor, "audit.scrubbed", format!("object-{i:08}"))?
+                            .details(details),
+                    )
+                    .await?;
+                anyhow::Ok(())
+            });
+            next += 1;
+        }
+        if let Some(done) = set.join_next().await {
+            done??;
+        }
+    }
+    let elapsed = started.elapsed();
+    let size = ledger.published().size;
+    ledger.close().await;
+    println!(
+        "bulk load: {} entries in {:.1} s ({:.0}/s); tree size {before} -> {size}",
+        size - before,
+        elapsed.as_secs_f64(),
+        (size - before) as f64 / elapsed.as_secs_f64()
+    );
+    Ok(())
+}
+
+fn startup(config: &Path, repeat: usize) -> anyhow::Result<()> {
+    let cfg = load_config(config)?;
+    let mut times = Vec::new();
+    let mut size = 0;
+    for _ in 0..repeat.max(1) {
+        let key = SigningKey::load(&cfg.ledger.key_file)?;
+        let started = Instant::now();
+        let ledger = Ledger::open(
+            LedgerOptions::new(&cfg.ledger.data_dir, &cfg.ledger.origin),
+            key,
+        )?;
+        times.push(started.elapsed());
+        size = ledger.published().size;
+        runtime()?.block_on(ledger.close());
+        drop(ledger);
+    }
+    times.sort_unstable();
+    println!(
+        "start-up (open + check) at {size} entries: min {:.1} ms, median {:.1} ms, max {:.1} ms over {} runs",
+        times[0].as_secs_f64() * 1e3,
+        percentile(&times, 0.5).as_secs_f64() * 1e3,
+        percentile(&times, 1.0).as_secs_f64() * 1e3,
+        times.len()
+    );
+    Ok(())
+}
+
+async fn proofs(url: &str, count: usize) -> anyhow::Result<()> {
+    let client = LedgerClient::new(url, None)?;
+    let text = client.checkpoint().await?;
+    let size: u64 = text
+        .lines()
+        .nth(1)
+        .context("checkpoint has no size line")?
+        .parse()?;
+    anyhow::ensure!(size > 0, "the log is empty");
+    // A fixed-seed xorshift: the same indexes every run.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut lat = Vec::with_capacity(count);
+    let started = Instant::now();
+    for _ in 0..count {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let index = x % size;
+        let t = Instant::now();
+        let proof = client.inclusion_proof(index, size).await?;
+        lat.push(t.elapsed());
+        anyhow::ensure!(proof.index == index && proof.size == size, "wrong proof");
+    }
+    report(
+        &format!("inclusion proofs over HTTP at size {size}"),
+        count,
+        started.elapsed(),
+        lat,
+    );
+    Ok(())
+}

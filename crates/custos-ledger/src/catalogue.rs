@@ -1,0 +1,393 @@
+//! The catalogue: what footage exists, found by segment, recorder, officer,
+//! recording time and case, derived from the log as it is appended.
+//!
+//! The catalogue is an index, never a second source of truth: every row is
+//! written by the writer in the same batch as the entry it derives from
+//! ([`index`] runs inside [`crate::append`]'s step 2), so the catalogue and
+//! the log cannot disagree after a crash. Rows:
+//!
+//! | table | key | value |
+//! | --- | --- | --- |
+//! | [`SEGMENTS`] | segment id | [`SegmentRecord`] (JSON) |
+//! | [`SEGMENT_ENTRIES`] | (segment, seq BE) | empty: every entry about the segment |
+//! | [`BY_RECORDER`] | (recorder, start time, segment) | empty |
+//! | [`BY_OFFICER`] | (officer, start time, segment) | empty |
+//! | [`BY_TIME`] | (start time, segment) | empty |
+//! | [`BY_CASE`] | (case, segment) | empty |
+//! | [`SEGMENT_CASES`] | (segment, case) | empty |
+//!
+//! (keys are [`crate::layout::composite`]; times are
+//! [`crate::layout::time_key`] of `recorded.start`).
+//!
+//! Which entries feed it:
+//!
+//! - `segment.ingested` creates the segment from the manifest the ledger
+//!   opened at admission (`details.manifest`, a DSSE envelope signed by the
+//!   dock). A second ingest of the same id is accepted only with the same
+//!   SHA-256 and object key (a re-ingest of the same bytes); other bytes
+//!   under a known id are refused: an id, like an object key, names one
+//!   recording forever;
+//! - `segment.verified` and `segment.wiped` record their seq on the segment,
+//!   which must exist;
+//! - `case.segment_linked` (subject: the case id, `details.segment_id`)
+//!   links the segment, which must exist, to the case;
+//! - any entry whose subject, `details.segment_id` or `details.segments`
+//!   (an array of ids) names a known segment is listed among that segment's
+//!   entries, which `/v1/segments/{id}/custody` serves with proofs.
+//!
+//! This module must never write outside the batch it is handed, and never
+//! refuse an entry for a reason that is not about the catalogue.
+
+use custos_core::entry::{actions, Entry};
+use custos_core::manifest::{Manifest, Timestamp};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::append::{GuardError, Rejection, RejectionKind, StateTx};
+use crate::error::StoreError;
+use crate::layout::{composite, split_composite, time_key};
+use crate::store::Store;
+
+/// Table: segment id → [`SegmentRecord`].
+pub const SEGMENTS: &str = "segments";
+/// Table: (segment, seq) → every entry about a segment.
+pub const SEGMENT_ENTRIES: &str = "segment_entries";
+/// Table: (recorder, start, segment).
+pub const BY_RECORDER: &str = "by_recorder";
+/// Table: (officer, start, segment).
+pub const BY_OFFICER: &str = "by_officer";
+/// Table: (start, segment).
+pub const BY_TIME: &str = "by_time";
+/// Table: (case, segment).
+pub const BY_CASE: &str = "by_case";
+/// Table: (segment, case).
+pub const SEGMENT_CASES: &str = "segment_cases";
+
+/// Most results one search returns.
+pub const MAX_SEARCH_RESULTS: usize = 1000;
+/// Results a search returns when it names no limit.
+pub const DEFAULT_SEARCH_RESULTS: usize = 100;
+
+/// What the catalogue knows about one segment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SegmentRecord {
+    /// The segment id.
+    pub segment_id: String,
+    /// The signed manifest's content (the signed bytes are in entry
+    /// `ingested_seq`'s `details.manifest`).
+    #[schema(value_type = Object)]
+    pub manifest: Manifest,
+    /// The entry that ingested it.
+    pub ingested_seq: u64,
+    /// The entry that recorded its verification in storage, once there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified_seq: Option<u64>,
+    /// The entry that recorded its removal from the recorder, once there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wiped_seq: Option<u64>,
+    /// Cases it is linked to, in link order.
+    #[serde(default)]
+    pub cases: Vec<String>,
+}
+
+impl SegmentRecord {
+    /// `ingested`, `verified` or `wiped` (removed from the recorder after
+    /// verification; still stored).
+    pub fn status(&self) -> &'static str {
+        match (self.verified_seq, self.wiped_seq) {
+            (_, Some(_)) => "wiped",
+            (Some(_), None) => "verified",
+            (None, None) => "ingested",
+        }
+    }
+}
+
+fn segment_key(id: &str) -> Vec<u8> {
+    id.as_bytes().to_vec()
+}
+
+/// Update the catalogue for `entry` (see the module documentation); called
+/// by the writer with the state as the batch left it.
+pub(crate) fn index(
+    tx: &mut StateTx<'_>,
+    entry: &Entry,
+    manifest: Option<&Manifest>,
+) -> Result<(), GuardError> {
+    let action = entry.action.as_str();
+    if action == actions::SEGMENT_INGESTED {
+        let Some(manifest) = manifest else {
+            return Err(Rejection::new(
+                RejectionKind::Invalid,
+                "bad_manifest",
+                "segment.ingested needs the segment's signed manifest in details.manifest",
+            )
+            .into());
+        };
+        ingest(tx, entry, manifest)?;
+    }
+    if action == actions::SEGMENT_VERIFIED || action == actions::SEGMENT_WIPED {
+        let mut record = existing(tx, &entry.subject, action)?;
+        let slot = if action == actions::SEGMENT_VERIFIED {
+            &mut record.verified_seq
+        } else {
+            &mut record.wiped_seq
+        };
+        slot.get_or_insert(entry.seq);
+        tx.insert_json(SEGMENTS, &segment_key(&record.segment_id), &record);
+    }
+    if action == actions::CASE_SEGMENT_LINKED {
+        let Some(segment) = entry.details.get("segment_id").and_then(|v| v.as_str()) else {
+            return Err(Rejection::new(
+                RejectionKind::Invalid,
+                "bad_details",
+                "case.segment_linked needs details.segment_id",
+            )
+            .into());
+        };
+        let mut record = existing(tx, segment, action)?;
+        let case = entry.subject.as_str();
+        if !record.cases.iter().any(|c| c == case) {
+            record.cases.push(case.to_owned());
+            tx.insert_json(SEGMENTS, &segment_key(segment), &record);
+            tx.insert(
+                BY_CASE,
+                &composite(&[case.as_bytes(), segment.as_bytes()]),
+                Vec::new(),
+            );
+            tx.insert(
+                SEGMENT_CASES,
+                &composite(&[segment.as_bytes(), case.as_bytes()]),
+                Vec::new(),
+            );
+        }
+    }
+    for segment in segments_named(entry) {
+        if tx.get(SEGMENTS, &segment_key(segment))?.is_some() {
+            tx.insert(
+                SEGMENT_ENTRIES,
+                &composite(&[segment.as_bytes(), &entry.seq.to_be_bytes()]),
+                Vec::new(),
+            );
+        }
+    }
+    Ok(())
+}
+
+fn ingest(tx: &mut StateTx<'_>, entry: &Entry, manifest: &Manifest) -> Result<(), GuardError> {
+    let id = manifest.segment_id.as_str();
+    if id != entry.subject {
+        return Err(Rejection::new(
+            RejectionKind::Invalid,
+            "bad_manifest",
+            format!(
+                "the manifest is for segment {id:?} but the event's subject is {:?}",
+                entry.subject
+            ),
+        )
+        .into());
+    }
+    if let Some(old) = tx.get_json::<SegmentRecord>(SEGMENTS, &segment_key(id))? {
+        let same = old.manifest.digests.sha256 == manifest.digests.sha256
+            && old.manifest.object.key == manifest.object.key;
+        if same {
+            return Ok(());
+        }
+        return Err(Rejection::new(
+            RejectionKind::Conflict,
+            "segment_exists",
+            format!(
+                "segment {id:?} was ingested at entry {} with {} at object key {:?}; an id names one recording and is never reused",
+                old.ingested_seq, old.manifest.digests.sha256, old.manifest.object.key
+            ),
+        )
+        .into());
+    }
+    let record = SegmentRecord {
+        segment_id: id.to_owned(),
+        manifest: manifest.clone(),
+        ingested_seq: entry.seq,
+        verified_seq: None,
+        wiped_seq: None,
+        cases: Vec::new(),
+    };
+    let start = time_key(manifest.recorded.start.unix_nanos());
+    tx.insert_json(SEGMENTS, &segment_key(id), &record);
+    tx.insert(
+        BY_RECORDER,
+        &composite(&[manifest.recorder.id.as_bytes(), &start, id.as_bytes()]),
+        Vec::new(),
+    );
+    tx.insert(
+        BY_OFFICER,
+        &composite(&[manifest.officer_id.as_bytes(), &start, id.as_bytes()]),
+        Vec::new(),
+    );
+    tx.insert(BY_TIME, &composite(&[&start, id.as_bytes()]), Vec::new());
+    Ok(())
+}
+
+fn existing(tx: &StateTx<'_>, segment: &str, action: &str) -> Result<SegmentRecord, GuardError> {
+    tx.get_json::<SegmentRecord>(SEGMENTS, &segment_key(segment))?
+        .ok_or_else(|| {
+            Rejection::new(
+                RejectionKind::NotFound,
+                "unknown_segment",
+                format!("{action}: segment {segment:?} was never ingested"),
+            )
+            .into()
+        })
+}
+
+/// The segment ids an entry names: its subject, `details.segment_id` and
+/// the strings of `details.segments`.
+fn segments_named(entry: &Entry) -> Vec<&str> {
+    let mut out = vec![entry.subject.as_str()];
+    if let Some(id) = entry.details.get("segment_id").and_then(|v| v.as_str()) {
+        out.push(id);
+    }
+    if let Some(list) = entry.details.get("segments").and_then(|v| v.as_array()) {
+        out.extend(list.iter().filter_map(|v| v.as_str()));
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+// ---------------------------------------------------------------------------
+// Reading
+
+/// One segment's record.
+pub fn segment(store: &Store, id: &str) -> Result<Option<SegmentRecord>, StoreError> {
+    store.table_get_json(SEGMENTS, &segment_key(id))
+}
+
+/// The seqs of every entry about a segment, in log order.
+pub fn segment_entries(store: &Store, id: &str) -> Result<Vec<u64>, StoreError> {
+    let prefix = composite(&[id.as_bytes()]);
+    let mut seqs = Vec::new();
+    for row in store.table_scan(SEGMENT_ENTRIES, &prefix) {
+        let (key, _) = row?;
+        let seq = split_composite(&key)
+            .and_then(|parts| <[u8; 8]>::try_from(*parts.get(1)?).ok())
+            .ok_or_else(|| StoreError::Malformed {
+                what: format!("custody index row of segment {id:?}"),
+                why: "not a (segment, seq) key".into(),
+            })?;
+        seqs.push(u64::from_be_bytes(seq));
+    }
+    Ok(seqs)
+}
+
+/// A catalogue search: every given criterion must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SegmentQuery {
+    /// Officer id.
+    pub officer: Option<String>,
+    /// Recorder id.
+    pub recorder: Option<String>,
+    /// Recording started at or after this instant (RFC 3339).
+    pub from: Option<String>,
+    /// Recording started before this instant (RFC 3339).
+    pub to: Option<String>,
+    /// Linked to this case.
+    pub case: Option<String>,
+    /// Most results (default 100, at most 1000).
+    pub limit: Option<usize>,
+}
+
+/// Why a search is malformed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SearchError {
+    /// `from` or `to` is not an RFC 3339 date-time.
+    #[error("{param}={value:?} is not an RFC 3339 date-time such as 2024-05-01T08:30:00Z")]
+    BadTime {
+        /// `from` or `to`.
+        param: &'static str,
+        /// The value given.
+        value: String,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn parse_time(param: &'static str, value: &Option<String>) -> Result<Option<i128>, SearchError> {
+    let Some(text) = value else { return Ok(None) };
+    let parsed = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .ok()
+        .and_then(|t| Timestamp::from_offset_datetime(t).ok())
+        .ok_or_else(|| SearchError::BadTime {
+            param,
+            value: text.clone(),
+        })?;
+    Ok(Some(parsed.unix_nanos()))
+}
+
+/// Run a search: the most selective index given (case, recorder, officer,
+/// else recording time), then the other criteria on each record. Results in
+/// the index's order (by recording start within a recorder, officer or the
+/// whole catalogue; by segment id within a case).
+pub fn search(store: &Store, query: &SegmentQuery) -> Result<Vec<SegmentRecord>, SearchError> {
+    let from = parse_time("from", &query.from)?;
+    let to = parse_time("to", &query.to)?;
+    let limit = query
+        .limit
+        .unwrap_or(DEFAULT_SEARCH_RESULTS)
+        .clamp(1, MAX_SEARCH_RESULTS);
+    let lo = time_key(from.unwrap_or(i128::MIN / 2));
+    let hi = time_key(to.unwrap_or(i128::MAX / 2));
+
+    // (table, start, end, index of the segment part in the key)
+    let scan: (&str, Vec<u8>, Vec<u8>, usize) = if let Some(case) = &query.case {
+        let p = composite(&[case.as_bytes()]);
+        let mut end = p.clone();
+        end.push(0xff);
+        (BY_CASE, p, end, 1)
+    } else if let Some(rec) = &query.recorder {
+        (
+            BY_RECORDER,
+            composite(&[rec.as_bytes(), &lo]),
+            composite(&[rec.as_bytes(), &hi]),
+            2,
+        )
+    } else if let Some(officer) = &query.officer {
+        (
+            BY_OFFICER,
+            composite(&[officer.as_bytes(), &lo]),
+            composite(&[officer.as_bytes(), &hi]),
+            2,
+        )
+    } else {
+        (BY_TIME, composite(&[&lo]), composite(&[&hi]), 1)
+    };
+    let (table, start, end, part) = scan;
+    let mut out = Vec::new();
+    for row in store.table_range(table, &start, &end) {
+        let (key, _) = row?;
+        let Some(id) = split_composite(&key)
+            .and_then(|parts| parts.get(part).copied())
+            .and_then(|b| std::str::from_utf8(b).ok())
+        else {
+            continue;
+        };
+        let Some(record) = segment(store, id)? else {
+            continue;
+        };
+        let m = &record.manifest;
+        let start = m.recorded.start.unix_nanos();
+        let keep = query.officer.as_ref().is_none_or(|o| *o == m.officer_id)
+            && query.recorder.as_ref().is_none_or(|r| *r == m.recorder.id)
+            && query.case.as_ref().is_none_or(|c| record.cases.contains(c))
+            && from.is_none_or(|f| start >= f)
+            && to.is_none_or(|t| start < t);
+        if keep {
+            out.push(record);
+            if out.len() == limit {
+                break;
+            }
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,408 @@
+//! [`LedgerClient`]: the typed HTTP client of the ledger API, for the dock
+//! and the command line.
+//!
+//! Each method is one route of DESIGN.md's API and returns its typed answer
+//! ([`crate::wire`]). Errors say whether retrying can help
+//! ([`ClientError::is_retryable`]): an unreachable ledger or a 5xx is worth
+//! retrying (the offline queue of [`crate::queue`] does exactly that), a
+//! 4xx is not.
+//!
+//! The client never logs or displays its bearer token.
+
+use std::time::Duration;
+
+use custos_core::checkpoint::{Checkpoint, CheckpointError};
+use custos_core::dsse::Envelope;
+use custos_core::keys::VerifierKey;
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+use url::Url;
+
+use crate::catalogue::SegmentQuery;
+use crate::wire::{
+    ConsistencyProof, Custody, EntryLine, ErrorBody, Health, InclusionProof, Receipt,
+    SearchResults, SegmentView,
+};
+
+/// What went wrong talking to the ledger.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The base URL is not an http(s) URL.
+    #[error("bad ledger URL {url:?}: {why}")]
+    BadUrl {
+        /// The URL given.
+        url: String,
+        /// What is wrong.
+        why: String,
+    },
+    /// The ledger could not be reached, or did not answer in time.
+    #[error("cannot reach the ledger at {url}: {source}")]
+    Unreachable {
+        /// The request URL.
+        url: String,
+        /// The transport error.
+        source: reqwest::Error,
+    },
+    /// The ledger refused the request (4xx): retrying the same request will
+    /// not help.
+    #[error("the ledger refused {url}: {status} {code}: {message}")]
+    Rejected {
+        /// The request URL.
+        url: String,
+        /// The status code.
+        status: u16,
+        /// The error code.
+        code: String,
+        /// The ledger's message.
+        message: String,
+    },
+    /// The ledger failed (5xx): retry later.
+    #[error("the ledger failed on {url}: {status} {code}: {message}")]
+    Server {
+        /// The request URL.
+        url: String,
+        /// The status code.
+        status: u16,
+        /// The error code.
+        code: String,
+        /// The ledger's message.
+        message: String,
+    },
+    /// The answer is not what the API promises.
+    #[error("unexpected answer from the ledger at {url}: {why}")]
+    BadResponse {
+        /// The request URL.
+        url: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// The checkpoint does not open with the expected key and origin.
+    #[error("the ledger's checkpoint does not verify: {0}")]
+    Checkpoint(#[from] CheckpointError),
+}
+
+impl ClientError {
+    /// Whether the same request may succeed later (unreachable, 5xx).
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            ClientError::Unreachable { .. } | ClientError::Server { .. }
+        )
+    }
+}
+
+/// A client of one ledger, with one bearer token.
+#[derive(Clone)]
+pub struct LedgerClient {
+    http: reqwest::Client,
+    base: Url,
+    token: Option<String>,
+}
+
+impl std::fmt::Debug for LedgerClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LedgerClient")
+            .field("base", &self.base.as_str())
+            .field("token", &self.token.as_ref().map(|_| "<secret>"))
+            .finish()
+    }
+}
+
+/// How long one request may take by default: a durable append takes
+/// milliseconds; a minute covers a page of entries on a slow link.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long connecting may take before the ledger counts as unreachable.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl LedgerClient {
+    /// A client of the ledger at `base_url` (`http(s)://host:port`), with
+    /// `token` if the routes used need one.
+    pub fn new(base_url: &str, token: Option<&str>) -> Result<LedgerClient, ClientError> {
+        Self::with_timeout(base_url, token, DEFAULT_TIMEOUT)
+    }
+
+    /// [`LedgerClient::new`] with another request timeout.
+    pub fn with_timeout(
+        base_url: &str,
+        token: Option<&str>,
+        timeout: Duration,
+    ) -> Result<LedgerClient, ClientError> {
+        let bad = |why: &str| ClientError::BadUrl {
+            url: base_url.to_owned(),
+            why: why.to_owned(),
+        };
+        let base = Url::parse(base_url).map_err(|e| bad(&e.to_string()))?;
+        if !matches!(base.scheme(), "http" | "https") {
+            return Err(bad("the scheme must be http or https"));
+        }
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(CONNECT_TIMEOUT)
+            .build()
+            .map_err(|e| bad(&e.to_string()))?;
+        Ok(LedgerClient {
+            http,
+            base,
+            token: token.map(str::to_owned),
+        })
+    }
+
+    /// The ledger's base URL.
+    pub fn base_url(&self) -> &Url {
+        &self.base
+    }
+
+    fn url(&self, path: &str) -> Result<Url, ClientError> {
+        self.base.join(path).map_err(|e| ClientError::BadUrl {
+            url: format!("{}{path}", self.base),
+            why: e.to_string(),
+        })
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<Vec<u8>>,
+    ) -> Result<(StatusCode, bytes::Bytes, String), ClientError> {
+        let url = self.url(path)?;
+        let shown = url.to_string();
+        let mut req = self.http.request(method, url).query(query);
+        if let Some(token) = &self.token {
+            req = req.header(AUTHORIZATION, format!("Bearer {token}"));
+        }
+        if let Some(body) = body {
+            req = req.header(CONTENT_TYPE, "application/json").body(body);
+        }
+        let unreachable = |source| ClientError::Unreachable {
+            url: shown.clone(),
+            source,
+        };
+        let resp = req.send().await.map_err(unreachable)?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(unreachable)?;
+        if status.is_success() {
+            return Ok((status, bytes, shown));
+        }
+        let (code, message) = match serde_json::from_slice::<ErrorBody>(&bytes) {
+            Ok(e) => (e.error, e.message),
+            Err(_) => (
+                "unknown".to_owned(),
+                String::from_utf8_lossy(&bytes[..bytes.len().min(512)]).into_owned(),
+            ),
+        };
+        let (url, status) = (shown, status.as_u16());
+        Err(if status >= 500 {
+            ClientError::Server {
+                url,
+                status,
+                code,
+                message,
+            }
+        } else {
+            ClientError::Rejected {
+                url,
+                status,
+                code,
+                message,
+            }
+        })
+    }
+
+    async fn get_json<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<T, ClientError> {
+        let (_, bytes, url) = self.send(Method::GET, path, query, None).await?;
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::BadResponse {
+            url,
+            why: e.to_string(),
+        })
+    }
+
+    /// `POST /v1/events`: append a dock's signed event.
+    pub async fn append_envelope(&self, envelope: &Envelope) -> Result<Receipt, ClientError> {
+        let (_, bytes, url) = self
+            .send(Method::POST, "/v1/events", &[], Some(envelope.to_json()))
+            .await?;
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::BadResponse {
+            url,
+            why: e.to_string(),
+        })
+    }
+
+    /// `GET /v1/checkpoint`: the signed checkpoint text, unverified.
+    pub async fn checkpoint(&self) -> Result<String, ClientError> {
+        let (_, bytes, url) = self.send(Method::GET, "/v1/checkpoint", &[], None).await?;
+        String::from_utf8(bytes.to_vec()).map_err(|_| ClientError::BadResponse {
+            url,
+            why: "the checkpoint is not UTF-8".into(),
+        })
+    }
+
+    /// The checkpoint, opened with the ledger's key (and origin, if given).
+    pub async fn verified_checkpoint(
+        &self,
+        key: &VerifierKey,
+        origin: Option<&str>,
+    ) -> Result<(Checkpoint, String), ClientError> {
+        let text = self.checkpoint().await?;
+        let checkpoint = Checkpoint::open(text.as_bytes(), key, origin)?;
+        Ok((checkpoint, text))
+    }
+
+    /// `GET /v1/entries`: entries from `start`, up to `end` (exclusive). The
+    /// answer may stop early (tree size, page limit).
+    pub async fn entries(
+        &self,
+        start: u64,
+        end: Option<u64>,
+    ) -> Result<Vec<EntryLine>, ClientError> {
+        let mut query = vec![("start", start.to_string())];
+        if let Some(end) = end {
+            query.push(("end", end.to_string()));
+        }
+        let (_, bytes, url) = self.send(Method::GET, "/v1/entries", &query, None).await?;
+        let mut lines = Vec::new();
+        for (n, line) in bytes.split(|b| *b == b'\n').enumerate() {
+            if line.is_empty() {
+                continue;
+            }
+            let parsed: EntryLine =
+                serde_json::from_slice(line).map_err(|e| ClientError::BadResponse {
+                    url: url.clone(),
+                    why: format!("line {}: {e}", n + 1),
+                })?;
+            lines.push(parsed);
+        }
+        Ok(lines)
+    }
+
+    /// `GET /v1/proof/inclusion`.
+    pub async fn inclusion_proof(
+        &self,
+        index: u64,
+        size: u64,
+    ) -> Result<InclusionProof, ClientError> {
+        self.get_json(
+            "/v1/proof/inclusion",
+            &[("index", index.to_string()), ("size", size.to_string())],
+        )
+        .await
+    }
+
+    /// `GET /v1/proof/consistency`.
+    pub async fn consistency_proof(
+        &self,
+        from: u64,
+        to: u64,
+    ) -> Result<ConsistencyProof, ClientError> {
+        self.get_json(
+            "/v1/proof/consistency",
+            &[("from", from.to_string()), ("to", to.to_string())],
+        )
+        .await
+    }
+
+    /// `GET /v1/segments`: search the catalogue.
+    pub async fn search(&self, query: &SegmentQuery) -> Result<Vec<SegmentView>, ClientError> {
+        let mut q = Vec::new();
+        for (name, value) in [
+            ("officer", &query.officer),
+            ("recorder", &query.recorder),
+            ("from", &query.from),
+            ("to", &query.to),
+            ("case", &query.case),
+        ] {
+            if let Some(v) = value {
+                q.push((name, v.clone()));
+            }
+        }
+        if let Some(limit) = query.limit {
+            q.push(("limit", limit.to_string()));
+        }
+        let results: SearchResults = self.get_json("/v1/segments", &q).await?;
+        Ok(results.segments)
+    }
+
+    /// `GET /v1/segments/{id}`.
+    pub async fn segment(&self, id: &str) -> Result<SegmentView, ClientError> {
+        let path = format!("/v1/segments/{}", self.segment_path(id)?);
+        self.get_json(&path, &[]).await
+    }
+
+    /// `GET /v1/segments/{id}/custody`.
+    pub async fn custody(&self, id: &str) -> Result<Custody, ClientError> {
+        let path = format!("/v1/segments/{}/custody", self.segment_path(id)?);
+        self.get_json(&path, &[]).await
+    }
+
+    /// A segment id as one path segment; `.`, `..` and the empty id cannot
+    /// be one (URL resolution would remove them).
+    fn segment_path(&self, id: &str) -> Result<String, ClientError> {
+        if matches!(id, "" | "." | "..") {
+            return Err(ClientError::BadUrl {
+                url: format!("{}v1/segments/{id}", self.base),
+                why: format!("{id:?} cannot be sent as a segment id"),
+            });
+        }
+        Ok(encode_segment(id))
+    }
+
+    /// `GET /healthz`; a 503 answer is returned as its [`Health`] too.
+    pub async fn health(&self) -> Result<Health, ClientError> {
+        match self.get_json::<Health>("/healthz", &[]).await {
+            Err(ClientError::Server {
+                status: 503,
+                message,
+                ..
+            }) => Ok(Health {
+                status: "unavailable".into(),
+                size: 0,
+                message: Some(message),
+            }),
+            other => other,
+        }
+    }
+}
+
+/// Percent-encode a segment id for one path segment.
+fn encode_segment(id: &str) -> String {
+    let mut out = String::with_capacity(id.len());
+    for b in id.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_ids_are_escaped() {
+        assert_eq!(encode_segment("rec-1_a.mp4"), "rec-1_a.mp4");
+        assert_eq!(encode_segment("a/b c"), "a%2Fb%20c");
+        assert_eq!(encode_segment("../x"), "..%2Fx");
+    }
+
+    #[test]
+    fn urls_are_checked() {
+        assert!(LedgerClient::new("ftp://x", None).is_err());
+        assert!(LedgerClient::new("not a url", None).is_err());
+        assert!(LedgerClient::new("http://127.0.0.1:8700", Some("t")).is_ok());
+        let shown = format!(
+            "{:?}",
+            LedgerClient::new("http://h", Some("custos_secret")).unwrap()
+        );
+        assert!(!shown.contains("custos_secret"));
+    }
+}

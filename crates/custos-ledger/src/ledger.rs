@@ -1,0 +1,838 @@
+//! [`Ledger`]: the handle every part of the service holds, in-process or
+//! behind HTTP.
+//!
+//! It opens the store (with the start-up check of [`crate::check`]), starts
+//! the writer thread of [`crate::append`], and offers:
+//!
+//! - appends: [`Ledger::append`] for entries the service writes itself
+//!   (case steps, approvals, views, exports: actor = the caller's role and
+//!   name), [`Ledger::append_event`] for a dock's signed event,
+//!   [`Ledger::create_token`];
+//! - reads bounded by the *published* tree (only durable entries): the
+//!   checkpoint, entries, proofs, the catalogue and custody records;
+//! - health: once a tamper check fails, [`Ledger::refusal`] says why and the
+//!   HTTP layer stops serving the log.
+//!
+//! This module must never serve an entry beyond the published size, serve an
+//! entry whose bytes do not hash to its stored leaf, or let anything but the
+//! writer thread write the log.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use custos_core::checkpoint::Checkpoint;
+use custos_core::dsse::{DsseError, Envelope};
+use custos_core::entry::{actions, Actor, EntryError, Event};
+use custos_core::keys::{SigningKey, VerifierKey};
+use custos_core::manifest::{ManifestError, SignedManifest};
+use custos_core::merkle::{
+    consistency_proof, inclusion_proof, leaf_hash, CompactRange, Hash, NodeId, ProofError,
+};
+use serde_json::{Map, Value};
+use sha2::{Digest as _, Sha256};
+use sled::IVec;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::append::{Append, GuardError, Msg, Rejection, RejectionKind, Writer, WriterConfig};
+use crate::auth::{self, Caller, DockKeyRecord, NewToken, Role, DOCK_KEYS, TOKENS};
+use crate::catalogue::{self, SearchError, SegmentQuery, SegmentRecord};
+use crate::check::{self, CheckError};
+use crate::clock::{SharedClock, SystemClock};
+use crate::error::{AppendError, OpenError, ReadError, StoreError, TamperError};
+use crate::layout;
+use crate::metrics::Metrics;
+use crate::store::Store;
+use crate::wire::{ConsistencyProof, Custody, EntryLine, InclusionProof, ProvenEntry, Receipt};
+
+/// Most entries one `/v1/entries` page returns.
+pub const MAX_ENTRIES_PER_PAGE: u64 = 4096;
+
+/// How to open a ledger.
+#[derive(Debug, Clone)]
+pub struct LedgerOptions {
+    /// The sled directory.
+    pub data_dir: PathBuf,
+    /// The checkpoint origin line.
+    pub origin: String,
+    /// Batching of the writer.
+    pub writer: WriterConfig,
+    /// Entries the start-up check re-hashes (see [`crate::check`]).
+    pub startup_window: u64,
+    /// The clock of entry times.
+    pub clock: SharedClock,
+}
+
+impl LedgerOptions {
+    /// Defaults for a ledger in `data_dir` with checkpoint origin `origin`.
+    pub fn new(data_dir: impl Into<PathBuf>, origin: impl Into<String>) -> Self {
+        LedgerOptions {
+            data_dir: data_dir.into(),
+            origin: origin.into(),
+            writer: WriterConfig::default(),
+            startup_window: check::DEFAULT_WINDOW,
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+/// The published tree: the latest durable size, its root and signed checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    /// The tree size (number of durable entries).
+    pub size: u64,
+    /// The root of the tree of that size.
+    pub root: Hash,
+    /// The C2SP signed checkpoint for it, as served at `/v1/checkpoint`.
+    pub checkpoint: Arc<str>,
+}
+
+#[derive(Debug, Clone)]
+enum Health {
+    Ok,
+    Tampered(TamperError),
+    StorageFailed(String),
+}
+
+/// State shared by the handle and the writer thread.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    published: RwLock<Arc<Published>>,
+    health: RwLock<Health>,
+    pub(crate) metrics: Metrics,
+}
+
+impl Shared {
+    pub(crate) fn published(&self) -> Arc<Published> {
+        // A poisoned lock means a panic while swapping an Arc; the value is
+        // still a whole Arc, so reading it is sound.
+        self.published
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn publish(&self, p: Published) {
+        self.metrics
+            .tree_size
+            .set(i64::try_from(p.size).unwrap_or(i64::MAX));
+        *self.published.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(p);
+    }
+
+    fn health(&self) -> Health {
+        self.health
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn set_storage_failed(&self, why: String) {
+        let mut h = self.health.write().unwrap_or_else(|p| p.into_inner());
+        if matches!(*h, Health::Ok) {
+            *h = Health::StorageFailed(why);
+        }
+    }
+
+    fn set_tampered(&self, t: TamperError) {
+        tracing::error!(error = %t, "ledger tamper check failed; refusing to serve the log");
+        let mut h = self.health.write().unwrap_or_else(|p| p.into_inner());
+        if !matches!(*h, Health::Tampered(_)) {
+            *h = Health::Tampered(t);
+        }
+    }
+
+    /// Why appends are refused, if they are.
+    pub(crate) fn append_refusal(&self) -> Option<AppendError> {
+        match self.health() {
+            Health::Ok => None,
+            Health::Tampered(t) => Some(AppendError::Tampered(t)),
+            Health::StorageFailed(s) => Some(AppendError::Storage(s)),
+        }
+    }
+}
+
+/// Why a dock's event was refused; nothing was added.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EventError {
+    /// The body is not a DSSE envelope.
+    #[error("the body is not a valid DSSE envelope: {0}")]
+    Envelope(DsseError),
+    /// Only docks append signed events.
+    #[error("role {0} may not append signed events; only docks do")]
+    NotADock(Role),
+    /// The dock's token carries no verifier key.
+    #[error("dock {0:?} has no registered key; create its token with `custos token create --role dock --name {0} --key {0}.pub`")]
+    NoKey(String),
+    /// No signature is by the dock's registered key.
+    #[error("the envelope is not signed by dock {dock:?}'s registered key {expected} (its signatures name {found:?})")]
+    UnknownKey {
+        /// The dock.
+        dock: String,
+        /// The registered key id.
+        expected: String,
+        /// The key ids the envelope names.
+        found: Vec<String>,
+    },
+    /// A signature by the registered key does not verify.
+    #[error("bad signature: {0}")]
+    BadSignature(String),
+    /// The payload type is not an event's.
+    #[error("the envelope's payloadType is {found:?}; a custody event is {expected:?}", expected = custos_core::dsse::EVENT_PAYLOAD_TYPE)]
+    WrongPayloadType {
+        /// The payload type sent.
+        found: String,
+    },
+    /// The payload is not a valid event.
+    #[error("the signed payload is not a custody event: {0}")]
+    BadEvent(String),
+    /// The dock may not sign this action.
+    #[error("a dock may not record {0:?} (docks record recorder.*, segment.ingested, segment.verified, segment.wiped and dock.* events)")]
+    ActionForbidden(String),
+    /// A `segment.ingested` event's manifest is missing or invalid.
+    #[error("bad manifest in segment.ingested: {0}")]
+    BadManifest(String),
+    /// The append itself failed.
+    #[error(transparent)]
+    Append(#[from] AppendError),
+}
+
+/// Why a token could not be created.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokenError {
+    /// The name is not usable as an actor id.
+    #[error("token name {0:?} must be 1 to 128 printable characters without spaces")]
+    BadName(String),
+    /// `--key` was given for a role other than dock.
+    #[error("only dock tokens carry a key (role {0} given)")]
+    KeyForNonDock(Role),
+    /// The append failed (for example, the key is registered to another dock).
+    #[error(transparent)]
+    Append(#[from] AppendError),
+}
+
+struct Inner {
+    store: Store,
+    shared: Arc<Shared>,
+    /// The writer's queue. Created by `open`; every append sends here; the
+    /// writer thread holds the receiver and stops when `close` is called.
+    tx: mpsc::Sender<Msg>,
+    /// The writer thread; taken and joined by `close`.
+    writer: Mutex<Option<JoinHandle<()>>>,
+    verifier: VerifierKey,
+    origin: String,
+    clock: SharedClock,
+}
+
+/// The custody ledger (see the module documentation). Cheap to clone.
+#[derive(Clone)]
+pub struct Ledger {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Ledger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ledger")
+            .field("data_dir", &self.inner.store.path())
+            .field("origin", &self.inner.origin)
+            .field("size", &self.inner.shared.published().size)
+            .finish()
+    }
+}
+
+impl Ledger {
+    /// Open the ledger in `options.data_dir` (creating an empty log there
+    /// if there is none), run the start-up check, and start the writer
+    /// thread. `key` signs checkpoints; a log signed by another key, or for
+    /// another origin, is refused.
+    ///
+    /// Blocking (it reads the store); it does not need a Tokio runtime.
+    pub fn open(options: LedgerOptions, key: SigningKey) -> Result<Ledger, OpenError> {
+        let started = Instant::now();
+        Checkpoint::new(&options.origin, 0, custos_core::merkle::empty_root()).map_err(
+            |source| OpenError::Origin {
+                origin: options.origin.clone(),
+                source,
+            },
+        )?;
+        let store = Store::open(&options.data_dir)?;
+        let verifier = key.verifier_key();
+        let (range, checkpoint) = load_or_init(&store, &key, &options.origin)?;
+        let opened = Checkpoint::open(checkpoint.as_bytes(), &verifier, Some(&options.origin))
+            .map_err(|source| OpenError::Checkpoint {
+                key: verifier.key_id(),
+                origin: options.origin.clone(),
+                source,
+            })?;
+        if opened.size() != range.size() {
+            return Err(TamperError::Tree(format!(
+                "the stored tree state has size {}, the signed checkpoint {}",
+                range.size(),
+                opened.size()
+            ))
+            .into());
+        }
+        let last_leaf =
+            match check::quick_check(&store, &range, &opened.root(), options.startup_window) {
+                Ok(leaf) => leaf,
+                Err(CheckError::Tampered(t)) => return Err(t.into()),
+                Err(CheckError::Store(s)) => return Err(s.into()),
+            };
+        let shared = Arc::new(Shared {
+            published: RwLock::new(Arc::new(Published {
+                size: range.size(),
+                root: range.root(),
+                checkpoint: checkpoint.into(),
+            })),
+            health: RwLock::new(Health::Ok),
+            metrics: Metrics::new(),
+        });
+        shared
+            .metrics
+            .tree_size
+            .set(i64::try_from(range.size()).unwrap_or(i64::MAX));
+        let (tx, rx) = mpsc::channel(options.writer.queue.max(1));
+        let writer = Writer {
+            store: store.clone(),
+            key,
+            origin: options.origin.clone(),
+            clock: options.clock.clone(),
+            config: options.writer,
+            range,
+            last_leaf,
+            shared: shared.clone(),
+        };
+        let handle = std::thread::Builder::new()
+            .name("custos-ledger-writer".into())
+            .spawn(move || writer.run(rx))
+            .map_err(OpenError::Thread)?;
+        tracing::info!(
+            size = shared.published().size,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "ledger opened"
+        );
+        Ok(Ledger {
+            inner: Arc::new(Inner {
+                store,
+                shared,
+                tx,
+                writer: Mutex::new(Some(handle)),
+                verifier,
+                origin: options.origin,
+                clock: options.clock,
+            }),
+        })
+    }
+
+    /// Finish the appends already queued, flush, and stop the writer. Later
+    /// appends fail with [`AppendError::Closed`]; reads keep working.
+    pub async fn close(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.inner.tx.send(Msg::Close(done)).await.is_ok() {
+            let _ = wait.await;
+        }
+        let handle = self
+            .inner
+            .writer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(handle) = handle {
+            let _ = tokio::task::spawn_blocking(move || handle.join()).await;
+        }
+    }
+
+    /// The store, for reading state tables (cases, holds, access requests...).
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// The ledger's metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.shared.metrics
+    }
+
+    /// The key that signs checkpoints.
+    pub fn verifier_key(&self) -> &VerifierKey {
+        &self.inner.verifier
+    }
+
+    /// The checkpoint origin.
+    pub fn origin(&self) -> &str {
+        &self.inner.origin
+    }
+
+    /// The ledger's clock.
+    pub fn now(&self) -> custos_core::manifest::Timestamp {
+        self.inner.clock.now()
+    }
+
+    /// The published tree.
+    pub fn published(&self) -> Arc<Published> {
+        self.inner.shared.published()
+    }
+
+    /// Why the ledger refuses to serve the log, if it does: a failed tamper
+    /// check.
+    pub fn refusal(&self) -> Option<TamperError> {
+        match self.inner.shared.health() {
+            Health::Tampered(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// Why the ledger refuses appends, if it does (tampering or a storage failure).
+    pub fn append_refusal(&self) -> Option<AppendError> {
+        self.inner.shared.append_refusal()
+    }
+
+    // -----------------------------------------------------------------
+    // Appends
+
+    /// Append an entry and wait until it is durable. The internal API for
+    /// everything the service records itself (case steps, approvals,
+    /// views, exports, token use): build it with [`Append::new`] and,
+    /// where a rule must be checked atomically with the entry,
+    /// [`Append::guard`].
+    pub async fn append(&self, append: Append) -> Result<Receipt, AppendError> {
+        if let Some(refusal) = self.append_refusal() {
+            return Err(refusal);
+        }
+        let (reply, answer) = oneshot::channel();
+        self.inner
+            .tx
+            .send(Msg::Append {
+                append,
+                reply,
+                queued: Instant::now(),
+            })
+            .await
+            .map_err(|_| AppendError::Closed)?;
+        answer.await.map_err(|_| AppendError::Closed)?
+    }
+
+    /// Shorthand: `caller` did `action` to `subject`, with `details`.
+    pub async fn record(
+        &self,
+        caller: &Caller,
+        action: &str,
+        subject: &str,
+        details: Map<String, Value>,
+    ) -> Result<Receipt, AppendError> {
+        self.append(Append::new(caller.actor(), action, subject)?.details(details))
+            .await
+    }
+
+    /// Append a dock's signed event (the body of `POST /v1/events`): the
+    /// envelope must be an event signed by the key registered with
+    /// `caller`'s token, for an action docks may record; a
+    /// `segment.ingested` event must carry its signed manifest in
+    /// `details.manifest`. The same envelope sent again returns the first
+    /// entry's receipt (`duplicate: true`) and adds nothing.
+    pub async fn append_event(&self, caller: &Caller, body: &[u8]) -> Result<Receipt, EventError> {
+        let envelope = Envelope::parse(body).map_err(EventError::Envelope)?;
+        self.append_envelope(caller, envelope).await
+    }
+
+    /// [`Ledger::append_event`] for an envelope already parsed.
+    pub async fn append_envelope(
+        &self,
+        caller: &Caller,
+        envelope: Envelope,
+    ) -> Result<Receipt, EventError> {
+        let append = admit_event(caller, envelope)?;
+        Ok(self.append(append).await?)
+    }
+
+    /// Create a bearer token (and register a dock's key with it), recorded
+    /// as a `token.created` entry by `creator`. Returns the token text, to
+    /// be shown once.
+    pub async fn create_token(
+        &self,
+        creator: Actor,
+        role: Role,
+        name: &str,
+        key: Option<VerifierKey>,
+    ) -> Result<NewToken, TokenError> {
+        if !auth::valid_name(name) {
+            return Err(TokenError::BadName(name.to_owned()));
+        }
+        if key.is_some() && role != Role::Dock {
+            return Err(TokenError::KeyForNonDock(role));
+        }
+        let token =
+            auth::generate_token(&mut rand_core::OsRng, role, name, key.as_ref(), self.now());
+        let record = token.record.clone();
+        let mut details = Map::new();
+        details.insert("role".into(), role.as_str().into());
+        details.insert("token_id".into(), record.id.clone().into());
+        if let Some(k) = &key {
+            details.insert("key".into(), k.to_string().into());
+            details.insert("key_id".into(), k.key_id().into());
+        }
+        let key_row = key.map(|k| DockKeyRecord {
+            dock: name.to_owned(),
+            key: k.to_string(),
+            token_id: record.id.clone(),
+        });
+        let append = Append::new(creator, actions::TOKEN_CREATED, name)?
+            .details(details)
+            .guard(move |tx| {
+                if let Some(row) = key_row {
+                    let key_id = row.key.split('+').take(2).collect::<Vec<_>>().join("+");
+                    if let Some(old) = tx.get_json::<DockKeyRecord>(DOCK_KEYS, key_id.as_bytes())? {
+                        if old.dock != row.dock {
+                            return Err(GuardError::Rejected(Rejection::new(
+                                RejectionKind::Conflict,
+                                "key_registered",
+                                format!(
+                                    "key {key_id} is already registered to dock {:?}",
+                                    old.dock
+                                ),
+                            )));
+                        }
+                    }
+                    tx.insert_json(DOCK_KEYS, key_id.as_bytes(), &row);
+                }
+                tx.insert_json(TOKENS, record.id.as_bytes(), &record);
+                Ok(())
+            });
+        self.append(append).await?;
+        Ok(token)
+    }
+
+    /// Check a bearer token's text and return who holds it.
+    pub fn authenticate(&self, token: &str) -> Result<Caller, auth::AuthError> {
+        auth::authenticate(&self.inner.store, token)
+    }
+
+    // -----------------------------------------------------------------
+    // Reads
+
+    fn refuse_if_tampered(&self) -> Result<(), ReadError> {
+        match self.refusal() {
+            Some(t) => Err(ReadError::Refused(t)),
+            None => Ok(()),
+        }
+    }
+
+    /// The bytes of entry `seq`, checked against its stored leaf hash.
+    /// A mismatch is reported, and from then on the ledger refuses to serve.
+    pub fn entry(&self, seq: u64) -> Result<IVec, ReadError> {
+        self.refuse_if_tampered()?;
+        let size = self.published().size;
+        if seq >= size {
+            return Err(ReadError::OutOfRange(format!(
+                "entry {seq} is not in the log of size {size}"
+            )));
+        }
+        self.checked_entry(seq)
+    }
+
+    fn checked_entry(&self, seq: u64) -> Result<IVec, ReadError> {
+        let tampered = |reason: &str| TamperError::Entry {
+            index: seq,
+            reason: reason.to_owned(),
+        };
+        let result = (|| {
+            let bytes = self
+                .inner
+                .store
+                .entry(seq)?
+                .ok_or_else(|| tampered("it is missing, but the signed tree holds it"))?;
+            let stored = self
+                .inner
+                .store
+                .node(NodeId::leaf(seq))?
+                .ok_or_else(|| tampered("its leaf node is missing"))?;
+            if leaf_hash(&bytes) != stored {
+                return Err(tampered("its bytes do not hash to its stored leaf").into());
+            }
+            Ok(bytes)
+        })();
+        if let Err(ReadError::Tampered(t)) = &result {
+            self.inner.shared.set_tampered(t.clone());
+        }
+        result
+    }
+
+    /// Entries `[start, end)` of the published log, as `/v1/entries`
+    /// lines. `end` is clamped to the published size and to
+    /// [`MAX_ENTRIES_PER_PAGE`] entries after `start`; a caller that wants
+    /// more asks again from where the answer stopped.
+    pub fn entries(&self, start: u64, end: Option<u64>) -> Result<Vec<EntryLine>, ReadError> {
+        self.refuse_if_tampered()?;
+        let size = self.published().size;
+        if start > size {
+            return Err(ReadError::OutOfRange(format!(
+                "start {start} is beyond the log's size {size}"
+            )));
+        }
+        let end = end
+            .unwrap_or(size)
+            .min(size)
+            .min(start.saturating_add(MAX_ENTRIES_PER_PAGE));
+        if end < start {
+            return Err(ReadError::OutOfRange(format!(
+                "end {end} is before start {start}"
+            )));
+        }
+        let mut out = Vec::with_capacity((end - start) as usize);
+        for seq in start..end {
+            let bytes = self.checked_entry(seq)?;
+            let line = EntryLine::new(seq, &bytes).ok_or_else(|| {
+                let t = TamperError::Entry {
+                    index: seq,
+                    reason: "it is not JSON".into(),
+                };
+                self.inner.shared.set_tampered(t.clone());
+                ReadError::Tampered(t)
+            })?;
+            out.push(line);
+        }
+        Ok(out)
+    }
+
+    /// The inclusion proof of entry `index` in the tree of `size` entries
+    /// (`size` at most the published size).
+    pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<InclusionProof, ReadError> {
+        self.refuse_if_tampered()?;
+        let published = self.published().size;
+        if size > published {
+            return Err(ReadError::OutOfRange(format!(
+                "size {size} is beyond the published tree size {published}"
+            )));
+        }
+        let hashes =
+            inclusion_proof(&self.inner.store.nodes(), index, size).map_err(proof_error)?;
+        Ok(InclusionProof {
+            index,
+            size,
+            hashes,
+        })
+    }
+
+    /// The consistency proof from the tree of `from` entries to the tree of
+    /// `to` entries (`to` at most the published size).
+    pub fn consistency_proof(&self, from: u64, to: u64) -> Result<ConsistencyProof, ReadError> {
+        self.refuse_if_tampered()?;
+        let published = self.published().size;
+        if to > published {
+            return Err(ReadError::OutOfRange(format!(
+                "size {to} is beyond the published tree size {published}"
+            )));
+        }
+        let hashes = consistency_proof(&self.inner.store.nodes(), from, to).map_err(proof_error)?;
+        Ok(ConsistencyProof { from, to, hashes })
+    }
+
+    /// A segment's catalogue record.
+    pub fn segment(&self, id: &str) -> Result<Option<SegmentRecord>, ReadError> {
+        self.refuse_if_tampered()?;
+        Ok(catalogue::segment(&self.inner.store, id)?)
+    }
+
+    /// Search the catalogue.
+    pub fn search(&self, query: &SegmentQuery) -> Result<Vec<SegmentRecord>, SearchError> {
+        catalogue::search(&self.inner.store, query)
+    }
+
+    /// Every published entry about a segment, each with its inclusion proof
+    /// against the current checkpoint; `None` for an unknown segment.
+    pub fn custody(&self, id: &str) -> Result<Option<Custody>, ReadError> {
+        self.refuse_if_tampered()?;
+        if catalogue::segment(&self.inner.store, id)?.is_none() {
+            return Ok(None);
+        }
+        let published = self.published();
+        let mut entries = Vec::new();
+        for seq in catalogue::segment_entries(&self.inner.store, id)? {
+            if seq >= published.size {
+                continue;
+            }
+            let bytes = self.checked_entry(seq)?;
+            let line = EntryLine::new(seq, &bytes).ok_or_else(|| {
+                ReadError::Tampered(TamperError::Entry {
+                    index: seq,
+                    reason: "it is not JSON".into(),
+                })
+            })?;
+            let hashes = inclusion_proof(&self.inner.store.nodes(), seq, published.size)
+                .map_err(proof_error)?;
+            entries.push(ProvenEntry {
+                line,
+                proof: InclusionProof {
+                    index: seq,
+                    size: published.size,
+                    hashes,
+                },
+            });
+        }
+        Ok(Some(Custody {
+            segment_id: id.to_owned(),
+            checkpoint: published.checkpoint.to_string(),
+            size: published.size,
+            entries,
+        }))
+    }
+
+    /// Verify the whole published log against its entries
+    /// ([`check::verify_all`]): blocking, O(n). On tampering the ledger
+    /// stops serving and appending, and the error names the entry.
+    pub fn verify_all(&self) -> Result<u64, CheckError> {
+        let published = self.published();
+        let result = check::verify_all(&self.inner.store, published.size, &published.root);
+        if let Err(CheckError::Tampered(t)) = &result {
+            self.inner.shared.set_tampered(t.clone());
+        }
+        result.map(|()| published.size)
+    }
+
+    /// Run [`Ledger::verify_all`] on a background thread; the service
+    /// starts it after every start-up so that a change anywhere in the log,
+    /// not only in the start-up window, stops the service within seconds.
+    pub fn spawn_verify_all(&self) -> std::io::Result<JoinHandle<Result<u64, CheckError>>> {
+        let ledger = self.clone();
+        std::thread::Builder::new()
+            .name("custos-ledger-verify".into())
+            .spawn(move || {
+                let started = Instant::now();
+                let result = ledger.verify_all();
+                match &result {
+                    Ok(size) => tracing::info!(
+                        size,
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        "full log verification passed"
+                    ),
+                    Err(e) => tracing::error!(error = %e, "full log verification failed"),
+                }
+                result
+            })
+    }
+}
+
+/// Turn a proof computation error into a read error.
+fn proof_error(e: ProofError<ReadError>) -> ReadError {
+    match e {
+        ProofError::Source(r) => r,
+        other => ReadError::OutOfRange(other.to_string()),
+    }
+}
+
+/// Load the stored tree state and checkpoint, or initialise an empty log.
+fn load_or_init(
+    store: &Store,
+    key: &SigningKey,
+    origin: &str,
+) -> Result<(CompactRange, String), OpenError> {
+    match store.get(layout::META_FORMAT)? {
+        Some(format) if format.as_ref() != layout::FORMAT_VERSION => {
+            return Err(OpenError::Format {
+                found: String::from_utf8_lossy(&format).into_owned(),
+                expected: String::from_utf8_lossy(layout::FORMAT_VERSION).into_owned(),
+            })
+        }
+        Some(_) => {}
+        None => {
+            if store.last_entry_seq()?.is_some() || store.get(layout::META_TREE)?.is_some() {
+                return Err(TamperError::Tree(
+                    "entries are stored but the format marker is missing".into(),
+                )
+                .into());
+            }
+            let range = CompactRange::new();
+            let checkpoint = Checkpoint::new(origin, 0, range.root())
+                .map_err(|source| OpenError::Origin {
+                    origin: origin.to_owned(),
+                    source,
+                })?
+                .sign(key);
+            let mut batch = sled::Batch::default();
+            batch.insert(layout::META_FORMAT, layout::FORMAT_VERSION);
+            batch.insert(layout::META_TREE, range.to_bytes());
+            batch.insert(layout::META_CHECKPOINT, checkpoint.as_bytes());
+            store.tree().apply_batch(batch).map_err(StoreError::from)?;
+            store.flush()?;
+            return Ok((range, checkpoint));
+        }
+    }
+    let tree = store
+        .get(layout::META_TREE)?
+        .ok_or_else(|| TamperError::Tree("the stored tree state is missing".into()))?;
+    let range = CompactRange::from_bytes(&tree)
+        .map_err(|e| TamperError::Tree(format!("the stored tree state is malformed: {e}")))?;
+    let checkpoint = store
+        .get(layout::META_CHECKPOINT)?
+        .ok_or_else(|| TamperError::Tree("the stored checkpoint is missing".into()))?;
+    let checkpoint = String::from_utf8(checkpoint.to_vec())
+        .map_err(|_| TamperError::Tree("the stored checkpoint is not UTF-8".into()))?;
+    Ok((range, checkpoint))
+}
+
+/// Step 1 of the append path for a dock's event: verify, check, wrap.
+fn admit_event(caller: &Caller, envelope: Envelope) -> Result<Append, EventError> {
+    if caller.role != Role::Dock {
+        return Err(EventError::NotADock(caller.role));
+    }
+    let key = caller
+        .key
+        .as_ref()
+        .ok_or_else(|| EventError::NoKey(caller.name.clone()))?;
+    let opened = Event::open(&envelope, std::slice::from_ref(key)).map_err(|e| match e {
+        EntryError::Dsse(DsseError::NoTrustedSignature { keyids }) => EventError::UnknownKey {
+            dock: caller.name.clone(),
+            expected: key.key_id(),
+            found: keyids,
+        },
+        EntryError::Dsse(DsseError::BadSignature { keyid, source }) => EventError::BadSignature(
+            format!("the signature by {keyid} does not verify: {source}"),
+        ),
+        EntryError::Dsse(DsseError::WrongPayloadType { found, .. }) => {
+            EventError::WrongPayloadType { found }
+        }
+        EntryError::Dsse(other) => EventError::Envelope(other),
+        other => EventError::BadEvent(other.to_string()),
+    })?;
+    let event = opened.event;
+    let action = event.action.as_str().to_owned();
+    if !auth::dock_may(&action) {
+        return Err(EventError::ActionForbidden(action));
+    }
+    let manifest = if action == actions::SEGMENT_INGESTED {
+        let value = event.details.get("manifest").ok_or_else(|| {
+            EventError::BadManifest(
+                "details.manifest (the signed manifest envelope) is missing".into(),
+            )
+        })?;
+        let manifest_env: Envelope = serde_json::from_value(value.clone()).map_err(|e| {
+            EventError::BadManifest(format!("details.manifest is not a DSSE envelope: {e}"))
+        })?;
+        let signed =
+            SignedManifest::open(manifest_env, std::slice::from_ref(key)).map_err(|e| {
+                EventError::BadManifest(match e {
+                    ManifestError::Dsse(d) => {
+                        format!("the manifest envelope does not verify under the dock's key: {d}")
+                    }
+                    other => other.to_string(),
+                })
+            })?;
+        if signed.manifest.segment_id != event.subject {
+            return Err(EventError::BadManifest(format!(
+                "the manifest is for segment {:?} but the event's subject is {:?}",
+                signed.manifest.segment_id, event.subject
+            )));
+        }
+        Some(Box::new(signed.manifest))
+    } else {
+        None
+    };
+    let digest: [u8; 32] = Sha256::digest(envelope.to_json()).into();
+    let details = event.details;
+    let mut append = Append::new(caller.actor(), &action, event.subject)?.details(details);
+    append.envelope = Some(envelope);
+    append.dedup = Some(digest);
+    append.manifest = manifest;
+    Ok(append)
+}

@@ -1,0 +1,64 @@
+//! Administration with the service stopped: `custos token create` opens
+//! the ledger's sled directory itself.
+//!
+//! sled allows one process per database, so this works only while `custos
+//! ledger serve` is not running on the same `data_dir`; otherwise opening
+//! fails with [`crate::StoreError::Locked`], whose message says so. The
+//! token is created through the same writer path as in the service, so its
+//! `token.created` entry and its rows are written in one durable batch.
+//!
+//! Nothing here may bypass the writer or the start-up check.
+
+use std::path::Path;
+
+use custos_core::entry::Actor;
+use custos_core::keys::{SigningKey, VerifierKey};
+
+use crate::auth::{NewToken, Role};
+use crate::ledger::{Ledger, LedgerOptions, TokenError};
+use crate::serve::ServeError;
+
+/// Why an offline operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OfflineError {
+    /// The ledger could not be opened (key, lock, start-up check).
+    #[error(transparent)]
+    Open(#[from] ServeError),
+    /// The token could not be created.
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    /// The runtime could not be started.
+    #[error("starting the runtime: {0}")]
+    Runtime(#[from] std::io::Error),
+}
+
+/// Open the ledger in `options.data_dir` with the key at `key_file`, create
+/// a token for `role` and `name` (registering `key` for a dock), recorded
+/// as made by `creator`, and close the ledger.
+pub fn create_token(
+    options: LedgerOptions,
+    key_file: &Path,
+    creator: Actor,
+    role: Role,
+    name: &str,
+    key: Option<VerifierKey>,
+) -> Result<NewToken, OfflineError> {
+    let signing = SigningKey::load(key_file).map_err(|source| ServeError::Key {
+        path: key_file.to_owned(),
+        source,
+    })?;
+    let data_dir = options.data_dir.clone();
+    let ledger = Ledger::open(options, signing).map_err(|source| ServeError::Open {
+        path: data_dir,
+        source,
+    })?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let token = ledger.create_token(creator, role, name, key).await;
+        ledger.close().await;
+        Ok(token?)
+    })
+}

@@ -1,0 +1,343 @@
+//! Where a dock's signed events go: the [`EventSink`] trait (a remote ledger
+//! over HTTP, or the ledger in the same process), and the [`OfflineQueue`]
+//! that keeps events in the caller's sled tree while the ledger is
+//! unreachable and delivers them, in order, once it is back.
+//!
+//! # The queue's protocol
+//!
+//! 1. [`OfflineQueue::send`] first delivers whatever is already queued, in
+//!    order; only if the queue is then empty does it send the new event
+//!    directly. Otherwise (or if the direct send fails in a retryable way)
+//!    the event is queued behind the others: events reach the ledger in the
+//!    order the dock produced them.
+//! 2. Queuing writes the envelope under the next position (a counter that
+//!    never goes back) and flushes the caller's sled database before
+//!    returning: a queued event survives a crash.
+//! 3. Delivery ([`OfflineQueue::deliver`]) sends the oldest event; on
+//!    success (including "already appended": the ledger de-duplicates
+//!    envelopes) it removes it and moves on; on a retryable failure it stops
+//!    and keeps it; on a permanent refusal (4xx: this envelope will never be
+//!    accepted) it moves it aside to the rejected list with the ledger's
+//!    message, so that one bad event cannot block the dock forever, and
+//!    reports it.
+//!
+//! A crash between a successful send and the removal leaves the event
+//! queued; it is sent again, and the ledger answers with the first entry's
+//! receipt. So every queued event is appended exactly once.
+//!
+//! The queue must never reorder events, drop one silently, or hold the
+//! caller's sled lock across an await.
+
+use std::future::Future;
+
+use custos_core::dsse::Envelope;
+use serde::{Deserialize, Serialize};
+use tokio::sync::Mutex;
+
+use crate::api::ApiError;
+use crate::auth::Caller;
+use crate::client::{ClientError, LedgerClient};
+use crate::ledger::Ledger;
+use crate::wire::Receipt;
+
+/// Something that appends a dock's signed events.
+pub trait EventSink: Send + Sync {
+    /// Append `envelope`; a duplicate answers with the first receipt.
+    fn send_event(
+        &self,
+        envelope: &Envelope,
+    ) -> impl Future<Output = Result<Receipt, ClientError>> + Send;
+}
+
+impl EventSink for LedgerClient {
+    fn send_event(
+        &self,
+        envelope: &Envelope,
+    ) -> impl Future<Output = Result<Receipt, ClientError>> + Send {
+        self.append_envelope(envelope)
+    }
+}
+
+/// The ledger in the same process (the embedded default), seen by one dock.
+#[derive(Debug, Clone)]
+pub struct LocalSink {
+    ledger: Ledger,
+    dock: Caller,
+}
+
+impl LocalSink {
+    /// A sink for `dock` (a [`Caller`] of role dock with its key, e.g. from
+    /// [`Caller::in_process_dock`]).
+    pub fn new(ledger: Ledger, dock: Caller) -> Self {
+        LocalSink { ledger, dock }
+    }
+}
+
+impl EventSink for LocalSink {
+    fn send_event(
+        &self,
+        envelope: &Envelope,
+    ) -> impl Future<Output = Result<Receipt, ClientError>> + Send {
+        let envelope = envelope.clone();
+        async move {
+            self.ledger
+                .append_envelope(&self.dock, envelope)
+                .await
+                .map_err(|e| {
+                    // The same status codes and messages as over HTTP.
+                    let api = ApiError::from(e);
+                    let url = "in-process ledger".to_owned();
+                    if api.status.is_server_error() {
+                        ClientError::Server {
+                            url,
+                            status: api.status.as_u16(),
+                            code: api.code,
+                            message: api.message,
+                        }
+                    } else {
+                        ClientError::Rejected {
+                            url,
+                            status: api.status.as_u16(),
+                            code: api.code,
+                            message: api.message,
+                        }
+                    }
+                })
+        }
+    }
+}
+
+/// What went wrong with the queue itself.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum QueueError {
+    /// The caller's sled tree failed.
+    #[error("offline event queue: {0}")]
+    Sled(#[from] sled::Error),
+    /// A queued value could not be read back.
+    #[error("offline event queue: the event at position {position} is unreadable: {why}")]
+    Corrupt {
+        /// Its position.
+        position: u64,
+        /// What is wrong.
+        why: String,
+    },
+}
+
+/// An event the ledger refused for good, kept aside for the operator.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RejectedEvent {
+    /// Its queue position.
+    pub position: u64,
+    /// The envelope (canonical JSON text).
+    pub envelope: String,
+    /// The ledger's refusal.
+    pub error: String,
+}
+
+/// One event delivered from the queue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivered {
+    /// Its queue position.
+    pub position: u64,
+    /// The envelope.
+    pub envelope: Envelope,
+    /// The ledger's receipt.
+    pub receipt: Receipt,
+}
+
+/// The outcome of one delivery run.
+#[derive(Debug, Default)]
+pub struct Delivery {
+    /// Delivered, in order.
+    pub delivered: Vec<Delivered>,
+    /// Refused for good and moved aside.
+    pub rejected: Vec<RejectedEvent>,
+    /// Still queued.
+    pub remaining: usize,
+    /// Why delivery stopped early (a retryable error), if it did.
+    pub stopped: Option<ClientError>,
+}
+
+/// What happened to an event given to [`OfflineQueue::send`].
+#[derive(Debug)]
+pub enum Sent {
+    /// Appended (possibly as a duplicate of an earlier send).
+    Delivered(Receipt),
+    /// Queued at `position`, because the ledger is unreachable or failing,
+    /// or older events wait before it.
+    Queued {
+        /// The queue position.
+        position: u64,
+        /// Why it was not delivered now.
+        reason: String,
+    },
+    /// The ledger refused it for good (4xx); it was not queued.
+    Refused(ClientError),
+}
+
+const PENDING: u8 = b'q';
+const REJECTED: u8 = b'x';
+const COUNTER: &[u8] = b"n";
+
+fn key(prefix: u8, position: u64) -> [u8; 9] {
+    let mut k = [prefix; 9];
+    k[1..].copy_from_slice(&position.to_be_bytes());
+    k
+}
+
+/// An ordered, durable queue of signed events in the caller's sled tree.
+#[derive(Debug)]
+pub struct OfflineQueue {
+    tree: sled::Tree,
+    /// Serialises enqueue and delivery, so that two tasks of one dock can
+    /// never interleave (and so reorder) deliveries. Held across the
+    /// network call on purpose; never held with a sled lock.
+    order: Mutex<()>,
+}
+
+impl OfflineQueue {
+    /// A queue in `tree` (a tree of the dock's own sled database, used for
+    /// nothing else).
+    pub fn new(tree: sled::Tree) -> Self {
+        OfflineQueue {
+            tree,
+            order: Mutex::new(()),
+        }
+    }
+
+    /// Events waiting for delivery.
+    pub fn len(&self) -> usize {
+        self.tree.scan_prefix([PENDING]).count()
+    }
+
+    /// Whether no event waits.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The events refused for good.
+    pub fn rejected(&self) -> Result<Vec<RejectedEvent>, QueueError> {
+        let mut out = Vec::new();
+        for row in self.tree.scan_prefix([REJECTED]) {
+            let (k, v) = row?;
+            let position = u64::from_be_bytes(k[1..].try_into().unwrap_or_default());
+            out.push(serde_json::from_slice(&v).map_err(|e| QueueError::Corrupt {
+                position,
+                why: e.to_string(),
+            })?);
+        }
+        Ok(out)
+    }
+
+    fn enqueue_locked(&self, envelope: &Envelope) -> Result<u64, QueueError> {
+        let next = self
+            .tree
+            .update_and_fetch(COUNTER, |old| {
+                let n = old
+                    .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                    .map_or(0, u64::from_be_bytes);
+                Some(n.saturating_add(1).to_be_bytes().to_vec())
+            })?
+            .and_then(|b| <[u8; 8]>::try_from(b.as_ref()).ok())
+            .map_or(0, u64::from_be_bytes);
+        let position = next - 1;
+        self.tree
+            .insert(key(PENDING, position), envelope.to_json())?;
+        self.tree.flush()?;
+        Ok(position)
+    }
+
+    /// Queue `envelope` without trying to send it; returns its position.
+    pub async fn enqueue(&self, envelope: &Envelope) -> Result<u64, QueueError> {
+        let _order = self.order.lock().await;
+        self.enqueue_locked(envelope)
+    }
+
+    /// Deliver what is queued (see the module documentation), then send
+    /// `envelope` directly if nothing waits before it, else queue it.
+    pub async fn send<S: EventSink>(
+        &self,
+        sink: &S,
+        envelope: &Envelope,
+    ) -> Result<(Sent, Delivery), QueueError> {
+        let _order = self.order.lock().await;
+        let delivery = self.deliver_locked(sink).await?;
+        if delivery.remaining > 0 {
+            let reason = match &delivery.stopped {
+                Some(e) => format!("{} older events wait: {e}", delivery.remaining),
+                None => format!("{} older events wait", delivery.remaining),
+            };
+            let position = self.enqueue_locked(envelope)?;
+            return Ok((Sent::Queued { position, reason }, delivery));
+        }
+        match sink.send_event(envelope).await {
+            Ok(receipt) => Ok((Sent::Delivered(receipt), delivery)),
+            Err(e) if e.is_retryable() => {
+                let position = self.enqueue_locked(envelope)?;
+                Ok((
+                    Sent::Queued {
+                        position,
+                        reason: e.to_string(),
+                    },
+                    delivery,
+                ))
+            }
+            // Refused for good: not queued; the caller sees why now.
+            Err(e) => Ok((Sent::Refused(e), delivery)),
+        }
+    }
+
+    /// Deliver queued events in order until the queue is empty or a
+    /// retryable error stops it.
+    pub async fn deliver<S: EventSink>(&self, sink: &S) -> Result<Delivery, QueueError> {
+        let _order = self.order.lock().await;
+        self.deliver_locked(sink).await
+    }
+
+    async fn deliver_locked<S: EventSink>(&self, sink: &S) -> Result<Delivery, QueueError> {
+        let mut delivery = Delivery::default();
+        loop {
+            let Some((k, v)) = self.tree.scan_prefix([PENDING]).next().transpose()? else {
+                break;
+            };
+            let position = u64::from_be_bytes(k[1..].try_into().unwrap_or_default());
+            let envelope = Envelope::parse(&v).map_err(|e| QueueError::Corrupt {
+                position,
+                why: e.to_string(),
+            })?;
+            match sink.send_event(&envelope).await {
+                Ok(receipt) => {
+                    self.tree.remove(&k)?;
+                    delivery.delivered.push(Delivered {
+                        position,
+                        envelope,
+                        receipt,
+                    });
+                }
+                Err(e) if e.is_retryable() => {
+                    delivery.stopped = Some(e);
+                    break;
+                }
+                Err(e) => {
+                    tracing::error!(position, error = %e, "the ledger refused a queued event for good; moved aside");
+                    let rejected = RejectedEvent {
+                        position,
+                        envelope: String::from_utf8_lossy(&v).into_owned(),
+                        error: e.to_string(),
+                    };
+                    // INVARIANT: a struct of a number and strings serialises.
+                    let json = serde_json::to_vec(&rejected).expect("INVARIANT: serialisable");
+                    let mut batch = sled::Batch::default();
+                    batch.remove(&k);
+                    batch.insert(&key(REJECTED, position), json);
+                    self.tree.apply_batch(batch)?;
+                    delivery.rejected.push(rejected);
+                }
+            }
+        }
+        self.tree.flush()?;
+        delivery.remaining = self.len();
+        Ok(delivery)
+    }
+}

@@ -1,0 +1,231 @@
+//! Running the service: load the key, open the ledger, bind, serve, stop.
+//!
+//! `custos ledger serve` and the bench binary both call [`run`]; tests that
+//! want a real socket call [`start`] and [`Server::shutdown`].
+//!
+//! # Shutdown protocol
+//!
+//! 1. A signal (Ctrl-C, SIGTERM) or [`Server::shutdown`] tells axum to stop
+//!    accepting connections and to finish the requests in flight.
+//! 2. When they are done, [`Ledger::close`] lets the writer write every
+//!    append already queued, flush, and stop.
+//! 3. The sled database is flushed and closed when the last handle drops.
+//!
+//! A `kill -9` skips all of it; the append path's crash rules
+//! ([`crate::append`]) still hold: nothing acknowledged is lost.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use custos_core::config::Config;
+use custos_core::keys::{KeyError, SigningKey};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::api::{app, ApiConfig, AppState};
+use crate::error::OpenError;
+use crate::ledger::{Ledger, LedgerOptions};
+
+/// What the service needs to start.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Listen address, e.g. `127.0.0.1:8700` (port 0: any free port).
+    pub listen: String,
+    /// How to open the ledger.
+    pub ledger: LedgerOptions,
+    /// The Ed25519 seed that signs checkpoints.
+    pub key_file: PathBuf,
+    /// HTTP limits.
+    pub api: ApiConfig,
+    /// Run the full verification ([`Ledger::spawn_verify_all`]) in the
+    /// background after start-up.
+    pub verify_on_start: bool,
+}
+
+impl ServeOptions {
+    /// Options from the `[ledger]` section of the configuration.
+    pub fn from_config(config: &Config) -> ServeOptions {
+        let l = &config.ledger;
+        ServeOptions {
+            listen: l.listen.clone(),
+            ledger: LedgerOptions::new(&l.data_dir, &l.origin),
+            key_file: l.key_file.clone(),
+            api: ApiConfig::default(),
+            verify_on_start: true,
+        }
+    }
+}
+
+/// Why the service could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// The ledger key could not be loaded.
+    #[error("ledger key {path}: {source} (create one with `custos keygen --out {path}`)")]
+    Key {
+        /// The key file.
+        path: PathBuf,
+        /// Why.
+        source: KeyError,
+    },
+    /// The ledger refused to open.
+    #[error("ledger {path}: {source}")]
+    Open {
+        /// The data directory.
+        path: PathBuf,
+        /// Why.
+        source: OpenError,
+    },
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Serving failed.
+    #[error("serving the ledger API: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A running service.
+#[derive(Debug)]
+pub struct Server {
+    addr: SocketAddr,
+    ledger: Ledger,
+    /// Created by `start`; sending (or dropping) it starts step 1 of the
+    /// shutdown protocol.
+    stop: oneshot::Sender<()>,
+    /// The axum server task; ends after step 1.
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+/// Open the ledger and start serving (see the module documentation).
+pub async fn start(options: ServeOptions) -> Result<Server, ServeError> {
+    let key_file = options.key_file.clone();
+    let data_dir = options.ledger.data_dir.clone();
+    let ledger_options = options.ledger.clone();
+    let ledger = tokio::task::spawn_blocking(move || {
+        let key = SigningKey::load(&key_file).map_err(|source| ServeError::Key {
+            path: key_file.clone(),
+            source,
+        })?;
+        Ledger::open(ledger_options, key).map_err(|source| ServeError::Open {
+            path: data_dir,
+            source,
+        })
+    })
+    .await
+    .map_err(|e| ServeError::Io(std::io::Error::other(e)))??;
+    if options.verify_on_start {
+        ledger.spawn_verify_all()?;
+    }
+    let listener = TcpListener::bind(&options.listen)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: options.listen.clone(),
+            source,
+        })?;
+    let addr = listener.local_addr()?;
+    let router = app(AppState {
+        ledger: ledger.clone(),
+        config: options.api,
+    });
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    tracing::info!(%addr, "ledger API listening");
+    Ok(Server {
+        addr,
+        ledger,
+        stop,
+        task,
+    })
+}
+
+impl Server {
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://ADDR`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The ledger it serves.
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    /// Stop: steps 1 to 3 of the shutdown protocol.
+    pub async fn shutdown(self) -> Result<(), ServeError> {
+        let _ = self.stop.send(());
+        let served = self
+            .task
+            .await
+            .map_err(|e| ServeError::Io(std::io::Error::other(e)))?;
+        self.ledger.close().await;
+        Ok(served?)
+    }
+}
+
+/// Wait for Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+/// Start, call `ready` with the server (to print its URL), serve until
+/// Ctrl-C or SIGTERM, then shut down cleanly.
+pub async fn run(options: ServeOptions, ready: impl FnOnce(&Server)) -> Result<(), ServeError> {
+    let server = start(options).await?;
+    ready(&server);
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    server.shutdown().await
+}
+
+/// [`run`] on a Tokio runtime of its own, for a synchronous `main`.
+pub fn run_blocking(options: ServeOptions, ready: impl FnOnce(&Server)) -> Result<(), ServeError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("custos-ledger")
+        .build()?
+        .block_on(run(options, ready))
+}
+
+/// Send `tracing` output to standard error, filtered by `RUST_LOG`
+/// (default `info`). For binaries; call once.
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

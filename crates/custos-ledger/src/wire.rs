@@ -1,0 +1,168 @@
+//! The JSON shapes of the HTTP API, shared by the server and the client.
+//!
+//! Every type here is what travels on the wire, with the field names of
+//! DESIGN.md ("Ledger HTTP API (v1)"): an entry line is `{"seq", "raw",
+//! "entry"}`, an inclusion proof `{"index", "size", "hashes"}`, a consistency
+//! proof `{"from", "to", "hashes"}`, an error `{"error", "message"}`. The
+//! export bundle of the retrieval issue reuses [`EntryLine`] and
+//! [`InclusionProof`] for `entries.jsonl` and `proofs/<seq>.json`.
+//!
+//! This module must never hold behaviour beyond (de)serialisation: the rules
+//! live in the ledger, the transport in `api` and `client`.
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+use custos_core::merkle::Hash;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use utoipa::ToSchema;
+
+use crate::catalogue::SegmentRecord;
+
+/// One line of `GET /v1/entries` (and of a bundle's `entries.jsonl`).
+///
+/// `raw` is the base64 of the exact leaf bytes; `entry` is the same bytes
+/// embedded as JSON, for readers that do not want to decode `raw`. Verifiers
+/// must hash `raw`, never a re-serialisation of `entry`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct EntryLine {
+    /// The entry's index in the log.
+    pub seq: u64,
+    /// Base64 (standard, padded) of the exact leaf bytes.
+    pub raw: String,
+    /// The entry itself (the bytes of `raw`, decoded as JSON).
+    #[schema(value_type = Object)]
+    pub entry: Box<RawValue>,
+}
+
+impl EntryLine {
+    /// The line for entry `seq` with leaf bytes `raw`; `None` if the bytes
+    /// are not JSON (stored entries always are).
+    pub fn new(seq: u64, raw: &[u8]) -> Option<EntryLine> {
+        let text = std::str::from_utf8(raw).ok()?;
+        let entry = RawValue::from_string(text.to_owned()).ok()?;
+        Some(EntryLine {
+            seq,
+            raw: B64.encode(raw),
+            entry,
+        })
+    }
+
+    /// The leaf bytes, decoded from `raw`.
+    pub fn raw_bytes(&self) -> Result<Vec<u8>, base64::DecodeError> {
+        B64.decode(&self.raw)
+    }
+}
+
+/// `GET /v1/proof/inclusion`: the audit path of leaf `index` in the tree of
+/// `size` leaves (RFC 9162 §2.1.3), sibling of the leaf first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct InclusionProof {
+    /// The leaf's index (the entry's `seq`).
+    pub index: u64,
+    /// The tree size the proof is for.
+    pub size: u64,
+    /// The path, base64 hashes.
+    #[schema(value_type = Vec<String>)]
+    pub hashes: Vec<Hash>,
+}
+
+/// `GET /v1/proof/consistency`: the proof that the tree of `from` leaves is a
+/// prefix of the tree of `to` leaves (RFC 9162 §2.1.4).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ConsistencyProof {
+    /// The older size.
+    pub from: u64,
+    /// The newer size.
+    pub to: u64,
+    /// The proof, base64 hashes.
+    #[schema(value_type = Vec<String>)]
+    pub hashes: Vec<Hash>,
+}
+
+/// The answer to an append (`POST /v1/events` and the internal API).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Receipt {
+    /// The entry's index. For a duplicate envelope, the first entry's index.
+    pub seq: u64,
+    /// The entry's leaf hash (base64): `SHA-256(0x00 || entry bytes)`.
+    #[schema(value_type = String)]
+    pub leaf_hash: Hash,
+    /// The tree size published with (or, for a duplicate, after) the entry:
+    /// an inclusion proof for `seq` at this size is available at once.
+    pub size: u64,
+    /// True when the same envelope was already in the log: nothing was added.
+    pub duplicate: bool,
+}
+
+/// The one error shape of the API: `{"error": code, "message": text}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    /// A stable machine-readable code, e.g. `bad_signature`.
+    pub error: String,
+    /// What is wrong, for a person.
+    pub message: String,
+}
+
+/// One custody entry with its inclusion proof, as `/v1/segments/{id}/custody`
+/// serves it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ProvenEntry {
+    /// The entry, in the `/v1/entries` line format.
+    #[serde(flatten)]
+    pub line: EntryLine,
+    /// Its inclusion proof against the response's checkpoint.
+    pub proof: InclusionProof,
+}
+
+/// `GET /v1/segments/{id}/custody`: every entry about a segment, each with
+/// its inclusion proof against one checkpoint.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Custody {
+    /// The segment.
+    pub segment_id: String,
+    /// The signed checkpoint (C2SP signed note) every proof is against.
+    pub checkpoint: String,
+    /// Its tree size.
+    pub size: u64,
+    /// The entries, in log order.
+    pub entries: Vec<ProvenEntry>,
+}
+
+/// `GET /healthz`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Health {
+    /// `ok`, or why the ledger refuses to serve (`tampered`, `storage_failed`).
+    pub status: String,
+    /// The published tree size.
+    pub size: u64,
+    /// Details when not ok.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// A segment as the API shows it: the catalogue record and its status.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SegmentView {
+    /// `ingested`, `verified` or `wiped`.
+    pub status: String,
+    /// The catalogue record (manifest, entries, cases).
+    #[serde(flatten)]
+    pub record: SegmentRecord,
+}
+
+impl From<SegmentRecord> for SegmentView {
+    fn from(record: SegmentRecord) -> Self {
+        SegmentView {
+            status: record.status().to_owned(),
+            record,
+        }
+    }
+}
+
+/// `GET /v1/segments`: the matching segments.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SearchResults {
+    /// The matching segments.
+    pub segments: Vec<SegmentView>,
+}
