@@ -1,0 +1,738 @@
+//! [`ingest_segment`]: one segment, read once, hashed and stored.
+//!
+//! The steps, and what a failure at each leaves behind:
+//!
+//! 1. **Look at the key** (HEAD). If an object is there, the segment is
+//!    read and hashed without uploading anything, then compared with the
+//!    stored object (size, then SHA-256 of the object read back): equal
+//!    means an earlier attempt already stored it (an idempotent retry);
+//!    different means the key is taken and the ingest is refused. Nothing
+//!    is written either way.
+//! 2. **Read the first part.** If the source ends before the part is full,
+//!    the segment is hashed and stored with one conditional put
+//!    (`PutMode::Create`, falling back to a plain put on stores without
+//!    conditional puts, after step 1's check). A store that honours the
+//!    condition and already has the key sends us to the comparison of
+//!    step 1. A failure stores nothing.
+//! 3. **Multipart.** Parts are read into buffers, each buffer goes to the
+//!    hashing thread and to an upload task at once (no copy), at most
+//!    `parts_in_flight` alive. A failed part is resent from its buffer. Any
+//!    failure aborts the upload: nothing is visible at the key, and if the
+//!    abort itself fails (store down) the error names the orphaned upload.
+//! 4. **Check the key again** just before completing: if another writer
+//!    stored an object meanwhile, the upload is aborted and the segment is
+//!    compared with that object as in step 1.
+//! 5. **Complete.** The object appears at the key, whole.
+//!
+//! Why HEAD and compare rather than trusting the store: Garage accepts
+//! `If-None-Match: *` and overwrites anyway (DESIGN.md, "Real components"),
+//! and multipart completion has no conditional form in object_store. The
+//! check-then-write window between steps 4 and 5 remains on such stores; it
+//! is one request long, and Custos never has two writers for one key (the
+//! key names the recorder and its file, and a recorder sits in one slot).
+//!
+//! This module must never read the source twice, and never write to a key
+//! that holds other bytes.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use custos_core::digest::{Digest, Digests, MultiHasher};
+use object_store::path::Path;
+use object_store::{ObjectMeta, PutMode, PutOptions, PutPayload, PutResult};
+use tokio::io::AsyncRead;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::buffers::{fill, BufferPool, Part, SharedPart};
+use crate::error::{IngestError, KeyTakenReason, OrphanedUpload};
+use crate::hasher::{HashWorker, Hashed, HasherDied};
+use crate::options::{IngestOptions, S3_MAX_PARTS};
+use crate::progress::{Progress, ProgressSink};
+use crate::retry::with_retry;
+use crate::store::IngestStore;
+use crate::upload::{OpenUpload, PartDone, PartFuture};
+use crate::verify::read_back;
+
+/// What an ingest achieved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct IngestOutcome {
+    /// The object key.
+    pub key: Path,
+    /// Bytes in the segment (and in the object).
+    pub size: u64,
+    /// Digests of the bytes read from the source.
+    pub digests: Digests,
+    /// The store's ETag of the object, where it gives one.
+    pub e_tag: Option<String>,
+    /// The store's version id of the object, where versioning is on.
+    pub version: Option<String>,
+    /// Parts of the multipart upload; 0 for a single put or when nothing
+    /// was uploaded.
+    pub parts: usize,
+    /// The key already held these exact bytes (an earlier attempt stored
+    /// them); nothing was uploaded this time.
+    pub already_present: bool,
+    /// The store checked an SHA-256 of every byte it received.
+    pub store_checked_sha256: bool,
+    /// Where the time went.
+    pub timings: Timings,
+}
+
+impl IngestOutcome {
+    /// Proof that the store itself checked the uploaded bytes, usable with
+    /// [`VerifyMode::TrustStoreChecksum`](crate::VerifyMode::TrustStoreChecksum);
+    /// `None` when the store does not check checksums, gave no ETag, or
+    /// nothing was uploaded this time.
+    pub fn store_receipt(&self) -> Option<StoreReceipt> {
+        if !self.store_checked_sha256 || self.already_present {
+            return None;
+        }
+        Some(StoreReceipt {
+            size: self.size,
+            sha256: self.digests.sha256,
+            e_tag: self.e_tag.clone()?,
+        })
+    }
+}
+
+/// What a store acknowledged after checking an SHA-256 of every byte: a
+/// put whose `x-amz-checksum-sha256` it verified, or a multipart upload
+/// whose every part it verified while the pipeline hashed those very parts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreReceipt {
+    /// Size of the stored object.
+    pub size: u64,
+    /// SHA-256 of the bytes sent.
+    pub sha256: Digest,
+    /// The ETag the store gave the object.
+    pub e_tag: String,
+}
+
+/// Where an ingest's time went. The stages overlap, so the parts do not
+/// add up to `total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Timings {
+    /// Time spent waiting on the source.
+    pub read: Duration,
+    /// Time the hashing thread spent hashing.
+    pub hash: Duration,
+    /// From the first store write to the store's last acknowledgement.
+    pub upload: Duration,
+    /// Time the reader waited for a free part buffer (all
+    /// `parts_in_flight` busy): the store or the hasher was slower than
+    /// the source.
+    pub stalled: Duration,
+    /// The whole ingest.
+    pub total: Duration,
+}
+
+/// Read `source` once, hash it and store it at `key`, with memory bounded
+/// by `opts.part_size * opts.parts_in_flight` whatever the segment's size.
+///
+/// `store` is an [`IngestStore`] or anything that converts into one (an
+/// `Arc<dyn ObjectStore>`). Progress goes to `progress` a few times per
+/// part. See the module documentation for the steps and for what a failure
+/// leaves behind.
+pub async fn ingest_segment<R>(
+    source: R,
+    store: impl Into<IngestStore>,
+    key: &Path,
+    opts: &IngestOptions,
+    progress: &dyn ProgressSink,
+) -> Result<IngestOutcome, IngestError>
+where
+    R: AsyncRead + Unpin + Send,
+{
+    let store = store.into();
+    let mut run = Run {
+        store: &store,
+        key,
+        opts,
+        progress,
+        started: Instant::now(),
+        read: 0,
+        stored: 0,
+        timings: Timings::default(),
+    };
+    let r = run.go(source).await;
+    let mut last = run.snapshot(0);
+    last.finished = true;
+    if let Ok(o) = &r {
+        last.read = o.size;
+        last.hashed = o.size;
+        last.stored = o.size;
+        last.total = Some(o.size);
+    }
+    progress.report(last);
+    r
+}
+
+/// The state of one ingest.
+struct Run<'a> {
+    store: &'a IngestStore,
+    key: &'a Path,
+    opts: &'a IngestOptions,
+    progress: &'a dyn ProgressSink,
+    started: Instant,
+    /// Bytes read from the source.
+    read: u64,
+    /// Bytes acknowledged by the store.
+    stored: u64,
+    timings: Timings,
+}
+
+impl Run<'_> {
+    async fn go<R>(&mut self, mut source: R) -> Result<IngestOutcome, IngestError>
+    where
+        R: AsyncRead + Unpin + Send,
+    {
+        self.opts.validate()?;
+        let hasher =
+            MultiHasher::new(self.opts.with_sm3).map_err(|_| IngestError::Sm3Unavailable)?;
+
+        // Step 1.
+        if let Some(existing) = self.head().await? {
+            return self.existing_key(&mut source, existing, hasher).await;
+        }
+
+        // Step 2.
+        let part_size = self.opts.part_size;
+        let pool = BufferPool::new(part_size);
+        let slots = Arc::new(Semaphore::new(self.opts.parts_in_flight));
+        let worker = HashWorker::start(hasher, self.opts.parts_in_flight);
+        let first = self
+            .next_part(&mut source, &pool, &slots, 0)
+            .await
+            .map_err(|e| e.into_error(None))?;
+        worker
+            .feed(SharedPart(first.clone()))
+            .await
+            .map_err(|e| self.hasher_error(e))?;
+        self.report(worker.hashed());
+        if first.len() < part_size {
+            return self.single_put(first, worker).await;
+        }
+
+        // Steps 3 to 5.
+        self.multipart(&mut source, first, worker, &pool, &slots)
+            .await
+    }
+
+    /// HEAD the key: `None` when no object is there.
+    async fn head(&self) -> Result<Option<ObjectMeta>, IngestError> {
+        let objects = self.store.object_store();
+        match with_retry(&self.opts.retry, "look up the key", || {
+            objects.head(self.key)
+        })
+        .await
+        {
+            Ok(meta) => Ok(Some(meta)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(source) => Err(self.store_error("look up the key", source, None)),
+        }
+    }
+
+    /// Take a slot, fill a buffer, and wrap it as part `index`.
+    async fn next_part<R>(
+        &mut self,
+        source: &mut R,
+        pool: &Arc<BufferPool>,
+        slots: &Arc<Semaphore>,
+        index: usize,
+    ) -> Result<Arc<Part>, PartReadError>
+    where
+        R: AsyncRead + Unpin + Send,
+    {
+        let waiting = Instant::now();
+        // INVARIANT: the semaphore is owned by this ingest and never closed.
+        let permit = slots
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("part semaphore is never closed");
+        self.timings.stalled += waiting.elapsed();
+        let reading = Instant::now();
+        let filled = fill(source, pool.take(), self.opts.part_size).await;
+        self.timings.read += reading.elapsed();
+        match filled {
+            Ok(buf) => {
+                self.read += buf.len() as u64;
+                Ok(Part::new(buf.freeze(), index, pool.clone(), permit))
+            }
+            Err((source, got)) => Err(PartReadError {
+                key: self.key.to_string(),
+                read: self.read + got as u64,
+                source,
+            }),
+        }
+    }
+
+    /// Step 2: a segment shorter than one part.
+    async fn single_put(
+        &mut self,
+        part: Arc<Part>,
+        worker: HashWorker<SharedPart>,
+    ) -> Result<IngestOutcome, IngestError> {
+        let hashed = worker.finish().await.map_err(|e| self.hasher_error(e))?;
+        self.timings.hash = hashed.busy;
+        let size = part.len() as u64;
+        let payload = part.bytes.clone();
+        drop(part);
+
+        let objects = self.store.object_store();
+        let uploading = Instant::now();
+        let create = PutOptions {
+            mode: PutMode::Create,
+            ..PutOptions::default()
+        };
+        let mut r = with_retry(&self.opts.retry, "put the object", || {
+            objects.put_opts(self.key, PutPayload::from(payload.clone()), create.clone())
+        })
+        .await;
+        if matches!(r, Err(object_store::Error::NotImplemented)) {
+            // The store has no conditional put; step 1 found the key free.
+            r = with_retry(&self.opts.retry, "put the object", || {
+                objects.put(self.key, PutPayload::from(payload.clone()))
+            })
+            .await;
+        }
+        self.timings.upload = uploading.elapsed();
+        match r {
+            Ok(put) => {
+                self.stored = size;
+                Ok(self.outcome(size, hashed.digests, put, 0))
+            }
+            Err(object_store::Error::AlreadyExists { .. }) => {
+                // Someone (maybe our own earlier attempt whose answer was
+                // lost) stored an object there meanwhile.
+                self.compare_with_stored(size, hashed.digests).await
+            }
+            Err(source) => Err(self.store_error("put the object", source, None)),
+        }
+    }
+
+    /// Steps 3 to 5.
+    async fn multipart<R>(
+        &mut self,
+        source: &mut R,
+        first: Arc<Part>,
+        worker: HashWorker<SharedPart>,
+        pool: &Arc<BufferPool>,
+        slots: &Arc<Semaphore>,
+    ) -> Result<IngestOutcome, IngestError>
+    where
+        R: AsyncRead + Unpin + Send,
+    {
+        let uploading = Instant::now();
+        let mut upload = OpenUpload::create(self.store, self.key, &self.opts.retry)
+            .await
+            .map_err(|e| self.store_error("start a multipart upload", e, None))?;
+
+        let sent = self
+            .send_parts(&mut upload, source, first, &worker, pool, slots)
+            .await;
+        let parts = match sent {
+            Ok(parts) => parts,
+            Err(e) => {
+                let orphan = upload.abort().await.err();
+                // Some stores (Garage) drop an upload when another writer
+                // stores an object at its key; the next part then fails
+                // with "no such upload". Compare with that object rather
+                // than report a store error.
+                let vanished = matches!(
+                    &e,
+                    IngestError::Store { source, .. }
+                        if matches!(**source, object_store::Error::NotFound { .. })
+                );
+                if vanished && matches!(self.head().await, Ok(Some(_))) {
+                    tracing::warn!(key = %self.key, "upload dropped by the store: the key was taken meanwhile");
+                    let hashed = self.hash_rest(source, worker, pool, slots).await?;
+                    return self
+                        .compare_with_stored(hashed.bytes, hashed.digests)
+                        .await
+                        .map_err(|e| e.with_orphan(orphan));
+                }
+                return Err(e.with_orphan(orphan));
+            }
+        };
+        let hashed = match worker.finish().await {
+            Ok(h) => h,
+            Err(e) => {
+                let err = self.hasher_error(e);
+                let _ = upload.abort().await;
+                return Err(err);
+            }
+        };
+        self.timings.hash = hashed.busy;
+        let size = hashed.bytes;
+        debug_assert_eq!(size, self.read);
+
+        // Step 4.
+        match self.head().await {
+            Ok(None) => {}
+            Ok(Some(_)) => {
+                tracing::warn!(key = %self.key, "key was taken while uploading; comparing instead of completing");
+                let orphan = upload.abort().await.err();
+                return self
+                    .compare_with_stored(size, hashed.digests)
+                    .await
+                    .map_err(|e| e.with_orphan(orphan));
+            }
+            Err(e) => {
+                let orphan = upload.abort().await.err();
+                return Err(e.with_orphan(orphan));
+            }
+        }
+
+        // Step 5.
+        let count = parts.len();
+        match upload.complete(parts).await {
+            Ok(put) => {
+                self.timings.upload = uploading.elapsed();
+                Ok(self.outcome(size, hashed.digests, put, count))
+            }
+            Err(source) => {
+                let orphan = upload.abort().await.err();
+                Err(self.store_error("complete the multipart upload", source, orphan))
+            }
+        }
+    }
+
+    /// Read the remaining parts and upload every part; returns the
+    /// acknowledged parts in index order.
+    async fn send_parts<R>(
+        &mut self,
+        upload: &mut OpenUpload,
+        source: &mut R,
+        first: Arc<Part>,
+        worker: &HashWorker<SharedPart>,
+        pool: &Arc<BufferPool>,
+        slots: &Arc<Semaphore>,
+    ) -> Result<Vec<PartDone>, IngestError>
+    where
+        R: AsyncRead + Unpin + Send,
+    {
+        let part_size = self.opts.part_size;
+        // Upload tasks; dropping the set (on an error return) cancels them.
+        let mut tasks: JoinSet<Result<PartDone, (usize, object_store::Error)>> = JoinSet::new();
+        let mut done: Vec<Option<PartDone>> = Vec::new();
+        spawn_part(&mut tasks, upload.put_part(first));
+        let mut index = 1;
+        loop {
+            // Collect finished uploads (surfacing failures early) while
+            // waiting for a free buffer.
+            while let Some(joined) = tasks.try_join_next() {
+                self.collect(joined, &mut done, worker)?;
+            }
+            if slots.available_permits() == 0 && !tasks.is_empty() {
+                let waiting = Instant::now();
+                tokio::select! {
+                    Some(joined) = tasks.join_next() => {
+                        self.timings.stalled += waiting.elapsed();
+                        self.collect(joined, &mut done, worker)?;
+                        continue;
+                    }
+                    // INVARIANT: the semaphore is never closed.
+                    _ = slots.acquire() => {
+                        self.timings.stalled += waiting.elapsed();
+                    }
+                }
+            }
+            let part = self
+                .next_part(source, pool, slots, index)
+                .await
+                .map_err(|e| e.into_error(None))?;
+            if part.len() == 0 {
+                break;
+            }
+            if index >= S3_MAX_PARTS {
+                return Err(IngestError::TooManyParts {
+                    key: self.key.to_string(),
+                    max_parts: S3_MAX_PARTS,
+                    part_size,
+                });
+            }
+            let short = part.len() < part_size;
+            worker
+                .feed(SharedPart(part.clone()))
+                .await
+                .map_err(|e| self.hasher_error(e))?;
+            spawn_part(&mut tasks, upload.put_part(part));
+            self.report(worker.hashed());
+            index += 1;
+            if short {
+                break;
+            }
+        }
+        while let Some(joined) = tasks.join_next().await {
+            self.collect(joined, &mut done, worker)?;
+        }
+        let parts: Option<Vec<PartDone>> = done.into_iter().collect();
+        // INVARIANT: every spawned part either failed (returned above) or
+        // was recorded at its index, and indexes are 0..index.
+        Ok(parts.expect("every uploaded part was acknowledged"))
+    }
+
+    /// Record one finished part upload.
+    fn collect(
+        &mut self,
+        joined: Result<Result<PartDone, (usize, object_store::Error)>, tokio::task::JoinError>,
+        done: &mut Vec<Option<PartDone>>,
+        worker: &HashWorker<SharedPart>,
+    ) -> Result<(), IngestError> {
+        match joined {
+            Ok(Ok(part)) => {
+                self.stored += part.len as u64;
+                let i = part.index;
+                if done.len() <= i {
+                    done.resize_with(i + 1, || None);
+                }
+                done[i] = Some(part);
+                self.report(worker.hashed());
+                Ok(())
+            }
+            Ok(Err((i, source))) => {
+                Err(self.store_error(&format!("upload part {}", i + 1), source, None))
+            }
+            Err(join) => Err(self.store_error(
+                "upload a part",
+                object_store::Error::JoinError { source: join },
+                None,
+            )),
+        }
+    }
+
+    /// Step 1, key taken: hash the whole source without uploading, then
+    /// compare with what is stored.
+    async fn existing_key<R>(
+        &mut self,
+        source: &mut R,
+        existing: ObjectMeta,
+        hasher: MultiHasher,
+    ) -> Result<IngestOutcome, IngestError>
+    where
+        R: AsyncRead + Unpin + Send,
+    {
+        if let Some(expected) = self.opts.expected_size {
+            if expected != existing.size {
+                return Err(IngestError::KeyTaken {
+                    key: self.key.to_string(),
+                    reason: KeyTakenReason::Size {
+                        existing: existing.size,
+                        segment: expected,
+                    },
+                });
+            }
+        }
+        let pool = BufferPool::new(self.opts.part_size);
+        let slots = Arc::new(Semaphore::new(self.opts.parts_in_flight));
+        let worker = HashWorker::start(hasher, self.opts.parts_in_flight);
+        let hashed = self.hash_rest(source, worker, &pool, &slots).await?;
+        self.compare_with_stored(hashed.bytes, hashed.digests).await
+    }
+
+    /// Read the rest of the source into the hasher only, uploading nothing.
+    async fn hash_rest<R>(
+        &mut self,
+        source: &mut R,
+        worker: HashWorker<SharedPart>,
+        pool: &Arc<BufferPool>,
+        slots: &Arc<Semaphore>,
+    ) -> Result<Hashed, IngestError>
+    where
+        R: AsyncRead + Unpin + Send,
+    {
+        loop {
+            let part = self
+                .next_part(source, pool, slots, 0)
+                .await
+                .map_err(|e| e.into_error(None))?;
+            let len = part.len();
+            if len > 0 {
+                worker
+                    .feed(SharedPart(part))
+                    .await
+                    .map_err(|e| self.hasher_error(e))?;
+            }
+            self.report(worker.hashed());
+            if len < self.opts.part_size {
+                break;
+            }
+        }
+        let hashed = worker.finish().await.map_err(|e| self.hasher_error(e))?;
+        self.timings.hash = hashed.busy;
+        Ok(hashed)
+    }
+
+    /// The key holds an object: succeed if it has exactly the segment's
+    /// bytes, refuse otherwise.
+    async fn compare_with_stored(
+        &mut self,
+        size: u64,
+        digests: Digests,
+    ) -> Result<IngestOutcome, IngestError> {
+        let Some(meta) = self.head().await? else {
+            // It was there a moment ago and is gone: nothing to compare
+            // with, and not ours to recreate behind a deleter's back.
+            return Err(self.store_error(
+                "find the object that held the key",
+                object_store::Error::NotFound {
+                    path: self.key.to_string(),
+                    source: "object vanished while comparing".into(),
+                },
+                None,
+            ));
+        };
+        if meta.size != size {
+            return Err(IngestError::KeyTaken {
+                key: self.key.to_string(),
+                reason: KeyTakenReason::Size {
+                    existing: meta.size,
+                    segment: size,
+                },
+            });
+        }
+        let stored: Hashed = read_back(self.store, self.key, &meta, MultiHasher::sha256())
+            .await
+            .map_err(|e| IngestError::Compare {
+                key: self.key.to_string(),
+                source: Box::new(e),
+            })?;
+        if stored.digests.sha256 != digests.sha256 {
+            return Err(IngestError::KeyTaken {
+                key: self.key.to_string(),
+                reason: KeyTakenReason::Content {
+                    existing: stored.digests.sha256,
+                    segment: digests.sha256,
+                },
+            });
+        }
+        tracing::info!(key = %self.key, "segment already stored with the same bytes");
+        self.stored = size;
+        let mut outcome = self.outcome(
+            size,
+            digests,
+            PutResult {
+                e_tag: meta.e_tag,
+                version: meta.version,
+            },
+            0,
+        );
+        outcome.already_present = true;
+        Ok(outcome)
+    }
+
+    fn outcome(
+        &mut self,
+        size: u64,
+        digests: Digests,
+        put: PutResult,
+        parts: usize,
+    ) -> IngestOutcome {
+        self.timings.total = self.started.elapsed();
+        IngestOutcome {
+            key: self.key.clone(),
+            size,
+            digests,
+            e_tag: put.e_tag,
+            version: put.version,
+            parts,
+            already_present: false,
+            store_checked_sha256: self.store.checks_sha256(),
+            timings: self.timings,
+        }
+    }
+
+    fn snapshot(&self, hashed: u64) -> Progress {
+        Progress {
+            read: self.read,
+            hashed,
+            stored: self.stored,
+            total: self.opts.expected_size,
+            finished: false,
+        }
+    }
+
+    fn report(&self, hashed: u64) {
+        self.progress.report(self.snapshot(hashed));
+    }
+
+    fn store_error(
+        &self,
+        during: &str,
+        source: object_store::Error,
+        orphan: Option<OrphanedUpload>,
+    ) -> IngestError {
+        IngestError::Store {
+            key: self.key.to_string(),
+            during: during.to_owned(),
+            source: Box::new(source),
+            orphan: orphan.map(Box::new),
+        }
+    }
+
+    fn hasher_error(&self, e: HasherDied) -> IngestError {
+        IngestError::Internal {
+            key: self.key.to_string(),
+            detail: e.0,
+        }
+    }
+}
+
+fn spawn_part(
+    tasks: &mut JoinSet<Result<PartDone, (usize, object_store::Error)>>,
+    fut: PartFuture,
+) {
+    tasks.spawn(fut);
+}
+
+/// The source failed while a part was being filled.
+struct PartReadError {
+    key: String,
+    read: u64,
+    source: std::io::Error,
+}
+
+impl PartReadError {
+    fn into_error(self, orphan: Option<OrphanedUpload>) -> IngestError {
+        IngestError::Source {
+            key: self.key,
+            read: self.read,
+            source: self.source,
+            orphan: orphan.map(Box::new),
+        }
+    }
+}
+
+impl IngestError {
+    /// Attach the orphaned upload left by the abort that followed this error.
+    fn with_orphan(self, new: Option<OrphanedUpload>) -> IngestError {
+        match self {
+            IngestError::Source {
+                key,
+                read,
+                source,
+                orphan,
+            } => IngestError::Source {
+                key,
+                read,
+                source,
+                orphan: orphan.or(new.map(Box::new)),
+            },
+            IngestError::Store {
+                key,
+                during,
+                source,
+                orphan,
+            } => IngestError::Store {
+                key,
+                during,
+                source,
+                orphan: orphan.or(new.map(Box::new)),
+            },
+            other => other,
+        }
+    }
+}

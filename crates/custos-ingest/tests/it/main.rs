@@ -1,0 +1,15 @@
+//! Integration tests of custos-ingest: every size class into the local
+//! store, the in-memory store and a real Garage S3 node; failures of the
+//! source and of the store; taken keys; verification; the pool.
+//!
+//! Tests that need S3 start their own Garage node and fail (never skip)
+//! when the `garage` binary is missing.
+
+mod util;
+
+mod failures;
+mod pool;
+mod s3_outage;
+mod sizes;
+mod taken_keys;
+mod verify;

@@ -1,0 +1,151 @@
+//! Invariant 2: a key, once written, is never written again with other
+//! bytes, on any store, including Garage, which accepts
+//! `If-None-Match: *` and overwrites anyway. The same bytes again are an
+//! idempotent success.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use custos_ingest::object_store::path::Path;
+use custos_ingest::object_store::PutPayload;
+use custos_ingest::{
+    ingest_segment, IngestError, IngestStore, KeyTakenReason, NoProgress, Progress,
+};
+
+use crate::util::{
+    data, garage, garage_store, small_parts, stored, unfinished_uploads, TestSource,
+};
+
+const PART: usize = 64 * 1024;
+
+async fn taken_keys_are_refused(store: &IngestStore, label: &str) {
+    let opts = small_parts(PART);
+    for size in [100, PART * 3 + 1] {
+        let key = Path::from(format!("{label}/taken-{size}.mp4"));
+        let original = data(size, 1);
+        ingest_segment(&original[..], store, &key, &opts, &NoProgress)
+            .await
+            .unwrap();
+
+        // Same size, other bytes.
+        let other = data(size, 2);
+        let err = ingest_segment(&other[..], store, &key, &opts, &NoProgress)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                IngestError::KeyTaken {
+                    reason: KeyTakenReason::Content { .. },
+                    ..
+                }
+            ),
+            "{label}: {err}"
+        );
+        assert!(err.to_string().contains("refusing to overwrite"), "{err}");
+        assert!(!err.is_retryable());
+        // Other size.
+        let longer = data(size + 1, 3);
+        let err = ingest_segment(&longer[..], store, &key, &opts, &NoProgress)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                IngestError::KeyTaken {
+                    reason: KeyTakenReason::Size { .. },
+                    ..
+                }
+            ),
+            "{label}: {err}"
+        );
+        assert_eq!(
+            stored(store, &key).await.as_deref(),
+            Some(&original[..]),
+            "{label}: object changed"
+        );
+
+        // The same bytes again: an idempotent retry.
+        let again = ingest_segment(&original[..], store, &key, &opts, &NoProgress)
+            .await
+            .unwrap();
+        assert!(again.already_present, "{label}");
+        assert_eq!(again.size, size as u64);
+        assert_eq!(
+            again.digests.sha256,
+            custos_core::digest::Digest::sha256(&original)
+        );
+        assert!(again.store_receipt().is_none());
+
+        // A known size that differs is refused without reading the source.
+        let source = TestSource::new(data(size + 5, 4));
+        let served = source.served.clone();
+        let mut sized = opts.clone();
+        sized.expected_size = Some(size as u64 + 5);
+        let err = ingest_segment(source, store, &key, &sized, &NoProgress)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, IngestError::KeyTaken { .. }), "{err}");
+        assert_eq!(served.load(Ordering::SeqCst), 0);
+        assert_eq!(stored(store, &key).await.as_deref(), Some(&original[..]));
+    }
+}
+
+#[tokio::test]
+async fn taken_keys_are_refused_in_the_local_store() {
+    let dir = tempfile::tempdir().unwrap();
+    taken_keys_are_refused(&IngestStore::local(dir.path()).unwrap(), "local").await;
+}
+
+#[tokio::test]
+async fn taken_keys_are_refused_in_memory() {
+    taken_keys_are_refused(&IngestStore::in_memory(), "memory").await;
+}
+
+#[tokio::test]
+async fn taken_keys_are_refused_in_garage() {
+    let g = garage();
+    let store = garage_store(&g);
+    taken_keys_are_refused(&store, "s3").await;
+    assert_eq!(unfinished_uploads(&g), 0);
+}
+
+/// Another writer stores an object at the key while a multipart upload is
+/// under way: the upload is not completed over it (step 4).
+async fn a_key_taken_during_the_upload_is_not_overwritten(store: &IngestStore) {
+    let key = Path::from("race/segment.mp4");
+    let body = data(PART * 10, 8);
+    let (tx, mut rx) = tokio::sync::watch::channel(Progress::default());
+    let source = TestSource::new(body).slow(PART / 4, Duration::from_millis(2));
+    let opts = small_parts(PART);
+    let ingest = ingest_segment(source, store, &key, &opts, &tx);
+    tokio::pin!(ingest);
+    tokio::select! {
+        r = &mut ingest => panic!("ingest finished too early: {r:?}"),
+        _ = rx.wait_for(|p| p.stored >= 2 * PART as u64) => {}
+    }
+    let intruder = data(777, 9);
+    store
+        .object_store()
+        .put(&key, PutPayload::from(intruder.clone()))
+        .await
+        .unwrap();
+    let err = ingest.await.unwrap_err();
+    assert!(matches!(err, IngestError::KeyTaken { .. }), "{err}");
+    assert!(err.orphaned_upload().is_none());
+    assert_eq!(stored(store, &key).await.as_deref(), Some(&intruder[..]));
+}
+
+#[tokio::test]
+async fn a_key_taken_during_the_upload_is_not_overwritten_locally() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = IngestStore::local(dir.path()).unwrap();
+    a_key_taken_during_the_upload_is_not_overwritten(&store).await;
+}
+
+#[tokio::test]
+async fn a_key_taken_during_the_upload_is_not_overwritten_in_garage() {
+    let g = garage();
+    a_key_taken_during_the_upload_is_not_overwritten(&garage_store(&g)).await;
+    assert_eq!(unfinished_uploads(&g), 0);
+}
