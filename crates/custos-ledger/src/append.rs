@@ -155,6 +155,9 @@ pub enum GuardError {
 /// It runs on the writer thread: it must be quick and must not block.
 pub type Guard = Box<dyn FnOnce(&mut StateTx<'_>) -> Result<(), GuardError> + Send>;
 
+/// A state-table row: (key without the table prefix, value).
+pub type Row = (Vec<u8>, Vec<u8>);
+
 /// The state tables as seen by a [`Guard`]: committed rows, overlaid with
 /// the writes of earlier appends of the same batch and this append's own.
 #[derive(Debug)]
@@ -220,7 +223,7 @@ impl<'a> StateTx<'a> {
 
     /// The rows of `table` whose key starts with `prefix`, as this append
     /// would leave them, in key order (keys without the table prefix).
-    pub fn scan(&self, table: &str, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    pub fn scan(&self, table: &str, prefix: &[u8]) -> Result<Vec<Row>, StoreError> {
         let full = layout::table_key(table, prefix);
         let skip = layout::table_prefix(table).len();
         let mut rows: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
@@ -337,14 +340,20 @@ impl Append {
     }
 }
 
+/// One queued append and where to answer it.
+pub(crate) struct Request {
+    pub(crate) append: Append,
+    /// The caller waits on the other end; dropping it (the caller gave
+    /// up) does not undo the append.
+    pub(crate) reply: oneshot::Sender<Result<Receipt, AppendError>>,
+    /// When it was queued, for the latency metric.
+    pub(crate) queued: Instant,
+}
+
 /// A message to the writer.
 pub(crate) enum Msg {
-    /// Append this; answer on `reply`.
-    Append {
-        append: Append,
-        reply: oneshot::Sender<Result<Receipt, AppendError>>,
-        queued: Instant,
-    },
+    /// Append this.
+    Append(Box<Request>),
     /// Finish what is queued, flush, stop; then answer.
     Close(oneshot::Sender<()>),
 }
@@ -380,12 +389,8 @@ impl Writer {
             };
             let mut batch = Vec::new();
             let mut close = None;
-            let mut take = |msg: Msg, batch: &mut Vec<_>| match msg {
-                Msg::Append {
-                    append,
-                    reply,
-                    queued,
-                } => batch.push((append, reply, queued)),
+            let mut take = |msg: Msg, batch: &mut Vec<Request>| match msg {
+                Msg::Append(request) => batch.push(*request),
                 Msg::Close(done) => close = Some(done),
             };
             take(first, &mut batch);
@@ -403,13 +408,8 @@ impl Writer {
                 rx.close();
                 let mut rest = Vec::new();
                 while let Ok(msg) = rx.try_recv() {
-                    if let Msg::Append {
-                        append,
-                        reply,
-                        queued,
-                    } = msg
-                    {
-                        rest.push((append, reply, queued));
+                    if let Msg::Append(request) = msg {
+                        rest.push(*request);
                         if rest.len() == self.config.max_batch {
                             self.write_batch(std::mem::take(&mut rest));
                         }
@@ -426,17 +426,10 @@ impl Writer {
         let _ = self.store.flush();
     }
 
-    fn write_batch(
-        &mut self,
-        requests: Vec<(
-            Append,
-            oneshot::Sender<Result<Receipt, AppendError>>,
-            Instant,
-        )>,
-    ) {
+    fn write_batch(&mut self, requests: Vec<Request>) {
         let metrics = &self.shared.metrics;
         if let Some(refusal) = self.shared.append_refusal() {
-            for (_, reply, _) in requests {
+            for Request { reply, .. } in requests {
                 metrics.appends.with_label_values(&["failed"]).inc();
                 let _ = reply.send(Err(refusal.clone()));
             }
@@ -451,7 +444,12 @@ impl Writer {
         let mut outcomes = Vec::with_capacity(requests.len());
         let mut replies = Vec::with_capacity(requests.len());
 
-        for (append, reply, queued) in requests {
+        for Request {
+            append,
+            reply,
+            queued,
+        } in requests
+        {
             replies.push((reply, queued));
             let outcome = self.sequence(
                 append,

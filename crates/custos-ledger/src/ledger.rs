@@ -226,6 +226,25 @@ struct Inner {
     clock: SharedClock,
 }
 
+impl Drop for Inner {
+    /// The last handle is gone: close the writer's queue (by replacing the
+    /// sender with one whose receiver is already gone), so the writer
+    /// writes what it holds and stops, then wait for it, so that the sled
+    /// database is closed (and its lock released) when this returns.
+    fn drop(&mut self) {
+        let (dummy, _) = mpsc::channel(1);
+        drop(std::mem::replace(&mut self.tx, dummy));
+        let handle = self
+            .writer
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(handle) = handle {
+            let _ = handle.join();
+        }
+    }
+}
+
 /// The custody ledger (see the module documentation). Cheap to clone.
 #[derive(Clone)]
 pub struct Ledger {
@@ -403,11 +422,11 @@ impl Ledger {
         let (reply, answer) = oneshot::channel();
         self.inner
             .tx
-            .send(Msg::Append {
+            .send(Msg::Append(Box::new(crate::append::Request {
                 append,
                 reply,
                 queued: Instant::now(),
-            })
+            })))
             .await
             .map_err(|_| AppendError::Closed)?;
         answer.await.map_err(|_| AppendError::Closed)?
@@ -662,7 +681,9 @@ impl Ledger {
             let hashes = inclusion_proof(&self.inner.store.nodes(), seq, published.size)
                 .map_err(proof_error)?;
             entries.push(ProvenEntry {
-                line,
+                seq: line.seq,
+                raw: line.raw,
+                entry: line.entry,
                 proof: InclusionProof {
                     index: seq,
                     size: published.size,

@@ -44,21 +44,32 @@ pub fn create_token(
     name: &str,
     key: Option<VerifierKey>,
 ) -> Result<NewToken, OfflineError> {
-    let signing = SigningKey::load(key_file).map_err(|source| ServeError::Key {
-        path: key_file.to_owned(),
-        source,
-    })?;
-    let data_dir = options.data_dir.clone();
-    let ledger = Ledger::open(options, signing).map_err(|source| ServeError::Open {
-        path: data_dir,
-        source,
-    })?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
-        let token = ledger.create_token(creator, role, name, key).await;
-        ledger.close().await;
-        Ok(token?)
+    // A thread of its own, so that this works from synchronous code and
+    // from inside a Tokio runtime alike.
+    let key_file = key_file.to_owned();
+    let name = name.to_owned();
+    std::thread::scope(|scope| {
+        scope
+            .spawn(move || {
+                let signing = SigningKey::load(&key_file).map_err(|source| ServeError::Key {
+                    path: key_file.clone(),
+                    source,
+                })?;
+                let data_dir = options.data_dir.clone();
+                let ledger = Ledger::open(options, signing).map_err(|source| ServeError::Open {
+                    path: data_dir,
+                    source,
+                })?;
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                runtime.block_on(async {
+                    let token = ledger.create_token(creator, role, &name, key).await;
+                    ledger.close().await;
+                    Ok(token?)
+                })
+            })
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     })
 }

@@ -105,14 +105,29 @@ pub struct ErrorBody {
 }
 
 /// One custody entry with its inclusion proof, as `/v1/segments/{id}/custody`
-/// serves it.
+/// serves it: the `/v1/entries` line fields plus `proof`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ProvenEntry {
-    /// The entry, in the `/v1/entries` line format.
-    #[serde(flatten)]
-    pub line: EntryLine,
+    /// The entry's index in the log.
+    pub seq: u64,
+    /// Base64 of the exact leaf bytes.
+    pub raw: String,
+    /// The entry itself (the bytes of `raw`, decoded as JSON).
+    #[schema(value_type = Object)]
+    pub entry: Box<RawValue>,
     /// Its inclusion proof against the response's checkpoint.
     pub proof: InclusionProof,
+}
+
+impl ProvenEntry {
+    /// The entry in the `/v1/entries` line format (without the proof).
+    pub fn line(&self) -> EntryLine {
+        EntryLine {
+            seq: self.seq,
+            raw: self.raw.clone(),
+            entry: self.entry.clone(),
+        }
+    }
 }
 
 /// `GET /v1/segments/{id}/custody`: every entry about a segment, each with

@@ -91,13 +91,15 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
             .map(|v| v.to_str().unwrap_or("<not text>").to_owned());
         match content_type.as_deref() {
             Some(ct) if is_json(ct) => {}
-            Some(ct) => return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                format!(
+            Some(ct) => {
+                return Err(ApiError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported_media_type",
+                    format!(
                     "the request body must be JSON (Content-Type: application/json), not {ct:?}"
                 ),
-            )),
+                ))
+            }
             None => {
                 return Err(ApiError::new(
                     StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -283,6 +283,26 @@ async fn authorize(
         Some(token) => Some(state.ledger.authenticate(token)?),
         None => None,
     };
+    if let Some(caller) = &caller {
+        if caller.role == Role::Admin {
+            // Invariant 4: every use of an admin token is on the record,
+            // before the request is served or refused.
+            let mut details = Map::new();
+            details.insert("method".into(), method.clone().into());
+            details.insert("route".into(), path.clone().into());
+            details.insert("uri".into(), req.uri().to_string().into());
+            details.insert("token_id".into(), caller.token_id.clone().into());
+            state
+                .ledger
+                .record(
+                    caller,
+                    custos_core::entry::actions::TOKEN_USED,
+                    &caller.name,
+                    details,
+                )
+                .await?;
+        }
+    }
     match (row.access, &caller) {
         (Access::Public, _) => {}
         (Access::Roles(_), None) => return Err(AuthError::Missing.into()),
@@ -297,24 +317,6 @@ async fn authorize(
         (Access::Roles(_), Some(_)) => {}
     }
     if let Some(caller) = caller {
-        if caller.role == Role::Admin {
-            // Invariant 4: every use of an admin token is on the record,
-            // before the request is served.
-            let mut details = Map::new();
-            details.insert("method".into(), method.clone().into());
-            details.insert("route".into(), path.clone().into());
-            details.insert("uri".into(), req.uri().to_string().into());
-            details.insert("token_id".into(), caller.token_id.clone().into());
-            state
-                .ledger
-                .record(
-                    &caller,
-                    custos_core::entry::actions::TOKEN_USED,
-                    &caller.name,
-                    details,
-                )
-                .await?;
-        }
         req.extensions_mut().insert(caller);
     }
     let mut response = next.run(req).await;

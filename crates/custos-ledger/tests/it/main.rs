@@ -1,0 +1,8 @@
+//! Integration tests of the ledger (one test binary; see util.rs).
+
+mod api;
+mod crash;
+mod proofs;
+mod queue;
+mod tamper;
+mod util;

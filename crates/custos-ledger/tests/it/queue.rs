@@ -1,0 +1,135 @@
+//! The offline queue: events wait in the caller's sled tree while the
+//! ledger is unreachable and are delivered in order, exactly once.
+
+use custos_ledger::queue::{OfflineQueue, Sent};
+use custos_ledger::serve::{self, ServeOptions};
+use custos_ledger::{ApiConfig, Caller, LedgerClient, LedgerOptions, LocalSink, Role};
+use serde_json::Map;
+
+use crate::util::*;
+
+/// A URL where nothing listens.
+fn dead_url() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    drop(l);
+    url
+}
+
+#[tokio::test]
+async fn events_wait_while_the_ledger_is_down_and_arrive_in_order() {
+    // The dock's own sled database.
+    let dock_dir = tempfile::tempdir().unwrap();
+    let db = sled::open(dock_dir.path()).unwrap();
+    let queue = OfflineQueue::new(db.open_tree("ledger-outbox").unwrap());
+
+    // The ledger, not reachable yet.
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("ledger.key");
+    ledger_key().save(&key_file).unwrap();
+    let options = ServeOptions {
+        listen: "127.0.0.1:0".into(),
+        ledger: LedgerOptions::new(dir.path().join("ledger"), ORIGIN),
+        key_file,
+        api: ApiConfig::default(),
+        verify_on_start: true,
+    };
+    let down = LedgerClient::new(&dead_url(), Some("custos_0000000000000000_x")).unwrap();
+    let events: Vec<_> = (0..5)
+        .map(|i| event("recorder.docked", &format!("rec-{i}"), Map::new()))
+        .collect();
+    for (i, env) in events.iter().enumerate() {
+        let (sent, _) = queue.send(&down, env).await.unwrap();
+        match sent {
+            Sent::Queued { position, reason } => {
+                assert_eq!(position, i as u64);
+                assert!(reason.contains("cannot reach"), "{reason}");
+            }
+            other => panic!("expected queued, got {other:?}"),
+        }
+    }
+    assert_eq!(queue.len(), 5);
+    // A crash of the dock loses nothing: reopen the queue from its tree.
+    drop(queue);
+    let queue = OfflineQueue::new(db.open_tree("ledger-outbox").unwrap());
+    assert_eq!(queue.len(), 5);
+
+    // The ledger comes up; the dock's token is created first.
+    let server = serve::start(options).await.unwrap();
+    let token = server
+        .ledger()
+        .create_token(
+            admin_actor(),
+            Role::Dock,
+            "dock-01",
+            Some(dock_key().verifier_key()),
+        )
+        .await
+        .unwrap();
+    let up = LedgerClient::new(&server.url(), Some(&token.token)).unwrap();
+
+    // A new event goes behind the queued ones: order is kept.
+    let late = event("recorder.undocked", "rec-0", Map::new());
+    let (sent, delivery) = queue.send(&up, &late).await.unwrap();
+    assert_eq!(delivery.delivered.len(), 5);
+    let seqs: Vec<u64> = delivery.delivered.iter().map(|d| d.receipt.seq).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    for (d, env) in delivery.delivered.iter().zip(&events) {
+        assert_eq!(&d.envelope, env);
+    }
+    let Sent::Delivered(receipt) = sent else {
+        panic!("expected the new event to be delivered directly");
+    };
+    assert!(receipt.seq > *seqs.last().unwrap());
+    assert!(queue.is_empty());
+
+    // Sent again (say, the dock crashed before removing it): a duplicate.
+    queue.enqueue(&events[2]).await.unwrap();
+    let delivery = queue.deliver(&up).await.unwrap();
+    assert!(delivery.delivered[0].receipt.duplicate);
+    assert_eq!(delivery.delivered[0].receipt.seq, seqs[2]);
+
+    // An event the ledger will never take is moved aside, not retried forever.
+    let stranger = custos_core::keys::SigningKey::from_seed("dock-99", &[9; 32]).unwrap();
+    queue
+        .enqueue(&event_by(&stranger, "recorder.docked", "rec-x", Map::new()))
+        .await
+        .unwrap();
+    queue
+        .enqueue(&event("recorder.docked", "rec-after", Map::new()))
+        .await
+        .unwrap();
+    let delivery = queue.deliver(&up).await.unwrap();
+    assert_eq!(delivery.rejected.len(), 1);
+    assert!(
+        delivery.rejected[0].error.contains("unknown_key"),
+        "{}",
+        delivery.rejected[0].error
+    );
+    assert_eq!(delivery.delivered.len(), 1);
+    assert_eq!(queue.rejected().unwrap().len(), 1);
+    assert!(queue.is_empty());
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_in_process_dock_uses_the_same_rules() {
+    let t = TestLedger::new().await;
+    let sink = LocalSink::new(
+        t.ledger.clone(),
+        Caller::in_process_dock("dock-01", dock_key().verifier_key()),
+    );
+    let dock_dir = tempfile::tempdir().unwrap();
+    let queue = OfflineQueue::new(sled::open(dock_dir.path()).unwrap().open_tree("q").unwrap());
+    let (sent, _) = queue.send(&sink, &ingest_event("seg-1")).await.unwrap();
+    assert!(matches!(sent, Sent::Delivered(_)), "{sent:?}");
+    let (sent, _) = queue
+        .send(&sink, &event("case.created", "c-1", Map::new()))
+        .await
+        .unwrap();
+    match sent {
+        Sent::Refused(e) => assert!(e.to_string().contains("action_forbidden"), "{e}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert!(t.ledger.segment("seg-1").unwrap().is_some());
+}

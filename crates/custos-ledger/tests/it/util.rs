@@ -1,0 +1,240 @@
+//! Small helpers shared by the ledger's integration tests.
+
+use std::collections::HashMap;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use axum::Router;
+use custos_core::dsse::{Envelope, EVENT_PAYLOAD_TYPE};
+use custos_core::entry::{Actor, ActorKind, Event};
+use custos_core::keys::SigningKey;
+use custos_core::manifest::{Manifest, Timestamp};
+use custos_ledger::wire::ErrorBody;
+use custos_ledger::{app, AppState, Ledger, LedgerOptions, Role};
+use serde_json::{json, Map, Value};
+use tempfile::TempDir;
+use tower::ServiceExt as _;
+
+pub const ORIGIN: &str = "test.custos.local/ledger";
+
+/// The ledger's key in every test (a fixed seed: tests are reproducible).
+pub fn ledger_key() -> SigningKey {
+    SigningKey::from_seed("ledger", &[1; 32]).unwrap()
+}
+
+/// The dock's key.
+pub fn dock_key() -> SigningKey {
+    SigningKey::from_seed("dock-01", &[2; 32]).unwrap()
+}
+
+pub fn admin_actor() -> Actor {
+    Actor {
+        kind: ActorKind::Admin,
+        id: "test-setup".into(),
+    }
+}
+
+pub fn now() -> Timestamp {
+    Timestamp::parse("2026-03-01T08:00:00Z").unwrap()
+}
+
+/// A ledger in a temp dir with one token per role (the dock's with its key).
+pub struct TestLedger {
+    /// Kept so the directory lives as long as the ledger.
+    pub _dir: TempDir,
+    pub ledger: Ledger,
+    pub tokens: HashMap<Role, String>,
+    pub app: Router,
+}
+
+/// A response: status, content type, body.
+pub struct Answer {
+    pub status: StatusCode,
+    pub content_type: String,
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    /// The body as the API's error shape (panics if it is not).
+    pub fn error(&self) -> ErrorBody {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "status {} body is not the error shape ({e}): {}",
+                self.status,
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): {}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8(self.body.clone()).unwrap()
+    }
+}
+
+impl TestLedger {
+    pub async fn new() -> TestLedger {
+        Self::with_options(|_| {}).await
+    }
+
+    pub async fn with_options(tweak: impl FnOnce(&mut LedgerOptions)) -> TestLedger {
+        let dir = tempfile::tempdir().unwrap();
+        let mut options = LedgerOptions::new(dir.path().join("ledger"), ORIGIN);
+        tweak(&mut options);
+        let ledger = Ledger::open(options, ledger_key()).unwrap();
+        let mut tokens = HashMap::new();
+        for role in Role::ALL {
+            let key = (role == Role::Dock).then(|| dock_key().verifier_key());
+            let name = match role {
+                Role::Dock => "dock-01".to_owned(),
+                other => format!("{other}-1"),
+            };
+            let token = ledger
+                .create_token(admin_actor(), role, &name, key)
+                .await
+                .unwrap();
+            tokens.insert(role, token.token);
+        }
+        let app = app(AppState::new(ledger.clone()));
+        TestLedger {
+            _dir: dir,
+            ledger,
+            tokens,
+            app,
+        }
+    }
+
+    pub fn token(&self, role: Role) -> &str {
+        &self.tokens[&role]
+    }
+
+    /// Send a request through the router (no socket).
+    pub async fn call(
+        &self,
+        method: Method,
+        uri: &str,
+        token: Option<&str>,
+        body: Option<(&str, Vec<u8>)>,
+    ) -> Answer {
+        let mut req = Request::builder().method(method).uri(uri);
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let body = match body {
+            Some((ct, bytes)) => {
+                req = req.header("content-type", ct);
+                Body::from(bytes)
+            }
+            None => Body::empty(),
+        };
+        let resp = self
+            .app
+            .clone()
+            .oneshot(req.body(body).unwrap())
+            .await
+            .unwrap();
+        let status = resp.status();
+        let content_type = resp
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap()
+            .to_vec();
+        Answer {
+            status,
+            content_type,
+            body,
+        }
+    }
+
+    pub async fn get(&self, uri: &str, role: Option<Role>) -> Answer {
+        let token = role.map(|r| self.token(r).to_owned());
+        self.call(Method::GET, uri, token.as_deref(), None).await
+    }
+
+    /// POST an envelope to /v1/events with the dock's token.
+    pub async fn post_event(&self, envelope: &Envelope) -> Answer {
+        self.call(
+            Method::POST,
+            "/v1/events",
+            Some(self.token(Role::Dock)),
+            Some(("application/json", envelope.to_json())),
+        )
+        .await
+    }
+
+    pub fn size(&self) -> u64 {
+        self.ledger.published().size
+    }
+}
+
+/// A signed event from `key`.
+pub fn event_by(
+    key: &SigningKey,
+    action: &str,
+    subject: &str,
+    details: Map<String, Value>,
+) -> Envelope {
+    Event::new(action, subject, details, now())
+        .unwrap()
+        .sign(key)
+        .unwrap()
+}
+
+/// A signed event from the test dock.
+pub fn event(action: &str, subject: &str, details: Map<String, Value>) -> Envelope {
+    event_by(&dock_key(), action, subject, details)
+}
+
+/// A valid manifest for `segment`.
+pub fn manifest(segment: &str, recorder: &str, officer: &str, start: &str) -> Manifest {
+    serde_json::from_value(json!({
+        "segment_id": segment,
+        "recorder": {"id": recorder, "model": "BWC-9", "profile": "generic"},
+        "officer_id": officer,
+        "dock": {"id": "dock-01", "clock_offset_ms": 0},
+        "original_name": format!("{segment}.MP4"),
+        "size": 1024,
+        "digests": {"sha256": format!("sha256:{}", "ab".repeat(32))},
+        "recorded": {"start": start, "end": start, "source": "media"},
+        "media": {"container": "mp4", "duration_ms": 1000, "streams": [], "damaged": null},
+        "ingested_at": start,
+        "object": {"url": "file:///tmp/objects", "key": format!("objects/{segment}")},
+        "late": false
+    }))
+    .unwrap()
+}
+
+/// A `segment.ingested` event carrying `manifest` signed by `key`.
+pub fn ingest_event_with(key: &SigningKey, manifest: &Manifest) -> Envelope {
+    let signed = manifest.sign(key).unwrap();
+    let mut details = Map::new();
+    details.insert("manifest".into(), serde_json::to_value(&signed).unwrap());
+    event_by(key, "segment.ingested", &manifest.segment_id, details)
+}
+
+/// A `segment.ingested` event by the test dock.
+pub fn ingest_event(segment: &str) -> Envelope {
+    ingest_event_with(
+        &dock_key(),
+        &manifest(segment, "rec-7", "officer-42", "2026-03-01T07:00:00Z"),
+    )
+}
+
+/// An envelope of another payload type signed by the dock key.
+pub fn envelope_of_type(payload_type: &str, payload: Vec<u8>) -> Envelope {
+    Envelope::sign(payload_type, payload, &[&dock_key()]).unwrap()
+}
+
+pub const EVENT_TYPE: &str = EVENT_PAYLOAD_TYPE;
