@@ -204,7 +204,10 @@ fn multiple_signers() {
     // The same signature twice counts once.
     let mut doubled = env.clone();
     doubled.signatures.push(env.signatures[0].clone());
-    assert_eq!(doubled.verify(std::slice::from_ref(&v1)).unwrap(), vec![v1.key_id()]);
+    assert_eq!(
+        doubled.verify(std::slice::from_ref(&v1)).unwrap(),
+        vec![v1.key_id()]
+    );
 
     // A signature by k2 filed under k1's key id is an error, even though
     // k2's own signature is valid: a trusted keyid must verify.
@@ -221,7 +224,10 @@ fn multiple_signers() {
         keyid: "stranger+00000000".into(),
         sig: vec![0; 64],
     });
-    assert_eq!(extra.verify(std::slice::from_ref(&v1)).unwrap(), vec![v1.key_id()]);
+    assert_eq!(
+        extra.verify(std::slice::from_ref(&v1)).unwrap(),
+        vec![v1.key_id()]
+    );
 }
 
 #[test]
