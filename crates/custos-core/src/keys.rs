@@ -323,8 +323,12 @@ impl FromStr for VerifierKey {
             return Err(bad("expected three '+'-separated fields: name+hash+key"));
         };
         check_name(name)?;
-        if hash.len() != 8 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(bad("key hash must be 8 hex digits"));
+        if hash.len() != 8
+            || !hash
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            return Err(bad("key hash must be 8 lower-case hex digits"));
         }
         let data = B64
             .decode(data)
@@ -386,6 +390,7 @@ mod tests {
             "name+0011223g+AA",
             "name+00112233+!!!",
             "name+00112233+AQ==",
+            "PeterNeumann+C74F20A3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW",
         ] {
             assert!(bad.parse::<VerifierKey>().is_err(), "{bad:?} accepted");
         }
