@@ -105,8 +105,14 @@ mod tests {
     fn lines_escape_like_sha256sum() {
         let h = "ab";
         assert_eq!(sha256sum_line(h, OsStr::new("a b")), b"ab  a b\n");
-        assert_eq!(sha256sum_line(h, OsStr::new("back\\slash")), b"\\ab  back\\\\slash\n");
-        assert_eq!(sha256sum_line(h, OsStr::new("new\nline")), b"\\ab  new\\nline\n");
+        assert_eq!(
+            sha256sum_line(h, OsStr::new("back\\slash")),
+            b"\\ab  back\\\\slash\n"
+        );
+        assert_eq!(
+            sha256sum_line(h, OsStr::new("new\nline")),
+            b"\\ab  new\\nline\n"
+        );
         assert_eq!(sha256sum_line(h, OsStr::new("cr\rx")), b"\\ab  cr\\rx\n");
         assert_eq!(
             sha256sum_line(h, OsStr::from_bytes(b"bad\xffname")),
