@@ -15,7 +15,8 @@
 //! - [`merkle`]: RFC 6962 / RFC 9162 §2.1 tree hashing, inclusion and
 //!   consistency proofs, and a compact range for O(log n) appends;
 //! - [`note`] and [`checkpoint`]: C2SP signed notes and tlog-checkpoints;
-//! - [`config`]: the configuration file and its environment overrides.
+//! - [`config`]: the configuration file and its environment overrides;
+//! - [`bundle`]: the export bundle (tar) writer and its offline verifier.
 //!
 //! ## What this crate must never do
 //!
@@ -30,6 +31,7 @@
 //! into typed values at the edge; parse errors name what is wrong.
 #![deny(missing_docs)]
 
+pub mod bundle;
 pub mod canonical;
 pub mod checkpoint;
 pub mod config;
