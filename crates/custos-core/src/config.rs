@@ -132,6 +132,28 @@ pub struct DockConfig {
     pub profiles_dir: PathBuf,
     /// Wipe policy.
     pub wipe: WipePolicy,
+    /// Password of the recorders' vendor unlock sequence (firmware profiles
+    /// with an unlock step that sends `{password}`); absent = none set.
+    pub unlock_password: Option<String>,
+    /// Where `custos dock run` mounts the volumes of USB recorders it
+    /// unlocks (one directory per slot). Absolute.
+    pub mount_root: PathBuf,
+    /// Extra `mount -o` options for recorder volumes (e.g.
+    /// `iocharset=utf8`); `nosuid,nodev,noexec` are always added.
+    pub mount_options: String,
+    /// Directories `custos dock run` watches as slots: a recorder mounted
+    /// there by the operating system is ingested like a USB one. Absolute.
+    pub slots: Vec<PathBuf>,
+    /// Watch USB for recorders (rusb hotplug, or polling).
+    pub usb: bool,
+    /// Loopback address of the JSON slot-status endpoint of `custos dock run`.
+    pub status_listen: String,
+    /// Segments read and uploaded at once, across all slots.
+    pub concurrency: u32,
+    /// Multipart part size in MiB (at least 5, the S3 minimum).
+    pub part_size_mib: u32,
+    /// Compute SM3 digests as well as SHA-256.
+    pub sm3: bool,
 }
 
 impl Default for DockConfig {
@@ -144,6 +166,15 @@ impl Default for DockConfig {
             ledger_token: None,
             profiles_dir: "./firmware-profiles".into(),
             wipe: WipePolicy::AfterVerified,
+            unlock_password: None,
+            mount_root: "/run/custos/recorders".into(),
+            mount_options: String::new(),
+            slots: Vec::new(),
+            usb: true,
+            status_listen: "127.0.0.1:8711".into(),
+            concurrency: 4,
+            part_size_mib: 16,
+            sm3: false,
         }
     }
 }

@@ -1,0 +1,331 @@
+//! The outbox: every signed event the dock produces goes through here to
+//! the ledger, in the order it was produced, whether the ledger is up or not.
+//!
+//! Where events go is a [`LedgerLink`]: the ledger in the same process (the
+//! embedded default, no `[dock] ledger_url`) or a remote ledger over HTTP
+//! (`ledger_url` + `ledger_token`). Both are custos-ledger
+//! [`EventSink`]s, so the dock does not care which.
+//!
+//! The protocol:
+//!
+//! 1. [`Outbox::emit`] takes the order lock, reads the dock's clock, builds
+//!    and signs the event, lets the caller write the envelope into its
+//!    journal record, records who owns it, and appends it to the durable
+//!    queue (custos-ledger's [`OfflineQueue`] in the journal's sled
+//!    database, which flushes before returning). Holding the lock across
+//!    all of this makes queue order equal event-time order.
+//! 2. The pump ([`Outbox::run`]) delivers the queue front to back. Each
+//!    acknowledgement (the entry's index) is written into the owning record
+//!    and announced on a watch channel, which the segments waiting to wipe
+//!    listen to. A retryable failure (ledger down, 5xx) stops delivery; the
+//!    pump retries with backoff, from the same event. A refusal for good is
+//!    written into the owning record (the segment then waits for an
+//!    operator, and is never wiped).
+//! 3. After a restart, events written to a record but not marked queued are
+//!    queued again ([`Outbox::requeue_unsent`]); the ledger answers a
+//!    repeated envelope with the first entry's receipt.
+//!
+//! The outbox must never reorder events, drop one, or report an
+//! acknowledgement the ledger did not give.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use custos_core::dsse::Envelope;
+use custos_core::entry::Event;
+use custos_core::keys::SigningKey;
+use custos_core::manifest::Timestamp;
+use custos_ledger::client::ClientError;
+use custos_ledger::wire::Receipt;
+use custos_ledger::{EventSink, LedgerClient, LocalSink, OfflineQueue};
+use serde_json::{Map, Value};
+use tokio::sync::{watch, Mutex, Notify};
+use tokio_util::sync::CancellationToken;
+
+use crate::journal::{EventOwner, Journal, JournalError};
+
+/// Where the dock's events go.
+#[derive(Debug, Clone)]
+pub enum LedgerLink {
+    /// A remote ledger over HTTP(S).
+    Remote(LedgerClient),
+    /// The ledger in this process.
+    Local(LocalSink),
+}
+
+impl EventSink for LedgerLink {
+    fn send_event(
+        &self,
+        envelope: &Envelope,
+    ) -> impl Future<Output = Result<Receipt, ClientError>> + Send {
+        let envelope = envelope.clone();
+        async move {
+            match self {
+                LedgerLink::Remote(c) => c.send_event(&envelope).await,
+                LedgerLink::Local(l) => l.send_event(&envelope).await,
+            }
+        }
+    }
+}
+
+/// Why an event could not be produced.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OutboxError {
+    /// The event could not be built or signed (a bug or a bad key).
+    #[error("cannot build the {action} event: {why}")]
+    Build {
+        /// The action.
+        action: String,
+        /// What failed.
+        why: String,
+    },
+    /// The journal failed.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    /// The durable queue failed.
+    #[error("the dock's event queue failed: {0}")]
+    Queue(String),
+}
+
+/// Shortest and longest wait between delivery attempts while the ledger
+/// is unreachable.
+const BACKOFF: (Duration, Duration) = (Duration::from_millis(200), Duration::from_secs(5));
+
+/// The outbox (see the module documentation).
+#[derive(Debug)]
+pub struct Outbox {
+    journal: Journal,
+    queue: OfflineQueue,
+    link: LedgerLink,
+    key: Arc<SigningKey>,
+    /// Held while an event is built, signed, journalled and queued, so that
+    /// queue order is event-time order. Created here, held only in `emit`.
+    order: Mutex<()>,
+    /// Wakes the pump when an event is queued.
+    wake: Notify,
+    /// Bumped after each delivery run that acknowledged something; segment
+    /// tasks waiting for an acknowledgement watch it.
+    acks: watch::Sender<u64>,
+    /// The last delivery problem, for the status page (`None` when healthy).
+    trouble: std::sync::Mutex<Option<String>>,
+}
+
+impl Outbox {
+    /// An outbox over the journal's queue tree.
+    pub fn new(
+        journal: Journal,
+        link: LedgerLink,
+        key: Arc<SigningKey>,
+    ) -> Result<Outbox, OutboxError> {
+        let queue = OfflineQueue::new(journal.outbox_tree()?);
+        Ok(Outbox {
+            journal,
+            queue,
+            link,
+            key,
+            order: Mutex::new(()),
+            wake: Notify::new(),
+            acks: watch::channel(0).0,
+            trouble: std::sync::Mutex::new(None),
+        })
+    }
+
+    /// Events waiting for delivery.
+    pub fn pending(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Why delivery is stalled, if it is.
+    pub fn trouble(&self) -> Option<String> {
+        self.trouble
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn set_trouble(&self, t: Option<String>) {
+        *self.trouble.lock().unwrap_or_else(|p| p.into_inner()) = t;
+    }
+
+    /// A receiver that changes whenever acknowledgements arrive.
+    pub fn acknowledgements(&self) -> watch::Receiver<u64> {
+        self.acks.subscribe()
+    }
+
+    /// Build, sign and queue an event (step 1 of the protocol). `record`
+    /// writes the envelope into the caller's journal record before it is
+    /// queued; after the queue's flush, `mark_queued` notes it was queued.
+    pub async fn emit<R, Q>(
+        &self,
+        action: &str,
+        subject: &str,
+        details: Map<String, Value>,
+        owner: EventOwner,
+        record: R,
+        mark_queued: Q,
+    ) -> Result<Envelope, OutboxError>
+    where
+        R: FnOnce(&Envelope) -> Result<(), JournalError>,
+        Q: FnOnce(&Envelope) -> Result<(), JournalError>,
+    {
+        let build = |why: String| OutboxError::Build {
+            action: action.to_owned(),
+            why,
+        };
+        let _order = self.order.lock().await;
+        let now = Timestamp::from_offset_datetime(time::OffsetDateTime::now_utc())
+            .map_err(|e| build(e.to_string()))?;
+        let event = Event::new(action, subject, details, now).map_err(|e| build(e.to_string()))?;
+        let envelope = event.sign(&self.key).map_err(|e| build(e.to_string()))?;
+        record(&envelope)?;
+        self.journal.own_event(&envelope, &owner)?;
+        self.queue
+            .enqueue(&envelope)
+            .await
+            .map_err(|e| OutboxError::Queue(e.to_string()))?;
+        mark_queued(&envelope)?;
+        self.wake.notify_one();
+        Ok(envelope)
+    }
+
+    /// Queue again an event built before a crash that may not have reached
+    /// the queue (step 3 of the protocol).
+    pub async fn requeue(&self, envelope: &Envelope) -> Result<(), OutboxError> {
+        let _order = self.order.lock().await;
+        self.queue
+            .enqueue(envelope)
+            .await
+            .map_err(|e| OutboxError::Queue(e.to_string()))?;
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// Queue again every journalled event not marked queued, segments' and
+    /// sessions' alike, in the order of their event times.
+    pub async fn requeue_unsent(&self) -> Result<usize, OutboxError> {
+        let mut unsent: Vec<(i128, Envelope, EventOwner)> = Vec::new();
+        for r in self.journal.all_segments()? {
+            for (kind, e) in &r.events {
+                if !e.queued && e.seq.is_none() {
+                    unsent.push((
+                        event_time(&e.envelope),
+                        e.envelope.clone(),
+                        EventOwner {
+                            recorder_id: r.recorder_id.clone(),
+                            segment_id: Some(r.segment_id.clone()),
+                            kind: *kind,
+                        },
+                    ));
+                }
+            }
+        }
+        for s in self.journal.all_sessions()? {
+            let kinds = [
+                (crate::journal::EventKind::Docked, s.docked.as_ref()),
+                (crate::journal::EventKind::Undocked, s.undocked.as_ref()),
+            ];
+            let clock = s
+                .clock_set
+                .iter()
+                .map(|e| (crate::journal::EventKind::ClockSet, Some(e)));
+            for (kind, e) in kinds.into_iter().chain(clock) {
+                if let Some(e) = e.filter(|e| !e.queued && e.seq.is_none()) {
+                    unsent.push((
+                        event_time(&e.envelope),
+                        e.envelope.clone(),
+                        EventOwner {
+                            recorder_id: s.recorder_id.clone(),
+                            segment_id: None,
+                            kind,
+                        },
+                    ));
+                }
+            }
+        }
+        unsent.sort_by_key(|u| u.0);
+        let n = unsent.len();
+        for (_, envelope, owner) in unsent {
+            self.journal.own_event(&envelope, &owner)?;
+            self.requeue(&envelope).await?;
+        }
+        Ok(n)
+    }
+
+    /// Deliver until `stop` is cancelled (step 2 of the protocol).
+    pub async fn run(self: Arc<Self>, stop: CancellationToken) {
+        let mut backoff = BACKOFF.0;
+        loop {
+            let result = self.queue.deliver(&self.link).await;
+            let mut stalled = false;
+            match result {
+                Ok(delivery) => {
+                    let mut acked = false;
+                    for d in &delivery.delivered {
+                        match self.journal.acknowledge(&d.envelope, Ok(d.receipt.seq)) {
+                            Ok(_) => acked = true,
+                            Err(e) => {
+                                tracing::error!(error = %e, "cannot record an acknowledgement")
+                            }
+                        }
+                    }
+                    for r in &delivery.rejected {
+                        if let Ok(env) = Envelope::parse(r.envelope.as_bytes()) {
+                            let _ = self.journal.acknowledge(&env, Err(r.error.clone()));
+                        }
+                        tracing::error!(error = %r.error, "the ledger refused an event for good");
+                        acked = true;
+                    }
+                    if acked {
+                        let _ = self.journal.flush();
+                        self.acks.send_modify(|n| *n += 1);
+                    }
+                    match delivery.stopped {
+                        Some(e) => {
+                            stalled = true;
+                            if self.trouble().is_none() {
+                                tracing::warn!(error = %e, waiting = delivery.remaining, "ledger unreachable; events wait in the journal");
+                            }
+                            self.set_trouble(Some(format!(
+                                "{} events wait: {e}",
+                                delivery.remaining
+                            )));
+                        }
+                        None => {
+                            if self.trouble().is_some() {
+                                tracing::info!("ledger reachable again; queued events delivered");
+                            }
+                            self.set_trouble(None);
+                            backoff = BACKOFF.0;
+                        }
+                    }
+                }
+                Err(e) => {
+                    stalled = true;
+                    tracing::error!(error = %e, "the dock's event queue failed");
+                    self.set_trouble(Some(e.to_string()));
+                }
+            }
+            let wait = if stalled {
+                let w = backoff;
+                backoff = (backoff * 2).min(BACKOFF.1);
+                w
+            } else {
+                Duration::from_secs(1)
+            };
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = self.wake.notified(), if !stalled => {}
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+}
+
+/// The event's own time, for ordering re-queued events (unreadable → first).
+fn event_time(envelope: &Envelope) -> i128 {
+    Event::parse(&envelope.payload)
+        .map(|e| e.time.unix_nanos())
+        .unwrap_or(i128::MIN)
+}

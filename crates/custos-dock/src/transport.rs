@@ -1,0 +1,381 @@
+//! How the dock reaches a recorder in a slot: a [`RecorderTransport`]
+//! identifies it, unlocks it, reads its clock and hands over its volume.
+//!
+//! - [`DirectoryTransport`]: the recorder's files are already in a
+//!   directory (mounted by the operating system, or a test fixture); the
+//!   profile is named or guessed from the file names, the recorder id comes
+//!   from the caller, the file names or the directory's name, and there is
+//!   no clock to read.
+//! - [`UsbTransport`]: a recorder on USB, spoken to through a
+//!   [`ControlChannel`] (rusb, or the in-process simulation) and found on
+//!   disk through a [`VolumeLocator`].
+//!
+//! Everything after `attach` — the journal, the ingest, the wipe — is the
+//! same for every transport. The methods block (USB transfers, mounting):
+//! async callers run them on a blocking thread.
+//!
+//! A transport must never hand over a volume before the recorder was
+//! identified and unlocked, and never guess a recorder id it cannot back.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+
+use crate::profile::{ClockSet, IdSource, Profile, ProfileError, Profiles};
+use crate::usb::locate::{LocateError, VolumeLocator};
+use crate::usb::protocol::{self, ControlChannel, ProtocolError};
+use crate::volume::{Volume, VolumeError};
+
+/// Who a recorder is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecorderIdentity {
+    /// The recorder id used in object keys, segment ids and manifests.
+    pub id: String,
+    /// Its model.
+    pub model: String,
+    /// Its USB serial number, if any.
+    pub serial: Option<String>,
+    /// The officer it is assigned to, if it says.
+    pub officer_id: Option<String>,
+    /// Its firmware version, if it says.
+    pub firmware: Option<String>,
+}
+
+/// The recorder's clock and the dock's, read at the same moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClockReading {
+    /// The recorder's clock.
+    pub recorder: OffsetDateTime,
+    /// The dock's clock.
+    pub dock: OffsetDateTime,
+}
+
+impl ClockReading {
+    /// Recorder minus dock, milliseconds (positive: the recorder is ahead).
+    pub fn offset_ms(&self) -> i64 {
+        let d = self.recorder - self.dock;
+        i64::try_from(d.whole_milliseconds()).unwrap_or(if d.is_positive() {
+            i64::MAX
+        } else {
+            i64::MIN
+        })
+    }
+}
+
+/// A recorder ready to be read.
+#[derive(Debug, Clone)]
+pub struct Attached {
+    /// Its profile.
+    pub profile: Arc<Profile>,
+    /// Who it is.
+    pub identity: RecorderIdentity,
+    /// Its clock, when it can be read.
+    pub clock: Option<ClockReading>,
+    /// Its files.
+    pub volume: Volume,
+    /// `directory`, `usb` or `simulated`.
+    pub transport: &'static str,
+}
+
+/// Why a recorder could not be attached or handled.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TransportError {
+    /// The source directory is missing or not a directory.
+    #[error("{path} is not a directory")]
+    NotADirectory {
+        /// The path.
+        path: PathBuf,
+    },
+    /// A profile problem (unknown name).
+    #[error(transparent)]
+    Profile(#[from] ProfileError),
+    /// The vendor protocol failed.
+    #[error("recorder protocol: {0}")]
+    Protocol(#[from] ProtocolError),
+    /// The volume did not appear.
+    #[error("recorder volume: {0}")]
+    Locate(#[from] LocateError),
+    /// The volume could not be read.
+    #[error(transparent)]
+    Volume(#[from] VolumeError),
+    /// No recorder id could be established.
+    #[error("cannot tell the recorder's id: {0}")]
+    NoId(String),
+}
+
+/// A way to reach one recorder.
+pub trait RecorderTransport: Send {
+    /// Identify, unlock, read the clock and find the volume.
+    fn attach(&mut self) -> Result<Attached, TransportError>;
+    /// Set the recorder's clock to `now` as its profile says; returns the
+    /// method used, or `None` when the profile sets no clock.
+    fn set_clock(
+        &mut self,
+        attached: &Attached,
+        now: OffsetDateTime,
+    ) -> Result<Option<&'static str>, TransportError>;
+    /// Whether the recorder is still there.
+    fn present(&mut self) -> bool;
+    /// Let go of it (unmount what was mounted).
+    fn detach(&mut self);
+}
+
+/// Write the profile's clock file, if it has one.
+fn set_clock_file(
+    attached: &Attached,
+    now: OffsetDateTime,
+) -> Result<Option<&'static str>, TransportError> {
+    if let ClockSet::File { path, format } = &attached.profile.clock.set {
+        let text = now
+            .to_offset(attached.profile.clock.time_zone)
+            .format(format)
+            .map_err(|e| TransportError::NoId(format!("cannot format the clock file: {e}")))?;
+        attached
+            .volume
+            .write_root_file(path, format!("{text}\n").as_bytes())?;
+        return Ok(Some("file"));
+    }
+    Ok(None)
+}
+
+/// The most common `device` group among the footage names, if the profile
+/// has a pattern with one.
+fn device_from_names(profile: &Profile, volume: &Volume) -> Option<String> {
+    let pattern = profile.names.as_ref()?;
+    let listing = volume.list(&profile.storage).ok()?;
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for f in &listing.files {
+        if let Some(d) = pattern.fields(&f.name, profile.clock.time_zone).device {
+            *counts.entry(d).or_default() += 1;
+        }
+    }
+    counts.into_iter().max_by_key(|(_, n)| *n).map(|(d, _)| d)
+}
+
+/// A recorder whose files are in a directory.
+#[derive(Debug)]
+pub struct DirectoryTransport {
+    root: PathBuf,
+    profiles: Arc<Profiles>,
+    profile: Option<String>,
+    recorder_id: Option<String>,
+    officer_id: Option<String>,
+}
+
+impl DirectoryTransport {
+    /// The recorder at `root`; `profile` names its profile (else the best
+    /// fit); `recorder_id` and `officer_id` override what the files say.
+    pub fn new(
+        root: &Path,
+        profiles: Arc<Profiles>,
+        profile: Option<String>,
+        recorder_id: Option<String>,
+        officer_id: Option<String>,
+    ) -> DirectoryTransport {
+        DirectoryTransport {
+            root: root.to_owned(),
+            profiles,
+            profile,
+            recorder_id,
+            officer_id,
+        }
+    }
+}
+
+impl RecorderTransport for DirectoryTransport {
+    fn attach(&mut self) -> Result<Attached, TransportError> {
+        if !std::fs::symlink_metadata(&self.root).is_ok_and(|m| m.is_dir()) {
+            return Err(TransportError::NotADirectory {
+                path: self.root.clone(),
+            });
+        }
+        let profile = match &self.profile {
+            Some(name) => self.profiles.get(name)?.clone(),
+            None => self
+                .profiles
+                .best_fit(|p| {
+                    Volume::new(&self.root, &p.storage.media_root)
+                        .list(&p.storage)
+                        .map(|l| l.files.into_iter().map(|f| f.name).collect())
+                        .unwrap_or_default()
+                })?
+                .clone(),
+        };
+        let volume = Volume::new(&self.root, &profile.storage.media_root);
+        let id = match &self.recorder_id {
+            Some(id) => id.clone(),
+            None => device_from_names(&profile, &volume).unwrap_or_else(|| {
+                // The directory's own name: the mount point a site gives
+                // each recorder, or the fixture's name.
+                self.root
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .filter(|n| !n.is_empty())
+                    .unwrap_or_else(|| "recorder".to_owned())
+            }),
+        };
+        if id.trim().is_empty() {
+            return Err(TransportError::NoId("the recorder id is empty".into()));
+        }
+        Ok(Attached {
+            identity: RecorderIdentity {
+                id,
+                model: profile.model.clone(),
+                serial: None,
+                officer_id: self.officer_id.clone(),
+                firmware: None,
+            },
+            profile: Arc::new(profile),
+            clock: None,
+            volume,
+            transport: "directory",
+        })
+    }
+
+    fn set_clock(
+        &mut self,
+        attached: &Attached,
+        now: OffsetDateTime,
+    ) -> Result<Option<&'static str>, TransportError> {
+        set_clock_file(attached, now)
+    }
+
+    fn present(&mut self) -> bool {
+        self.root.is_dir()
+    }
+
+    fn detach(&mut self) {}
+}
+
+/// A recorder on USB (or its in-process simulation).
+pub struct UsbTransport {
+    channel: Box<dyn ControlChannel>,
+    locator: Box<dyn VolumeLocator>,
+    profile: Arc<Profile>,
+    serial: Option<String>,
+    password: Option<Vec<u8>>,
+    kind: &'static str,
+}
+
+impl std::fmt::Debug for UsbTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UsbTransport")
+            .field("profile", &self.profile.name)
+            .field("serial", &self.serial)
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
+}
+
+impl UsbTransport {
+    /// A recorder matched to `profile`, reached through `channel`, whose
+    /// volume `locator` finds. `password` is `[dock] unlock_password`.
+    /// `kind` is `usb` or `simulated` (recorded in the docking entry).
+    pub fn new(
+        channel: Box<dyn ControlChannel>,
+        locator: Box<dyn VolumeLocator>,
+        profile: Arc<Profile>,
+        serial: Option<String>,
+        password: Option<Vec<u8>>,
+        kind: &'static str,
+    ) -> UsbTransport {
+        UsbTransport {
+            channel,
+            locator,
+            profile,
+            serial,
+            password,
+            kind,
+        }
+    }
+}
+
+impl RecorderTransport for UsbTransport {
+    fn attach(&mut self) -> Result<Attached, TransportError> {
+        let usb = self.profile.usb.as_ref().ok_or_else(|| {
+            TransportError::NoId(format!(
+                "profile {} has no [usb] section",
+                self.profile.name
+            ))
+        })?;
+        let info = match &usb.identify {
+            Some(_) => Some(protocol::identify(self.channel.as_mut(), usb)?),
+            None => None,
+        };
+        protocol::unlock(self.channel.as_mut(), usb, self.password.as_deref())?;
+        let clock = match &usb.clock_read {
+            Some(_) => {
+                let before = OffsetDateTime::now_utc();
+                let recorder =
+                    protocol::read_clock(self.channel.as_mut(), usb, self.profile.clock.time_zone)?;
+                let after = OffsetDateTime::now_utc();
+                // The reading was taken somewhere between; take the middle.
+                let dock = before + (after - before) / 2;
+                Some(ClockReading { recorder, dock })
+            }
+            None => None,
+        };
+        let root = self.locator.locate(usb.volume_timeout)?;
+        let volume = Volume::new(&root, &self.profile.storage.media_root);
+        let id = match usb.id_from {
+            IdSource::Serial => self
+                .serial
+                .clone()
+                .or_else(|| info.as_ref().and_then(|i| i.device_id.clone())),
+            IdSource::Identify => info.as_ref().and_then(|i| i.device_id.clone()),
+            IdSource::FileName => device_from_names(&self.profile, &volume),
+        }
+        .ok_or_else(|| {
+            TransportError::NoId(format!(
+                "profile {} takes it from {:?}, which gave none",
+                self.profile.name, usb.id_from
+            ))
+        })?;
+        Ok(Attached {
+            identity: RecorderIdentity {
+                id,
+                model: info
+                    .as_ref()
+                    .and_then(|i| i.model.clone())
+                    .unwrap_or_else(|| self.profile.model.clone()),
+                serial: self.serial.clone(),
+                officer_id: info.as_ref().and_then(|i| i.officer_id.clone()),
+                firmware: info.as_ref().and_then(|i| i.firmware.clone()),
+            },
+            profile: self.profile.clone(),
+            clock,
+            volume,
+            transport: self.kind,
+        })
+    }
+
+    fn set_clock(
+        &mut self,
+        attached: &Attached,
+        now: OffsetDateTime,
+    ) -> Result<Option<&'static str>, TransportError> {
+        match (&self.profile.clock.set, &self.profile.usb) {
+            (ClockSet::Usb, Some(usb)) => {
+                protocol::set_clock(
+                    self.channel.as_mut(),
+                    usb,
+                    self.profile.clock.time_zone,
+                    now,
+                )?;
+                Ok(Some("usb"))
+            }
+            _ => set_clock_file(attached, now),
+        }
+    }
+
+    fn present(&mut self) -> bool {
+        self.locator.present()
+    }
+
+    fn detach(&mut self) {
+        self.locator.release();
+    }
+}
