@@ -29,6 +29,8 @@ enum Command {
     Ledger(cmd::ledger::LedgerArgs),
     /// Bearer tokens: `custos token create --config FILE --role ROLE --name NAME [--key NAME.pub]`.
     Token(cmd::token::TokenArgs),
+    /// Verify an export bundle offline, or a ledger's whole log: `custos verify bundle|log`.
+    Verify(cmd::verify::VerifyArgs),
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -37,6 +39,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Hash(args) => cmd::hash::run(args),
         Command::Ledger(args) => cmd::ledger::run(args),
         Command::Token(args) => cmd::token::run(args),
+        Command::Verify(args) => cmd::verify::run(args),
     }
 }
 

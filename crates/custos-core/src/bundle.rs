@@ -1137,6 +1137,15 @@ impl BundleVerifier {
                 return Err(BundleError::Io(e))
             }
             Err(Stop::Bundle(e)) => return Err(e),
+            Err(Stop::Tar(_)) if source.eof && source.pos < 512 => {
+                return Err(BundleError::NotTar {
+                    offset: source.pos,
+                    detail: format!(
+                        "the file is {} bytes, shorter than one tar header",
+                        source.pos
+                    ),
+                })
+            }
             Err(Stop::Tar(e)) if source.eof => {
                 return Err(BundleError::Truncated {
                     detail: format!("it ends inside a tar header at byte {} ({e})", source.pos),

@@ -4,3 +4,4 @@ pub mod hash;
 pub mod keygen;
 pub mod ledger;
 pub mod token;
+pub mod verify;

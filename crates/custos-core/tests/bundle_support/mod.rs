@@ -4,7 +4,7 @@
 //! The log the fixture builds (seq: action, subject):
 //!
 //! ```text
-//! 0  key.registered      dock-01             (not about the footage)
+//! 0  token.created       dock-01             (registers the dock key; not about the footage)
 //! 1  recorder.docked     RC-17               (dock-signed, not about the footage)
 //! 2  segment.ingested    seg-a               (dock-signed, carries seg-a's manifest)
 //! 3  segment.ingested    seg-b               (dock-signed, carries seg-b's manifest)
@@ -215,12 +215,18 @@ impl Fixture {
             lines: Vec::new(),
             hook,
         };
+        // How the ledger registers a dock's key: with its token.
         log.plain(
             ActorKind::Admin,
             "admin-1",
-            "key.registered",
+            "token.created",
             "dock-01",
-            json!({ "key": dock.verifier_key().to_string() }),
+            json!({
+                "role": "dock",
+                "token_id": "0123456789abcdef",
+                "key": dock.verifier_key().to_string(),
+                "key_id": dock.verifier_key().key_id(),
+            }),
         );
         log.signed(&dock, "recorder.docked", "RC-17", json!({ "slot": 3 }));
         log.signed(

@@ -1,0 +1,453 @@
+//! `custos verify bundle FILE.tar [--ledger-key FILE.pub]` and
+//! `custos verify log --ledger URL --ledger-key FILE.pub [--checkpoint FILE]`.
+//!
+//! `verify bundle` is offline: it streams the tar through
+//! [`custos_core::bundle`]'s verifier (footage hashed as it passes, with a
+//! progress bar when standard error is a terminal) and prints a short
+//! report. `verify log` fetches a ledger's checkpoint and every entry,
+//! recomputes the Merkle tree, walks the prev chain, checks each dock-signed
+//! event against the key registered for that dock earlier in the log, and,
+//! given an older checkpoint the auditor kept, proves the log only grew
+//! since.
+//!
+//! Exit codes: 0 valid, 1 invalid (one line on standard error names the
+//! file, entry or checkpoint at fault), 2 cannot read or reach, or bad usage.
+//! Neither command ever trusts a ledger key it was not given: the bundle's
+//! own key is used only with a warning, and `verify log` refuses to run
+//! without `--ledger-key`.
+
+use std::collections::BTreeMap;
+use std::io::{BufReader, IsTerminal as _};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use custos_core::bundle::{self, BundleError, Report};
+use custos_core::checkpoint::Checkpoint;
+use custos_core::entry::{actions, ActorKind, Entry, Event};
+use custos_core::keys::VerifierKey;
+use custos_core::merkle::{self, CompactRange, Hash};
+use custos_ledger::LedgerClient;
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// Arguments of `custos verify`.
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    #[command(subcommand)]
+    command: VerifyCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum VerifyCommand {
+    /// Verify an export bundle offline: footage against manifests, every
+    /// signature, the entries' chain and inclusion proofs, the checkpoint.
+    /// Exit 0 valid, 1 invalid, 2 cannot read.
+    Bundle {
+        /// The bundle (a tar file).
+        #[arg(value_name = "FILE.tar")]
+        file: PathBuf,
+        /// The ledger's public key, obtained out of band. Without it the
+        /// key inside the bundle is used, with a warning.
+        #[arg(long, value_name = "FILE.pub")]
+        ledger_key: Option<PathBuf>,
+    },
+    /// Verify a ledger's whole log: every entry, the prev chain, the tree
+    /// root against the signed checkpoint, and consistency with an older
+    /// checkpoint. Exit 0 valid, 1 invalid, 2 cannot reach or bad usage.
+    Log {
+        /// The ledger's base URL (http(s)://host:port).
+        #[arg(long, value_name = "URL")]
+        ledger: String,
+        /// An older signed checkpoint you kept; the log must extend it.
+        #[arg(long, value_name = "FILE")]
+        checkpoint: Option<PathBuf>,
+        /// The ledger's public key, obtained out of band (required).
+        #[arg(long, value_name = "FILE.pub")]
+        ledger_key: Option<PathBuf>,
+        /// The checkpoint origin to expect (e.g. custos.example.org/ledger).
+        #[arg(long)]
+        origin: Option<String>,
+        /// A bearer token allowed to read entries (e.g. role auditor).
+        #[arg(long, env = "CUSTOS_CLIENT_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+    },
+}
+
+pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
+    match args.command {
+        VerifyCommand::Bundle { file, ledger_key } => verify_bundle(&file, ledger_key.as_deref()),
+        VerifyCommand::Log {
+            ledger,
+            checkpoint,
+            ledger_key,
+            origin,
+            token,
+        } => {
+            let Some(ledger_key) = ledger_key else {
+                eprintln!(
+                    "custos: verify log needs --ledger-key FILE.pub: the checkpoint must be checked against a ledger key you obtained yourself, never one the server hands out"
+                );
+                return Ok(ExitCode::from(2));
+            };
+            verify_log(LogArgs {
+                url: ledger,
+                old: checkpoint,
+                key: read_key(&ledger_key)?,
+                origin,
+                token,
+            })
+        }
+    }
+}
+
+/// Read a `.pub` verifier-key file.
+fn read_key(path: &Path) -> anyhow::Result<VerifierKey> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading ledger key {}", path.display()))?;
+    text.trim()
+        .parse()
+        .with_context(|| format!("ledger key {}", path.display()))
+}
+
+/// A byte or entry progress bar on standard error, only when it is a terminal.
+fn progress_bar(len: u64, template: &str) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len);
+    if let Ok(style) = ProgressStyle::with_template(template) {
+        bar.set_style(style);
+    }
+    bar
+}
+
+// ---------------------------------------------------------------------------
+// verify bundle
+
+fn verify_bundle(path: &Path, ledger_key: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let pinned = ledger_key.map(read_key).transpose()?;
+    let file = std::fs::File::open(path).with_context(|| format!("{}", path.display()))?;
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let bar = progress_bar(
+        len,
+        "{spinner} verifying {bytes}/{total_bytes} [{wide_bar}] {bytes_per_sec}, {eta} left",
+    );
+    let reader = BufReader::with_capacity(1 << 20, file);
+    let result = bundle::verify(reader, pinned.as_ref(), &mut |done| bar.set_position(done));
+    bar.finish_and_clear();
+    match result {
+        Ok(report) => {
+            print_report(path, &report);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(err) if err.is_unreadable() => {
+            let err = match err {
+                // The OS error is the message; say which file.
+                BundleError::Io(e) => format!("reading: {e}"),
+                other => other.to_string(),
+            };
+            eprintln!("custos: {}: {err}", path.display());
+            Ok(ExitCode::from(2))
+        }
+        Err(err) => {
+            eprintln!("custos: {}: INVALID: {err}", path.display());
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+fn print_report(path: &Path, report: &Report) {
+    println!("{}: valid", path.display());
+    println!(
+        "  segments    {} ({} bytes of footage, every SHA-256 matches its signed manifest)",
+        report.segments.len(),
+        report.footage_bytes
+    );
+    for s in &report.segments {
+        let sm3 = if s.sm3_checked { ", SM3 checked" } else { "" };
+        println!(
+            "    {}  {}  {} bytes  {}{sm3}",
+            s.segment_id, s.footage, s.size, s.sha256
+        );
+    }
+    println!(
+        "  entries     {} (export entry seq {}), each proven in the log, chain intact",
+        report.entries, report.export_seq
+    );
+    println!(
+        "  checkpoint  {} size {} root {}",
+        report.checkpoint.origin(),
+        report.checkpoint.size(),
+        report.checkpoint.root()
+    );
+    let how = if report.ledger_key_pinned {
+        "pinned with --ledger-key"
+    } else {
+        "taken from the bundle, NOT pinned"
+    };
+    println!("  ledger key  {} ({how})", report.ledger_key);
+    println!("  dock keys   {}", report.signing_keys.join(", "));
+    for w in &report.warnings {
+        println!("warning: {w}");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// verify log
+
+struct LogArgs {
+    url: String,
+    old: Option<PathBuf>,
+    key: VerifierKey,
+    origin: Option<String>,
+    token: Option<String>,
+}
+
+/// How `verify log` ended when it did not fail to run.
+enum Outcome {
+    /// Everything checked out.
+    Valid(String),
+    /// A check failed: what and where.
+    Invalid(String),
+}
+
+fn verify_log(args: LogArgs) -> anyhow::Result<ExitCode> {
+    // The older checkpoint first: a file of ours that does not open is the
+    // auditor's problem to see before any network traffic.
+    let old = match &args.old {
+        Some(path) => {
+            let text = std::fs::read(path).with_context(|| format!("{}", path.display()))?;
+            match Checkpoint::open(&text, &args.key, args.origin.as_deref()) {
+                Ok(c) => Some((path.clone(), c)),
+                Err(e) => {
+                    eprintln!(
+                        "custos: {}: INVALID: does not open with ledger key {}: {e}",
+                        path.display(),
+                        args.key.key_id()
+                    );
+                    return Ok(ExitCode::from(1));
+                }
+            }
+        }
+        None => None,
+    };
+    let client = LedgerClient::new(&args.url, args.token.as_deref())
+        .with_context(|| format!("ledger {}", args.url))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the HTTP client")?;
+    match runtime.block_on(check_log(&client, &args, old))? {
+        Outcome::Valid(report) => {
+            println!("{report}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Outcome::Invalid(why) => {
+            eprintln!("custos: ledger {}: INVALID: {why}", args.url);
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+/// Fetch and check everything; `Err` only when the ledger cannot be read.
+async fn check_log(
+    client: &LedgerClient,
+    args: &LogArgs,
+    old: Option<(PathBuf, Checkpoint)>,
+) -> anyhow::Result<Outcome> {
+    let signed = client.checkpoint().await?;
+    let checkpoint = match Checkpoint::open(signed.as_bytes(), &args.key, args.origin.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            return Ok(Outcome::Invalid(format!(
+                "checkpoint: does not open with ledger key {}: {e}",
+                args.key.key_id()
+            )))
+        }
+    };
+    let size = checkpoint.size();
+    let old_size = old.as_ref().map(|(_, c)| c.size());
+    if let (Some((path, o)), Some(old_size)) = (&old, old_size) {
+        if old_size > size {
+            return Ok(Outcome::Invalid(format!(
+                "checkpoint: size {size} is smaller than {} in {}: the log shrank",
+                o.size(),
+                path.display()
+            )));
+        }
+    }
+
+    let bar = progress_bar(
+        size,
+        "{spinner} verifying entries {pos}/{len} [{wide_bar}] {per_sec}, {eta} left",
+    );
+    let mut range = CompactRange::new();
+    let mut root_at_old = (old_size == Some(0)).then(merkle::empty_root);
+    let mut previous: Option<Vec<u8>> = None;
+    // Dock id -> keys registered for it so far (token.created, role dock).
+    let mut dock_keys: BTreeMap<String, Vec<VerifierKey>> = BTreeMap::new();
+    let mut signed_events = 0u64;
+    while range.size() < size {
+        let start = range.size();
+        let lines = client.entries(start, Some(size)).await?;
+        if lines.is_empty() {
+            bar.finish_and_clear();
+            return Ok(Outcome::Invalid(format!(
+                "entries: the ledger serves nothing from seq {start}, but its checkpoint has size {size}"
+            )));
+        }
+        for line in lines {
+            let seq = range.size();
+            if seq >= size {
+                break;
+            }
+            match check_entry(seq, &line, previous.as_deref(), &mut dock_keys) {
+                Ok((raw, signed)) => {
+                    signed_events += u64::from(signed);
+                    range.push(merkle::leaf_hash(&raw));
+                    previous = Some(raw);
+                }
+                Err(why) => {
+                    bar.finish_and_clear();
+                    return Ok(Outcome::Invalid(format!("entry {seq}: {why}")));
+                }
+            }
+            if Some(range.size()) == old_size {
+                root_at_old = Some(range.root());
+            }
+            bar.set_position(range.size());
+        }
+    }
+    bar.finish_and_clear();
+    if range.root() != checkpoint.root() {
+        return Ok(Outcome::Invalid(format!(
+            "the {size} entries served hash to root {}, not the checkpoint's {}: the log served is not the one signed",
+            range.root(),
+            checkpoint.root()
+        )));
+    }
+
+    let mut report = format!(
+        "ledger {}: valid\n  log         {} size {} root {}\n  ledger key  {} (pinned with --ledger-key)\n  entries     {size}, prev chain intact, tree recomputed, {signed_events} dock-signed events verified under their registered keys",
+        args.url,
+        checkpoint.origin(),
+        size,
+        checkpoint.root(),
+        args.key.key_id(),
+    );
+    if let Some((path, old)) = old {
+        if let Err(why) = check_consistency(client, &old, &checkpoint, root_at_old).await? {
+            return Ok(Outcome::Invalid(format!("{}: {why}", path.display())));
+        }
+        report.push_str(&format!(
+            "\n  consistent  with {} (size {}): the log only grew since",
+            path.display(),
+            old.size()
+        ));
+    }
+    Ok(Outcome::Valid(report))
+}
+
+/// Check one served entry; returns its leaf bytes and whether it carried a
+/// signed event. Records dock keys registered by `token.created` entries.
+fn check_entry(
+    seq: u64,
+    line: &custos_ledger::wire::EntryLine,
+    previous: Option<&[u8]>,
+    dock_keys: &mut BTreeMap<String, Vec<VerifierKey>>,
+) -> Result<(Vec<u8>, bool), String> {
+    if line.seq != seq {
+        return Err(format!("the ledger served seq {} in its place", line.seq));
+    }
+    let raw = line
+        .raw_bytes()
+        .map_err(|_| "raw is not standard base64".to_owned())?;
+    let entry = Entry::parse(&raw).map_err(|e| format!("raw is not a canonical entry: {e}"))?;
+    if entry.seq != seq {
+        return Err(format!("its bytes say seq {}", entry.seq));
+    }
+    let shown: serde_json::Value = serde_json::from_str(line.entry.get())
+        .map_err(|e| format!("the entry field is not JSON: {e}"))?;
+    let actual: serde_json::Value =
+        serde_json::from_slice(&raw).map_err(|e| format!("raw is not JSON: {e}"))?;
+    if shown != actual {
+        return Err("the entry field does not match the bytes in raw".into());
+    }
+    if entry.verify_prev(previous).is_err() {
+        return Err(match seq {
+            0 => "entry 0 carries a prev".into(),
+            _ => format!("prev does not match leaf hash of entry {}", seq - 1),
+        });
+    }
+    let mut signed = false;
+    if let Some(envelope) = &entry.envelope {
+        let keys = dock_keys
+            .get(&entry.actor.id)
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        if entry.actor.kind != ActorKind::Dock || keys.is_empty() {
+            return Err(format!(
+                "carries a signed event, but no dock key was registered for {} {:?} before it",
+                entry.actor.kind, entry.actor.id
+            ));
+        }
+        let event = Event::open(envelope, keys).map_err(|e| {
+            format!(
+                "signed event does not verify under the keys registered for dock {:?}: {e}",
+                entry.actor.id
+            )
+        })?;
+        let e = event.event;
+        if e.action != entry.action || e.subject != entry.subject || e.details != entry.details {
+            return Err("the entry differs from the event the dock signed".into());
+        }
+        signed = true;
+    }
+    if entry.action == actions::TOKEN_CREATED
+        && entry.details.get("role").and_then(|v| v.as_str()) == Some("dock")
+    {
+        if let Some(text) = entry.details.get("key").and_then(|v| v.as_str()) {
+            let key: VerifierKey = text
+                .parse()
+                .map_err(|e| format!("token.created registers a malformed dock key: {e}"))?;
+            dock_keys
+                .entry(entry.subject.clone())
+                .or_default()
+                .push(key);
+        }
+    }
+    Ok((raw, signed))
+}
+
+/// The older checkpoint's tree must be a prefix of the new one: checked with
+/// the ledger's consistency proof (RFC 9162 §2.1.4.2) and against the root
+/// recomputed from the entries at the old size.
+async fn check_consistency(
+    client: &LedgerClient,
+    old: &Checkpoint,
+    new: &Checkpoint,
+    root_at_old: Option<Hash>,
+) -> anyhow::Result<Result<(), String>> {
+    if root_at_old != Some(old.root()) {
+        return Ok(Err(format!(
+            "the log's first {} entries hash to {}, not this checkpoint's root {}: the log was rewritten (a fork)",
+            old.size(),
+            root_at_old.map(|r| r.to_string()).unwrap_or_default(),
+            old.root()
+        )));
+    }
+    let hashes = if old.size() == 0 || old.size() == new.size() {
+        Vec::new()
+    } else {
+        client
+            .consistency_proof(old.size(), new.size())
+            .await?
+            .hashes
+    };
+    if let Err(e) =
+        merkle::verify_consistency(old.size(), new.size(), &hashes, &old.root(), &new.root())
+    {
+        return Ok(Err(format!("the ledger's consistency proof fails: {e}")));
+    }
+    Ok(Ok(()))
+}
