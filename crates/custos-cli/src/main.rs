@@ -31,6 +31,10 @@ enum Command {
     Token(cmd::token::TokenArgs),
     /// Verify an export bundle offline, or a ledger's whole log: `custos verify bundle|log`.
     Verify(cmd::verify::VerifyArgs),
+    /// The docking station: `custos dock ingest --source DIR` or `custos dock run`.
+    Dock(cmd::dock::DockArgs),
+    /// The main job on embedded defaults, start to finish: `custos demo [--workdir DIR]`.
+    Demo(cmd::demo::DemoArgs),
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -40,6 +44,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Ledger(args) => cmd::ledger::run(args),
         Command::Token(args) => cmd::token::run(args),
         Command::Verify(args) => cmd::verify::run(args),
+        Command::Dock(args) => cmd::dock::run(args),
+        Command::Demo(args) => cmd::demo::run(args),
     }
 }
 

@@ -1,5 +1,7 @@
 //! One module per subcommand; each has an `Args` struct and a `run`.
 
+pub mod demo;
+pub mod dock;
 pub mod hash;
 pub mod keygen;
 pub mod ledger;
