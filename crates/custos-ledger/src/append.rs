@@ -373,6 +373,16 @@ pub(crate) struct Writer {
     pub(crate) shared: Arc<Shared>,
 }
 
+/// The perfect-subtree nodes that appending leaf `index` completes, lowest
+/// first: the leaf, then one node per trailing one bit of `index` (the same
+/// nodes `CompactRange::append` reports).
+fn completed_nodes(index: u64) -> impl Iterator<Item = NodeId> {
+    (0..=index.trailing_ones() as u8).map(move |level| NodeId {
+        level,
+        index: index >> level,
+    })
+}
+
 /// What happened to one append of a batch.
 enum Outcome {
     New { seq: u64, leaf: Hash },
@@ -441,6 +451,7 @@ impl Writer {
         let mut range = self.range.clone();
         let mut last_leaf = self.last_leaf;
         let mut in_batch: HashMap<[u8; 32], (u64, Hash)> = HashMap::new();
+        let mut chunks: BTreeMap<[u8; 10], Vec<u8>> = BTreeMap::new();
         let mut outcomes = Vec::with_capacity(requests.len());
         let mut replies = Vec::with_capacity(requests.len());
 
@@ -457,6 +468,7 @@ impl Writer {
                 &mut last_leaf,
                 &mut state,
                 &mut in_batch,
+                &mut chunks,
                 &mut sled_batch,
             );
             outcomes.push(outcome);
@@ -464,6 +476,9 @@ impl Writer {
 
         let new_entries = range.size() - self.range.size();
         if new_entries > 0 {
+            for (key, chunk) in chunks {
+                sled_batch.insert(&key[..], chunk);
+            }
             if let Err(e) = self.commit(&range, state, sled_batch) {
                 let err = AppendError::Storage(e.to_string());
                 tracing::error!(error = %e, "ledger write failed; refusing appends until restart");
@@ -526,6 +541,7 @@ impl Writer {
         last_leaf: &mut Option<Hash>,
         state: &mut BTreeMap<Vec<u8>, Option<Vec<u8>>>,
         in_batch: &mut HashMap<[u8; 32], (u64, Hash)>,
+        chunks: &mut BTreeMap<[u8; 10], Vec<u8>>,
         sled_batch: &mut sled::Batch,
     ) -> Outcome {
         if let Some(digest) = append.dedup {
@@ -577,12 +593,25 @@ impl Writer {
                 return Outcome::Failed(AppendError::Storage(e.to_string()))
             }
         }
+        // Load every chunk this append will extend before changing the
+        // range, so that a read error leaves nothing half done.
+        for id in completed_nodes(seq) {
+            if let Err(e) = self.load_chunk(chunks, id) {
+                return Outcome::Failed(AppendError::Storage(e));
+            }
+        }
         let staged = tx.staged;
         state.extend(staged);
 
         let leaf = leaf_hash(&bytes);
         for (id, hash) in range.append(leaf) {
-            sled_batch.insert(&layout::node_key(id)[..], &hash.as_bytes()[..]);
+            let (key, _) = layout::node_chunk(id);
+            // INVARIANT: load_chunk loaded every chunk of completed_nodes(seq),
+            // which are exactly the nodes append() completes.
+            chunks
+                .get_mut(&key)
+                .expect("INVARIANT: chunk loaded above")
+                .extend_from_slice(hash.as_bytes());
         }
         sled_batch.insert(&layout::entry_key(seq)[..], bytes);
         if let Some(digest) = append.dedup {
@@ -591,6 +620,27 @@ impl Writer {
         }
         *last_leaf = Some(leaf);
         Outcome::New { seq, leaf }
+    }
+
+    /// Make sure `chunks` holds the chunk of node `id`, read from the store
+    /// on first use, and that the chunk ends exactly where `id` goes.
+    fn load_chunk(
+        &self,
+        chunks: &mut BTreeMap<[u8; 10], Vec<u8>>,
+        id: NodeId,
+    ) -> Result<(), String> {
+        let (key, offset) = layout::node_chunk(id);
+        if !chunks.contains_key(&key) {
+            let stored = self.store.get(&key).map_err(|e| e.to_string())?;
+            chunks.insert(key, stored.map(|v| v.to_vec()).unwrap_or_default());
+        }
+        let len = chunks[&key].len();
+        if len != offset {
+            return Err(format!(
+                "the stored chunk of tree {id} holds {len} bytes where {offset} were expected"
+            ));
+        }
+        Ok(())
     }
 
     fn lookup_duplicate(&self, digest: &[u8; 32]) -> Result<Option<(u64, Hash)>, AppendError> {
@@ -617,6 +667,12 @@ impl Writer {
         state: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
         mut sled_batch: sled::Batch,
     ) -> Result<(), StoreError> {
+        let token_rows = layout::table_prefix(crate::auth::TOKENS);
+        let changed_tokens: Vec<String> = state
+            .keys()
+            .filter_map(|k| k.strip_prefix(token_rows.as_slice()))
+            .map(|id| String::from_utf8_lossy(id).into_owned())
+            .collect();
         for (key, value) in state {
             match value {
                 Some(v) => sled_batch.insert(key, v),
@@ -633,6 +689,9 @@ impl Writer {
         sled_batch.insert(layout::META_TREE, range.to_bytes());
         sled_batch.insert(layout::META_CHECKPOINT, checkpoint.as_bytes());
         self.store.tree().apply_batch(sled_batch)?;
+        for id in &changed_tokens {
+            self.shared.tokens.invalidate(id);
+        }
         self.store.flush()?;
         self.shared.publish(Published {
             size: range.size(),

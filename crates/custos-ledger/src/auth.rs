@@ -441,8 +441,8 @@ pub enum AuthError {
     Store(#[from] StoreError),
 }
 
-/// Check a token's text against the store and return who holds it.
-pub fn authenticate(store: &Store, token: &str) -> Result<Caller, AuthError> {
+/// Split a token's text into its id and the SHA-256 of its secret.
+fn parse_token(token: &str) -> Result<(&str, [u8; 32]), AuthError> {
     let rest = token
         .strip_prefix(TOKEN_PREFIX)
         .ok_or(AuthError::Malformed)?;
@@ -450,36 +450,112 @@ pub fn authenticate(store: &Store, token: &str) -> Result<Caller, AuthError> {
     if id.len() != 16 || !id.bytes().all(|b| b.is_ascii_hexdigit()) || secret.is_empty() {
         return Err(AuthError::Malformed);
     }
-    let presented = Sha256::digest(secret.as_bytes());
+    Ok((id, Sha256::digest(secret.as_bytes()).into()))
+}
+
+/// A token record read back and checked for shape.
+#[derive(Debug, Clone)]
+struct KnownToken {
+    secret_sha256: [u8; 32],
+    revoked: bool,
+    caller: Caller,
+}
+
+fn load_token(store: &Store, id: &str) -> Result<Option<KnownToken>, AuthError> {
     let Some(record) = store.table_get_json::<TokenRecord>(TOKENS, id.as_bytes())? else {
-        return Err(AuthError::Invalid);
+        return Ok(None);
     };
-    let stored = hex::decode(&record.secret_sha256).map_err(|_| StoreError::Malformed {
+    let malformed = |why: String| StoreError::Malformed {
         what: format!("token {id}"),
-        why: "secret hash is not hex".into(),
-    })?;
-    if !bool::from(stored.ct_eq(presented.as_slice())) {
-        return Err(AuthError::Invalid);
-    }
-    if record.revoked {
-        return Err(AuthError::Revoked { id: record.id });
-    }
+        why,
+    };
+    let mut secret_sha256 = [0u8; 32];
+    hex::decode_to_slice(&record.secret_sha256, &mut secret_sha256)
+        .map_err(|_| malformed("secret hash is not 64 hex digits".into()))?;
     let key = match &record.key {
         Some(text) => Some(
             text.parse::<VerifierKey>()
-                .map_err(|e| StoreError::Malformed {
-                    what: format!("key of token {id}"),
-                    why: e.to_string(),
-                })?,
+                .map_err(|e| malformed(format!("registered key: {e}")))?,
         ),
         None => None,
     };
-    Ok(Caller {
-        role: record.role,
-        name: record.name,
-        token_id: record.id,
-        key,
-    })
+    Ok(Some(KnownToken {
+        secret_sha256,
+        revoked: record.revoked,
+        caller: Caller {
+            role: record.role,
+            name: record.name,
+            token_id: record.id,
+            key,
+        },
+    }))
+}
+
+fn check(known: &KnownToken, presented: &[u8; 32]) -> Result<Caller, AuthError> {
+    if !bool::from(known.secret_sha256.ct_eq(presented)) {
+        return Err(AuthError::Invalid);
+    }
+    if known.revoked {
+        return Err(AuthError::Revoked {
+            id: known.caller.token_id.clone(),
+        });
+    }
+    Ok(known.caller.clone())
+}
+
+/// Check a token's text against the store and return who holds it.
+pub fn authenticate(store: &Store, token: &str) -> Result<Caller, AuthError> {
+    let (id, presented) = parse_token(token)?;
+    let known = load_token(store, id)?.ok_or(AuthError::Invalid)?;
+    check(&known, &presented)
+}
+
+/// Token records kept in memory, so that checking the token of a request
+/// reads no sled page: sled's batch writes take a process-wide lock that
+/// blocks every reader while the append writer applies a batch, and a
+/// request must not wait for that just to be let in.
+///
+/// Filled on first use of each token; the writer invalidates an id after
+/// committing any change to its row ([`TokenCache::invalidate`]). A
+/// generation counter keeps a read that raced with an invalidation from
+/// caching the old row.
+#[derive(Debug, Default)]
+pub struct TokenCache {
+    known: std::sync::RwLock<std::collections::HashMap<String, KnownToken>>,
+    generation: std::sync::atomic::AtomicU64,
+}
+
+impl TokenCache {
+    /// [`authenticate`], from memory when the token was seen before.
+    pub fn authenticate(&self, store: &Store, token: &str) -> Result<Caller, AuthError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let (id, presented) = parse_token(token)?;
+        let cached = self
+            .known
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned();
+        if let Some(known) = cached {
+            return check(&known, &presented);
+        }
+        let generation = self.generation.load(SeqCst);
+        let known = load_token(store, id)?.ok_or(AuthError::Invalid)?;
+        let mut map = self.known.write().unwrap_or_else(|p| p.into_inner());
+        if self.generation.load(SeqCst) == generation {
+            map.insert(id.to_owned(), known.clone());
+        }
+        drop(map);
+        check(&known, &presented)
+    }
+
+    /// Forget token `id` (its row changed).
+    pub fn invalidate(&self, id: &str) {
+        let mut map = self.known.write().unwrap_or_else(|p| p.into_inner());
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        map.remove(id);
+    }
 }
 
 #[cfg(test)]

@@ -63,6 +63,13 @@ pub const BY_CASE: &str = "by_case";
 /// Table: (segment, case).
 pub const SEGMENT_CASES: &str = "segment_cases";
 
+/// Table reserved for cases (rules: the retrieval issue).
+pub const CASES: &str = "cases";
+/// Table reserved for legal holds.
+pub const HOLDS: &str = "holds";
+/// Table reserved for access requests.
+pub const ACCESS_REQUESTS: &str = "access_requests";
+
 /// Most results one search returns.
 pub const MAX_SEARCH_RESULTS: usize = 1000;
 /// Results a search returns when it names no limit.

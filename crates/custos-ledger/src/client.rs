@@ -353,20 +353,38 @@ impl LedgerClient {
         Ok(encode_segment(id))
     }
 
-    /// `GET /healthz`; a 503 answer is returned as its [`Health`] too.
+    /// `GET /healthz`; a 503 answer (the ledger refuses to serve or to
+    /// append) is returned as its [`Health`] too.
     pub async fn health(&self) -> Result<Health, ClientError> {
-        match self.get_json::<Health>("/healthz", &[]).await {
-            Err(ClientError::Server {
-                status: 503,
-                message,
-                ..
-            }) => Ok(Health {
-                status: "unavailable".into(),
-                size: 0,
-                message: Some(message),
-            }),
-            other => other,
+        let url = self.url("/healthz")?;
+        let shown = url.to_string();
+        let resp = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(|source| ClientError::Unreachable {
+                url: shown.clone(),
+                source,
+            })?;
+        let status = resp.status();
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|source| ClientError::Unreachable {
+                url: shown.clone(),
+                source,
+            })?;
+        if status != StatusCode::OK && status != StatusCode::SERVICE_UNAVAILABLE {
+            return Err(ClientError::BadResponse {
+                url: shown,
+                why: format!("/healthz answered {status}"),
+            });
         }
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::BadResponse {
+            url: shown,
+            why: e.to_string(),
+        })
     }
 }
 

@@ -9,10 +9,17 @@
 //! | key | value |
 //! | --- | --- |
 //! | `E` seq (u64 BE) | the entry's exact canonical bytes (the Merkle leaf) |
-//! | `N` level (u8) index (u64 BE) | the 32-byte hash of that perfect subtree ([`NodeId::to_key`]) |
+//! | `N` level (u8) chunk (u64 BE) | the hashes of perfect subtrees `(level, 64·chunk ..)`, 32 bytes each, in order ([`node_chunk`]) |
 //! | `M` name | ledger metadata: [`META_TREE`], [`META_CHECKPOINT`], [`META_FORMAT`] |
 //! | `D` SHA-256 of an envelope's canonical JSON | the seq (u64 BE) of the entry that carries it |
 //! | `T` table `0x00` key | a state-table row (catalogue, tokens, keys, cases...) |
+//!
+//! Tree nodes are stored [`CHUNK_NODES`] to a value rather than one per
+//! key: the nodes of a level are completed left to right, so a chunk only
+//! ever grows at its end, and a batch of appends rewrites a handful of
+//! chunk values instead of inserting two keys per entry. That halves the
+//! sled work per append (sled's batch apply blocks its readers while it
+//! runs), and a node lookup is still one point read.
 //!
 //! Big-endian numbers keep sled's byte order equal to numeric order, so
 //! `E` keys iterate in log order and the last `E` key is the last entry.
@@ -62,11 +69,18 @@ pub fn entry_seq(key: &[u8]) -> Option<u64> {
     }
 }
 
-/// The key of tree node `id`.
-pub fn node_key(id: NodeId) -> [u8; 10] {
+/// How many node hashes one chunk value holds: 64 (2 KiB).
+pub const CHUNK_NODES: u64 = 64;
+
+/// The key of the chunk that holds tree node `id`, and the byte offset of
+/// its hash in the chunk's value.
+pub fn node_chunk(id: NodeId) -> ([u8; 10], usize) {
     let mut key = [NODE; 10];
-    key[1..].copy_from_slice(&id.to_key());
-    key
+    key[1] = id.level;
+    key[2..].copy_from_slice(&(id.index / CHUNK_NODES).to_be_bytes());
+    // INVARIANT: the remainder is below 64, so the offset is below 2048.
+    let offset = (id.index % CHUNK_NODES) as usize * custos_core::merkle::HASH_LEN;
+    (key, offset)
 }
 
 /// The de-duplication key of an envelope whose canonical JSON hashes to `digest`.
@@ -143,7 +157,29 @@ mod tests {
     fn entry_keys_sort_numerically_and_round_trip() {
         assert!(entry_key(255) < entry_key(256));
         assert_eq!(entry_seq(&entry_key(1 << 40)), Some(1 << 40));
-        assert_eq!(entry_seq(&node_key(NodeId::leaf(3))), None);
+        assert_eq!(entry_seq(&node_chunk(NodeId::leaf(3)).0), None);
+    }
+
+    #[test]
+    fn node_chunks() {
+        let (k0, o0) = node_chunk(NodeId {
+            level: 2,
+            index: 63,
+        });
+        let (k1, o1) = node_chunk(NodeId {
+            level: 2,
+            index: 64,
+        });
+        assert_eq!((o0, o1), (63 * 32, 0));
+        assert!(k0 < k1);
+        assert_eq!(k0[1], 2);
+        assert!(
+            node_chunk(NodeId {
+                level: 1,
+                index: 1 << 40
+            })
+            .0 < k0
+        );
     }
 
     #[test]

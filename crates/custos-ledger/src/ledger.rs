@@ -101,6 +101,10 @@ pub(crate) struct Shared {
     published: RwLock<Arc<Published>>,
     health: RwLock<Health>,
     pub(crate) metrics: Metrics,
+    /// Tokens seen, for [`Ledger::authenticate`]; the writer invalidates.
+    pub(crate) tokens: auth::TokenCache,
+    /// The state of the background full verification.
+    full_check: RwLock<&'static str>,
 }
 
 impl Shared {
@@ -307,6 +311,8 @@ impl Ledger {
             })),
             health: RwLock::new(Health::Ok),
             metrics: Metrics::new(),
+            tokens: auth::TokenCache::default(),
+            full_check: RwLock::new("not_run"),
         });
         shared
             .metrics
@@ -400,6 +406,26 @@ impl Ledger {
             Health::Tampered(t) => Some(t),
             _ => None,
         }
+    }
+
+    /// The background full verification since start-up: `not_run`,
+    /// `running`, `passed` or `failed`.
+    pub fn full_check(&self) -> &'static str {
+        *self
+            .inner
+            .shared
+            .full_check
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn set_full_check(&self, state: &'static str) {
+        *self
+            .inner
+            .shared
+            .full_check
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = state;
     }
 
     /// Why the ledger refuses appends, if it does (tampering or a storage failure).
@@ -524,7 +550,10 @@ impl Ledger {
 
     /// Check a bearer token's text and return who holds it.
     pub fn authenticate(&self, token: &str) -> Result<Caller, auth::AuthError> {
-        auth::authenticate(&self.inner.store, token)
+        self.inner
+            .shared
+            .tokens
+            .authenticate(&self.inner.store, token)
     }
 
     // -----------------------------------------------------------------
@@ -716,11 +745,13 @@ impl Ledger {
     /// not only in the start-up window, stops the service within seconds.
     pub fn spawn_verify_all(&self) -> std::io::Result<JoinHandle<Result<u64, CheckError>>> {
         let ledger = self.clone();
+        self.set_full_check("running");
         std::thread::Builder::new()
             .name("custos-ledger-verify".into())
             .spawn(move || {
                 let started = Instant::now();
                 let result = ledger.verify_all();
+                ledger.set_full_check(if result.is_ok() { "passed" } else { "failed" });
                 match &result {
                     Ok(size) => tracing::info!(
                         size,

@@ -81,19 +81,30 @@ impl Store {
         Ok(layout::entry_seq(&key))
     }
 
-    /// Tree node `id`, if stored. A stored value that is not 32 bytes is a
-    /// [`TamperError::Node`].
+    /// Tree node `id`, if stored. A chunk whose length is not a whole
+    /// number of hashes is a [`TamperError::Node`].
     pub fn node(&self, id: NodeId) -> Result<Option<Hash>, ReadError> {
-        let Some(bytes) = self.get(&layout::node_key(id))? else {
+        let (key, offset) = layout::node_chunk(id);
+        let Some(chunk) = self.get(&key)? else {
             return Ok(None);
         };
-        Hash::try_from(bytes.as_ref()).map(Some).map_err(|e| {
-            ReadError::Tampered(TamperError::Node {
+        if chunk.len() % custos_core::merkle::HASH_LEN != 0 {
+            return Err(ReadError::Tampered(TamperError::Node {
                 node: id,
                 first_entry: id.first_leaf(),
-                reason: e.to_string(),
-            })
-        })
+                reason: format!(
+                    "its chunk is {} bytes, not a whole number of hashes",
+                    chunk.len()
+                ),
+            }));
+        }
+        let Some(bytes) = chunk.get(offset..offset + custos_core::merkle::HASH_LEN) else {
+            return Ok(None);
+        };
+        // INVARIANT: the slice is HASH_LEN bytes long.
+        Ok(Some(
+            Hash::try_from(bytes).expect("INVARIANT: a 32-byte slice"),
+        ))
     }
 
     /// The seq of the entry carrying the envelope with this canonical-JSON digest.

@@ -151,6 +151,10 @@ pub struct Health {
     pub status: String,
     /// The published tree size.
     pub size: u64,
+    /// The background full verification of the stored log since start-up:
+    /// `not_run`, `running`, `passed` or `failed`.
+    #[serde(default)]
+    pub full_check: String,
     /// Details when not ok.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,

@@ -2,6 +2,7 @@
 //! JSON shape, instead of axum's plain-text rejections.
 //!
 //! - [`Query`], [`Path`]: axum's, with the rejection mapped to 400;
+//! - [`Json`]: a body parsed as a serde type (checked as [`JsonBody`]);
 //! - [`JsonBody`]: the raw bytes of a JSON body after checking, in order,
 //!   the content type (415), the size (413, from the router's body limit),
 //!   and that the bytes are UTF-8 (400, naming the offset). Handlers parse
@@ -138,6 +139,20 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
             ));
         }
         Ok(JsonBody(body))
+    }
+}
+
+/// A JSON body parsed as `T`: [`JsonBody`]'s checks, then `T`'s serde
+/// impl; every failure is a JSON 4xx.
+#[derive(Debug, Clone)]
+pub struct Json<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let body = JsonBody::from_request(req, state).await?;
+        body.parse().map(Json)
     }
 }
 

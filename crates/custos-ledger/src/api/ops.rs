@@ -45,6 +45,7 @@ pub(super) async fn healthz(State(state): State<AppState>) -> Response {
         Json(Health {
             status: code.to_owned(),
             size,
+            full_check: state.ledger.full_check().to_owned(),
             message,
         }),
     )

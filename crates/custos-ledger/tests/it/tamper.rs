@@ -50,6 +50,15 @@ fn poke(dir: &Path, key: &[u8], change: impl FnOnce(Vec<u8>) -> Option<Vec<u8>>)
     db.flush().unwrap();
 }
 
+/// Overwrite the stored hash of tree node `id`.
+fn poke_node(dir: &Path, id: NodeId) {
+    let (key, offset) = layout::node_chunk(id);
+    poke(dir, &key, |mut chunk| {
+        chunk[offset..offset + 32].copy_from_slice(&[7; 32]);
+        Some(chunk)
+    });
+}
+
 /// Replace the first `case-` with `casX-` in an entry: same length, other bytes.
 fn alter(bytes: Vec<u8>) -> Option<Vec<u8>> {
     let text = String::from_utf8(bytes).unwrap();
@@ -87,20 +96,25 @@ async fn changed_tree_state_is_refused_at_startup() {
     // A leaf node.
     let dir = tempfile::tempdir().unwrap();
     closed_ledger(dir.path()).await;
-    poke(dir.path(), &layout::node_key(NodeId::leaf(20)), |_| {
-        Some(vec![7; 32])
-    });
+    poke_node(dir.path(), NodeId::leaf(20));
     assert_eq!(tampered_index(open(dir.path(), 1024)).0, Some(20));
 
     // An interior node within the window.
     let dir = tempfile::tempdir().unwrap();
     closed_ledger(dir.path()).await;
-    poke(
-        dir.path(),
-        &layout::node_key(NodeId { level: 2, index: 5 }),
-        |_| Some(vec![7; 32]),
-    );
+    poke_node(dir.path(), NodeId { level: 2, index: 5 });
     assert_eq!(tampered_index(open(dir.path(), 1024)).0, Some(20));
+
+    // A chunk of nodes cut short.
+    let dir = tempfile::tempdir().unwrap();
+    closed_ledger(dir.path()).await;
+    poke(dir.path(), &layout::node_chunk(NodeId::leaf(0)).0, |c| {
+        Some(c[..c.len() - 40].to_vec())
+    });
+    assert!(matches!(
+        open(dir.path(), 1024),
+        Err(OpenError::Tampered(_))
+    ));
 
     // The last entry removed.
     let dir = tempfile::tempdir().unwrap();

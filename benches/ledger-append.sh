@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Ledger performance on this machine, all on loopback:
+#   1. durable appends per second over HTTP with 1, 8 and 64 concurrent
+#      clients (each append acknowledged only once fsynced);
+#   2. a fixture of ENTRIES entries (default 1,000,000) bulk-loaded through
+#      the internal append API, then start-up time (open + start-up check)
+#      and inclusion-proof latency over HTTP at that size.
+# Targets (DESIGN/issue 5, 2 cores): >= 5,000 appends/s with 64 clients,
+# inclusion proof p99 < 2 ms at 1M entries, start-up < 1 s at 1M entries.
+#
+# Usage: benches/ledger-append.sh            (ENTRIES=100000 for a quick run)
+# Needs about 2 GB of free disk for the 1M fixture (in $TMPDIR).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ENTRIES=${ENTRIES:-1000000}
+cargo build --release -q -p custos-ledger --bin custos-ledger-bench
+BIN=$PWD/target/release/custos-ledger-bench
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/custos-ledger-bench.XXXXXX")
+PID=""
+
+cleanup() {
+    if [[ -n "$PID" ]]; then kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# start_server CONFIG: start `serve` (what `custos ledger serve` runs) and
+# set URL from its "listening on URL" line; prints the time to that line.
+start_server() {
+    local out=$WORK/serve.out t0 t1
+    : > "$out"
+    t0=$(date +%s%N)
+    RUST_LOG=warn "$BIN" serve --config "$1" > "$out" &
+    PID=$!
+    for _ in $(seq 1 600); do
+        if grep -q '^listening on ' "$out"; then break; fi
+        sleep 0.01
+    done
+    t1=$(date +%s%N)
+    URL=$(sed -n 's/^listening on //p' "$out")
+    [[ -n "$URL" ]] || { echo "server did not start" >&2; exit 1; }
+    echo "server process start to listening: $(( (t1 - t0) / 1000000 )) ms"
+}
+
+stop_server() {
+    kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""
+}
+
+echo "== durable appends over HTTP (machine: $(nproc) cores)"
+"$BIN" setup --dir "$WORK/appends" > /dev/null
+start_server "$WORK/appends/custos.toml"
+"$BIN" append --url "$URL" --dir "$WORK/appends" --clients 1 --count 2000
+"$BIN" append --url "$URL" --dir "$WORK/appends" --clients 8 --count 8000
+"$BIN" append --url "$URL" --dir "$WORK/appends" --clients 64 --count 30000
+curl -s "$URL/metrics" | grep -E '^custos_ledger_batch_size_(sum|count)' || true
+stop_server
+
+echo "== fixture of $ENTRIES entries"
+"$BIN" setup --dir "$WORK/big" > /dev/null
+"$BIN" bulk-load --config "$WORK/big/custos.toml" --count "$ENTRIES"
+du -sh "$WORK/big/ledger" | sed 's/^/sled size: /'
+"$BIN" startup --config "$WORK/big/custos.toml" --repeat 5
+start_server "$WORK/big/custos.toml"
+"$BIN" proofs --url "$URL" --count 20000
+stop_server
