@@ -299,6 +299,11 @@ impl Dock {
         &self.settings
     }
 
+    /// The recorder id and profile a directory held when last ingested.
+    pub fn remembered_source(&self, dir: &std::path::Path) -> Option<(String, String)> {
+        self.journal.remembered_source(dir).ok().flatten()
+    }
+
     /// Events waiting for the ledger.
     pub fn events_pending(&self) -> usize {
         self.outbox.pending()
@@ -384,6 +389,13 @@ impl Dock {
         };
         let recorder_id = attached.identity.id.clone();
         report.recorder_id = Some(recorder_id.clone());
+        if attached.transport == "directory" {
+            let _ = self.journal.remember_source(
+                attached.volume.root(),
+                &recorder_id,
+                &attached.profile.name,
+            );
+        }
         let offset_ms = attached.clock.map(|c| c.offset_ms()).unwrap_or(0);
         tracing::info!(slot, recorder = %recorder_id, profile = %attached.profile.name, offset_ms, "recorder attached");
 

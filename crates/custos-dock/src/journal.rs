@@ -57,6 +57,7 @@
 //! | `segments` | recorder id, 0, segment id | [`SegmentRecord`] JSON |
 //! | `sessions` | recorder id | [`SessionRecord`] JSON |
 //! | `events` | SHA-256 of the envelope JSON | [`EventOwner`] JSON |
+//! | `sources` | a source directory's path | (recorder id, profile) it held last |
 //! | `outbox` | custos-ledger's offline queue | queued envelopes |
 //!
 //! This module must never drop a record, and never move a record back to an
@@ -335,6 +336,7 @@ pub struct Journal {
     segments: sled::Tree,
     sessions: sled::Tree,
     events: sled::Tree,
+    sources: sled::Tree,
 }
 
 impl Journal {
@@ -345,6 +347,7 @@ impl Journal {
             segments: db.open_tree("segments")?,
             sessions: db.open_tree("sessions")?,
             events: db.open_tree("events")?,
+            sources: db.open_tree("sources")?,
             db,
         })
     }
@@ -535,6 +538,29 @@ impl Journal {
             }
         })?;
         Ok(last)
+    }
+
+    /// Remember which recorder and profile a directory held.
+    pub fn remember_source(
+        &self,
+        dir: &Path,
+        recorder_id: &str,
+        profile: &str,
+    ) -> Result<(), JournalError> {
+        self.sources.insert(
+            dir.as_os_str().as_encoded_bytes(),
+            Self::json(&(recorder_id, profile)),
+        )?;
+        Ok(())
+    }
+
+    /// The recorder and profile a directory held last.
+    pub fn remembered_source(&self, dir: &Path) -> Result<Option<(String, String)>, JournalError> {
+        let key = dir.as_os_str().as_encoded_bytes();
+        self.sources
+            .get(key)?
+            .map(|v| Self::parse(key, &v))
+            .transpose()
     }
 
     /// Remember who owns the event `envelope`.

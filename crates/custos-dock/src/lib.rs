@@ -42,6 +42,7 @@ pub mod journal;
 pub mod naming;
 pub mod outbox;
 pub mod profile;
+pub mod setup;
 pub mod status;
 pub mod times;
 pub mod transport;

@@ -163,6 +163,9 @@ pub struct DirectoryTransport {
     profile: Option<String>,
     recorder_id: Option<String>,
     officer_id: Option<String>,
+    /// What an earlier docking at this directory established (recorder id,
+    /// profile), used only when the files themselves say nothing.
+    remembered: Option<(String, String)>,
 }
 
 impl DirectoryTransport {
@@ -181,7 +184,17 @@ impl DirectoryTransport {
             profile,
             recorder_id,
             officer_id,
+            remembered: None,
         }
+    }
+
+    /// Fall back on the recorder id and profile an earlier docking of this
+    /// directory established (`Dock::remembered_source`), when the file
+    /// names name no device and fit no profile: a re-run of `custos dock
+    /// ingest` after most files were wiped stays the same recorder.
+    pub fn remembering(mut self, remembered: Option<(String, String)>) -> Self {
+        self.remembered = remembered;
+        self
     }
 }
 
@@ -192,30 +205,41 @@ impl RecorderTransport for DirectoryTransport {
                 path: self.root.clone(),
             });
         }
+        let mut fitted = false;
         let profile = match &self.profile {
             Some(name) => self.profiles.get(name)?.clone(),
-            None => self
-                .profiles
-                .best_fit(|p| {
+            None => {
+                let best = self.profiles.best_fit(|p| {
                     Volume::new(&self.root, &p.storage.media_root)
                         .list(&p.storage)
                         .map(|l| l.files.into_iter().map(|f| f.name).collect())
                         .unwrap_or_default()
-                })?
-                .clone(),
+                })?;
+                fitted = best.names.is_some();
+                match (&self.remembered, fitted) {
+                    (Some((_, name)), false) => self.profiles.get(name).unwrap_or(best).clone(),
+                    _ => best.clone(),
+                }
+            }
         };
         let volume = Volume::new(&self.root, &profile.storage.media_root);
         let id = match &self.recorder_id {
             Some(id) => id.clone(),
-            None => device_from_names(&profile, &volume).unwrap_or_else(|| {
-                // The directory's own name: the mount point a site gives
-                // each recorder, or the fixture's name.
-                self.root
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .filter(|n| !n.is_empty())
-                    .unwrap_or_else(|| "recorder".to_owned())
-            }),
+            None => device_from_names(&profile, &volume)
+                .or_else(|| {
+                    (!fitted)
+                        .then(|| self.remembered.as_ref().map(|(id, _)| id.clone()))
+                        .flatten()
+                })
+                .unwrap_or_else(|| {
+                    // The directory's own name: the mount point a site gives
+                    // each recorder, or the fixture's name.
+                    self.root
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .filter(|n| !n.is_empty())
+                        .unwrap_or_else(|| "recorder".to_owned())
+                }),
         };
         if id.trim().is_empty() {
             return Err(TransportError::NoId("the recorder id is empty".into()));

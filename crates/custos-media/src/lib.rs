@@ -40,7 +40,9 @@
 
 pub mod isobmff;
 
-use std::fs::File;
+use std::fs::OpenOptions;
+use std::os::fd::AsRawFd as _;
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Once;
 use std::time::{Duration, Instant};
@@ -218,15 +220,33 @@ pub fn probe_with(path: &Path, opts: &ProbeOptions) -> Result<Probe, ProbeError>
             path: path.to_owned(),
         });
     }
+    // Open it ourselves, without following a link, and let FFmpeg read
+    // this very file through /proc/self/fd: the name on the recorder may
+    // not be UTF-8 (FFmpeg's Rust bindings need UTF-8 paths), and the file
+    // cannot be swapped between the check and the read.
+    let mut file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NOCTTY | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|source| match source.raw_os_error() {
+            Some(libc::ELOOP) => ProbeError::NotAFile {
+                path: path.to_owned(),
+            },
+            _ => io(source),
+        })?;
+    let meta = file.metadata().map_err(io)?;
+    if !meta.file_type().is_file() {
+        return Err(ProbeError::NotAFile {
+            path: path.to_owned(),
+        });
+    }
     let len = meta.len();
     if len == 0 {
         return Ok(Probe::unreadable("empty", "empty file (0 bytes)".into()));
     }
     init()?;
 
-    let mut file = File::open(path).map_err(io)?;
     let boxes = isobmff::scan(&mut file, len).map_err(io)?;
-    drop(file);
     let box_problem = boxes.as_ref().and_then(|b| {
         if let Some(p) = &b.problem {
             Some(p.to_string())
@@ -237,9 +257,21 @@ pub fn probe_with(path: &Path, opts: &ProbeOptions) -> Result<Probe, ProbeError>
         }
     });
 
+    let fd_path = PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
+    let ffmpeg_path: PathBuf = if fd_path.exists() {
+        fd_path
+    } else if path.to_str().is_some() && !path.as_os_str().as_encoded_bytes().contains(&0) {
+        path.to_owned()
+    } else {
+        return Ok(Probe::unreadable(
+            "unknown",
+            "not probed: the file name is not UTF-8 and /proc is not mounted".into(),
+        ));
+    };
     let started = Instant::now();
     let limit = opts.time_limit;
-    let opened = ffmpeg::format::input_with_interrupt(path, move || started.elapsed() > limit);
+    let opened =
+        ffmpeg::format::input_with_interrupt(&ffmpeg_path, move || started.elapsed() > limit);
     let mut input = match opened {
         Ok(input) => input,
         Err(e) => {

@@ -172,6 +172,20 @@ fn garbage_and_empty_files_are_still_answered() {
 }
 
 #[test]
+fn names_that_are_not_utf8_are_probed() {
+    use std::os::unix::ffi::OsStrExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let mp4 = clip(dir.path(), "a.mp4", 1, &[]);
+    let odd = dir
+        .path()
+        .join(std::ffi::OsStr::from_bytes(b"CAM\xff\xfe 1.MP4"));
+    std::fs::rename(&mp4, &odd).unwrap();
+    let p = probe(&odd).unwrap();
+    assert_eq!(p.damaged, None, "{p:?}");
+    assert_eq!(p.streams.len(), 2);
+}
+
+#[test]
 fn what_is_not_a_file_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     assert!(matches!(
