@@ -383,6 +383,22 @@ fn completed_nodes(index: u64) -> impl Iterator<Item = NodeId> {
     })
 }
 
+/// Everything one batch accumulates before the commit (steps 2 and 3).
+struct Pending {
+    /// A copy of the tree, advanced by each append of the batch.
+    range: CompactRange,
+    /// The leaf hash of the batch's last entry so far.
+    last_leaf: Option<Hash>,
+    /// State-table writes (key → value, `None` to remove).
+    state: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// Envelope digests appended in this batch, for in-batch duplicates.
+    in_batch: HashMap<[u8; 32], (u64, Hash)>,
+    /// Node chunks extended by the batch, whole (see `layout::node_chunk`).
+    chunks: BTreeMap<[u8; 10], Vec<u8>>,
+    /// Entries and de-duplication keys.
+    sled_batch: sled::Batch,
+}
+
 /// What happened to one append of a batch.
 enum Outcome {
     New { seq: u64, leaf: Hash },
@@ -446,12 +462,14 @@ impl Writer {
             return;
         }
         let started = Instant::now();
-        let mut sled_batch = sled::Batch::default();
-        let mut state: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
-        let mut range = self.range.clone();
-        let mut last_leaf = self.last_leaf;
-        let mut in_batch: HashMap<[u8; 32], (u64, Hash)> = HashMap::new();
-        let mut chunks: BTreeMap<[u8; 10], Vec<u8>> = BTreeMap::new();
+        let mut pending = Pending {
+            range: self.range.clone(),
+            last_leaf: self.last_leaf,
+            state: BTreeMap::new(),
+            in_batch: HashMap::new(),
+            chunks: BTreeMap::new(),
+            sled_batch: sled::Batch::default(),
+        };
         let mut outcomes = Vec::with_capacity(requests.len());
         let mut replies = Vec::with_capacity(requests.len());
 
@@ -462,18 +480,18 @@ impl Writer {
         } in requests
         {
             replies.push((reply, queued));
-            let outcome = self.sequence(
-                append,
-                &mut range,
-                &mut last_leaf,
-                &mut state,
-                &mut in_batch,
-                &mut chunks,
-                &mut sled_batch,
-            );
+            let outcome = self.sequence(append, &mut pending);
             outcomes.push(outcome);
         }
 
+        let Pending {
+            range,
+            last_leaf,
+            state,
+            chunks,
+            mut sled_batch,
+            ..
+        } = pending;
         let new_entries = range.size() - self.range.size();
         if new_entries > 0 {
             for (key, chunk) in chunks {
@@ -534,16 +552,15 @@ impl Writer {
     }
 
     /// Steps 2 and 3 for one append: sequence it and stage its writes.
-    fn sequence(
-        &self,
-        append: Append,
-        range: &mut CompactRange,
-        last_leaf: &mut Option<Hash>,
-        state: &mut BTreeMap<Vec<u8>, Option<Vec<u8>>>,
-        in_batch: &mut HashMap<[u8; 32], (u64, Hash)>,
-        chunks: &mut BTreeMap<[u8; 10], Vec<u8>>,
-        sled_batch: &mut sled::Batch,
-    ) -> Outcome {
+    fn sequence(&self, append: Append, pending: &mut Pending) -> Outcome {
+        let Pending {
+            range,
+            last_leaf,
+            state,
+            in_batch,
+            chunks,
+            sled_batch,
+        } = pending;
         if let Some(digest) = append.dedup {
             if let Some(&(seq, leaf)) = in_batch.get(&digest) {
                 return Outcome::Duplicate { seq, leaf };
@@ -630,9 +647,9 @@ impl Writer {
         id: NodeId,
     ) -> Result<(), String> {
         let (key, offset) = layout::node_chunk(id);
-        if !chunks.contains_key(&key) {
+        if let std::collections::btree_map::Entry::Vacant(slot) = chunks.entry(key) {
             let stored = self.store.get(&key).map_err(|e| e.to_string())?;
-            chunks.insert(key, stored.map(|v| v.to_vec()).unwrap_or_default());
+            slot.insert(stored.map(|v| v.to_vec()).unwrap_or_default());
         }
         let len = chunks[&key].len();
         if len != offset {

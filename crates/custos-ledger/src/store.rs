@@ -101,10 +101,13 @@ impl Store {
         let Some(bytes) = chunk.get(offset..offset + custos_core::merkle::HASH_LEN) else {
             return Ok(None);
         };
-        // INVARIANT: the slice is HASH_LEN bytes long.
-        Ok(Some(
-            Hash::try_from(bytes).expect("INVARIANT: a 32-byte slice"),
-        ))
+        Hash::try_from(bytes).map(Some).map_err(|e| {
+            ReadError::Tampered(TamperError::Node {
+                node: id,
+                first_entry: id.first_leaf(),
+                reason: e.to_string(),
+            })
+        })
     }
 
     /// The seq of the entry carrying the envelope with this canonical-JSON digest.
