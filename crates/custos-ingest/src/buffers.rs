@@ -1,11 +1,12 @@
-//! Part buffers: how one segment's memory stays bounded.
+//! Part buffers, and the sources that fill them: how one segment's memory
+//! stays bounded.
 //!
 //! The life of a part buffer:
 //!
 //! 1. the reader takes a permit from the segment's semaphore (waiting while
 //!    `parts_in_flight` buffers are alive), then a buffer from the pool;
-//! 2. it fills the buffer from the source and freezes it into a [`Part`],
-//!    which owns the permit;
+//! 2. the source fills the buffer, which becomes a [`Part`] owning the
+//!    permit (`Vec<u8>` into `Bytes` moves the allocation, no copy);
 //! 3. the hashing thread and the upload task each hold an `Arc<Part>`; the
 //!    upload resends `Bytes` clones of it on retry;
 //! 4. when both are done the last `Arc` drops: the buffer goes back to the
@@ -17,9 +18,11 @@
 //! budget even though only a few parts are ever alive. This module must
 //! never hand out a buffer that is still referenced elsewhere.
 
+use std::future::Future;
+use std::io::{self, Read as _};
 use std::sync::{Arc, Mutex};
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::OwnedSemaphorePermit;
 
@@ -27,7 +30,7 @@ use tokio::sync::OwnedSemaphorePermit;
 #[derive(Debug)]
 pub(crate) struct BufferPool {
     part_size: usize,
-    free: Mutex<Vec<BytesMut>>,
+    free: Mutex<Vec<Vec<u8>>>,
 }
 
 impl BufferPool {
@@ -39,21 +42,22 @@ impl BufferPool {
     }
 
     /// An empty buffer with room for one part.
-    pub fn take(&self) -> BytesMut {
+    pub fn take(&self) -> Vec<u8> {
         let reused = self.free.lock().ok().and_then(|mut f| f.pop());
         match reused {
             Some(b) => b,
-            None => BytesMut::with_capacity(self.part_size),
+            None => Vec::with_capacity(self.part_size),
         }
     }
 
     fn give_back(&self, bytes: Bytes) {
         // Only a buffer nobody else references can be written again.
-        if let Ok(mut b) = bytes.try_into_mut() {
-            b.clear();
-            if b.capacity() >= self.part_size {
+        if let Ok(b) = bytes.try_into_mut() {
+            let mut v = Vec::from(b);
+            v.clear();
+            if v.capacity() >= self.part_size {
                 if let Ok(mut free) = self.free.lock() {
-                    free.push(b);
+                    free.push(v);
                 }
             }
         }
@@ -77,13 +81,13 @@ pub(crate) struct Part {
 
 impl Part {
     pub fn new(
-        bytes: Bytes,
+        buf: Vec<u8>,
         index: usize,
         pool: Arc<BufferPool>,
         permit: OwnedSemaphorePermit,
     ) -> Arc<Self> {
         Arc::new(Part {
-            bytes,
+            bytes: Bytes::from(buf),
             index,
             pool,
             _permit: permit,
@@ -95,19 +99,13 @@ impl Part {
     }
 }
 
-impl AsRef<[u8]> for Part {
-    fn as_ref(&self) -> &[u8] {
-        &self.bytes
-    }
-}
-
 /// The hashing thread receives `Arc<Part>`.
 #[derive(Debug)]
 pub(crate) struct SharedPart(pub Arc<Part>);
 
-impl AsRef<[u8]> for SharedPart {
-    fn as_ref(&self) -> &[u8] {
-        &self.0.bytes
+impl crate::hasher::Chunks for SharedPart {
+    fn each(&self, f: &mut dyn FnMut(&[u8])) {
+        f(&self.0.bytes)
     }
 }
 
@@ -119,31 +117,85 @@ impl Drop for Part {
     }
 }
 
-/// Fill `buf` from `source` up to `part_size` bytes or the end of the
-/// source. Returns the filled buffer (shorter than `part_size` only at the
-/// end of the source) or the I/O error with the bytes read in this call.
-pub(crate) async fn fill<R>(
-    source: &mut R,
-    mut buf: BytesMut,
-    part_size: usize,
-) -> Result<BytesMut, (std::io::Error, usize)>
-where
-    R: AsyncRead + Unpin + ?Sized,
-{
-    if buf.capacity() < part_size {
-        buf.reserve(part_size - buf.len());
+/// The bytes of a segment, one part at a time.
+pub(crate) trait PartSource: Send {
+    /// Fill `buf` up to `part_size` bytes or the end of the source. Returns
+    /// the buffer (shorter than `part_size` only at the end) or the I/O
+    /// error with the bytes read in this call.
+    fn fill(
+        &mut self,
+        buf: Vec<u8>,
+        part_size: usize,
+    ) -> impl Future<Output = Result<Vec<u8>, (io::Error, usize)>> + Send;
+}
+
+/// Any async reader.
+pub(crate) struct AsyncSource<R>(pub R);
+
+impl<R: AsyncRead + Unpin + Send> PartSource for AsyncSource<R> {
+    async fn fill(
+        &mut self,
+        mut buf: Vec<u8>,
+        part_size: usize,
+    ) -> Result<Vec<u8>, (io::Error, usize)> {
+        buf.reserve(part_size.saturating_sub(buf.len()));
+        while buf.len() < part_size {
+            let room = part_size - buf.len();
+            // Reads into the spare capacity: no zeroing, no copy.
+            let mut limited = (&mut buf).limit(room);
+            match self.0.read_buf(&mut limited).await {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err((e, buf.len())),
+            }
+        }
+        Ok(buf)
     }
-    while buf.len() < part_size {
-        let room = part_size - buf.len();
-        let mut limited = (&mut buf).limit(room);
-        match source.read_buf(&mut limited).await {
-            Ok(0) => break,
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err((e, buf.len())),
+}
+
+/// A local file read on a blocking thread straight into the part buffer.
+/// `tokio::fs::File` reads through its own 2 MiB buffer and copies; this
+/// saves that copy and most thread hand-overs, roughly doubling the read
+/// rate, which matters on a dock whose cores also hash.
+pub(crate) struct FileSource {
+    /// `None` only while a read is running on the blocking thread (or after
+    /// that thread died).
+    file: Option<std::fs::File>,
+}
+
+impl FileSource {
+    pub fn new(file: std::fs::File) -> Self {
+        FileSource { file: Some(file) }
+    }
+}
+
+impl PartSource for FileSource {
+    async fn fill(
+        &mut self,
+        mut buf: Vec<u8>,
+        part_size: usize,
+    ) -> Result<Vec<u8>, (io::Error, usize)> {
+        let Some(mut file) = self.file.take() else {
+            return Err((io::Error::other("an earlier read of this file failed"), 0));
+        };
+        let joined = tokio::task::spawn_blocking(move || {
+            let before = buf.len();
+            let want = part_size.saturating_sub(before) as u64;
+            // `read_to_end` reads into the spare capacity without zeroing it.
+            let r = (&mut file).take(want).read_to_end(&mut buf);
+            let got = buf.len() - before;
+            (file, buf, r.map(|_| ()).map_err(|e| (e, got)))
+        })
+        .await;
+        match joined {
+            Ok((file, buf, r)) => {
+                self.file = Some(file);
+                r.map(|()| buf)
+            }
+            Err(e) => Err((io::Error::other(format!("file read thread failed: {e}")), 0)),
         }
     }
-    Ok(buf)
 }
 
 #[cfg(test)]
@@ -156,10 +208,10 @@ mod tests {
         let pool = BufferPool::new(1024);
         let sem = Arc::new(Semaphore::new(1));
         let permit = sem.clone().acquire_owned().await.unwrap();
-        let mut src: &[u8] = &[7u8; 3000];
-        let buf = fill(&mut src, pool.take(), 1024).await.unwrap();
+        let mut src = AsyncSource(&[7u8; 3000][..]);
+        let buf = src.fill(pool.take(), 1024).await.unwrap();
         assert_eq!(buf.len(), 1024);
-        let part = Part::new(buf.freeze(), 0, pool.clone(), permit);
+        let part = Part::new(buf, 0, pool.clone(), permit);
         let upload_copy = part.bytes.clone();
         assert_eq!(sem.available_permits(), 0);
         drop(part);
@@ -170,21 +222,38 @@ mod tests {
         drop(upload_copy);
 
         let permit = sem.clone().acquire_owned().await.unwrap();
-        let buf = fill(&mut src, pool.take(), 1024).await.unwrap();
-        let part = Part::new(buf.freeze(), 1, pool.clone(), permit);
+        let buf = src.fill(pool.take(), 1024).await.unwrap();
+        let first_ptr = buf.as_ptr();
+        let part = Part::new(buf, 1, pool.clone(), permit);
+        assert_eq!(
+            part.bytes.as_ptr(),
+            first_ptr,
+            "Vec into Bytes must not copy"
+        );
         drop(part);
         assert_eq!(pool.free.lock().unwrap().len(), 1);
         let again = pool.take();
         assert!(again.capacity() >= 1024 && again.is_empty());
+        assert_eq!(again.as_ptr(), first_ptr, "the very buffer comes back");
     }
 
     #[tokio::test]
-    async fn fill_stops_at_the_end_of_the_source() {
+    async fn sources_stop_at_the_end() {
         let pool = BufferPool::new(100);
-        let mut src: &[u8] = &[1u8; 150];
-        let a = fill(&mut src, pool.take(), 100).await.unwrap();
-        let b = fill(&mut src, pool.take(), 100).await.unwrap();
-        let c = fill(&mut src, pool.take(), 100).await.unwrap();
+        let mut src = AsyncSource(&[1u8; 150][..]);
+        let a = src.fill(pool.take(), 100).await.unwrap();
+        let b = src.fill(pool.take(), 100).await.unwrap();
+        let c = src.fill(pool.take(), 100).await.unwrap();
         assert_eq!((a.len(), b.len(), c.len()), (100, 50, 0));
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, [2u8; 150]).unwrap();
+        let mut src = FileSource::new(std::fs::File::open(&path).unwrap());
+        let a = src.fill(pool.take(), 100).await.unwrap();
+        let b = src.fill(pool.take(), 100).await.unwrap();
+        let c = src.fill(pool.take(), 100).await.unwrap();
+        assert_eq!((a.len(), b.len(), c.len()), (100, 50, 0));
+        assert!(a.iter().chain(&b).all(|&x| x == 2));
     }
 }

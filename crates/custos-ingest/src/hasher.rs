@@ -27,6 +27,26 @@ pub(crate) struct Hashed {
     pub busy: Duration,
 }
 
+/// What the hashing thread accepts: one buffer, or several in order.
+pub(crate) trait Chunks: Send + 'static {
+    /// Call `f` on each slice, in order.
+    fn each(&self, f: &mut dyn FnMut(&[u8]));
+}
+
+impl Chunks for bytes::Bytes {
+    fn each(&self, f: &mut dyn FnMut(&[u8])) {
+        f(self)
+    }
+}
+
+impl Chunks for Vec<bytes::Bytes> {
+    fn each(&self, f: &mut dyn FnMut(&[u8])) {
+        for b in self {
+            f(b)
+        }
+    }
+}
+
 /// A running hashing thread.
 #[derive(Debug)]
 pub(crate) struct HashWorker<T> {
@@ -44,10 +64,7 @@ pub(crate) struct HashWorker<T> {
 #[derive(Debug)]
 pub(crate) struct HasherDied(pub String);
 
-impl<T> HashWorker<T>
-where
-    T: AsRef<[u8]> + Send + 'static,
-{
+impl<T: Chunks> HashWorker<T> {
     /// Start a thread hashing SHA-256 (and SM3 when `with_sm3`), accepting
     /// up to `queue` buffers ahead of it.
     pub fn start(hasher: MultiHasher, queue: usize) -> Self {
@@ -58,11 +75,14 @@ where
             let mut hasher = hasher;
             let mut busy = Duration::ZERO;
             while let Some(buf) = rx.blocking_recv() {
-                let data = buf.as_ref();
                 let t = Instant::now();
-                hasher.update(data);
+                let mut n = 0;
+                buf.each(&mut |data| {
+                    hasher.update(data);
+                    n += data.len();
+                });
                 busy += t.elapsed();
-                counter.fetch_add(data.len() as u64, Ordering::Relaxed);
+                counter.fetch_add(n as u64, Ordering::Relaxed);
                 // `buf` is dropped here: for a part buffer that may be the
                 // last reference, which returns it to the pool.
             }

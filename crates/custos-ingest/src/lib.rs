@@ -11,8 +11,9 @@
 //!
 //! The pieces:
 //!
-//! - [`ingest_segment`]: the pipeline for one segment (module `segment`
-//!   explains its steps and what a failure at each leaves behind);
+//! - [`ingest_segment`]: the pipeline for one segment from any async
+//!   reader, and [`ingest_file`] for a local file (module `segment`
+//!   explains the steps and what a failure at each leaves behind);
 //! - [`IngestStore`]: the store, with what the pipeline must know about it
 //!   (low-level multipart interface, store-side checksums);
 //! - [`verify_object`]: read the stored object back through the same
@@ -71,10 +72,10 @@ pub use options::{
 };
 pub use pool::IngestPool;
 pub use progress::{NoProgress, Progress, ProgressSink};
-pub use segment::{ingest_segment, IngestOutcome, StoreReceipt, Timings};
+pub use segment::{ingest_file, ingest_segment, IngestOutcome, StoreReceipt, Timings};
 pub use store::IngestStore;
 pub use upload::abort_orphan;
-pub use verify::{hash_object, verify_object, Verified, VerifyMethod, VerifyMode, READ_BACK_CHUNK};
+pub use verify::{hash_object, verify_object, Verified, VerifyMethod, VerifyMode, READ_BACK_BATCH};
 
 /// Re-exported so that callers name keys and stores with the same version
 /// of `object_store` this crate was built with.

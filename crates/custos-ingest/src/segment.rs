@@ -44,7 +44,7 @@ use tokio::io::AsyncRead;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::buffers::{fill, BufferPool, Part, SharedPart};
+use crate::buffers::{AsyncSource, BufferPool, FileSource, Part, PartSource, SharedPart};
 use crate::error::{IngestError, KeyTakenReason, OrphanedUpload};
 use crate::hasher::{HashWorker, Hashed, HasherDied};
 use crate::options::{IngestOptions, S3_MAX_PARTS};
@@ -145,9 +145,45 @@ pub async fn ingest_segment<R>(
 where
     R: AsyncRead + Unpin + Send,
 {
-    let store = store.into();
+    run_ingest(AsyncSource(source), &store.into(), key, opts, progress).await
+}
+
+/// [`ingest_segment`] for a local file (a recorder mounted as mass
+/// storage): read on blocking threads straight into the part buffers,
+/// which saves the copy `tokio::fs::File` makes through its own buffer.
+/// The file's size becomes `expected_size` unless that is already set.
+pub async fn ingest_file(
+    path: &std::path::Path,
+    store: impl Into<IngestStore>,
+    key: &Path,
+    opts: &IngestOptions,
+    progress: &dyn ProgressSink,
+) -> Result<IngestOutcome, IngestError> {
+    let open = async {
+        let file = tokio::fs::File::open(path).await?;
+        let size = file.metadata().await?.len();
+        Ok::<_, std::io::Error>((file.into_std().await, size))
+    };
+    let (file, size) = open.await.map_err(|source| IngestError::Source {
+        key: key.to_string(),
+        read: 0,
+        source: std::io::Error::new(source.kind(), format!("{}: {source}", path.display())),
+        orphan: None,
+    })?;
+    let mut opts = opts.clone();
+    opts.expected_size.get_or_insert(size);
+    run_ingest(FileSource::new(file), &store.into(), key, &opts, progress).await
+}
+
+async fn run_ingest<S: PartSource>(
+    source: S,
+    store: &IngestStore,
+    key: &Path,
+    opts: &IngestOptions,
+    progress: &dyn ProgressSink,
+) -> Result<IngestOutcome, IngestError> {
     let mut run = Run {
-        store: &store,
+        store,
         key,
         opts,
         progress,
@@ -184,9 +220,9 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
-    async fn go<R>(&mut self, mut source: R) -> Result<IngestOutcome, IngestError>
+    async fn go<S>(&mut self, mut source: S) -> Result<IngestOutcome, IngestError>
     where
-        R: AsyncRead + Unpin + Send,
+        S: PartSource,
     {
         self.opts.validate()?;
         let hasher =
@@ -235,15 +271,15 @@ impl Run<'_> {
     }
 
     /// Take a slot, fill a buffer, and wrap it as part `index`.
-    async fn next_part<R>(
+    async fn next_part<S>(
         &mut self,
-        source: &mut R,
+        source: &mut S,
         pool: &Arc<BufferPool>,
         slots: &Arc<Semaphore>,
         index: usize,
     ) -> Result<Arc<Part>, PartReadError>
     where
-        R: AsyncRead + Unpin + Send,
+        S: PartSource,
     {
         let waiting = Instant::now();
         // INVARIANT: the semaphore is owned by this ingest and never closed.
@@ -254,12 +290,12 @@ impl Run<'_> {
             .expect("part semaphore is never closed");
         self.timings.stalled += waiting.elapsed();
         let reading = Instant::now();
-        let filled = fill(source, pool.take(), self.opts.part_size).await;
+        let filled = source.fill(pool.take(), self.opts.part_size).await;
         self.timings.read += reading.elapsed();
         match filled {
             Ok(buf) => {
                 self.read += buf.len() as u64;
-                Ok(Part::new(buf.freeze(), index, pool.clone(), permit))
+                Ok(Part::new(buf, index, pool.clone(), permit))
             }
             Err((source, got)) => Err(PartReadError {
                 key: self.key.to_string(),
@@ -314,16 +350,16 @@ impl Run<'_> {
     }
 
     /// Steps 3 to 5.
-    async fn multipart<R>(
+    async fn multipart<S>(
         &mut self,
-        source: &mut R,
+        source: &mut S,
         first: Arc<Part>,
         worker: HashWorker<SharedPart>,
         pool: &Arc<BufferPool>,
         slots: &Arc<Semaphore>,
     ) -> Result<IngestOutcome, IngestError>
     where
-        R: AsyncRead + Unpin + Send,
+        S: PartSource,
     {
         let uploading = Instant::now();
         let mut upload = OpenUpload::create(self.store, self.key, &self.opts.retry)
@@ -402,17 +438,17 @@ impl Run<'_> {
 
     /// Read the remaining parts and upload every part; returns the
     /// acknowledged parts in index order.
-    async fn send_parts<R>(
+    async fn send_parts<S>(
         &mut self,
         upload: &mut OpenUpload,
-        source: &mut R,
+        source: &mut S,
         first: Arc<Part>,
         worker: &HashWorker<SharedPart>,
         pool: &Arc<BufferPool>,
         slots: &Arc<Semaphore>,
     ) -> Result<Vec<PartDone>, IngestError>
     where
-        R: AsyncRead + Unpin + Send,
+        S: PartSource,
     {
         let part_size = self.opts.part_size;
         // Upload tasks; dropping the set (on an error return) cancels them.
@@ -506,14 +542,14 @@ impl Run<'_> {
 
     /// Step 1, key taken: hash the whole source without uploading, then
     /// compare with what is stored.
-    async fn existing_key<R>(
+    async fn existing_key<S>(
         &mut self,
-        source: &mut R,
+        source: &mut S,
         existing: ObjectMeta,
         hasher: MultiHasher,
     ) -> Result<IngestOutcome, IngestError>
     where
-        R: AsyncRead + Unpin + Send,
+        S: PartSource,
     {
         if let Some(expected) = self.opts.expected_size {
             if expected != existing.size {
@@ -534,15 +570,15 @@ impl Run<'_> {
     }
 
     /// Read the rest of the source into the hasher only, uploading nothing.
-    async fn hash_rest<R>(
+    async fn hash_rest<S>(
         &mut self,
-        source: &mut R,
+        source: &mut S,
         worker: HashWorker<SharedPart>,
         pool: &Arc<BufferPool>,
         slots: &Arc<Semaphore>,
     ) -> Result<Hashed, IngestError>
     where
-        R: AsyncRead + Unpin + Send,
+        S: PartSource,
     {
         loop {
             let part = self

@@ -8,27 +8,28 @@
 //! same ETag). This module must never report success without either a
 //! read-back that matched or such a receipt.
 //!
-//! Read-back uses ranged reads of a few MiB, two in flight, pinned to one
-//! object version with `If-Match`, so memory stays bounded and a
-//! concurrent replacement is detected rather than mixed in.
+//! Read-back is one read pinned to the object's ETag with `If-Match`, so a
+//! concurrent replacement is detected rather than mixed in, with memory
+//! bounded by a few fixed buffers.
 
+use std::time::Instant;
+
+use bytes::Bytes;
 use custos_core::digest::{Digest, Digests, MultiHasher};
-use futures::{StreamExt, TryStreamExt};
+use futures::TryStreamExt;
 use object_store::path::Path;
-use object_store::{GetOptions, GetRange, ObjectMeta};
+use object_store::{GetOptions, GetResultPayload, ObjectMeta};
 
 use crate::error::VerifyError;
+use crate::files::{hash_reader_pipelined, DEFAULT_HASH_BUFFER};
 use crate::hasher::{HashWorker, Hashed};
 use crate::segment::StoreReceipt;
 use crate::store::IngestStore;
 
-/// Bytes per ranged read when reading an object back: 8 MiB, large enough
-/// for full-speed HTTP transfers, small enough for two in flight plus the
-/// hasher's queue to stay well under the per-segment memory budget.
-pub const READ_BACK_CHUNK: u64 = 8 * 1024 * 1024;
-
-/// Ranged reads in flight during a read-back.
-const READS_IN_FLIGHT: usize = 2;
+/// Bytes of a streamed object body handed to the hashing thread at once:
+/// 1 MiB, so the hand-over costs nothing next to the hashing, and two
+/// batches queued stay far below the per-segment memory budget.
+pub const READ_BACK_BATCH: usize = 1024 * 1024;
 
 /// How to verify.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -148,56 +149,87 @@ async fn head(store: &IngestStore, key: &Path) -> Result<ObjectMeta, VerifyError
     }
 }
 
-/// Hash the object described by `meta` through `hasher`, reading it in
-/// ranges pinned to its ETag.
+/// Hash the object described by `meta` through `hasher`, in one read
+/// pinned to its ETag (`If-Match`), so a concurrent replacement fails the
+/// read instead of mixing two versions.
+///
+/// A local file is hashed straight from the file on blocking threads with
+/// fixed buffers; a remote object's body is hashed as it streams in,
+/// batched into about [`READ_BACK_BATCH`] bytes per hand-over. Either way
+/// memory stays a few MiB, whatever the object's size.
 pub(crate) async fn read_back(
     store: &IngestStore,
     key: &Path,
     meta: &ObjectMeta,
     hasher: MultiHasher,
 ) -> Result<Hashed, VerifyError> {
-    let objects = store.object_store().clone();
-    let worker = HashWorker::start(hasher, READS_IN_FLIGHT);
-    let size = meta.size;
-    let ranges = (0..size.div_ceil(READ_BACK_CHUNK))
-        .map(|i| i * READ_BACK_CHUNK..((i + 1) * READ_BACK_CHUNK).min(size));
-    let mut chunks = futures::stream::iter(ranges)
-        .map(|range| {
-            let objects = objects.clone();
-            let opts = GetOptions {
-                range: Some(GetRange::Bounded(range)),
-                if_match: meta.e_tag.clone(),
-                ..GetOptions::default()
-            };
-            async move { objects.get_opts(key, opts).await?.bytes().await }
-        })
-        .buffered(READS_IN_FLIGHT);
-    loop {
-        let next = chunks.try_next().await.map_err(|source| match source {
-            object_store::Error::Precondition { .. } => VerifyError::Changed {
-                key: key.to_string(),
-            },
-            object_store::Error::NotFound { .. } => VerifyError::NotFound {
-                key: key.to_string(),
-            },
-            source => VerifyError::Store {
-                key: key.to_string(),
-                source,
-            },
-        })?;
-        let Some(bytes) = next else { break };
-        worker
-            .feed(bytes)
+    let name = key.to_string();
+    let store_err = |source: object_store::Error| match source {
+        object_store::Error::Precondition { .. } => VerifyError::Changed { key: name.clone() },
+        object_store::Error::NotFound { .. } => VerifyError::NotFound { key: name.clone() },
+        source => VerifyError::Store {
+            key: name.clone(),
+            source,
+        },
+    };
+    let opts = GetOptions {
+        if_match: meta.e_tag.clone(),
+        ..GetOptions::default()
+    };
+    let got = store
+        .object_store()
+        .get_opts(key, opts)
+        .await
+        .map_err(store_err)?;
+    let size = got.meta.size;
+    let hashed = match got.payload {
+        GetResultPayload::File(file, path) => {
+            let t = Instant::now();
+            let counted = Counted { inner: file, n: 0 };
+            let r = tokio::task::spawn_blocking(move || {
+                let mut counted = counted;
+                let d = hash_reader_pipelined(&mut counted, hasher, DEFAULT_HASH_BUFFER);
+                d.map(|d| (d, counted.n))
+            })
             .await
             .map_err(|e| VerifyError::Internal {
                 key: key.to_string(),
-                detail: e.0,
+                detail: format!("read-back thread failed: {e}"),
             })?;
-    }
-    let hashed = worker.finish().await.map_err(|e| VerifyError::Internal {
-        key: key.to_string(),
-        detail: e.0,
-    })?;
+            let (digests, bytes) = r.map_err(|e| VerifyError::Store {
+                key: key.to_string(),
+                source: object_store::Error::Generic {
+                    store: "LocalFileSystem",
+                    source: format!("reading {}: {e}", path.display()).into(),
+                },
+            })?;
+            Hashed {
+                digests,
+                bytes,
+                busy: t.elapsed(),
+            }
+        }
+        GetResultPayload::Stream(mut body) => {
+            let worker: HashWorker<Vec<Bytes>> = HashWorker::start(hasher, 2);
+            let mut batch = Vec::new();
+            let mut batched = 0;
+            while let Some(chunk) = body.try_next().await.map_err(store_err)? {
+                batched += chunk.len();
+                batch.push(chunk);
+                if batched >= READ_BACK_BATCH {
+                    feed(&worker, std::mem::take(&mut batch), key).await?;
+                    batched = 0;
+                }
+            }
+            if !batch.is_empty() {
+                feed(&worker, batch, key).await?;
+            }
+            worker.finish().await.map_err(|e| VerifyError::Internal {
+                key: key.to_string(),
+                detail: e.0,
+            })?
+        }
+    };
     if hashed.bytes != size {
         return Err(VerifyError::SizeMismatch {
             key: key.to_string(),
@@ -206,4 +238,29 @@ pub(crate) async fn read_back(
         });
     }
     Ok(hashed)
+}
+
+async fn feed(
+    worker: &HashWorker<Vec<Bytes>>,
+    batch: Vec<Bytes>,
+    key: &Path,
+) -> Result<(), VerifyError> {
+    worker.feed(batch).await.map_err(|e| VerifyError::Internal {
+        key: key.to_string(),
+        detail: e.0,
+    })
+}
+
+/// A reader that counts what it reads.
+struct Counted<R> {
+    inner: R,
+    n: u64,
+}
+
+impl<R: std::io::Read> std::io::Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.n += n as u64;
+        Ok(n)
+    }
 }

@@ -127,3 +127,42 @@ async fn every_size_class_into_garage() {
     assert!(out.store_checked_sha256);
     assert_eq!(stored(&store, &key).await.as_deref(), Some(&body[..]));
 }
+
+#[tokio::test]
+async fn every_size_class_from_a_local_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = IngestStore::local(&dir.path().join("objects")).unwrap();
+    let opts = small_parts(PART);
+    for (i, (size, parts)) in classes(PART).into_iter().enumerate() {
+        let body = data(size, 50 + i as u64);
+        let file = dir.path().join(format!("seg-{size}.mp4"));
+        std::fs::write(&file, &body).unwrap();
+        let key = Path::from(format!("file/size-{size}.mp4"));
+        let (tx, rx) = tokio::sync::watch::channel(Progress::default());
+        let out = custos_ingest::ingest_file(&file, &store, &key, &opts, &tx)
+            .await
+            .unwrap_or_else(|e| panic!("ingest of a {size}-byte file failed: {e}"));
+        assert_eq!((out.size, out.parts), (size as u64, parts));
+        assert_eq!(out.digests.sha256, Digest::sha256(&body));
+        assert_eq!(stored(&store, &key).await.as_deref(), Some(&body[..]));
+        assert_eq!(rx.borrow().total, Some(size as u64));
+    }
+    let err = custos_ingest::ingest_file(
+        &dir.path().join("missing.mp4"),
+        &store,
+        &Path::from("file/missing.mp4"),
+        &opts,
+        &NoProgress,
+    )
+    .await
+    .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        matches!(err, custos_ingest::IngestError::Source { read: 0, .. }),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("missing.mp4") && msg.contains("No such file"),
+        "{msg}"
+    );
+}

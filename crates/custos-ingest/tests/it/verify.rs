@@ -7,7 +7,7 @@ use custos_ingest::object_store::path::Path;
 use custos_ingest::object_store::PutPayload;
 use custos_ingest::{
     hash_object, ingest_segment, verify_object, IngestStore, NoProgress, StoreReceipt, VerifyError,
-    VerifyMethod, VerifyMode, READ_BACK_CHUNK,
+    VerifyMethod, VerifyMode, READ_BACK_BATCH,
 };
 
 use crate::util::{data, garage, garage_store, small_parts};
@@ -18,7 +18,7 @@ const PART: usize = 64 * 1024;
 async fn read_back_spans_several_ranges_and_catches_other_bytes() {
     let store = IngestStore::in_memory();
     let key = Path::from("v/segment.mp4");
-    let body = data(2 * READ_BACK_CHUNK as usize + 1234, 31);
+    let body = data(9 * READ_BACK_BATCH + 1234, 31);
     let mut opts = small_parts(1024 * 1024);
     opts.with_sm3 = true;
     let out = ingest_segment(&body[..], &store, &key, &opts, &NoProgress)
@@ -34,7 +34,7 @@ async fn read_back_spans_several_ranges_and_catches_other_bytes() {
 
     // Someone replaces the object behind Custos's back.
     let mut other = body.clone();
-    other[READ_BACK_CHUNK as usize + 7] ^= 1;
+    other[READ_BACK_BATCH + 7] ^= 1;
     store
         .object_store()
         .put(&key, PutPayload::from(other.clone()))
