@@ -49,9 +49,10 @@
 //! # What the verifier checks, and why that is enough
 //!
 //! The auditor trusts one thing: the ledger's public key, obtained out of
-//! band (`custos verify bundle --ledger-key`). From it, step by step
-//! ([`BundleVerifier::finish`] runs the steps in this order and stops at the
-//! first failure, naming the file or entry):
+//! band (`custos verify bundle --ledger-key`). From it, step by step (step 1
+//! happens as [`BundleVerifier::read_tar`] streams the archive;
+//! [`BundleVerifier::finish`] runs the others in this order; each stops at
+//! the first failure, naming the file or entry):
 //!
 //! 1. **The archive is whole.** Every member is a regular file (or one of the
 //!    four directories) at a path of the layout, none appears twice (a tar
@@ -1800,7 +1801,7 @@ fn parse_entries(bytes: &[u8]) -> Result<Vec<ParsedLine>, BundleError> {
                 },
             ));
         }
-        // INVARIANT: raw parsed as an entry above, so it is JSON.
+        // raw parsed as an entry above, so it is JSON; mapped all the same.
         let raw_value: Value = serde_json::from_slice(&raw)
             .map_err(|e| invalid(location.as_str(), Problem::LineSyntax(e.to_string())))?;
         if raw_value != json.entry {
