@@ -58,7 +58,10 @@ fn hash_matches_sha256sum_byte_for_byte() {
     }
     // Several files at once: same order, same bytes.
     let refs: Vec<&Path> = paths.iter().map(|p| p.as_path()).collect();
-    assert_eq!(run(custos().arg("hash").args(&refs), None), sha256sum(&refs, None));
+    assert_eq!(
+        run(custos().arg("hash").args(&refs), None),
+        sha256sum(&refs, None)
+    );
 }
 
 #[test]
@@ -87,7 +90,12 @@ fn keygen_writes_0600_seed_and_verifier_key() {
     use std::os::unix::fs::PermissionsExt as _;
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("dock-07.key");
-    let out = custos().arg("keygen").arg("--out").arg(&key).output().unwrap();
+    let out = custos()
+        .arg("keygen")
+        .arg("--out")
+        .arg(&key)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{out:?}");
     let seed = std::fs::metadata(&key).unwrap();
     assert_eq!(seed.len(), 32);
@@ -99,7 +107,12 @@ fn keygen_writes_0600_seed_and_verifier_key() {
     let sk = custos_core::keys::SigningKey::load(&key).unwrap();
     assert_eq!(sk.verifier_key(), vk);
     // Never overwrites an existing key.
-    let again = custos().arg("keygen").arg("--out").arg(&key).output().unwrap();
+    let again = custos()
+        .arg("keygen")
+        .arg("--out")
+        .arg(&key)
+        .output()
+        .unwrap();
     assert_eq!(again.status.code(), Some(2));
     assert_eq!(String::from_utf8_lossy(&again.stderr).lines().count(), 1);
 }

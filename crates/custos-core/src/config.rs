@@ -261,12 +261,10 @@ impl Config {
             let toml::Value::Table(sect) = sect else {
                 return Err(ConfigError::Invalid(format!("[{section}] is not a table")));
             };
-            let hint = sect.get(&key).cloned().or_else(|| {
-                defaults
-                    .get(section)
-                    .and_then(|s| s.get(&key))
-                    .cloned()
-            });
+            let hint = sect
+                .get(&key)
+                .cloned()
+                .or_else(|| defaults.get(section).and_then(|s| s.get(&key)).cloned());
             let parsed = override_value(value, hint.as_ref()).map_err(|reason| {
                 ConfigError::BadOverride {
                     var: var.to_owned(),
@@ -410,7 +408,10 @@ mod tests {
         let e = parse("[retention.categories]\ntraffic = 30\n", &[]).unwrap_err();
         assert!(e.to_string().contains("categories.traffic"), "{e}");
         let e = parse("", &[("CUSTOS_RETENTION_DEFAULT_DAYS", "lots")]).unwrap_err();
-        assert!(e.to_string().contains("CUSTOS_RETENTION_DEFAULT_DAYS"), "{e}");
+        assert!(
+            e.to_string().contains("CUSTOS_RETENTION_DEFAULT_DAYS"),
+            "{e}"
+        );
         let e = parse("", &[("CUSTOS_LEDGER_NOPE", "1")]).unwrap_err();
         assert!(e.to_string().contains("nope"), "{e}");
         let e = parse("[storage]\nurl = \"ftp://x\"\n", &[]).unwrap_err();

@@ -282,8 +282,9 @@ impl VerifierKey {
     /// Build a verifier key from a name and a raw public key.
     pub fn from_public(name: &str, public: &[u8; 32]) -> Result<Self, KeyError> {
         check_name(name)?;
-        let public = ed25519_dalek::VerifyingKey::from_bytes(public)
-            .map_err(|_| KeyError::BadVerifierKey("public key is not a valid Ed25519 point".into()))?;
+        let public = ed25519_dalek::VerifyingKey::from_bytes(public).map_err(|_| {
+            KeyError::BadVerifierKey("public key is not a valid Ed25519 point".into())
+        })?;
         Ok(VerifierKey {
             name: name.to_owned(),
             hash: key_hash(name, public.as_bytes()),
@@ -309,7 +310,13 @@ impl fmt::Display for VerifierKey {
         let mut data = [0u8; 33];
         data[0] = ED25519_ALG;
         data[1..].copy_from_slice(self.public.as_bytes());
-        write!(f, "{}+{}+{}", self.name, hex::encode(self.hash), B64.encode(data))
+        write!(
+            f,
+            "{}+{}+{}",
+            self.name,
+            hex::encode(self.hash),
+            B64.encode(data)
+        )
     }
 }
 
@@ -334,7 +341,9 @@ impl FromStr for VerifierKey {
             .decode(data)
             .map_err(|_| bad("key data is not valid base64"))?;
         if data.len() != 33 {
-            return Err(bad("key data must be 33 bytes (algorithm byte and 32-byte key)"));
+            return Err(bad(
+                "key data must be 33 bytes (algorithm byte and 32-byte key)",
+            ));
         }
         if data[0] != ED25519_ALG {
             return Err(bad("key algorithm is not Ed25519 (0x01)"));
@@ -395,7 +404,10 @@ mod tests {
             assert!(bad.parse::<VerifierKey>().is_err(), "{bad:?} accepted");
         }
         // Right shape, wrong hash.
-        let good = SigningKey::from_seed("a", &[1; 32]).unwrap().verifier_key().to_string();
+        let good = SigningKey::from_seed("a", &[1; 32])
+            .unwrap()
+            .verifier_key()
+            .to_string();
         let mut fields: Vec<&str> = good.split('+').collect();
         fields[1] = "00000000";
         assert!(fields.join("+").parse::<VerifierKey>().is_err());

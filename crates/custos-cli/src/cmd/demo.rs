@@ -97,7 +97,10 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         human_bytes(total)
     );
 
-    step("3/4", "docking the recorder: hash, upload, sign, record, verify, wipe");
+    step(
+        "3/4",
+        "docking the recorder: hash, upload, sign, record, verify, wipe",
+    );
     let started = Instant::now();
     let status = Command::new(&exe)
         .args(["dock", "ingest", "--progress", "always", "--config"])
@@ -120,7 +123,9 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         ("auditor", "aud-zhao"),
     ] {
         let out = Command::new(&exe)
-            .args(["token", "create", "--role", role, "--name", name, "--config"])
+            .args([
+                "token", "create", "--role", role, "--name", name, "--config",
+            ])
             .arg(&config)
             .stdin(Stdio::null())
             .output()
@@ -257,16 +262,35 @@ fn make_clips(media: &Path, count: u32, seconds: u32) -> anyhow::Result<Vec<Path
 
 fn ffmpeg(out: &Path, seconds: u32, filter: Option<&str>, creation: &str) -> anyhow::Result<()> {
     let mut cmd = Command::new("ffmpeg");
-    cmd.args(["-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i"])
-        .arg(format!("testsrc2=size=640x360:rate=25:duration={seconds}"))
-        .args(["-f", "lavfi", "-i"])
-        .arg(format!("sine=frequency=1000:sample_rate=48000:duration={seconds}"));
+    cmd.args([
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-y",
+        "-f",
+        "lavfi",
+        "-i",
+    ])
+    .arg(format!("testsrc2=size=640x360:rate=25:duration={seconds}"))
+    .args(["-f", "lavfi", "-i"])
+    .arg(format!(
+        "sine=frequency=1000:sample_rate=48000:duration={seconds}"
+    ));
     if let Some(f) = filter {
         cmd.args(["-vf", f]);
     }
     cmd.args([
-        "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a",
-        "64k", "-metadata",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        "-b:a",
+        "64k",
+        "-metadata",
     ])
     .arg(format!("creation_time={creation}"))
     .arg(out)
