@@ -1,0 +1,176 @@
+//! `custos export --config FILE (--case ID | --segment ID...) --out FILE.tar`:
+//! build an export bundle (DESIGN.md "Formats").
+//!
+//! With `[client] ledger_url` set, the running ledger builds it
+//! (`POST /v1/exports` with `[client] token`) and the answer streams to the
+//! file; otherwise the ledger's `data_dir` is opened in this process (the
+//! service must be stopped, as for `custos token create`) and footage is
+//! read from `[storage] url`. Either way the bundle is written to
+//! `FILE.tar.partial` and renamed on success; on failure the partial file
+//! is removed, so `FILE.tar` is only ever a whole bundle.
+
+use std::fs::File;
+use std::io::{BufWriter, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use custos_core::config::Config;
+use custos_core::entry::{Actor, ActorKind};
+use custos_core::keys::SigningKey;
+use custos_ingest::IngestStore;
+use custos_ledger::export::{self, ExportRequest, ExportSummary, ObjectFootage};
+use custos_ledger::{Ledger, LedgerOptions};
+
+/// Arguments of `custos export`.
+#[derive(Debug, clap::Args)]
+pub struct ExportArgs {
+    /// The configuration file ([ledger], [storage], [client]).
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+    /// Export every segment linked to this case.
+    #[arg(
+        long,
+        value_name = "ID",
+        conflicts_with = "segment",
+        required_unless_present = "segment"
+    )]
+    case: Option<String>,
+    /// Export this segment (repeat for more).
+    #[arg(long, value_name = "ID")]
+    segment: Vec<String>,
+    /// Why the export is made (recorded in the export entry).
+    #[arg(long)]
+    reason: Option<String>,
+    /// The bundle to write.
+    #[arg(long, value_name = "FILE.tar")]
+    out: PathBuf,
+}
+
+pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
+    let cfg = super::ledger::load_config(&args.config)?;
+    let mut partial = args.out.clone().into_os_string();
+    partial.push(".partial");
+    let partial = PathBuf::from(partial);
+    let result = match cfg.client.ledger_url.clone() {
+        Some(url) => remote(&cfg, &url, &args, &partial).map(|()| None),
+        None => in_process(&cfg, &args, &partial).map(Some),
+    };
+    match result {
+        Ok(summary) => {
+            std::fs::rename(&partial, &args.out).with_context(|| {
+                format!("renaming {} to {}", partial.display(), args.out.display())
+            })?;
+            match summary {
+                Some(s) => println!(
+                    "exported {} segment(s), {} entries, {} footage bytes to {}; export {} is entry {} (checkpoint size {})",
+                    s.segments,
+                    s.entries,
+                    s.footage_bytes,
+                    args.out.display(),
+                    s.export_id,
+                    s.export_seq,
+                    s.size
+                ),
+                None => println!("exported to {} by the ledger service", args.out.display()),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&partial);
+            Err(e)
+        }
+    }
+}
+
+fn create(partial: &Path) -> anyhow::Result<BufWriter<File>> {
+    let file = File::create(partial).with_context(|| format!("creating {}", partial.display()))?;
+    Ok(BufWriter::with_capacity(1 << 20, file))
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the runtime")
+}
+
+/// The ledger opened here: export through [`custos_ledger::export`].
+fn in_process(cfg: &Config, args: &ExportArgs, partial: &Path) -> anyhow::Result<ExportSummary> {
+    let store = IngestStore::from_url(&cfg.storage.url)
+        .with_context(|| format!("[storage] url {:?}", cfg.storage.url))?;
+    let signing = SigningKey::load(&cfg.ledger.key_file)
+        .with_context(|| format!("ledger key {}", cfg.ledger.key_file.display()))?;
+    let options = LedgerOptions::new(&cfg.ledger.data_dir, &cfg.ledger.origin);
+    let ledger = Ledger::open(options, signing)
+        .with_context(|| format!("opening the ledger in {}", cfg.ledger.data_dir.display()))?;
+    let rt = runtime()?;
+    let result = export_with(&rt, &ledger, store, args, partial);
+    rt.block_on(ledger.close());
+    result
+}
+
+fn export_with(
+    rt: &tokio::runtime::Runtime,
+    ledger: &Ledger,
+    store: IngestStore,
+    args: &ExportArgs,
+    partial: &Path,
+) -> anyhow::Result<ExportSummary> {
+    let mut segments = args.segment.clone();
+    if let Some(case) = &args.case {
+        segments.extend(export::case_segments(ledger, case)?);
+    }
+    let request = ExportRequest {
+        segments,
+        case: args.case.clone(),
+        reason: args.reason.clone(),
+    };
+    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    let actor = Actor {
+        kind: ActorKind::Admin,
+        id: format!("local:{user}"),
+    };
+    let prepared = rt
+        .block_on(export::prepare_export(ledger, actor, &request))
+        .context("recording the export")?;
+    let source = ObjectFootage::new(store.object_store().clone(), rt.handle().clone());
+    let out = create(partial)?;
+    let (out, summary) = export::write_bundle(&prepared, &source, out)
+        .with_context(|| format!("writing {}", partial.display()))?;
+    let file = out
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .with_context(|| format!("writing {}", partial.display()))?;
+    file.sync_all()
+        .with_context(|| format!("syncing {}", partial.display()))?;
+    Ok(summary)
+}
+
+/// A running ledger builds the bundle: `POST /v1/exports`, streamed to the file.
+fn remote(cfg: &Config, url: &str, args: &ExportArgs, partial: &Path) -> anyhow::Result<()> {
+    let token = cfg
+        .client
+        .token
+        .as_deref()
+        .context("[client] token is needed to export through [client] ledger_url")?;
+    let request = ExportRequest {
+        segments: args.segment.clone(),
+        case: args.case.clone(),
+        reason: args.reason.clone(),
+    };
+    let mut out = create(partial)?;
+    let rt = runtime()?;
+    rt.block_on(export::fetch_export(url, token, &request, &mut out))
+        .with_context(|| format!("exporting through {url}"))?;
+    out.flush()
+        .with_context(|| format!("writing {}", partial.display()))?;
+    let file = out
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .with_context(|| format!("writing {}", partial.display()))?;
+    file.sync_all()
+        .with_context(|| format!("syncing {}", partial.display()))?;
+    Ok(())
+}

@@ -1,0 +1,243 @@
+//! `custos export` on a real ledger directory and object store, in process
+//! (service stopped) and through a running `custos ledger serve`; each
+//! bundle then passes `custos verify bundle --ledger-key`.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use custos_core::digest::Digest;
+use custos_core::entry::Event;
+use custos_core::keys::SigningKey;
+use custos_core::manifest::{Manifest, Timestamp};
+use custos_ledger::{Ledger, LedgerOptions};
+use serde_json::{json, Map};
+
+const ORIGIN: &str = "export-cli.test/ledger";
+
+fn custos() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_custos"));
+    for var in ["CUSTOS_CLIENT_LEDGER_URL", "CUSTOS_CLIENT_TOKEN"] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstderr: {}\nstdout: {}",
+        out.status.code(),
+        text(&out.stderr),
+        text(&out.stdout)
+    );
+    text(&out.stdout)
+}
+
+fn token(config: &Path, role: &str, name: &str, key: Option<&Path>) -> String {
+    let mut cmd = custos();
+    cmd.args(["token", "create", "--config"])
+        .arg(config)
+        .args(["--role", role, "--name", name]);
+    if let Some(key) = key {
+        cmd.arg("--key").arg(key);
+    }
+    let out = cmd.output().unwrap();
+    ok(&out).lines().last().unwrap().to_owned()
+}
+
+fn manifest(segment: &str, bytes: &[u8]) -> Manifest {
+    let mut m: Manifest = serde_json::from_value(json!({
+        "segment_id": segment,
+        "recorder": {"id": "rec-7", "model": "BWC-9", "profile": "generic"},
+        "officer_id": "officer-42",
+        "dock": {"id": "dock-01", "clock_offset_ms": 0},
+        "original_name": format!("{segment}.MP4"),
+        "size": 1,
+        "digests": {"sha256": format!("sha256:{}", "ab".repeat(32))},
+        "recorded": {"start": "2026-03-01T07:00:00Z", "end": "2026-03-01T07:01:00Z", "source": "media"},
+        "media": {"container": "mp4", "duration_ms": 60000, "streams": [], "damaged": null},
+        "ingested_at": "2026-03-01T08:00:00Z",
+        "object": {"url": "file:///objects", "key": format!("rec-7/{segment}.mp4")},
+        "late": false
+    }))
+    .unwrap();
+    m.size = bytes.len() as u64;
+    m.digests.sha256 = Digest::sha256(bytes);
+    m
+}
+
+/// A configuration, a ledger key, and a ledger holding two ingested
+/// segments whose footage is in the `file://` store.
+struct Setup {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let objects = dir.path().join("objects");
+        let config = dir.path().join("custos.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[storage]\nurl = \"file://{}\"\n\n[ledger]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"./ledger\"\norigin = \"{ORIGIN}\"\nkey_file = \"./ledger.key\"\n",
+                objects.display()
+            ),
+        )
+        .unwrap();
+        ok(&custos()
+            .args(["keygen", "--out"])
+            .arg(dir.path().join("ledger.key"))
+            .output()
+            .unwrap());
+        let dock = SigningKey::from_seed("dock-01", &[2; 32]).unwrap();
+        let dock_pub = dir.path().join("dock.pub");
+        std::fs::write(&dock_pub, format!("{}\n", dock.verifier_key())).unwrap();
+        let dock_token = token(&config, "dock", "dock-01", Some(&dock_pub));
+
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let ledger = Ledger::open(
+                LedgerOptions::new(dir.path().join("ledger"), ORIGIN),
+                SigningKey::load(&dir.path().join("ledger.key")).unwrap(),
+            )
+            .unwrap();
+            let caller = ledger.authenticate(&dock_token).unwrap();
+            for (i, segment) in ["seg-a", "seg-b"].iter().enumerate() {
+                let bytes: Vec<u8> = (0..50_000u32)
+                    .map(|n| (n.wrapping_mul(31) as u8) ^ i as u8)
+                    .collect();
+                let m = manifest(segment, &bytes);
+                let path = objects.join(&m.object.key);
+                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                std::fs::write(&path, &bytes).unwrap();
+                let mut details = Map::new();
+                details.insert(
+                    "manifest".into(),
+                    serde_json::to_value(m.sign(&dock).unwrap()).unwrap(),
+                );
+                let event = Event::new(
+                    "segment.ingested",
+                    *segment,
+                    details,
+                    Timestamp::parse("2026-03-01T08:00:00Z").unwrap(),
+                )
+                .unwrap()
+                .sign(&dock)
+                .unwrap();
+                ledger
+                    .append_event(&caller, &event.to_json())
+                    .await
+                    .unwrap();
+            }
+            ledger.close().await;
+        });
+        Setup { dir, config }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn verify(&self, bundle: &Path) -> Output {
+        custos()
+            .args(["verify", "bundle"])
+            .arg(bundle)
+            .arg("--ledger-key")
+            .arg(self.path("ledger.key.pub"))
+            .output()
+            .unwrap()
+    }
+}
+
+#[test]
+fn an_in_process_export_verifies() {
+    let s = Setup::new();
+    let out = s.path("export.tar");
+    let stdout = ok(&custos()
+        .args(["export", "--config"])
+        .arg(&s.config)
+        .args(["--segment", "seg-a", "--segment", "seg-b", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap());
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    assert!(stdout.contains("exported 2 segment(s)"), "{stdout}");
+    assert!(!s.path("export.tar.partial").exists());
+    let verified = s.verify(&out);
+    assert_eq!(
+        verified.status.code(),
+        Some(0),
+        "{}{}",
+        text(&verified.stdout),
+        text(&verified.stderr)
+    );
+
+    // An unknown segment: a clear failure, no bundle, no partial file.
+    let bad = s.path("bad.tar");
+    let failed = custos()
+        .args(["export", "--config"])
+        .arg(&s.config)
+        .args(["--segment", "nope", "--out"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!failed.status.success());
+    assert!(
+        text(&failed.stderr).contains("nope"),
+        "{}",
+        text(&failed.stderr)
+    );
+    assert!(!bad.exists());
+    assert!(!s.path("bad.tar.partial").exists());
+}
+
+#[test]
+fn an_export_through_the_service_verifies() {
+    let s = Setup::new();
+    let reviewer = token(&s.config, "reviewer", "rev-1", None);
+    let mut server = custos()
+        .args(["ledger", "serve", "--config"])
+        .arg(&s.config)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    let out = s.path("remote.tar");
+    let result = custos()
+        .args(["export", "--config"])
+        .arg(&s.config)
+        .args(["--segment", "seg-b", "--out"])
+        .arg(&out)
+        .env("CUSTOS_CLIENT_LEDGER_URL", &url)
+        .env("CUSTOS_CLIENT_TOKEN", &reviewer)
+        .output()
+        .unwrap();
+    let _ = server.kill();
+    let _ = server.wait();
+    ok(&result);
+    let verified = s.verify(&out);
+    assert_eq!(
+        verified.status.code(),
+        Some(0),
+        "{}{}",
+        text(&verified.stdout),
+        text(&verified.stderr)
+    );
+}

@@ -1,0 +1,555 @@
+//! Export bundles from a live ledger (DESIGN.md "Formats", export bundle;
+//! the layout and the verifier are in [`custos_core::bundle`]).
+//!
+//! An export runs in two steps:
+//!
+//! 1. [`prepare_export`] (async, small): gathers every entry about the
+//!    requested segments, appends the `export.created` entry naming them
+//!    (`details.segments`, `details.entries`), waits until it is durable and
+//!    published, and collects what the bundle holds besides footage: the
+//!    checkpoint that covers the export entry, the entry lines, their
+//!    inclusion proofs at that checkpoint's size, the signed manifests and
+//!    the keys (the ledger's and every dock key that signed a manifest or an
+//!    event in the bundle). All of it is bounded by the number of entries,
+//!    never by the size of the footage.
+//! 2. [`write_bundle`] (blocking): writes the tar through
+//!    [`BundleWriter`], streaming each segment's footage from a
+//!    [`FootageSource`] through a fixed buffer.
+//!
+//! This module must never hold a footage object in memory, never write a
+//! bundle whose checkpoint does not cover its export entry, and never
+//! record an export of a segment the catalogue does not know.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{self, Read, Write};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::stream::{BoxStream, StreamExt as _};
+use object_store::path::Path as ObjectPath;
+use object_store::ObjectStore;
+
+use custos_core::bundle::{BundleWriteError, BundleWriter, EntryLine, InclusionProof};
+use custos_core::dsse::Envelope;
+use custos_core::entry::{actions, Actor, Entry};
+use custos_core::keys::VerifierKey;
+use custos_core::manifest::Manifest;
+use rand_core::RngCore as _;
+use serde_json::{Map, Value};
+
+use crate::append::Append;
+use crate::auth::{DockKeyRecord, DOCK_KEYS};
+use crate::error::{AppendError, ReadError, StoreError};
+use crate::ledger::Ledger;
+
+/// Most segments one export may name (the export entry lists them all, and
+/// an entry is at most 2 MiB).
+pub const MAX_EXPORT_SEGMENTS: usize = 10_000;
+
+/// Where footage bytes come from: the object store, in production.
+///
+/// `open` is called from a blocking context (never inside an async task),
+/// once per segment, and the reader is read to its end; it must stream.
+pub trait FootageSource: Send + Sync {
+    /// A reader of the stored object of `manifest` (`manifest.object`).
+    fn open(&self, manifest: &Manifest) -> io::Result<Box<dyn Read + Send + '_>>;
+}
+
+/// A [`FootageSource`] over an object store: `manifest.object.key` is read
+/// with `get` and streamed chunk by chunk (never collected), each chunk
+/// awaited on `runtime`. `open` and the reader must be used off the
+/// runtime's threads (from `spawn_blocking` or a thread of their own).
+#[derive(Debug, Clone)]
+pub struct ObjectFootage {
+    objects: Arc<dyn ObjectStore>,
+    runtime: tokio::runtime::Handle,
+}
+
+impl ObjectFootage {
+    /// Read from `objects`, driving its futures on `runtime`.
+    pub fn new(objects: Arc<dyn ObjectStore>, runtime: tokio::runtime::Handle) -> Self {
+        ObjectFootage { objects, runtime }
+    }
+}
+
+impl FootageSource for ObjectFootage {
+    fn open(&self, manifest: &Manifest) -> io::Result<Box<dyn Read + Send + '_>> {
+        let key = ObjectPath::parse(&manifest.object.key)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+        let got = self
+            .runtime
+            .block_on(self.objects.get(&key))
+            .map_err(|e| match e {
+                object_store::Error::NotFound { .. } => {
+                    io::Error::new(io::ErrorKind::NotFound, e.to_string())
+                }
+                other => io::Error::other(other.to_string()),
+            })?;
+        Ok(Box::new(StreamReader {
+            stream: got.into_stream(),
+            chunk: Bytes::new(),
+            runtime: &self.runtime,
+        }))
+    }
+}
+
+/// A blocking [`Read`] over an object's byte stream: one chunk at a time.
+struct StreamReader<'a> {
+    stream: BoxStream<'static, object_store::Result<Bytes>>,
+    chunk: Bytes,
+    runtime: &'a tokio::runtime::Handle,
+}
+
+impl Read for StreamReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.chunk.is_empty() {
+            match self.runtime.block_on(self.stream.next()) {
+                None => return Ok(0),
+                Some(Ok(chunk)) => self.chunk = chunk,
+                Some(Err(e)) => return Err(io::Error::other(e.to_string())),
+            }
+        }
+        let n = buf.len().min(self.chunk.len());
+        buf[..n].copy_from_slice(&self.chunk.split_to(n));
+        Ok(n)
+    }
+}
+
+/// What to export and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportRequest {
+    /// The segment ids, in the order given (duplicates are dropped).
+    pub segments: Vec<String>,
+    /// The case the segments were chosen through, if any (recorded).
+    pub case: Option<String>,
+    /// Why the export is made, if the caller said (recorded).
+    pub reason: Option<String>,
+}
+
+/// Why an export failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExportError {
+    /// The request names no segment.
+    #[error("the export names no segment")]
+    NoSegments,
+    /// The request names more segments than one export may hold.
+    #[error("the export names {0} segments; at most {MAX_EXPORT_SEGMENTS} fit in one")]
+    TooManySegments(usize),
+    /// A requested segment is not in the catalogue.
+    #[error("segment {0:?} was never ingested")]
+    UnknownSegment(String),
+    /// The case is not known or links no segment.
+    #[error("case {0:?} links no segment")]
+    EmptyCase(String),
+    /// Reading the log failed.
+    #[error("reading the ledger: {0}")]
+    Read(#[from] ReadError),
+    /// Reading the ledger's tables failed.
+    #[error("reading the ledger's tables: {0}")]
+    Store(#[from] StoreError),
+    /// Appending the export entry failed.
+    #[error("recording the export: {0}")]
+    Append(#[from] AppendError),
+    /// A stored entry or manifest does not have the expected shape.
+    #[error("entry {seq}: {why}")]
+    BadEntry {
+        /// The entry's seq.
+        seq: u64,
+        /// What is wrong.
+        why: String,
+    },
+    /// An envelope in the bundle is signed by a key the ledger has no record of.
+    #[error("entry {seq} is signed by key {keyid:?}, which is not a registered dock key")]
+    UnknownKey {
+        /// The entry carrying the envelope.
+        seq: u64,
+        /// The signature's key id.
+        keyid: String,
+    },
+    /// The published checkpoint does not cover the export entry (the ledger
+    /// acknowledged it, so this is a bug or a tampered store).
+    #[error("the published tree of size {size} does not hold the export entry {seq}")]
+    NotCovered {
+        /// The export entry's seq.
+        seq: u64,
+        /// The published size.
+        size: u64,
+    },
+    /// Opening a segment's footage in the object store failed.
+    #[error("segment {segment}: opening its footage at {key:?}: {source}")]
+    Footage {
+        /// The segment.
+        segment: String,
+        /// The object key.
+        key: String,
+        /// What the store said.
+        source: io::Error,
+    },
+    /// Writing the bundle failed.
+    #[error(transparent)]
+    Write(#[from] BundleWriteError),
+    /// A remote ledger refused the export or could not be reached.
+    #[error("the ledger at {url}: {message}")]
+    Remote {
+        /// The export URL.
+        url: String,
+        /// What went wrong (the server's error message when it sent one).
+        message: String,
+    },
+    /// Writing a downloaded bundle to its output failed.
+    #[error("writing the bundle: {0}")]
+    Output(#[source] io::Error),
+}
+
+/// Everything a bundle holds but footage, gathered by [`prepare_export`].
+#[derive(Debug, Clone)]
+pub struct PreparedExport {
+    /// The export id (the subject of the `export.created` entry).
+    pub export_id: String,
+    /// The `export.created` entry's seq.
+    pub export_seq: u64,
+    /// The signed checkpoint every proof is against.
+    pub checkpoint: String,
+    /// Its tree size.
+    pub size: u64,
+    /// The keys: the ledger's first, then the dock keys.
+    pub keys: Vec<VerifierKey>,
+    /// The segments' signed manifests, in request order.
+    pub manifests: Vec<Envelope>,
+    /// The entries, ascending `seq`, the export entry last.
+    pub lines: Vec<EntryLine>,
+    /// One inclusion proof per line, same order.
+    pub proofs: Vec<InclusionProof>,
+    /// When the export was recorded (seconds since the Unix epoch), used as
+    /// every member's mtime.
+    pub mtime: u64,
+}
+
+/// What an export wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportSummary {
+    /// The export id.
+    pub export_id: String,
+    /// The `export.created` entry's seq.
+    pub export_seq: u64,
+    /// The checkpoint's tree size.
+    pub size: u64,
+    /// Segments exported.
+    pub segments: usize,
+    /// Entries in `entries.jsonl`.
+    pub entries: usize,
+    /// Footage bytes written.
+    pub footage_bytes: u64,
+}
+
+impl PreparedExport {
+    /// The summary of this export once written.
+    pub fn summary(&self) -> ExportSummary {
+        ExportSummary {
+            export_id: self.export_id.clone(),
+            export_seq: self.export_seq,
+            size: self.size,
+            segments: self.manifests.len(),
+            entries: self.lines.len(),
+            footage_bytes: self.manifests.iter().map(manifest_size).sum(),
+        }
+    }
+}
+
+fn manifest_size(envelope: &Envelope) -> u64 {
+    Manifest::parse(&envelope.payload)
+        .map(|m| m.size)
+        .unwrap_or(0)
+}
+
+/// The segments linked to `case` in the catalogue, in id order.
+pub fn case_segments(ledger: &Ledger, case: &str) -> Result<Vec<String>, ExportError> {
+    let query = crate::catalogue::SegmentQuery {
+        case: Some(case.to_owned()),
+        limit: Some(1000),
+        ..Default::default()
+    };
+    let found = ledger.search(&query).map_err(|e| ExportError::BadEntry {
+        seq: 0,
+        why: format!("searching the catalogue for case {case:?}: {e}"),
+    })?;
+    let ids: Vec<String> = found.into_iter().map(|r| r.segment_id).collect();
+    if ids.is_empty() {
+        return Err(ExportError::EmptyCase(case.to_owned()));
+    }
+    Ok(ids)
+}
+
+fn parse_entry(seq: u64, raw: &[u8]) -> Result<Entry, ExportError> {
+    Entry::parse(raw).map_err(|e| ExportError::BadEntry {
+        seq,
+        why: format!("not a valid entry: {e}"),
+    })
+}
+
+/// A new export id: `exp-` and 16 random hex digits.
+fn new_export_id() -> String {
+    let mut bytes = [0u8; 8];
+    rand_core::OsRng.fill_bytes(&mut bytes);
+    format!("exp-{}", hex::encode(bytes))
+}
+
+/// Step 1 of an export (see the module documentation): record the export
+/// by `actor` and gather the bundle's small members.
+pub async fn prepare_export(
+    ledger: &Ledger,
+    actor: Actor,
+    request: &ExportRequest,
+) -> Result<PreparedExport, ExportError> {
+    let mut segments: Vec<String> = Vec::new();
+    for id in &request.segments {
+        if !segments.contains(id) {
+            segments.push(id.clone());
+        }
+    }
+    if segments.is_empty() {
+        return Err(ExportError::NoSegments);
+    }
+    if segments.len() > MAX_EXPORT_SEGMENTS {
+        return Err(ExportError::TooManySegments(segments.len()));
+    }
+
+    // Every published entry about the segments, and their manifests.
+    let published = ledger.published();
+    let mut seqs = BTreeSet::new();
+    let mut ingested = Vec::with_capacity(segments.len());
+    for id in &segments {
+        let record = ledger
+            .segment(id)?
+            .ok_or_else(|| ExportError::UnknownSegment(id.clone()))?;
+        ingested.push(record.ingested_seq);
+        for seq in crate::catalogue::segment_entries(ledger.store(), id)? {
+            if seq < published.size {
+                seqs.insert(seq);
+            }
+        }
+    }
+
+    // The export entry names them.
+    let export_id = new_export_id();
+    let mut details = Map::new();
+    details.insert(
+        "segments".into(),
+        Value::Array(segments.iter().cloned().map(Value::from).collect()),
+    );
+    details.insert(
+        "entries".into(),
+        Value::Array(seqs.iter().map(|&s| Value::from(s)).collect()),
+    );
+    if let Some(case) = &request.case {
+        details.insert("case".into(), case.clone().into());
+    }
+    if let Some(reason) = &request.reason {
+        details.insert("reason".into(), reason.clone().into());
+    }
+    let receipt = ledger
+        .append(Append::new(actor, actions::EXPORT_CREATED, &export_id)?.details(details))
+        .await?;
+    let export_seq = receipt.seq;
+    seqs.insert(export_seq);
+
+    // A checkpoint that covers it (the receipt's size is published once
+    // the append is acknowledged).
+    let published = ledger.published();
+    if published.size <= export_seq {
+        return Err(ExportError::NotCovered {
+            seq: export_seq,
+            size: published.size,
+        });
+    }
+    let size = published.size;
+
+    let mut lines = Vec::with_capacity(seqs.len());
+    let mut proofs = Vec::with_capacity(seqs.len());
+    let mut entries: BTreeMap<u64, Entry> = BTreeMap::new();
+    for &seq in &seqs {
+        let raw = ledger.entry(seq)?;
+        entries.insert(seq, parse_entry(seq, &raw)?);
+        lines.push(EntryLine::new(seq, raw.to_vec()));
+        let proof = ledger.inclusion_proof(seq, size)?;
+        proofs.push(InclusionProof {
+            index: proof.index,
+            size: proof.size,
+            hashes: proof.hashes,
+        });
+    }
+
+    // The manifests, from the segment.ingested entries.
+    let mut manifests = Vec::with_capacity(segments.len());
+    for seq in ingested {
+        let entry = entries.get(&seq).ok_or_else(|| ExportError::BadEntry {
+            seq,
+            why: "the segment's ingest entry is not among its custody entries".into(),
+        })?;
+        let value = entry
+            .details
+            .get("manifest")
+            .ok_or_else(|| ExportError::BadEntry {
+                seq,
+                why: "details.manifest is missing".into(),
+            })?;
+        let envelope: Envelope =
+            serde_json::from_value(value.clone()).map_err(|e| ExportError::BadEntry {
+                seq,
+                why: format!("details.manifest is not a DSSE envelope: {e}"),
+            })?;
+        manifests.push((seq, envelope));
+    }
+
+    // The keys: the ledger's, and every dock key that signed something here.
+    let mut keys = vec![ledger.verifier_key().clone()];
+    let mut seen = BTreeSet::new();
+    let signed = entries
+        .iter()
+        .filter_map(|(seq, e)| e.envelope.as_ref().map(|env| (*seq, env)))
+        .chain(manifests.iter().map(|(seq, env)| (*seq, env)));
+    for (seq, envelope) in signed {
+        for signature in &envelope.signatures {
+            if !seen.insert(signature.keyid.clone()) {
+                continue;
+            }
+            let record: DockKeyRecord = ledger
+                .store()
+                .table_get_json(DOCK_KEYS, signature.keyid.as_bytes())?
+                .ok_or_else(|| ExportError::UnknownKey {
+                    seq,
+                    keyid: signature.keyid.clone(),
+                })?;
+            let key = record
+                .key
+                .parse::<VerifierKey>()
+                .map_err(|e| ExportError::BadEntry {
+                    seq,
+                    why: format!("the registered key {:?} does not parse: {e}", record.key),
+                })?;
+            keys.push(key);
+        }
+    }
+
+    let mtime = entries
+        .get(&export_seq)
+        .map(|e| e.time.unix_seconds().max(0) as u64)
+        .unwrap_or(0);
+    Ok(PreparedExport {
+        export_id,
+        export_seq,
+        checkpoint: published.checkpoint.to_string(),
+        size,
+        keys,
+        manifests: manifests.into_iter().map(|(_, env)| env).collect(),
+        lines,
+        proofs,
+        mtime,
+    })
+}
+
+/// Step 2 of an export: write the bundle of `prepared` into `out`,
+/// streaming footage from `source`. Blocking. On error `out` holds a
+/// partial archive that must be discarded.
+pub fn write_bundle<W: Write>(
+    prepared: &PreparedExport,
+    source: &dyn FootageSource,
+    out: W,
+) -> Result<(W, ExportSummary), ExportError> {
+    let mut writer = BundleWriter::with_mtime(out, prepared.mtime);
+    for key in &prepared.keys {
+        writer.add_key(key)?;
+    }
+    writer.add_checkpoint(&prepared.checkpoint)?;
+    let mut manifests = Vec::with_capacity(prepared.manifests.len());
+    for envelope in &prepared.manifests {
+        writer.add_manifest(envelope)?;
+        // INVARIANT: add_manifest parsed this payload as a manifest.
+        manifests.push(Manifest::parse(&envelope.payload).map_err(BundleWriteError::Manifest)?);
+    }
+    writer.add_entry_lines(&prepared.lines)?;
+    for proof in &prepared.proofs {
+        writer.add_proof(proof)?;
+    }
+    for manifest in &manifests {
+        let reader = source
+            .open(manifest)
+            .map_err(|source| ExportError::Footage {
+                segment: manifest.segment_id.clone(),
+                key: manifest.object.key.clone(),
+                source,
+            })?;
+        writer.add_footage(manifest, reader)?;
+    }
+    let out = writer.finish()?;
+    Ok((out, prepared.summary()))
+}
+
+/// Both steps: record the export by `actor` and write its bundle into
+/// `out`. Call from async code; the writing runs on the calling task, so
+/// `out` and `source` should not block for long (use [`prepare_export`]
+/// and [`write_bundle`] on a blocking thread otherwise).
+pub async fn export_bundle<W: Write>(
+    ledger: &Ledger,
+    actor: Actor,
+    request: &ExportRequest,
+    source: &dyn FootageSource,
+    out: W,
+) -> Result<(W, ExportSummary), ExportError> {
+    let prepared = prepare_export(ledger, actor, request).await?;
+    write_bundle(&prepared, source, out)
+}
+
+/// Ask the ledger service at `base_url` to export (`POST /v1/exports` with
+/// bearer `token`) and copy the streamed bundle into `out`, chunk by chunk;
+/// returns the bytes written. A transfer cut short is an error: `out` then
+/// holds a partial archive that must be discarded.
+pub async fn fetch_export<W: Write>(
+    base_url: &str,
+    token: &str,
+    request: &ExportRequest,
+    out: &mut W,
+) -> Result<u64, ExportError> {
+    let url = format!("{}/v1/exports", base_url.trim_end_matches('/'));
+    let remote = |message: String| ExportError::Remote {
+        url: url.clone(),
+        message,
+    };
+    let mut body = Map::new();
+    body.insert(
+        "segments".into(),
+        Value::Array(request.segments.iter().cloned().map(Value::from).collect()),
+    );
+    if let Some(case) = &request.case {
+        body.insert("case".into(), case.clone().into());
+    }
+    if let Some(reason) = &request.reason {
+        body.insert("reason".into(), reason.clone().into());
+    }
+    let mut response = reqwest::Client::new()
+        .post(&url)
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .map_err(|e| remote(e.to_string()))?;
+    let status = response.status();
+    if !status.is_success() {
+        let text = response.text().await.unwrap_or_default();
+        let message = serde_json::from_str::<crate::wire::ErrorBody>(&text)
+            .map(|b| format!("{} ({})", b.message, b.error))
+            .unwrap_or(text);
+        return Err(remote(format!("HTTP {status}: {message}")));
+    }
+    let mut written = 0u64;
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| remote(format!("the bundle stopped after {written} bytes: {e}")))?
+    {
+        out.write_all(&chunk).map_err(ExportError::Output)?;
+        written += chunk.len() as u64;
+    }
+    Ok(written)
+}

@@ -1,0 +1,397 @@
+//! Export bundles from a real ledger: segments ingested through signed
+//! dock events, footage in an object store, the bundle checked by the
+//! offline verifier of custos-core with the ledger key pinned.
+
+use std::io::Cursor;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use custos_core::bundle::{self, BundleError};
+use custos_core::digest::Digest;
+use custos_core::entry::{Actor, ActorKind, Entry, Event};
+use custos_core::keys::SigningKey;
+use custos_core::manifest::{Manifest, Timestamp};
+use custos_ledger::export::{self, ExportError, ExportRequest, ObjectFootage};
+use custos_ledger::governance::Governance;
+use custos_ledger::{app, AppState, Caller, Ledger, LedgerOptions, Role};
+use object_store::memory::InMemory;
+use object_store::path::Path as ObjectPath;
+use object_store::ObjectStore;
+use serde_json::{json, Map, Value};
+use tower::ServiceExt as _;
+
+fn ledger_key() -> SigningKey {
+    SigningKey::from_seed("ledger", &[1; 32]).unwrap()
+}
+
+fn dock_key() -> SigningKey {
+    SigningKey::from_seed("dock-01", &[2; 32]).unwrap()
+}
+
+fn admin() -> Actor {
+    Actor {
+        kind: ActorKind::Admin,
+        id: "test-setup".into(),
+    }
+}
+
+fn at() -> Timestamp {
+    Timestamp::parse("2026-03-01T08:00:00Z").unwrap()
+}
+
+/// Footage bytes of `len` that differ per segment.
+fn footage(seed: u8, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[3] ^ seed)
+        .collect()
+}
+
+fn manifest(segment: &str, bytes: &[u8]) -> Manifest {
+    let mut m: Manifest = serde_json::from_value(json!({
+        "segment_id": segment,
+        "recorder": {"id": "rec-7", "model": "BWC-9", "profile": "generic"},
+        "officer_id": "officer-42",
+        "dock": {"id": "dock-01", "clock_offset_ms": 0},
+        "original_name": format!("{segment}.MP4"),
+        "size": 1,
+        "digests": {"sha256": format!("sha256:{}", "ab".repeat(32))},
+        "recorded": {"start": "2026-03-01T07:00:00Z", "end": "2026-03-01T07:01:00Z", "source": "media"},
+        "media": {"container": "mp4", "duration_ms": 60000, "streams": [], "damaged": null},
+        "ingested_at": "2026-03-01T08:00:00Z",
+        "object": {"url": "memory://", "key": format!("rec-7/{segment}.mp4")},
+        "late": false
+    }))
+    .unwrap();
+    m.size = bytes.len() as u64;
+    m.digests.sha256 = Digest::sha256(bytes);
+    m
+}
+
+fn event(action: &str, subject: &str, details: Map<String, Value>) -> Vec<u8> {
+    Event::new(action, subject, details, at())
+        .unwrap()
+        .sign(&dock_key())
+        .unwrap()
+        .to_json()
+}
+
+/// A ledger with tokens, two ingested segments (one verified) whose footage
+/// is in an in-memory store, and an unrelated entry.
+struct Fixture {
+    _dir: tempfile::TempDir,
+    ledger: Ledger,
+    objects: Arc<dyn ObjectStore>,
+    reviewer: String,
+    officer: String,
+    footage: Vec<(String, Vec<u8>)>,
+}
+
+async fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::open(
+        LedgerOptions::new(dir.path().join("ledger"), "test.custos.local/ledger"),
+        ledger_key(),
+    )
+    .unwrap();
+    let dock_token = ledger
+        .create_token(
+            admin(),
+            Role::Dock,
+            "dock-01",
+            Some(dock_key().verifier_key()),
+        )
+        .await
+        .unwrap();
+    let reviewer = ledger
+        .create_token(admin(), Role::Reviewer, "reviewer-1", None)
+        .await
+        .unwrap()
+        .token;
+    let officer = ledger
+        .create_token(admin(), Role::Officer, "officer-1", None)
+        .await
+        .unwrap()
+        .token;
+    let dock: Caller = ledger.authenticate(&dock_token.token).unwrap();
+    let objects: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let mut footage_list = Vec::new();
+    for (i, (id, len)) in [("seg-a", 70_000usize), ("seg-b", 1_000)]
+        .iter()
+        .enumerate()
+    {
+        let bytes = footage(i as u8, *len);
+        let m = manifest(id, &bytes);
+        objects
+            .put(
+                &ObjectPath::parse(&m.object.key).unwrap(),
+                bytes.clone().into(),
+            )
+            .await
+            .unwrap();
+        let mut details = Map::new();
+        details.insert(
+            "manifest".into(),
+            serde_json::to_value(m.sign(&dock_key()).unwrap()).unwrap(),
+        );
+        ledger
+            .append_event(&dock, &event("segment.ingested", id, details))
+            .await
+            .unwrap();
+        footage_list.push((id.to_string(), bytes));
+    }
+    ledger
+        .append_event(&dock, &event("segment.verified", "seg-a", Map::new()))
+        .await
+        .unwrap();
+    ledger
+        .append_event(&dock, &event("recorder.docked", "rec-9", Map::new()))
+        .await
+        .unwrap();
+    Fixture {
+        _dir: dir,
+        ledger,
+        objects,
+        reviewer,
+        officer,
+        footage: footage_list,
+    }
+}
+
+fn request(segments: &[&str]) -> ExportRequest {
+    ExportRequest {
+        segments: segments.iter().map(|s| s.to_string()).collect(),
+        case: None,
+        reason: Some("court order 17".into()),
+    }
+}
+
+async fn export_to_vec(f: &Fixture, segments: &[&str]) -> Result<Vec<u8>, ExportError> {
+    let actor = Actor {
+        kind: ActorKind::Reviewer,
+        id: "reviewer-1".into(),
+    };
+    let prepared = export::prepare_export(&f.ledger, actor, &request(segments)).await?;
+    let source = ObjectFootage::new(f.objects.clone(), tokio::runtime::Handle::current());
+    tokio::task::spawn_blocking(move || {
+        export::write_bundle(&prepared, &source, Vec::new()).map(|(out, _)| out)
+    })
+    .await
+    .unwrap()
+}
+
+fn verify(tar: &[u8], ledger: &Ledger) -> Result<bundle::Report, BundleError> {
+    bundle::verify(Cursor::new(tar), Some(ledger.verifier_key()), &mut |_| {})
+}
+
+/// The entries of a bundle's entries.jsonl (read with a minimal tar
+/// walk: 512-byte headers, name at 0..100, octal size at 124..136).
+fn bundle_entries(tar: &[u8]) -> Vec<Entry> {
+    let mut at = 0;
+    while at + 512 <= tar.len() && tar[at] != 0 {
+        let header = &tar[at..at + 512];
+        let name_end = header[..100].iter().position(|&b| b == 0).unwrap_or(100);
+        let name = std::str::from_utf8(&header[..name_end]).unwrap();
+        let size_text = std::str::from_utf8(&header[124..136]).unwrap();
+        let size = u64::from_str_radix(size_text.trim_matches(|c: char| c == '\0' || c == ' '), 8)
+            .unwrap() as usize;
+        let data = &tar[at + 512..at + 512 + size];
+        if name == bundle::ENTRIES_PATH {
+            return std::str::from_utf8(data)
+                .unwrap()
+                .lines()
+                .map(|l| {
+                    let v: Value = serde_json::from_str(l).unwrap();
+                    Entry::parse(v["entry"].to_string().as_bytes()).unwrap()
+                })
+                .collect();
+        }
+        at += 512 + size.div_ceil(512) * 512;
+    }
+    panic!("no entries.jsonl in the bundle");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_verifies_and_holds_its_own_entry() {
+    let f = fixture().await;
+    let before = f.ledger.published().size;
+    let tar = export_to_vec(&f, &["seg-a", "seg-b"]).await.unwrap();
+    let report = verify(&tar, &f.ledger).unwrap();
+    assert!(report.ledger_key_pinned);
+    assert_eq!(report.segments.len(), 2);
+    assert_eq!(
+        report.footage_bytes,
+        f.footage.iter().map(|(_, b)| b.len() as u64).sum::<u64>()
+    );
+    // The export is the entry appended by the export, and it is in the bundle.
+    assert_eq!(report.export_seq, before);
+    let entries = bundle_entries(&tar);
+    let last = entries.last().unwrap();
+    assert_eq!(last.seq, before);
+    assert_eq!(last.action.as_str(), "export.created");
+    assert_eq!(last.actor.id, "reviewer-1");
+    assert_eq!(last.details["segments"], json!(["seg-a", "seg-b"]));
+    assert_eq!(last.details["reason"], json!("court order 17"));
+    // Ingest of both, the verification of seg-a; not the unrelated entry.
+    let actions: Vec<&str> = entries.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        [
+            "segment.ingested",
+            "segment.ingested",
+            "segment.verified",
+            "export.created"
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_export_includes_the_first() {
+    let f = fixture().await;
+    export_to_vec(&f, &["seg-b"]).await.unwrap();
+    let tar = export_to_vec(&f, &["seg-b"]).await.unwrap();
+    verify(&tar, &f.ledger).unwrap();
+    let exports = bundle_entries(&tar)
+        .into_iter()
+        .filter(|e| e.action.as_str() == "export.created")
+        .count();
+    assert_eq!(exports, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_segment_is_refused_and_not_recorded() {
+    let f = fixture().await;
+    let before = f.ledger.published().size;
+    let err = export_to_vec(&f, &["seg-a", "nope"]).await.unwrap_err();
+    assert!(
+        matches!(err, ExportError::UnknownSegment(ref s) if s == "nope"),
+        "{err}"
+    );
+    assert!(matches!(
+        export_to_vec(&f, &[]).await.unwrap_err(),
+        ExportError::NoSegments
+    ));
+    assert_eq!(f.ledger.published().size, before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn footage_that_does_not_match_its_manifest_fails_the_export() {
+    let f = fixture().await;
+    // The stored object lost its last byte.
+    let (_, bytes) = &f.footage[1];
+    f.objects
+        .put(
+            &ObjectPath::parse("rec-7/seg-b.mp4").unwrap(),
+            bytes[..bytes.len() - 1].to_vec().into(),
+        )
+        .await
+        .unwrap();
+    let err = export_to_vec(&f, &["seg-b"]).await.unwrap_err();
+    assert!(err.to_string().contains("footage"), "{err}");
+    // A missing object names the segment.
+    f.objects
+        .delete(&ObjectPath::parse("rec-7/seg-b.mp4").unwrap())
+        .await
+        .unwrap();
+    let err = export_to_vec(&f, &["seg-b"]).await.unwrap_err();
+    assert!(
+        matches!(err, ExportError::Footage { ref segment, .. } if segment == "seg-b"),
+        "{err}"
+    );
+}
+
+async fn post_export(f: &Fixture, token: &str, body: Value) -> (StatusCode, Vec<u8>) {
+    let state = AppState::new(f.ledger.clone())
+        .with_governance(Governance::default().with_store(f.objects.clone()));
+    let response = app(state)
+        .oneshot(
+            Request::builder()
+                .method(Method::POST)
+                .uri("/v1/exports")
+                .header("authorization", format!("Bearer {token}"))
+                .header("content-type", "application/json")
+                .body(Body::from(body.to_string()))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (status, bytes.to_vec())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn post_exports_streams_a_valid_bundle() {
+    let f = fixture().await;
+    let (status, tar) = post_export(
+        &f,
+        &f.reviewer,
+        json!({"segments": ["seg-a", "seg-b"], "reason": "discovery"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&tar));
+    let report = verify(&tar, &f.ledger).unwrap();
+    assert_eq!(report.segments.len(), 2);
+    let last = bundle_entries(&tar).pop().unwrap();
+    assert_eq!(last.actor.id, "reviewer-1");
+    assert_eq!(last.actor.kind, ActorKind::Reviewer);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn post_exports_refusals() {
+    let f = fixture().await;
+    let before = f.ledger.published().size;
+    let (status, _) = post_export(&f, &f.officer, json!({"segments": ["seg-a"]})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, body) = post_export(&f, &f.reviewer, json!({"segments": ["nope"]})).await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    let (status, _) = post_export(&f, &f.reviewer, json!({"segments": []})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    // No export was recorded (the officer's refusal may be logged by the
+    // access middleware, so compare export entries only).
+    let after = f.ledger.entries(before, None).unwrap();
+    assert!(after
+        .iter()
+        .all(|l| !l.entry.get().contains("\"export.created\"")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_case_exports_its_linked_segments() {
+    let f = fixture().await;
+    let supervisor = Caller {
+        role: Role::Supervisor,
+        name: "sup-1".into(),
+        token_id: "test".into(),
+        key: None,
+    };
+    let (case, _) = custos_ledger::governance::create_case(&f.ledger, &supervisor, "Case", None)
+        .await
+        .unwrap();
+    custos_ledger::governance::link_segments(&f.ledger, &supervisor, &case.id, &["seg-b".into()])
+        .await
+        .unwrap();
+    let (status, tar) = post_export(&f, &f.reviewer, json!({"case": case.id})).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&tar));
+    let report = verify(&tar, &f.ledger).unwrap();
+    let ids: Vec<&str> = report
+        .segments
+        .iter()
+        .map(|s| s.segment_id.as_str())
+        .collect();
+    assert_eq!(ids, ["seg-b"]);
+    let last = bundle_entries(&tar).pop().unwrap();
+    assert_eq!(last.details["case"], json!(case.id));
+    // A case that links nothing is a 404, and nothing is recorded.
+    let (empty, _) = custos_ledger::governance::create_case(&f.ledger, &supervisor, "Empty", None)
+        .await
+        .unwrap();
+    let (status, _) = post_export(&f, &f.reviewer, json!({"case": empty.id})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
