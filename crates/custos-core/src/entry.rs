@@ -72,6 +72,8 @@ pub mod actions {
     pub const ACCESS_APPROVED: &str = "access.approved";
     /// A supervisor denied an access request.
     pub const ACCESS_DENIED: &str = "access.denied";
+    /// An attempt to view or download footage was refused (no approval).
+    pub const ACCESS_REFUSED: &str = "access.refused";
     /// An export bundle was built.
     pub const EXPORT_CREATED: &str = "export.created";
     /// A legal hold was placed.
@@ -109,6 +111,7 @@ pub mod actions {
         ACCESS_REQUESTED,
         ACCESS_APPROVED,
         ACCESS_DENIED,
+        ACCESS_REFUSED,
         EXPORT_CREATED,
         HOLD_PLACED,
         HOLD_RELEASED,

@@ -243,9 +243,12 @@ impl Dock {
         let journal = Journal::open(&dir).map_err(|e| DockError::Journal(e, dir.clone()))?;
         let key = Arc::new(key);
         let outbox = Arc::new(Outbox::new(journal.clone(), link, key.clone())?);
-        let requeued = outbox.requeue_unsent().await?;
+        let requeued = outbox.requeue_unacknowledged().await?;
         if requeued > 0 {
-            tracing::info!(requeued, "events a crash left unqueued were queued again");
+            tracing::info!(
+                requeued,
+                "unacknowledged events from before a restart were queued again"
+            );
         }
         let status = Arc::new(StatusBoard::new(&settings.id));
         let uploads = Arc::new(Semaphore::new(settings.concurrency));

@@ -46,7 +46,9 @@
 //! claims it was wiped.
 //!
 //! Every event's acknowledgement (its ledger index) is written back into
-//! the record that owns it ([`Journal::acknowledge`]). No step reads the
+//! the record that owns it ([`Journal::acknowledge`]). An event whose
+//! acknowledgement a crash lost is sent again at the next start and the
+//! ledger answers with the first entry's index. No step reads the
 //! recorder after step 5 except the wipe, and no wipe happens without the
 //! acknowledgement of `segment.verified` (invariant 1).
 //!

@@ -21,9 +21,10 @@
 //!    pump retries with backoff, from the same event. A refusal for good is
 //!    written into the owning record (the segment then waits for an
 //!    operator, and is never wiped).
-//! 3. After a restart, events written to a record but not marked queued are
-//!    queued again ([`Outbox::requeue_unsent`]); the ledger answers a
-//!    repeated envelope with the first entry's receipt.
+//! 3. After a restart, every journalled event without an acknowledgement is
+//!    queued again ([`Outbox::requeue_unacknowledged`]): one a crash kept from the
+//!    queue, and one whose acknowledgement a crash lost after delivery. The
+//!    ledger answers a repeated envelope with the first entry's receipt.
 //!
 //! The outbox must never reorder events, drop one, or report an
 //! acknowledgement the ledger did not give.
@@ -202,13 +203,21 @@ impl Outbox {
         Ok(())
     }
 
-    /// Queue again every journalled event not marked queued, segments' and
-    /// sessions' alike, in the order of their event times.
-    pub async fn requeue_unsent(&self) -> Result<usize, OutboxError> {
+    /// Queue again every journalled event the ledger has not acknowledged,
+    /// segments' and sessions' alike, in the order of their event times.
+    ///
+    /// Events marked queued are queued again too: a crash between the
+    /// queue's removal of a delivered event and the journal's note of its
+    /// acknowledgement leaves an event that is neither queued nor
+    /// acknowledged. The copies cost one duplicate send each, which the
+    /// ledger answers with the first entry's receipt; the order at the
+    /// ledger is kept, since everything already gone from the queue was
+    /// delivered.
+    pub async fn requeue_unacknowledged(&self) -> Result<usize, OutboxError> {
         let mut unsent: Vec<(i128, Envelope, EventOwner)> = Vec::new();
         for r in self.journal.all_segments()? {
             for (kind, e) in &r.events {
-                if !e.queued && e.seq.is_none() {
+                if e.seq.is_none() && e.rejected.is_none() {
                     unsent.push((
                         event_time(&e.envelope),
                         e.envelope.clone(),
@@ -231,7 +240,7 @@ impl Outbox {
                 .iter()
                 .map(|e| (crate::journal::EventKind::ClockSet, Some(e)));
             for (kind, e) in kinds.into_iter().chain(clock) {
-                if let Some(e) = e.filter(|e| !e.queued && e.seq.is_none()) {
+                if let Some(e) = e.filter(|e| e.seq.is_none() && e.rejected.is_none()) {
                     unsent.push((
                         event_time(&e.envelope),
                         e.envelope.clone(),

@@ -44,7 +44,7 @@ pub enum SlotState {
 }
 
 /// One slot's status, as served.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SlotStatus {
     /// The slot's name.
     pub slot: String,
@@ -72,6 +72,8 @@ pub struct SlotStatus {
     pub message: Option<String>,
     /// Seconds since the recorder was docked.
     pub elapsed_seconds: u64,
+    /// Seconds from docking to "safe to undock", once it was.
+    pub safe_after_seconds: Option<f64>,
 }
 
 #[derive(Debug)]
@@ -137,6 +139,7 @@ impl StatusBoard {
                 safe_to_undock: false,
                 message: None,
                 elapsed_seconds: 0,
+                safe_after_seconds: None,
             },
             started: Instant::now(),
             finished_bytes: 0,
@@ -295,6 +298,7 @@ fn snapshot(s: &Slot) -> SlotStatus {
     st.bytes_done = done;
     let elapsed = s.started.elapsed();
     st.elapsed_seconds = elapsed.as_secs();
+    st.safe_after_seconds = s.safe_after.map(|d| d.as_secs_f64());
     let moved = done.saturating_sub(s.bytes_at_start);
     st.eta_seconds = match st.state {
         SlotState::Ingesting if moved > 0 && elapsed.as_secs_f64() > 0.5 => {

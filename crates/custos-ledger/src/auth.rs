@@ -244,6 +244,16 @@ pub const ROUTES: &[RouteAccess] = &[
     },
     RouteAccess {
         method: "POST",
+        path: "/v1/access-requests/{id}/deny",
+        access: Access::Roles(&[Supervisor]),
+    },
+    RouteAccess {
+        method: "POST",
+        path: "/v1/cases/{id}/close",
+        access: Access::Roles(&[Supervisor]),
+    },
+    RouteAccess {
+        method: "POST",
         path: "/v1/exports",
         access: Access::Roles(&[Reviewer, Supervisor]),
     },

@@ -64,6 +64,7 @@ pub mod check;
 pub mod client;
 pub mod clock;
 pub mod error;
+pub mod governance;
 pub mod layout;
 pub mod ledger;
 pub mod metrics;

@@ -41,6 +41,8 @@ pub struct ServeOptions {
     /// Run the full verification ([`Ledger::spawn_verify_all`]) in the
     /// background after start-up.
     pub verify_on_start: bool,
+    /// Access policy and the object store footage is read from.
+    pub governance: crate::governance::Governance,
 }
 
 impl ServeOptions {
@@ -53,6 +55,8 @@ impl ServeOptions {
             key_file: l.key_file.clone(),
             api: ApiConfig::default(),
             verify_on_start: true,
+            governance: crate::governance::Governance::from_access(&config.access)
+                .unwrap_or_else(|_| crate::governance::Governance::strict()),
         }
     }
 }
@@ -132,6 +136,7 @@ pub async fn start(options: ServeOptions) -> Result<Server, ServeError> {
     let router = app(AppState {
         ledger: ledger.clone(),
         config: options.api,
+        governance: options.governance.clone(),
     });
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {

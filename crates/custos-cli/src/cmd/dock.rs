@@ -215,6 +215,10 @@ async fn ingest(
                 "custos: {} custody events wait for the ledger; they are kept in the journal and sent by the next run",
                 dock.events_pending()
             );
+        } else if !done {
+            eprintln!(
+                "custos: {recorder}: the ledger has not acknowledged every custody event yet (refused or unanswered); run again to resume"
+            );
         }
         Ok(ExitCode::from(1))
     }

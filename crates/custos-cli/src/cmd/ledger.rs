@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use custos_core::config::Config;
+use custos_ledger::governance::Governance;
 use custos_ledger::serve::{self, ServeOptions};
 
 /// Arguments of `custos ledger`.
@@ -51,7 +52,14 @@ pub fn run(args: LedgerArgs) -> anyhow::Result<ExitCode> {
         LedgerCommand::Serve { config } => {
             let cfg = load_config(&config)?;
             serve::init_logging();
-            let options = ServeOptions::from_config(&cfg);
+            let mut options = ServeOptions::from_config(&cfg);
+            // Footage is read from the `[storage] url` store; who needs an
+            // approved request is `[access] approval_required`.
+            let policy = Governance::from_access(&cfg.access)
+                .context("configuration [access] approval_required")?;
+            let store = custos_ingest::IngestStore::from_url(&cfg.storage.url)
+                .with_context(|| format!("configuration [storage] url {:?}", cfg.storage.url))?;
+            options.governance = policy.with_store(store.object_store().clone());
             let origin = options.ledger.origin.clone();
             serve::run_blocking(options, |server| {
                 println!("listening on {}", server.url());

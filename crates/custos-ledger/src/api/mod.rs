@@ -83,6 +83,8 @@ pub struct AppState {
     pub ledger: Ledger,
     /// The HTTP limits.
     pub config: ApiConfig,
+    /// The access policy and the object store footage is read from.
+    pub governance: crate::governance::Governance,
 }
 
 impl AppState {
@@ -91,7 +93,14 @@ impl AppState {
         AppState {
             ledger,
             config: ApiConfig::default(),
+            governance: crate::governance::Governance::default(),
         }
+    }
+
+    /// The same state with `governance` (access policy, object store).
+    pub fn with_governance(mut self, governance: crate::governance::Governance) -> Self {
+        self.governance = governance;
+        self
     }
 }
 
@@ -123,6 +132,8 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(retrieval::place_hold, retrieval::release_hold))
         .routes(routes!(retrieval::create_access_request))
         .routes(routes!(retrieval::approve_access_request))
+        .routes(routes!(retrieval::deny_access_request))
+        .routes(routes!(retrieval::close_case))
         .routes(routes!(retrieval::create_export))
         .routes(routes!(ops::openapi_json))
         .routes(routes!(ops::healthz))

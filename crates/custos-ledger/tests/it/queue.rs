@@ -33,6 +33,7 @@ async fn events_wait_while_the_ledger_is_down_and_arrive_in_order() {
         key_file,
         api: ApiConfig::default(),
         verify_on_start: true,
+        governance: Default::default(),
     };
     let down = LedgerClient::new(&dead_url(), Some("custos_0000000000000000_x")).unwrap();
     let events: Vec<_> = (0..5)

@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# Four simulated recorders ingested at once by `custos dock run` into the
+# local object store, against `openssl dgst -sha256` over the same bytes.
+#
+#   benches/dock-ingest.sh [GIB_PER_RECORDER]     (default 2: 8 GiB in all)
+#
+# Each recorder is a directory slot holding GIB_PER_RECORDER GiB of footage
+# in 256 MiB files named the simulated profile's way. The daemon starts with
+# the four slots occupied and the clock starts with it; the run ends when
+# every slot reports "safe to undock" on the status endpoint (every segment
+# read once, hashed, stored, its manifest signed and stored, its object read
+# back and verified, every custody event acknowledged by the in-process
+# ledger, and every file wiped from its recorder). Then openssl hashes the
+# same files, from the same (warm) page cache, in one process.
+#
+# Prints the wall times, the ratio (target: at most 1.25) and each slot's
+# time to "safe to undock". Needs about 2 x 4 x GIB_PER_RECORDER GiB of disk
+# under target/dock-bench (set CUSTOS_BENCH_DIR to put it elsewhere).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+GIB=${1:-2}
+RECORDERS=4
+FILE_MIB=256
+WORK=${CUSTOS_BENCH_DIR:-$PWD/target/dock-bench}
+PORT=${CUSTOS_BENCH_PORT:-18711}
+
+command -v openssl >/dev/null || { echo "dock-ingest: openssl is needed" >&2; exit 2; }
+command -v curl >/dev/null || { echo "dock-ingest: curl is needed" >&2; exit 2; }
+command -v python3 >/dev/null || { echo "dock-ingest: python3 is needed" >&2; exit 2; }
+
+cargo build --release --quiet --bin custos
+CUSTOS=$PWD/target/release/custos
+
+mkdir -p "$WORK"
+SEED=$WORK/seed-${GIB}g
+files_per=$(( GIB * 1024 / FILE_MIB ))
+if [ ! -f "$SEED/.complete" ]; then
+    echo "dock-ingest: writing $RECORDERS x $GIB GiB of simulated footage to $SEED (once)" >&2
+    rm -rf "$SEED"
+    for r in $(seq 1 $RECORDERS); do
+        d=$SEED/rec$r/DCIM/100MEDIA
+        mkdir -p "$d"
+        for i in $(seq 1 $files_per); do
+            name=$(printf 'SIM%04d_1002%02d_20240501%02d%02d00_%04d.MP4' "$r" "$r" $(( 8 + i / 60 )) $(( i % 60 )) "$i")
+            # AES-CTR keystream: fast, incompressible, different per file.
+            openssl enc -aes-128-ctr -nosalt -pass "pass:custos-$r-$i" -in /dev/zero 2>/dev/null \
+                | head -c $(( FILE_MIB * 1024 * 1024 )) > "$d/$name"
+        done
+    done
+    touch "$SEED/.complete"
+fi
+
+RUN=$WORK/run
+rm -rf "$RUN"
+mkdir -p "$RUN/keys" "$RUN/slots"
+"$CUSTOS" keygen --out "$RUN/keys/dock-01.key" >/dev/null
+"$CUSTOS" keygen --out "$RUN/keys/ledger.key" >/dev/null
+slots=""
+for r in $(seq 1 $RECORDERS); do
+    # Hard links: wiping a slot's files leaves the seed's in place.
+    cp -al "$SEED/rec$r" "$RUN/slots/rec$r"
+    slots="$slots\"$RUN/slots/rec$r\","
+done
+cat > "$RUN/custos.toml" <<EOF
+[storage]
+url = "file://./objects"
+[ledger]
+data_dir = "./ledger"
+origin = "bench.custos/ledger"
+key_file = "./keys/ledger.key"
+[dock]
+id = "dock-01"
+key_file = "./keys/dock-01.key"
+data_dir = "./dock"
+profiles_dir = "$PWD/firmware-profiles"
+slots = [${slots%,}]
+usb = false
+status_listen = "127.0.0.1:$PORT"
+concurrency = $RECORDERS
+part_size_mib = 16
+wipe = "after-verified"
+EOF
+
+# The same bytes, warm in the page cache for both runs.
+cat "$SEED"/rec*/DCIM/100MEDIA/* > /dev/null
+
+start=$(date +%s.%N)
+RUST_LOG=warn "$CUSTOS" dock run --config "$RUN/custos.toml" > "$RUN/dock.out" 2> "$RUN/dock.err" &
+dock=$!
+trap 'kill $dock 2>/dev/null || true' EXIT
+status=""
+while :; do
+    if ! kill -0 $dock 2>/dev/null; then
+        echo "dock-ingest: custos dock run exited early:" >&2
+        cat "$RUN/dock.err" >&2
+        exit 1
+    fi
+    status=$(curl -sf "http://127.0.0.1:$PORT/status" || true)
+    if [ -n "$status" ] && python3 -c '
+import json, sys
+s = json.loads(sys.argv[1])
+slots = s["slots"]
+sys.exit(0 if len(slots) == int(sys.argv[2]) and all(x["safe_to_undock"] for x in slots) else 1)
+' "$status" $RECORDERS; then
+        break
+    fi
+    sleep 0.1
+done
+end=$(date +%s.%N)
+kill -TERM $dock
+wait $dock || true
+trap - EXIT
+
+ostart=$(date +%s.%N)
+openssl dgst -sha256 "$SEED"/rec*/DCIM/100MEDIA/* > "$RUN/openssl.out"
+oend=$(date +%s.%N)
+
+stored=$(find "$RUN/objects" -type f -name '*.MP4' | wc -l)
+python3 - "$status" "$start" "$end" "$ostart" "$oend" "$GIB" "$RECORDERS" "$stored" <<'PY'
+import json, sys
+status = json.loads(sys.argv[1])
+start, end, ostart, oend = map(float, sys.argv[2:6])
+gib, recorders, stored = int(sys.argv[6]), int(sys.argv[7]), int(sys.argv[8])
+dock, ossl = end - start, oend - ostart
+total = gib * recorders
+print(f"dock-ingest: {recorders} simulated recorders x {gib} GiB = {total} GiB, {stored} segments stored")
+print(f"  custos dock run, all slots safe to undock: {dock:7.2f} s  ({total * 1024 / dock:6.0f} MiB/s)")
+print(f"  openssl dgst -sha256, same files:          {ossl:7.2f} s  ({total * 1024 / ossl:6.0f} MiB/s)")
+print(f"  ratio: {dock / ossl:.2f}x (target <= 1.25x)")
+for s in sorted(status["slots"], key=lambda s: s["slot"]):
+    print(f"  {s['slot']}: {s['recorder_id']}, {s['segments_done']}/{s['segments_total']} segments, "
+          f"safe to undock after {s['safe_after_seconds']:.2f} s")
+PY
+rm -rf "$RUN/objects"

@@ -1,0 +1,533 @@
+//! Helpers of the dock's integration tests: a site (keys, configuration),
+//! simulated recorders on disk (real clips made by `ffmpeg`, plus noise
+//! files of chosen sizes), a real ledger process, the `custos` binary, and
+//! reading the ledger's entries back.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use custos_core::entry::{Entry, Event};
+use custos_core::keys::SigningKey;
+use custos_core::manifest::{Manifest, OriginalName};
+use custos_ledger::wire::EntryLine;
+use custos_ledger::LedgerClient;
+use sha2::{Digest as _, Sha256};
+
+/// The shipped firmware profiles.
+pub fn profiles_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../firmware-profiles")
+}
+
+/// The built `custos` binary (scripts/test builds it first).
+pub fn custos() -> Command {
+    let bin = custos_testsupport::workspace_binary("custos")
+        .expect("the custos binary is needed: cargo build --bin custos");
+    let mut c = Command::new(bin);
+    c.env("RUST_LOG", "warn").stdin(Stdio::null());
+    c
+}
+
+/// `len` bytes of deterministic noise (xorshift), different per `seed`.
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(len);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// Hex SHA-256.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// A place with keys and a configuration file.
+pub struct Site {
+    /// Everything lives here.
+    pub dir: tempfile::TempDir,
+}
+
+impl Site {
+    /// Keys for the dock (`dock-01`) and the ledger.
+    pub fn new() -> Site {
+        let dir = tempfile::Builder::new()
+            .prefix("custos-dock-it-")
+            .tempdir()
+            .unwrap();
+        std::fs::create_dir(dir.path().join("keys")).unwrap();
+        let mut rng = rand_core::OsRng;
+        SigningKey::generate("dock-01", &mut rng)
+            .unwrap()
+            .save(&dir.path().join("keys/dock-01.key"))
+            .unwrap();
+        SigningKey::generate("ledger", &mut rng)
+            .unwrap()
+            .save(&dir.path().join("keys/ledger.key"))
+            .unwrap();
+        Site { dir }
+    }
+
+    /// A path inside the site.
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// Write `custos.toml`: storage at `storage_url`, the ledger listening
+    /// on `ledger_listen`, and the dock talking to `dock_ledger` (URL and
+    /// token; `None` = in-process); `extra_dock` is appended to `[dock]`.
+    pub fn write_config(
+        &self,
+        storage_url: &str,
+        ledger_listen: &str,
+        dock_ledger: Option<(&str, &str)>,
+        extra_dock: &str,
+    ) -> PathBuf {
+        let ledger = match dock_ledger {
+            Some((url, token)) => format!("ledger_url = \"{url}\"\nledger_token = \"{token}\"\n"),
+            None => String::new(),
+        };
+        let text = format!(
+            r#"[storage]
+url = "{storage_url}"
+[ledger]
+listen = "{ledger_listen}"
+data_dir = "./data/ledger"
+origin = "test.custos/ledger"
+key_file = "./keys/ledger.key"
+[dock]
+id = "dock-01"
+key_file = "./keys/dock-01.key"
+data_dir = "./data/dock"
+profiles_dir = "{profiles}"
+part_size_mib = 5
+usb = false
+status_listen = "127.0.0.1:0"
+{ledger}{extra_dock}
+"#,
+            profiles = profiles_dir().display(),
+        );
+        let path = self.path("custos.toml");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// The parsed configuration (no environment overrides).
+    pub fn config(&self) -> custos_core::config::Config {
+        let text = std::fs::read_to_string(self.path("custos.toml")).unwrap();
+        custos_core::config::Config::parse(
+            &text,
+            self.dir.path(),
+            std::iter::empty::<(String, String)>(),
+        )
+        .unwrap()
+    }
+
+    /// A bearer token made offline (`custos token create`).
+    pub fn token(&self, role: &str, name: &str, key: Option<&str>) -> String {
+        let mut c = custos();
+        c.args(["token", "create", "--config"])
+            .arg(self.path("custos.toml"))
+            .args(["--role", role, "--name", name]);
+        if let Some(k) = key {
+            c.arg("--key").arg(self.path(k));
+        }
+        let out = c.output().unwrap();
+        assert!(
+            out.status.success(),
+            "token create: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A recorder's files on disk: `<root>/DCIM/100MEDIA/…`.
+pub struct RecorderFiles {
+    /// The volume root.
+    pub root: PathBuf,
+    /// Original file name → SHA-256 hex of its bytes.
+    pub files: BTreeMap<String, String>,
+}
+
+/// One real clip, made once per test process and copied with new metadata
+/// bytes; `ffmpeg` is slow to start, the copies are not.
+fn clip(seconds: u32, variant: u32) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("c.mp4");
+    let status = Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+        ])
+        .arg(format!("testsrc=size=160x120:rate=15:duration={seconds}"))
+        .args(["-f", "lavfi", "-i"])
+        .arg(format!(
+            "sine=frequency={}:duration={seconds}",
+            300 + variant
+        ))
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+        ])
+        .args(["-metadata", "creation_time=2024-05-01T08:30:00Z"])
+        .arg(&out)
+        .status()
+        .expect("ffmpeg is needed to make test clips");
+    assert!(status.success());
+    std::fs::read(out).unwrap()
+}
+
+/// Make a simulated recorder under `root`: `clips` real clips and one
+/// noise file per entry of `blobs` (its size), named the simulated
+/// profile's way for `device` and `officer`.
+pub fn recorder(
+    root: &Path,
+    device: &str,
+    officer: &str,
+    clips: u32,
+    blobs: &[usize],
+    seed: u64,
+) -> RecorderFiles {
+    let media = root.join("DCIM/100MEDIA");
+    std::fs::create_dir_all(&media).unwrap();
+    let mut files = BTreeMap::new();
+    let mut seq = 1u32;
+    let mut write = |bytes: Vec<u8>| {
+        let name = format!(
+            "{device}_{officer}_20240501{:06}_{seq:04}.MP4",
+            83000 + seq * 100
+        );
+        std::fs::write(media.join(&name), &bytes).unwrap();
+        files.insert(name, sha256_hex(&bytes));
+        seq += 1;
+    };
+    for i in 0..clips {
+        write(clip(1, i));
+    }
+    for (i, &len) in blobs.iter().enumerate() {
+        write(noise(len, seed * 1000 + i as u64));
+    }
+    RecorderFiles {
+        root: root.to_owned(),
+        files,
+    }
+}
+
+/// Footage names still on a recorder.
+pub fn remaining(root: &Path) -> Vec<String> {
+    let media = root.join("DCIM/100MEDIA");
+    let mut v: Vec<String> = std::fs::read_dir(media)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// A `custos ledger serve` process on a fixed port.
+pub struct LedgerProcess {
+    config: PathBuf,
+    child: Option<Child>,
+    /// Its base URL.
+    pub url: String,
+}
+
+impl LedgerProcess {
+    /// Start it and wait until it listens.
+    pub fn start(config: &Path) -> LedgerProcess {
+        let mut l = LedgerProcess {
+            config: config.to_owned(),
+            child: None,
+            url: String::new(),
+        };
+        l.spawn();
+        l
+    }
+
+    fn spawn(&mut self) {
+        let mut child = custos()
+            .args(["ledger", "serve", "--config"])
+            .arg(&self.config)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("ledger said {line:?}"))
+            .to_owned();
+        self.url = url;
+        self.child = Some(child);
+    }
+
+    /// Kill it (SIGKILL) and wait for it to be gone.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Start it again on the same port and data.
+    pub fn restart(&mut self) {
+        self.kill();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            // The sled lock of the killed process may take a moment to go.
+            let mut child = custos()
+                .args(["ledger", "serve", "--config"])
+                .arg(&self.config)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let stdout = child.stdout.take().unwrap();
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            if let Some(url) = line.trim().strip_prefix("listening on ") {
+                self.url = url.to_owned();
+                self.child = Some(child);
+                return;
+            }
+            let _ = child.wait();
+            assert!(Instant::now() < deadline, "the ledger does not restart");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for LedgerProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Every entry of the ledger at `url`, read with `token`.
+pub fn entries(url: &str, token: &str) -> Vec<Entry> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let client = LedgerClient::new(url, Some(token)).unwrap();
+        let mut all = Vec::new();
+        loop {
+            let page = client.entries(all.len() as u64, None).await.unwrap();
+            if page.is_empty() {
+                break;
+            }
+            all.extend(page.iter().map(parse_line));
+        }
+        all
+    })
+}
+
+/// The entries the dock made (not the tokens' and keys' of the set-up).
+pub fn dock_entries(url: &str, token: &str) -> Vec<Entry> {
+    entries(url, token)
+        .into_iter()
+        .filter(|e| e.actor.kind == custos_core::entry::ActorKind::Dock)
+        .collect()
+}
+
+/// An entry from its line.
+pub fn parse_line(line: &EntryLine) -> Entry {
+    Entry::parse(&line.raw_bytes().unwrap()).unwrap()
+}
+
+/// The manifest a `segment.ingested` entry carries.
+pub fn manifest_of(entry: &Entry) -> Manifest {
+    let env: custos_core::dsse::Envelope =
+        serde_json::from_value(entry.details["manifest"].clone()).unwrap();
+    Manifest::parse(&env.payload).unwrap()
+}
+
+/// The dock's own time of the event an entry carries.
+pub fn event_time(entry: &Entry) -> custos_core::manifest::Timestamp {
+    Event::parse(&entry.envelope.as_ref().unwrap().payload)
+        .unwrap()
+        .time
+}
+
+/// The original name as text (lossy).
+pub fn name_text(n: &OriginalName) -> String {
+    n.to_string_lossy()
+}
+
+/// Per segment id, the (seq, action) of its segment.* entries, in log order.
+pub fn by_segment(entries: &[Entry]) -> BTreeMap<String, Vec<(u64, String)>> {
+    let mut m: BTreeMap<String, Vec<(u64, String)>> = BTreeMap::new();
+    for e in entries {
+        if e.action.as_str().starts_with("segment.") {
+            m.entry(e.subject.clone())
+                .or_default()
+                .push((e.seq, e.action.to_string()));
+        }
+    }
+    m
+}
+
+/// Check, for every segment: exactly one ingested, verified and (if
+/// `wiped`) wiped entry, in that order.
+pub fn check_segment_entries(entries: &[Entry], wiped: bool) -> BTreeMap<String, Manifest> {
+    let mut manifests = BTreeMap::new();
+    for (seg, list) in by_segment(entries) {
+        let actions: Vec<&str> = list.iter().map(|(_, a)| a.as_str()).collect();
+        let want: &[&str] = if wiped {
+            &["segment.ingested", "segment.verified", "segment.wiped"]
+        } else {
+            &["segment.ingested", "segment.verified"]
+        };
+        assert_eq!(actions, want, "entries of {seg}: {list:?}");
+        let ingested = entries
+            .iter()
+            .find(|e| e.subject == seg && e.action == "segment.ingested")
+            .unwrap();
+        manifests.insert(seg, manifest_of(ingested));
+    }
+    manifests
+}
+
+/// A site whose dock talks to a real ledger process over HTTP and stores
+/// into `garage`; returns the site, its configuration file, the ledger
+/// process and an auditor's token for reading entries.
+pub fn remote_site(
+    garage: &custos_testsupport::Garage,
+    extra_dock: &str,
+) -> (Site, PathBuf, LedgerProcess, String) {
+    let site = Site::new();
+    let listen = format!("127.0.0.1:{}", free_port());
+    site.write_config(&garage.storage_url(), &listen, None, extra_dock);
+    let dock_token = site.token("dock", "dock-01", Some("keys/dock-01.key.pub"));
+    let audit = site.token("auditor", "audit-1", None);
+    let url = format!("http://{listen}");
+    let config = site.write_config(
+        &garage.storage_url(),
+        &listen,
+        Some((&url, &dock_token)),
+        extra_dock,
+    );
+    let ledger = LedgerProcess::start(&config);
+    (site, config, ledger, audit)
+}
+
+/// `custos dock ingest` of `source` with the simulated profile, storing
+/// into `garage`.
+pub fn dock_ingest(config: &Path, source: &Path, garage: &custos_testsupport::Garage) -> Command {
+    let mut c = custos();
+    c.args(["dock", "ingest", "--config"])
+        .arg(config)
+        .arg("--source")
+        .arg(source)
+        .args([
+            "--profile",
+            "simulated",
+            "--progress",
+            "never",
+            "--max-wait",
+            "240",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (k, v) in garage.env() {
+        c.env(k, v);
+    }
+    c
+}
+
+/// Every object in the bucket: key → SHA-256 hex of its bytes.
+pub fn bucket(garage: &custos_testsupport::Garage) -> BTreeMap<String, String> {
+    use futures::TryStreamExt as _;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let store = garage.object_store().unwrap();
+        let metas: Vec<_> = store.list(None).try_collect().await.unwrap();
+        let mut out = BTreeMap::new();
+        for m in metas {
+            let bytes = store.get(&m.location).await.unwrap().bytes().await.unwrap();
+            out.insert(m.location.to_string(), sha256_hex(&bytes));
+        }
+        out
+    })
+}
+
+/// Invariant 1 at any instant: every file gone from the recorder has a
+/// `segment.verified` entry and its bytes in storage; no `segment.wiped`
+/// precedes its `segment.verified`.
+pub fn check_nothing_lost(
+    files: &RecorderFiles,
+    entries: &[Entry],
+    stored: &BTreeMap<String, String>,
+) {
+    let left = remaining(&files.root);
+    let per_segment = by_segment(entries);
+    for (seg, list) in &per_segment {
+        let verified = list.iter().position(|(_, a)| a == "segment.verified");
+        let wiped = list.iter().position(|(_, a)| a == "segment.wiped");
+        if let Some(w) = wiped {
+            assert!(
+                verified.is_some_and(|v| v < w),
+                "{seg} wiped before verified: {list:?}"
+            );
+        }
+    }
+    for (name, sha) in &files.files {
+        if left.contains(name) {
+            continue;
+        }
+        let ingested = entries
+            .iter()
+            .filter(|e| e.action == "segment.ingested")
+            .find(|e| name_text(&manifest_of(e).original_name).ends_with(name.as_str()))
+            .unwrap_or_else(|| panic!("{name} left the recorder without a segment.ingested entry"));
+        let seg = &ingested.subject;
+        assert!(
+            per_segment[seg]
+                .iter()
+                .any(|(_, a)| a == "segment.verified"),
+            "{name} left the recorder before its segment.verified"
+        );
+        assert!(
+            stored.values().any(|s| s == sha),
+            "{name}'s bytes are not in storage"
+        );
+    }
+}

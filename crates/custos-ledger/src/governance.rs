@@ -1,0 +1,711 @@
+//! Governance of footage: cases, access requests and their approval, legal
+//! holds, and the gate in front of every view of footage.
+//!
+//! Every step is a custody entry (DESIGN.md invariant 4) with actor = the
+//! caller's role and name, and every rule is checked by the entry's
+//! [`Append::guard`], in the writer, atomically with the entry: two
+//! supervisors approving the same request at once cannot both succeed, and
+//! a view is logged only if the approval it rests on is there when the
+//! entry is sequenced. State rows (JSON):
+//!
+//! | table | key | value |
+//! | --- | --- | --- |
+//! | [`CASES`] | case id | [`CaseRecord`] |
+//! | [`ACCESS_REQUESTS`] | request id | [`AccessRequest`] |
+//! | [`HOLDS`] | segment id | [`HoldRecord`] |
+//!
+//! Linking a segment to a case writes `case.segment_linked` with
+//! `details.segment_id`, which the [`crate::catalogue`] indexes for the
+//! `case` search.
+//!
+//! This module must never let footage be read without first appending its
+//! `segment.viewed` entry, never let a requester approve their own request,
+//! and never change a row outside the guard of the entry that justifies it.
+
+use std::sync::Arc;
+
+use custos_core::config::AccessConfig;
+use custos_core::entry::{actions, Actor};
+use object_store::ObjectStore;
+use rand_core::RngCore as _;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+
+use crate::append::{Append, GuardError, Rejection, RejectionKind, StateTx};
+use crate::auth::{Caller, Role, UnknownRole};
+use crate::catalogue::{SegmentRecord, SEGMENTS};
+use crate::error::{AppendError, ReadError};
+use crate::ledger::Ledger;
+use crate::wire::Receipt;
+
+pub use crate::catalogue::{ACCESS_REQUESTS, CASES, HOLDS};
+
+/// Longest case title, reason or note, in bytes.
+pub const MAX_TEXT: usize = 4096;
+
+/// The governance policy and what footage is read from.
+#[derive(Debug, Clone)]
+pub struct Governance {
+    /// Roles that need an approved access request before viewing footage
+    /// (`[access] approval_required`).
+    pub approval_required: Vec<Role>,
+    /// The object store footage is read from (`[storage] url`); without it
+    /// content requests answer 503.
+    pub objects: Option<Arc<dyn ObjectStore>>,
+}
+
+impl Default for Governance {
+    fn default() -> Self {
+        // The configuration's default policy; every name in it is a role.
+        Governance::from_access(&AccessConfig::default()).unwrap_or(Governance {
+            approval_required: vec![Role::Reviewer, Role::Officer],
+            objects: None,
+        })
+    }
+}
+
+impl Governance {
+    /// The policy of `[access]`, without an object store.
+    pub fn from_access(access: &AccessConfig) -> Result<Governance, UnknownRole> {
+        let approval_required = access
+            .approval_required
+            .iter()
+            .map(|r| r.parse())
+            .collect::<Result<Vec<Role>, _>>()?;
+        Ok(Governance {
+            approval_required,
+            objects: None,
+        })
+    }
+
+    /// Every role needs approval: the fail-closed policy when `[access]`
+    /// names something that is not a role.
+    pub fn strict() -> Governance {
+        Governance {
+            approval_required: Role::ALL.to_vec(),
+            objects: None,
+        }
+    }
+
+    /// The same policy, reading footage from `objects`.
+    pub fn with_store(mut self, objects: Arc<dyn ObjectStore>) -> Governance {
+        self.objects = Some(objects);
+        self
+    }
+
+    /// Whether `role` needs an approved request to view footage.
+    pub fn needs_approval(&self, role: Role) -> bool {
+        self.approval_required.contains(&role)
+    }
+}
+
+/// Why a governance step failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GovernanceError {
+    /// The request is malformed (an empty reason, both case and segment...).
+    #[error("{0}")]
+    Invalid(String),
+    /// The entry was refused by its rule, or could not be appended.
+    #[error(transparent)]
+    Append(#[from] AppendError),
+    /// Reading the state failed.
+    #[error(transparent)]
+    Read(#[from] ReadError),
+}
+
+/// Whether a case is open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CaseStatus {
+    /// Segments can be linked; linked footage is kept.
+    Open,
+    /// Closed: no more links.
+    Closed,
+}
+
+/// A case.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CaseRecord {
+    /// The case id.
+    pub id: String,
+    /// Its title.
+    pub title: String,
+    /// Its retention category, if any (`[retention.categories]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    /// Open or closed.
+    pub status: CaseStatus,
+    /// The `case.created` entry.
+    pub created_seq: u64,
+    /// The `case.closed` entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed_seq: Option<u64>,
+}
+
+/// Where an access request stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestStatus {
+    /// Waiting for a supervisor.
+    Pending,
+    /// Approved: the requester may view what it covers.
+    Approved,
+    /// Denied.
+    Denied,
+}
+
+/// An access request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AccessRequest {
+    /// The request id.
+    pub id: String,
+    /// Who asked (role and name).
+    #[schema(value_type = Object)]
+    pub requester: Actor,
+    /// The case it covers (every segment linked to it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub case: Option<String>,
+    /// The segment it covers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment: Option<String>,
+    /// Why.
+    pub reason: String,
+    /// Where it stands.
+    pub status: RequestStatus,
+    /// The `access.requested` entry.
+    pub requested_seq: u64,
+    /// The `access.approved` or `access.denied` entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_seq: Option<u64>,
+    /// Who decided.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub decided_by: Option<Actor>,
+}
+
+/// A legal hold on a segment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct HoldRecord {
+    /// The segment held.
+    pub segment_id: String,
+    /// Why.
+    pub reason: String,
+    /// Who placed it.
+    #[schema(value_type = Object)]
+    pub placed_by: Actor,
+    /// The `hold.placed` entry.
+    pub placed_seq: u64,
+}
+
+fn new_id(prefix: &str) -> String {
+    let mut bytes = [0u8; 8];
+    rand_core::OsRng.fill_bytes(&mut bytes);
+    format!("{prefix}-{}", hex::encode(bytes))
+}
+
+fn text(what: &str, value: &str, required: bool) -> Result<String, GovernanceError> {
+    let trimmed = value.trim();
+    if required && trimmed.is_empty() {
+        return Err(GovernanceError::Invalid(format!(
+            "{what} is required and must not be empty"
+        )));
+    }
+    if trimmed.len() > MAX_TEXT {
+        return Err(GovernanceError::Invalid(format!(
+            "{what} is {} bytes long; at most {MAX_TEXT} are accepted",
+            trimmed.len()
+        )));
+    }
+    Ok(trimmed.to_owned())
+}
+
+fn reject(kind: RejectionKind, code: &str, message: String) -> GuardError {
+    Rejection::new(kind, code, message).into()
+}
+
+fn case_of(tx: &StateTx<'_>, id: &str) -> Result<CaseRecord, GuardError> {
+    tx.get_json::<CaseRecord>(CASES, id.as_bytes())?
+        .ok_or_else(|| {
+            reject(
+                RejectionKind::NotFound,
+                "unknown_case",
+                format!("no case {id:?}"),
+            )
+        })
+}
+
+fn open_case(tx: &StateTx<'_>, id: &str) -> Result<CaseRecord, GuardError> {
+    let case = case_of(tx, id)?;
+    if case.status == CaseStatus::Closed {
+        return Err(reject(
+            RejectionKind::Conflict,
+            "case_closed",
+            format!("case {id:?} is closed"),
+        ));
+    }
+    Ok(case)
+}
+
+fn segment_of(tx: &StateTx<'_>, id: &str) -> Result<SegmentRecord, GuardError> {
+    tx.get_json::<SegmentRecord>(SEGMENTS, id.as_bytes())?
+        .ok_or_else(|| {
+            reject(
+                RejectionKind::NotFound,
+                "unknown_segment",
+                format!("no segment {id:?}"),
+            )
+        })
+}
+
+/// Open a case (`case.created`); returns its id.
+pub async fn create_case(
+    ledger: &Ledger,
+    caller: &Caller,
+    title: &str,
+    category: Option<&str>,
+) -> Result<(CaseRecord, Receipt), GovernanceError> {
+    let title = text("title", title, true)?;
+    let category = category.map(|c| text("category", c, true)).transpose()?;
+    let id = new_id("case");
+    let mut details = Map::new();
+    details.insert("title".into(), title.clone().into());
+    if let Some(c) = &category {
+        details.insert("category".into(), c.clone().into());
+    }
+    let mut record = CaseRecord {
+        id: id.clone(),
+        title,
+        category,
+        status: CaseStatus::Open,
+        created_seq: 0,
+        closed_seq: None,
+    };
+    let row = record.clone();
+    let receipt = ledger
+        .append(
+            Append::new(caller.actor(), actions::CASE_CREATED, &id)?
+                .details(details)
+                .guard(move |tx| {
+                    let mut row = row;
+                    row.created_seq = tx.seq();
+                    tx.insert_json(CASES, row.id.as_bytes(), &row);
+                    Ok(())
+                }),
+        )
+        .await?;
+    record.created_seq = receipt.seq;
+    Ok((record, receipt))
+}
+
+/// Read a case.
+pub fn case(ledger: &Ledger, id: &str) -> Result<Option<CaseRecord>, GovernanceError> {
+    Ok(ledger
+        .store()
+        .table_get_json(CASES, id.as_bytes())
+        .map_err(ReadError::from)?)
+}
+
+/// Link `segments` to an open case: one `case.segment_linked` entry per
+/// segment (the catalogue indexes it). Every segment must exist; none is
+/// linked if one does not.
+pub async fn link_segments(
+    ledger: &Ledger,
+    caller: &Caller,
+    case_id: &str,
+    segments: &[String],
+) -> Result<Vec<Receipt>, GovernanceError> {
+    if segments.is_empty() {
+        return Err(GovernanceError::Invalid(
+            "segments must list at least one segment id".into(),
+        ));
+    }
+    if case(ledger, case_id)?.is_none() {
+        return Err(AppendError::Rejected(Rejection::new(
+            RejectionKind::NotFound,
+            "unknown_case",
+            format!("no case {case_id:?}"),
+        ))
+        .into());
+    }
+    for s in segments {
+        if ledger.segment(s)?.is_none() {
+            return Err(AppendError::Rejected(Rejection::new(
+                RejectionKind::NotFound,
+                "unknown_segment",
+                format!("no segment {s:?}"),
+            ))
+            .into());
+        }
+    }
+    let mut receipts = Vec::new();
+    for s in segments {
+        let mut details = Map::new();
+        details.insert("segment_id".into(), s.clone().into());
+        let case = case_id.to_owned();
+        receipts.push(
+            ledger
+                .append(
+                    Append::new(caller.actor(), actions::CASE_SEGMENT_LINKED, case_id)?
+                        .details(details)
+                        .guard(move |tx| open_case(tx, &case).map(|_| ())),
+                )
+                .await?,
+        );
+    }
+    Ok(receipts)
+}
+
+/// Close an open case (`case.closed`).
+pub async fn close_case(
+    ledger: &Ledger,
+    caller: &Caller,
+    case_id: &str,
+) -> Result<Receipt, GovernanceError> {
+    let id = case_id.to_owned();
+    Ok(ledger
+        .append(
+            Append::new(caller.actor(), actions::CASE_CLOSED, case_id)?.guard(move |tx| {
+                let mut case = open_case(tx, &id)?;
+                case.status = CaseStatus::Closed;
+                case.closed_seq = Some(tx.seq());
+                tx.insert_json(CASES, id.as_bytes(), &case);
+                Ok(())
+            }),
+        )
+        .await?)
+}
+
+/// What an access request asks for.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AccessAsk {
+    /// A case: every segment linked to it.
+    #[serde(default)]
+    pub case: Option<String>,
+    /// One segment.
+    #[serde(default)]
+    pub segment: Option<String>,
+    /// Why (required).
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// Ask for access (`access.requested`).
+pub async fn request_access(
+    ledger: &Ledger,
+    caller: &Caller,
+    ask: &AccessAsk,
+) -> Result<(AccessRequest, Receipt), GovernanceError> {
+    let reason = text("reason", &ask.reason, true)?;
+    match (&ask.case, &ask.segment) {
+        (Some(_), Some(_)) | (None, None) => {
+            return Err(GovernanceError::Invalid(
+                "name exactly one of case or segment".into(),
+            ))
+        }
+        _ => {}
+    }
+    let id = new_id("ar");
+    let mut details = Map::new();
+    details.insert("reason".into(), reason.clone().into());
+    if let Some(c) = &ask.case {
+        details.insert("case".into(), c.clone().into());
+    }
+    if let Some(s) = &ask.segment {
+        details.insert("segment_id".into(), s.clone().into());
+    }
+    let mut request = AccessRequest {
+        id: id.clone(),
+        requester: caller.actor(),
+        case: ask.case.clone(),
+        segment: ask.segment.clone(),
+        reason,
+        status: RequestStatus::Pending,
+        requested_seq: 0,
+        decided_seq: None,
+        decided_by: None,
+    };
+    let row = request.clone();
+    let receipt = ledger
+        .append(
+            Append::new(caller.actor(), actions::ACCESS_REQUESTED, &id)?
+                .details(details)
+                .guard(move |tx| {
+                    let mut row = row;
+                    if let Some(c) = &row.case {
+                        case_of(tx, c)?;
+                    }
+                    if let Some(s) = &row.segment {
+                        segment_of(tx, s)?;
+                    }
+                    row.requested_seq = tx.seq();
+                    tx.insert_json(ACCESS_REQUESTS, row.id.as_bytes(), &row);
+                    Ok(())
+                }),
+        )
+        .await?;
+    request.requested_seq = receipt.seq;
+    Ok((request, receipt))
+}
+
+/// Read an access request.
+pub fn access_request(ledger: &Ledger, id: &str) -> Result<Option<AccessRequest>, GovernanceError> {
+    Ok(ledger
+        .store()
+        .table_get_json(ACCESS_REQUESTS, id.as_bytes())
+        .map_err(ReadError::from)?)
+}
+
+/// Approve (`access.approved`) or deny (`access.denied`) a pending request;
+/// the requester cannot decide their own.
+pub async fn decide(
+    ledger: &Ledger,
+    caller: &Caller,
+    request_id: &str,
+    approve: bool,
+    note: Option<&str>,
+) -> Result<Receipt, GovernanceError> {
+    let note = note.map(|n| text("note", n, false)).transpose()?;
+    let action = if approve {
+        actions::ACCESS_APPROVED
+    } else {
+        actions::ACCESS_DENIED
+    };
+    // The details name what the request covers, so the decision is listed
+    // in the segment's custody record.
+    let current = access_request(ledger, request_id)?;
+    let mut details = Map::new();
+    if let Some(n) = &note {
+        details.insert("note".into(), n.clone().into());
+    }
+    if let Some(r) = &current {
+        details.insert("requester".into(), r.requester.id.clone().into());
+        if let Some(s) = &r.segment {
+            details.insert("segment_id".into(), s.clone().into());
+        }
+        if let Some(c) = &r.case {
+            details.insert("case".into(), c.clone().into());
+        }
+    }
+    let id = request_id.to_owned();
+    let me = caller.actor();
+    Ok(ledger
+        .append(
+            Append::new(caller.actor(), action, request_id)?
+                .details(details)
+                .guard(move |tx| {
+                    let mut r = tx
+                        .get_json::<AccessRequest>(ACCESS_REQUESTS, id.as_bytes())?
+                        .ok_or_else(|| {
+                            reject(
+                                RejectionKind::NotFound,
+                                "unknown_request",
+                                format!("no access request {id:?}"),
+                            )
+                        })?;
+                    if r.status != RequestStatus::Pending {
+                        return Err(reject(
+                            RejectionKind::Conflict,
+                            "already_decided",
+                            format!("access request {id:?} was already {:?}", r.status)
+                                .to_lowercase(),
+                        ));
+                    }
+                    if r.requester.id == me.id {
+                        return Err(reject(
+                            RejectionKind::Forbidden,
+                            "own_request",
+                            format!("{} cannot decide their own access request {id:?}", me.id),
+                        ));
+                    }
+                    r.status = if approve {
+                        RequestStatus::Approved
+                    } else {
+                        RequestStatus::Denied
+                    };
+                    r.decided_seq = Some(tx.seq());
+                    r.decided_by = Some(me);
+                    tx.insert_json(ACCESS_REQUESTS, id.as_bytes(), &r);
+                    Ok(())
+                }),
+        )
+        .await?)
+}
+
+/// Place a legal hold (`hold.placed`); a segment holds one hold at a time.
+pub async fn place_hold(
+    ledger: &Ledger,
+    caller: &Caller,
+    segment_id: &str,
+    reason: &str,
+) -> Result<Receipt, GovernanceError> {
+    let reason = text("reason", reason, true)?;
+    let mut details = Map::new();
+    details.insert("reason".into(), reason.clone().into());
+    let id = segment_id.to_owned();
+    let me = caller.actor();
+    Ok(ledger
+        .append(
+            Append::new(caller.actor(), actions::HOLD_PLACED, segment_id)?
+                .details(details)
+                .guard(move |tx| {
+                    segment_of(tx, &id)?;
+                    if let Some(h) = tx.get_json::<HoldRecord>(HOLDS, id.as_bytes())? {
+                        return Err(reject(
+                            RejectionKind::Conflict,
+                            "already_held",
+                            format!(
+                                "segment {id:?} is already under a hold placed at entry {}",
+                                h.placed_seq
+                            ),
+                        ));
+                    }
+                    let row = HoldRecord {
+                        segment_id: id.clone(),
+                        reason,
+                        placed_by: me,
+                        placed_seq: tx.seq(),
+                    };
+                    tx.insert_json(HOLDS, id.as_bytes(), &row);
+                    Ok(())
+                }),
+        )
+        .await?)
+}
+
+/// Release a segment's legal hold (`hold.released`).
+pub async fn release_hold(
+    ledger: &Ledger,
+    caller: &Caller,
+    segment_id: &str,
+) -> Result<Receipt, GovernanceError> {
+    let id = segment_id.to_owned();
+    Ok(ledger
+        .append(
+            Append::new(caller.actor(), actions::HOLD_RELEASED, segment_id)?.guard(move |tx| {
+                segment_of(tx, &id)?;
+                if tx.get(HOLDS, id.as_bytes())?.is_none() {
+                    return Err(reject(
+                        RejectionKind::Conflict,
+                        "not_held",
+                        format!("segment {id:?} is not under a hold"),
+                    ));
+                }
+                tx.remove(HOLDS, id.as_bytes());
+                Ok(())
+            }),
+        )
+        .await?)
+}
+
+/// A segment's hold, if it has one.
+pub fn hold(ledger: &Ledger, segment_id: &str) -> Result<Option<HoldRecord>, GovernanceError> {
+    Ok(ledger
+        .store()
+        .table_get_json(HOLDS, segment_id.as_bytes())
+        .map_err(ReadError::from)?)
+}
+
+/// The first approved request of `who` that covers `segment` (directly or
+/// through a case the segment is linked to), among `rows` of the
+/// [`ACCESS_REQUESTS`] table.
+fn approved_for(
+    rows: impl IntoIterator<Item = Vec<u8>>,
+    who: &Actor,
+    segment: &SegmentRecord,
+) -> Option<AccessRequest> {
+    rows.into_iter()
+        .filter_map(|value| serde_json::from_slice::<AccessRequest>(&value).ok())
+        .find(|r| {
+            let covers = r.segment.as_deref() == Some(segment.segment_id.as_str())
+                || r.case.as_ref().is_some_and(|c| segment.cases.contains(c));
+            r.status == RequestStatus::Approved && r.requester == *who && covers
+        })
+}
+
+/// Record a view of `segment`'s bytes `[start, end]` (inclusive) of `size`
+/// as a `segment.viewed` entry, *before* any byte is sent. A role that
+/// needs approval must have an approved request covering the segment; if
+/// not, the refused attempt is itself recorded (`access.refused`) and the
+/// error is a 403 rejection. Returns the receipt and the request id the
+/// view rests on (also in the entry's `details.request_id`).
+pub async fn record_view(
+    ledger: &Ledger,
+    policy: &Governance,
+    caller: &Caller,
+    segment: &SegmentRecord,
+    range: Option<(u64, u64)>,
+) -> Result<(Receipt, Option<String>), GovernanceError> {
+    let needs = policy.needs_approval(caller.role);
+    let me = caller.actor();
+    let mut rows = Vec::new();
+    for row in ledger.store().table_scan(ACCESS_REQUESTS, b"") {
+        let (_, value) = row.map_err(ReadError::from)?;
+        rows.push(value.to_vec());
+    }
+    let request_id = approved_for(rows, &me, segment).map(|r| r.id);
+    let mut details = Map::new();
+    details.insert("role".into(), caller.role.as_str().into());
+    details.insert("size".into(), segment.manifest.size.into());
+    details.insert(
+        "range".into(),
+        match range {
+            Some((a, b)) => format!("bytes={a}-{b}").into(),
+            None => Value::Null,
+        },
+    );
+    details.insert(
+        "request_id".into(),
+        request_id.clone().map_or(Value::Null, Value::from),
+    );
+    let id = segment.segment_id.clone();
+    let rid = request_id.clone();
+    let result = ledger
+        .append(
+            Append::new(me.clone(), actions::SEGMENT_VIEWED, &id)?
+                .details(details)
+                .guard(move |tx| {
+                    let segment = segment_of(tx, &id)?;
+                    // Re-checked in sequence: the request named in the entry
+                    // must still be approved and still cover the segment.
+                    let still = match &rid {
+                        Some(r) => tx.get(ACCESS_REQUESTS, r.as_bytes())?,
+                        None => None,
+                    };
+                    if needs && approved_for(still, &me, &segment).is_none() {
+                        return Err(reject(
+                            RejectionKind::Forbidden,
+                            "approval_required",
+                            format!(
+                                "{} {} needs an approved access request covering segment {id:?}; ask for one with POST /v1/access-requests",
+                                me.kind.as_str(),
+                                me.id
+                            ),
+                        ));
+                    }
+                    Ok(())
+                }),
+        )
+        .await;
+    match result {
+        Ok(receipt) => Ok((receipt, request_id)),
+        Err(AppendError::Rejected(r)) if r.kind == RejectionKind::Forbidden => {
+            let mut details = Map::new();
+            details.insert("role".into(), caller.role.as_str().into());
+            details.insert("attempted".into(), actions::SEGMENT_VIEWED.into());
+            details.insert("why".into(), r.message.clone().into());
+            ledger
+                .record(
+                    caller,
+                    actions::ACCESS_REFUSED,
+                    &segment.segment_id,
+                    details,
+                )
+                .await?;
+            Err(AppendError::Rejected(r).into())
+        }
+        Err(e) => Err(e.into()),
+    }
+}

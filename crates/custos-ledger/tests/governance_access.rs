@@ -1,0 +1,779 @@
+//! Governance through the HTTP API: access requests and approvals, footage
+//! streamed with HTTP Range and logged, cases and legal holds; against a
+//! real object store (a directory, and Garage over S3).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use axum::Router;
+use custos_core::entry::{Actor, ActorKind, Event};
+use custos_core::keys::SigningKey;
+use custos_core::manifest::{Manifest, Timestamp};
+use custos_ledger::governance::Governance;
+use custos_ledger::{app, AppState, Ledger, LedgerOptions, Role};
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as ObjectPath;
+use object_store::ObjectStore;
+use serde_json::{json, Map, Value};
+use tempfile::TempDir;
+use tower::ServiceExt as _;
+
+fn dock_key() -> SigningKey {
+    SigningKey::from_seed("dock-01", &[2; 32]).unwrap()
+}
+
+/// Footage bytes that differ at every offset (so a wrong range shows).
+fn footage(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 7 % 251) as u8).collect()
+}
+
+struct Env {
+    _dir: TempDir,
+    ledger: Ledger,
+    app: Router,
+    tokens: HashMap<&'static str, String>,
+}
+
+struct Answer {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "{} not JSON ({e}): {}",
+                self.status,
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+    fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().unwrap())
+            .unwrap_or("")
+    }
+}
+
+impl Env {
+    /// A ledger whose footage lives in `objects`; tokens: `reviewer-1`,
+    /// `reviewer-2`, `supervisor-1`, `supervisor-2`, `dock-01`.
+    async fn new(objects: Arc<dyn ObjectStore>) -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(
+            LedgerOptions::new(dir.path().join("ledger"), "test.custos.local/ledger"),
+            SigningKey::from_seed("ledger", &[1; 32]).unwrap(),
+        )
+        .unwrap();
+        let admin = Actor {
+            kind: ActorKind::Admin,
+            id: "setup".into(),
+        };
+        let mut tokens = HashMap::new();
+        for (name, role) in [
+            ("reviewer-1", Role::Reviewer),
+            ("reviewer-2", Role::Reviewer),
+            ("supervisor-1", Role::Supervisor),
+            ("supervisor-2", Role::Supervisor),
+            ("auditor-1", Role::Auditor),
+            ("dock-01", Role::Dock),
+        ] {
+            let key = (role == Role::Dock).then(|| dock_key().verifier_key());
+            let t = ledger
+                .create_token(admin.clone(), role, name, key)
+                .await
+                .unwrap();
+            tokens.insert(name, t.token);
+        }
+        let state = AppState::new(ledger.clone())
+            .with_governance(Governance::default().with_store(objects));
+        Env {
+            _dir: dir,
+            ledger,
+            app: app(state),
+            tokens,
+        }
+    }
+
+    /// Ingest `segment` (a signed manifest through the dock's path) whose
+    /// bytes are stored under `key`.
+    async fn ingest(&self, segment: &str, key: &str, bytes: &[u8]) {
+        let start = "2026-03-01T07:00:00Z";
+        let manifest: Manifest = serde_json::from_value(json!({
+            "segment_id": segment,
+            "recorder": {"id": "rec-7", "model": "BWC-9", "profile": "generic"},
+            "officer_id": "officer-42",
+            "dock": {"id": "dock-01", "clock_offset_ms": 0},
+            "original_name": format!("{segment}.MP4"),
+            "size": bytes.len(),
+            "digests": {"sha256": format!("sha256:{}", "ab".repeat(32))},
+            "recorded": {"start": start, "end": start, "source": "media"},
+            "media": {"container": "mov,mp4,m4a,3gp,3g2,mj2", "duration_ms": 1000, "streams": [], "damaged": null},
+            "ingested_at": start,
+            "object": {"url": "file:///objects", "key": key},
+            "late": false
+        }))
+        .unwrap();
+        let signed = manifest.sign(&dock_key()).unwrap();
+        let mut details = Map::new();
+        details.insert("manifest".into(), serde_json::to_value(&signed).unwrap());
+        let env = Event::new(
+            "segment.ingested",
+            segment,
+            details,
+            Timestamp::parse(start).unwrap(),
+        )
+        .unwrap()
+        .sign(&dock_key())
+        .unwrap();
+        let dock = self.ledger.authenticate(&self.tokens["dock-01"]).unwrap();
+        self.ledger.append_envelope(&dock, env).await.unwrap();
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        uri: &str,
+        who: &str,
+        body: Option<Value>,
+        range: Option<&str>,
+    ) -> Answer {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("authorization", format!("Bearer {}", self.tokens[who]));
+        if let Some(r) = range {
+            req = req.header("range", r);
+        }
+        let body = match body {
+            Some(v) => {
+                req = req.header("content-type", "application/json");
+                Body::from(serde_json::to_vec(&v).unwrap())
+            }
+            None => Body::empty(),
+        };
+        let resp = self
+            .app
+            .clone()
+            .oneshot(req.body(body).unwrap())
+            .await
+            .unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap()
+            .to_vec();
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// Every entry of `action`, decoded.
+    fn entries_of(&self, action: &str) -> Vec<Value> {
+        let size = self.ledger.published().size;
+        let mut out = Vec::new();
+        let mut start = 0;
+        while start < size {
+            let lines = self.ledger.entries(start, None).unwrap();
+            start += lines.len() as u64;
+            for l in lines {
+                let v: Value = serde_json::from_str(l.entry.get()).unwrap();
+                if v["action"] == action {
+                    out.push(v);
+                }
+            }
+        }
+        out
+    }
+}
+
+async fn local_env() -> (Env, TempDir, Vec<u8>) {
+    let objects_dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn ObjectStore> =
+        Arc::new(LocalFileSystem::new_with_prefix(objects_dir.path()).unwrap());
+    let bytes = footage(1000);
+    store
+        .put(&ObjectPath::from("seg/seg-1.mp4"), bytes.clone().into())
+        .await
+        .unwrap();
+    let env = Env::new(store).await;
+    env.ingest("seg-1", "seg/seg-1.mp4", &bytes).await;
+    (env, objects_dir, bytes)
+}
+
+#[tokio::test]
+async fn a_reviewer_without_approval_is_refused_and_logged_then_streams_with_range() {
+    let (env, _objects, bytes) = local_env().await;
+    let content = "/v1/segments/seg-1/content";
+
+    // No request yet: 403, and the attempt is on the record.
+    let a = env
+        .call(Method::GET, content, "reviewer-1", None, None)
+        .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    assert_eq!(a.json()["error"], "approval_required");
+    assert!(a.json()["message"]
+        .as_str()
+        .unwrap()
+        .contains("access request"));
+    let refused = env.entries_of("access.refused");
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0]["subject"], "seg-1");
+    assert_eq!(refused[0]["actor"]["id"], "reviewer-1");
+    assert!(env.entries_of("segment.viewed").is_empty());
+
+    // A request needs a reason and something that exists.
+    let a = env
+        .call(
+            Method::POST,
+            "/v1/access-requests",
+            "reviewer-1",
+            Some(json!({"segment": "seg-1", "reason": "  "})),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.json());
+    assert!(a.json()["message"].as_str().unwrap().contains("reason"));
+    let a = env
+        .call(
+            Method::POST,
+            "/v1/access-requests",
+            "reviewer-1",
+            Some(json!({"segment": "nope", "reason": "court"})),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND, "{}", a.json());
+    let a = env
+        .call(
+            Method::POST,
+            "/v1/access-requests",
+            "reviewer-1",
+            Some(json!({"reason": "court"})),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+
+    let a = env
+        .call(
+            Method::POST,
+            "/v1/access-requests",
+            "reviewer-1",
+            Some(json!({"segment": "seg-1", "reason": "court order 2026-17"})),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.json());
+    let request = a.json()["request"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(a.json()["request"]["status"], "pending");
+
+    // Still pending: still refused (and logged again).
+    let a = env
+        .call(Method::GET, content, "reviewer-1", None, None)
+        .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    assert_eq!(env.entries_of("access.refused").len(), 2);
+
+    // A reviewer cannot approve; an unknown request is 404.
+    let approve = format!("/v1/access-requests/{request}/approve");
+    let a = env
+        .call(Method::POST, &approve, "reviewer-1", None, None)
+        .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    let a = env
+        .call(
+            Method::POST,
+            "/v1/access-requests/ar-none/approve",
+            "supervisor-1",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+
+    let a = env
+        .call(
+            Method::POST,
+            &approve,
+            "supervisor-1",
+            Some(json!({"note": "ok per order"})),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.json());
+    let a = env
+        .call(Method::POST, &approve, "supervisor-2", None, None)
+        .await;
+    assert_eq!(a.status, StatusCode::CONFLICT, "{}", a.json());
+    let approved = env.entries_of("access.approved");
+    assert_eq!(approved.len(), 1);
+    assert_eq!(approved[0]["actor"]["id"], "supervisor-1");
+    assert_eq!(approved[0]["details"]["note"], "ok per order");
+
+    // Another reviewer's approval does not cover reviewer-2.
+    let a = env
+        .call(Method::GET, content, "reviewer-2", None, None)
+        .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+
+    // Approved: Range requests.
+    let a = env
+        .call(
+            Method::GET,
+            content,
+            "reviewer-1",
+            None,
+            Some("bytes=10-19"),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(a.body, bytes[10..20]);
+    assert_eq!(a.header("content-range"), "bytes 10-19/1000");
+    assert_eq!(a.header("accept-ranges"), "bytes");
+    assert_eq!(a.header("content-type"), "video/mp4");
+    assert_eq!(a.header("content-length"), "10");
+
+    let a = env
+        .call(Method::GET, content, "reviewer-1", None, Some("bytes=-5"))
+        .await;
+    assert_eq!(a.status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(a.body, bytes[995..]);
+    assert_eq!(a.header("content-range"), "bytes 995-999/1000");
+
+    let a = env
+        .call(Method::GET, content, "reviewer-1", None, Some("bytes=990-"))
+        .await;
+    assert_eq!(a.status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(a.body, bytes[990..]);
+
+    let a = env
+        .call(
+            Method::GET,
+            content,
+            "reviewer-1",
+            None,
+            Some("bytes=990-5000"),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(a.header("content-range"), "bytes 990-999/1000");
+
+    let a = env
+        .call(
+            Method::GET,
+            content,
+            "reviewer-1",
+            None,
+            Some("bytes=1000-"),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(a.header("content-range"), "bytes */1000");
+
+    let a = env
+        .call(Method::GET, content, "reviewer-1", None, None)
+        .await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(a.body, bytes);
+    assert_eq!(a.header("accept-ranges"), "bytes");
+
+    // Every stream is on the record, with its range and request.
+    let viewed = env.entries_of("segment.viewed");
+    assert_eq!(viewed.len(), 5);
+    assert_eq!(viewed[0]["details"]["range"], "bytes=10-19");
+    assert_eq!(viewed[0]["details"]["request_id"], request.as_str());
+    assert_eq!(viewed[0]["actor"]["id"], "reviewer-1");
+    assert_eq!(viewed[0]["actor"]["kind"], "reviewer");
+    assert_eq!(viewed[4]["details"]["range"], Value::Null);
+
+    // A supervisor is not in approval_required: streams, logged without a request.
+    let a = env
+        .call(
+            Method::GET,
+            content,
+            "supervisor-2",
+            None,
+            Some("bytes=0-0"),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(a.body, bytes[..1]);
+    let viewed = env.entries_of("segment.viewed");
+    assert_eq!(viewed[5]["details"]["request_id"], Value::Null);
+
+    // Unknown segment: 404, nothing logged.
+    let a = env
+        .call(
+            Method::GET,
+            "/v1/segments/none/content",
+            "reviewer-1",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+
+    // The custody record of the segment lists the request, decision and views.
+    let a = env
+        .call(
+            Method::GET,
+            "/v1/segments/seg-1/custody",
+            "auditor-1",
+            None,
+            None,
+        )
+        .await;
+    let text = String::from_utf8_lossy(&a.body).to_string();
+    for action in [
+        "access.requested",
+        "access.approved",
+        "segment.viewed",
+        "access.refused",
+    ] {
+        assert!(text.contains(action), "custody lacks {action}");
+    }
+}
+
+#[tokio::test]
+async fn deny_and_own_requests() {
+    let (env, _objects, _) = local_env().await;
+    let ask = |who: &'static str| {
+        let env = &env;
+        async move {
+            let a = env
+                .call(
+                    Method::POST,
+                    "/v1/access-requests",
+                    who,
+                    Some(json!({"segment": "seg-1", "reason": "review"})),
+                    None,
+                )
+                .await;
+            assert_eq!(a.status, StatusCode::CREATED);
+            a.json()["request"]["id"].as_str().unwrap().to_owned()
+        }
+    };
+    // A supervisor cannot approve their own request.
+    let own = ask("supervisor-1").await;
+    let a = env
+        .call(
+            Method::POST,
+            &format!("/v1/access-requests/{own}/approve"),
+            "supervisor-1",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    assert_eq!(a.json()["error"], "own_request");
+    assert!(env.entries_of("access.approved").is_empty());
+
+    // Denied: the reviewer stays refused; a denied request cannot be approved.
+    let r = ask("reviewer-1").await;
+    let a = env
+        .call(
+            Method::POST,
+            &format!("/v1/access-requests/{r}/deny"),
+            "supervisor-2",
+            Some(json!({"note": "no grounds"})),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(env.entries_of("access.denied").len(), 1);
+    let a = env
+        .call(
+            Method::POST,
+            &format!("/v1/access-requests/{r}/approve"),
+            "supervisor-2",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::CONFLICT);
+    let a = env
+        .call(
+            Method::GET,
+            "/v1/segments/seg-1/content",
+            "reviewer-1",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn cases_link_search_close_and_grant_access_through_the_case() {
+    let (env, _objects, bytes) = local_env().await;
+    let a = env
+        .call(
+            Method::POST,
+            "/v1/cases",
+            "supervisor-1",
+            Some(json!({"title": ""})),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    let a = env
+        .call(
+            Method::POST,
+            "/v1/cases",
+            "reviewer-1",
+            Some(json!({"title": "x"})),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    let a = env
+        .call(
+            Method::POST,
+            "/v1/cases",
+            "supervisor-1",
+            Some(json!({"title": "Assault, Main St", "category": "criminal"})),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.json());
+    let case = a.json()["case"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(env.entries_of("case.created").len(), 1);
+
+    let link = format!("/v1/cases/{case}/segments");
+    let a = env
+        .call(
+            Method::POST,
+            &link,
+            "supervisor-1",
+            Some(json!({"segments": ["seg-1", "nope"]})),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+    assert!(a.json()["message"].as_str().unwrap().contains("nope"));
+    assert!(
+        env.entries_of("case.segment_linked").is_empty(),
+        "nothing linked"
+    );
+    let a = env
+        .call(
+            Method::POST,
+            "/v1/cases/case-none/segments",
+            "supervisor-1",
+            Some(json!({"segments": ["seg-1"]})),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+    let a = env
+        .call(
+            Method::POST,
+            &link,
+            "supervisor-1",
+            Some(json!({"segments": ["seg-1"]})),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.json());
+
+    // The catalogue finds it by case.
+    let a = env
+        .call(
+            Method::GET,
+            &format!("/v1/segments?case={case}"),
+            "reviewer-1",
+            None,
+            None,
+        )
+        .await;
+    let found = a.json();
+    assert_eq!(found["segments"].as_array().unwrap().len(), 1);
+    assert_eq!(found["segments"][0]["segment_id"], "seg-1");
+
+    // Access to the case covers its segments.
+    let a = env
+        .call(
+            Method::POST,
+            "/v1/access-requests",
+            "reviewer-1",
+            Some(json!({"case": case, "reason": "prosecution review"})),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::CREATED);
+    let r = a.json()["request"]["id"].as_str().unwrap().to_owned();
+    let a = env
+        .call(
+            Method::POST,
+            &format!("/v1/access-requests/{r}/approve"),
+            "supervisor-2",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK);
+    let a = env
+        .call(
+            Method::GET,
+            "/v1/segments/seg-1/content",
+            "reviewer-1",
+            None,
+            Some("bytes=0-3"),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(a.body, bytes[..4]);
+
+    // Closed: no more links, no second close.
+    let close = format!("/v1/cases/{case}/close");
+    let a = env
+        .call(Method::POST, &close, "supervisor-1", None, None)
+        .await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(env.entries_of("case.closed").len(), 1);
+    let a = env
+        .call(
+            Method::POST,
+            &link,
+            "supervisor-1",
+            Some(json!({"segments": ["seg-1"]})),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::CONFLICT);
+    assert_eq!(a.json()["error"], "case_closed");
+    let a = env
+        .call(Method::POST, &close, "supervisor-1", None, None)
+        .await;
+    assert_eq!(a.status, StatusCode::CONFLICT);
+    let a = env
+        .call(
+            Method::POST,
+            "/v1/cases/case-none/close",
+            "supervisor-1",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn holds_are_placed_once_and_released_once() {
+    let (env, _objects, _) = local_env().await;
+    let hold = "/v1/segments/seg-1/hold";
+    let a = env
+        .call(
+            Method::POST,
+            hold,
+            "supervisor-1",
+            Some(json!({"reason": ""})),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    let a = env
+        .call(Method::POST, hold, "supervisor-1", None, None)
+        .await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST, "a hold needs a reason");
+    let a = env
+        .call(
+            Method::POST,
+            "/v1/segments/none/hold",
+            "supervisor-1",
+            Some(json!({"reason": "x"})),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+    let a = env
+        .call(
+            Method::POST,
+            hold,
+            "supervisor-1",
+            Some(json!({"reason": "litigation"})),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.json());
+    assert!(custos_ledger::governance::hold(&env.ledger, "seg-1")
+        .unwrap()
+        .is_some());
+    let a = env
+        .call(
+            Method::POST,
+            hold,
+            "supervisor-2",
+            Some(json!({"reason": "again"})),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::CONFLICT);
+    let a = env
+        .call(Method::DELETE, hold, "reviewer-1", None, None)
+        .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    let a = env
+        .call(Method::DELETE, hold, "supervisor-2", None, None)
+        .await;
+    assert_eq!(a.status, StatusCode::OK);
+    let a = env
+        .call(Method::DELETE, hold, "supervisor-2", None, None)
+        .await;
+    assert_eq!(a.status, StatusCode::CONFLICT);
+    assert_eq!(env.entries_of("hold.placed").len(), 1);
+    assert_eq!(env.entries_of("hold.released").len(), 1);
+    assert_eq!(
+        env.entries_of("hold.released")[0]["actor"]["id"],
+        "supervisor-2"
+    );
+}
+
+#[tokio::test]
+async fn footage_streams_from_garage_with_range() {
+    let garage = custos_testsupport::Garage::start().unwrap();
+    let store = garage.object_store().unwrap();
+    let bytes = footage(3 << 20);
+    store
+        .put(&ObjectPath::from("ev/seg-g.mp4"), bytes.clone().into())
+        .await
+        .unwrap();
+    let env = Env::new(store).await;
+    env.ingest("seg-g", "ev/seg-g.mp4", &bytes).await;
+    let a = env
+        .call(
+            Method::GET,
+            "/v1/segments/seg-g/content",
+            "supervisor-1",
+            None,
+            Some("bytes=1048570-2097160"),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(a.body, bytes[1048570..=2097160]);
+    assert_eq!(
+        a.header("content-range"),
+        format!("bytes 1048570-2097160/{}", bytes.len())
+    );
+    let a = env
+        .call(
+            Method::GET,
+            "/v1/segments/seg-g/content",
+            "supervisor-1",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(a.body, bytes);
+    assert_eq!(env.entries_of("segment.viewed").len(), 2);
+}
