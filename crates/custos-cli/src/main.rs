@@ -35,6 +35,8 @@ enum Command {
     Dock(cmd::dock::DockArgs),
     /// The main job on embedded defaults, start to finish: `custos demo [--workdir DIR]`.
     Demo(cmd::demo::DemoArgs),
+    /// Build an export bundle: `custos export --config FILE (--case ID | --segment ID...) --out FILE.tar`.
+    Export(cmd::export::ExportArgs),
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -46,6 +48,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Verify(args) => cmd::verify::run(args),
         Command::Dock(args) => cmd::dock::run(args),
         Command::Demo(args) => cmd::demo::run(args),
+        Command::Export(args) => cmd::export::run(args),
     }
 }
 

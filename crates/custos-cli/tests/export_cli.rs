@@ -2,11 +2,12 @@
 //! (service stopped) and through a running `custos ledger serve`; each
 //! bundle then passes `custos verify bundle --ledger-key`.
 
-use std::io::{BufRead as _, BufReader};
+use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
-use custos_core::digest::Digest;
+use custos_core::digest::{Digest, MultiHasher};
 use custos_core::entry::Event;
 use custos_core::keys::SigningKey;
 use custos_core::manifest::{Manifest, Timestamp};
@@ -50,7 +51,7 @@ fn token(config: &Path, role: &str, name: &str, key: Option<&Path>) -> String {
     ok(&out).lines().last().unwrap().to_owned()
 }
 
-fn manifest(segment: &str, bytes: &[u8]) -> Manifest {
+fn manifest(segment: &str, size: u64, sha256: Digest) -> Manifest {
     let mut m: Manifest = serde_json::from_value(json!({
         "segment_id": segment,
         "recorder": {"id": "rec-7", "model": "BWC-9", "profile": "generic"},
@@ -66,9 +67,32 @@ fn manifest(segment: &str, bytes: &[u8]) -> Manifest {
         "late": false
     }))
     .unwrap();
-    m.size = bytes.len() as u64;
-    m.digests.sha256 = Digest::sha256(bytes);
+    m.size = size;
+    m.digests.sha256 = sha256;
     m
+}
+
+/// Write `size` bytes of a per-segment pattern to `path` in 1 MiB chunks,
+/// returning their SHA-256.
+fn write_footage(path: &Path, seed: u8, size: u64) -> Digest {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let mut file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut hasher = MultiHasher::sha256();
+    let mut chunk: Vec<u8> = (0..1u32 << 20)
+        .map(|n| (n.wrapping_mul(31) as u8) ^ seed)
+        .collect();
+    let mut left = size;
+    let mut round = 0u8;
+    while left > 0 {
+        let n = left.min(chunk.len() as u64) as usize;
+        chunk[0] = round;
+        round = round.wrapping_add(1);
+        hasher.update(&chunk[..n]);
+        file.write_all(&chunk[..n]).unwrap();
+        left -= n as u64;
+    }
+    file.flush().unwrap();
+    hasher.finalize().sha256
 }
 
 /// A configuration, a ledger key, and a ledger holding two ingested
@@ -80,6 +104,10 @@ struct Setup {
 
 impl Setup {
     fn new() -> Setup {
+        Setup::with_sizes(&[("seg-a", 50_000), ("seg-b", 50_000)])
+    }
+
+    fn with_sizes(segments: &[(&str, u64)]) -> Setup {
         let dir = tempfile::tempdir().unwrap();
         let objects = dir.path().join("objects");
         let config = dir.path().join("custos.toml");
@@ -109,14 +137,10 @@ impl Setup {
             )
             .unwrap();
             let caller = ledger.authenticate(&dock_token).unwrap();
-            for (i, segment) in ["seg-a", "seg-b"].iter().enumerate() {
-                let bytes: Vec<u8> = (0..50_000u32)
-                    .map(|n| (n.wrapping_mul(31) as u8) ^ i as u8)
-                    .collect();
-                let m = manifest(segment, &bytes);
-                let path = objects.join(&m.object.key);
-                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-                std::fs::write(&path, &bytes).unwrap();
+            for (i, &(segment, size)) in segments.iter().enumerate() {
+                let key = format!("rec-7/{segment}.mp4");
+                let sha256 = write_footage(&objects.join(&key), i as u8, size);
+                let m = manifest(segment, size, sha256);
                 let mut details = Map::new();
                 details.insert(
                     "manifest".into(),
@@ -124,7 +148,7 @@ impl Setup {
                 );
                 let event = Event::new(
                     "segment.ingested",
-                    *segment,
+                    segment,
                     details,
                     Timestamp::parse("2026-03-01T08:00:00Z").unwrap(),
                 )
@@ -232,6 +256,53 @@ fn an_export_through_the_service_verifies() {
     let _ = server.kill();
     let _ = server.wait();
     ok(&result);
+    let verified = s.verify(&out);
+    assert_eq!(
+        verified.status.code(),
+        Some(0),
+        "{}{}",
+        text(&verified.stdout),
+        text(&verified.stderr)
+    );
+}
+
+/// Peak resident set of a process, in KiB (Linux `VmHWM`), while it runs.
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+#[test]
+fn a_large_export_streams_in_bounded_memory() {
+    const SIZE: u64 = 512 << 20;
+    let s = Setup::with_sizes(&[("seg-big", SIZE)]);
+    let out = s.path("big.tar");
+    let mut child = custos()
+        .args(["export", "--config"])
+        .arg(&s.config)
+        .args(["--segment", "seg-big", "--out"])
+        .arg(&out)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut peak = 0;
+    while child.try_wait().unwrap().is_none() {
+        if let Some(kib) = peak_rss_kib(child.id()) {
+            peak = peak.max(kib);
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    ok(&child.wait_with_output().unwrap());
+    eprintln!("custos export of {SIZE} bytes: peak RSS {peak} KiB");
+    assert!(std::fs::metadata(&out).unwrap().len() > SIZE);
+    assert!(
+        peak < 96 * 1024,
+        "exporting {SIZE} bytes of footage peaked at {peak} KiB resident"
+    );
     let verified = s.verify(&out);
     assert_eq!(
         verified.status.code(),

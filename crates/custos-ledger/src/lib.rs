@@ -64,6 +64,7 @@ pub mod check;
 pub mod client;
 pub mod clock;
 pub mod error;
+pub mod export;
 pub mod governance;
 pub mod layout;
 pub mod ledger;

@@ -2,6 +2,7 @@
 
 pub mod demo;
 pub mod dock;
+pub mod export;
 pub mod hash;
 pub mod keygen;
 pub mod ledger;

@@ -45,6 +45,7 @@ use crate::ledger::Ledger;
 
 pub mod error;
 pub mod extract;
+mod exports;
 mod log;
 mod ops;
 mod retrieval;
@@ -134,7 +135,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(retrieval::approve_access_request))
         .routes(routes!(retrieval::deny_access_request))
         .routes(routes!(retrieval::close_case))
-        .routes(routes!(retrieval::create_export))
+        .routes(routes!(exports::create_export))
         .routes(routes!(ops::openapi_json))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::metrics))

@@ -508,14 +508,3 @@ pub(super) async fn deny_access_request(
 ) -> Result<JsonOut<Receipt>, ApiError> {
     decide(&state, &caller, &id, false, &body).await
 }
-
-/// Build an export bundle.
-#[utoipa::path(
-    post,
-    path = "/v1/exports",
-    tag = "retrieval",
-    responses((status = 501, description = "Not implemented yet", body = ErrorBody))
-)]
-pub(super) async fn create_export(Authed(_caller): Authed) -> ApiError {
-    ApiError::not_implemented("export bundles are not available yet in this ledger version")
-}
