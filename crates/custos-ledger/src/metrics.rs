@@ -9,8 +9,8 @@
 //! value as a label: labels are bounded sets (route templates, results).
 
 use prometheus::{
-    exponential_buckets, Encoder as _, Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts,
-    Registry, TextEncoder,
+    exponential_buckets, Encoder as _, Histogram, HistogramOpts, HistogramVec, IntCounterVec,
+    IntGauge, Opts, Registry, TextEncoder,
 };
 
 /// The ledger's metrics.
@@ -29,6 +29,8 @@ pub struct Metrics {
     pub tree_size: IntGauge,
     /// HTTP requests by method, route template and status code.
     pub http_requests: IntCounterVec,
+    /// Time the server spent on each request, by method and route template.
+    pub http_seconds: HistogramVec,
 }
 
 impl Default for Metrics {
@@ -80,6 +82,15 @@ impl Metrics {
             &["method", "route", "status"],
         )
         .expect("INVARIANT: valid metric");
+        let http_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "custos_ledger_http_request_seconds",
+                "Time from a request's arrival to its response, by route.",
+            )
+            .buckets(exponential_buckets(0.000_025, 2.0, 18).expect("INVARIANT: valid buckets")),
+            &["method", "route"],
+        )
+        .expect("INVARIANT: valid metric");
         for metric in [
             Box::new(appends.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(batch_size.clone()),
@@ -87,6 +98,7 @@ impl Metrics {
             Box::new(append_seconds.clone()),
             Box::new(tree_size.clone()),
             Box::new(http_requests.clone()),
+            Box::new(http_seconds.clone()),
         ] {
             registry
                 .register(metric)
@@ -100,6 +112,7 @@ impl Metrics {
             append_seconds,
             tree_size,
             http_requests,
+            http_seconds,
         }
     }
 

@@ -44,8 +44,8 @@ use crate::auth::{self, Access, AuthError, Role};
 use crate::ledger::Ledger;
 
 pub mod error;
-pub mod extract;
 mod exports;
+pub mod extract;
 mod log;
 mod ops;
 mod retrieval;
@@ -237,7 +237,7 @@ async fn method_not_allowed(req: Request) -> ApiError {
     )
 }
 
-/// Count every request by method, route template and status.
+/// Count and time every request by method, route template and status.
 async fn count_request(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let method = req.method().clone();
     let route = req
@@ -245,10 +245,14 @@ async fn count_request(State(state): State<AppState>, req: Request, next: Next) 
         .get::<MatchedPath>()
         .map(|m| m.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
+    let started = std::time::Instant::now();
     let response = next.run(req).await;
-    state
-        .ledger
-        .metrics()
+    let metrics = state.ledger.metrics();
+    metrics
+        .http_seconds
+        .with_label_values(&[method.as_str(), &route])
+        .observe(started.elapsed().as_secs_f64());
+    metrics
         .http_requests
         .with_label_values(&[method.as_str(), &route, response.status().as_str()])
         .inc();

@@ -627,6 +627,7 @@ async fn health_metrics_and_checkpoint_are_served() {
         "custos_ledger_flush_seconds_sum",
         &format!("custos_ledger_tree_size {}", t.size()),
         "custos_ledger_http_requests_total{method=\"POST\",route=\"/v1/events\",status=\"201\"} 1",
+        "custos_ledger_http_request_seconds_count{method=\"POST\",route=\"/v1/events\"} 1",
     ] {
         assert!(m.contains(name), "metrics lack {name}:\n{m}");
     }
