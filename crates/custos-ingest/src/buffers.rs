@@ -1,52 +1,60 @@
 //! Part buffers, and the sources that fill them: how one segment's memory
 //! stays bounded.
 //!
-//! The life of a part buffer:
+//! A part (16 MiB by default, the unit of the multipart upload) is read as
+//! a few chunks (1 MiB), and each chunk goes to the hashing thread the
+//! moment it is read, while it is still in the processor's cache: hashing
+//! a 16 MiB buffer after the fact would read it back from memory, and on a
+//! small dock memory bandwidth, not SHA-256, is what runs out first.
+//!
+//! The life of a part:
 //!
 //! 1. the reader takes a permit from the segment's semaphore (waiting while
-//!    `parts_in_flight` buffers are alive), then a buffer from the pool;
-//! 2. the source fills the buffer, which becomes a [`Part`] owning the
-//!    permit (`Vec<u8>` into `Bytes` moves the allocation, no copy);
-//! 3. the hashing thread and the upload task each hold an `Arc<Part>`; the
-//!    upload resends `Bytes` clones of it on retry;
-//! 4. when both are done the last `Arc` drops: the buffer goes back to the
-//!    pool (when nobody else still holds a clone of it) and the permit is
-//!    released, letting the reader fill the next part.
+//!    `parts_in_flight` parts are alive);
+//! 2. it fills chunk buffers from the pool, handing each to the hashing
+//!    thread (bounded queue) as soon as it is full (`Vec<u8>` into `Bytes`
+//!    moves the allocation, no copy);
+//! 3. the chunks form a [`Part`], owning the permit, which the upload task
+//!    sends (and resends on retry) as a payload of `Bytes` clones;
+//! 4. when the upload is acknowledged the part drops, releasing the permit;
+//!    each chunk goes back to the pool once the hasher is done with it too.
 //!
-//! Reusing buffers keeps the allocator from scattering freed 16 MiB blocks
-//! over per-thread arenas, which would make the resident size grow past the
-//! budget even though only a few parts are ever alive. This module must
-//! never hand out a buffer that is still referenced elsewhere.
+//! Memory per segment: `parts_in_flight` parts plus the few chunks queued
+//! for the hasher. Reusing buffers keeps the allocator from scattering
+//! freed blocks over per-thread arenas, which would make the resident size
+//! grow past the budget even though only a few parts are ever alive. This
+//! module must never hand out a buffer that is still referenced elsewhere.
 
 use std::future::Future;
 use std::io::{self, Read as _};
 use std::sync::{Arc, Mutex};
 
 use bytes::{BufMut, Bytes};
+use object_store::PutPayload;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::OwnedSemaphorePermit;
 
-/// Free part buffers of one segment.
+/// Free chunk buffers of one segment.
 #[derive(Debug)]
-pub(crate) struct BufferPool {
-    part_size: usize,
+pub(crate) struct ChunkPool {
+    chunk_size: usize,
     free: Mutex<Vec<Vec<u8>>>,
 }
 
-impl BufferPool {
-    pub fn new(part_size: usize) -> Arc<Self> {
-        Arc::new(BufferPool {
-            part_size,
+impl ChunkPool {
+    pub fn new(chunk_size: usize) -> Arc<Self> {
+        Arc::new(ChunkPool {
+            chunk_size,
             free: Mutex::new(Vec::new()),
         })
     }
 
-    /// An empty buffer with room for one part.
+    /// An empty buffer with room for one chunk.
     pub fn take(&self) -> Vec<u8> {
         let reused = self.free.lock().ok().and_then(|mut f| f.pop());
         match reused {
             Some(b) => b,
-            None => Vec::with_capacity(self.part_size),
+            None => Vec::with_capacity(self.chunk_size),
         }
     }
 
@@ -55,7 +63,7 @@ impl BufferPool {
         if let Ok(b) = bytes.try_into_mut() {
             let mut v = Vec::from(b);
             v.clear();
-            if v.capacity() >= self.part_size {
+            if v.capacity() >= self.chunk_size {
                 if let Ok(mut free) = self.free.lock() {
                     free.push(v);
                 }
@@ -64,33 +72,20 @@ impl BufferPool {
     }
 }
 
-/// One filled part: its bytes, its index, and the permit that counts it
-/// against the segment's in-flight limit.
+/// One chunk of a part: read in one go, hashed at once while it is still
+/// in the processor's cache, sent later as a slice of the part's payload.
 #[derive(Debug)]
-pub(crate) struct Part {
-    /// The part's bytes; cloned (a reference count) for each send.
+pub(crate) struct Chunk {
     pub bytes: Bytes,
-    /// 0-based part index.
-    pub index: usize,
-    /// Where the buffer returns when the part is done.
-    pool: Arc<BufferPool>,
-    /// Released when the part is dropped, after the buffer went back to the
-    /// pool. Taken by the reader before it filled the buffer.
-    _permit: OwnedSemaphorePermit,
+    pool: Arc<ChunkPool>,
 }
 
-impl Part {
-    pub fn new(
-        buf: Vec<u8>,
-        index: usize,
-        pool: Arc<BufferPool>,
-        permit: OwnedSemaphorePermit,
-    ) -> Arc<Self> {
-        Arc::new(Part {
+impl Chunk {
+    pub fn new(buf: Vec<u8>, pool: Arc<ChunkPool>) -> Arc<Self> {
+        // `Vec<u8>` into `Bytes` moves the allocation; nothing is copied.
+        Arc::new(Chunk {
             bytes: Bytes::from(buf),
-            index,
             pool,
-            _permit: permit,
         })
     }
 
@@ -99,33 +94,65 @@ impl Part {
     }
 }
 
-/// The hashing thread receives `Arc<Part>`.
-#[derive(Debug)]
-pub(crate) struct SharedPart(pub Arc<Part>);
+impl Drop for Chunk {
+    fn drop(&mut self) {
+        let bytes = std::mem::take(&mut self.bytes);
+        self.pool.give_back(bytes);
+    }
+}
 
-impl crate::hasher::Chunks for SharedPart {
+/// The hashing thread receives each chunk as soon as it is read.
+#[derive(Debug)]
+pub(crate) struct HashChunk(pub Arc<Chunk>);
+
+impl crate::hasher::Chunks for HashChunk {
     fn each(&self, f: &mut dyn FnMut(&[u8])) {
         f(&self.0.bytes)
     }
 }
 
-impl Drop for Part {
-    fn drop(&mut self) {
-        let bytes = std::mem::take(&mut self.bytes);
-        self.pool.give_back(bytes);
-        // `_permit` is dropped after this, releasing the slot.
+/// One filled part: its chunks, its index, and the permit that counts it
+/// against the segment's in-flight limit.
+#[derive(Debug)]
+pub(crate) struct Part {
+    /// The part's bytes, in order.
+    pub chunks: Vec<Arc<Chunk>>,
+    /// Total bytes.
+    pub len: usize,
+    /// 0-based part index.
+    pub index: usize,
+    /// Released when the part is dropped (its chunks go back to the pool
+    /// first, if the hasher is done with them). Taken by the reader before
+    /// it read the part's first chunk.
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Part {
+    pub fn new(chunks: Vec<Arc<Chunk>>, index: usize, permit: OwnedSemaphorePermit) -> Self {
+        let len = chunks.iter().map(|c| c.len()).sum();
+        Part {
+            chunks,
+            len,
+            index,
+            _permit: permit,
+        }
+    }
+
+    /// The part as an upload payload: reference counts of its chunks.
+    pub fn payload(&self) -> PutPayload {
+        self.chunks.iter().map(|c| c.bytes.clone()).collect()
     }
 }
 
 /// The bytes of a segment, one part at a time.
 pub(crate) trait PartSource: Send {
-    /// Fill `buf` up to `part_size` bytes or the end of the source. Returns
-    /// the buffer (shorter than `part_size` only at the end) or the I/O
-    /// error with the bytes read in this call.
+    /// Fill `buf` up to `limit` bytes or the end of the source. Returns the
+    /// buffer (shorter than `limit` only at the end) or the I/O error with
+    /// the bytes read in this call.
     fn fill(
         &mut self,
         buf: Vec<u8>,
-        part_size: usize,
+        limit: usize,
     ) -> impl Future<Output = Result<Vec<u8>, (io::Error, usize)>> + Send;
 }
 
@@ -204,42 +231,43 @@ mod tests {
     use tokio::sync::Semaphore;
 
     #[tokio::test]
-    async fn buffers_return_to_the_pool_and_release_their_permit() {
-        let pool = BufferPool::new(1024);
+    async fn chunks_return_to_the_pool_and_parts_release_their_permit() {
+        let pool = ChunkPool::new(1024);
         let sem = Arc::new(Semaphore::new(1));
         let permit = sem.clone().acquire_owned().await.unwrap();
         let mut src = AsyncSource(&[7u8; 3000][..]);
-        let buf = src.fill(pool.take(), 1024).await.unwrap();
-        assert_eq!(buf.len(), 1024);
-        let part = Part::new(buf, 0, pool.clone(), permit);
-        let upload_copy = part.bytes.clone();
+        let a = src.fill(pool.take(), 1024).await.unwrap();
+        let a_ptr = a.as_ptr();
+        let b = src.fill(pool.take(), 1024).await.unwrap();
+        let (a, b) = (Chunk::new(a, pool.clone()), Chunk::new(b, pool.clone()));
+        assert_eq!(a.bytes.as_ptr(), a_ptr, "Vec into Bytes must not copy");
+        let hashing = HashChunk(a.clone());
+        let part = Part::new(vec![a, b], 0, permit);
+        assert_eq!(part.len, 2048);
+        let payload = part.payload();
+        assert_eq!(payload.content_length(), 2048);
         assert_eq!(sem.available_permits(), 0);
         drop(part);
-        // The permit is back, but the buffer is still referenced by the
-        // upload's clone, so it must not return to the pool.
+        // The permit is back; chunk b is still referenced by the payload
+        // and chunk a by the hasher, so neither may return to the pool.
         assert_eq!(sem.available_permits(), 1);
         assert!(pool.free.lock().unwrap().is_empty());
-        drop(upload_copy);
-
-        let permit = sem.clone().acquire_owned().await.unwrap();
-        let buf = src.fill(pool.take(), 1024).await.unwrap();
-        let first_ptr = buf.as_ptr();
-        let part = Part::new(buf, 1, pool.clone(), permit);
+        drop(payload);
         assert_eq!(
-            part.bytes.as_ptr(),
-            first_ptr,
-            "Vec into Bytes must not copy"
+            pool.free.lock().unwrap().len(),
+            0,
+            "b was dropped while shared"
         );
-        drop(part);
+        drop(hashing);
         assert_eq!(pool.free.lock().unwrap().len(), 1);
         let again = pool.take();
         assert!(again.capacity() >= 1024 && again.is_empty());
-        assert_eq!(again.as_ptr(), first_ptr, "the very buffer comes back");
+        assert_eq!(again.as_ptr(), a_ptr, "the very buffer comes back");
     }
 
     #[tokio::test]
     async fn sources_stop_at_the_end() {
-        let pool = BufferPool::new(100);
+        let pool = ChunkPool::new(100);
         let mut src = AsyncSource(&[1u8; 150][..]);
         let a = src.fill(pool.take(), 100).await.unwrap();
         let b = src.fill(pool.take(), 100).await.unwrap();

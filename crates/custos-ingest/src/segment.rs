@@ -39,15 +39,59 @@ use std::time::{Duration, Instant};
 
 use custos_core::digest::{Digest, Digests, MultiHasher};
 use object_store::path::Path;
-use object_store::{ObjectMeta, PutMode, PutOptions, PutPayload, PutResult};
+use object_store::{ObjectMeta, PutMode, PutOptions, PutResult};
 use tokio::io::AsyncRead;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::buffers::{AsyncSource, BufferPool, FileSource, Part, PartSource, SharedPart};
+use crate::buffers::{AsyncSource, Chunk, ChunkPool, FileSource, HashChunk, Part, PartSource};
 use crate::error::{IngestError, KeyTakenReason, OrphanedUpload};
 use crate::hasher::{HashWorker, Hashed, HasherDied};
 use crate::options::{IngestOptions, S3_MAX_PARTS};
+
+/// Bytes read, and handed to the hasher, at a time: 1 MiB, so that a chunk
+/// is hashed while it is still in the processor's cache.
+const CHUNK_SIZE: usize = 1024 * 1024;
+
+/// Chunks queued for the hashing thread.
+const HASH_QUEUE_CHUNKS: usize = 2;
+
+/// Part size for stores without S3's 5 MiB minimum (the local filesystem,
+/// memory): one chunk, so each part is written while it is still in cache.
+const LOCAL_PART_SIZE: usize = CHUNK_SIZE;
+
+/// Parts in flight for those stores, within the same memory budget.
+const LOCAL_PARTS_IN_FLIGHT: usize = 8;
+
+/// The sizes one ingest actually uses, from its options and its store.
+#[derive(Debug, Clone, Copy)]
+struct Plan {
+    part_size: usize,
+    chunk_size: usize,
+    parts_in_flight: usize,
+    max_parts: Option<usize>,
+}
+
+impl Plan {
+    fn new(opts: &IngestOptions, store: &IngestStore) -> Plan {
+        let small = store.accepts_small_parts();
+        let (part_size, parts_in_flight) = if small && opts.part_size > LOCAL_PART_SIZE {
+            let budget = opts.part_size.saturating_mul(opts.parts_in_flight);
+            let n = (budget / LOCAL_PART_SIZE)
+                .min(LOCAL_PARTS_IN_FLIGHT)
+                .max(opts.parts_in_flight);
+            (LOCAL_PART_SIZE, n)
+        } else {
+            (opts.part_size, opts.parts_in_flight)
+        };
+        Plan {
+            part_size,
+            chunk_size: CHUNK_SIZE.min(part_size),
+            parts_in_flight,
+            max_parts: (!small).then_some(S3_MAX_PARTS),
+        }
+    }
+}
 use crate::progress::{Progress, ProgressSink};
 use crate::retry::with_retry;
 use crate::store::IngestStore;
@@ -191,6 +235,7 @@ async fn run_ingest<S: PartSource>(
         read: 0,
         stored: 0,
         timings: Timings::default(),
+        plan: Plan::new(opts, store),
     };
     let r = run.go(source).await;
     let mut last = run.snapshot(0);
@@ -217,6 +262,7 @@ struct Run<'a> {
     /// Bytes acknowledged by the store.
     stored: u64,
     timings: Timings,
+    plan: Plan,
 }
 
 impl Run<'_> {
@@ -234,20 +280,14 @@ impl Run<'_> {
         }
 
         // Step 2.
-        let part_size = self.opts.part_size;
-        let pool = BufferPool::new(part_size);
-        let slots = Arc::new(Semaphore::new(self.opts.parts_in_flight));
-        let worker = HashWorker::start(hasher, self.opts.parts_in_flight);
+        let pool = ChunkPool::new(self.plan.chunk_size);
+        let slots = Arc::new(Semaphore::new(self.plan.parts_in_flight));
+        let worker = HashWorker::start(hasher, HASH_QUEUE_CHUNKS);
         let first = self
-            .next_part(&mut source, &pool, &slots, 0)
-            .await
-            .map_err(|e| e.into_error(None))?;
-        worker
-            .feed(SharedPart(first.clone()))
-            .await
-            .map_err(|e| self.hasher_error(e))?;
+            .next_part(&mut source, &pool, &slots, 0, &worker)
+            .await?;
         self.report(worker.hashed());
-        if first.len() < part_size {
+        if first.len < self.plan.part_size {
             return self.single_put(first, worker).await;
         }
 
@@ -270,14 +310,17 @@ impl Run<'_> {
         }
     }
 
-    /// Take a slot, fill a buffer, and wrap it as part `index`.
+    /// Take a slot, read part `index` chunk by chunk, handing each chunk to
+    /// the hasher as soon as it is read. The part is shorter than the part
+    /// size only at the end of the source (and empty past it).
     async fn next_part<S>(
         &mut self,
         source: &mut S,
-        pool: &Arc<BufferPool>,
+        pool: &Arc<ChunkPool>,
         slots: &Arc<Semaphore>,
         index: usize,
-    ) -> Result<Arc<Part>, PartReadError>
+        worker: &HashWorker<HashChunk>,
+    ) -> Result<Part, IngestError>
     where
         S: PartSource,
     {
@@ -289,32 +332,54 @@ impl Run<'_> {
             .await
             .expect("part semaphore is never closed");
         self.timings.stalled += waiting.elapsed();
-        let reading = Instant::now();
-        let filled = source.fill(pool.take(), self.opts.part_size).await;
-        self.timings.read += reading.elapsed();
-        match filled {
-            Ok(buf) => {
-                self.read += buf.len() as u64;
-                Ok(Part::new(buf, index, pool.clone(), permit))
+        let part_size = self.plan.part_size;
+        let mut chunks = Vec::with_capacity(part_size.div_ceil(self.plan.chunk_size));
+        let mut len = 0;
+        while len < part_size {
+            let want = self.plan.chunk_size.min(part_size - len);
+            let reading = Instant::now();
+            let filled = source.fill(pool.take(), want).await;
+            self.timings.read += reading.elapsed();
+            let buf = match filled {
+                Ok(buf) => buf,
+                Err((source, got)) => {
+                    return Err(IngestError::Source {
+                        key: self.key.to_string(),
+                        read: self.read + got as u64,
+                        source,
+                        orphan: None,
+                    })
+                }
+            };
+            let n = buf.len();
+            if n == 0 {
+                break;
             }
-            Err((source, got)) => Err(PartReadError {
-                key: self.key.to_string(),
-                read: self.read + got as u64,
-                source,
-            }),
+            self.read += n as u64;
+            let chunk = Chunk::new(buf, pool.clone());
+            worker
+                .feed(HashChunk(chunk.clone()))
+                .await
+                .map_err(|e| self.hasher_error(e))?;
+            len += n;
+            chunks.push(chunk);
+            if n < want {
+                break;
+            }
         }
+        Ok(Part::new(chunks, index, permit))
     }
 
     /// Step 2: a segment shorter than one part.
     async fn single_put(
         &mut self,
-        part: Arc<Part>,
-        worker: HashWorker<SharedPart>,
+        part: Part,
+        worker: HashWorker<HashChunk>,
     ) -> Result<IngestOutcome, IngestError> {
         let hashed = worker.finish().await.map_err(|e| self.hasher_error(e))?;
         self.timings.hash = hashed.busy;
-        let size = part.len() as u64;
-        let payload = part.bytes.clone();
+        let size = part.len as u64;
+        let payload = part.payload();
         drop(part);
 
         let objects = self.store.object_store();
@@ -324,13 +389,13 @@ impl Run<'_> {
             ..PutOptions::default()
         };
         let mut r = with_retry(&self.opts.retry, "put the object", || {
-            objects.put_opts(self.key, PutPayload::from(payload.clone()), create.clone())
+            objects.put_opts(self.key, payload.clone(), create.clone())
         })
         .await;
         if matches!(r, Err(object_store::Error::NotImplemented)) {
             // The store has no conditional put; step 1 found the key free.
             r = with_retry(&self.opts.retry, "put the object", || {
-                objects.put(self.key, PutPayload::from(payload.clone()))
+                objects.put(self.key, payload.clone())
             })
             .await;
         }
@@ -353,9 +418,9 @@ impl Run<'_> {
     async fn multipart<S>(
         &mut self,
         source: &mut S,
-        first: Arc<Part>,
-        worker: HashWorker<SharedPart>,
-        pool: &Arc<BufferPool>,
+        first: Part,
+        worker: HashWorker<HashChunk>,
+        pool: &Arc<ChunkPool>,
         slots: &Arc<Semaphore>,
     ) -> Result<IngestOutcome, IngestError>
     where
@@ -442,15 +507,15 @@ impl Run<'_> {
         &mut self,
         upload: &mut OpenUpload,
         source: &mut S,
-        first: Arc<Part>,
-        worker: &HashWorker<SharedPart>,
-        pool: &Arc<BufferPool>,
+        first: Part,
+        worker: &HashWorker<HashChunk>,
+        pool: &Arc<ChunkPool>,
         slots: &Arc<Semaphore>,
     ) -> Result<Vec<PartDone>, IngestError>
     where
         S: PartSource,
     {
-        let part_size = self.opts.part_size;
+        let part_size = self.plan.part_size;
         // Upload tasks; dropping the set (on an error return) cancels them.
         let mut tasks: JoinSet<Result<PartDone, (usize, object_store::Error)>> = JoinSet::new();
         let mut done: Vec<Option<PartDone>> = Vec::new();
@@ -476,25 +541,18 @@ impl Run<'_> {
                     }
                 }
             }
-            let part = self
-                .next_part(source, pool, slots, index)
-                .await
-                .map_err(|e| e.into_error(None))?;
-            if part.len() == 0 {
+            let part = self.next_part(source, pool, slots, index, worker).await?;
+            if part.len == 0 {
                 break;
             }
-            if index >= S3_MAX_PARTS {
+            if let Some(max_parts) = self.plan.max_parts.filter(|m| index >= *m) {
                 return Err(IngestError::TooManyParts {
                     key: self.key.to_string(),
-                    max_parts: S3_MAX_PARTS,
+                    max_parts,
                     part_size,
                 });
             }
-            let short = part.len() < part_size;
-            worker
-                .feed(SharedPart(part.clone()))
-                .await
-                .map_err(|e| self.hasher_error(e))?;
+            let short = part.len < part_size;
             spawn_part(&mut tasks, upload.put_part(part));
             self.report(worker.hashed());
             index += 1;
@@ -516,7 +574,7 @@ impl Run<'_> {
         &mut self,
         joined: Result<Result<PartDone, (usize, object_store::Error)>, tokio::task::JoinError>,
         done: &mut Vec<Option<PartDone>>,
-        worker: &HashWorker<SharedPart>,
+        worker: &HashWorker<HashChunk>,
     ) -> Result<(), IngestError> {
         match joined {
             Ok(Ok(part)) => {
@@ -562,9 +620,9 @@ impl Run<'_> {
                 });
             }
         }
-        let pool = BufferPool::new(self.opts.part_size);
-        let slots = Arc::new(Semaphore::new(self.opts.parts_in_flight));
-        let worker = HashWorker::start(hasher, self.opts.parts_in_flight);
+        let pool = ChunkPool::new(self.plan.chunk_size);
+        let slots = Arc::new(Semaphore::new(self.plan.parts_in_flight));
+        let worker = HashWorker::start(hasher, HASH_QUEUE_CHUNKS);
         let hashed = self.hash_rest(source, worker, &pool, &slots).await?;
         self.compare_with_stored(hashed.bytes, hashed.digests).await
     }
@@ -573,27 +631,19 @@ impl Run<'_> {
     async fn hash_rest<S>(
         &mut self,
         source: &mut S,
-        worker: HashWorker<SharedPart>,
-        pool: &Arc<BufferPool>,
+        worker: HashWorker<HashChunk>,
+        pool: &Arc<ChunkPool>,
         slots: &Arc<Semaphore>,
     ) -> Result<Hashed, IngestError>
     where
         S: PartSource,
     {
         loop {
-            let part = self
-                .next_part(source, pool, slots, 0)
-                .await
-                .map_err(|e| e.into_error(None))?;
-            let len = part.len();
-            if len > 0 {
-                worker
-                    .feed(SharedPart(part))
-                    .await
-                    .map_err(|e| self.hasher_error(e))?;
-            }
+            let part = self.next_part(source, pool, slots, 0, &worker).await?;
+            let len = part.len;
+            drop(part);
             self.report(worker.hashed());
-            if len < self.opts.part_size {
+            if len < self.plan.part_size {
                 break;
             }
         }
@@ -722,24 +772,6 @@ fn spawn_part(
     fut: PartFuture,
 ) {
     tasks.spawn(fut);
-}
-
-/// The source failed while a part was being filled.
-struct PartReadError {
-    key: String,
-    read: u64,
-    source: std::io::Error,
-}
-
-impl PartReadError {
-    fn into_error(self, orphan: Option<OrphanedUpload>) -> IngestError {
-        IngestError::Source {
-            key: self.key,
-            read: self.read,
-            source: self.source,
-            orphan: orphan.map(Box::new),
-        }
-    }
 }
 
 impl IngestError {

@@ -38,6 +38,9 @@ pub struct IngestStore {
     /// (S3 with `x-amz-checksum-sha256`), so its acknowledgement confirms
     /// the bytes.
     checks_sha256: bool,
+    /// The store takes multipart parts of any size (the local filesystem,
+    /// memory), unlike S3 and its kin (5 MiB but the last).
+    small_parts: bool,
     /// A human-readable name for logs and errors, e.g. `s3://evidence`.
     name: String,
 }
@@ -69,10 +72,14 @@ impl IngestStore {
     /// `ObjectStore::put_multipart`; no store-side checksum is assumed.
     pub fn new(objects: Arc<dyn ObjectStore>) -> Self {
         let name = objects.to_string();
+        // object_store's own local and in-memory stores take parts of any
+        // size; anything else is assumed to have S3's minimum.
+        let small_parts = name.starts_with("LocalFileSystem(") || name == "InMemory";
         IngestStore {
             objects,
             parts: None,
             checks_sha256: false,
+            small_parts,
             name,
         }
     }
@@ -89,6 +96,7 @@ impl IngestStore {
             objects: store.clone(),
             parts: Some(store),
             checks_sha256: false,
+            small_parts: false,
             name,
         }
     }
@@ -127,6 +135,7 @@ impl IngestStore {
                 )),
                 parts: Some(Arc::new(PrefixedParts { inner: s3, prefix })),
                 checks_sha256: false,
+                small_parts: false,
                 name: String::new(),
             },
         };
@@ -222,6 +231,13 @@ impl IngestStore {
         self
     }
 
+    /// Whether the store takes multipart parts of any size. The pipeline
+    /// then uses small parts (written while still in cache) whatever
+    /// `part_size` says; S3-like stores get `part_size` exactly.
+    pub fn accepts_small_parts(&self) -> bool {
+        self.small_parts
+    }
+
     /// A name for logs, e.g. `s3://evidence` or `file:///var/lib/custos`.
     pub fn name(&self) -> &str {
         &self.name
@@ -288,6 +304,8 @@ mod tests {
         let url = format!("file://{}", dir.path().join("objects").display());
         let s = IngestStore::from_url(&url).unwrap();
         assert!(dir.path().join("objects").is_dir());
+        assert!(s.accepts_small_parts());
+        assert!(IngestStore::in_memory().accepts_small_parts());
         assert!(s.multipart_store().is_none());
         assert!(!s.checks_sha256());
         assert_eq!(
@@ -312,6 +330,7 @@ mod tests {
             .with_secret_access_key("s");
         let s = IngestStore::s3_with_prefix(b, Some(Path::from("site/a"))).unwrap();
         assert!(s.checks_sha256());
+        assert!(!s.accepts_small_parts());
         assert_eq!(s.name(), "s3://evidence");
         let p = PrefixedParts {
             inner: Arc::new(InMemory::new()),

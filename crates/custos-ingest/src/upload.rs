@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path;
-use object_store::{MultipartId, MultipartUpload, PutPayload, PutResult};
+use object_store::{MultipartId, MultipartUpload, PutResult};
 
 use crate::buffers::Part;
 use crate::error::OrphanedUpload;
@@ -110,12 +110,12 @@ impl OpenUpload {
 
     /// The future that uploads `part`. Parts must be started in index
     /// order (the high-level interface numbers them by call order).
-    pub fn put_part(&mut self, part: Arc<Part>) -> PartFuture {
+    pub fn put_part(&mut self, part: Part) -> PartFuture {
         let index = part.index;
-        let len = part.len();
+        let len = part.len;
         match &mut self.kind {
             Some(Kind::HighLevel(up)) => {
-                let fut = up.put_part(PutPayload::from(part.bytes.clone()));
+                let fut = up.put_part(part.payload());
                 Box::pin(async move {
                     let r = fut.await;
                     drop(part);
@@ -137,7 +137,7 @@ impl OpenUpload {
                     let r = with_retry(&retry, &what, || {
                         // Each attempt resends the kept buffer: a reference
                         // count, not a copy, and never a re-read.
-                        store.put_part(&key, &id, index, PutPayload::from(part.bytes.clone()))
+                        store.put_part(&key, &id, index, part.payload())
                     })
                     .await;
                     drop(part);

@@ -365,3 +365,26 @@ async fn a_part_that_keeps_failing_aborts_the_upload_with_a_clear_error() {
         "upload not aborted"
     );
 }
+
+#[tokio::test]
+async fn a_multi_chunk_part_is_resent_whole() {
+    // 2.5 MiB parts are read as three chunks (1 MiB, 1 MiB, 0.5 MiB).
+    let part = 5 * 512 * 1024;
+    let store = flaky(1, 1);
+    let ingest_store = IngestStore::with_multipart(store.clone());
+    let body = data(part * 3 + 777, 12);
+    let source = TestSource::new(body.clone());
+    let served = source.served.clone();
+    let key = Path::from("flaky/chunks.mp4");
+    let out = ingest_segment(source, &ingest_store, &key, &small_parts(part), &NoProgress)
+        .await
+        .unwrap();
+    assert_eq!(out.parts, 4);
+    assert_eq!(out.digests.sha256, Digest::sha256(&body));
+    assert_eq!(
+        stored(&ingest_store, &key).await.as_deref(),
+        Some(&body[..])
+    );
+    assert_eq!(served.load(Ordering::SeqCst), body.len() as u64);
+    assert_eq!(store.attempts.lock().unwrap()[&1], 2);
+}

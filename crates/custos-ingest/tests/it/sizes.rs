@@ -166,3 +166,25 @@ async fn every_size_class_from_a_local_file() {
         "{msg}"
     );
 }
+
+#[tokio::test]
+async fn the_local_store_gets_small_parts_within_the_memory_budget() {
+    // With the default 16 MiB parts, a local store is written in 1 MiB
+    // parts, each while it is still in cache.
+    let dir = tempfile::tempdir().unwrap();
+    let store = IngestStore::local(dir.path()).unwrap();
+    let body = data(3 * 1024 * 1024 + 512 * 1024, 77);
+    let key = Path::from("local/default-options.mp4");
+    let out = ingest_segment(
+        &body[..],
+        &store,
+        &key,
+        &IngestOptions::default(),
+        &NoProgress,
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.parts, 4);
+    assert_eq!(out.digests.sha256, Digest::sha256(&body));
+    assert_eq!(stored(&store, &key).await.as_deref(), Some(&body[..]));
+}
