@@ -142,6 +142,14 @@ pub enum ExportError {
     /// The case is not known or links no segment.
     #[error("case {0:?} links no segment")]
     EmptyCase(String),
+    /// The catalogue could not be searched for a case's segments.
+    #[error("finding the segments of case {case:?}: {why}")]
+    Case {
+        /// The case.
+        case: String,
+        /// What the catalogue said.
+        why: String,
+    },
     /// Reading the log failed.
     #[error("reading the ledger: {0}")]
     Read(#[from] ReadError),
@@ -270,9 +278,9 @@ pub fn case_segments(ledger: &Ledger, case: &str) -> Result<Vec<String>, ExportE
         limit: Some(1000),
         ..Default::default()
     };
-    let found = ledger.search(&query).map_err(|e| ExportError::BadEntry {
-        seq: 0,
-        why: format!("searching the catalogue for case {case:?}: {e}"),
+    let found = ledger.search(&query).map_err(|e| ExportError::Case {
+        case: case.to_owned(),
+        why: e.to_string(),
     })?;
     let ids: Vec<String> = found.into_iter().map(|r| r.segment_id).collect();
     if ids.is_empty() {
@@ -465,7 +473,7 @@ pub fn write_bundle<W: Write>(
     let mut manifests = Vec::with_capacity(prepared.manifests.len());
     for envelope in &prepared.manifests {
         writer.add_manifest(envelope)?;
-        // INVARIANT: add_manifest parsed this payload as a manifest.
+        // add_manifest has just parsed this payload, so this cannot fail.
         manifests.push(Manifest::parse(&envelope.payload).map_err(BundleWriteError::Manifest)?);
     }
     writer.add_entry_lines(&prepared.lines)?;
@@ -487,18 +495,21 @@ pub fn write_bundle<W: Write>(
 }
 
 /// Both steps: record the export by `actor` and write its bundle into
-/// `out`. Call from async code; the writing runs on the calling task, so
-/// `out` and `source` should not block for long (use [`prepare_export`]
-/// and [`write_bundle`] on a blocking thread otherwise).
-pub async fn export_bundle<W: Write>(
+/// `out`, the writing on a blocking thread (so `source` may be an
+/// [`ObjectFootage`] on the current runtime). Returns `out` and the summary.
+pub async fn export_bundle<W: Write + Send + 'static>(
     ledger: &Ledger,
     actor: Actor,
     request: &ExportRequest,
-    source: &dyn FootageSource,
+    source: Arc<dyn FootageSource>,
     out: W,
 ) -> Result<(W, ExportSummary), ExportError> {
     let prepared = prepare_export(ledger, actor, request).await?;
-    write_bundle(&prepared, source, out)
+    tokio::task::spawn_blocking(move || write_bundle(&prepared, source.as_ref(), out))
+        .await
+        .map_err(|e| {
+            ExportError::Output(io::Error::other(format!("the bundle writer stopped: {e}")))
+        })?
 }
 
 /// Ask the ledger service at `base_url` to export (`POST /v1/exports` with

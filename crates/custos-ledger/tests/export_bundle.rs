@@ -171,13 +171,13 @@ async fn export_to_vec(f: &Fixture, segments: &[&str]) -> Result<Vec<u8>, Export
         kind: ActorKind::Reviewer,
         id: "reviewer-1".into(),
     };
-    let prepared = export::prepare_export(&f.ledger, actor, &request(segments)).await?;
-    let source = ObjectFootage::new(f.objects.clone(), tokio::runtime::Handle::current());
-    tokio::task::spawn_blocking(move || {
-        export::write_bundle(&prepared, &source, Vec::new()).map(|(out, _)| out)
-    })
-    .await
-    .unwrap()
+    let source = Arc::new(ObjectFootage::new(
+        f.objects.clone(),
+        tokio::runtime::Handle::current(),
+    ));
+    export::export_bundle(&f.ledger, actor, &request(segments), source, Vec::new())
+        .await
+        .map(|(out, _)| out)
 }
 
 fn verify(tar: &[u8], ledger: &Ledger) -> Result<bundle::Report, BundleError> {
