@@ -303,6 +303,48 @@ fn new_export_id() -> String {
     format!("exp-{}", hex::encode(bytes))
 }
 
+/// Check, before anything is recorded, that every segment is known and its
+/// stored object exists with the manifest's size, so that the common
+/// failures (an unknown id, a missing object) are refused cleanly rather
+/// than after an export entry and part of a bundle were written.
+pub async fn check_footage(
+    ledger: &Ledger,
+    objects: &dyn ObjectStore,
+    segments: &[String],
+) -> Result<(), ExportError> {
+    for id in segments {
+        let record = ledger
+            .segment(id)?
+            .ok_or_else(|| ExportError::UnknownSegment(id.clone()))?;
+        let manifest = &record.manifest;
+        let footage = |source: io::Error| ExportError::Footage {
+            segment: id.clone(),
+            key: manifest.object.key.clone(),
+            source,
+        };
+        let key = ObjectPath::parse(&manifest.object.key)
+            .map_err(|e| footage(io::Error::new(io::ErrorKind::InvalidInput, e.to_string())))?;
+        let meta = objects.head(&key).await.map_err(|e| {
+            footage(match e {
+                object_store::Error::NotFound { .. } => {
+                    io::Error::new(io::ErrorKind::NotFound, "the stored object is missing")
+                }
+                other => io::Error::other(other.to_string()),
+            })
+        })?;
+        if meta.size != manifest.size {
+            return Err(footage(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "the stored object has {} bytes, the manifest says {}",
+                    meta.size, manifest.size
+                ),
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Step 1 of an export (see the module documentation): record the export
 /// by `actor` and gather the bundle's small members.
 pub async fn prepare_export(

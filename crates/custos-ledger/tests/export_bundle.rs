@@ -354,6 +354,19 @@ async fn post_exports_refusals() {
     );
     let (status, _) = post_export(&f, &f.reviewer, json!({"segments": []})).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+    // A missing object is refused before anything is recorded or streamed.
+    f.objects
+        .delete(&ObjectPath::parse("rec-7/seg-b.mp4").unwrap())
+        .await
+        .unwrap();
+    let (status, body) =
+        post_export(&f, &f.reviewer, json!({"segments": ["seg-a", "seg-b"]})).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    let body = String::from_utf8_lossy(&body);
+    assert!(
+        body.contains("footage_unavailable") && body.contains("seg-b"),
+        "{body}"
+    );
     // No export was recorded (the officer's refusal may be logged by the
     // access middleware, so compare export entries only).
     let after = f.ledger.entries(before, None).unwrap();

@@ -132,6 +132,11 @@ fn export_with(
         kind: ActorKind::Admin,
         id: format!("local:{user}"),
     };
+    rt.block_on(export::check_footage(
+        ledger,
+        store.object_store().as_ref(),
+        &request.segments,
+    ))?;
     let prepared = rt
         .block_on(export::prepare_export(ledger, actor, &request))
         .context("recording the export")?;

@@ -60,6 +60,11 @@ impl From<ExportError> for ApiError {
             ExportError::Read(r) => r.into(),
             ExportError::Store(s) => s.into(),
             ExportError::Append(a) => a.into(),
+            ExportError::Footage { .. } => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "footage_unavailable",
+                e.to_string(),
+            ),
             other => ApiError::internal(other.to_string()),
         }
     }
@@ -143,6 +148,7 @@ pub(super) async fn create_export(
         case: body.case,
         reason: body.reason,
     };
+    export::check_footage(&state.ledger, objects.as_ref(), &request.segments).await?;
     let prepared = export::prepare_export(&state.ledger, caller.actor(), &request).await?;
     let summary = prepared.summary();
 
