@@ -10,9 +10,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use custos_core::config::Config;
+use custos_core::entry::{Actor, ActorKind};
 use custos_core::keys::{KeyError, SigningKey};
 use custos_ingest::{IngestStore, StoreError};
-use custos_ledger::auth::Caller;
+use custos_ledger::auth::{Caller, DockKeyRecord, Role, DOCK_KEYS};
 use custos_ledger::{Ledger, LedgerClient, LedgerOptions, LocalSink};
 
 use crate::engine::{Dock, DockError, DockSettings};
@@ -101,6 +102,12 @@ pub async fn open(config: &Config) -> Result<Assembled, SetupError> {
                     path: path.clone(),
                     why: e.to_string(),
                 })?;
+            register_local_dock_key(&ledger, &d.id, &key)
+                .await
+                .map_err(|why| SetupError::LocalLedger {
+                    path: l.data_dir.clone(),
+                    why,
+                })?;
             let caller = Caller::in_process_dock(&d.id, key.verifier_key());
             (
                 LedgerLink::Local(LocalSink::new(ledger.clone(), caller)),
@@ -111,4 +118,40 @@ pub async fn open(config: &Config) -> Result<Assembled, SetupError> {
     let settings = DockSettings::from_config(config);
     let dock = Dock::open(settings, key, store, link, profiles).await?;
     Ok(Assembled { dock, local_ledger })
+}
+
+/// Register the dock's key with its in-process ledger on first start, as
+/// `custos token create --role dock --key` does for a remote one, so that the
+/// log itself says which key signs this dock's manifests and events (export
+/// bundles and `custos verify log` rely on that `token.created` entry). The
+/// token made with it is never shown: an in-process dock needs none.
+async fn register_local_dock_key(
+    ledger: &Ledger,
+    dock_id: &str,
+    key: &SigningKey,
+) -> Result<(), String> {
+    let vk = key.verifier_key();
+    let known = ledger
+        .store()
+        .table_get_json::<DockKeyRecord>(DOCK_KEYS, vk.key_id().as_bytes())
+        .map_err(|e| e.to_string())?;
+    match known {
+        Some(row) if row.dock == dock_id => Ok(()),
+        Some(row) => Err(format!(
+            "key {} is registered to dock {:?}, not {dock_id:?}",
+            vk.key_id(),
+            row.dock
+        )),
+        None => {
+            let creator = Actor {
+                kind: ActorKind::System,
+                id: format!("dock-setup:{dock_id}"),
+            };
+            ledger
+                .create_token(creator, Role::Dock, dock_id, Some(vk))
+                .await
+                .map(|_| ())
+                .map_err(|e| format!("registering the dock key: {e}"))
+        }
+    }
 }

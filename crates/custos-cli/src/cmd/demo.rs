@@ -65,7 +65,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("resolving {}", dir.display()))?;
     let exe = std::env::current_exe().context("locating the custos binary")?;
 
-    step("1/4", "writing keys, firmware profiles and custos.toml");
+    step("1/6", "writing keys, firmware profiles and custos.toml");
     let keys = dir.join("keys");
     std::fs::create_dir_all(&keys).context("creating keys/")?;
     for name in ["ledger", "dock-01"] {
@@ -82,7 +82,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let config = dir.join("custos.toml");
     std::fs::write(&config, CONFIG).context("writing custos.toml")?;
 
-    step("2/4", "recording footage on a simulated recorder (ffmpeg)");
+    step("2/6", "recording footage on a simulated recorder (ffmpeg)");
     let recorder = dir.join("recorder");
     let media = recorder.join("DCIM").join("100MEDIA");
     std::fs::create_dir_all(&media).context("creating the recorder's DCIM/100MEDIA")?;
@@ -98,7 +98,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     );
 
     step(
-        "3/4",
+        "3/6",
         "docking the recorder: hash, upload, sign, record, verify, wipe",
     );
     let started = Instant::now();
@@ -115,7 +115,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         bail!("custos dock ingest failed ({status}); run it again to resume: custos dock ingest --config {} --source {}", config.display(), recorder.display());
     }
 
-    step("4/4", "tokens for the people who use the ledger");
+    step("4/6", "tokens for the people who use the ledger");
     let mut tokens = Vec::new();
     for (role, name) in [
         ("supervisor", "sup-wang"),
@@ -149,6 +149,37 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             .collect::<String>(),
     )?;
 
+    step("5/6", "exporting the footage for court: DIR/export.tar");
+    let segments = segment_ids(&config)?;
+    let bundle = dir.join("export.tar");
+    let mut export = Command::new(&exe);
+    export
+        .args([
+            "export",
+            "--reason",
+            "demo: bundle for the court",
+            "--config",
+        ])
+        .arg(&config)
+        .arg("--out")
+        .arg(&bundle);
+    for id in &segments {
+        export.arg("--segment").arg(id);
+    }
+    run_step(export.stdin(Stdio::null()), "custos export")?;
+
+    step("6/6", "verifying the bundle offline, as an auditor would");
+    let ledger_pub = keys.join("ledger.key.pub");
+    run_step(
+        Command::new(&exe)
+            .args(["verify", "bundle"])
+            .arg(&bundle)
+            .arg("--ledger-key")
+            .arg(&ledger_pub)
+            .stdin(Stdio::null()),
+        "custos verify bundle",
+    )?;
+
     let checkpoint = read_checkpoint(&config)?;
     let secs = took.as_secs_f64().max(1e-3);
     println!();
@@ -162,6 +193,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     );
     println!("  objects     {}", dir.join("data/objects").display());
     println!("  ledger      {}", dir.join("data/ledger").display());
+    println!("  bundle      {}", bundle.display());
     println!("  checkpoint  (signed by keys/ledger.key)");
     for line in checkpoint.lines() {
         println!("              {line}");
@@ -177,8 +209,9 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         config.display()
     );
     println!(
-        "  custos verify log --ledger http://127.0.0.1:8700 --ledger-key {}",
-        keys.join("ledger.key.pub").display()
+        "  custos verify bundle {} --ledger-key {}",
+        bundle.display(),
+        ledger_pub.display()
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -307,8 +340,20 @@ fn ffmpeg(out: &Path, seconds: u32, filter: Option<&str>, creation: &str) -> any
     Ok(())
 }
 
-/// The ledger's current signed checkpoint, read from its sled directory.
-fn read_checkpoint(config: &Path) -> anyhow::Result<String> {
+/// Run one of the demo's steps; its output goes to the terminal.
+fn run_step(cmd: &mut Command, what: &str) -> anyhow::Result<()> {
+    let status = cmd.status().with_context(|| format!("running {what}"))?;
+    if !status.success() {
+        bail!("{what} failed ({status})");
+    }
+    Ok(())
+}
+
+/// Open the ledger in this process (the service is not running) for `f`.
+fn with_ledger<T>(
+    config: &Path,
+    f: impl FnOnce(&custos_ledger::Ledger) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
     let cfg = super::ledger::load_config(config)?;
     let key = SigningKey::load(&cfg.ledger.key_file)
         .with_context(|| format!("loading {}", cfg.ledger.key_file.display()))?;
@@ -322,9 +367,32 @@ fn read_checkpoint(config: &Path) -> anyhow::Result<String> {
             key,
         )
         .with_context(|| format!("opening the ledger in {}", cfg.ledger.data_dir.display()))?;
-        let text = ledger.published().checkpoint.to_string();
+        let out = f(&ledger);
         ledger.close().await;
-        Ok(text)
+        out
+    })
+}
+
+/// The ids of the segments the dock ingested, from the ledger's catalogue.
+fn segment_ids(config: &Path) -> anyhow::Result<Vec<String>> {
+    with_ledger(config, |ledger| {
+        let found = ledger
+            .search(&custos_ledger::catalogue::SegmentQuery {
+                recorder: Some(DEVICE_ID.to_owned()),
+                ..Default::default()
+            })
+            .context("searching the catalogue")?;
+        if found.is_empty() {
+            bail!("the ledger's catalogue holds no segment of recorder {DEVICE_ID}");
+        }
+        Ok(found.into_iter().map(|r| r.segment_id).collect())
+    })
+}
+
+/// The ledger's current signed checkpoint, read from its sled directory.
+fn read_checkpoint(config: &Path) -> anyhow::Result<String> {
+    with_ledger(config, |ledger| {
+        Ok(ledger.published().checkpoint.to_string())
     })
 }
 
