@@ -777,3 +777,145 @@ async fn footage_streams_from_garage_with_range() {
     assert_eq!(a.body, bytes);
     assert_eq!(env.entries_of("segment.viewed").len(), 2);
 }
+
+#[tokio::test]
+async fn the_sweeper_deletes_only_what_is_eligible_and_records_each_deletion() {
+    let objects_dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn ObjectStore> =
+        Arc::new(LocalFileSystem::new_with_prefix(objects_dir.path()).unwrap());
+    let env = Env::new(store.clone()).await;
+    // Recorded 2026-03-01: more than 180 days before the test runs.
+    for s in ["held", "open-case", "long-case", "free"] {
+        let key = format!("seg/{s}.mp4");
+        store
+            .put(&ObjectPath::from(key.as_str()), footage(64).into())
+            .await
+            .unwrap();
+        env.ingest(s, &key, &footage(64)).await;
+    }
+    let a = env
+        .call(
+            Method::POST,
+            "/v1/segments/held/hold",
+            "supervisor-1",
+            Some(json!({"reason": "appeal"})),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK);
+    let new_case = |category: Option<&'static str>| {
+        let env = &env;
+        async move {
+            let a = env
+                .call(
+                    Method::POST,
+                    "/v1/cases",
+                    "supervisor-1",
+                    Some(json!({"title": "t", "category": category})),
+                    None,
+                )
+                .await;
+            a.json()["case"]["id"].as_str().unwrap().to_owned()
+        }
+    };
+    let open = new_case(None).await;
+    let long = new_case(Some("homicide")).await;
+    for (case, seg) in [(&open, "open-case"), (&long, "long-case")] {
+        let a = env
+            .call(
+                Method::POST,
+                &format!("/v1/cases/{case}/segments"),
+                "supervisor-1",
+                Some(json!({"segments": [seg]})),
+                None,
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::OK);
+    }
+    let a = env
+        .call(
+            Method::POST,
+            &format!("/v1/cases/{long}/close"),
+            "supervisor-1",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK);
+
+    let mut retention = custos_core::config::RetentionConfig::default();
+    retention.categories.insert("homicide".into(), 3650);
+    let gov = custos_ledger::governance::sweep;
+
+    // A dry run lists, and changes nothing.
+    let listed = gov(&env.ledger, &retention, Some(&store), true)
+        .await
+        .unwrap();
+    let ids: Vec<_> = listed
+        .iter()
+        .map(|i| i.status.segment_id.as_str())
+        .collect();
+    assert_eq!(ids, ["free"]);
+    assert!(env.entries_of("retention.deleted").is_empty());
+    assert!(store.head(&ObjectPath::from("seg/free.mp4")).await.is_ok());
+
+    // The real sweep: one entry, then the object is gone.
+    let done = gov(&env.ledger, &retention, Some(&store), false)
+        .await
+        .unwrap();
+    assert_eq!(done.len(), 1);
+    assert!(done[0].error.is_none());
+    let deleted = env.entries_of("retention.deleted");
+    assert_eq!(deleted.len(), 1);
+    assert_eq!(deleted[0]["subject"], "free");
+    assert_eq!(deleted[0]["actor"]["kind"], "ledger");
+    assert_eq!(deleted[0]["details"]["object_key"], "seg/free.mp4");
+    assert!(store.head(&ObjectPath::from("seg/free.mp4")).await.is_err());
+    for kept in ["held", "open-case", "long-case"] {
+        assert!(
+            store
+                .head(&ObjectPath::from(format!("seg/{kept}.mp4").as_str()))
+                .await
+                .is_ok(),
+            "{kept}"
+        );
+    }
+    // Nothing twice.
+    assert!(gov(&env.ledger, &retention, Some(&store), false)
+        .await
+        .unwrap()
+        .is_empty());
+
+    // Released hold, closed case: now they go (the long category still keeps its segment).
+    let a = env
+        .call(
+            Method::DELETE,
+            "/v1/segments/held/hold",
+            "supervisor-1",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK);
+    let a = env
+        .call(
+            Method::POST,
+            &format!("/v1/cases/{open}/close"),
+            "supervisor-1",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK);
+    let done = gov(&env.ledger, &retention, Some(&store), false)
+        .await
+        .unwrap();
+    let mut ids: Vec<_> = done.iter().map(|i| i.status.segment_id.clone()).collect();
+    ids.sort();
+    assert_eq!(ids, ["held", "open-case"]);
+    assert!(store
+        .head(&ObjectPath::from("seg/long-case.mp4"))
+        .await
+        .is_ok());
+    assert_eq!(env.entries_of("retention.deleted").len(), 3);
+}
