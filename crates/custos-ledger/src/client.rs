@@ -38,12 +38,12 @@ pub enum ClientError {
         why: String,
     },
     /// The ledger could not be reached, or did not answer in time.
-    #[error("cannot reach the ledger at {url}: {source}")]
+    #[error("cannot reach the ledger at {url}: {error}")]
     Unreachable {
         /// The request URL.
         url: String,
-        /// The transport error.
-        source: reqwest::Error,
+        /// The transport error (its message is part of this one's).
+        error: reqwest::Error,
     },
     /// The ledger refused the request (4xx): retrying the same request will
     /// not help.
@@ -80,7 +80,13 @@ pub enum ClientError {
     },
     /// The checkpoint does not open with the expected key and origin.
     #[error("the ledger's checkpoint does not verify: {0}")]
-    Checkpoint(#[from] CheckpointError),
+    Checkpoint(CheckpointError),
+}
+
+impl From<CheckpointError> for ClientError {
+    fn from(e: CheckpointError) -> Self {
+        ClientError::Checkpoint(e)
+    }
 }
 
 impl ClientError {
@@ -177,9 +183,9 @@ impl LedgerClient {
         if let Some(body) = body {
             req = req.header(CONTENT_TYPE, "application/json").body(body);
         }
-        let unreachable = |source| ClientError::Unreachable {
+        let unreachable = |error| ClientError::Unreachable {
             url: shown.clone(),
-            source,
+            error,
         };
         let resp = req.send().await.map_err(unreachable)?;
         let status = resp.status();
@@ -363,17 +369,17 @@ impl LedgerClient {
             .get(url)
             .send()
             .await
-            .map_err(|source| ClientError::Unreachable {
+            .map_err(|error| ClientError::Unreachable {
                 url: shown.clone(),
-                source,
+                error,
             })?;
         let status = resp.status();
         let bytes = resp
             .bytes()
             .await
-            .map_err(|source| ClientError::Unreachable {
+            .map_err(|error| ClientError::Unreachable {
                 url: shown.clone(),
-                source,
+                error,
             })?;
         if status != StatusCode::OK && status != StatusCode::SERVICE_UNAVAILABLE {
             return Err(ClientError::BadResponse {

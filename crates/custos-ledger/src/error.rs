@@ -35,7 +35,7 @@ pub enum StoreError {
     },
     /// sled reported an error.
     #[error("ledger database: {0}")]
-    Sled(#[from] sled::Error),
+    Sled(sled::Error),
     /// A stored value could not be read back (not a tamper check: a row of a
     /// state table, a token record...).
     #[error("ledger database: {what} is malformed: {why}")]
@@ -96,26 +96,26 @@ pub enum OpenError {
     Store(#[from] StoreError),
     /// The stored log failed the start-up check.
     #[error("refusing to start: {0}")]
-    Tampered(#[from] TamperError),
+    Tampered(TamperError),
     /// The stored checkpoint is not signed by the configured ledger key, or
     /// names another origin: the wrong `key_file` or `origin` is configured
     /// for this `data_dir`.
-    #[error("refusing to start: the stored checkpoint does not open with the configured ledger key {key} and origin {origin:?}: {source}")]
+    #[error("refusing to start: the stored checkpoint does not open with the configured ledger key {key} and origin {origin:?}: {error}")]
     Checkpoint {
         /// The configured key's id.
         key: String,
         /// The configured origin.
         origin: String,
-        /// Why it did not open.
-        source: CheckpointError,
+        /// Why it did not open (its message is part of this one's).
+        error: CheckpointError,
     },
     /// The configured origin is not a valid checkpoint origin line.
-    #[error("ledger origin {origin:?} is not a valid checkpoint origin: {source}")]
+    #[error("ledger origin {origin:?} is not a valid checkpoint origin: {error}")]
     Origin {
         /// The origin.
         origin: String,
-        /// Why.
-        source: CheckpointError,
+        /// Why (its message is part of this one's).
+        error: CheckpointError,
     },
     /// The directory holds a ledger of another storage format.
     #[error("the ledger database was written in format {found:?}; this build reads {expected:?}")]
@@ -127,7 +127,7 @@ pub enum OpenError {
     },
     /// The writer thread could not be started.
     #[error("starting the ledger writer thread: {0}")]
-    Thread(#[source] std::io::Error),
+    Thread(std::io::Error),
 }
 
 /// An append failed; nothing was added.
@@ -139,7 +139,7 @@ pub enum AppendError {
     #[error("invalid entry: {0}")]
     Invalid(String),
     /// The append's guard refused it (see [`crate::append::Guard`]).
-    #[error("{0}")]
+    #[error(transparent)]
     Rejected(#[from] crate::append::Rejection),
     /// The ledger is shutting down.
     #[error("the ledger is shutting down")]
@@ -151,6 +151,20 @@ pub enum AppendError {
     /// The ledger found its stored log tampered with and refuses to append.
     #[error("the ledger refuses to append: {0}")]
     Tampered(TamperError),
+}
+
+// The inner error's message is part of this one's; it is not also
+// chained as a source, so `{:#}` prints it once.
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> Self {
+        StoreError::Sled(e)
+    }
+}
+
+impl From<TamperError> for OpenError {
+    fn from(e: TamperError) -> Self {
+        OpenError::Tampered(e)
+    }
 }
 
 impl From<EntryError> for AppendError {

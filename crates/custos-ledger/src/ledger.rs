@@ -275,19 +275,19 @@ impl Ledger {
     pub fn open(options: LedgerOptions, key: SigningKey) -> Result<Ledger, OpenError> {
         let started = Instant::now();
         Checkpoint::new(&options.origin, 0, custos_core::merkle::empty_root()).map_err(
-            |source| OpenError::Origin {
+            |error| OpenError::Origin {
                 origin: options.origin.clone(),
-                source,
+                error,
             },
         )?;
         let store = Store::open(&options.data_dir)?;
         let verifier = key.verifier_key();
         let (range, checkpoint) = load_or_init(&store, &key, &options.origin)?;
         let opened = Checkpoint::open(checkpoint.as_bytes(), &verifier, Some(&options.origin))
-            .map_err(|source| OpenError::Checkpoint {
+            .map_err(|error| OpenError::Checkpoint {
                 key: verifier.key_id(),
                 origin: options.origin.clone(),
-                source,
+                error,
             })?;
         if opened.size() != range.size() {
             return Err(TamperError::Tree(format!(
@@ -796,9 +796,9 @@ fn load_or_init(
             }
             let range = CompactRange::new();
             let checkpoint = Checkpoint::new(origin, 0, range.root())
-                .map_err(|source| OpenError::Origin {
+                .map_err(|error| OpenError::Origin {
                     origin: origin.to_owned(),
-                    source,
+                    error,
                 })?
                 .sign(key);
             let mut batch = sled::Batch::default();

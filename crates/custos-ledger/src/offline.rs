@@ -30,7 +30,13 @@ pub enum OfflineError {
     Token(#[from] TokenError),
     /// The runtime could not be started.
     #[error("starting the runtime: {0}")]
-    Runtime(#[from] std::io::Error),
+    Runtime(std::io::Error),
+}
+
+impl From<std::io::Error> for OfflineError {
+    fn from(e: std::io::Error) -> Self {
+        OfflineError::Runtime(e)
+    }
 }
 
 /// Open the ledger in `options.data_dir` with the key at `key_file`, create
@@ -51,14 +57,14 @@ pub fn create_token(
     std::thread::scope(|scope| {
         scope
             .spawn(move || {
-                let signing = SigningKey::load(&key_file).map_err(|source| ServeError::Key {
+                let signing = SigningKey::load(&key_file).map_err(|error| ServeError::Key {
                     path: key_file.clone(),
-                    source,
+                    error,
                 })?;
                 let data_dir = options.data_dir.clone();
-                let ledger = Ledger::open(options, signing).map_err(|source| ServeError::Open {
+                let ledger = Ledger::open(options, signing).map_err(|error| ServeError::Open {
                     path: data_dir,
-                    source,
+                    error,
                 })?;
                 let runtime = tokio::runtime::Builder::new_current_thread()
                     .enable_all()

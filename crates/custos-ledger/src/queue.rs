@@ -113,7 +113,7 @@ impl EventSink for LocalSink {
 pub enum QueueError {
     /// The caller's sled tree failed.
     #[error("offline event queue: {0}")]
-    Sled(#[from] sled::Error),
+    Sled(sled::Error),
     /// A queued value could not be read back.
     #[error("offline event queue: the event at position {position} is unreadable: {why}")]
     Corrupt {
@@ -122,6 +122,12 @@ pub enum QueueError {
         /// What is wrong.
         why: String,
     },
+}
+
+impl From<sled::Error> for QueueError {
+    fn from(e: sled::Error) -> Self {
+        QueueError::Sled(e)
+    }
 }
 
 /// An event the ledger refused for good, kept aside for the operator.

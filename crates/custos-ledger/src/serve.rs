@@ -66,32 +66,38 @@ impl ServeOptions {
 #[non_exhaustive]
 pub enum ServeError {
     /// The ledger key could not be loaded.
-    #[error("ledger key {path}: {source} (create one with `custos keygen --out {path}`)")]
+    #[error("ledger key {path}: {error} (create one with `custos keygen --out {path}`)")]
     Key {
         /// The key file.
         path: PathBuf,
-        /// Why.
-        source: KeyError,
+        /// Why (its message is part of this one's).
+        error: KeyError,
     },
     /// The ledger refused to open.
-    #[error("ledger {path}: {source}")]
+    #[error("ledger {path}: {error}")]
     Open {
         /// The data directory.
         path: PathBuf,
-        /// Why.
-        source: OpenError,
+        /// Why (its message is part of this one's).
+        error: OpenError,
     },
     /// The listen address could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}: {error}")]
     Bind {
         /// The address.
         addr: String,
-        /// Why.
-        source: std::io::Error,
+        /// Why (its message is part of this one's).
+        error: std::io::Error,
     },
     /// Serving failed.
     #[error("serving the ledger API: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
+}
+
+impl From<std::io::Error> for ServeError {
+    fn from(e: std::io::Error) -> Self {
+        ServeError::Io(e)
+    }
 }
 
 /// A running service.
@@ -112,13 +118,13 @@ pub async fn start(options: ServeOptions) -> Result<Server, ServeError> {
     let data_dir = options.ledger.data_dir.clone();
     let ledger_options = options.ledger.clone();
     let ledger = tokio::task::spawn_blocking(move || {
-        let key = SigningKey::load(&key_file).map_err(|source| ServeError::Key {
+        let key = SigningKey::load(&key_file).map_err(|error| ServeError::Key {
             path: key_file.clone(),
-            source,
+            error,
         })?;
-        Ledger::open(ledger_options, key).map_err(|source| ServeError::Open {
+        Ledger::open(ledger_options, key).map_err(|error| ServeError::Open {
             path: data_dir,
-            source,
+            error,
         })
     })
     .await
@@ -128,9 +134,9 @@ pub async fn start(options: ServeOptions) -> Result<Server, ServeError> {
     }
     let listener = TcpListener::bind(&options.listen)
         .await
-        .map_err(|source| ServeError::Bind {
+        .map_err(|error| ServeError::Bind {
             addr: options.listen.clone(),
-            source,
+            error,
         })?;
     let addr = listener.local_addr()?;
     let router = app(AppState {

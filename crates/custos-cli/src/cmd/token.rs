@@ -65,7 +65,7 @@ pub fn run(args: TokenArgs) -> anyhow::Result<ExitCode> {
             let options = LedgerOptions::new(&cfg.ledger.data_dir, &cfg.ledger.origin);
             let token =
                 offline::create_token(options, &cfg.ledger.key_file, creator, role, &name, key)
-                    .with_context(|| format!("creating a {role} token for {name:?}"))?;
+                    .with_context(|| format!("creating the {role} token for {name:?}"))?;
             eprintln!(
                 "created {role} token {} for {name:?}; it is shown once, store it now:",
                 token.record.id
