@@ -13,9 +13,9 @@ use custos_ingest::{hash_reader, hash_reader_pipelined, DEFAULT_HASH_BUFFER};
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
-    let path = args
-        .next()
-        .ok_or_else(|| anyhow::anyhow!("usage: hashfile FILE [BUFFER_BYTES] [inline|pipelined] [ROUNDS]"))?;
+    let path = args.next().ok_or_else(|| {
+        anyhow::anyhow!("usage: hashfile FILE [BUFFER_BYTES] [inline|pipelined] [ROUNDS]")
+    })?;
     let size: usize = args.next().map_or(Ok(DEFAULT_HASH_BUFFER), |s| s.parse())?;
     let mode = args.next().unwrap_or_else(|| "pipelined".into());
     let rounds: usize = args.next().map_or(Ok(3), |s| s.parse())?;
