@@ -102,12 +102,16 @@ async fn simulated_recorder_over_the_usb_path() {
     pump.await.unwrap();
 
     let ledger = assembled.local_ledger.unwrap();
-    let entries: Vec<_> = ledger
+    let all: Vec<_> = ledger
         .entries(0, None)
         .unwrap()
         .iter()
         .map(util::parse_line)
         .collect();
+    // The in-process dock registered its key with its ledger first.
+    assert_eq!(all[0].action.as_str(), "token.created");
+    assert_eq!(all[0].details["role"], "dock");
+    let entries = all[1..].to_vec();
     let actions: Vec<&str> = entries.iter().map(|e| e.action.as_str()).collect();
     assert_eq!(actions.first(), Some(&"recorder.docked"));
     assert_eq!(actions.get(1), Some(&"recorder.clock_set"));
