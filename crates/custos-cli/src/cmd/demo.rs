@@ -65,7 +65,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("resolving {}", dir.display()))?;
     let exe = std::env::current_exe().context("locating the custos binary")?;
 
-    step("1/6", "writing keys, firmware profiles and custos.toml");
+    step("1/7", "writing keys, firmware profiles and custos.toml");
     let keys = dir.join("keys");
     std::fs::create_dir_all(&keys).context("creating keys/")?;
     for name in ["ledger", "dock-01"] {
@@ -82,7 +82,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let config = dir.join("custos.toml");
     std::fs::write(&config, CONFIG).context("writing custos.toml")?;
 
-    step("2/6", "recording footage on a simulated recorder (ffmpeg)");
+    step("2/7", "recording footage on a simulated recorder (ffmpeg)");
     let recorder = dir.join("recorder");
     let media = recorder.join("DCIM").join("100MEDIA");
     std::fs::create_dir_all(&media).context("creating the recorder's DCIM/100MEDIA")?;
@@ -98,7 +98,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     );
 
     step(
-        "3/6",
+        "3/7",
         "docking the recorder: hash, upload, sign, record, verify, wipe",
     );
     let started = Instant::now();
@@ -115,7 +115,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         bail!("custos dock ingest failed ({status}); run it again to resume: custos dock ingest --config {} --source {}", config.display(), recorder.display());
     }
 
-    step("4/6", "tokens for the people who use the ledger");
+    step("4/7", "tokens for the people who use the ledger");
     let mut tokens = Vec::new();
     for (role, name) in [
         ("supervisor", "sup-wang"),
@@ -149,8 +149,30 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             .collect::<String>(),
     )?;
 
-    step("5/6", "exporting the footage for court: DIR/export.tar");
+    step(
+        "5/7",
+        "a supervisor opens a case; a reviewer asks to see it; the supervisor approves",
+    );
     let segments = segment_ids(&config)?;
+    let token_of = |role: &str| {
+        tokens
+            .iter()
+            .find(|(r, _, _)| *r == role)
+            .map(|(_, _, t)| t.clone())
+            .unwrap_or_default()
+    };
+    let (case_id, request_id) = case_and_access(
+        &config,
+        &token_of("supervisor"),
+        &token_of("reviewer"),
+        &segments,
+    )?;
+    println!(
+        "      case {case_id}: {} segments linked; access request {request_id} approved",
+        segments.len()
+    );
+
+    step("6/7", "exporting the case for court: DIR/export.tar");
     let bundle = dir.join("export.tar");
     let mut export = Command::new(&exe);
     export
@@ -161,14 +183,13 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             "--config",
         ])
         .arg(&config)
+        .arg("--case")
+        .arg(&case_id)
         .arg("--out")
         .arg(&bundle);
-    for id in &segments {
-        export.arg("--segment").arg(id);
-    }
     run_step(export.stdin(Stdio::null()), "custos export")?;
 
-    step("6/6", "verifying the bundle offline, as an auditor would");
+    step("7/7", "verifying the bundle offline, as an auditor would");
     let ledger_pub = keys.join("ledger.key.pub");
     run_step(
         Command::new(&exe)
@@ -370,6 +391,72 @@ fn with_ledger<T>(
         let out = f(&ledger);
         ledger.close().await;
         out
+    })
+}
+
+/// The people's part, through the ledger's own rules and their tokens: the
+/// supervisor opens a case and links the footage, the reviewer asks for
+/// access with a reason, the supervisor approves. Each step is an entry.
+fn case_and_access(
+    config: &Path,
+    supervisor_token: &str,
+    reviewer_token: &str,
+    segments: &[String],
+) -> anyhow::Result<(String, String)> {
+    use custos_ledger::governance::{self, AccessAsk};
+    let cfg = super::ledger::load_config(config)?;
+    let key = SigningKey::load(&cfg.ledger.key_file)
+        .with_context(|| format!("loading {}", cfg.ledger.key_file.display()))?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    rt.block_on(async {
+        let ledger = custos_ledger::Ledger::open(
+            custos_ledger::LedgerOptions::new(&cfg.ledger.data_dir, &cfg.ledger.origin),
+            key,
+        )
+        .with_context(|| format!("opening the ledger in {}", cfg.ledger.data_dir.display()))?;
+        let result = async {
+            let supervisor = ledger
+                .authenticate(supervisor_token)
+                .context("the supervisor's token")?;
+            let reviewer = ledger
+                .authenticate(reviewer_token)
+                .context("the reviewer's token")?;
+            let (case, _) = governance::create_case(
+                &ledger,
+                &supervisor,
+                "Demo: traffic stop on Renmin Road",
+                None,
+            )
+            .await
+            .context("opening the case")?;
+            governance::link_segments(&ledger, &supervisor, &case.id, segments)
+                .await
+                .context("linking the footage to the case")?;
+            let ask = AccessAsk {
+                case: Some(case.id.clone()),
+                segment: None,
+                reason: "prepare the court bundle for the hearing".into(),
+            };
+            let (request, _) = governance::request_access(&ledger, &reviewer, &ask)
+                .await
+                .context("requesting access")?;
+            governance::decide(
+                &ledger,
+                &supervisor,
+                &request.id,
+                true,
+                Some("approved for the hearing"),
+            )
+            .await
+            .context("approving the access request")?;
+            anyhow::Ok((case.id, request.id))
+        }
+        .await;
+        ledger.close().await;
+        result
     })
 }
 
