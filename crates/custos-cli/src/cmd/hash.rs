@@ -99,7 +99,6 @@ fn sha256sum_line(hex: &str, name: &OsStr) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::ffi::OsStrExt as _;
 
     #[test]
     fn lines_escape_like_sha256sum() {
