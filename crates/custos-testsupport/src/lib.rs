@@ -203,14 +203,29 @@ api_bind_addr = "127.0.0.1:{admin_port}"
         self.garage(&["layout", "assign", "-z", "dc1", "-c", "1G", &id])?;
         self.garage(&["layout", "apply", "--version", "1"])?;
         self.retry("importing the test key", || {
-            self.garage(&["key", "import", "--yes", "-n", "custos-test", ACCESS_KEY, SECRET_KEY])
-                .map(|_| ())
+            self.garage(&[
+                "key",
+                "import",
+                "--yes",
+                "-n",
+                "custos-test",
+                ACCESS_KEY,
+                SECRET_KEY,
+            ])
+            .map(|_| ())
         })?;
         self.retry("creating the test bucket", || {
             self.garage(&["bucket", "create", &self.bucket]).map(|_| ())
         })?;
         self.garage(&[
-            "bucket", "allow", "--read", "--write", "--owner", &self.bucket, "--key", ACCESS_KEY,
+            "bucket",
+            "allow",
+            "--read",
+            "--write",
+            "--owner",
+            &self.bucket,
+            "--key",
+            ACCESS_KEY,
         ])?;
         self.wait_s3()
     }

@@ -13,20 +13,23 @@ async fn object_survives_a_garage_restart() {
         .expect("Garage must be installed and start (see .ci/run)");
     let store = garage.object_store().unwrap();
     let key = Path::from("restart/test.bin");
-    let data: Vec<u8> = (0..3 * 1024 * 1024 + 17).map(|i| (i * 31 % 251) as u8).collect();
+    let data: Vec<u8> = (0..3 * 1024 * 1024 + 17)
+        .map(|i| (i * 31 % 251) as u8)
+        .collect();
     store
         .put(&key, PutPayload::from(Bytes::from(data.clone())))
         .await
         .unwrap();
 
     garage.stop();
-    assert!(store.get(&key).await.is_err(), "server is down: get must fail");
-    let garage = tokio::task::spawn_blocking(move || {
-        garage.start_again().map(|()| garage)
-    })
-    .await
-    .unwrap()
-    .unwrap();
+    assert!(
+        store.get(&key).await.is_err(),
+        "server is down: get must fail"
+    );
+    let garage = tokio::task::spawn_blocking(move || garage.start_again().map(|()| garage))
+        .await
+        .unwrap()
+        .unwrap();
 
     let store = garage.object_store().unwrap();
     let mut back = None;
