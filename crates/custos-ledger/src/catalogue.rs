@@ -3,7 +3,7 @@
 //!
 //! The catalogue is an index, never a second source of truth: every row is
 //! written by the writer in the same batch as the entry it derives from
-//! ([`index`] runs inside [`crate::append`]'s step 2), so the catalogue and
+//! (`index` runs inside [`crate::append`]'s step 2), so the catalogue and
 //! the log cannot disagree after a crash. Rows:
 //!
 //! | table | key | value |

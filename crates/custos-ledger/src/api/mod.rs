@@ -12,7 +12,7 @@
 //! 3. per-route metrics;
 //! 4. the body size limit ([`ApiConfig::max_body_bytes`], answered 413 by
 //!    the body extractors);
-//! 5. on a matched route, [`authorize`]: the tamper refusal, then the token,
+//! 5. on a matched route, `authorize`: the tamper refusal, then the token,
 //!    then the role matrix of [`crate::auth::ROUTES`], then the
 //!    `token.used` entry for an admin;
 //! 6. the handler (thin: it parses, calls the [`Ledger`], answers).
