@@ -127,9 +127,9 @@ async fn directory_slot(dock: Arc<Dock>, dir: PathBuf, poll: Duration, stop: Can
                 _ = tokio::time::sleep(poll) => {}
             }
         }
-        let recorder_id = dir.file_name().map(|n| n.to_string_lossy().into_owned());
-        let transport =
-            DirectoryTransport::new(&dir, dock.profiles().clone(), None, recorder_id, None);
+        // Recorders come and go at a slot: the id comes from the files (or,
+        // failing that, the slot directory's name), never from memory.
+        let transport = DirectoryTransport::new(&dir, dock.profiles().clone(), None, None, None);
         let session = stop.child_token();
         let (_transport, report) = dock
             .ingest(&slot, Box::new(transport), session.clone(), None)

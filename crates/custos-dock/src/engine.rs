@@ -20,6 +20,7 @@
 //! for the next docking. Nothing here removes a file whose
 //! `segment.verified` the ledger has not acknowledged.
 
+use std::os::fd::AsRawFd as _;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -33,8 +34,8 @@ use custos_core::manifest::{
 };
 use custos_ingest::object_store::path::Path as ObjectPath;
 use custos_ingest::{
-    ingest_segment, verify_object, IngestError, IngestOptions, IngestStore, Progress, StoreReceipt,
-    VerifyError, VerifyMethod, VerifyMode,
+    ingest_file, ingest_segment, verify_object, IngestError, IngestOptions, IngestStore, Progress,
+    StoreReceipt, VerifyError, VerifyMethod, VerifyMode,
 };
 use custos_media::{ProbeError, ProbeOptions};
 use serde_json::{json, Map, Value};
@@ -558,7 +559,7 @@ impl Dock {
                     report.cancelled |= cancelled;
                     let _ = self
                         .journal
-                        .update(&recorder_id, &id, |r| r.last_error = Some(why.clone()));
+                        .update_lazy(&recorder_id, &id, |r| r.last_error = Some(why.clone()));
                     tracing::warn!(slot, segment = %id, error = %why, "segment left unfinished");
                     self.status.segment_failed(slot, &why);
                     report.failed.push((id, why));
@@ -915,7 +916,7 @@ impl Dock {
             tracing::warn!(slot = %s.slot, segment = %rec.segment_id, damaged = %d, "damaged recording; ingested and flagged");
         }
         self.journal
-            .update(&rec.recorder_id, &rec.segment_id, |r| {
+            .update_lazy(&rec.recorder_id, &rec.segment_id, |r| {
                 if r.step == Step::Discovered {
                     r.media = Some(media.clone());
                     r.recorded = Some(recorded.clone());
@@ -951,20 +952,46 @@ impl Dock {
             return Err(StepError::Cancelled("the docking ended".into()));
         }
         let std_file = s.attached.volume.open(file).map_err(volume_error)?;
-        let source = tokio::io::AsyncReadExt::take(tokio::fs::File::from_std(std_file), file.size);
         let mut opts = self.settings.ingest.clone();
         opts.expected_size = Some(file.size);
         let status = self.status.clone();
         let (slot, seg) = (s.slot.clone(), rec.segment_id.clone());
         let progress = move |p: Progress| status.progress(&slot, &seg, p.done());
+        // The file as opened and checked above (no link followed, same
+        // inode as listed), read by the pipeline's file reader through
+        // /proc/self/fd, which reopens this very inode; without /proc, the
+        // open file itself through tokio.
+        let fd_path = PathBuf::from(format!("/proc/self/fd/{}", std_file.as_raw_fd()));
+        let ingest = async {
+            if fd_path.exists() {
+                let r = ingest_file(&fd_path, &self.store, &key, &opts, &progress).await;
+                drop(std_file);
+                r
+            } else {
+                let source =
+                    tokio::io::AsyncReadExt::take(tokio::fs::File::from_std(std_file), file.size);
+                ingest_segment(source, &self.store, &key, &opts, &progress).await
+            }
+        };
         let outcome = tokio::select! {
-            r = ingest_segment(source, &self.store, &key, &opts, &progress) => r,
+            r = ingest => r,
             _ = s.cancel.cancelled() => return Err(StepError::Cancelled("the docking ended during the upload".into())),
         };
         let outcome = match outcome {
             Ok(o) => o,
             Err(e) => return Err(ingest_error(e)),
         };
+        let t = outcome.timings;
+        tracing::debug!(
+            segment = %rec.segment_id,
+            bytes = outcome.size,
+            total_ms = t.total.as_millis() as u64,
+            read_ms = t.read.as_millis() as u64,
+            hash_ms = t.hash.as_millis() as u64,
+            upload_ms = t.upload.as_millis() as u64,
+            stalled_ms = t.stalled.as_millis() as u64,
+            "stored"
+        );
         if outcome.size != file.size {
             return Err(StepError::Stop(format!(
                 "read {} bytes where the recorder listed {}; the file changed while it was read",
@@ -981,7 +1008,7 @@ impl Dock {
             finished_at: timestamp(now()),
         };
         self.journal
-            .update(&rec.recorder_id, &rec.segment_id, |r| {
+            .update_lazy(&rec.recorder_id, &rec.segment_id, |r| {
                 if r.step == Step::Uploading {
                     r.upload = Some(upload.clone());
                     r.step = Step::Uploaded;
@@ -1100,7 +1127,10 @@ impl Dock {
             }),
             _ => VerifyMode::ReadBack,
         };
-        let verified = match verify_object(&self.store, &key, &upload.digests, mode).await {
+        let verifying = Instant::now();
+        let verified = verify_object(&self.store, &key, &upload.digests, mode).await;
+        tracing::debug!(segment = %rec.segment_id, ms = verifying.elapsed().as_millis() as u64, "verified");
+        let verified = match verified {
             Ok(v) => v,
             Err(e @ VerifyError::Store { .. }) => return Err(StepError::Retry(e.to_string())),
             Err(e) => {
@@ -1143,17 +1173,24 @@ impl Dock {
             _ if !file_present => Step::Gone,
             _ => Step::Wiping,
         };
-        self.journal
-            .update(&rec.recorder_id, &rec.segment_id, |r| {
-                if r.step == Step::Verified {
-                    r.step = next;
-                    if next == Step::Gone {
-                        r.last_error = Some(
-                            "the file left the recorder by other means before the wipe".into(),
-                        );
-                    }
+        // Wiping is made durable before the file is touched (step 6).
+        let update = |f: &dyn Fn(&mut SegmentRecord)| {
+            if next == Step::Wiping {
+                self.journal.update(&rec.recorder_id, &rec.segment_id, f)
+            } else {
+                self.journal
+                    .update_lazy(&rec.recorder_id, &rec.segment_id, f)
+            }
+        };
+        update(&|r: &mut SegmentRecord| {
+            if r.step == Step::Verified {
+                r.step = next;
+                if next == Step::Gone {
+                    r.last_error =
+                        Some("the file left the recorder by other means before the wipe".into());
                 }
-            })?;
+            }
+        })?;
         Ok(())
     }
 

@@ -6,7 +6,11 @@
 //!
 //! Each step is written to the journal before the next begins; the record
 //! keeps everything later steps need, so a restart resumes from the record
-//! alone. The numbered steps, and what a crash at each leaves behind:
+//! alone. A step is made durable (sled flushed to disk) before anything
+//! outside the dock depends on it — before the manifest object is stored,
+//! with every event queued, before a wipe; a step lost with the unflushed
+//! tail of the journal is simply done again, which every step allows. The
+//! numbered steps, and what a crash at each leaves behind:
 //!
 //! 1. **Discovered.** The file was listed on the recorder; its identity
 //!    (path, size, file time, inode), segment id, object key and the
@@ -391,7 +395,8 @@ impl Journal {
             .transpose()
     }
 
-    /// Create the record if there is none; return the stored one.
+    /// Create the record if there is none; return the stored one. Not
+    /// flushed: a discovery lost in a crash is simply made again.
     pub fn discover(&self, record: SegmentRecord) -> Result<SegmentRecord, JournalError> {
         let key = record.key();
         let new = Self::json(&record);
@@ -399,10 +404,7 @@ impl Journal {
             .segments
             .compare_and_swap(&key, None as Option<&[u8]>, Some(new))?
         {
-            Ok(()) => {
-                self.flush()?;
-                Ok(record)
-            }
+            Ok(()) => Ok(record),
             Err(cas) => match cas.current {
                 Some(v) => Self::parse(&key, &v),
                 None => Ok(record),
