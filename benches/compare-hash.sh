@@ -38,7 +38,7 @@ CUSTOS=$PWD/target/release/custos
 mkdir -p "$WORK"
 make_file() { # NAME MIB: incompressible bytes (AES-CTR keystream), made once
     [ -f "$WORK/$1" ] && [ "$(stat -c %s "$WORK/$1")" -eq $(( $2 * 1024 * 1024 )) ] && return
-    openssl enc -aes-128-ctr -nosalt -pass "pass:custos-$1" -in /dev/zero 2>/dev/null \
+    { openssl enc -aes-128-ctr -nosalt -pass "pass:custos-$1" -in /dev/zero 2>/dev/null || true; } \
         | head -c $(( $2 * 1024 * 1024 )) > "$WORK/$1"
 }
 make_file one-1g.bin 1024

@@ -42,7 +42,7 @@ UPLOAD=$PWD/target/release/examples/upload
 mkdir -p "$WORK"
 DATA=$WORK/segment-1g.bin
 if [ ! -f "$DATA" ] || [ "$(stat -c %s "$DATA")" -ne 1073741824 ]; then
-    openssl enc -aes-128-ctr -nosalt -pass pass:custos-upload -in /dev/zero 2>/dev/null \
+    { openssl enc -aes-128-ctr -nosalt -pass pass:custos-upload -in /dev/zero 2>/dev/null || true; } \
         | head -c 1073741824 > "$DATA"
 fi
 cat "$DATA" > /dev/null
