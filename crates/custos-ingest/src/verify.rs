@@ -21,7 +21,7 @@ use object_store::path::Path;
 use object_store::{GetOptions, GetResultPayload, ObjectMeta};
 
 use crate::error::VerifyError;
-use crate::files::{hash_reader_pipelined, DEFAULT_HASH_BUFFER};
+use crate::files::{hash_reader, DEFAULT_HASH_BUFFER};
 use crate::hasher::{HashWorker, Hashed};
 use crate::segment::StoreReceipt;
 use crate::store::IngestStore;
@@ -188,7 +188,7 @@ pub(crate) async fn read_back(
             let counted = Counted { inner: file, n: 0 };
             let r = tokio::task::spawn_blocking(move || {
                 let mut counted = counted;
-                let d = hash_reader_pipelined(&mut counted, hasher, DEFAULT_HASH_BUFFER);
+                let d = hash_reader(&mut counted, hasher, DEFAULT_HASH_BUFFER);
                 d.map(|d| (d, counted.n))
             })
             .await
