@@ -2,12 +2,12 @@
 //! `custos hash`, and of any tool that hashes many local files.
 //!
 //! Several files are hashed in parallel, one per core; the results come
-//! back in argument order. Each file is read and hashed on one thread in
-//! 64 KiB reads: measured on the 2-core machines (examples/hashfile.rs),
-//! that keeps the kernel's copy and the hash inside the L2 cache and beats
-//! a separate reader thread, whose hand-overs and cross-core cache traffic
-//! cost more system time than the overlap saves. This module must never
-//! load a whole file into memory: one 64 KiB buffer per file.
+//! back in argument order. Each file is read and hashed on one thread, in
+//! 64 KiB steps, so every byte is hashed from the core's own cache right
+//! after the read copied it there. (A separate reader thread per file was
+//! measured slower: handing buffers between cores costs more than the
+//! reads it would overlap; see benches/README.md.) This module must never
+//! load a whole file into memory: one 64 KiB buffer per thread.
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
@@ -19,14 +19,10 @@ use std::sync::mpsc;
 
 use custos_core::digest::{Digests, MultiHasher};
 
-/// Default read size: 64 KiB. The page-cache copy lands in a buffer that
-/// is still in L2 when SHA-256 reads it; with 256 KiB the system time of
-/// hashing a cached 1 GiB file was three to four times higher
-/// (0.13-0.23 s against 0.59-0.75 s, `hashfile FILE 65536 inline`).
+/// Default read size: 64 KiB, small enough to stay in the core's cache
+/// between the read and the hash, large enough that system calls are
+/// noise (measured best among 16 KiB to 4 MiB; see benches/README.md).
 pub const DEFAULT_HASH_BUFFER: usize = 64 * 1024;
-
-/// Buffers cycling between the reader and the hasher of one file.
-const PIPELINE_BUFFERS: usize = 4;
 
 /// One input of `custos hash`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -149,9 +145,10 @@ pub fn hash_source(source: &HashSource, opts: &FileHashOptions) -> Result<Digest
     let size = opts.buffer_size.max(4096);
     let r = match source {
         HashSource::Stdin => hash_reader(io::stdin().lock(), hasher, size),
-        HashSource::File(path) => {
-            std::fs::File::open(path).and_then(|file| hash_reader(file, hasher, size))
-        }
+        HashSource::File(path) => match std::fs::File::open(path) {
+            Ok(file) => hash_reader(file, hasher, size),
+            Err(e) => Err(e),
+        },
     };
     r.map_err(|e| HashFileError::Read {
         input: source.to_string(),
@@ -177,54 +174,6 @@ pub fn hash_reader<R: Read>(
     Ok(hasher.finalize())
 }
 
-/// Hash everything `reader` yields, reading on a second thread while this
-/// one hashes. Kept for slow sources (a pipe, a network stream) and for
-/// measuring against [`hash_reader`]; on cached files it is the slower.
-pub fn hash_reader_pipelined<R: Read + Send>(
-    mut reader: R,
-    mut hasher: MultiHasher,
-    buffer_size: usize,
-) -> io::Result<Digests> {
-    let (full_tx, full_rx) = mpsc::sync_channel::<(Vec<u8>, usize)>(PIPELINE_BUFFERS);
-    let (free_tx, free_rx) = mpsc::sync_channel::<Vec<u8>>(PIPELINE_BUFFERS);
-    for _ in 0..PIPELINE_BUFFERS {
-        // Cannot fail: the channel has room for exactly PIPELINE_BUFFERS
-        // and its receiver is alive.
-        free_tx
-            .send(vec![0u8; buffer_size.max(1)])
-            .map_err(|_| io::Error::other("hashing pipeline could not be set up"))?;
-    }
-    std::thread::scope(|s| {
-        let reading = s.spawn(move || -> io::Result<()> {
-            // Ends when the hasher hangs up (it only does after we do) or
-            // at the end of the input; dropping `full_tx` ends the hasher's loop.
-            while let Ok(mut buf) = free_rx.recv() {
-                let n = loop {
-                    match reader.read(&mut buf) {
-                        Ok(n) => break n,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(e) => return Err(e),
-                    }
-                };
-                if n == 0 || full_tx.send((buf, n)).is_err() {
-                    return Ok(());
-                }
-            }
-            Ok(())
-        });
-        for (buf, n) in full_rx {
-            hasher.update(&buf[..n]);
-            // The reader may have finished and dropped its receiver.
-            let _ = free_tx.send(buf);
-        }
-        match reading.join() {
-            Ok(r) => r,
-            Err(_) => Err(io::Error::other("reader thread panicked")),
-        }
-    })?;
-    Ok(hasher.finalize())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -232,14 +181,12 @@ mod tests {
     use std::io::Write;
 
     #[test]
-    fn inline_and_pipelined_agree_with_one_shot() {
+    fn any_buffer_size_agrees_with_one_shot() {
         let data: Vec<u8> = (0..200_003u32).map(|i| (i * 31 % 251) as u8).collect();
         let want = Digest::sha256(&data);
         for size in [7, 4096, 65536, 1 << 20] {
             let a = hash_reader(&data[..], MultiHasher::sha256(), size).unwrap();
-            let b = hash_reader_pipelined(&data[..], MultiHasher::sha256(), size).unwrap();
             assert_eq!(a.sha256, want);
-            assert_eq!(b.sha256, want);
         }
     }
 

@@ -1,18 +1,22 @@
-//! The hashing thread of one segment: buffers go in through a bounded
-//! channel, in order, and the digests come out at the end.
+//! Where a segment is hashed: on a hashing thread fed through a bounded
+//! channel, or inline on the blocking thread that reads a local file.
 //!
-//! Hashing runs on a blocking thread (tokio's `spawn_blocking`) so that
-//! SHA-256 at 1.7 GB/s never stalls the async runtime that drives the
-//! reads and the uploads. The thread reads the very buffers the upload
-//! sends (`Bytes` clones are reference counts), so no byte is copied for
-//! it. This module must never reorder buffers: the digest is of the
-//! stream in source order.
+//! Either way hashing runs on a blocking thread (tokio's `spawn_blocking`),
+//! so SHA-256 at 1.7 GB/s never stalls the async runtime that drives the
+//! reads and the uploads, and it reads the very buffers the upload sends
+//! (`Bytes` clones are reference counts): no byte is copied for it. For a
+//! local file, hashing right after each read on the same thread, while the
+//! bytes are in that core's cache, costs less than handing them to another
+//! core (measured: see benches/README.md). This module must never reorder
+//! buffers: the digest is of the stream in source order.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use custos_core::digest::{Digests, MultiHasher};
+
+use crate::buffers::{Chunk, Filled, HashChunk, PartSource};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -115,6 +119,103 @@ impl<T: Chunks> HashWorker<T> {
         self.handle
             .await
             .map_err(|e| HasherDied(format!("hashing thread failed: {e}")))
+    }
+}
+
+/// Where one segment's bytes are hashed.
+#[derive(Debug)]
+pub(crate) enum Hashing {
+    /// On a hashing thread fed each chunk as soon as it is read (async
+    /// sources, which read on the runtime's threads).
+    Thread(HashWorker<HashChunk>),
+    /// By the source itself, on the blocking thread that reads, a few KiB
+    /// after each read while the bytes are still in that core's cache
+    /// (local files). The hasher travels with each read.
+    Inline {
+        /// `None` while lent to a read (or lost with a failed one). Boxed:
+        /// the hasher states are a few hundred bytes.
+        hasher: Option<Box<MultiHasher>>,
+        bytes: u64,
+        busy: Duration,
+    },
+}
+
+/// Chunks queued for the hashing thread.
+const HASH_QUEUE_CHUNKS: usize = 2;
+
+impl Hashing {
+    /// The right place for `source`.
+    pub fn start<S: PartSource>(source: &S, hasher: MultiHasher) -> Self {
+        if source.hashes_inline() {
+            Hashing::Inline {
+                hasher: Some(Box::new(hasher)),
+                bytes: 0,
+                busy: Duration::ZERO,
+            }
+        } else {
+            Hashing::Thread(HashWorker::start(hasher, HASH_QUEUE_CHUNKS))
+        }
+    }
+
+    /// The hasher for the next read, when the source hashes inline.
+    pub fn lend(&mut self) -> Option<MultiHasher> {
+        match self {
+            Hashing::Inline { hasher, .. } => hasher.take().map(|h| *h),
+            Hashing::Thread(_) => None,
+        }
+    }
+
+    /// After a read: take the hasher back and count what it hashed.
+    pub fn take_back(&mut self, filled: Filled) -> Vec<u8> {
+        if let Hashing::Inline {
+            hasher,
+            bytes,
+            busy,
+        } = self
+        {
+            *hasher = filled.hasher.map(Box::new);
+            *bytes += filled.buf.len() as u64;
+            *busy += filled.hashing;
+        }
+        filled.buf
+    }
+
+    /// After a read: queue the chunk for the hashing thread (a no-op when
+    /// the source hashed it already).
+    pub async fn feed(&self, chunk: &Arc<Chunk>) -> Result<(), HasherDied> {
+        match self {
+            Hashing::Thread(w) => w.feed(HashChunk(chunk.clone())).await,
+            Hashing::Inline { .. } => Ok(()),
+        }
+    }
+
+    /// Bytes hashed so far.
+    pub fn hashed(&self) -> u64 {
+        match self {
+            Hashing::Thread(w) => w.hashed(),
+            Hashing::Inline { bytes, .. } => *bytes,
+        }
+    }
+
+    /// The digests of everything read.
+    pub async fn finish(self) -> Result<Hashed, HasherDied> {
+        match self {
+            Hashing::Thread(w) => w.finish().await,
+            Hashing::Inline {
+                hasher,
+                bytes,
+                busy,
+            } => {
+                let hasher = hasher
+                    .ok_or_else(|| HasherDied("the hasher was lost with a failed read".into()))?;
+                debug_assert_eq!(hasher.bytes(), bytes);
+                Ok(Hashed {
+                    digests: hasher.finalize(),
+                    bytes,
+                    busy,
+                })
+            }
+        }
     }
 }
 

@@ -63,8 +63,8 @@ mod verify;
 
 pub use error::{IngestError, KeyTakenReason, OrphanedUpload, StoreError, VerifyError};
 pub use files::{
-    hash_reader, hash_reader_pipelined, hash_source, hash_sources, FileHashOptions, HashFileError,
-    HashSource, DEFAULT_HASH_BUFFER,
+    hash_reader, hash_source, hash_sources, FileHashOptions, HashFileError, HashSource,
+    DEFAULT_HASH_BUFFER,
 };
 pub use options::{
     IngestOptions, RetryPolicy, DEFAULT_PARTS_IN_FLIGHT, DEFAULT_PART_SIZE, MAX_PART_SIZE,

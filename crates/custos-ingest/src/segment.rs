@@ -44,17 +44,14 @@ use tokio::io::AsyncRead;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::buffers::{AsyncSource, Chunk, ChunkPool, FileSource, HashChunk, Part, PartSource};
+use crate::buffers::{AsyncSource, Chunk, ChunkPool, FileSource, Part, PartSource};
 use crate::error::{IngestError, KeyTakenReason, OrphanedUpload};
-use crate::hasher::{HashWorker, Hashed, HasherDied};
+use crate::hasher::{Hashed, HasherDied, Hashing};
 use crate::options::{IngestOptions, S3_MAX_PARTS};
 
 /// Bytes read, and handed to the hasher, at a time: 1 MiB, so that a chunk
 /// is hashed while it is still in the processor's cache.
 const CHUNK_SIZE: usize = 1024 * 1024;
-
-/// Chunks queued for the hashing thread.
-const HASH_QUEUE_CHUNKS: usize = 2;
 
 /// Part size for stores without S3's 5 MiB minimum (the local filesystem,
 /// memory): one chunk, so each part is written while it is still in cache.
@@ -282,9 +279,9 @@ impl Run<'_> {
         // Step 2.
         let pool = ChunkPool::new(self.plan.chunk_size);
         let slots = Arc::new(Semaphore::new(self.plan.parts_in_flight));
-        let worker = HashWorker::start(hasher, HASH_QUEUE_CHUNKS);
+        let mut worker = Hashing::start(&source, hasher);
         let first = self
-            .next_part(&mut source, &pool, &slots, 0, &worker)
+            .next_part(&mut source, &pool, &slots, 0, &mut worker)
             .await?;
         self.report(worker.hashed());
         if first.len < self.plan.part_size {
@@ -319,7 +316,7 @@ impl Run<'_> {
         pool: &Arc<ChunkPool>,
         slots: &Arc<Semaphore>,
         index: usize,
-        worker: &HashWorker<HashChunk>,
+        worker: &mut Hashing,
     ) -> Result<Part, IngestError>
     where
         S: PartSource,
@@ -338,10 +335,10 @@ impl Run<'_> {
         while len < part_size {
             let want = self.plan.chunk_size.min(part_size - len);
             let reading = Instant::now();
-            let filled = source.fill(pool.take(), want).await;
+            let filled = source.fill(pool.take(), want, worker.lend()).await;
             self.timings.read += reading.elapsed();
             let buf = match filled {
-                Ok(buf) => buf,
+                Ok(filled) => worker.take_back(filled),
                 Err((source, got)) => {
                     return Err(IngestError::Source {
                         key: self.key.to_string(),
@@ -358,7 +355,7 @@ impl Run<'_> {
             self.read += n as u64;
             let chunk = Chunk::new(buf, pool.clone());
             worker
-                .feed(HashChunk(chunk.clone()))
+                .feed(&chunk)
                 .await
                 .map_err(|e| self.hasher_error(e))?;
             len += n;
@@ -374,7 +371,7 @@ impl Run<'_> {
     async fn single_put(
         &mut self,
         part: Part,
-        worker: HashWorker<HashChunk>,
+        worker: Hashing,
     ) -> Result<IngestOutcome, IngestError> {
         let hashed = worker.finish().await.map_err(|e| self.hasher_error(e))?;
         self.timings.hash = hashed.busy;
@@ -419,7 +416,7 @@ impl Run<'_> {
         &mut self,
         source: &mut S,
         first: Part,
-        worker: HashWorker<HashChunk>,
+        mut worker: Hashing,
         pool: &Arc<ChunkPool>,
         slots: &Arc<Semaphore>,
     ) -> Result<IngestOutcome, IngestError>
@@ -432,7 +429,7 @@ impl Run<'_> {
             .map_err(|e| self.store_error("start a multipart upload", e, None))?;
 
         let sent = self
-            .send_parts(&mut upload, source, first, &worker, pool, slots)
+            .send_parts(&mut upload, source, first, &mut worker, pool, slots)
             .await;
         let parts = match sent {
             Ok(parts) => parts,
@@ -508,7 +505,7 @@ impl Run<'_> {
         upload: &mut OpenUpload,
         source: &mut S,
         first: Part,
-        worker: &HashWorker<HashChunk>,
+        worker: &mut Hashing,
         pool: &Arc<ChunkPool>,
         slots: &Arc<Semaphore>,
     ) -> Result<Vec<PartDone>, IngestError>
@@ -574,7 +571,7 @@ impl Run<'_> {
         &mut self,
         joined: Result<Result<PartDone, (usize, object_store::Error)>, tokio::task::JoinError>,
         done: &mut Vec<Option<PartDone>>,
-        worker: &HashWorker<HashChunk>,
+        worker: &Hashing,
     ) -> Result<(), IngestError> {
         match joined {
             Ok(Ok(part)) => {
@@ -622,7 +619,7 @@ impl Run<'_> {
         }
         let pool = ChunkPool::new(self.plan.chunk_size);
         let slots = Arc::new(Semaphore::new(self.plan.parts_in_flight));
-        let worker = HashWorker::start(hasher, HASH_QUEUE_CHUNKS);
+        let worker = Hashing::start(&*source, hasher);
         let hashed = self.hash_rest(source, worker, &pool, &slots).await?;
         self.compare_with_stored(hashed.bytes, hashed.digests).await
     }
@@ -631,7 +628,7 @@ impl Run<'_> {
     async fn hash_rest<S>(
         &mut self,
         source: &mut S,
-        worker: HashWorker<HashChunk>,
+        mut worker: Hashing,
         pool: &Arc<ChunkPool>,
         slots: &Arc<Semaphore>,
     ) -> Result<Hashed, IngestError>
@@ -639,7 +636,7 @@ impl Run<'_> {
         S: PartSource,
     {
         loop {
-            let part = self.next_part(source, pool, slots, 0, &worker).await?;
+            let part = self.next_part(source, pool, slots, 0, &mut worker).await?;
             let len = part.len;
             drop(part);
             self.report(worker.hashed());

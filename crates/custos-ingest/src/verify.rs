@@ -153,8 +153,8 @@ async fn head(store: &IngestStore, key: &Path) -> Result<ObjectMeta, VerifyError
 /// pinned to its ETag (`If-Match`), so a concurrent replacement fails the
 /// read instead of mixing two versions.
 ///
-/// A local file is hashed straight from the file on blocking threads with
-/// fixed buffers; a remote object's body is hashed as it streams in,
+/// A local file is hashed straight from the file on a blocking thread with
+/// one fixed buffer; a remote object's body is hashed as it streams in,
 /// batched into about [`READ_BACK_BATCH`] bytes per hand-over. Either way
 /// memory stays a few MiB, whatever the object's size.
 pub(crate) async fn read_back(
