@@ -278,7 +278,7 @@ token = "{supervisor}"
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .unwrap()
+            .map_err(|e| e.to_string())?
             .block_on(async {
                 let resp = reqwest::get(&url).await.map_err(|e| e.to_string())?;
                 if !resp.status().is_success() {

@@ -3,7 +3,8 @@
 //! independent check passes; a bundle exported through the service verifies.
 //! Then someone with the store's keys flips a byte of a stored object with
 //! boto3: the independent store check and `custos verify bundle` on a new
-//! export both name it.
+//! export both name it. The signature and log checkers are shown to fail
+//! too (a wrong key, a forged earlier checkpoint).
 
 use std::ffi::OsString;
 
@@ -62,8 +63,56 @@ fn docked_footage_passes_every_independent_check_and_tampering_is_caught() {
             "--ledger-key".into(),
             site.ledger_key().into(),
             "--earlier".into(),
-            before_export.into(),
+            before_export.clone().into(),
         ],
+    );
+
+    // The checkers can fail: manifests checked against another key, and a
+    // kept checkpoint (validly signed) that today's log does not extend.
+    let out = site.checker(
+        "check_signatures.py",
+        &[
+            "--ledger-key".into(),
+            site.ledger_key().into(),
+            "--dock-key".into(),
+            site.ledger_key().into(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no valid signature by ledger+"),
+        "{out:?}"
+    );
+    let forged = site.path("forged.checkpoint");
+    ok(
+        "forge_checkpoint.py",
+        &site.checker(
+            "forge_checkpoint.py",
+            &[
+                "--key".into(),
+                site.path("keys/ledger.key").into(),
+                "--name".into(),
+                "ledger".into(),
+                "--from".into(),
+                before_export.clone().into(),
+                "--out".into(),
+                forged.clone().into(),
+            ],
+        ),
+    );
+    let out = site.checker(
+        "check_log.py",
+        &[
+            "--ledger-key".into(),
+            site.ledger_key().into(),
+            "--earlier".into(),
+            forged.into(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("the log was rewritten"),
+        "{out:?}"
     );
 
     // Tampering behind Custos's back, with boto3.

@@ -190,7 +190,7 @@ fn a_different_file_on_a_taken_key_is_never_stored_nor_wiped() {
         vec![name.clone()],
         "the second file must stay on the recorder: {out:?}"
     );
-    site.check_everything(&[&rec], 2, &[before.clone()]);
+    site.check_everything(&[&rec], 2, std::slice::from_ref(&before));
 
     // A dock with a fresh journal (a replaced disk, another station): the
     // upload finds the key taken by other bytes and refuses.
