@@ -1,0 +1,527 @@
+//! The end-to-end site: a real Garage S3 node, keys and tokens made with
+//! `custos keygen` and `custos token create`, `custos ledger serve` as a
+//! process on a free loopback port, simulated 执法记录仪 recorders filled
+//! with FFmpeg-made H.264/AAC clips, `custos dock ingest` as a process, and
+//! the independent Python checkers beside this file (boto3, `cryptography`,
+//! ffprobe) run against all of it.
+//!
+//! Nothing here talks to Custos's libraries: the test sees the system only
+//! through its command line, its HTTP API and the S3 bucket, as an operator
+//! and an auditor would.
+
+use std::ffi::OsString;
+use std::io::{BufRead as _, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use custos_testsupport::Garage;
+
+/// The checkpoint origin of the e2e ledger.
+pub const ORIGIN: &str = "e2e.custos.test/ledger";
+/// The dock's station id (and key name).
+pub const DOCK_ID: &str = "dock-e2e";
+
+/// The repository's root (this file is in tests/e2e/).
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The Python that has boto3 and cryptography: `$CUSTOS_PYTHON`, else the
+/// repository's `.venv` that scripts/install-deps makes. Missing: the test
+/// fails saying how to get it.
+fn python() -> PathBuf {
+    if let Some(p) = std::env::var_os("CUSTOS_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let venv = repo().join(".venv/bin/python");
+    assert!(
+        venv.is_file(),
+        "the e2e checkers need Python with boto3 and cryptography: run scripts/install-deps \
+         (it makes {}), or set CUSTOS_PYTHON",
+        venv.display()
+    );
+    venv
+}
+
+fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("binding a free loopback port");
+    l.local_addr().unwrap().port()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Panic with the command's output unless it exited 0; its stdout.
+pub fn ok(what: &str, out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "{what}: exit {:?}\nstderr: {}\nstdout: {}",
+        out.status.code(),
+        text(&out.stderr),
+        text(&out.stdout)
+    );
+    text(&out.stdout)
+}
+
+/// Settings a test may change before the site starts.
+#[derive(Debug, Clone)]
+pub struct SiteOptions {
+    /// `[dock] concurrency`.
+    pub concurrency: u32,
+}
+
+impl Default for SiteOptions {
+    fn default() -> Self {
+        SiteOptions { concurrency: 2 }
+    }
+}
+
+/// Bearer tokens made with `custos token create` before the service starts.
+#[derive(Debug)]
+struct Tokens {
+    dock: String,
+    auditor: String,
+    supervisor: String,
+}
+
+/// One site: S3, a ledger service, one dock's configuration.
+#[derive(Debug)]
+pub struct Site {
+    pub dir: tempfile::TempDir,
+    pub garage: Garage,
+    pub config: PathBuf,
+    port: u16,
+    tokens: Tokens,
+    ledger: Option<Child>,
+}
+
+impl Site {
+    /// Garage, keys, configuration, tokens, and the ledger service running.
+    pub fn start(opts: SiteOptions) -> Site {
+        let garage = Garage::start().expect("starting Garage (the e2e tests need it)");
+        let dir = tempfile::Builder::new()
+            .prefix("custos-e2e-")
+            .tempdir()
+            .unwrap();
+        for sub in ["keys", "recorders", "originals", "logs"] {
+            std::fs::create_dir(dir.path().join(sub)).unwrap();
+        }
+        let port = free_port();
+        let mut site = Site {
+            config: dir.path().join("custos.toml"),
+            dir,
+            garage,
+            port,
+            tokens: Tokens {
+                dock: String::new(),
+                auditor: String::new(),
+                supervisor: String::new(),
+            },
+            ledger: None,
+        };
+        for name in ["ledger", DOCK_ID] {
+            let key = site.path(&format!("keys/{name}.key"));
+            ok(
+                "custos keygen",
+                &site
+                    .custos()
+                    .args(["keygen", "--name", name, "--out"])
+                    .arg(&key)
+                    .output()
+                    .unwrap(),
+            );
+        }
+        site.write_config(&opts);
+        let dock_pub = site.dock_key();
+        site.tokens = Tokens {
+            dock: site.token("dock", DOCK_ID, Some(&dock_pub)),
+            auditor: site.token("auditor", "aud-e2e", None),
+            supervisor: site.token("supervisor", "sup-e2e", None),
+        };
+        site.write_config(&opts);
+        site.start_ledger();
+        site
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// The dock's verifier key file.
+    pub fn dock_key(&self) -> PathBuf {
+        self.path(&format!("keys/{DOCK_ID}.key.pub"))
+    }
+
+    /// The ledger's verifier key file.
+    pub fn ledger_key(&self) -> PathBuf {
+        self.path("keys/ledger.key.pub")
+    }
+
+    pub fn ledger_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The configuration: S3 storage on Garage, the ledger on its port, the
+    /// dock reaching it over HTTP with its token, export through the
+    /// service with the supervisor's token.
+    fn write_config(&self, opts: &SiteOptions) {
+        let t = &self.tokens;
+        let profiles = repo().join("firmware-profiles");
+        let text = format!(
+            r#"[storage]
+url = "{storage}"
+
+[ledger]
+listen = "127.0.0.1:{port}"
+data_dir = "./ledger"
+origin = "{ORIGIN}"
+key_file = "./keys/ledger.key"
+
+[dock]
+id = "{DOCK_ID}"
+key_file = "./keys/{DOCK_ID}.key"
+data_dir = "./dock"
+ledger_url = "{url}"
+ledger_token = "{dock}"
+profiles_dir = "{profiles}"
+wipe = "after-verified"
+usb = false
+status_listen = "127.0.0.1:0"
+concurrency = {concurrency}
+part_size_mib = 5
+
+[client]
+ledger_url = "{url}"
+token = "{supervisor}"
+"#,
+            storage = self.garage.storage_url(),
+            port = self.port,
+            url = self.ledger_url(),
+            dock = t.dock,
+            supervisor = t.supervisor,
+            profiles = profiles.display(),
+            concurrency = opts.concurrency,
+        );
+        std::fs::write(&self.config, text).unwrap();
+    }
+
+    /// The `custos` binary with the S3 variables of the site's Garage and
+    /// none of the caller's `CUSTOS_*` overrides.
+    pub fn custos(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_custos"));
+        for (k, _) in std::env::vars_os() {
+            if k.to_string_lossy().starts_with("CUSTOS_") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.envs(self.garage.env())
+            .env("RUST_LOG", "warn")
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    fn token(&self, role: &str, name: &str, key: Option<&Path>) -> String {
+        let mut cmd = self.custos();
+        cmd.args(["token", "create", "--config"])
+            .arg(&self.config)
+            .args(["--role", role, "--name", name]);
+        if let Some(key) = key {
+            cmd.arg("--key").arg(key);
+        }
+        let out = ok("custos token create", &cmd.output().unwrap());
+        out.lines().last().unwrap().trim().to_owned()
+    }
+
+    /// Start `custos ledger serve` on the site's port and wait until it
+    /// says it listens.
+    pub fn start_ledger(&mut self) {
+        assert!(self.ledger.is_none(), "the ledger is already running");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.path("logs/ledger.log"))
+            .unwrap();
+        let mut child = self
+            .custos()
+            .args(["ledger", "serve", "--config"])
+            .arg(&self.config)
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(
+            line.starts_with("listening on "),
+            "custos ledger serve did not start: {line:?} (log: {})",
+            self.path("logs/ledger.log").display()
+        );
+        self.ledger = Some(child);
+    }
+
+    /// SIGKILL the ledger service: no shutdown, no flush.
+    pub fn kill_ledger(&mut self) {
+        let mut child = self.ledger.take().expect("the ledger is running");
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    /// GET a public path of the ledger.
+    fn http_get(&self, path: &str) -> Result<String, String> {
+        let url = format!("{}{path}", self.ledger_url());
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?
+            .block_on(async {
+                let resp = reqwest::get(&url).await.map_err(|e| e.to_string())?;
+                if !resp.status().is_success() {
+                    return Err(format!("GET {url}: {}", resp.status()));
+                }
+                resp.text().await.map_err(|e| e.to_string())
+            })
+    }
+
+    /// The ledger's signed checkpoint, as served.
+    pub fn checkpoint(&self) -> String {
+        self.http_get("/v1/checkpoint").unwrap()
+    }
+
+    /// The size of the ledger's tree.
+    pub fn size(&self) -> u64 {
+        self.checkpoint().lines().nth(1).unwrap().parse().unwrap()
+    }
+
+    /// Keep the current checkpoint in a file (for `check_log.py --earlier`).
+    pub fn keep_checkpoint(&self, name: &str) -> PathBuf {
+        let path = self.path(&format!("{name}.checkpoint"));
+        std::fs::write(&path, self.checkpoint()).unwrap();
+        path
+    }
+
+    /// A recorder `DEVICE` of officer `OFFICER` holding `clips` clips of
+    /// `seconds` seconds under DCIM/100MEDIA/, named as a GA/T 947 recorder
+    /// names them; a pristine copy goes to originals/DEVICE/DCIM/100MEDIA/.
+    /// Returns the
+    /// recorder's folder (what `--source` takes).
+    pub fn recorder(&self, device: &str, officer: &str, clips: u32, seconds: u32) -> PathBuf {
+        let root = self.path(&format!("recorders/{device}"));
+        let media = root.join("DCIM/100MEDIA");
+        let pristine = self.path(&format!("originals/{device}/DCIM/100MEDIA"));
+        std::fs::create_dir_all(&media).unwrap();
+        std::fs::create_dir_all(&pristine).unwrap();
+        let cst = time::UtcOffset::from_hms(8, 0, 0).unwrap();
+        let now = time::OffsetDateTime::now_utc();
+        for i in 0..clips {
+            let start = (now
+                - time::Duration::seconds(i64::from((clips - i) * (seconds + 20) + 60)))
+            .to_offset(cst);
+            let stamp = format!(
+                "{:04}{:02}{:02}{:02}{:02}{:02}",
+                start.year(),
+                u8::from(start.month()),
+                start.day(),
+                start.hour(),
+                start.minute(),
+                start.second()
+            );
+            let name = format!("{device}_{officer}_{stamp}_{:04}.MP4", i + 1);
+            // The recorder's wall clock, labelled UTC (the gat947 profile's
+            // media_time = "local").
+            let creation = format!(
+                "{}-{}-{}T{}:{}:{}Z",
+                &stamp[0..4],
+                &stamp[4..6],
+                &stamp[6..8],
+                &stamp[8..10],
+                &stamp[10..12],
+                &stamp[12..14]
+            );
+            clip(&media.join(&name), seconds, 500 + 100 * i, &creation);
+            std::fs::copy(media.join(&name), pristine.join(&name)).unwrap();
+        }
+        root
+    }
+
+    /// The files left on a recorder.
+    pub fn files_on(recorder: &Path) -> Vec<String> {
+        let media = recorder.join("DCIM/100MEDIA");
+        let mut names: Vec<String> = std::fs::read_dir(media)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// `custos dock ingest` of `recorder`, ready to run or spawn.
+    pub fn dock_ingest(&self, recorder: &Path) -> Command {
+        let mut cmd = self.custos();
+        cmd.args(["dock", "ingest", "--progress", "never", "--max-wait", "90"])
+            .arg("--config")
+            .arg(&self.config)
+            .arg("--source")
+            .arg(recorder);
+        cmd
+    }
+
+    /// Run one of the Python checkers with the auditor's token; its output.
+    pub fn checker(&self, script: &str, args: &[OsString]) -> Output {
+        let mut cmd = Command::new(python());
+        cmd.arg(repo().join("tests/e2e/checkers").join(script))
+            .arg("--ledger")
+            .arg(self.ledger_url())
+            .args(args)
+            .envs(self.garage.env())
+            .env("CUSTOS_E2E_TOKEN", &self.tokens.auditor)
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .stdin(Stdio::null());
+        cmd.output().unwrap()
+    }
+
+    /// Run a checker and panic with its failure lines unless it passes.
+    pub fn check(&self, script: &str, args: &[OsString]) {
+        let out = self.checker(script, args);
+        let stdout = ok(script, &out);
+        eprint!("{stdout}");
+    }
+
+    /// `--bucket B --originals DIR` and `--recorder DIR` for each recorder.
+    pub fn store_args(&self, recorders: &[&Path]) -> Vec<OsString> {
+        let mut args: Vec<OsString> = vec![
+            "--bucket".into(),
+            self.garage.bucket().into(),
+            "--originals".into(),
+            self.path("originals").into(),
+        ];
+        for r in recorders {
+            args.push("--recorder".into());
+            args.push(r.into());
+        }
+        args
+    }
+
+    /// Every independent check of a finished site: the store (boto3), the
+    /// signatures (cryptography), the log (our RFC 6962 code) and the media
+    /// (ffprobe). `earlier`: checkpoints kept along the way.
+    pub fn check_everything(&self, recorders: &[&Path], segments: usize, earlier: &[PathBuf]) {
+        let n: OsString = segments.to_string().into();
+        let mut store = self.store_args(recorders);
+        store.extend(["--segments".into(), n.clone()]);
+        self.check("check_store.py", &store);
+        self.check(
+            "check_signatures.py",
+            &[
+                "--ledger-key".into(),
+                self.ledger_key().into(),
+                "--dock-key".into(),
+                self.dock_key().into(),
+            ],
+        );
+        let mut log: Vec<OsString> = vec![
+            "--ledger-key".into(),
+            self.ledger_key().into(),
+            "--segments".into(),
+            n,
+            "--wiped".into(),
+        ];
+        for e in earlier {
+            log.extend(["--earlier".into(), e.into()]);
+        }
+        self.check("check_log.py", &log);
+        self.check(
+            "check_media.py",
+            &["--bucket".into(), self.garage.bucket().into()],
+        );
+    }
+}
+
+impl Drop for Site {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.ledger.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// One clip: 640x360 test pattern with moving noise (so that it is a few
+/// MiB, and a multipart upload), H.264 + a `tone` Hz AAC tone, with the
+/// recorder's `creation_time`.
+fn clip(out: &Path, seconds: u32, tone: u32, creation: &str) {
+    let status = Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+        ])
+        .arg(format!("testsrc2=size=640x360:rate=25:duration={seconds}"))
+        .args(["-f", "lavfi", "-i"])
+        .arg(format!(
+            "sine=frequency={tone}:sample_rate=48000:duration={seconds}"
+        ))
+        .args([
+            "-vf",
+            "noise=alls=30:allf=t",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-crf",
+            "20",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "64k",
+            "-metadata",
+        ])
+        .arg(format!("creation_time={creation}"))
+        .arg(out)
+        .stdin(Stdio::null())
+        .output()
+        .expect("running ffmpeg (scripts/install-deps installs it)");
+    assert!(
+        status.status.success(),
+        "ffmpeg failed: {}",
+        text(&status.stderr)
+    );
+}
+
+/// Wait for `child` up to `limit`; its status, or panic.
+pub fn wait_for(child: &mut Child, limit: Duration, what: &str) -> ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{what} did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Poll `cond` every 10 ms up to `limit`; whether it came true.
+pub fn poll(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    false
+}
