@@ -185,6 +185,16 @@ fn a_different_file_on_a_taken_key_is_never_stored_nor_wiped() {
     // The same dock, whose journal has that segment as done.
     let out = site.dock_ingest(&rec).output().unwrap();
     eprintln!("the same dock again: {out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the dock reported a file it did not store as done: {out:?}"
+    );
+    assert!(
+        stderr.contains("on the recorder again"),
+        "the dock does not say why the file was left:\n{stderr}"
+    );
     assert_eq!(
         Site::files_on(&rec),
         vec![name.clone()],

@@ -796,6 +796,18 @@ impl Dock {
     ) -> Result<(), StepError> {
         let recorder = record.recorder_id.clone();
         let id = record.segment_id.clone();
+        if file.is_some() && matches!(record.step, Step::Wiped | Step::Gone) {
+            // The journal has this file as stored, verified and gone from
+            // the recorder, yet a file with its path, size and time is
+            // listed again (a restored card, a reset clock and counter).
+            // Its bytes may be other footage: never report it done, never
+            // touch it; the operator compares it with the stored object.
+            return Err(StepError::Stop(format!(
+                "{} is on the recorder again, but segment {id} with that name, size and time was stored, verified and removed before; left untouched (compare it with {})",
+                String::from_utf8_lossy(&record.relative()).escape_debug(),
+                record.object_key
+            )));
+        }
         let mut rec = record;
         let mut backoff = self.settings.backoff.0;
         // Whether this segment still counts in the session's `to_upload`.
