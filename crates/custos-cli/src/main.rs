@@ -37,6 +37,8 @@ enum Command {
     Demo(cmd::demo::DemoArgs),
     /// Build an export bundle: `custos export --config FILE (--case ID | --segment ID...) --out FILE.tar`.
     Export(cmd::export::ExportArgs),
+    /// Re-hash stored objects against their manifests: `custos audit scrub --config FILE [--jobs N]`.
+    Audit(cmd::audit::AuditArgs),
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -49,6 +51,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Dock(args) => cmd::dock::run(args),
         Command::Demo(args) => cmd::demo::run(args),
         Command::Export(args) => cmd::export::run(args),
+        Command::Audit(args) => cmd::audit::run(args),
     }
 }
 

@@ -20,6 +20,8 @@
 //!   in durable batches;
 //! - [`store`] and [`layout`]: what lives where in sled;
 //! - [`catalogue`]: the segment index fed by `segment.ingested` manifests;
+//! - [`governance`]: cases, access, holds, retention and its sweeper;
+//!   [`audit`]: what the audit scrub checks and how it is recorded;
 //! - [`auth`]: roles, tokens, registered dock keys, the role matrix;
 //! - [`api`]: the axum router ([`api::app`]), its errors and extractors;
 //! - [`serve`]: binding, signals, shutdown;
@@ -58,6 +60,7 @@
 
 pub mod api;
 pub mod append;
+pub mod audit;
 pub mod auth;
 pub mod catalogue;
 pub mod check;

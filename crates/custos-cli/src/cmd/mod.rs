@@ -1,5 +1,6 @@
 //! One module per subcommand; each has an `Args` struct and a `run`.
 
+pub mod audit;
 pub mod demo;
 pub mod dock;
 pub mod export;
