@@ -39,6 +39,8 @@ enum Command {
     Export(cmd::export::ExportArgs),
     /// Re-hash stored objects against their manifests: `custos audit scrub --config FILE [--jobs N]`.
     Audit(cmd::audit::AuditArgs),
+    /// The retention sweeper on demand: `custos retention sweep --config FILE [--dry-run]`.
+    Retention(cmd::retention::RetentionArgs),
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -52,6 +54,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo(args) => cmd::demo::run(args),
         Command::Export(args) => cmd::export::run(args),
         Command::Audit(args) => cmd::audit::run(args),
+        Command::Retention(args) => cmd::retention::run(args),
     }
 }
 

@@ -195,6 +195,10 @@ pub struct ClientConfig {
 pub struct RetentionConfig {
     /// Days footage is kept when no category says otherwise (≥ 180).
     pub default_days: u32,
+    /// How often `custos ledger serve` runs the retention sweeper: `off`,
+    /// or a number with a unit, `s`, `m`, `h` or `d` (default `1d`: daily;
+    /// the first sweep runs one interval after start-up).
+    pub sweep_interval: String,
     /// Per-category retention in days (each ≥ 180).
     pub categories: BTreeMap<String, u32>,
 }
@@ -203,9 +207,46 @@ impl Default for RetentionConfig {
     fn default() -> Self {
         RetentionConfig {
             default_days: MIN_RETENTION_DAYS,
+            sweep_interval: "1d".into(),
             categories: BTreeMap::new(),
         }
     }
+}
+
+impl RetentionConfig {
+    /// The scheduled sweep's interval; `None` when it is `off`.
+    pub fn sweep_every(&self) -> Result<Option<std::time::Duration>, ConfigError> {
+        parse_interval(&self.sweep_interval).map_err(|why| {
+            ConfigError::Invalid(format!(
+                "retention.sweep_interval {:?}: {why}",
+                self.sweep_interval
+            ))
+        })
+    }
+}
+
+/// `off`, or a positive whole number followed by `s`, `m`, `h` or `d`.
+fn parse_interval(text: &str) -> Result<Option<std::time::Duration>, String> {
+    let t = text.trim();
+    if t.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    let expected = "expected \"off\" or a number with a unit s, m, h or d (e.g. \"1d\", \"6h\")";
+    let split = t.find(|c: char| !c.is_ascii_digit()).ok_or(expected)?;
+    let (n, unit) = t.split_at(split);
+    let n: u64 = n.parse().map_err(|_| expected)?;
+    let secs = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(expected.into()),
+    };
+    if n == 0 {
+        return Err("the interval must be longer than zero (use \"off\" to disable)".into());
+    }
+    let total = n.checked_mul(secs).ok_or("the interval is too long")?;
+    Ok(Some(std::time::Duration::from_secs(total)))
 }
 
 /// `[access]`.
@@ -315,6 +356,7 @@ impl Config {
                 });
             }
         }
+        r.sweep_every()?;
         let url = &self.storage.url;
         if !(url.starts_with("file://") || url.starts_with("s3://")) {
             return Err(ConfigError::Invalid(format!(
@@ -417,5 +459,30 @@ mod tests {
         let e = parse("[storage]\nurl = \"ftp://x\"\n", &[]).unwrap_err();
         assert!(e.to_string().contains("storage.url"), "{e}");
         assert!(parse("[[[", &[]).is_err());
+        let e = parse("[retention]\nsweep_interval = \"often\"\n", &[]).unwrap_err();
+        assert!(e.to_string().contains("retention.sweep_interval"), "{e}");
+        let e = parse("", &[("CUSTOS_RETENTION_SWEEP_INTERVAL", "0h")]).unwrap_err();
+        assert!(e.to_string().contains("longer than zero"), "{e}");
+    }
+
+    #[test]
+    fn sweep_interval_reads_units_and_off() {
+        let every = |t: &str| {
+            parse(&format!("[retention]\nsweep_interval = \"{t}\"\n"), &[])
+                .unwrap()
+                .retention
+                .sweep_every()
+                .unwrap()
+        };
+        use std::time::Duration;
+        assert_eq!(
+            Config::default().retention.sweep_every().unwrap(),
+            Some(Duration::from_secs(86_400))
+        );
+        assert_eq!(every("off"), None);
+        assert_eq!(every("2s"), Some(Duration::from_secs(2)));
+        assert_eq!(every("15m"), Some(Duration::from_secs(900)));
+        assert_eq!(every("6h"), Some(Duration::from_secs(21_600)));
+        assert_eq!(every("7d"), Some(Duration::from_secs(604_800)));
     }
 }

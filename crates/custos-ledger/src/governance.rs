@@ -24,7 +24,7 @@
 
 use std::sync::Arc;
 
-use custos_core::config::AccessConfig;
+use custos_core::config::{AccessConfig, RetentionConfig};
 use custos_core::entry::{actions, Actor};
 use object_store::ObjectStore;
 use rand_core::RngCore as _;
@@ -53,6 +53,9 @@ pub struct Governance {
     /// The object store footage is read from (`[storage] url`); without it
     /// content requests answer 503.
     pub objects: Option<Arc<dyn ObjectStore>>,
+    /// Retention periods (`[retention]`), for the sweeper and the retention
+    /// status of `GET /v1/segments/{id}`.
+    pub retention: RetentionConfig,
 }
 
 impl Default for Governance {
@@ -61,6 +64,7 @@ impl Default for Governance {
         Governance::from_access(&AccessConfig::default()).unwrap_or(Governance {
             approval_required: vec![Role::Reviewer, Role::Officer],
             objects: None,
+            retention: RetentionConfig::default(),
         })
     }
 }
@@ -76,6 +80,7 @@ impl Governance {
         Ok(Governance {
             approval_required,
             objects: None,
+            retention: RetentionConfig::default(),
         })
     }
 
@@ -85,12 +90,19 @@ impl Governance {
         Governance {
             approval_required: Role::ALL.to_vec(),
             objects: None,
+            retention: RetentionConfig::default(),
         }
     }
 
     /// The same policy, reading footage from `objects`.
     pub fn with_store(mut self, objects: Arc<dyn ObjectStore>) -> Governance {
         self.objects = Some(objects);
+        self
+    }
+
+    /// The same policy with the retention periods of `[retention]`.
+    pub fn with_retention(mut self, retention: RetentionConfig) -> Governance {
+        self.retention = retention;
         self
     }
 

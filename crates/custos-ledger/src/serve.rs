@@ -11,16 +11,24 @@
 //!    append already queued, flush, and stop.
 //! 3. The sled database is flushed and closed when the last handle drops.
 //!
+//! The scheduled retention sweep ([`ServeOptions::sweep_interval`],
+//! `[retention] sweep_interval`) runs [`crate::governance::sweep`] on a
+//! task of its own, one interval after start-up and then every interval;
+//! shutdown waits for a sweep in progress to finish (so no deletion is
+//! left half done: its entry written, its object not yet deleted) before
+//! the ledger closes.
+//!
 //! A `kill -9` skips all of it; the append path's crash rules
 //! ([`crate::append`]) still hold: nothing acknowledged is lost.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use custos_core::config::Config;
 use custos_core::keys::{KeyError, SigningKey};
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::api::{app, ApiConfig, AppState};
@@ -41,8 +49,11 @@ pub struct ServeOptions {
     /// Run the full verification ([`Ledger::spawn_verify_all`]) in the
     /// background after start-up.
     pub verify_on_start: bool,
-    /// Access policy and the object store footage is read from.
+    /// Access policy, retention, and the object store footage is read from.
     pub governance: crate::governance::Governance,
+    /// Run the retention sweeper every this long (`None`: never). It needs
+    /// [`crate::governance::Governance::objects`].
+    pub sweep_interval: Option<Duration>,
 }
 
 impl ServeOptions {
@@ -56,7 +67,10 @@ impl ServeOptions {
             api: ApiConfig::default(),
             verify_on_start: true,
             governance: crate::governance::Governance::from_access(&config.access)
-                .unwrap_or_else(|_| crate::governance::Governance::strict()),
+                .unwrap_or_else(|_| crate::governance::Governance::strict())
+                .with_retention(config.retention.clone()),
+            // `Config::parse` refused an interval that does not parse.
+            sweep_interval: config.retention.sweep_every().ok().flatten(),
         }
     }
 }
@@ -110,6 +124,66 @@ pub struct Server {
     stop: oneshot::Sender<()>,
     /// The axum server task; ends after step 1.
     task: JoinHandle<std::io::Result<()>>,
+    /// The scheduled retention sweep, if one runs.
+    sweeper: Option<Sweeper>,
+}
+
+/// The scheduled retention sweep's task and its stop signal.
+#[derive(Debug)]
+struct Sweeper {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl Sweeper {
+    fn spawn(ledger: Ledger, governance: crate::governance::Governance, every: Duration) -> Self {
+        let every = every.max(Duration::from_millis(100));
+        let (stop, mut stopped) = watch::channel(false);
+        let task = tokio::spawn(async move {
+            let start = tokio::time::Instant::now() + every;
+            let mut ticker = tokio::time::interval_at(start, every);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = ticker.tick() => {}
+                    _ = stopped.changed() => return,
+                }
+                sweep_once(&ledger, &governance).await;
+            }
+        });
+        Sweeper { stop, task }
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+/// One scheduled sweep, its outcome logged.
+async fn sweep_once(ledger: &Ledger, governance: &crate::governance::Governance) {
+    let swept = crate::governance::sweep(
+        ledger,
+        &governance.retention,
+        governance.objects.as_ref(),
+        false,
+    )
+    .await;
+    match swept {
+        Ok(items) => {
+            for item in &items {
+                let segment = item.status.segment_id.as_str();
+                match (&item.error, item.deleted_seq) {
+                    (Some(error), seq) => {
+                        tracing::warn!(segment, ?seq, %error, "retention sweep: entry written, object not deleted")
+                    }
+                    (None, seq) => tracing::info!(segment, ?seq, "retention sweep: deleted"),
+                }
+            }
+            tracing::info!(deleted = items.len(), "retention sweep done");
+        }
+        Err(error) => tracing::warn!(%error, "retention sweep failed"),
+    }
 }
 
 /// Open the ledger and start serving (see the module documentation).
@@ -139,6 +213,18 @@ pub async fn start(options: ServeOptions) -> Result<Server, ServeError> {
             error,
         })?;
     let addr = listener.local_addr()?;
+    let sweeper = match options.sweep_interval {
+        Some(every) if options.governance.objects.is_some() => Some(Sweeper::spawn(
+            ledger.clone(),
+            options.governance.clone(),
+            every,
+        )),
+        Some(_) => {
+            tracing::warn!("no object store: the scheduled retention sweep is off");
+            None
+        }
+        None => None,
+    };
     let router = app(AppState {
         ledger: ledger.clone(),
         config: options.api,
@@ -158,6 +244,7 @@ pub async fn start(options: ServeOptions) -> Result<Server, ServeError> {
         ledger,
         stop,
         task,
+        sweeper,
     })
 }
 
@@ -184,6 +271,9 @@ impl Server {
             .task
             .await
             .map_err(|e| ServeError::Io(std::io::Error::other(e)))?;
+        if let Some(sweeper) = self.sweeper {
+            sweeper.stop().await;
+        }
         self.ledger.close().await;
         Ok(served?)
     }

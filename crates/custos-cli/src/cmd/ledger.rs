@@ -59,12 +59,18 @@ pub fn run(args: LedgerArgs) -> anyhow::Result<ExitCode> {
                 .context("configuration [access] approval_required")?;
             let store = custos_ingest::IngestStore::from_url(&cfg.storage.url)
                 .with_context(|| format!("configuration [storage] url {:?}", cfg.storage.url))?;
-            options.governance = policy.with_store(store.object_store().clone());
+            options.governance = policy
+                .with_retention(cfg.retention.clone())
+                .with_store(store.object_store().clone());
+            let sweep = match options.sweep_interval {
+                Some(every) => format!("retention sweep every {every:?}"),
+                None => "scheduled retention sweep off".to_owned(),
+            };
             let origin = options.ledger.origin.clone();
             serve::run_blocking(options, |server| {
                 println!("listening on {}", server.url());
                 eprintln!(
-                    "custos ledger: origin {origin:?}, {} entries; Ctrl-C to stop",
+                    "custos ledger: origin {origin:?}, {} entries, {sweep}; Ctrl-C to stop",
                     server.ledger().published().size
                 );
             })?;

@@ -7,5 +7,6 @@ pub mod export;
 pub mod hash;
 pub mod keygen;
 pub mod ledger;
+pub mod retention;
 pub mod token;
 pub mod verify;

@@ -34,6 +34,7 @@ async fn events_wait_while_the_ledger_is_down_and_arrive_in_order() {
         api: ApiConfig::default(),
         verify_on_start: true,
         governance: Default::default(),
+        sweep_interval: None,
     };
     let down = LedgerClient::new(&dead_url(), Some("custos_0000000000000000_x")).unwrap();
     let events: Vec<_> = (0..5)
