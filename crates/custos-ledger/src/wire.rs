@@ -179,6 +179,22 @@ impl From<SegmentRecord> for SegmentView {
     }
 }
 
+/// `GET /v1/segments/{id}`: the segment, where it stands against the
+/// retention rules, and its legal hold.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SegmentDetail {
+    /// The segment as search shows it.
+    #[serde(flatten)]
+    pub segment: SegmentView,
+    /// Retention: days kept, keep-until date, the open cases that keep it,
+    /// whether a hold keeps it, whether the sweeper may delete it now (or
+    /// the entry that recorded its deletion).
+    pub retention: crate::governance::RetentionStatus,
+    /// Its legal hold: who placed it, why, and the `hold.placed` entry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hold: Option<crate::governance::HoldRecord>,
+}
+
 /// `GET /v1/segments`: the matching segments.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct SearchResults {

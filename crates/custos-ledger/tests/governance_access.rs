@@ -29,6 +29,14 @@ fn footage(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i * 7 % 251) as u8).collect()
 }
 
+/// `[retention]` of these tests: the default 180 days, and 10 years for
+/// the `homicide` category.
+fn retention() -> custos_core::config::RetentionConfig {
+    let mut retention = custos_core::config::RetentionConfig::default();
+    retention.categories.insert("homicide".into(), 3650);
+    retention
+}
+
 struct Env {
     _dir: TempDir,
     ledger: Ledger,
@@ -90,8 +98,11 @@ impl Env {
                 .unwrap();
             tokens.insert(name, t.token);
         }
-        let state = AppState::new(ledger.clone())
-            .with_governance(Governance::default().with_store(objects));
+        let state = AppState::new(ledger.clone()).with_governance(
+            Governance::default()
+                .with_retention(retention())
+                .with_store(objects),
+        );
         Env {
             _dir: dir,
             ledger,
@@ -843,9 +854,48 @@ async fn the_sweeper_deletes_only_what_is_eligible_and_records_each_deletion() {
         .await;
     assert_eq!(a.status, StatusCode::OK);
 
-    let mut retention = custos_core::config::RetentionConfig::default();
-    retention.categories.insert("homicide".into(), 3650);
+    let retention = retention();
     let gov = custos_ledger::governance::sweep;
+
+    // GET /v1/segments/{id} shows where each stands.
+    let seg = |id: &'static str| {
+        let env = &env;
+        async move {
+            let a = env
+                .call(
+                    Method::GET,
+                    &format!("/v1/segments/{id}"),
+                    "auditor-1",
+                    None,
+                    None,
+                )
+                .await;
+            assert_eq!(a.status, StatusCode::OK, "{id}");
+            a.json()
+        }
+    };
+    let held = seg("held").await;
+    assert_eq!(held["segment_id"], "held");
+    assert_eq!(held["retention"]["held"], true);
+    assert_eq!(held["retention"]["eligible"], false);
+    assert_eq!(held["retention"]["days"], 180);
+    assert_eq!(held["retention"]["until"], "2026-08-28T07:00:00Z");
+    assert_eq!(held["hold"]["reason"], "appeal");
+    assert_eq!(held["hold"]["placed_by"]["id"], "supervisor-1");
+    assert!(held["hold"]["placed_seq"].is_u64());
+    let linked = seg("open-case").await;
+    assert_eq!(linked["retention"]["open_cases"], json!([open]));
+    assert_eq!(linked["retention"]["held"], false);
+    assert_eq!(linked["retention"]["eligible"], false);
+    assert!(linked.get("hold").is_none());
+    let long_kept = seg("long-case").await;
+    assert_eq!(long_kept["retention"]["category"], "homicide");
+    assert_eq!(long_kept["retention"]["days"], 3650);
+    assert_eq!(long_kept["retention"]["eligible"], false);
+    let free = seg("free").await;
+    assert_eq!(free["retention"]["eligible"], true);
+    assert_eq!(free["retention"]["open_cases"], json!([]));
+    assert!(free["retention"].get("deleted_seq").is_none());
 
     // A dry run lists, and changes nothing.
     let listed = gov(&env.ledger, &retention, Some(&store), true)
@@ -871,6 +921,9 @@ async fn the_sweeper_deletes_only_what_is_eligible_and_records_each_deletion() {
     assert_eq!(deleted[0]["actor"]["kind"], "ledger");
     assert_eq!(deleted[0]["details"]["object_key"], "seg/free.mp4");
     assert!(store.head(&ObjectPath::from("seg/free.mp4")).await.is_err());
+    let free = seg("free").await;
+    assert_eq!(free["retention"]["eligible"], false);
+    assert_eq!(free["retention"]["deleted_seq"], deleted[0]["seq"]);
     for kept in ["held", "open-case", "long-case"] {
         assert!(
             store

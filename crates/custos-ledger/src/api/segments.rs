@@ -7,7 +7,8 @@ use super::error::ApiError;
 use super::extract::{Path, Query};
 use super::AppState;
 use crate::catalogue::SegmentQuery;
-use crate::wire::{Custody, ErrorBody, SearchResults, SegmentView};
+use crate::governance;
+use crate::wire::{Custody, ErrorBody, SearchResults, SegmentDetail, SegmentView};
 
 /// Search the catalogue by officer, recorder, recording time and case.
 #[utoipa::path(
@@ -33,26 +34,34 @@ pub(super) async fn search(
     }))
 }
 
-/// One segment: manifest, status, linked cases.
+/// One segment: manifest, status, linked cases, retention (keep-until
+/// date, open cases, hold, eligible for deletion) and its legal hold.
 #[utoipa::path(
     get,
     path = "/v1/segments/{id}",
     tag = "catalogue",
     params(("id" = String, Path, description = "Segment id")),
     responses(
-        (status = 200, description = "The segment", body = SegmentView),
+        (status = 200, description = "The segment with its retention and hold", body = SegmentDetail),
         (status = 404, description = "No such segment", body = ErrorBody),
     )
 )]
 pub(super) async fn get_segment(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<SegmentView>, ApiError> {
+) -> Result<Json<SegmentDetail>, ApiError> {
     let record = state
         .ledger
         .segment(&id)?
         .ok_or_else(|| ApiError::not_found(format!("no segment {id:?}")))?;
-    Ok(Json(record.into()))
+    let retention =
+        governance::retention_status(&state.ledger, &state.governance.retention, &record)?;
+    let hold = governance::hold(&state.ledger, &id)?;
+    Ok(Json(SegmentDetail {
+        segment: record.into(),
+        retention,
+        hold,
+    }))
 }
 
 /// Every custody entry about a segment, each with its inclusion proof

@@ -151,6 +151,26 @@ async fn openapi_lists_exactly_the_routes_of_the_role_matrix() {
         .unwrap()
         .contains("Roles: dock."));
     assert!(events["security"].is_array());
+    // One segment: its answer carries retention and hold.
+    let one = &doc["paths"]["/v1/segments/{id}"]["get"]["responses"]["200"];
+    let schema_ref = one["content"]["application/json"]["schema"]["$ref"]
+        .as_str()
+        .unwrap_or_default();
+    assert_eq!(schema_ref, "#/components/schemas/SegmentDetail", "{one}");
+    let detail = doc["components"]["schemas"]["SegmentDetail"].to_string();
+    for field in ["retention", "hold", "RetentionStatus", "HoldRecord"] {
+        assert!(
+            detail.contains(field),
+            "SegmentDetail lacks {field}: {detail}"
+        );
+    }
+    let status = doc["components"]["schemas"]["RetentionStatus"]["properties"].clone();
+    for field in ["until", "held", "open_cases", "eligible", "days"] {
+        assert!(
+            status.get(field).is_some(),
+            "RetentionStatus lacks {field}: {status}"
+        );
+    }
     // And a route outside the document does not exist.
     let a = t.get("/v1/tokens", Some(Role::Admin)).await;
     assert_eq!(a.status, StatusCode::NOT_FOUND);
