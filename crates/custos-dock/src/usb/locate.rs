@@ -263,7 +263,15 @@ impl VolumeLocator for SysfsLocator {
             }
             if let Some(device) = candidates.first() {
                 if device.exists() {
-                    return self.mount(&device.clone());
+                    // A removable LUN shows up before its medium does (a
+                    // recorder inserts it after the unlock): mounting fails
+                    // with "no medium" until then, so keep trying until the
+                    // deadline and report the last failure.
+                    match self.mount(&device.clone()) {
+                        Ok(dir) => return Ok(dir),
+                        Err(e) if Instant::now() >= deadline => return Err(e),
+                        Err(e) => tracing::debug!(error = %e, "volume not ready yet"),
+                    }
                 }
             }
             if Instant::now() >= deadline {
