@@ -336,7 +336,10 @@ impl Volume {
         Ok(f)
     }
 
-    /// Remove a listed file, if it is still the file listed.
+    /// Remove a listed file, if it is still the file listed, and make the
+    /// removal durable: the folder that held it is synced (on FAT this also
+    /// writes the allocation table), so a recorder pulled out right after
+    /// "safe to undock" does not come back with the file still on it.
     pub fn remove(&self, file: &SourceFile) -> Result<(), VolumeError> {
         self.check(file)?;
         let path = self.path_of(&file.relative);
@@ -346,7 +349,14 @@ impl Volume {
                 path: path.clone(),
                 source,
             },
-        })
+        })?;
+        let folder = path.parent().unwrap_or(&self.root).to_owned();
+        File::open(&folder)
+            .and_then(|d| d.sync_all())
+            .map_err(|source| VolumeError::Io {
+                path: folder,
+                source,
+            })
     }
 
     /// Write `content` to `name` at the volume root (a clock file), never
