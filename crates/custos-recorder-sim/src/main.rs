@@ -134,7 +134,10 @@ fn run() -> Result<()> {
     let profile: ProfileFile =
         toml::from_str(&text).with_context(|| format!("parsing {}", args.profile.display()))?;
     let Some(usb) = profile.usb else {
-        bail!("{}: the profile has no [usb] section", args.profile.display());
+        bail!(
+            "{}: the profile has no [usb] section",
+            args.profile.display()
+        );
     };
     let Some(&product_id) = usb.product_ids.first() else {
         bail!("{}: [usb] product_ids is empty", args.profile.display());
@@ -145,7 +148,10 @@ fn run() -> Result<()> {
             args.image.display()
         );
     }
-    let device_id = args.device_id.clone().unwrap_or_else(|| args.serial.clone());
+    let device_id = args
+        .device_id
+        .clone()
+        .unwrap_or_else(|| args.serial.clone());
     let recorder = Arc::new(Mutex::new(Recorder {
         identify: format!(
             "device_id={device_id};officer_id={};firmware={};model={}",
@@ -291,7 +297,9 @@ fn serve_ep0(
                     continue;
                 }
                 let answer = {
-                    let r = recorder.lock().map_err(|_| anyhow::anyhow!("state poisoned"))?;
+                    let r = recorder
+                        .lock()
+                        .map_err(|_| anyhow::anyhow!("state poisoned"))?;
                     match req.request {
                         REQ_IDENTIFY => Some(r.identify.as_bytes().to_vec()),
                         REQ_UNLOCK_STATUS => Some(vec![u8::from(r.unlocked)]),
@@ -315,7 +323,10 @@ fn serve_ep0(
                         }
                     }
                     None => {
-                        eprintln!("custos-recorder-sim: request {:#04x} IN: stall", req.request);
+                        eprintln!(
+                            "custos-recorder-sim: request {:#04x} IN: stall",
+                            req.request
+                        );
                         sender.halt().ok();
                     }
                 }
@@ -325,7 +336,10 @@ fn serve_ep0(
                 if req.request_type & TYPE_MASK != TYPE_VENDOR
                     || !matches!(req.request, REQ_UNLOCK | REQ_CLOCK_SET)
                 {
-                    eprintln!("custos-recorder-sim: request {:#04x} OUT: stall", req.request);
+                    eprintln!(
+                        "custos-recorder-sim: request {:#04x} OUT: stall",
+                        req.request
+                    );
                     receiver.halt().ok();
                     continue;
                 }
@@ -336,12 +350,18 @@ fn serve_ep0(
                         continue;
                     }
                 };
-                let mut r = recorder.lock().map_err(|_| anyhow::anyhow!("state poisoned"))?;
+                let mut r = recorder
+                    .lock()
+                    .map_err(|_| anyhow::anyhow!("state poisoned"))?;
                 if req.request == REQ_UNLOCK {
                     let ok = data == r.password;
                     eprintln!(
                         "custos-recorder-sim: unlock {}",
-                        if ok { "accepted" } else { "refused: wrong password" }
+                        if ok {
+                            "accepted"
+                        } else {
+                            "refused: wrong password"
+                        }
                     );
                     if ok && !r.unlocked {
                         // The medium appears only now.
