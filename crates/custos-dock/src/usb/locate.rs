@@ -375,6 +375,49 @@ mod tests {
     }
 
     #[test]
+    fn a_volume_whose_medium_comes_late_is_waited_for() {
+        // The block device is there but cannot be mounted yet (an empty
+        // file is no file system: a removable LUN without its medium);
+        // someone mounts it a moment later. locate keeps trying instead of
+        // failing on the first attempt.
+        let t = tempfile::tempdir().unwrap();
+        let sys = t.path().join("sys");
+        let node = sys.join("devices/usb3/3-1/3-1:1.0/host1/block/sdq");
+        std::fs::create_dir_all(&node).unwrap();
+        std::fs::create_dir_all(sys.join("class/block")).unwrap();
+        std::fs::create_dir_all(sys.join("bus/usb/devices/3-1")).unwrap();
+        symlink(&node, sys.join("class/block/sdq")).unwrap();
+        let dev = t.path().join("dev");
+        std::fs::create_dir_all(&dev).unwrap();
+        std::fs::write(dev.join("sdq"), "").unwrap();
+        let mi = t.path().join("mountinfo");
+        std::fs::write(&mi, "").unwrap();
+        let line = format!(
+            "51 35 8:64 / /media/late rw - vfat {} rw\n",
+            dev.join("sdq").display()
+        );
+        let writer = {
+            let mi = mi.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(700));
+                std::fs::write(mi, line).unwrap();
+            })
+        };
+        let mut l = SysfsLocator::new(3, &[1], None, &t.path().join("mnt"), "usb-3-1", "")
+            .with_roots(&sys, &dev, &mi);
+        let found = l.locate(Duration::from_secs(20));
+        writer.join().unwrap();
+        assert_eq!(found.unwrap(), PathBuf::from("/media/late"));
+
+        // Never mountable: the mount error, once the time is up.
+        std::fs::write(&mi, "").unwrap();
+        let start = Instant::now();
+        let err = l.locate(Duration::from_millis(600)).unwrap_err();
+        assert!(matches!(err, LocateError::Mount { .. }), "{err}");
+        assert!(start.elapsed() >= Duration::from_millis(600));
+    }
+
+    #[test]
     fn locate_finds_a_mounted_volume_and_notices_unplug() {
         let t = tempfile::tempdir().unwrap();
         let sys = t.path().join("sys");
