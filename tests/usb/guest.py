@@ -411,11 +411,20 @@ def s3_unplug_mid_ingest(rig):
     for e in [x for x in rig.of(rec.serial) if x["action"] == "segment.wiped"]:
         prior = [x for x in rig.of(rec.serial) if x["subject"] == e["subject"] and x["seq"] < e["seq"]]
         check("segment.verified" in actions(prior), f"{e['subject']} wiped unverified")
+    # What the first docking wiped must be gone from the volume for good.
+    wiped_first = sorted(os.path.basename(manifest(e)["original_name"])
+                         for e in rig.of(rec.serial) if e["action"] == "segment.ingested"
+                         and e["subject"] in {x["subject"] for x in rig.of(rec.serial)
+                                              if x["action"] == "segment.wiped"})
+    on_volume = rec.remaining()
+    check(not set(wiped_first) & set(on_volume),
+          f"wiped before the unplug but still on the volume: {sorted(set(wiped_first) & set(on_volume))}")
     time.sleep(2)
     rec.plug()
     wait_safe(rig, rec)
     ents, manifests = check_ingested(rig, rec)
-    check(rec.remaining() == [], f"left on the recorder: {rec.remaining()}")
+    check(rec.remaining() == [], f"left on the recorder: {rec.remaining()} "
+          f"(wiped before the unplug: {wiped_first}; on the volume then: {on_volume})")
     rec.unplug()
     wait_undocked(rig, rec)
     rec.remove()
