@@ -337,9 +337,10 @@ impl Volume {
     }
 
     /// Remove a listed file, if it is still the file listed, and make the
-    /// removal durable: the folder that held it is synced (on FAT this also
-    /// writes the allocation table), so a recorder pulled out right after
-    /// "safe to undock" does not come back with the file still on it.
+    /// removal durable: the whole file system is synced (`syncfs`), so a
+    /// recorder pulled out right after "safe to undock" does not come back
+    /// with the file still on it. (A directory fsync is not enough on FAT:
+    /// tests/usb/ caught wiped files returning after an unplug.)
     pub fn remove(&self, file: &SourceFile) -> Result<(), VolumeError> {
         self.check(file)?;
         let path = self.path_of(&file.relative);
@@ -352,7 +353,7 @@ impl Volume {
         })?;
         let folder = path.parent().unwrap_or(&self.root).to_owned();
         File::open(&folder)
-            .and_then(|d| d.sync_all())
+            .and_then(|d| rustix::fs::syncfs(&d).map_err(io::Error::from))
             .map_err(|source| VolumeError::Io {
                 path: folder,
                 source,
