@@ -56,7 +56,7 @@ use std::time::Instant;
 
 use custos_core::checkpoint::Checkpoint;
 use custos_core::dsse::Envelope;
-use custos_core::entry::{Action, Actor, Entry, MAX_ENTRY_BYTES};
+use custos_core::entry::{Action, Actor, Entry, EntryBody, MAX_ENTRY_BYTES};
 use custos_core::keys::SigningKey;
 use custos_core::manifest::{Manifest, Timestamp};
 use custos_core::merkle::{leaf_hash, CompactRange, Hash, NodeId};
@@ -284,6 +284,10 @@ pub struct Append {
     pub(crate) dedup: Option<[u8; 32]>,
     /// The opened manifest of a `segment.ingested` event, for the catalogue.
     pub(crate) manifest: Option<Box<Manifest>>,
+    /// The entry's canonical bytes but for `seq`, `prev` and `time`,
+    /// written by [`Append::prepare`] in the caller's task so that the
+    /// writer only splices those three in.
+    pub(crate) body: Option<EntryBody>,
 }
 
 impl std::fmt::Debug for Append {
@@ -321,7 +325,36 @@ impl Append {
             guard: None,
             dedup: None,
             manifest: None,
+            body: None,
         })
+    }
+
+    /// Write the entry's body ([`EntryBody`]) now, in the caller's task,
+    /// unless it is written already; `envelope_json` is the envelope's
+    /// canonical JSON if the caller has it. Step 1 of the module
+    /// documentation: the costly serialisation runs in parallel, outside
+    /// the writer.
+    pub(crate) fn prepare(&mut self, envelope_json: Option<&[u8]>) -> Result<(), AppendError> {
+        if self.body.is_some() {
+            return Ok(());
+        }
+        let computed;
+        let envelope_json = match (&self.envelope, envelope_json) {
+            (None, _) => None,
+            (Some(_), Some(json)) => Some(json),
+            (Some(envelope), None) => {
+                computed = envelope.to_json();
+                Some(computed.as_slice())
+            }
+        };
+        self.body = Some(EntryBody::new(
+            &self.actor,
+            &self.action,
+            &self.subject,
+            &self.details,
+            envelope_json,
+        )?);
+        Ok(())
     }
 
     /// Set the details object.
@@ -593,7 +626,15 @@ impl Writer {
             details: append.details,
             envelope: append.envelope,
         };
-        let bytes = match entry.to_bytes() {
+        let bytes = match &append.body {
+            Some(body) => body.to_bytes(seq, *last_leaf, time),
+            None => entry.to_bytes(),
+        };
+        debug_assert!(
+            bytes.is_err() || bytes.as_ref().ok() == entry.to_bytes().ok().as_ref(),
+            "the prepared body of entry {seq} differs from the entry's canonical bytes"
+        );
+        let bytes = match bytes {
             Ok(b) if b.len() <= MAX_ENTRY_BYTES => b,
             Ok(b) => {
                 return Outcome::Failed(AppendError::Invalid(format!(

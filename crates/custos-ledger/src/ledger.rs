@@ -441,10 +441,11 @@ impl Ledger {
     /// views, exports, token use): build it with [`Append::new`] and,
     /// where a rule must be checked atomically with the entry,
     /// [`Append::guard`].
-    pub async fn append(&self, append: Append) -> Result<Receipt, AppendError> {
+    pub async fn append(&self, mut append: Append) -> Result<Receipt, AppendError> {
         if let Some(refusal) = self.append_refusal() {
             return Err(refusal);
         }
+        append.prepare(None)?;
         let (reply, answer) = oneshot::channel();
         self.inner
             .tx
@@ -880,11 +881,13 @@ fn admit_event(caller: &Caller, envelope: Envelope) -> Result<Append, EventError
     } else {
         None
     };
-    let digest: [u8; 32] = Sha256::digest(envelope.to_json()).into();
+    let envelope_json = envelope.to_json();
+    let digest: [u8; 32] = Sha256::digest(&envelope_json).into();
     let details = event.details;
     let mut append = Append::new(caller.actor(), &action, event.subject)?.details(details);
     append.envelope = Some(envelope);
     append.dedup = Some(digest);
     append.manifest = manifest;
+    append.prepare(Some(&envelope_json))?;
     Ok(append)
 }
