@@ -20,6 +20,16 @@
 //!
 //! A `kill -9` skips all of it; the append path's crash rules
 //! ([`crate::append`]) still hold: nothing acknowledged is lost.
+//!
+//! # Slow and stalled clients
+//!
+//! Connections are served by hyper's HTTP/1 server with a header-read
+//! timeout of [`ApiConfig::request_timeout`](crate::ApiConfig): a client
+//! that stops in the middle of its request line or headers (or never
+//! sends the next request on a kept-alive connection) is disconnected
+//! after it. Once the headers are in, the API's own timeout layer bounds
+//! the rest, the body upload included: a stalled body is answered 503
+//! `timeout` and the connection closed.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -231,13 +241,12 @@ pub async fn start(options: ServeOptions) -> Result<Server, ServeError> {
         governance: options.governance.clone(),
     });
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                let _ = stopped.await;
-            })
-            .await
-    });
+    let task = tokio::spawn(serve_connections(
+        listener,
+        router,
+        options.api.request_timeout,
+        stopped,
+    ));
     tracing::info!(%addr, "ledger API listening");
     Ok(Server {
         addr,
@@ -246,6 +255,63 @@ pub async fn start(options: ServeOptions) -> Result<Server, ServeError> {
         task,
         sweeper,
     })
+}
+
+/// Accept connections and serve `router` on each (HTTP/1.1, headers read
+/// within `header_timeout`) until `stopped` fires; then stop accepting,
+/// let every connection finish its request in flight, and return.
+async fn serve_connections(
+    listener: TcpListener,
+    router: axum::Router,
+    header_timeout: Duration,
+    mut stopped: oneshot::Receiver<()>,
+) -> std::io::Result<()> {
+    let (closing, closing_rx) = tokio::sync::watch::channel(false);
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = &mut stopped => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            accepted = listener.accept() => {
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        // Out of file descriptors and the like: wait, retry.
+                        tracing::warn!(error = %e, "accepting a connection failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let service = hyper_util::service::TowerToHyperService::new(router.clone());
+                let mut closing = closing_rx.clone();
+                connections.spawn(async move {
+                    let mut builder = hyper::server::conn::http1::Builder::new();
+                    builder
+                        .timer(hyper_util::rt::TokioTimer::new())
+                        .header_read_timeout(header_timeout);
+                    let conn = builder
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .with_upgrades();
+                    tokio::pin!(conn);
+                    let result = tokio::select! {
+                        result = conn.as_mut() => result,
+                        _ = closing.changed() => {
+                            conn.as_mut().graceful_shutdown();
+                            conn.await
+                        }
+                    };
+                    if let Err(e) = result {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                });
+            }
+        }
+    }
+    drop(listener);
+    let _ = closing.send(true);
+    while connections.join_next().await.is_some() {}
+    Ok(())
 }
 
 impl Server {

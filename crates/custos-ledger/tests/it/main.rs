@@ -5,4 +5,5 @@ mod crash;
 mod proofs;
 mod queue;
 mod tamper;
+mod timeouts;
 mod util;
