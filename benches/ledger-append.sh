@@ -52,9 +52,9 @@ stop_server() {
 echo "== durable appends over HTTP (machine: $(nproc) cores; $(uptime | sed 's/.*load/load/'))"
 "$BIN" setup --dir "$WORK/appends" > /dev/null
 start_server "$WORK/appends/custos.toml"
-"$BIN" append --url "$URL" --dir "$WORK/appends" --clients 1 --count 2000
-"$BIN" append --url "$URL" --dir "$WORK/appends" --clients 8 --count 8000
-"$BIN" append --url "$URL" --dir "$WORK/appends" --clients 64 --count 30000
+"$BIN" append --url "$URL" --dir "$WORK/appends" --clients 1 --count 2000 --server-pid "$PID"
+"$BIN" append --url "$URL" --dir "$WORK/appends" --clients 8 --count 8000 --server-pid "$PID"
+"$BIN" append --url "$URL" --dir "$WORK/appends" --clients 64 --count 30000 --server-pid "$PID"
 curl -s "$URL/metrics" | grep -E '^custos_ledger_batch_size_(sum|count)' || true
 stop_server
 

@@ -64,6 +64,9 @@ enum Cmd {
         /// Print each acknowledged "seq leaf_hash" to this file.
         #[arg(long)]
         acks: Option<PathBuf>,
+        /// The server's process id: also report its CPU time per append.
+        #[arg(long)]
+        server_pid: Option<u32>,
     },
     /// Append N entries through the internal API (fixture building).
     BulkLoad {
@@ -146,7 +149,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             clients,
             count,
             acks,
-        } => runtime()?.block_on(append(&url, &dir, clients, count, acks.as_deref())),
+            server_pid,
+        } => runtime()?.block_on(append(
+            &url,
+            &dir,
+            clients,
+            count,
+            acks.as_deref(),
+            server_pid,
+        )),
         Cmd::BulkLoad { config, count } => runtime()?.block_on(bulk_load(&config, count)),
         Cmd::Startup { config, repeat } => startup(&config, repeat),
         Cmd::Proofs { url, count } => runtime()?.block_on(proofs(&url, count)),
@@ -209,17 +220,36 @@ fn events(dir: &Path, count: usize) -> anyhow::Result<Vec<custos_core::dsse::Env
         .collect()
 }
 
+/// User + system CPU time a process has used so far (`/proc/PID/stat`,
+/// fields 14 and 15, in clock ticks of 10 ms: Linux's USER_HZ is 100).
+fn cpu_time(pid: &str) -> anyhow::Result<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .with_context(|| format!("reading /proc/{pid}/stat"))?;
+    // The command name (field 2) is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')').context("no ')' in /proc/PID/stat")?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| -> anyhow::Result<u64> {
+        Ok(fields.get(i).context("short /proc/PID/stat")?.parse()?)
+    };
+    // Field 3 (the state) is fields[0], so field 14 is fields[11].
+    Ok(Duration::from_millis((ticks(11)? + ticks(12)?) * 10))
+}
+
 async fn append(
     url: &str,
     dir: &Path,
     clients: usize,
     count: usize,
     acks: Option<&Path>,
+    server_pid: Option<u32>,
 ) -> anyhow::Result<()> {
     let token = std::fs::read_to_string(dir.join("dock.token"))?;
     let client = LedgerClient::new(url, Some(token.trim()))?;
     let envelopes = Arc::new(events(dir, count)?);
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let server_pid = server_pid.map(|p| p.to_string());
+    let cpu = |pid: &Option<String>| pid.as_deref().map(cpu_time).transpose();
+    let (client_cpu, server_cpu) = (cpu_time("self")?, cpu(&server_pid)?);
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..clients.max(1) {
@@ -247,6 +277,12 @@ async fn append(
         }
     }
     let elapsed = started.elapsed();
+    let per_append = |d: Duration| d.as_secs_f64() * 1e6 / count.max(1) as f64;
+    let client_cpu = per_append(cpu_time("self")?.saturating_sub(client_cpu));
+    let server_cpu = match (cpu(&server_pid)?, server_cpu) {
+        (Some(after), Some(before)) => format!(", server {:.0} us", per_append(after - before)),
+        _ => String::new(),
+    };
     if let Some(path) = acks {
         std::fs::write(path, lines)?;
     }
@@ -256,6 +292,7 @@ async fn append(
         elapsed,
         latencies,
     );
+    println!("  CPU time (user + sys) per append: client {client_cpu:.0} us{server_cpu}");
     Ok(())
 }
 
