@@ -58,7 +58,10 @@ pub use error::ApiError;
 pub struct ApiConfig {
     /// Largest request body accepted.
     pub max_body_bytes: usize,
-    /// Longest a request may take, body upload included.
+    /// Longest a request may take, body upload included (answered 503
+    /// `timeout`); also how long a connection may take to send a request's
+    /// headers, or stay idle between requests, before it is closed
+    /// ([`crate::serve`]).
     pub request_timeout: Duration,
 }
 

@@ -160,7 +160,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         )),
         Cmd::BulkLoad { config, count } => runtime()?.block_on(bulk_load(&config, count)),
         Cmd::Startup { config, repeat } => startup(&config, repeat),
-        Cmd::Proofs { url, count } => runtime()?.block_on(proofs(&url, count)),
+        // One request at a time on one connection: a single-threaded
+        // runtime, so that the client adds no hand-offs between threads
+        // to the latency it measures.
+        Cmd::Proofs { url, count } => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(proofs(&url, count)),
     }
 }
 
