@@ -30,6 +30,7 @@ async fn server() -> (tempfile::TempDir, Server, String) {
         },
         verify_on_start: false,
         governance: Default::default(),
+        sweep_interval: None,
     };
     let server = serve::start(options).await.unwrap();
     let token = server
