@@ -13,75 +13,15 @@
 
 mod webdriver;
 
-use std::collections::BTreeSet;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use webdriver::{entries, Browser, Demo, Driver};
+use webdriver::{assert_inert, assert_translated, catalogue_keys, entries, Demo, Driver};
 
 const HOSTILE_NAME: &str = "<img src=x onerror=alert(1)>.MP4";
 const HOSTILE_NAME_2: &str = "\"><script>alert(2)<\\script>.MP4";
 const HOSTILE_TITLE: &str = "\"><script>alert(3)</script><img src=x onerror=alert(4)>";
-
-/// Every message id of both catalogues.
-fn catalogue_keys() -> BTreeSet<String> {
-    [
-        include_str!("../../custos-ledger/src/ui/i18n/en.ftl"),
-        include_str!("../../custos-ledger/src/ui/i18n/zh-CN.ftl"),
-    ]
-    .iter()
-    .flat_map(|s| s.lines())
-    .filter(|l| l.chars().next().is_some_and(|c| c.is_ascii_alphabetic()))
-    .filter_map(|l| l.split_once('=').map(|(k, _)| k.trim().to_owned()))
-    .collect()
-}
-
-/// No dialog is open and no element or script came from page content.
-async fn assert_inert(b: &Browser, page: &str) {
-    assert_eq!(b.alert().await, None, "a dialog opened on {page}");
-    let v = b
-        .js(
-            "return {imgs: document.images.length, scripts: Array.from(document.scripts).map(s => s.src)};",
-            json!([]),
-        )
-        .await;
-    assert_eq!(v["imgs"], json!(0), "an <img> element on {page}");
-    for s in v["scripts"].as_array().unwrap() {
-        let src = s.as_str().unwrap();
-        assert!(src.contains("/ui/static/"), "script {src:?} on {page}");
-    }
-}
-
-/// Whether `text` holds `id` as a word of its own (not inside a URL such
-/// as `/v1/access-requests` or a longer identifier).
-fn shows_id(text: &str, id: &str) -> bool {
-    let part = |c: char| c.is_ascii_alphanumeric() || "-_./".contains(c);
-    text.match_indices(id).any(|(at, _)| {
-        let before = text[..at].chars().next_back();
-        let after = text[at + id.len()..].chars().next();
-        !before.is_some_and(part) && !after.is_some_and(part)
-    })
-}
-
-/// The page is in `lang` and shows no message id in place of a message.
-async fn assert_translated(b: &Browser, page: &str, lang: &str, keys: &BTreeSet<String>) {
-    let v = b
-        .js(
-            "return {lang: document.documentElement.lang, text: document.body.innerText, title: document.title};",
-            json!([]),
-        )
-        .await;
-    assert_eq!(v["lang"], json!(lang), "{page}");
-    let text = format!("{} {}", v["title"].as_str().unwrap(), v["text"].as_str().unwrap());
-    for k in keys {
-        assert!(!shows_id(&text, k), "{page} ({lang}) shows message id {k}:\n{text}");
-    }
-    let cjk = text.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c));
-    if lang == "zh-CN" {
-        assert!(cjk, "{page} in zh-CN has no Chinese text:\n{text}");
-    }
-}
 
 async fn wait_for_download(dir: &std::path::Path) -> std::path::PathBuf {
     let started = Instant::now();
@@ -94,7 +34,10 @@ async fn wait_for_download(dir: &std::path::Path) -> std::path::PathBuf {
         {
             return tar;
         }
-        assert!(started.elapsed() < Duration::from_secs(30), "no bundle downloaded");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no bundle downloaded"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -137,7 +80,10 @@ async fn reviewer_journey_in_a_real_browser() {
     // 1. Sign in; the session cookie is not readable by scripts.
     rev.sign_in(&base, &reviewer).await;
     let cookies = rev.js("return document.cookie;", json!([])).await;
-    assert!(!cookies.as_str().unwrap().contains("custos_session"), "{cookies}");
+    assert!(
+        !cookies.as_str().unwrap().contains("custos_session"),
+        "{cookies}"
+    );
 
     // 2. Search by recorder: the demo's clip, with duration, size, status.
     rev.goto(&format!("{base}/ui/search")).await;
@@ -146,7 +92,10 @@ async fn reviewer_journey_in_a_real_browser() {
     rev.find("#results tr.result").await;
     assert_eq!(rev.find_all("#results tr.result").await.len(), 1);
     let row = rev.text("#results tr.result").await;
-    assert!(row.contains("0:03") || row.contains("0:02"), "duration in {row}");
+    assert!(
+        row.contains("0:03") || row.contains("0:02"),
+        "duration in {row}"
+    );
     assert!(row.contains("KiB") || row.contains("MiB"), "size in {row}");
     rev.screenshot("search-en").await;
     rev.click("#results a.segment-link").await;
@@ -155,7 +104,8 @@ async fn reviewer_journey_in_a_real_browser() {
     let seg_url = format!("{base}/ui/segments/{segment}");
     assert!(rev.text("#sha256").await.starts_with("sha256:"));
     assert!(rev.text("#dock-signature").await.contains("dock-01"));
-    rev.find("#timeline tr.entry[data-action='segment.ingested']").await;
+    rev.find("#timeline tr.entry[data-action='segment.ingested']")
+        .await;
 
     // 3. No approval: no player, and the media URL answers 403.
     rev.find("#needs-approval").await;
@@ -173,7 +123,8 @@ async fn reviewer_journey_in_a_real_browser() {
 
     // 4. Request access with a reason.
     rev.goto(&seg_url).await;
-    rev.fill("#reason", "hearing 2026-12-01: the stop on Renmin Road").await;
+    rev.fill("#reason", "hearing 2026-12-01: the stop on Renmin Road")
+        .await;
     rev.click("#request-button").await;
     rev.find("p.request").await;
     assert!(rev.text("p.request").await.contains("pending"));
@@ -184,10 +135,18 @@ async fn reviewer_journey_in_a_real_browser() {
     sup.sign_in(&base, &supervisor).await;
     sup.goto(&format!("{base}/ui/queue")).await;
     sup.find("tr.request[data-status='pending']").await;
-    assert!(sup.text("tr.request[data-status='pending'] td.reason").await.contains("Renmin Road"));
+    assert!(sup
+        .text("tr.request[data-status='pending'] td.reason")
+        .await
+        .contains("Renmin Road"));
     sup.screenshot("queue-en").await;
-    sup.fill("tr.request[data-status='pending'] input.note", "approved for the hearing").await;
-    sup.click("tr.request[data-status='pending'] button.approve").await;
+    sup.fill(
+        "tr.request[data-status='pending'] input.note",
+        "approved for the hearing",
+    )
+    .await;
+    sup.click("tr.request[data-status='pending'] button.approve")
+        .await;
     sup.find("#queue-empty").await;
 
     // 6. The player plays and seeks.
@@ -253,8 +212,10 @@ async fn reviewer_journey_in_a_real_browser() {
     let exports = by("export.created");
     assert_eq!(exports.len(), 1, "{exports:?}");
     rev.goto(&seg_url).await;
-    rev.find("#timeline tr.entry[data-action='segment.viewed']").await;
-    rev.find("#timeline tr.entry[data-action='access.approved']").await;
+    rev.find("#timeline tr.entry[data-action='segment.viewed']")
+        .await;
+    rev.find("#timeline tr.entry[data-action='access.approved']")
+        .await;
     rev.screenshot("segment-en").await;
 
     // 9. Hostile names: text, never markup.

@@ -8,6 +8,7 @@
 
 #![allow(dead_code)]
 
+use std::collections::BTreeSet;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -57,7 +58,9 @@ impl Driver {
         let exe = ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]
             .into_iter()
             .find(|p| Path::new(p).exists())
-            .expect("chromedriver is not installed (scripts/install-deps installs chromium-driver)");
+            .expect(
+                "chromedriver is not installed (scripts/install-deps installs chromium-driver)",
+            );
         let port = free_port();
         let child = Command::new(exe)
             .arg(format!("--port={port}"))
@@ -72,12 +75,20 @@ impl Driver {
         };
         let started = Instant::now();
         loop {
-            if let Ok(r) = driver.http.get(format!("{}/status", driver.url)).send().await {
+            if let Ok(r) = driver
+                .http
+                .get(format!("{}/status", driver.url))
+                .send()
+                .await
+            {
                 if r.status().is_success() {
                     break;
                 }
             }
-            assert!(started.elapsed() < Duration::from_secs(20), "chromedriver did not start");
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "chromedriver did not start"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         driver
@@ -119,9 +130,13 @@ impl Driver {
             base: format!("{}/session/{id}", self.url),
             _profile: profile,
         };
-        b.call("POST", "/timeouts", json!({"script": 30000, "pageLoad": 30000}))
-            .await
-            .unwrap();
+        b.call(
+            "POST",
+            "/timeouts",
+            json!({"script": 30000, "pageLoad": 30000}),
+        )
+        .await
+        .unwrap();
         b
     }
 }
@@ -173,15 +188,24 @@ impl Browser {
 
     /// The current URL.
     pub async fn url(&self) -> String {
-        self.call("GET", "/url", Value::Null).await.unwrap().as_str().unwrap_or("").to_owned()
+        self.call("GET", "/url", Value::Null)
+            .await
+            .unwrap()
+            .as_str()
+            .unwrap_or("")
+            .to_owned()
     }
 
     /// The first element matching `css`, if any.
     pub async fn try_find(&self, css: &str) -> Option<String> {
-        self.call("POST", "/element", json!({"using": "css selector", "value": css}))
-            .await
-            .ok()
-            .and_then(|v| v[ELEMENT].as_str().map(str::to_owned))
+        self.call(
+            "POST",
+            "/element",
+            json!({"using": "css selector", "value": css}),
+        )
+        .await
+        .ok()
+        .and_then(|v| v[ELEMENT].as_str().map(str::to_owned))
     }
 
     /// The first element matching `css`, waiting up to 10 s for it.
@@ -202,14 +226,18 @@ impl Browser {
 
     /// Every element matching `css`.
     pub async fn find_all(&self, css: &str) -> Vec<String> {
-        self.call("POST", "/elements", json!({"using": "css selector", "value": css}))
-            .await
-            .unwrap()
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(|v| v[ELEMENT].as_str().map(str::to_owned))
-            .collect()
+        self.call(
+            "POST",
+            "/elements",
+            json!({"using": "css selector", "value": css}),
+        )
+        .await
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v[ELEMENT].as_str().map(str::to_owned))
+        .collect()
     }
 
     /// Click the element matching `css`.
@@ -223,10 +251,16 @@ impl Browser {
     /// Type into the element matching `css` (after clearing it).
     pub async fn fill(&self, css: &str, text: &str) {
         let e = self.find(css).await;
-        let _ = self.call("POST", &format!("/element/{e}/clear"), json!({})).await;
-        self.call("POST", &format!("/element/{e}/value"), json!({ "text": text }))
-            .await
-            .unwrap_or_else(|err| panic!("type into {css}: {err}"));
+        let _ = self
+            .call("POST", &format!("/element/{e}/clear"), json!({}))
+            .await;
+        self.call(
+            "POST",
+            &format!("/element/{e}/value"),
+            json!({ "text": text }),
+        )
+        .await
+        .unwrap_or_else(|err| panic!("type into {css}: {err}"));
     }
 
     /// The visible text of the element matching `css`.
@@ -243,17 +277,25 @@ impl Browser {
 
     /// Run `script` (a function body; `arguments` are `args`).
     pub async fn js(&self, script: &str, args: Value) -> Value {
-        self.call("POST", "/execute/sync", json!({"script": script, "args": args}))
-            .await
-            .unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
+        self.call(
+            "POST",
+            "/execute/sync",
+            json!({"script": script, "args": args}),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
     }
 
     /// Run `script` asynchronously: it calls `arguments[arguments.length - 1]`
     /// with its result.
     pub async fn js_async(&self, script: &str, args: Value) -> Value {
-        self.call("POST", "/execute/async", json!({"script": script, "args": args}))
-            .await
-            .unwrap_or_else(|e| panic!("async script failed: {e}\n{script}"))
+        self.call(
+            "POST",
+            "/execute/async",
+            json!({"script": script, "args": args}),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("async script failed: {e}\n{script}"))
     }
 
     /// Wait until `script` returns something truthy; returns it.
@@ -367,7 +409,9 @@ impl Demo {
     /// `custos token create` (before the server runs).
     pub fn new_token(&self, role: &str, name: &str) -> String {
         let out = Command::new(&self.exe)
-            .args(["token", "create", "--role", role, "--name", name, "--config"])
+            .args([
+                "token", "create", "--role", role, "--name", name, "--config",
+            ])
             .arg(self.config())
             .stdin(Stdio::null())
             .output()
@@ -388,9 +432,19 @@ impl Demo {
         std::fs::create_dir_all(&rec).unwrap();
         let clip = rec.join(name);
         let st = Command::new("ffmpeg")
-            .args(["-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i"])
+            .args([
+                "-hide_banner",
+                "-loglevel",
+                "error",
+                "-y",
+                "-f",
+                "lavfi",
+                "-i",
+            ])
             .arg("testsrc2=size=320x180:rate=25:duration=2")
-            .args(["-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p"])
+            .args([
+                "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
+            ])
             .arg(&clip)
             .status()
             .unwrap();
@@ -428,7 +482,10 @@ impl Demo {
                     break;
                 }
             }
-            assert!(started.elapsed() < Duration::from_secs(20), "ledger did not start");
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "ledger did not start"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         (Proc(child), base)
@@ -450,4 +507,70 @@ pub async fn entries(base: &str, token: &str) -> Vec<Value> {
         .filter(|l| !l.trim().is_empty())
         .map(|l| serde_json::from_str::<Value>(l).unwrap()["entry"].clone())
         .collect()
+}
+
+/// Every message id of both catalogues.
+pub fn catalogue_keys() -> BTreeSet<String> {
+    [
+        include_str!("../../../custos-ledger/src/ui/i18n/en.ftl"),
+        include_str!("../../../custos-ledger/src/ui/i18n/zh-CN.ftl"),
+    ]
+    .iter()
+    .flat_map(|s| s.lines())
+    .filter(|l| l.chars().next().is_some_and(|c| c.is_ascii_alphabetic()))
+    .filter_map(|l| l.split_once('=').map(|(k, _)| k.trim().to_owned()))
+    .collect()
+}
+
+/// No dialog is open and no element or script came from page content.
+pub async fn assert_inert(b: &Browser, page: &str) {
+    assert_eq!(b.alert().await, None, "a dialog opened on {page}");
+    let v = b
+        .js(
+            "return {imgs: document.images.length, scripts: Array.from(document.scripts).map(s => s.src)};",
+            json!([]),
+        )
+        .await;
+    assert_eq!(v["imgs"], json!(0), "an <img> element on {page}");
+    for s in v["scripts"].as_array().unwrap() {
+        let src = s.as_str().unwrap();
+        assert!(src.contains("/ui/static/"), "script {src:?} on {page}");
+    }
+}
+
+/// Whether `text` holds `id` as a word of its own (not inside a URL such
+/// as `/v1/access-requests` or a longer identifier).
+fn shows_id(text: &str, id: &str) -> bool {
+    let part = |c: char| c.is_ascii_alphanumeric() || "-_./".contains(c);
+    text.match_indices(id).any(|(at, _)| {
+        let before = text[..at].chars().next_back();
+        let after = text[at + id.len()..].chars().next();
+        !before.is_some_and(part) && !after.is_some_and(part)
+    })
+}
+
+/// The page is in `lang` and shows no message id in place of a message.
+pub async fn assert_translated(b: &Browser, page: &str, lang: &str, keys: &BTreeSet<String>) {
+    let v = b
+        .js(
+            "return {lang: document.documentElement.lang, text: document.body.innerText, title: document.title};",
+            json!([]),
+        )
+        .await;
+    assert_eq!(v["lang"], json!(lang), "{page}");
+    let text = format!(
+        "{} {}",
+        v["title"].as_str().unwrap(),
+        v["text"].as_str().unwrap()
+    );
+    for k in keys {
+        assert!(
+            !shows_id(&text, k),
+            "{page} ({lang}) shows message id {k}:\n{text}"
+        );
+    }
+    let cjk = text.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c));
+    if lang == "zh-CN" {
+        assert!(cjk, "{page} in zh-CN has no Chinese text:\n{text}");
+    }
 }
