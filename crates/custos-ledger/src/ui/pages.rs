@@ -651,7 +651,7 @@ async fn segment_page(state: &UiState, ctx: &Ctx, id: &str) -> Result<Response, 
 }
 
 fn action_text(ctx: &Ctx, action: &str) -> String {
-    let key = format!("action-{}", action.replace('.', "-").replace('_', "-"));
+    let key = format!("action-{}", action.replace(['.', '_'], "-"));
     let t = ctx.c().t(&key);
     if t == key {
         action.to_owned()
