@@ -158,7 +158,8 @@ async fn auditor_checks_proofs_in_the_browser() {
     // Honest: every proof leads to the signed root, the signature holds.
     aud.goto(&format!("{front}/ui/audit?segment={segment}&lang=en"))
         .await;
-    assert_eq!(verdict(&aud).await, "verified");
+    let v = verdict(&aud).await;
+    assert_eq!(v, "verified", "{}", aud.text("#proof").await);
     assert_eq!(
         aud.js(
             "return document.getElementById('signature-result').dataset.state;",
