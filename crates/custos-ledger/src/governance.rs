@@ -620,6 +620,52 @@ pub fn hold(ledger: &Ledger, segment_id: &str) -> Result<Option<HoldRecord>, Gov
         .map_err(ReadError::from)?)
 }
 
+/// Every access request, in id order (read-only; for listings such as the
+/// web console's approval queue).
+pub fn access_requests(ledger: &Ledger) -> Result<Vec<AccessRequest>, GovernanceError> {
+    scan_rows(ledger, ACCESS_REQUESTS)
+}
+
+/// Every case, in id order (read-only).
+pub fn cases(ledger: &Ledger) -> Result<Vec<CaseRecord>, GovernanceError> {
+    scan_rows(ledger, CASES)
+}
+
+/// Every legal hold in force, in segment id order (read-only).
+pub fn holds(ledger: &Ledger) -> Result<Vec<HoldRecord>, GovernanceError> {
+    scan_rows(ledger, HOLDS)
+}
+
+fn scan_rows<T: serde::de::DeserializeOwned>(
+    ledger: &Ledger,
+    table: &str,
+) -> Result<Vec<T>, GovernanceError> {
+    let mut out = Vec::new();
+    for row in ledger.store().table_scan(table, b"") {
+        let (_, value) = row.map_err(ReadError::from)?;
+        if let Ok(v) = serde_json::from_slice(&value) {
+            out.push(v);
+        }
+    }
+    Ok(out)
+}
+
+/// The approved request of `caller` that covers `segment`, if any: the one
+/// [`record_view`] would name. A read for display only; the view itself is
+/// still decided by [`record_view`]'s guard.
+pub fn approved_request(
+    ledger: &Ledger,
+    caller: &Caller,
+    segment: &SegmentRecord,
+) -> Result<Option<AccessRequest>, GovernanceError> {
+    let mut rows = Vec::new();
+    for row in ledger.store().table_scan(ACCESS_REQUESTS, b"") {
+        let (_, value) = row.map_err(ReadError::from)?;
+        rows.push(value.to_vec());
+    }
+    Ok(approved_for(rows, &caller.actor(), segment))
+}
+
 /// The first approved request of `who` that covers `segment` (directly or
 /// through a case the segment is linked to), among `rows` of the
 /// [`ACCESS_REQUESTS`] table.

@@ -24,6 +24,7 @@
 //!   [`audit`]: what the audit scrub checks and how it is recorded;
 //! - [`auth`]: roles, tokens, registered dock keys, the role matrix;
 //! - [`api`]: the axum router ([`api::app`]), its errors and extractors;
+//! - [`ui`]: the web console under `/ui/` (sessions, pages, catalogues);
 //! - [`serve`]: binding, signals, shutdown;
 //! - [`client`] and [`queue`]: the HTTP client and the offline queue;
 //! - [`wire`]: the JSON shapes shared by server and client.
@@ -76,6 +77,7 @@ pub mod offline;
 pub mod queue;
 pub mod serve;
 pub mod store;
+pub mod ui;
 pub mod wire;
 
 pub use api::{app, ApiConfig, AppState};

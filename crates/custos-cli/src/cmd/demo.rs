@@ -230,6 +230,10 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         config.display()
     );
     println!(
+        "  then open http://127.0.0.1:8700/ui/ and sign in with a token from {}",
+        tokens_file.display()
+    );
+    println!(
         "  custos verify bundle {} --ledger-key {}",
         bundle.display(),
         ledger_pub.display()

@@ -69,6 +69,12 @@ pub fn run(args: LedgerArgs) -> anyhow::Result<ExitCode> {
             let origin = options.ledger.origin.clone();
             serve::run_blocking(options, |server| {
                 println!("listening on {}", server.url());
+                // Standard output holds only the "listening on" line that
+                // scripts and tests read; the rest goes to standard error.
+                eprintln!(
+                    "web console on {}/ui/ (sign in with a reviewer, supervisor or auditor token)",
+                    server.url()
+                );
                 eprintln!(
                     "custos ledger: origin {origin:?}, {} entries, {sweep}; Ctrl-C to stop",
                     server.ledger().published().size

@@ -127,6 +127,23 @@ pub(super) async fn create_export(
     Authed(caller): Authed,
     Json(body): Json<ExportBody>,
 ) -> Result<Response, ApiError> {
+    export_response(&state, &caller, body.segments, body.case, body.reason).await
+}
+
+/// The export answer of [`create_export`], shared with the web console
+/// (`crate::ui`): the same entry, the same checks, the same streamed tar.
+pub(crate) async fn export_response(
+    state: &AppState,
+    caller: &crate::auth::Caller,
+    segments: Vec<String>,
+    case: Option<String>,
+    reason: Option<String>,
+) -> Result<Response, ApiError> {
+    let body = ExportBody {
+        segments,
+        case,
+        reason,
+    };
     let Some(objects) = state.governance.objects.clone() else {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -52,6 +52,8 @@ mod retrieval;
 mod segments;
 
 pub use error::ApiError;
+pub(crate) use exports::export_response;
+pub(crate) use retrieval::content_response;
 
 /// Limits of the HTTP layer.
 #[derive(Debug, Clone, Copy)]
@@ -199,6 +201,13 @@ pub fn app(state: AppState) -> Router {
     let config = state.config;
     router
         .route_layer(middleware::from_fn_with_state(state.clone(), authorize))
+        // The web console: its own sessions and role checks (the same
+        // role matrix, see crate::ui), outside the bearer-token middleware.
+        .nest_service("/ui", crate::ui::router(state.clone()))
+        .route(
+            "/",
+            axum::routing::get(|| async { axum::response::Redirect::to("/ui/") }),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(Extension(ops::OpenApiDoc(doc)))

@@ -150,9 +150,21 @@ pub(super) async fn get_content(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    content_response(&state, &caller, &id, &headers).await
+}
+
+/// The footage answer of [`get_content`], shared with the web console's
+/// player (`crate::ui`): the same approval rule, the same `segment.viewed`
+/// entry before any byte, the same Range handling.
+pub(crate) async fn content_response(
+    state: &AppState,
+    caller: &crate::auth::Caller,
+    id: &str,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
     let record = state
         .ledger
-        .segment(&id)?
+        .segment(id)?
         .ok_or_else(|| ApiError::not_found(format!("no segment {id:?}")))?;
     let size = record.manifest.size;
     let ask = parse_range(
@@ -190,7 +202,7 @@ pub(super) async fn get_content(
     };
     // Logged before any byte leaves: if this fails, nothing is sent.
     let (receipt, _) =
-        governance::record_view(&state.ledger, &state.governance, &caller, &record, part).await?;
+        governance::record_view(&state.ledger, &state.governance, caller, &record, part).await?;
     let options = GetOptions {
         range: part.map(|(a, b)| GetRange::Bounded(a..b + 1)),
         ..GetOptions::default()

@@ -1,0 +1,419 @@
+//! The web console's security rules over HTTP, without a browser (the
+//! browser tests are `custos-cli/tests/web_*.rs`): headers, cookies, CSRF,
+//! role checks from the API's matrix, escaping, language choice.
+
+use axum::body::Body;
+use axum::http::{header, Method, Request, StatusCode};
+use axum::Router;
+use custos_core::entry::{Actor, ActorKind};
+use custos_core::keys::SigningKey;
+use custos_ledger::governance;
+use custos_ledger::ui::CSP;
+use custos_ledger::{app, AppState, Ledger, LedgerOptions, Role};
+use tower::ServiceExt as _;
+
+struct Env {
+    _dir: tempfile::TempDir,
+    ledger: Ledger,
+    app: Router,
+}
+
+struct Answer {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: String,
+}
+
+impl Answer {
+    fn cookies(&self) -> Vec<String> {
+        self.headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect()
+    }
+    fn cookie(&self, name: &str) -> Option<String> {
+        self.cookies()
+            .into_iter()
+            .find(|c| c.starts_with(&format!("{name}=")))
+    }
+    fn location(&self) -> &str {
+        self.headers
+            .get(header::LOCATION)
+            .map(|v| v.to_str().unwrap())
+            .unwrap_or("")
+    }
+}
+
+/// `name=value` of a Set-Cookie header.
+fn pair(set_cookie: &str) -> String {
+    set_cookie.split(';').next().unwrap().to_owned()
+}
+
+/// A form's hidden `csrf` value in a page.
+fn csrf_of(page: &str) -> String {
+    let at = page.find("name=\"csrf\" value=\"").expect("a CSRF field") + 19;
+    page[at..].split('"').next().unwrap().to_owned()
+}
+
+impl Env {
+    async fn new() -> (Env, Vec<(Role, String)>) {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(
+            LedgerOptions::new(dir.path().join("ledger"), "test.custos.local/ledger"),
+            SigningKey::from_seed("ledger", &[1; 32]).unwrap(),
+        )
+        .unwrap();
+        let admin = Actor {
+            kind: ActorKind::Admin,
+            id: "setup".into(),
+        };
+        let mut tokens = Vec::new();
+        for (role, name) in [
+            (Role::Reviewer, "rev-1"),
+            (Role::Supervisor, "sup-1"),
+            (Role::Auditor, "aud-1"),
+            (Role::Admin, "adm-1"),
+            (Role::Officer, "off-1"),
+        ] {
+            let t = ledger
+                .create_token(admin.clone(), role, name, None)
+                .await
+                .unwrap();
+            tokens.push((role, t.token));
+        }
+        let app = app(AppState::new(ledger.clone()));
+        (
+            Env {
+                _dir: dir,
+                ledger,
+                app,
+            },
+            tokens,
+        )
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        uri: &str,
+        cookies: &[&str],
+        headers: &[(&str, &str)],
+        form: Option<&str>,
+    ) -> Answer {
+        let mut req = Request::builder().method(method).uri(uri);
+        if !cookies.is_empty() {
+            req = req.header(header::COOKIE, cookies.join("; "));
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let body = match form {
+            Some(f) => {
+                req = req.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+                Body::from(f.to_owned())
+            }
+            None => Body::empty(),
+        };
+        let resp = self
+            .app
+            .clone()
+            .oneshot(req.body(body).unwrap())
+            .await
+            .unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 24)
+            .await
+            .unwrap();
+        Answer {
+            status,
+            headers,
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+        }
+    }
+
+    /// Sign in with `token`: the session cookie pair.
+    async fn sign_in(&self, token: &str) -> Result<String, Answer> {
+        let form = self.call(Method::GET, "/ui/login", &[], &[], None).await;
+        let pre = pair(&form.cookie("custos_login_csrf").unwrap());
+        let csrf = csrf_of(&form.body);
+        let body = format!("token={}&csrf={csrf}", url_encode(token));
+        let r = self
+            .call(Method::POST, "/ui/login", &[&pre], &[], Some(&body))
+            .await;
+        match r.cookie("custos_session") {
+            Some(c) if r.status == StatusCode::SEE_OTHER => Ok(pair(&c)),
+            _ => Err(r),
+        }
+    }
+}
+
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn token(tokens: &[(Role, String)], role: Role) -> &str {
+    &tokens.iter().find(|(r, _)| *r == role).unwrap().1
+}
+
+#[tokio::test]
+async fn headers_cookies_and_sign_in() {
+    let (env, tokens) = Env::new().await;
+    let r = env.call(Method::GET, "/ui/login", &[], &[], None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.headers[header::CONTENT_SECURITY_POLICY], CSP);
+    assert!(CSP.contains("script-src 'self'") && !CSP.contains("unsafe-inline"));
+    assert_eq!(r.headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+    assert!(!r.body.contains("<script>"), "no inline script");
+    let pre = r.cookie("custos_login_csrf").unwrap();
+    assert!(
+        pre.contains("HttpOnly") && pre.contains("SameSite=Strict"),
+        "{pre}"
+    );
+    assert!(!pre.contains("Secure"), "{pre}");
+    let tls = env
+        .call(
+            Method::GET,
+            "/ui/login",
+            &[],
+            &[("x-forwarded-proto", "https")],
+            None,
+        )
+        .await;
+    assert!(tls
+        .cookie("custos_login_csrf")
+        .unwrap()
+        .contains("; Secure"));
+
+    // The sign-in form's CSRF check.
+    let body = format!(
+        "token={}&csrf=forged",
+        url_encode(token(&tokens, Role::Reviewer))
+    );
+    let r = env
+        .call(Method::POST, "/ui/login", &[&pair(&pre)], &[], Some(&body))
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.cookie("custos_session").is_none());
+
+    // A wrong token, then roles the console is not for.
+    assert_eq!(
+        env.sign_in("custos_0123456789abcdef_nope")
+            .await
+            .unwrap_err()
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    for role in [Role::Admin, Role::Officer] {
+        let e = env.sign_in(token(&tokens, role)).await.unwrap_err();
+        assert_eq!(e.status, StatusCode::FORBIDDEN, "{role}");
+    }
+
+    // A reviewer signs in: an HttpOnly, SameSite=Strict session cookie.
+    let form = env.call(Method::GET, "/ui/login", &[], &[], None).await;
+    let pre = pair(&form.cookie("custos_login_csrf").unwrap());
+    let body = format!(
+        "token={}&csrf={}",
+        url_encode(token(&tokens, Role::Reviewer)),
+        csrf_of(&form.body)
+    );
+    let r = env
+        .call(Method::POST, "/ui/login", &[&pre], &[], Some(&body))
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let session = r.cookie("custos_session").unwrap();
+    assert!(
+        session.contains("HttpOnly")
+            && session.contains("SameSite=Strict")
+            && session.contains("Path=/ui")
+    );
+    let session = pair(&session);
+    let page = env
+        .call(Method::GET, "/ui/search", &[&session], &[], None)
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("rev-1"));
+
+    // Sign-out needs the CSRF token, then ends the session.
+    let r = env
+        .call(
+            Method::POST,
+            "/ui/logout",
+            &[&session],
+            &[],
+            Some("csrf=forged"),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let body = format!("csrf={}", csrf_of(&page.body));
+    let r = env
+        .call(Method::POST, "/ui/logout", &[&session], &[], Some(&body))
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let r = env
+        .call(Method::GET, "/ui/search", &[&session], &[], None)
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(r.location(), "/ui/login");
+    env.ledger.close().await;
+}
+
+#[tokio::test]
+async fn roles_csrf_and_escaping() {
+    let (env, tokens) = Env::new().await;
+    let rev = env
+        .sign_in(token(&tokens, Role::Reviewer))
+        .await
+        .ok()
+        .unwrap();
+    let sup = env
+        .sign_in(token(&tokens, Role::Supervisor))
+        .await
+        .ok()
+        .unwrap();
+    let aud = env
+        .sign_in(token(&tokens, Role::Auditor))
+        .await
+        .ok()
+        .unwrap();
+
+    let cases = env.call(Method::GET, "/ui/cases", &[&sup], &[], None).await;
+    let sup_csrf = csrf_of(&cases.body);
+    let hostile = "<script>alert(1)</script><img src=x onerror=alert(2)>";
+    // A forged CSRF token changes nothing.
+    let r = env
+        .call(
+            Method::POST,
+            "/ui/cases",
+            &[&sup],
+            &[],
+            Some(&format!("csrf=nope&title={}", url_encode(hostile))),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(governance::cases(&env.ledger).unwrap().is_empty());
+    // The reviewer's role may not open cases (as in the API), even with a
+    // valid CSRF token of their own.
+    let rev_page = env
+        .call(Method::GET, "/ui/search", &[&rev], &[], None)
+        .await;
+    let r = env
+        .call(
+            Method::POST,
+            "/ui/cases",
+            &[&rev],
+            &[],
+            Some(&format!("csrf={}&title=x", csrf_of(&rev_page.body))),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(governance::cases(&env.ledger).unwrap().is_empty());
+    // Another session's CSRF token is not this one's.
+    let r = env
+        .call(
+            Method::POST,
+            "/ui/cases",
+            &[&sup],
+            &[],
+            Some(&format!("csrf={}&title=x", csrf_of(&rev_page.body))),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    // The supervisor opens a case with a hostile title: shown as text.
+    let r = env
+        .call(
+            Method::POST,
+            "/ui/cases",
+            &[&sup],
+            &[],
+            Some(&format!("csrf={sup_csrf}&title={}", url_encode(hostile))),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let page = env.call(Method::GET, "/ui/cases", &[&rev], &[], None).await;
+    assert!(page
+        .body
+        .contains("&lt;script&gt;alert(1)&lt;/script&gt;&lt;img src=x onerror=alert(2)&gt;"));
+    assert!(!page.body.contains("<script>alert"));
+    assert!(!page.body.contains("<img"));
+
+    // As in the API: the auditor reaches no footage, queue or holds; the
+    // reviewer no queue or holds.
+    for (who, uri) in [
+        (&aud, "/ui/segments/sg-x/media"),
+        (&aud, "/ui/queue"),
+        (&aud, "/ui/holds"),
+        (&rev, "/ui/queue"),
+        (&rev, "/ui/holds"),
+    ] {
+        let r = env.call(Method::GET, uri, &[who], &[], None).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{uri}");
+    }
+    let r = env.call(Method::GET, "/ui/audit", &[&aud], &[], None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.contains("/ui/static/audit.js"));
+    env.ledger.close().await;
+}
+
+#[tokio::test]
+async fn language_from_accept_language_query_and_cookie() {
+    let (env, _) = Env::new().await;
+    let zh = env
+        .call(
+            Method::GET,
+            "/ui/login",
+            &[],
+            &[("accept-language", "zh-CN,zh;q=0.9,en;q=0.5")],
+            None,
+        )
+        .await;
+    assert!(zh.body.contains("<html lang=\"zh-CN\">"));
+    assert!(zh.body.contains("登录"));
+    let en = env
+        .call(
+            Method::GET,
+            "/ui/login",
+            &[],
+            &[("accept-language", "en-GB")],
+            None,
+        )
+        .await;
+    assert!(en.body.contains("<html lang=\"en\">"));
+    let chosen = env
+        .call(
+            Method::GET,
+            "/ui/login?lang=zh-CN",
+            &[],
+            &[("accept-language", "en")],
+            None,
+        )
+        .await;
+    assert!(chosen.body.contains("<html lang=\"zh-CN\">"));
+    let lang = pair(&chosen.cookie("custos_lang").unwrap());
+    let again = env
+        .call(
+            Method::GET,
+            "/ui/login",
+            &[&lang],
+            &[("accept-language", "en")],
+            None,
+        )
+        .await;
+    assert!(again.body.contains("<html lang=\"zh-CN\">"));
+    let js = env
+        .call(Method::GET, "/ui/static/audit.js", &[], &[], None)
+        .await;
+    assert_eq!(js.status, StatusCode::OK);
+    assert!(js.headers[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .starts_with("text/javascript"));
+    assert!(!js.body.contains("innerHTML"));
+    env.ledger.close().await;
+}
