@@ -11,12 +11,6 @@ use clap::{Parser, Subcommand};
 
 mod cmd;
 
-/// The allocator the ledger service runs with (see
-/// `custos_ledger::serve::Allocator`), so that `custos ledger serve` is what
-/// benches/ledger-append.sh measures.
-#[global_allocator]
-static ALLOCATOR: custos_ledger::serve::Allocator = custos_ledger::serve::ALLOCATOR;
-
 /// Body-worn-camera evidence: ingest, custody ledger, verification.
 #[derive(Debug, Parser)]
 #[command(name = "custos", version, about, long_about = None)]

@@ -45,15 +45,6 @@ use crate::api::{app, ApiConfig, AppState};
 use crate::error::OpenError;
 use crate::ledger::{Ledger, LedgerOptions};
 
-/// The allocator binaries that serve the ledger install with
-/// `#[global_allocator] static A: Allocator = ALLOCATOR;`: mimalloc, which
-/// spends a fraction of glibc malloc's time on the many small, short-lived
-/// allocations of a request (JSON values, envelopes, sled nodes).
-pub type Allocator = mimalloc::MiMalloc;
-
-/// The [`Allocator`] value.
-pub const ALLOCATOR: Allocator = mimalloc::MiMalloc;
-
 /// What the service needs to start.
 #[derive(Debug, Clone)]
 pub struct ServeOptions {

@@ -28,10 +28,6 @@ use custos_core::manifest::Timestamp;
 use custos_ledger::serve::{self, ServeOptions};
 use custos_ledger::{offline, Append, Ledger, LedgerClient, LedgerOptions, Role};
 
-/// The allocator `custos ledger serve` runs with.
-#[global_allocator]
-static ALLOCATOR: custos_ledger::serve::Allocator = custos_ledger::serve::ALLOCATOR;
-
 #[derive(Debug, Parser)]
 #[command(name = "custos-ledger-bench")]
 struct Cli {
