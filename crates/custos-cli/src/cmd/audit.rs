@@ -19,10 +19,9 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use custos_core::digest::Digests;
 use custos_core::entry::{Actor, ActorKind};
-use custos_core::keys::SigningKey;
 use custos_ingest::{hash_object, IngestStore, VerifyError};
 use custos_ledger::audit::{self, ScrubFinding, ScrubProblem, ScrubReport, ScrubTarget};
-use custos_ledger::{Ledger, LedgerOptions};
+use custos_ledger::Ledger;
 use futures::StreamExt as _;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -55,22 +54,8 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
 
 fn scrub(config: &std::path::Path, jobs: usize) -> anyhow::Result<ExitCode> {
     let cfg = super::ledger::load_config(config)?;
-    let store = IngestStore::from_url(&cfg.storage.url)
-        .with_context(|| format!("[storage] url {:?}", cfg.storage.url))?;
-    let signing = SigningKey::load(&cfg.ledger.key_file)
-        .with_context(|| format!("ledger key {}", cfg.ledger.key_file.display()))?;
-    let options = LedgerOptions::new(&cfg.ledger.data_dir, &cfg.ledger.origin);
-    let ledger = Ledger::open(options, signing).with_context(|| {
-        format!(
-            "opening the ledger in {} (stop `custos ledger serve` first)",
-            cfg.ledger.data_dir.display()
-        )
-    })?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
+    let (store, ledger, rt) =
+        super::ledger::open_offline(&cfg, "stop `custos ledger serve` first")?;
     let result = rt.block_on(scrub_with(&ledger, &store, &cfg.storage.url, jobs));
     rt.block_on(ledger.close());
     let (report, record) = result?;

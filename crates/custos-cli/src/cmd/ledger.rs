@@ -27,6 +27,36 @@ enum LedgerCommand {
 
 /// Read and parse the configuration file, with `CUSTOS_*` overrides from
 /// the environment and paths relative to the file's directory.
+/// What a command that works on the ledger's own directory needs: the
+/// store, the ledger opened by this process (so `custos ledger serve` must
+/// be stopped; `hint` ends the error line when it is not) and a runtime.
+pub fn open_offline(
+    cfg: &Config,
+    hint: &str,
+) -> anyhow::Result<(
+    custos_ingest::IngestStore,
+    custos_ledger::Ledger,
+    tokio::runtime::Runtime,
+)> {
+    let store = custos_ingest::IngestStore::from_url(&cfg.storage.url)
+        .with_context(|| format!("[storage] url {:?}", cfg.storage.url))?;
+    let signing = custos_core::keys::SigningKey::load(&cfg.ledger.key_file)
+        .with_context(|| format!("ledger key {}", cfg.ledger.key_file.display()))?;
+    let options = custos_ledger::LedgerOptions::new(&cfg.ledger.data_dir, &cfg.ledger.origin);
+    let ledger = custos_ledger::Ledger::open(options, signing).with_context(|| {
+        format!(
+            "opening the ledger in {} ({hint})",
+            cfg.ledger.data_dir.display()
+        )
+    })?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    Ok((store, ledger, rt))
+}
+
 pub fn load_config(path: &Path) -> anyhow::Result<Config> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading configuration {}", path.display()))?;

@@ -15,10 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use custos_core::keys::SigningKey;
-use custos_ingest::IngestStore;
 use custos_ledger::governance;
-use custos_ledger::{Ledger, LedgerOptions};
 
 /// Arguments of `custos retention`.
 #[derive(Debug, clap::Args)]
@@ -49,22 +46,10 @@ pub fn run(args: RetentionArgs) -> anyhow::Result<ExitCode> {
 
 fn sweep(config: &Path, dry_run: bool) -> anyhow::Result<ExitCode> {
     let cfg = super::ledger::load_config(config)?;
-    let store = IngestStore::from_url(&cfg.storage.url)
-        .with_context(|| format!("[storage] url {:?}", cfg.storage.url))?;
-    let signing = SigningKey::load(&cfg.ledger.key_file)
-        .with_context(|| format!("ledger key {}", cfg.ledger.key_file.display()))?;
-    let options = LedgerOptions::new(&cfg.ledger.data_dir, &cfg.ledger.origin);
-    let ledger = Ledger::open(options, signing).with_context(|| {
-        format!(
-            "opening the ledger in {} (stop `custos ledger serve` first; it sweeps on its own every [retention] sweep_interval)",
-            cfg.ledger.data_dir.display()
-        )
-    })?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
+    let (store, ledger, rt) = super::ledger::open_offline(
+        &cfg,
+        "stop `custos ledger serve` first; it sweeps on its own every [retention] sweep_interval",
+    )?;
     let result = rt.block_on(governance::sweep(
         &ledger,
         &cfg.retention,
