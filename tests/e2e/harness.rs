@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use custos_media::synth::SyntheticClip;
 use custos_testsupport::Garage;
 
 /// The checkpoint origin of the e2e ledger.
@@ -455,48 +456,13 @@ impl Drop for Site {
 /// MiB, and a multipart upload), H.264 + a `tone` Hz AAC tone, with the
 /// recorder's `creation_time`.
 fn clip(out: &Path, seconds: u32, tone: u32, creation: &str) {
-    let status = Command::new("ffmpeg")
-        .args([
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-        ])
-        .arg(format!("testsrc2=size=640x360:rate=25:duration={seconds}"))
-        .args(["-f", "lavfi", "-i"])
-        .arg(format!(
-            "sine=frequency={tone}:sample_rate=48000:duration={seconds}"
-        ))
-        .args([
-            "-vf",
-            "noise=alls=30:allf=t",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-crf",
-            "20",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:a",
-            "aac",
-            "-b:a",
-            "64k",
-            "-metadata",
-        ])
-        .arg(format!("creation_time={creation}"))
-        .arg(out)
-        .stdin(Stdio::null())
-        .output()
-        .expect("running ffmpeg (scripts/install-deps installs it)");
-    assert!(
-        status.status.success(),
-        "ffmpeg failed: {}",
-        text(&status.stderr)
-    );
+    SyntheticClip::new(seconds)
+        .tone(tone, Some(48000))
+        .video_filter("noise=alls=30:allf=t")
+        .encoder_options(&["-crf", "20", "-b:a", "64k"])
+        .creation_time(creation)
+        .write(out)
+        .unwrap();
 }
 
 /// Wait for `child` up to `limit`; its status, or panic.

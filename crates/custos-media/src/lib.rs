@@ -39,6 +39,7 @@
 #![deny(missing_docs)]
 
 pub mod isobmff;
+pub mod synth;
 
 use std::fs::OpenOptions;
 use std::os::fd::AsRawFd as _;

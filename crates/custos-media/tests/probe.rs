@@ -4,38 +4,23 @@
 //! overwritten with garbage, empty.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use custos_core::manifest::StreamKind;
+use custos_media::synth::{Pattern, SyntheticClip};
 use custos_media::{probe, Probe, ProbeError};
 
 /// Make a clip of `seconds` with the `ffmpeg` command; `extra` are output options.
 fn clip(dir: &Path, name: &str, seconds: u32, extra: &[&str]) -> PathBuf {
     let out = dir.join(name);
-    let d = seconds.to_string();
-    let status = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-y"])
-        .args(["-f", "lavfi", "-i"])
-        .arg(format!("testsrc=size=320x240:rate=25:duration={d}"))
-        .args(["-f", "lavfi", "-i"])
-        .arg(format!("sine=frequency=440:sample_rate=44100:duration={d}"))
-        .args([
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-pix_fmt",
-            "yuv420p",
-            "-g",
-            "10",
-        ])
-        .args(["-c:a", "aac", "-ac", "2"])
-        .args(["-metadata", "creation_time=2024-05-01T08:30:00Z"])
-        .args(extra)
-        .arg(&out)
-        .status()
-        .expect("the ffmpeg command is needed to make test recordings (apt-get install ffmpeg)");
-    assert!(status.success(), "ffmpeg failed making {name}");
+    SyntheticClip::new(seconds)
+        .pattern(Pattern::Testsrc)
+        .video(320, 240, 25)
+        .tone(440, Some(44100))
+        .encoder_options(&["-g", "10", "-ac", "2"])
+        .creation_time("2024-05-01T08:30:00Z")
+        .output_options(extra)
+        .write(&out)
+        .unwrap();
     out
 }
 

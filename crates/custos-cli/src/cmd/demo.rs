@@ -19,6 +19,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context as _};
 use custos_core::keys::SigningKey;
+use custos_media::synth::SyntheticClip;
 
 /// Arguments of `custos demo`.
 #[derive(Debug, clap::Args)]
@@ -319,49 +320,16 @@ fn make_clips(media: &Path, count: u32, seconds: u32) -> anyhow::Result<Vec<Path
 }
 
 fn ffmpeg(out: &Path, seconds: u32, filter: Option<&str>, creation: &str) -> anyhow::Result<()> {
-    let mut cmd = Command::new("ffmpeg");
-    cmd.args([
-        "-hide_banner",
-        "-loglevel",
-        "error",
-        "-y",
-        "-f",
-        "lavfi",
-        "-i",
-    ])
-    .arg(format!("testsrc2=size=640x360:rate=25:duration={seconds}"))
-    .args(["-f", "lavfi", "-i"])
-    .arg(format!(
-        "sine=frequency=1000:sample_rate=48000:duration={seconds}"
-    ));
+    let mut clip = SyntheticClip::new(seconds)
+        .tone(1000, Some(48000))
+        .preset("veryfast")
+        .encoder_options(&["-b:a", "64k"])
+        .creation_time(creation);
     if let Some(f) = filter {
-        cmd.args(["-vf", f]);
+        clip = clip.video_filter(f);
     }
-    cmd.args([
-        "-c:v",
-        "libx264",
-        "-preset",
-        "veryfast",
-        "-pix_fmt",
-        "yuv420p",
-        "-c:a",
-        "aac",
-        "-b:a",
-        "64k",
-        "-metadata",
-    ])
-    .arg(format!("creation_time={creation}"))
-    .arg(out)
-    .stdin(Stdio::null());
-    let out_status = cmd
-        .output()
-        .context("running ffmpeg (install it: scripts/install-deps --system)")?;
-    if !out_status.status.success() {
-        bail!(
-            "ffmpeg failed: {}",
-            String::from_utf8_lossy(&out_status.stderr).trim()
-        );
-    }
+    clip.write(out)
+        .context("making the demo's footage (install FFmpeg: scripts/install-deps --system)")?;
     Ok(())
 }
 

@@ -15,6 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+use custos_media::synth::SyntheticClip;
 use serde_json::{json, Value};
 
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
@@ -431,24 +432,12 @@ impl Demo {
         let rec = self.dir.join(folder);
         std::fs::create_dir_all(&rec).unwrap();
         let clip = rec.join(name);
-        let st = Command::new("ffmpeg")
-            .args([
-                "-hide_banner",
-                "-loglevel",
-                "error",
-                "-y",
-                "-f",
-                "lavfi",
-                "-i",
-            ])
-            .arg("testsrc2=size=320x180:rate=25:duration=2")
-            .args([
-                "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
-            ])
-            .arg(&clip)
-            .status()
+        SyntheticClip::new(2)
+            .video(320, 180, 25)
+            .silent()
+            .preset("veryfast")
+            .write(&clip)
             .unwrap();
-        assert!(st.success());
         let out = Command::new(&self.exe)
             .args(["dock", "ingest", "--progress", "never", "--config"])
             .arg(self.config())

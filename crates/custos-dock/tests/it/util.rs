@@ -14,6 +14,7 @@ use custos_core::keys::SigningKey;
 use custos_core::manifest::{Manifest, OriginalName};
 use custos_ledger::wire::EntryLine;
 use custos_ledger::LedgerClient;
+use custos_media::synth::{Pattern, SyntheticClip};
 use sha2::{Digest as _, Sha256};
 
 /// The shipped firmware profiles.
@@ -171,37 +172,13 @@ pub struct RecorderFiles {
 fn clip(seconds: u32, variant: u32) -> Vec<u8> {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("c.mp4");
-    let status = Command::new("ffmpeg")
-        .args([
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-        ])
-        .arg(format!("testsrc=size=160x120:rate=15:duration={seconds}"))
-        .args(["-f", "lavfi", "-i"])
-        .arg(format!(
-            "sine=frequency={}:duration={seconds}",
-            300 + variant
-        ))
-        .args([
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:a",
-            "aac",
-        ])
-        .args(["-metadata", "creation_time=2024-05-01T08:30:00Z"])
-        .arg(&out)
-        .status()
-        .expect("ffmpeg is needed to make test clips");
-    assert!(status.success());
+    SyntheticClip::new(seconds)
+        .pattern(Pattern::Testsrc)
+        .video(160, 120, 15)
+        .tone(300 + variant, None)
+        .creation_time("2024-05-01T08:30:00Z")
+        .write(&out)
+        .unwrap();
     std::fs::read(out).unwrap()
 }
 
