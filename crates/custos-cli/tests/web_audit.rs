@@ -19,6 +19,9 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderName, Response, StatusCode};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
+use custos_core::checkpoint::Checkpoint;
+use custos_core::keys::SigningKey;
+use custos_core::merkle::Hash;
 use serde_json::{json, Value};
 use webdriver::{assert_inert, assert_translated, catalogue_keys, Browser, Demo, Driver};
 
@@ -159,7 +162,18 @@ async fn auditor_checks_proofs_in_the_browser() {
     aud.goto(&format!("{front}/ui/audit?segment={segment}&lang=en"))
         .await;
     let v = verdict(&aud).await;
-    assert_eq!(v, "verified", "{}", aud.text("#proof").await);
+    assert_eq!(
+        v,
+        "verified",
+        "{}\nledger key {:?}\ncheckpoint on the page:\n{}",
+        aud.text("#proof").await,
+        aud.js(
+            "return document.getElementById('proof').dataset.vkey;",
+            json!([])
+        )
+        .await,
+        aud.text("#checkpoint").await
+    );
     assert_eq!(
         aud.js(
             "return document.getElementById('signature-result').dataset.state;",
@@ -240,6 +254,35 @@ async fn auditor_checks_proofs_in_the_browser() {
         )
         .await;
     assert_eq!(state, json!("failed"));
+
+    // The browser's signature check against keys of every shape: a C2SP
+    // verifier key's base64 may hold '+' and '/' (the page once split the
+    // key at every '+', and a random ledger key failed half the time).
+    let mut with_plus = 0;
+    for seed in 0u8..24 {
+        let key = SigningKey::from_seed("ledger", &[seed; 32]).unwrap();
+        let vkey = key.verifier_key().to_string();
+        with_plus += usize::from(vkey.split('+').count() > 3);
+        let note = Checkpoint::new("test.custos/ledger", 5, Hash::from([seed; 32]))
+            .unwrap()
+            .sign(&key);
+        let mut lines: Vec<String> = note.lines().map(str::to_owned).collect();
+        lines[1] = "6".into();
+        let altered = lines.join("\n") + "\n";
+        let check = "return window.CustosAudit.checkSignature(\
+                     window.CustosAudit.parseCheckpoint(arguments[0]), arguments[1]);";
+        assert_eq!(
+            aud.js(check, json!([note, vkey])).await,
+            json!("ok"),
+            "{vkey}\n{note}"
+        );
+        assert_eq!(
+            aud.js(check, json!([altered, vkey])).await,
+            json!("bad"),
+            "{vkey}\n{altered}"
+        );
+    }
+    assert!(with_plus > 0, "no test key had a '+' in its base64");
 
     // The auditor's role reaches no footage, as in the API.
     aud.goto(&format!("{front}/ui/segments/{segment}")).await;
