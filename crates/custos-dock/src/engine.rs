@@ -313,11 +313,12 @@ impl Dock {
         self.outbox.pending()
     }
 
-    /// Wait until every queued event is delivered, or `deadline` passes
-    /// (`false`), or `cancel` fires (`false`).
+    /// Wait until every queued event is delivered and its answer recorded
+    /// in the journal, or `deadline` passes (`false`), or `cancel` fires
+    /// (`false`).
     pub async fn drain(&self, deadline: Option<Instant>, cancel: &CancellationToken) -> bool {
         loop {
-            if self.outbox.pending() == 0 {
+            if self.outbox.settled() {
                 return true;
             }
             if deadline.is_some_and(|d| Instant::now() >= d) || cancel.is_cancelled() {

@@ -30,6 +30,7 @@
 //! acknowledgement the ledger did not give.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -111,6 +112,9 @@ pub struct Outbox {
     acks: watch::Sender<u64>,
     /// The last delivery problem, for the status page (`None` when healthy).
     trouble: std::sync::Mutex<Option<String>>,
+    /// True from before the pump takes events off the queue until their
+    /// acknowledgements are in the journal (see [`Outbox::settled`]).
+    delivering: AtomicBool,
 }
 
 impl Outbox {
@@ -130,12 +134,25 @@ impl Outbox {
             wake: Notify::new(),
             acks: watch::channel(0).0,
             trouble: std::sync::Mutex::new(None),
+            delivering: AtomicBool::new(false),
         })
     }
 
     /// Events waiting for delivery.
     pub fn pending(&self) -> usize {
         self.queue.len()
+    }
+
+    /// Whether every event queued so far is delivered *and* its answer
+    /// written into the journal. An empty queue alone is not enough: the
+    /// pump takes an event off the queue when the ledger answers, and
+    /// records the answer just after.
+    pub fn settled(&self) -> bool {
+        // The order of the two reads matters: events leave the queue only
+        // while `delivering` is set, and it is cleared only once their
+        // answers are recorded; so an empty queue seen *before* a clear
+        // flag means nothing taken off it is still unrecorded.
+        self.queue.is_empty() && !self.delivering.load(Ordering::SeqCst)
     }
 
     /// Why delivery is stalled, if it is.
@@ -266,6 +283,7 @@ impl Outbox {
     pub async fn run(self: Arc<Self>, stop: CancellationToken) {
         let mut backoff = BACKOFF.0;
         loop {
+            self.delivering.store(true, Ordering::SeqCst);
             let result = self.queue.deliver(&self.link).await;
             let mut stalled = false;
             match result {
@@ -290,6 +308,7 @@ impl Outbox {
                         let _ = self.journal.flush();
                         self.acks.send_modify(|n| *n += 1);
                     }
+                    self.delivering.store(false, Ordering::SeqCst);
                     match delivery.stopped {
                         Some(e) => {
                             stalled = true;
@@ -311,6 +330,7 @@ impl Outbox {
                     }
                 }
                 Err(e) => {
+                    self.delivering.store(false, Ordering::SeqCst);
                     stalled = true;
                     tracing::error!(error = %e, "the dock's event queue failed");
                     self.set_trouble(Some(e.to_string()));
