@@ -52,6 +52,7 @@ mod buffers;
 mod error;
 mod files;
 mod hasher;
+mod local;
 mod options;
 mod pool;
 mod progress;

@@ -89,6 +89,7 @@ impl Plan {
         }
     }
 }
+use crate::local;
 use crate::progress::{Progress, ProgressSink};
 use crate::retry::with_retry;
 use crate::store::IngestStore;
@@ -109,8 +110,9 @@ pub struct IngestOutcome {
     pub e_tag: Option<String>,
     /// The store's version id of the object, where versioning is on.
     pub version: Option<String>,
-    /// Parts of the multipart upload; 0 for a single put or when nothing
-    /// was uploaded.
+    /// Parts of the multipart upload; 0 for a single put, a local file
+    /// written directly into the local store, or when nothing was
+    /// uploaded.
     pub parts: usize,
     /// The key already held these exact bytes (an earlier attempt stored
     /// them); nothing was uploaded this time.
@@ -213,11 +215,37 @@ pub async fn ingest_file(
     })?;
     let mut opts = opts.clone();
     opts.expected_size.get_or_insert(size);
-    run_ingest(FileSource::new(file), &store.into(), key, &opts, progress).await
+    let store = store.into();
+    let job = if store.local_fs().is_some() {
+        // Written by the pipeline itself: module `local`.
+        Job::LocalFile(file)
+    } else {
+        Job::Parts(FileSource::new(file))
+    };
+    run_job(job, &store, key, &opts, progress).await
+}
+
+/// What one ingest reads, and how it is stored.
+enum Job<S> {
+    /// Any source, in parts, through the store's put or multipart upload.
+    Parts(S),
+    /// A local file into the local filesystem store (module `local`).
+    LocalFile(std::fs::File),
 }
 
 async fn run_ingest<S: PartSource>(
     source: S,
+    store: &IngestStore,
+    key: &Path,
+    opts: &IngestOptions,
+    progress: &dyn ProgressSink,
+) -> Result<IngestOutcome, IngestError> {
+    run_job(Job::Parts(source), store, key, opts, progress).await
+}
+
+/// Set up a [`Run`], do `job`, and send the final progress report.
+async fn run_job<S: PartSource>(
+    job: Job<S>,
     store: &IngestStore,
     key: &Path,
     opts: &IngestOptions,
@@ -234,7 +262,10 @@ async fn run_ingest<S: PartSource>(
         timings: Timings::default(),
         plan: Plan::new(opts, store),
     };
-    let r = run.go(source).await;
+    let r = match job {
+        Job::Parts(source) => run.go(source).await,
+        Job::LocalFile(file) => run.local_file(file).await,
+    };
     let mut last = run.snapshot(0);
     last.finished = true;
     if let Ok(o) = &r {
@@ -291,6 +322,128 @@ impl Run<'_> {
         // Steps 3 to 5.
         self.multipart(&mut source, first, worker, &pool, &slots)
             .await
+    }
+
+    /// A local file into the local filesystem store, written by the
+    /// pipeline's own two threads (module `local`): step 1 as for any
+    /// source, then read, hash and write at once into a staging file,
+    /// synced and linked to the key only when complete.
+    async fn local_file(&mut self, file: std::fs::File) -> Result<IngestOutcome, IngestError> {
+        self.opts.validate()?;
+        let hasher =
+            MultiHasher::new(self.opts.with_sm3).map_err(|_| IngestError::Sm3Unavailable)?;
+        let Some((fs, root)) = self.store.local_fs().cloned() else {
+            return Err(IngestError::Internal {
+                key: self.key.to_string(),
+                detail: "not a local store".into(),
+            });
+        };
+
+        // Step 1.
+        if let Some(existing) = self.head().await? {
+            let mut source = FileSource::new(file);
+            return self.existing_key(&mut source, existing, hasher).await;
+        }
+
+        let dest = fs
+            .path_to_filesystem(self.key)
+            .map_err(|e| self.store_error("find the object's file", e, None))?;
+        let local_err = |during: &str, e: std::io::Error| IngestError::Store {
+            key: self.key.to_string(),
+            during: during.to_owned(),
+            source: Box::new(object_store::Error::Generic {
+                store: "LocalFileSystem",
+                source: Box::new(e),
+            }),
+            orphan: None,
+        };
+        let d = dest.clone();
+        let (out, staging) = tokio::task::spawn_blocking(move || local::create_staging(&d))
+            .await
+            .map_err(|e| self.join_error(e))?
+            .map_err(|e| local_err("create the object's file", e))?;
+
+        let uploading = Instant::now();
+        let shared = Arc::new(local::Shared::default());
+        let _stop = local::StopOnDrop(shared.clone());
+        let ch = local::Channels::new();
+        let (from_reader, back) = (ch.from_reader, ch.back);
+        let s = shared.clone();
+        let writer =
+            tokio::task::spawn_blocking(move || local::write_chunks(out, from_reader, back, &s));
+        let (to_writer, free) = (ch.to_writer, ch.free);
+        let s = shared.clone();
+        let mut reader = tokio::task::spawn_blocking(move || {
+            local::read_and_hash(file, hasher, to_writer, free, &s)
+        });
+        let mut tick = tokio::time::interval(Duration::from_millis(50));
+        let read = loop {
+            tokio::select! {
+                r = &mut reader => break r,
+                _ = tick.tick() => {
+                    self.read = shared.read.load(std::sync::atomic::Ordering::Relaxed);
+                    self.stored = shared.written.load(std::sync::atomic::Ordering::Relaxed);
+                    self.report(self.read);
+                }
+            }
+        };
+        let read = read.map_err(|e| self.join_error(e))?;
+        let written = writer.await.map_err(|e| self.join_error(e))?;
+        let done = match (read, written) {
+            (Ok(done), Ok(busy)) => {
+                self.timings.upload = busy;
+                done
+            }
+            (Err(local::ReadFail::Source(source, read)), _) => {
+                return Err(IngestError::Source {
+                    key: self.key.to_string(),
+                    read,
+                    source,
+                    orphan: None,
+                })
+            }
+            (_, Err(e)) => return Err(local_err("write the object", e)),
+            (Err(local::ReadFail::Stopped), Ok(_)) => {
+                return Err(IngestError::Internal {
+                    key: self.key.to_string(),
+                    detail: "the reading thread stopped early".into(),
+                })
+            }
+        };
+        self.read = done.bytes;
+        self.timings.read = done.read;
+        self.timings.hash = done.hash;
+        self.timings.stalled = done.stalled;
+
+        // Steps 4 and 5 at once: link(2) refuses a taken name.
+        let d = dest.clone();
+        let linked =
+            tokio::task::spawn_blocking(move || local::link_into_place(staging, &d, &root))
+                .await
+                .map_err(|e| self.join_error(e))?;
+        match linked {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                tracing::warn!(key = %self.key, "key was taken while writing; comparing instead");
+                return self.compare_with_stored(done.bytes, done.digests).await;
+            }
+            Err(e) => return Err(local_err("give the object its name", e)),
+        }
+        self.timings.upload = uploading.elapsed();
+        self.stored = done.bytes;
+        let meta = self.head().await?;
+        let put = PutResult {
+            e_tag: meta.and_then(|m| m.e_tag),
+            version: None,
+        };
+        Ok(self.outcome(done.bytes, done.digests, put, 0))
+    }
+
+    fn join_error(&self, e: tokio::task::JoinError) -> IngestError {
+        IngestError::Internal {
+            key: self.key.to_string(),
+            detail: format!("an ingest thread failed: {e}"),
+        }
     }
 
     /// HEAD the key: `None` when no object is there.

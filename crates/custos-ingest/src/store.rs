@@ -43,6 +43,10 @@ pub struct IngestStore {
     small_parts: bool,
     /// A human-readable name for logs and errors, e.g. `s3://evidence`.
     name: String,
+    /// The local filesystem store and its directory, when this is one:
+    /// local files are then written by the pipeline itself (module
+    /// `local`).
+    local: Option<(Arc<LocalFileSystem>, std::path::PathBuf)>,
 }
 
 impl fmt::Debug for IngestStore {
@@ -81,6 +85,7 @@ impl IngestStore {
             checks_sha256: false,
             small_parts,
             name,
+            local: None,
         }
     }
 
@@ -98,6 +103,7 @@ impl IngestStore {
             checks_sha256: false,
             small_parts: false,
             name,
+            local: None,
         }
     }
 
@@ -137,6 +143,7 @@ impl IngestStore {
                 checks_sha256: false,
                 small_parts: false,
                 name: String::new(),
+                local: None,
             },
         };
         store.checks_sha256 = true;
@@ -154,8 +161,14 @@ impl IngestStore {
             url: format!("file://{}", dir.display()),
             source,
         })?;
-        let mut store = IngestStore::new(Arc::new(fs));
+        let root = std::fs::canonicalize(dir).map_err(|source| StoreError::LocalDir {
+            path: dir.display().to_string(),
+            source,
+        })?;
+        let fs = Arc::new(fs);
+        let mut store = IngestStore::new(fs.clone());
         store.name = format!("file://{}", dir.display());
+        store.local = Some((fs, root));
         Ok(store)
     }
 
@@ -236,6 +249,12 @@ impl IngestStore {
     /// `part_size` says; S3-like stores get `part_size` exactly.
     pub fn accepts_small_parts(&self) -> bool {
         self.small_parts
+    }
+
+    /// The local filesystem store and its (canonical) directory, for
+    /// stores made by [`IngestStore::local`].
+    pub(crate) fn local_fs(&self) -> Option<&(Arc<LocalFileSystem>, std::path::PathBuf)> {
+        self.local.as_ref()
     }
 
     /// A name for logs, e.g. `s3://evidence` or `file:///var/lib/custos`.

@@ -133,7 +133,9 @@ async fn every_size_class_from_a_local_file() {
     let dir = tempfile::tempdir().unwrap();
     let store = IngestStore::local(&dir.path().join("objects")).unwrap();
     let opts = small_parts(PART);
-    for (i, (size, parts)) in classes(PART).into_iter().enumerate() {
+    // A local file into a local store is written directly (no multipart
+    // upload: `parts` is 0), synced and linked into place.
+    for (i, (size, _)) in classes(PART).into_iter().enumerate() {
         let body = data(size, 50 + i as u64);
         let file = dir.path().join(format!("seg-{size}.mp4"));
         std::fs::write(&file, &body).unwrap();
@@ -142,11 +144,31 @@ async fn every_size_class_from_a_local_file() {
         let out = custos_ingest::ingest_file(&file, &store, &key, &opts, &tx)
             .await
             .unwrap_or_else(|e| panic!("ingest of a {size}-byte file failed: {e}"));
-        assert_eq!((out.size, out.parts), (size as u64, parts));
+        assert_eq!((out.size, out.parts), (size as u64, 0));
         assert_eq!(out.digests.sha256, Digest::sha256(&body));
         assert_eq!(stored(&store, &key).await.as_deref(), Some(&body[..]));
         assert_eq!(rx.borrow().total, Some(size as u64));
+        assert!(rx.borrow().finished);
+        // The store's own ETag, so that a verification pinned to it works.
+        let meta = store.object_store().head(&key).await.unwrap();
+        assert_eq!(out.e_tag, meta.e_tag);
+        verify_object(&store, &key, &out.digests, VerifyMode::ReadBack)
+            .await
+            .unwrap();
+        // Again: the same bytes at the same key are already there.
+        let again = custos_ingest::ingest_file(&file, &store, &key, &opts, &NoProgress)
+            .await
+            .unwrap();
+        assert!(again.already_present);
     }
+    // No staging file is left next to the objects.
+    let mut names: Vec<_> = std::fs::read_dir(dir.path().join("objects/file"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), classes(PART).len(), "{names:?}");
+    assert!(names.iter().all(|n| !n.contains('#')), "{names:?}");
     let err = custos_ingest::ingest_file(
         &dir.path().join("missing.mp4"),
         &store,

@@ -149,3 +149,126 @@ async fn a_key_taken_during_the_upload_is_not_overwritten_in_garage() {
     a_key_taken_during_the_upload_is_not_overwritten(&garage_store(&g)).await;
     assert_eq!(unfinished_uploads(&g), 0);
 }
+
+/// A FIFO at `path`, so that a test decides when the "file" being
+/// ingested yields its bytes.
+fn fifo(path: &std::path::Path) {
+    let ok = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("mkfifo runs");
+    assert!(ok.success(), "mkfifo {}", path.display());
+}
+
+/// Names in `dir`, sorted.
+fn names(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    v.sort();
+    v
+}
+
+/// A local file written directly into the local store (no multipart
+/// upload): an object that appears at the key meanwhile is not replaced,
+/// the ingest compares and refuses, and no staging file is left.
+#[tokio::test]
+async fn a_key_taken_while_a_local_file_is_written_is_not_overwritten() {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().unwrap();
+    let store = IngestStore::local(&dir.path().join("objects")).unwrap();
+    let key = Path::from("race/direct.mp4");
+    let src = dir.path().join("segment.fifo");
+    fifo(&src);
+    let body = data(3 * 1024 * 1024 + 17, 21);
+    let (tx, mut rx) = tokio::sync::watch::channel(Progress::default());
+    let (b, s) = (body.clone(), src.clone());
+    let feeder = std::thread::spawn(move || {
+        let mut w = std::fs::OpenOptions::new().write(true).open(&s).unwrap();
+        w.write_all(&b[..2 * 1024 * 1024]).unwrap();
+        w
+    });
+    let opts = small_parts(PART);
+    let ingest = custos_ingest::ingest_file(&src, &store, &key, &opts, &tx);
+    tokio::pin!(ingest);
+    tokio::select! {
+        r = &mut ingest => panic!("ingest finished too early: {r:?}"),
+        _ = rx.wait_for(|p| p.read >= 1024 * 1024) => {}
+    }
+    let intruder = data(777, 22);
+    store
+        .object_store()
+        .put(&key, PutPayload::from(intruder.clone()))
+        .await
+        .unwrap();
+    let mut w = feeder.join().unwrap();
+    w.write_all(&body[2 * 1024 * 1024..]).unwrap();
+    drop(w);
+    let err = ingest.await.unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            IngestError::KeyTaken {
+                reason: KeyTakenReason::Size { .. },
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(stored(&store, &key).await.as_deref(), Some(&intruder[..]));
+    assert_eq!(
+        names(&dir.path().join("objects/race")),
+        vec!["direct.mp4".to_owned()]
+    );
+}
+
+/// An ingest of a local file abandoned half-way (its future dropped, as
+/// when a docking ends) leaves nothing at the key and no staging file.
+#[tokio::test]
+async fn an_abandoned_local_file_ingest_leaves_nothing() {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().unwrap();
+    let store = IngestStore::local(&dir.path().join("objects")).unwrap();
+    let key = Path::from("cancel/direct.mp4");
+    let src = dir.path().join("segment.fifo");
+    fifo(&src);
+    let body = data(4 * 1024 * 1024, 23);
+    let (tx, mut rx) = tokio::sync::watch::channel(Progress::default());
+    let s = src.clone();
+    let b = body.clone();
+    let feeder = std::thread::spawn(move || {
+        let mut w = std::fs::OpenOptions::new().write(true).open(&s).unwrap();
+        w.write_all(&b[..2 * 1024 * 1024]).unwrap();
+        w
+    });
+    {
+        let opts = small_parts(PART);
+        let ingest = custos_ingest::ingest_file(&src, &store, &key, &opts, &tx);
+        tokio::pin!(ingest);
+        tokio::select! {
+            r = &mut ingest => panic!("ingest finished too early: {r:?}"),
+            _ = rx.wait_for(|p| p.stored >= 1024 * 1024) => {}
+        }
+        // Dropped here, mid-write.
+    }
+    // The source now ends: the abandoned threads must not complete the
+    // object anyway. (The reading thread may have stopped and closed the
+    // pipe already: a broken pipe here is that.)
+    let mut w = feeder.join().unwrap();
+    let _ = w.write_all(&body[2 * 1024 * 1024..]);
+    drop(w);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = names(&dir.path().join("objects/cancel"));
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "left behind: {left:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(stored(&store, &key).await, None);
+}
