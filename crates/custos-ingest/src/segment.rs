@@ -366,6 +366,43 @@ impl Run<'_> {
         let uploading = Instant::now();
         let shared = Arc::new(local::Shared::default());
         let _stop = local::StopOnDrop(shared.clone());
+        let active = local::Active::enter();
+        if !active.overlap {
+            let s = shared.clone();
+            let mut worker =
+                tokio::task::spawn_blocking(move || local::read_hash_write(file, hasher, out, &s));
+            let mut tick = tokio::time::interval(Duration::from_millis(50));
+            let r = loop {
+                tokio::select! {
+                    r = &mut worker => break r,
+                    _ = tick.tick() => {
+                        self.read = shared.read.load(std::sync::atomic::Ordering::Relaxed);
+                        self.stored = shared.written.load(std::sync::atomic::Ordering::Relaxed);
+                        self.report(self.read);
+                    }
+                }
+            };
+            let (done, busy) = match r.map_err(|e| self.join_error(e))? {
+                Ok(x) => x,
+                Err((local::ReadFail::Source(source, read), _)) => {
+                    return Err(IngestError::Source {
+                        key: self.key.to_string(),
+                        read,
+                        source,
+                        orphan: None,
+                    })
+                }
+                Err((_, Some(e))) => return Err(local_err("write the object", e)),
+                Err((_, None)) => {
+                    return Err(IngestError::Internal {
+                        key: self.key.to_string(),
+                        detail: "stopped".into(),
+                    })
+                }
+            };
+            self.timings.upload = busy;
+            return self.link_local(done, staging, dest, root, uploading).await;
+        }
         let ch = local::Channels::new();
         let (from_reader, back) = (ch.from_reader, ch.back);
         let s = shared.clone();
@@ -409,6 +446,28 @@ impl Run<'_> {
                     detail: "the reading thread stopped early".into(),
                 })
             }
+        };
+        self.link_local(done, staging, dest, root, uploading).await
+    }
+
+    /// The end of [`Run::local_file`]: the synced staging file takes its
+    /// name, unless the name is taken.
+    async fn link_local(
+        &mut self,
+        done: local::ReadDone,
+        staging: local::Staging,
+        dest: std::path::PathBuf,
+        root: std::path::PathBuf,
+        uploading: Instant,
+    ) -> Result<IngestOutcome, IngestError> {
+        let local_err = |during: &str, e: std::io::Error| IngestError::Store {
+            key: self.key.to_string(),
+            during: during.to_owned(),
+            source: Box::new(object_store::Error::Generic {
+                store: "LocalFileSystem",
+                source: Box::new(e),
+            }),
+            orphan: None,
         };
         self.read = done.bytes;
         self.timings.read = done.read;
