@@ -194,6 +194,9 @@ where
 /// [`ingest_segment`] for a local file (a recorder mounted as mass
 /// storage): read on blocking threads straight into the part buffers,
 /// which saves the copy `tokio::fs::File` makes through its own buffer.
+/// Into a store made by [`IngestStore::local`], the pipeline writes the
+/// object itself (module `local`: a staging file, synced, then linked to
+/// the key, never replacing an object there), and `parts` is 0.
 /// The file's size becomes `expected_size` unless that is already set.
 pub async fn ingest_file(
     path: &std::path::Path,
