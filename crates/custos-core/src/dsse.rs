@@ -153,6 +153,11 @@ pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
     out
 }
 
+/// A single-signature check for [`Envelope::verify_with`]: (trusted key,
+/// PAE bytes, signature bytes) -> verified or why not.
+pub type SignatureCheck<'a> =
+    dyn FnMut(&VerifierKey, &[u8], &[u8]) -> Result<(), SignatureError> + 'a;
+
 /// One signature of an envelope.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Signature {
@@ -243,6 +248,20 @@ impl Envelope {
     ///
     /// This does not look at the payload type: see [`Envelope::verify_for`].
     pub fn verify(&self, trusted: &[VerifierKey]) -> Result<Vec<String>, DsseError> {
+        self.verify_with(trusted, &mut |key, message, sig| key.verify(message, sig))
+    }
+
+    /// [`Envelope::verify`], with the single-signature check done by
+    /// `check` (called with a trusted key, the PAE bytes and a signature,
+    /// exactly where `verify` would call [`VerifierKey::verify`]). A caller
+    /// that has already verified some signatures (in a batch) answers those
+    /// from what it knows and verifies the rest with `VerifierKey::verify`,
+    /// so that the envelope rules and the errors stay the ones of `verify`.
+    pub fn verify_with(
+        &self,
+        trusted: &[VerifierKey],
+        check: &mut SignatureCheck<'_>,
+    ) -> Result<Vec<String>, DsseError> {
         if self.signatures.is_empty() {
             return Err(DsseError::NoSignatures);
         }
@@ -255,7 +274,7 @@ impl Envelope {
                 trusted
                     .iter()
                     .zip(&ids)
-                    .find(|(key, _)| key.verify(&message, &signature.sig).is_ok())
+                    .find(|(key, _)| check(key, &message, &signature.sig).is_ok())
                     .map(|(_, id)| id)
             } else {
                 let mut candidates = trusted
@@ -265,10 +284,10 @@ impl Envelope {
                 let Some((first, first_id)) = candidates.next() else {
                     continue; // not a key the caller trusts
                 };
-                match first.verify(&message, &signature.sig) {
+                match check(first, &message, &signature.sig) {
                     Ok(()) => Some(first_id),
                     Err(source) => match candidates
-                        .find(|(key, _)| key.verify(&message, &signature.sig).is_ok())
+                        .find(|(key, _)| check(key, &message, &signature.sig).is_ok())
                     {
                         Some((_, id)) => Some(id),
                         None => {
@@ -313,7 +332,20 @@ impl Envelope {
         payload_type: &str,
         trusted: &[VerifierKey],
     ) -> Result<Vec<String>, DsseError> {
-        let signers = self.verify(trusted)?;
+        self.verify_for_with(payload_type, trusted, &mut |key, message, sig| {
+            key.verify(message, sig)
+        })
+    }
+
+    /// [`Envelope::verify_for`] with the signature check of
+    /// [`Envelope::verify_with`].
+    pub fn verify_for_with(
+        &self,
+        payload_type: &str,
+        trusted: &[VerifierKey],
+        check: &mut SignatureCheck<'_>,
+    ) -> Result<Vec<String>, DsseError> {
+        let signers = self.verify_with(trusted, check)?;
         self.verify_payload_type(payload_type)?;
         Ok(signers)
     }

@@ -606,7 +606,20 @@ impl Event {
     /// Verify `envelope` under the `trusted` keys, check it is an event
     /// envelope, and parse its payload.
     pub fn open(envelope: &Envelope, trusted: &[VerifierKey]) -> Result<SignedEvent, EntryError> {
-        let signers = envelope.verify_for(EVENT_PAYLOAD_TYPE, trusted)?;
+        Event::open_with(envelope, trusted, &mut |key, message, sig| {
+            key.verify(message, sig)
+        })
+    }
+
+    /// [`Event::open`] with the signature check of
+    /// [`Envelope::verify_with`] (for a caller that verified signatures in
+    /// a batch beforehand).
+    pub fn open_with(
+        envelope: &Envelope,
+        trusted: &[VerifierKey],
+        check: &mut crate::dsse::SignatureCheck<'_>,
+    ) -> Result<SignedEvent, EntryError> {
+        let signers = envelope.verify_for_with(EVENT_PAYLOAD_TYPE, trusted, check)?;
         let event = Event::parse(&envelope.payload)?;
         Ok(SignedEvent { event, signers })
     }

@@ -44,6 +44,7 @@ use crate::error::{AppendError, OpenError, ReadError, StoreError, TamperError};
 use crate::layout;
 use crate::metrics::Metrics;
 use crate::store::Store;
+use crate::verify::Preverified;
 use crate::wire::{ConsistencyProof, Custody, EntryLine, InclusionProof, ProvenEntry, Receipt};
 
 /// Most entries one `/v1/entries` page returns.
@@ -228,6 +229,8 @@ struct Inner {
     verifier: VerifierKey,
     origin: String,
     clock: SharedClock,
+    /// Batch verification of dock event signatures ([`crate::verify`]).
+    batcher: crate::verify::Batcher,
 }
 
 impl Drop for Inner {
@@ -347,6 +350,7 @@ impl Ledger {
                 verifier,
                 origin: options.origin,
                 clock: options.clock,
+                batcher: crate::verify::Batcher::default(),
             }),
         })
     }
@@ -488,7 +492,16 @@ impl Ledger {
         caller: &Caller,
         envelope: Envelope,
     ) -> Result<Receipt, EventError> {
-        let append = admit_event(caller, envelope)?;
+        let preverified = match (caller.role, &caller.key) {
+            (Role::Dock, Some(key)) => {
+                self.inner
+                    .batcher
+                    .preverify(key, &envelope, &self.inner.shared.metrics)
+                    .await
+            }
+            _ => Preverified::default(),
+        };
+        let append = admit_event(caller, envelope, &preverified)?;
         Ok(self.append(append).await?)
     }
 
@@ -825,7 +838,13 @@ fn load_or_init(
 }
 
 /// Step 1 of the append path for a dock's event: verify, check, wrap.
-fn admit_event(caller: &Caller, envelope: Envelope) -> Result<Append, EventError> {
+/// `preverified` holds what a batch verification already established
+/// ([`crate::verify`]); every other signature is verified here.
+fn admit_event(
+    caller: &Caller,
+    envelope: Envelope,
+    preverified: &Preverified,
+) -> Result<Append, EventError> {
     if caller.role != Role::Dock {
         return Err(EventError::NotADock(caller.role));
     }
@@ -833,7 +852,12 @@ fn admit_event(caller: &Caller, envelope: Envelope) -> Result<Append, EventError
         .key
         .as_ref()
         .ok_or_else(|| EventError::NoKey(caller.name.clone()))?;
-    let opened = Event::open(&envelope, std::slice::from_ref(key)).map_err(|e| match e {
+    let opened = Event::open_with(
+        &envelope,
+        std::slice::from_ref(key),
+        &mut |key, message, sig| preverified.check(key, message, sig),
+    )
+    .map_err(|e| match e {
         EntryError::Dsse(DsseError::NoTrustedSignature { keyids }) => EventError::UnknownKey {
             dock: caller.name.clone(),
             expected: key.key_id(),

@@ -18,6 +18,8 @@
 //!   [`check`]), append, read, prove;
 //! - [`append`]: the single writer thread: sequence → integrate → publish,
 //!   in durable batches;
+//! - `verify`: dock event signatures of concurrent requests verified
+//!   together in one batch equation;
 //! - [`store`] and [`layout`]: what lives where in sled;
 //! - [`catalogue`]: the segment index fed by `segment.ingested` manifests;
 //! - [`governance`]: cases, access, holds, retention and its sweeper;
@@ -78,6 +80,7 @@ pub mod queue;
 pub mod serve;
 pub mod store;
 pub mod ui;
+mod verify;
 pub mod wire;
 
 pub use api::{app, ApiConfig, AppState};

@@ -25,6 +25,10 @@ pub struct Metrics {
     pub flush_seconds: Histogram,
     /// Time from an append entering the queue to its acknowledgement.
     pub append_seconds: Histogram,
+    /// Signatures per batch verification of dock events.
+    pub signature_batch_size: Histogram,
+    /// Batch verifications by result (`passed`, `failed`).
+    pub signature_batches: IntCounterVec,
     /// The published tree size.
     pub tree_size: IntGauge,
     /// HTTP requests by method, route template and status code.
@@ -72,6 +76,22 @@ impl Metrics {
             .buckets(exponential_buckets(0.000_05, 2.0, 16).expect("INVARIANT: valid buckets")),
         )
         .expect("INVARIANT: valid metric");
+        let signature_batch_size = Histogram::with_opts(
+            HistogramOpts::new(
+                "custos_ledger_signature_batch_size",
+                "Dock event signatures verified together in one batch.",
+            )
+            .buckets(exponential_buckets(2.0, 2.0, 8).expect("INVARIANT: valid buckets")),
+        )
+        .expect("INVARIANT: valid metric");
+        let signature_batches = IntCounterVec::new(
+            Opts::new(
+                "custos_ledger_signature_batches_total",
+                "Batch verifications of dock event signatures by result (a failed batch is re-checked one signature at a time).",
+            ),
+            &["result"],
+        )
+        .expect("INVARIANT: valid metric");
         let tree_size = IntGauge::new("custos_ledger_tree_size", "The published tree size.")
             .expect("INVARIANT: valid metric");
         let http_requests = IntCounterVec::new(
@@ -96,6 +116,8 @@ impl Metrics {
             Box::new(batch_size.clone()),
             Box::new(flush_seconds.clone()),
             Box::new(append_seconds.clone()),
+            Box::new(signature_batch_size.clone()),
+            Box::new(signature_batches.clone()),
             Box::new(tree_size.clone()),
             Box::new(http_requests.clone()),
             Box::new(http_seconds.clone()),
@@ -110,6 +132,8 @@ impl Metrics {
             batch_size,
             flush_seconds,
             append_seconds,
+            signature_batch_size,
+            signature_batches,
             tree_size,
             http_requests,
             http_seconds,

@@ -1,6 +1,7 @@
 //! Integration tests of the ledger (one test binary; see util.rs).
 
 mod api;
+mod batch_verify;
 mod crash;
 mod proofs;
 mod queue;
