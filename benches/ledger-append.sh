@@ -55,7 +55,7 @@ start_server "$WORK/appends/custos.toml"
 "$BIN" append --url "$URL" --dir "$WORK/appends" --clients 1 --count 2000 --server-pid "$PID"
 "$BIN" append --url "$URL" --dir "$WORK/appends" --clients 8 --count 8000 --server-pid "$PID"
 "$BIN" append --url "$URL" --dir "$WORK/appends" --clients 64 --count 30000 --server-pid "$PID"
-curl -s "$URL/metrics" | grep -E '^custos_ledger_batch_size_(sum|count)' || true
+curl -s "$URL/metrics" | grep -E '^custos_ledger_(batch_size|signature_batch_size)_(sum|count)|^custos_ledger_signature_batches_total' || true
 stop_server
 
 echo "== fixture of $ENTRIES entries"
