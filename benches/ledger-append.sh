@@ -9,6 +9,9 @@
 # inclusion proof p99 < 2 ms at 1M entries, start-up < 1 s at 1M entries.
 #
 # Usage: benches/ledger-append.sh            (ENTRIES=100000 for a quick run)
+#        CUSTOS_LEDGER_BATCH_SIGNATURES=true benches/ledger-append.sh
+#                                            (batched signature checks; off
+#                                            by default, see ARCHITECTURE.md)
 # Other processes compete for the 2 cores: run it on a quiet machine and
 # look at the load average it prints first.
 # Needs about 2 GB of free disk for the 1M fixture (in $TMPDIR).

@@ -90,6 +90,10 @@ pub struct LedgerConfig {
     pub origin: String,
     /// Ed25519 seed that signs checkpoints.
     pub key_file: PathBuf,
+    /// Verify concurrent dock events' signatures in one batch (faster under
+    /// load). Off by default: a dock's own key holder can craft a signature
+    /// that a batch accepts and the single check (the auditors') refuses.
+    pub batch_signatures: bool,
 }
 
 impl Default for LedgerConfig {
@@ -99,6 +103,7 @@ impl Default for LedgerConfig {
             data_dir: "./data/ledger".into(),
             origin: "custos.local/ledger".into(),
             key_file: "./keys/ledger.key".into(),
+            batch_signatures: false,
         }
     }
 }
@@ -429,6 +434,7 @@ mod tests {
                 ("CUSTOS_RETENTION_DEFAULT_DAYS", "365"),
                 ("CUSTOS_ACCESS_APPROVAL_REQUIRED", "reviewer, auditor"),
                 ("CUSTOS_DOCK_WIPE", "never"),
+                ("CUSTOS_LEDGER_BATCH_SIGNATURES", "true"),
                 ("CUSTOS_PYTHON", "/usr/bin/python3"),
                 ("HOME", "/root"),
             ],
@@ -439,6 +445,8 @@ mod tests {
         assert_eq!(c.retention.default_days, 365);
         assert_eq!(c.access.approval_required, ["reviewer", "auditor"]);
         assert_eq!(c.dock.wipe, WipePolicy::Never);
+        assert!(c.ledger.batch_signatures);
+        assert!(!Config::default().ledger.batch_signatures);
     }
 
     #[test]

@@ -72,7 +72,10 @@ impl ServeOptions {
         let l = &config.ledger;
         ServeOptions {
             listen: l.listen.clone(),
-            ledger: LedgerOptions::new(&l.data_dir, &l.origin),
+            ledger: LedgerOptions {
+                batch_signatures: l.batch_signatures,
+                ..LedgerOptions::new(&l.data_dir, &l.origin)
+            },
             key_file: l.key_file.clone(),
             api: ApiConfig::default(),
             verify_on_start: true,

@@ -25,7 +25,7 @@ fn batches(t: &TestLedger, result: &str) -> u64 {
 
 #[tokio::test]
 async fn a_forged_signature_in_a_batch_is_refused_alone_over_http() {
-    let t = TestLedger::new().await;
+    let t = TestLedger::with_options(|o| o.batch_signatures = true).await;
     let mut envelopes: Vec<_> = (0..24)
         .map(|i| event("recorder.docked", &format!("rec-{i:02}"), Map::new()))
         .collect();
@@ -95,7 +95,7 @@ async fn batched_and_lone_refusals_are_the_same_error() {
     // Through the ledger's own API, for each way a signature can be bad:
     // a flipped bit in R, in s, s not reduced, and a signature by another
     // key that claims the dock's key id.
-    let t = TestLedger::new().await;
+    let t = TestLedger::with_options(|o| o.batch_signatures = true).await;
     let dock = Caller::in_process_dock("dock-01", dock_key().verifier_key());
     let other = custos_core::keys::SigningKey::from_seed("dock-01", &[99; 32]).unwrap();
     let mut bad = Vec::new();
@@ -148,4 +148,28 @@ async fn batched_and_lone_refusals_are_the_same_error() {
     assert_eq!(refused, alone);
     assert_eq!(t.size(), before + 12);
     assert_eq!(batches(&t, "failed"), 1);
+}
+
+#[tokio::test]
+async fn by_default_every_signature_is_checked_alone() {
+    // Batching is off unless `[ledger] batch_signatures` turns it on: the
+    // same concurrent requests, with the forged one refused, go through no
+    // batch at all.
+    let t = TestLedger::new().await;
+    let mut envelopes: Vec<_> = (0..12)
+        .map(|i| event("recorder.docked", &format!("solo-{i:02}"), Map::new()))
+        .collect();
+    envelopes[5].signatures[0].sig[40] ^= 0x01;
+    let before = t.size();
+    let answers = join_all(envelopes.iter().map(|e| t.post_event(e))).await;
+    for (i, answer) in answers.iter().enumerate() {
+        let expected = if i == 5 {
+            StatusCode::FORBIDDEN
+        } else {
+            StatusCode::CREATED
+        };
+        assert_eq!(answer.status, expected, "request {i}: {}", answer.text());
+    }
+    assert_eq!(t.size(), before + 11);
+    assert_eq!(batches(&t, "failed") + batches(&t, "passed"), 0);
 }
