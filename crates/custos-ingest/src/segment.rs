@@ -351,20 +351,11 @@ impl Run<'_> {
         let dest = fs
             .path_to_filesystem(self.key)
             .map_err(|e| self.store_error("find the object's file", e, None))?;
-        let local_err = |during: &str, e: std::io::Error| IngestError::Store {
-            key: self.key.to_string(),
-            during: during.to_owned(),
-            source: Box::new(object_store::Error::Generic {
-                store: "LocalFileSystem",
-                source: Box::new(e),
-            }),
-            orphan: None,
-        };
         let d = dest.clone();
         let (out, staging) = tokio::task::spawn_blocking(move || local::create_staging(&d))
             .await
             .map_err(|e| self.join_error(e))?
-            .map_err(|e| local_err("create the object's file", e))?;
+            .map_err(|e| self.local_error("create the object's file", e))?;
 
         let uploading = Instant::now();
         let shared = Arc::new(local::Shared::default());
@@ -395,7 +386,7 @@ impl Run<'_> {
                         orphan: None,
                     })
                 }
-                Err((_, Some(e))) => return Err(local_err("write the object", e)),
+                Err((_, Some(e))) => return Err(self.local_error("write the object", e)),
                 Err((_, None)) => {
                     return Err(IngestError::Internal {
                         key: self.key.to_string(),
@@ -442,7 +433,7 @@ impl Run<'_> {
                     orphan: None,
                 })
             }
-            (_, Err(e)) => return Err(local_err("write the object", e)),
+            (_, Err(e)) => return Err(self.local_error("write the object", e)),
             (Err(local::ReadFail::Stopped), Ok(_)) => {
                 return Err(IngestError::Internal {
                     key: self.key.to_string(),
@@ -463,15 +454,6 @@ impl Run<'_> {
         root: std::path::PathBuf,
         uploading: Instant,
     ) -> Result<IngestOutcome, IngestError> {
-        let local_err = |during: &str, e: std::io::Error| IngestError::Store {
-            key: self.key.to_string(),
-            during: during.to_owned(),
-            source: Box::new(object_store::Error::Generic {
-                store: "LocalFileSystem",
-                source: Box::new(e),
-            }),
-            orphan: None,
-        };
         self.read = done.bytes;
         self.timings.read = done.read;
         self.timings.hash = done.hash;
@@ -489,7 +471,7 @@ impl Run<'_> {
                 tracing::warn!(key = %self.key, "key was taken while writing; comparing instead");
                 return self.compare_with_stored(done.bytes, done.digests).await;
             }
-            Err(e) => return Err(local_err("give the object its name", e)),
+            Err(e) => return Err(self.local_error("give the object its name", e)),
         }
         self.timings.upload = uploading.elapsed();
         self.stored = done.bytes;
@@ -969,6 +951,19 @@ impl Run<'_> {
             source: Box::new(source),
             orphan: orphan.map(Box::new),
         }
+    }
+
+    /// An I/O error of the local store's own write path
+    /// ([`crate::local`]), reported as the store's.
+    fn local_error(&self, during: &str, e: std::io::Error) -> IngestError {
+        self.store_error(
+            during,
+            object_store::Error::Generic {
+                store: "LocalFileSystem",
+                source: Box::new(e),
+            },
+            None,
+        )
     }
 
     fn hasher_error(&self, e: HasherDied) -> IngestError {
