@@ -1207,7 +1207,25 @@ impl Dock {
         Ok(())
     }
 
-    /// Step 6 → 7: remove the file, if it is still the file verified.
+    /// Step 6 → 7: remove the file, if it is still the file verified, and
+    /// record `segment.wiped` only when the removal is known to be on the
+    /// recorder.
+    ///
+    /// The order, and what an unplug at each point leaves:
+    ///
+    /// 1. the session still open and the medium still the one attached
+    ///    (else the file is not touched; the step stays Wiping);
+    /// 2. the file checked against the listing, removed, the file system
+    ///    synced ([`crate::volume::Volume::remove`]);
+    /// 3. the session still open and the medium still the one attached,
+    ///    *after* the sync returned. An unplug before the removal, between
+    ///    it and the sync, or during the sync fails this check: a removal
+    ///    on a mount whose device left may never reach the recorder, so
+    ///    the step stays Wiping and the next docking looks again (file gone:
+    ///    wiped; file there with the same path, size and time: removed
+    ///    again). An unplug after this check is after a sync that ran
+    ///    against the attached medium, so the removal is on it;
+    /// 4. `segment.wiped`.
     async fn wipe(
         &self,
         s: &Session,
@@ -1220,6 +1238,7 @@ impl Dock {
                 "refusing to wipe: segment.verified is not acknowledged".into(),
             ));
         }
+        self.still_attached(s, "before the wipe; the file was not touched")?;
         if let Some(f) = file {
             let volume = s.attached.volume.clone();
             let f = f.clone();
@@ -1228,9 +1247,13 @@ impl Dock {
                 .map_err(|e| StepError::Stop(format!("internal error while wiping: {e}")))?;
             match removed {
                 Ok(()) | Err(VolumeError::Gone { .. }) => {}
-                Err(e) => return Err(StepError::Stop(format!("not wiped: {e}"))),
+                Err(e) => {
+                    self.still_attached(s, "during the wipe")?;
+                    return Err(StepError::Stop(format!("not wiped: {e}")));
+                }
             }
         }
+        self.still_attached(s, "during the wipe")?;
         let verified_seq = rec.event(EventKind::Verified).and_then(|e| e.seq);
         let d = json!({
             "recorder_id": rec.recorder_id,
@@ -1246,6 +1269,25 @@ impl Dock {
             None,
         )
         .await
+    }
+
+    /// `Ok` if the session is open and its medium is still the one
+    /// attached; else `Cancelled`, saying the recorder left `when`.
+    fn still_attached(&self, s: &Session, when: &str) -> Result<(), StepError> {
+        let why = if s.cancel.is_cancelled() {
+            Some("the docking ended".to_owned())
+        } else {
+            s.attached.medium.still_attached().err()
+        };
+        match why {
+            None => Ok(()),
+            Some(why) => {
+                tracing::warn!(slot = %s.slot, error = %why, "the recorder left {when}; the wipe is checked again at the next docking");
+                Err(StepError::Cancelled(format!(
+                    "the recorder left {when} ({why}); not counted as wiped, checked again at the next docking"
+                )))
+            }
+        }
     }
 
     /// Build, journal and queue a segment event, moving the record to `step`.

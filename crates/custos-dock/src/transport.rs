@@ -64,6 +64,54 @@ impl ClockReading {
     }
 }
 
+/// Whether the very medium a transport attached is still the one the dock
+/// reaches: the same recorder, not unplugged (and not plugged back in as a
+/// new device) since. A wipe counts only if this holds after the removal
+/// was synced (see `Dock`'s wipe step).
+pub trait MediumCheck: Send + Sync + std::fmt::Debug {
+    /// `Ok` if the medium attached is still there; else why not, in words.
+    fn still_attached(&self) -> Result<(), String>;
+}
+
+/// A shared [`MediumCheck`], as [`Attached`] carries it.
+pub type Medium = Arc<dyn MediumCheck>;
+
+/// A directory's medium: the directory is still there and is still the
+/// same one (device and inode), so whatever was mounted on it is still
+/// mounted.
+#[derive(Debug)]
+pub struct DirectoryMedium {
+    root: PathBuf,
+    dev_ino: Option<(u64, u64)>,
+}
+
+impl DirectoryMedium {
+    /// The directory `root` as it is now.
+    pub fn new(root: &Path) -> DirectoryMedium {
+        use std::os::unix::fs::MetadataExt as _;
+        DirectoryMedium {
+            root: root.to_owned(),
+            dev_ino: std::fs::symlink_metadata(root)
+                .ok()
+                .map(|m| (m.dev(), m.ino())),
+        }
+    }
+}
+
+impl MediumCheck for DirectoryMedium {
+    fn still_attached(&self) -> Result<(), String> {
+        use std::os::unix::fs::MetadataExt as _;
+        match std::fs::symlink_metadata(&self.root) {
+            Ok(m) if m.is_dir() && Some((m.dev(), m.ino())) == self.dev_ino => Ok(()),
+            Ok(_) => Err(format!(
+                "{} is no longer the directory that was docked",
+                self.root.display()
+            )),
+            Err(e) => Err(format!("{}: {e}", self.root.display())),
+        }
+    }
+}
+
 /// A recorder ready to be read.
 #[derive(Debug, Clone)]
 pub struct Attached {
@@ -77,6 +125,8 @@ pub struct Attached {
     pub volume: Volume,
     /// `directory`, `usb` or `simulated`.
     pub transport: &'static str,
+    /// Whether this very medium is still attached.
+    pub medium: Medium,
 }
 
 /// Why a recorder could not be attached or handled.
@@ -254,6 +304,7 @@ impl RecorderTransport for DirectoryTransport {
             },
             profile: Arc::new(profile),
             clock: None,
+            medium: Arc::new(DirectoryMedium::new(&self.root)),
             volume,
             transport: "directory",
         })
@@ -343,6 +394,7 @@ impl RecorderTransport for UsbTransport {
             None => None,
         };
         let root = self.locator.locate(usb.volume_timeout)?;
+        let medium = self.locator.medium();
         let volume = Volume::new(&root, &self.profile.storage.media_root);
         let id = match usb.id_from {
             IdSource::Serial => self
@@ -373,6 +425,7 @@ impl RecorderTransport for UsbTransport {
             clock,
             volume,
             transport: self.kind,
+            medium,
         })
     }
 

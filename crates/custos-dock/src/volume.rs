@@ -336,14 +336,26 @@ impl Volume {
         Ok(f)
     }
 
-    /// Remove a listed file, if it is still the file listed, and make the
-    /// removal durable: the whole file system is synced (`syncfs`), so a
-    /// recorder pulled out right after "safe to undock" does not come back
-    /// with the file still on it. (A directory fsync is not enough on FAT:
-    /// tests/usb/ caught wiped files returning after an unplug.)
+    /// Remove a listed file, if it is still the file listed, and sync the
+    /// removal: the whole file system is synced (`syncfs`), so a recorder
+    /// pulled out right after "safe to undock" does not come back with the
+    /// file still on it. (A directory fsync is not enough on FAT:
+    /// tests/usb/ caught wiped files returning after an unplug.) The
+    /// folder is opened before the removal, so that `syncfs` on it reports
+    /// any write error of the file system since, not only its own.
+    ///
+    /// `Ok` says the kernel reported no error; it does not say the medium
+    /// was still there (a sync against a recorder that was unplugged can
+    /// succeed without reaching it): the caller checks that the medium is
+    /// still attached after this returns before it counts the file wiped.
     pub fn remove(&self, file: &SourceFile) -> Result<(), VolumeError> {
         self.check(file)?;
         let path = self.path_of(&file.relative);
+        let folder = path.parent().unwrap_or(&self.root).to_owned();
+        let dir = File::open(&folder).map_err(|source| VolumeError::Io {
+            path: folder.clone(),
+            source,
+        })?;
         std::fs::remove_file(&path).map_err(|source| match source.kind() {
             io::ErrorKind::NotFound => VolumeError::Gone { path: path.clone() },
             _ => VolumeError::Io {
@@ -351,13 +363,10 @@ impl Volume {
                 source,
             },
         })?;
-        let folder = path.parent().unwrap_or(&self.root).to_owned();
-        File::open(&folder)
-            .and_then(|d| rustix::fs::syncfs(&d).map_err(io::Error::from))
-            .map_err(|source| VolumeError::Io {
-                path: folder,
-                source,
-            })
+        rustix::fs::syncfs(&dir).map_err(|e| VolumeError::Io {
+            path: folder,
+            source: io::Error::from(e),
+        })
     }
 
     /// Write `content` to `name` at the volume root (a clock file), never

@@ -18,7 +18,10 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use crate::transport::{Medium, MediumCheck};
 
 /// Why no volume was found.
 #[derive(Debug, thiserror::Error)]
@@ -54,8 +57,103 @@ pub trait VolumeLocator: Send {
     fn locate(&mut self, timeout: Duration) -> Result<PathBuf, LocateError>;
     /// Whether the recorder is still plugged in.
     fn present(&mut self) -> bool;
+    /// After a successful `locate`: a check that the volume found is still
+    /// reached through the same device (not unplugged, not plugged back in
+    /// as a new device since).
+    fn medium(&self) -> Medium;
     /// Unmount what `locate` mounted, if anything.
     fn release(&mut self);
+}
+
+/// What [`SysfsLocator`] found, checked again later: the USB device node
+/// with its device number on the bus (a new number after every replug),
+/// the block device's `major:minor` and that it still hangs under the USB
+/// device, and that the mount point is still that block device's file
+/// system.
+#[derive(Debug)]
+pub struct SysfsMedium {
+    sys_root: PathBuf,
+    usb_name: String,
+    devnum: Option<String>,
+    block: Option<(String, String)>,
+    mount_point: PathBuf,
+    mount_dev: Option<u64>,
+}
+
+fn read_trimmed(path: &Path) -> Option<String> {
+    std::fs::read_to_string(path)
+        .ok()
+        .map(|s| s.trim().to_owned())
+}
+
+fn st_dev(path: &Path) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt as _;
+    std::fs::metadata(path).ok().map(|m| m.dev())
+}
+
+impl SysfsMedium {
+    fn capture(sys_root: &Path, usb_name: &str, device: &Path, mount_point: &Path) -> SysfsMedium {
+        let block = device
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .and_then(|name| {
+                read_trimmed(&sys_root.join("class/block").join(&name).join("dev"))
+                    .map(|dev| (name, dev))
+            });
+        SysfsMedium {
+            sys_root: sys_root.to_owned(),
+            usb_name: usb_name.to_owned(),
+            devnum: read_trimmed(
+                &sys_root
+                    .join("bus/usb/devices")
+                    .join(usb_name)
+                    .join("devnum"),
+            ),
+            block,
+            mount_point: mount_point.to_owned(),
+            mount_dev: st_dev(mount_point),
+        }
+    }
+}
+
+impl MediumCheck for SysfsMedium {
+    fn still_attached(&self) -> Result<(), String> {
+        let node = self.sys_root.join("bus/usb/devices").join(&self.usb_name);
+        if !node.exists() {
+            return Err(format!("USB device {} was unplugged", self.usb_name));
+        }
+        if let Some(devnum) = &self.devnum {
+            if read_trimmed(&node.join("devnum")).as_ref() != Some(devnum) {
+                return Err(format!(
+                    "USB device {} was unplugged and is back as a new device",
+                    self.usb_name
+                ));
+            }
+        }
+        if let Some((name, dev)) = &self.block {
+            // The block device by its number: gone with the disk, and a new
+            // disk after a replug is another number or not under this node.
+            let by_number = self.sys_root.join("dev/block").join(dev);
+            let through = std::fs::canonicalize(&by_number).is_ok_and(|real| {
+                real.components().any(|c| {
+                    let c = c.as_os_str().to_string_lossy();
+                    c == self.usb_name.as_str() || c.starts_with(&format!("{}:", self.usb_name))
+                })
+            });
+            if !through {
+                return Err(format!("block device {name} ({dev}) is gone"));
+            }
+        }
+        if let Some(dev) = self.mount_dev {
+            if st_dev(&self.mount_point) != Some(dev) {
+                return Err(format!(
+                    "the volume is no longer mounted on {}",
+                    self.mount_point.display()
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The sysfs name of a USB device: `<bus>-<port>.<port>…` (e.g. `1-2.4`).
@@ -170,6 +268,8 @@ pub struct SysfsLocator {
     dev_root: PathBuf,
     mountinfo: PathBuf,
     mounted: Option<PathBuf>,
+    /// The block device and mount point `locate` found last.
+    located: Option<(PathBuf, PathBuf)>,
 }
 
 impl SysfsLocator {
@@ -192,6 +292,7 @@ impl SysfsLocator {
             dev_root: PathBuf::from("/dev"),
             mountinfo: PathBuf::from("/proc/self/mountinfo"),
             mounted: None,
+            located: None,
         }
     }
 
@@ -255,10 +356,11 @@ impl VolumeLocator for SysfsLocator {
             }
             let mountinfo = std::fs::read_to_string(&self.mountinfo).unwrap_or_default();
             let candidates = self.candidates();
-            if let Some(mp) = candidates
+            if let Some((device, mp)) = candidates
                 .iter()
-                .find_map(|d| mount_point_of(&mountinfo, d))
+                .find_map(|d| mount_point_of(&mountinfo, d).map(|mp| (d.clone(), mp)))
             {
+                self.located = Some((device, mp.clone()));
                 return Ok(mp);
             }
             if let Some(device) = candidates.first() {
@@ -268,7 +370,10 @@ impl VolumeLocator for SysfsLocator {
                     // with "no medium" until then, so keep trying until the
                     // deadline and report the last failure.
                     match self.mount(&device.clone()) {
-                        Ok(dir) => return Ok(dir),
+                        Ok(dir) => {
+                            self.located = Some((device.clone(), dir.clone()));
+                            return Ok(dir);
+                        }
                         Err(e) if Instant::now() >= deadline => return Err(e),
                         Err(e) => tracing::debug!(error = %e, "volume not ready yet"),
                     }
@@ -300,6 +405,19 @@ impl VolumeLocator for SysfsLocator {
             .join("bus/usb/devices")
             .join(&self.usb_name)
             .exists()
+    }
+
+    fn medium(&self) -> Medium {
+        let (device, mount_point) = self
+            .located
+            .clone()
+            .unwrap_or_else(|| (PathBuf::new(), self.mount_dir.clone()));
+        Arc::new(SysfsMedium::capture(
+            &self.sys_root,
+            &self.usb_name,
+            &device,
+            &mount_point,
+        ))
     }
 
     fn release(&mut self) {
@@ -449,5 +567,60 @@ mod tests {
             l.locate(Duration::from_secs(1)),
             Err(LocateError::Gone)
         ));
+    }
+
+    #[test]
+    fn the_medium_check_notices_unplug_and_replug() {
+        // A fake sysfs: USB device 2-1 (device number 5) with disk sde
+        // (8:64), mounted (per mountinfo) on a directory of the test.
+        let t = tempfile::tempdir().unwrap();
+        let sys = t.path().join("sys");
+        let node = sys.join("devices/usb2/2-1/2-1:1.0/host1/block/sde");
+        std::fs::create_dir_all(&node).unwrap();
+        std::fs::write(node.join("dev"), "8:64\n").unwrap();
+        std::fs::create_dir_all(sys.join("class/block")).unwrap();
+        std::fs::create_dir_all(sys.join("dev/block")).unwrap();
+        symlink(&node, sys.join("class/block/sde")).unwrap();
+        symlink(&node, sys.join("dev/block/8:64")).unwrap();
+        let usb = sys.join("bus/usb/devices/2-1");
+        std::fs::create_dir_all(&usb).unwrap();
+        std::fs::write(usb.join("devnum"), "5\n").unwrap();
+        let dev = t.path().join("dev");
+        std::fs::create_dir_all(&dev).unwrap();
+        std::fs::write(dev.join("sde"), "").unwrap();
+        let mnt = t.path().join("media");
+        std::fs::create_dir_all(&mnt).unwrap();
+        let mi = t.path().join("mountinfo");
+        std::fs::write(
+            &mi,
+            format!(
+                "52 35 8:64 / {} rw - vfat {} rw\n",
+                mnt.display(),
+                dev.join("sde").display()
+            ),
+        )
+        .unwrap();
+        let mut l = SysfsLocator::new(2, &[1], None, &t.path().join("mnt"), "usb-2-1", "")
+            .with_roots(&sys, &dev, &mi);
+        assert_eq!(l.locate(Duration::from_secs(1)).unwrap(), mnt);
+        let medium = l.medium();
+        medium.still_attached().unwrap();
+
+        // Replugged: the same port, a new device number.
+        std::fs::write(usb.join("devnum"), "6\n").unwrap();
+        let e = medium.still_attached().unwrap_err();
+        assert!(e.contains("new device"), "{e}");
+        std::fs::write(usb.join("devnum"), "5\n").unwrap();
+        // The disk gone (the USB node not yet).
+        std::fs::remove_file(sys.join("dev/block/8:64")).unwrap();
+        let e = medium.still_attached().unwrap_err();
+        assert!(e.contains("sde"), "{e}");
+        symlink(&node, sys.join("dev/block/8:64")).unwrap();
+        medium.still_attached().unwrap();
+        // Unplugged.
+        std::fs::remove_file(usb.join("devnum")).unwrap();
+        std::fs::remove_dir(&usb).unwrap();
+        let e = medium.still_attached().unwrap_err();
+        assert!(e.contains("unplugged"), "{e}");
     }
 }

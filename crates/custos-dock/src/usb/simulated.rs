@@ -30,6 +30,7 @@ use time::OffsetDateTime;
 use super::locate::{LocateError, VolumeLocator};
 use super::protocol::{ChannelError, ControlChannel, Setup};
 use crate::profile::RequestType;
+use crate::transport::{Medium, MediumCheck};
 
 /// `bRequest` of identify.
 pub const REQ_IDENTIFY: u8 = 0x01;
@@ -53,6 +54,11 @@ struct State {
     clock_skew: i64,
     volume: PathBuf,
     plugged: bool,
+    /// Plugged in anew this many times (a replugged recorder is a new
+    /// device to the host).
+    plugs: u64,
+    /// Unplug once this many footage files are gone from the volume.
+    unplug_after_removals: Option<(usize, usize)>,
     /// Every request seen, for tests: (bRequest, IN?).
     log: Vec<(u8, bool)>,
 }
@@ -83,6 +89,8 @@ impl SimulatedRecorder {
                 clock_skew: clock_skew_secs,
                 volume,
                 plugged: true,
+                plugs: 0,
+                unplug_after_removals: None,
                 log: Vec::new(),
             })),
         }
@@ -107,9 +115,33 @@ impl SimulatedRecorder {
     /// Unplug (every later request fails with "no device") or plug back.
     pub fn set_plugged(&self, plugged: bool) {
         self.with(|s| {
+            if plugged && !s.plugged {
+                s.plugs += 1;
+            }
             s.plugged = plugged;
             if !plugged {
                 s.unlocked = false;
+            }
+        });
+    }
+
+    /// Pull the recorder out right after the dock removed the `n`-th file
+    /// from its volume, before anything else reaches it: the next look at
+    /// the recorder (the dock's check that its medium is still attached)
+    /// finds it unplugged. Models an unplug between a wipe's removal and
+    /// the dock noticing.
+    pub fn unplug_after_removals(&self, n: usize) {
+        self.with(|s| s.unplug_after_removals = Some((count_files(&s.volume), n)));
+    }
+
+    fn look(&self) {
+        self.with(|s| {
+            if let Some((before, n)) = s.unplug_after_removals {
+                if s.plugged && before.saturating_sub(count_files(&s.volume)) >= n {
+                    s.unplug_after_removals = None;
+                    s.plugged = false;
+                    s.unlocked = false;
+                }
             }
         });
     }
@@ -235,5 +267,47 @@ impl VolumeLocator for SimulatedLocator {
         self.rec.with(|s| s.plugged)
     }
 
+    fn medium(&self) -> Medium {
+        Arc::new(SimulatedMedium {
+            rec: self.rec.clone(),
+            plugs: self.rec.with(|s| s.plugs),
+        })
+    }
+
     fn release(&mut self) {}
+}
+
+/// The simulated recorder's medium as attached: still plugged in, and not
+/// replugged since.
+#[derive(Debug)]
+pub struct SimulatedMedium {
+    rec: SimulatedRecorder,
+    plugs: u64,
+}
+
+impl MediumCheck for SimulatedMedium {
+    fn still_attached(&self) -> Result<(), String> {
+        self.rec.look();
+        self.rec.with(|s| match (s.plugged, s.plugs == self.plugs) {
+            (true, true) => Ok(()),
+            (false, _) => Err("the simulated recorder was unplugged".into()),
+            (true, false) => Err("the simulated recorder was unplugged and plugged back in".into()),
+        })
+    }
+}
+
+/// Regular files under `dir`, recursively.
+fn count_files(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| match e.file_type() {
+                    Ok(t) if t.is_dir() => count_files(&e.path()),
+                    Ok(t) if t.is_file() => 1,
+                    _ => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
 }

@@ -1,5 +1,5 @@
-//! The dock's integration tests, one binary: hostile recorder contents and
-//! the simulated USB recorder in process; `kill -9` at random instants, an
+//! The dock's integration tests, one binary: hostile recorder contents,
+//! the simulated USB recorder and an unplug during the wipe in process; `kill -9` at random instants, an
 //! S3 outage and a ledger outage against a real Garage node, a real ledger
 //! process and the real `custos` binary.
 
@@ -8,3 +8,4 @@ mod hostile;
 mod outage;
 mod usb_sim;
 mod util;
+mod wipe_unplug;
