@@ -248,7 +248,21 @@ def actions(entries):
     return [e["action"] for e in entries]
 
 
-def check_ingested(rig, rec, wiped=True):
+def check_ingested(rig, rec, wiped=True, timeout=30):
+    """check_entries, allowing the dock's outbox a moment: "safe to undock"
+    means every event is durable in the dock's journal, not yet that the
+    ledger has it."""
+    end = time.time() + timeout
+    while True:
+        try:
+            return check_entries(rig, rec, wiped)
+        except Fail:
+            if time.time() > end:
+                raise
+            time.sleep(0.5)
+
+
+def check_entries(rig, rec, wiped=True):
     """Every clip of rec ingested once, verified, wiped after verification;
     manifests name the serial and officer read over USB. Returns the
     recorder's entries and manifests."""
@@ -425,10 +439,16 @@ def s3_unplug_mid_ingest(rig):
     ents, manifests = check_ingested(rig, rec)
     check(rec.remaining() == [], f"left on the recorder: {rec.remaining()} "
           f"(wiped before the unplug: {wiped_first}; on the volume then: {on_volume})")
+    # A wipe the unplug interrupted is finished at the replug, not reported
+    # as a file "on the recorder again".
+    log = rig.dock_log()
+    check("is on the recorder again" not in log, "the replug reported a file as on the recorder again")
+    rechecked = log.count("not counted as wiped")
     rec.unplug()
     wait_undocked(rig, rec)
     rec.remove()
-    return (f"unplugged after {done_before}/{len(rec.clips)} segments; resumed, "
+    return (f"unplugged after {done_before}/{len(rec.clips)} segments "
+            f"({len(wiped_first)} wiped, {rechecked} wipes left for the replug); resumed, "
             f"one segment.ingested per segment")
 
 
@@ -475,7 +495,7 @@ def main():
                 break
     finally:
         rig.stop()
-        subprocess.run("dmesg > " + args.out + "/dmesg.txt", shell=True)
+        subprocess.run("dmesg --time-format iso > " + args.out + "/dmesg.txt", shell=True)
     return 0
 
 

@@ -72,7 +72,7 @@ def main():
     ap.add_argument("--rig", required=True)
     ap.add_argument("--root", required=True)
     ap.add_argument("--bin", required=True)
-    ap.add_argument("--timeout", type=int, default=900)
+    ap.add_argument("--timeout", type=int, default=600)
     args = ap.parse_args()
     rig, root, binary = (os.path.abspath(p) for p in (args.rig, args.root, args.bin))
 

@@ -1238,7 +1238,8 @@ impl Dock {
                 "refusing to wipe: segment.verified is not acknowledged".into(),
             ));
         }
-        self.still_attached(s, "before the wipe; the file was not touched")?;
+        self.still_attached(s, "before the wipe; the file was not touched")
+            .await?;
         if let Some(f) = file {
             let volume = s.attached.volume.clone();
             let f = f.clone();
@@ -1246,14 +1247,18 @@ impl Dock {
                 .await
                 .map_err(|e| StepError::Stop(format!("internal error while wiping: {e}")))?;
             match removed {
-                Ok(()) | Err(VolumeError::Gone { .. }) => {}
+                Ok(()) => {}
+                Err(VolumeError::Gone { .. }) => {
+                    tracing::info!(slot = %s.slot, segment = %rec.segment_id, "the file was already gone at the wipe");
+                }
                 Err(e) => {
-                    self.still_attached(s, "during the wipe")?;
+                    self.still_attached(s, "during the wipe").await?;
                     return Err(StepError::Stop(format!("not wiped: {e}")));
                 }
             }
         }
-        self.still_attached(s, "during the wipe")?;
+        self.still_attached(s, "during the wipe").await?;
+        tracing::info!(slot = %s.slot, segment = %rec.segment_id, file = %String::from_utf8_lossy(&rec.relative()), "wiped from the recorder");
         let verified_seq = rec.event(EventKind::Verified).and_then(|e| e.seq);
         let d = json!({
             "recorder_id": rec.recorder_id,
@@ -1273,11 +1278,16 @@ impl Dock {
 
     /// `Ok` if the session is open and its medium is still the one
     /// attached; else `Cancelled`, saying the recorder left `when`.
-    fn still_attached(&self, s: &Session, when: &str) -> Result<(), StepError> {
+    async fn still_attached(&self, s: &Session, when: &str) -> Result<(), StepError> {
         let why = if s.cancel.is_cancelled() {
             Some("the docking ended".to_owned())
         } else {
-            s.attached.medium.still_attached().err()
+            // USB transfers and sysfs reads: on a blocking thread.
+            let medium = s.attached.medium.clone();
+            match tokio::task::spawn_blocking(move || medium.still_attached()).await {
+                Ok(r) => r.err(),
+                Err(e) => Some(format!("internal error while checking the recorder: {e}")),
+            }
         };
         match why {
             None => Ok(()),

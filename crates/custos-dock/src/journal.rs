@@ -39,10 +39,14 @@
 //!    (its entry index is in the record), immediately before the file is
 //!    removed from the recorder, and only under `wipe = "after-verified"`.
 //!    *Crash:* the file may or may not be gone; the restart removes it if it
-//!    is still the same file, and either way goes on to step 7.
+//!    is still the same file, and either way goes on to step 7. *Unplug*
+//!    during the wipe (the recorder not attached before the removal or not
+//!    after its sync): the step stays here, as after a crash, and the next
+//!    docking decides the same way.
 //! 7. **Wiped** (or **Kept** under `wipe = "never"`, once `segment.verified`
-//!    is acknowledged). The `segment.wiped` event is written and queued.
-//!    Final.
+//!    is acknowledged). The `segment.wiped` event is written and queued,
+//!    only once the removal is known to be on the recorder (synced while
+//!    the very medium attached was still there). Final.
 //!
 //! A file that disappears from the recorder before step 6 (someone deleted
 //! it, the volume changed) is marked **Gone** once its object is verified,

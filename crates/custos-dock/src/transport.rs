@@ -19,7 +19,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use time::OffsetDateTime;
 
@@ -325,9 +325,59 @@ impl RecorderTransport for DirectoryTransport {
     fn detach(&mut self) {}
 }
 
+/// A control channel shared by a [`UsbTransport`] and its [`UsbMedium`].
+type SharedChannel = Arc<Mutex<Box<dyn ControlChannel>>>;
+
+fn lock_channel(c: &SharedChannel) -> MutexGuard<'_, Box<dyn ControlChannel>> {
+    // A poisoned lock only means a transfer panicked; the channel is as it was.
+    c.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A USB recorder's medium: the link still answers (the profile's identify
+/// request, with the same device id; else its clock read), and then the
+/// volume's own check ([`VolumeLocator::medium`]: the same USB device
+/// number, block device and mount). The link is asked first: the kernel
+/// notices an unplug some time after the device stops answering, and a
+/// replug in between is caught by the device number checked after it.
+pub struct UsbMedium {
+    volume: Medium,
+    channel: SharedChannel,
+    profile: Arc<Profile>,
+    device_id: Option<String>,
+}
+
+impl std::fmt::Debug for UsbMedium {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UsbMedium")
+            .field("volume", &self.volume)
+            .field("profile", &self.profile.name)
+            .field("device_id", &self.device_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MediumCheck for UsbMedium {
+    fn still_attached(&self) -> Result<(), String> {
+        if let Some(usb) = &self.profile.usb {
+            let mut channel = lock_channel(&self.channel);
+            if usb.identify.is_some() {
+                let info = protocol::identify(channel.as_mut(), usb)
+                    .map_err(|e| format!("the recorder no longer answers: {e}"))?;
+                if self.device_id.is_some() && info.device_id != self.device_id {
+                    return Err("another recorder answers".into());
+                }
+            } else if usb.clock_read.is_some() {
+                protocol::read_clock(channel.as_mut(), usb, self.profile.clock.time_zone)
+                    .map_err(|e| format!("the recorder no longer answers: {e}"))?;
+            }
+        }
+        self.volume.still_attached()
+    }
+}
+
 /// A recorder on USB (or its in-process simulation).
 pub struct UsbTransport {
-    channel: Box<dyn ControlChannel>,
+    channel: SharedChannel,
     locator: Box<dyn VolumeLocator>,
     profile: Arc<Profile>,
     serial: Option<String>,
@@ -358,7 +408,7 @@ impl UsbTransport {
         kind: &'static str,
     ) -> UsbTransport {
         UsbTransport {
-            channel,
+            channel: Arc::new(Mutex::new(channel)),
             locator,
             profile,
             serial,
@@ -376,16 +426,17 @@ impl RecorderTransport for UsbTransport {
                 self.profile.name
             ))
         })?;
+        let mut channel = lock_channel(&self.channel);
         let info = match &usb.identify {
-            Some(_) => Some(protocol::identify(self.channel.as_mut(), usb)?),
+            Some(_) => Some(protocol::identify(channel.as_mut(), usb)?),
             None => None,
         };
-        protocol::unlock(self.channel.as_mut(), usb, self.password.as_deref())?;
+        protocol::unlock(channel.as_mut(), usb, self.password.as_deref())?;
         let clock = match &usb.clock_read {
             Some(_) => {
                 let before = OffsetDateTime::now_utc();
                 let recorder =
-                    protocol::read_clock(self.channel.as_mut(), usb, self.profile.clock.time_zone)?;
+                    protocol::read_clock(channel.as_mut(), usb, self.profile.clock.time_zone)?;
                 let after = OffsetDateTime::now_utc();
                 // The reading was taken somewhere between; take the middle.
                 let dock = before + (after - before) / 2;
@@ -393,8 +444,14 @@ impl RecorderTransport for UsbTransport {
             }
             None => None,
         };
+        drop(channel);
         let root = self.locator.locate(usb.volume_timeout)?;
-        let medium = self.locator.medium();
+        let medium: Medium = Arc::new(UsbMedium {
+            volume: self.locator.medium(),
+            channel: self.channel.clone(),
+            profile: self.profile.clone(),
+            device_id: info.as_ref().and_then(|i| i.device_id.clone()),
+        });
         let volume = Volume::new(&root, &self.profile.storage.media_root);
         let id = match usb.id_from {
             IdSource::Serial => self
@@ -437,7 +494,7 @@ impl RecorderTransport for UsbTransport {
         match (&self.profile.clock.set, &self.profile.usb) {
             (ClockSet::Usb, Some(usb)) => {
                 protocol::set_clock(
-                    self.channel.as_mut(),
+                    lock_channel(&self.channel).as_mut(),
                     usb,
                     self.profile.clock.time_zone,
                     now,
