@@ -338,7 +338,10 @@ fn lock_channel(c: &SharedChannel) -> MutexGuard<'_, Box<dyn ControlChannel>> {
 /// volume's own check ([`VolumeLocator::medium`]: the same USB device
 /// number, block device and mount). The link is asked first: the kernel
 /// notices an unplug some time after the device stops answering, and a
-/// replug in between is caught by the device number checked after it.
+/// replug in between is caught by the device number checked after it. A
+/// request that fails while the kernel still lists the device is tried
+/// again (three tries, half a second apart) before the recorder
+/// counts as gone: under load a request can miss its timeout.
 pub struct UsbMedium {
     volume: Medium,
     channel: SharedChannel,
@@ -356,22 +359,48 @@ impl std::fmt::Debug for UsbMedium {
     }
 }
 
+impl UsbMedium {
+    /// One request over the link: `Ok` if the recorder answered as itself.
+    fn ask(&self) -> Result<(), String> {
+        let Some(usb) = &self.profile.usb else {
+            return Ok(());
+        };
+        let mut channel = lock_channel(&self.channel);
+        if usb.identify.is_some() {
+            let info = protocol::identify(channel.as_mut(), usb)
+                .map_err(|e| format!("the recorder no longer answers: {e}"))?;
+            if self.device_id.is_some() && info.device_id != self.device_id {
+                return Err("another recorder answers".into());
+            }
+        } else if usb.clock_read.is_some() {
+            protocol::read_clock(channel.as_mut(), usb, self.profile.clock.time_zone)
+                .map_err(|e| format!("the recorder no longer answers: {e}"))?;
+        }
+        Ok(())
+    }
+}
+
+/// Requests tried before a recorder the kernel still lists counts as gone
+/// (a busy recorder, or a loaded dock, can miss a request's timeout).
+const LINK_TRIES: u32 = 3;
+
 impl MediumCheck for UsbMedium {
     fn still_attached(&self) -> Result<(), String> {
-        if let Some(usb) = &self.profile.usb {
-            let mut channel = lock_channel(&self.channel);
-            if usb.identify.is_some() {
-                let info = protocol::identify(channel.as_mut(), usb)
-                    .map_err(|e| format!("the recorder no longer answers: {e}"))?;
-                if self.device_id.is_some() && info.device_id != self.device_id {
-                    return Err("another recorder answers".into());
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match self.ask() {
+                Ok(()) => return self.volume.still_attached(),
+                Err(e) => {
+                    // Gone for the kernel too: no point asking again.
+                    self.volume.still_attached()?;
+                    if tries >= LINK_TRIES {
+                        return Err(e);
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(500));
                 }
-            } else if usb.clock_read.is_some() {
-                protocol::read_clock(channel.as_mut(), usb, self.profile.clock.time_zone)
-                    .map_err(|e| format!("the recorder no longer answers: {e}"))?;
             }
         }
-        self.volume.still_attached()
     }
 }
 
