@@ -326,6 +326,20 @@ impl Ctx {
         auth::route_access(method, path).is_some_and(|row| row.access.allows(session.caller.role))
     }
 
+    /// [`Ctx::require`] for a form post: the role check, then the form's
+    /// CSRF token against the session's.
+    pub fn require_form(
+        &self,
+        state: &UiState,
+        method: &str,
+        path: &str,
+        csrf: &str,
+    ) -> Result<&Session, UiError> {
+        let session = self.require(state, method, path)?;
+        self.check_csrf(session, csrf)?;
+        Ok(session)
+    }
+
     /// Check a form's CSRF token against the session's.
     pub fn check_csrf(&self, session: &Session, given: &str) -> Result<(), UiError> {
         if bool::from(session.csrf.as_bytes().ct_eq(given.as_bytes())) {

@@ -684,8 +684,7 @@ pub(super) async fn request_access(
     Form(form): Form<ReasonForm>,
 ) -> Response {
     let result = async {
-        let session = ctx.require(&state, "POST", "/v1/access-requests")?;
-        ctx.check_csrf(session, &form.csrf)?;
+        let session = ctx.require_form(&state, "POST", "/v1/access-requests", &form.csrf)?;
         let ask = AccessAsk {
             case: None,
             segment: Some(id.clone()),
@@ -724,8 +723,7 @@ pub(super) async fn export_segment(
     Form(form): Form<ReasonForm>,
 ) -> Response {
     let result = async {
-        let session = ctx.require(&state, "POST", "/v1/exports")?;
-        ctx.check_csrf(session, &form.csrf)?;
+        let session = ctx.require_form(&state, "POST", "/v1/exports", &form.csrf)?;
         let reason = opt(&Some(form.reason.clone()));
         Ok(export_response(&state.app, &session.caller, vec![id.clone()], None, reason).await?)
     }
@@ -741,8 +739,7 @@ pub(super) async fn place_hold(
     Form(form): Form<ReasonForm>,
 ) -> Response {
     let result = async {
-        let session = ctx.require(&state, "POST", "/v1/segments/{id}/hold")?;
-        ctx.check_csrf(session, &form.csrf)?;
+        let session = ctx.require_form(&state, "POST", "/v1/segments/{id}/hold", &form.csrf)?;
         if state.app.ledger.segment(&id)?.is_none() {
             return Err(UiError::page(
                 StatusCode::NOT_FOUND,
@@ -764,8 +761,7 @@ pub(super) async fn release_hold(
     Form(form): Form<CsrfForm>,
 ) -> Response {
     let result = async {
-        let session = ctx.require(&state, "DELETE", "/v1/segments/{id}/hold")?;
-        ctx.check_csrf(session, &form.csrf)?;
+        let session = ctx.require_form(&state, "DELETE", "/v1/segments/{id}/hold", &form.csrf)?;
         governance::release_hold(&state.app.ledger, &session.caller, &id).await?;
         Ok(see_other(&format!("/ui/segments/{}", path_part(&id))))
     }
@@ -856,8 +852,7 @@ pub(super) async fn decide(
         } else {
             "/v1/access-requests/{id}/deny"
         };
-        let session = ctx.require(&state, "POST", route)?;
-        ctx.check_csrf(session, &form.csrf)?;
+        let session = ctx.require_form(&state, "POST", route, &form.csrf)?;
         let note = opt(&Some(form.note.clone()));
         governance::decide(
             &state.app.ledger,
@@ -928,8 +923,7 @@ pub(super) async fn create_case(
     Form(form): Form<CaseForm>,
 ) -> Response {
     let result = async {
-        let session = ctx.require(&state, "POST", "/v1/cases")?;
-        ctx.check_csrf(session, &form.csrf)?;
+        let session = ctx.require_form(&state, "POST", "/v1/cases", &form.csrf)?;
         let (case, _) =
             governance::create_case(&state.app.ledger, &session.caller, &form.title, None).await?;
         Ok(see_other(&format!("/ui/cases/{}", path_part(&case.id))))
@@ -1024,8 +1018,7 @@ pub(super) async fn link(
     Form(form): Form<LinkForm>,
 ) -> Response {
     let result = async {
-        let session = ctx.require(&state, "POST", "/v1/cases/{id}/segments")?;
-        ctx.check_csrf(session, &form.csrf)?;
+        let session = ctx.require_form(&state, "POST", "/v1/cases/{id}/segments", &form.csrf)?;
         let ids: Vec<String> = form
             .segments
             .split(|ch: char| ch.is_whitespace() || ch == ',')
@@ -1047,8 +1040,7 @@ pub(super) async fn close_case(
     Form(form): Form<CsrfForm>,
 ) -> Response {
     let result = async {
-        let session = ctx.require(&state, "POST", "/v1/cases/{id}/close")?;
-        ctx.check_csrf(session, &form.csrf)?;
+        let session = ctx.require_form(&state, "POST", "/v1/cases/{id}/close", &form.csrf)?;
         governance::close_case(&state.app.ledger, &session.caller, &id).await?;
         Ok(see_other(&format!("/ui/cases/{}", path_part(&id))))
     }
@@ -1064,8 +1056,7 @@ pub(super) async fn request_case_access(
     Form(form): Form<ReasonForm>,
 ) -> Response {
     let result = async {
-        let session = ctx.require(&state, "POST", "/v1/access-requests")?;
-        ctx.check_csrf(session, &form.csrf)?;
+        let session = ctx.require_form(&state, "POST", "/v1/access-requests", &form.csrf)?;
         let ask = AccessAsk {
             case: Some(id.clone()),
             segment: None,
@@ -1086,8 +1077,7 @@ pub(super) async fn export_case(
     Form(form): Form<ReasonForm>,
 ) -> Response {
     let result = async {
-        let session = ctx.require(&state, "POST", "/v1/exports")?;
-        ctx.check_csrf(session, &form.csrf)?;
+        let session = ctx.require_form(&state, "POST", "/v1/exports", &form.csrf)?;
         let reason = opt(&Some(form.reason.clone()));
         Ok(export_response(
             &state.app,
