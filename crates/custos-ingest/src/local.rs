@@ -391,6 +391,25 @@ pub(crate) fn write_chunks(
     ))
 }
 
+/// Store `chunks`, in order, as the whole object `dest` the same durable
+/// way: a staging file, `fdatasync`, then [`link_into_place`]. For objects
+/// that come whole from memory (a segment shorter than one part, a
+/// manifest), which `object_store`'s `LocalFileSystem` would write without
+/// a sync and rename over whatever the key held.
+pub(crate) fn write_whole<'a>(
+    dest: &FsPath,
+    root: &FsPath,
+    chunks: impl IntoIterator<Item = &'a [u8]>,
+) -> io::Result<()> {
+    let (mut out, staging) = create_staging(dest)?;
+    for chunk in chunks {
+        out.write_all(chunk)?;
+    }
+    out.sync_data()?;
+    drop(out);
+    link_into_place(staging, dest, root)
+}
+
 /// Give the synced staging file its final name `dest`, without replacing
 /// anything there (`AlreadyExists` when the name is taken), then drop the
 /// staging name and sync the directories whose entries changed.
@@ -531,5 +550,22 @@ mod tests {
         assert!(w.is_err(), "no End: the writer must not report success");
         drop(staging);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_whole_object_lands_in_order_and_never_replaces() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("a/b/manifest.json");
+        let parts: [&[u8]; 3] = [b"{\"payload\":", b"", b"\"x\"}"];
+        write_whole(&dest, dir.path(), parts).unwrap();
+        assert_eq!(std::fs::read(&dest).unwrap(), b"{\"payload\":\"x\"}");
+        let err = write_whole(&dest, dir.path(), [&b"other"[..]]).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(std::fs::read(&dest).unwrap(), b"{\"payload\":\"x\"}");
+        let left: Vec<_> = std::fs::read_dir(dir.path().join("a/b"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, vec!["manifest.json"], "no staging file is left");
     }
 }

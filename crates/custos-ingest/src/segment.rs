@@ -38,8 +38,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use custos_core::digest::{Digest, Digests, MultiHasher};
+use object_store::local::LocalFileSystem;
 use object_store::path::Path;
-use object_store::{ObjectMeta, PutMode, PutOptions, PutResult};
+use object_store::{ObjectMeta, PutMode, PutOptions, PutPayload, PutResult};
 use tokio::io::AsyncRead;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -576,6 +577,11 @@ impl Run<'_> {
         let payload = part.payload();
         drop(part);
 
+        if let Some((fs, root)) = self.store.local_fs().cloned() {
+            return self
+                .local_put(&fs, root, payload, size, hashed.digests)
+                .await;
+        }
         let objects = self.store.object_store();
         let uploading = Instant::now();
         let create = PutOptions {
@@ -606,6 +612,45 @@ impl Run<'_> {
             }
             Err(source) => Err(self.store_error("put the object", source, None)),
         }
+    }
+
+    /// Step 2 into the local filesystem store: the whole object written
+    /// durably by [`local::write_whole`] (synced, then linked to the key
+    /// only if the key is free).
+    async fn local_put(
+        &mut self,
+        fs: &LocalFileSystem,
+        root: std::path::PathBuf,
+        payload: PutPayload,
+        size: u64,
+        digests: Digests,
+    ) -> Result<IngestOutcome, IngestError> {
+        let dest = fs
+            .path_to_filesystem(self.key)
+            .map_err(|e| self.store_error("find the object's file", e, None))?;
+        let uploading = Instant::now();
+        let written = tokio::task::spawn_blocking(move || {
+            local::write_whole(&dest, &root, payload.iter().map(|b| &b[..]))
+        })
+        .await
+        .map_err(|e| self.join_error(e))?;
+        self.timings.upload = uploading.elapsed();
+        match written {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                // Someone (maybe our own earlier attempt) stored an object
+                // there meanwhile.
+                return self.compare_with_stored(size, digests).await;
+            }
+            Err(e) => return Err(self.local_error("write the object", e)),
+        }
+        self.stored = size;
+        let meta = self.head().await?;
+        let put = PutResult {
+            e_tag: meta.and_then(|m| m.e_tag),
+            version: None,
+        };
+        Ok(self.outcome(size, digests, put, 0))
     }
 
     /// Steps 3 to 5.
