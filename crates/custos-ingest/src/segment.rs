@@ -322,10 +322,115 @@ impl Run<'_> {
         if first.len < self.plan.part_size {
             return self.single_put(first, worker).await;
         }
+        if let Some((fs, root)) = self.store.local_fs().cloned() {
+            return self
+                .local_parts(&mut source, first, worker, &pool, &slots, &fs, root)
+                .await;
+        }
 
         // Steps 3 to 5.
         self.multipart(&mut source, first, worker, &pool, &slots)
             .await
+    }
+
+    /// Steps 3 to 5 into the local filesystem store, for a source that is
+    /// not a local file: each part appended to a staging file as it is
+    /// read (and hashed by the worker meanwhile), then `fdatasync` and
+    /// `link(2)` to the key ([`local::link_into_place`]), instead of
+    /// `LocalFileSystem`'s multipart upload, which never syncs and
+    /// completes with a rename over whatever the key holds.
+    #[allow(clippy::too_many_arguments)]
+    async fn local_parts<S>(
+        &mut self,
+        source: &mut S,
+        first: Part,
+        mut worker: Hashing,
+        pool: &Arc<ChunkPool>,
+        slots: &Arc<Semaphore>,
+        fs: &LocalFileSystem,
+        root: std::path::PathBuf,
+    ) -> Result<IngestOutcome, IngestError>
+    where
+        S: PartSource,
+    {
+        let dest = fs
+            .path_to_filesystem(self.key)
+            .map_err(|e| self.store_error("find the object's file", e, None))?;
+        let d = dest.clone();
+        let (mut out, staging) = tokio::task::spawn_blocking(move || local::create_staging(&d))
+            .await
+            .map_err(|e| self.join_error(e))?
+            .map_err(|e| self.local_error("create the object's file", e))?;
+        let part_size = self.plan.part_size;
+        let mut part = first;
+        let mut index = 0;
+        let mut parts = 0;
+        let mut writing = Duration::ZERO;
+        loop {
+            let len = part.len;
+            let t = Instant::now();
+            let (o, written) = tokio::task::spawn_blocking(move || {
+                let r = part
+                    .chunks
+                    .iter()
+                    .try_for_each(|c| std::io::Write::write_all(&mut out, &c.bytes));
+                // The part (and its buffer slot) is released once written.
+                drop(part);
+                (out, r)
+            })
+            .await
+            .map_err(|e| self.join_error(e))?;
+            writing += t.elapsed();
+            out = o;
+            written.map_err(|e| self.local_error("write the object", e))?;
+            parts += 1;
+            self.stored += len as u64;
+            self.report(worker.hashed());
+            if len < part_size {
+                break;
+            }
+            index += 1;
+            if let Some(max_parts) = self.plan.max_parts.filter(|m| index >= *m) {
+                return Err(IngestError::TooManyParts {
+                    key: self.key.to_string(),
+                    max_parts,
+                    part_size,
+                });
+            }
+            part = self
+                .next_part(source, pool, slots, index, &mut worker)
+                .await?;
+            if part.len == 0 {
+                break;
+            }
+        }
+        let hashed = worker.finish().await.map_err(|e| self.hasher_error(e))?;
+        self.timings.hash = hashed.busy;
+        let size = hashed.bytes;
+        let t = Instant::now();
+        let linked = tokio::task::spawn_blocking(move || {
+            out.sync_data()?;
+            drop(out);
+            local::link_into_place(staging, &dest, &root)
+        })
+        .await
+        .map_err(|e| self.join_error(e))?;
+        writing += t.elapsed();
+        match linked {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                tracing::warn!(key = %self.key, "key was taken while writing; comparing instead");
+                return self.compare_with_stored(size, hashed.digests).await;
+            }
+            Err(e) => return Err(self.local_error("give the object its name", e)),
+        }
+        self.timings.upload = writing;
+        let meta = self.head().await?;
+        let put = PutResult {
+            e_tag: meta.and_then(|m| m.e_tag),
+            version: None,
+        };
+        Ok(self.outcome(size, hashed.digests, put, parts))
     }
 
     /// A local file into the local filesystem store, written by the

@@ -272,3 +272,44 @@ async fn an_abandoned_local_file_ingest_leaves_nothing() {
     }
     assert_eq!(stored(&store, &key).await, None);
 }
+
+/// A long stream (not a file) into the local store, abandoned half-way:
+/// nothing at the key, no staging file; and run to the end, its object
+/// appears whole under the key with no staging file beside it.
+#[tokio::test]
+async fn a_stream_into_the_local_store_appears_only_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = IngestStore::local(&dir.path().join("objects")).unwrap();
+    let key = Path::from("stream/segment.mp4");
+    let body = data(PART * 10 + 5, 24);
+    let opts = small_parts(PART);
+    {
+        let (tx, mut rx) = tokio::sync::watch::channel(Progress::default());
+        let source = TestSource::new(body.clone()).slow(PART / 4, Duration::from_millis(2));
+        let ingest = ingest_segment(source, &store, &key, &opts, &tx);
+        tokio::pin!(ingest);
+        tokio::select! {
+            r = &mut ingest => panic!("ingest finished too early: {r:?}"),
+            _ = rx.wait_for(|p| p.stored >= 2 * PART as u64) => {}
+        }
+        // Dropped here, mid-write.
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !names(&dir.path().join("objects/stream")).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "left behind: {:?}",
+            names(&dir.path().join("objects/stream"))
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let out = ingest_segment(&body[..], &store, &key, &opts, &NoProgress)
+        .await
+        .unwrap();
+    assert_eq!(out.parts, 11);
+    assert_eq!(stored(&store, &key).await.as_deref(), Some(&body[..]));
+    assert_eq!(
+        names(&dir.path().join("objects/stream")),
+        vec!["segment.mp4".to_owned()]
+    );
+}
