@@ -1,5 +1,8 @@
-//! A local file into the local filesystem store, written by the pipeline
-//! itself rather than through `object_store`'s `LocalFileSystem` upload.
+//! Objects of the local filesystem store, written by the pipeline itself
+//! rather than through `object_store`'s `LocalFileSystem` upload: a local
+//! file (below), an object whole from memory ([`write_whole`]), and the
+//! staging file and [`link_into_place`] that a stream of parts uses too
+//! (`Run::local_parts` in `segment.rs`).
 //!
 //! `LocalFileSystem`'s multipart upload writes each part on its own
 //! blocking task (a mutex, a seek, a write), never flushes the file to the
