@@ -425,12 +425,7 @@ impl Run<'_> {
             Err(e) => return Err(self.local_error("give the object its name", e)),
         }
         self.timings.upload = writing;
-        let meta = self.head().await?;
-        let put = PutResult {
-            e_tag: meta.and_then(|m| m.e_tag),
-            version: None,
-        };
-        Ok(self.outcome(size, hashed.digests, put, parts))
+        self.local_outcome(size, hashed.digests, parts).await
     }
 
     /// A local file into the local filesystem store, written by the
@@ -581,12 +576,23 @@ impl Run<'_> {
         }
         self.timings.upload = uploading.elapsed();
         self.stored = done.bytes;
+        self.local_outcome(done.bytes, done.digests, 0).await
+    }
+
+    /// The outcome of an object the pipeline wrote into the local store
+    /// itself: its ETag as the store reports it.
+    async fn local_outcome(
+        &mut self,
+        size: u64,
+        digests: Digests,
+        parts: usize,
+    ) -> Result<IngestOutcome, IngestError> {
         let meta = self.head().await?;
         let put = PutResult {
             e_tag: meta.and_then(|m| m.e_tag),
             version: None,
         };
-        Ok(self.outcome(done.bytes, done.digests, put, 0))
+        Ok(self.outcome(size, digests, put, parts))
     }
 
     fn join_error(&self, e: tokio::task::JoinError) -> IngestError {
@@ -750,12 +756,7 @@ impl Run<'_> {
             Err(e) => return Err(self.local_error("write the object", e)),
         }
         self.stored = size;
-        let meta = self.head().await?;
-        let put = PutResult {
-            e_tag: meta.and_then(|m| m.e_tag),
-            version: None,
-        };
-        Ok(self.outcome(size, digests, put, 0))
+        self.local_outcome(size, digests, 0).await
     }
 
     /// Steps 3 to 5.
