@@ -617,27 +617,45 @@ impl Dock {
                 d[k] = json!(v);
             }
         }
+        self.emit_session(id, EventKind::Docked, actions::RECORDER_DOCKED, d, |s| {
+            &mut s.docked
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Sign and queue a docking's own event (`recorder.docked`,
+    /// `recorder.undocked`), kept in the session's `slot` of the journal
+    /// from before it is queued.
+    async fn emit_session(
+        &self,
+        id: &str,
+        kind: EventKind,
+        action: &str,
+        d: Value,
+        slot: fn(&mut SessionRecord) -> &mut Option<EventState>,
+    ) -> Result<(), OutboxError> {
         let owner = EventOwner {
-            recorder_id: id.clone(),
+            recorder_id: id.to_owned(),
             segment_id: None,
-            kind: EventKind::Docked,
+            kind,
         };
         let journal = &self.journal;
         self.outbox
             .emit(
-                actions::RECORDER_DOCKED,
+                action,
                 id,
                 details(d),
                 owner,
                 |env| {
                     journal
-                        .update_session(id, |s| s.docked = Some(EventState::new(env.clone())))
+                        .update_session(id, |s| *slot(s) = Some(EventState::new(env.clone())))
                         .map(|_| ())
                 },
                 |_| {
                     journal
                         .update_session(id, |s| {
-                            if let Some(e) = s.docked.as_mut() {
+                            if let Some(e) = slot(s).as_mut() {
                                 e.queued = true;
                             }
                         })
@@ -749,33 +767,13 @@ impl Dock {
                 "done": report.done,
                 "incomplete": incomplete,
             });
-            let owner = EventOwner {
-                recorder_id: id.to_owned(),
-                segment_id: None,
-                kind: EventKind::Undocked,
-            };
-            let journal = &self.journal;
             let r = self
-                .outbox
-                .emit(
-                    actions::RECORDER_UNDOCKED,
+                .emit_session(
                     id,
-                    details(d),
-                    owner,
-                    |env| {
-                        journal
-                            .update_session(id, |s| s.undocked = Some(EventState::new(env.clone())))
-                            .map(|_| ())
-                    },
-                    |_| {
-                        journal
-                            .update_session(id, |s| {
-                                if let Some(e) = s.undocked.as_mut() {
-                                    e.queued = true;
-                                }
-                            })
-                            .map(|_| ())
-                    },
+                    EventKind::Undocked,
+                    actions::RECORDER_UNDOCKED,
+                    d,
+                    |s| &mut s.undocked,
                 )
                 .await;
             if let Err(e) = r {
