@@ -2,7 +2,7 @@
 //! (service stopped) and through a running `custos ledger serve`; each
 //! bundle then passes `custos verify bundle --ledger-key`.
 
-use std::io::{BufRead as _, BufReader, Write as _};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
@@ -40,15 +40,7 @@ fn ok(out: &Output) -> String {
 }
 
 fn token(config: &Path, role: &str, name: &str, key: Option<&Path>) -> String {
-    let mut cmd = custos();
-    cmd.args(["token", "create", "--config"])
-        .arg(config)
-        .args(["--role", role, "--name", name]);
-    if let Some(key) = key {
-        cmd.arg("--key").arg(key);
-    }
-    let out = cmd.output().unwrap();
-    ok(&out).lines().last().unwrap().to_owned()
+    custos_testsupport::create_token(custos(), config, role, name, key).unwrap()
 }
 
 fn manifest(segment: &str, size: u64, sha256: Digest) -> Manifest {
@@ -226,23 +218,13 @@ fn an_in_process_export_verifies() {
 fn an_export_through_the_service_verifies() {
     let s = Setup::new();
     let reviewer = token(&s.config, "reviewer", "rev-1", None);
-    let mut server = custos()
+    let mut serve = custos();
+    serve
         .args(["ledger", "serve", "--config"])
         .arg(&s.config)
         .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(server.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
+        .stderr(Stdio::null());
+    let (mut server, url) = custos_testsupport::serve_ledger(serve).unwrap();
     let out = s.path("remote.tar");
     let result = custos()
         .args(["export", "--config"])

@@ -9,7 +9,6 @@
 //! 2026-03-01, more than 180 days before the test runs; "fresh" ended a day
 //! ago.
 
-use std::io::{BufRead as _, BufReader};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -83,21 +82,14 @@ fn the_scheduled_sweep_deletes_only_eligible_footage_and_records_it() {
     assert!(exists(&s, "old"));
 
     // The service sweeps on its own, every second.
-    let mut server = s
-        .custos()
+    let mut serve = s.custos();
+    serve
         .args(["ledger", "serve", "--config"])
         .arg(&s.config)
         .env("CUSTOS_RETENTION_SWEEP_INTERVAL", "1s")
         .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(server.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(line.starts_with("listening on "), "{line:?}");
+        .stderr(Stdio::null());
+    let (mut server, _url) = custos_testsupport::serve_ledger(serve).unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     while exists(&s, "old") {
         assert!(

@@ -7,7 +7,7 @@
 #[path = "../../custos-core/tests/bundle_support/mod.rs"]
 mod bundle_support;
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::io::{Read as _, Write as _};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -79,16 +79,7 @@ impl Drop for RealLedger {
 }
 
 fn token(config: &Path, role: &str, name: &str, key: Option<&Path>) -> String {
-    let mut cmd = custos();
-    cmd.args(["token", "create", "--config"])
-        .arg(config)
-        .args(["--role", role, "--name", name]);
-    if let Some(key) = key {
-        cmd.arg("--key").arg(key);
-    }
-    let out = cmd.output().unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    text(&out.stdout).lines().last().unwrap().to_owned()
+    custos_testsupport::create_token(custos(), config, role, name, key).unwrap()
 }
 
 impl RealLedger {
@@ -111,23 +102,13 @@ impl RealLedger {
         let dock_token = token(&config, "dock", dock.name(), Some(&dock_pub));
         let auditor_token = token(&config, "auditor", "aud-1", None);
 
-        let mut server = custos()
+        let mut serve = custos();
+        serve
             .args(["ledger", "serve", "--config"])
             .arg(&config)
             .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(server.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_owned();
+            .stderr(Stdio::null());
+        let (server, url) = custos_testsupport::serve_ledger(serve).unwrap();
         RealLedger {
             dir,
             server,

@@ -7,6 +7,11 @@
 //! test can [`Garage::stop`] it mid-upload and [`Garage::start_again`] it to
 //! find what it had acknowledged.
 //!
+//! The other real process most tests need is the ledger service:
+//! [`serve_ledger`] starts `custos ledger serve` and waits for the line that
+//! gives its address, and [`create_token`] makes a bearer token offline
+//! through `custos token create`, as an operator would.
+//!
 //! ## What this crate must never do
 //!
 //! Skip quietly. A test that needs Garage fails, with a message saying how to
@@ -369,4 +374,60 @@ pub fn workspace_binary(name: &str) -> Result<PathBuf> {
             candidate.display()
         )
     }
+}
+
+/// Run `custos`, prepared by the caller (binary and environment), as
+/// `ledger serve` would be run by `custos ledger serve --config ...` — the
+/// caller adds those arguments — and return the process once it printed
+/// its first line, `listening on URL`, with that URL. The process's stdout
+/// is taken; a first line other than that (the service refused to start)
+/// is an error that quotes it, after the process was killed.
+pub fn serve_ledger(mut command: Command) -> Result<(Child, String)> {
+    use std::io::{BufRead as _, BufReader};
+    let mut child = command
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("starting the ledger service")?;
+    let stdout = child.stdout.take().context("the service's stdout")?;
+    let mut line = String::new();
+    let read = BufReader::new(stdout).read_line(&mut line);
+    match line.trim().strip_prefix("listening on ") {
+        Some(url) if read.is_ok() => Ok((child, url.to_owned())),
+        _ => {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("the ledger service did not start: its first line was {line:?}")
+        }
+    }
+}
+
+/// `custos token create --config CONFIG --role ROLE --name NAME [--key KEY]`
+/// through `custos` (the caller's prepared command): the new token, the
+/// last line of its output. A failure is an error that quotes stderr.
+pub fn create_token(
+    mut custos: Command,
+    config: &Path,
+    role: &str,
+    name: &str,
+    key: Option<&Path>,
+) -> Result<String> {
+    custos
+        .args(["token", "create", "--config"])
+        .arg(config)
+        .args(["--role", role, "--name", name]);
+    if let Some(key) = key {
+        custos.arg("--key").arg(key);
+    }
+    let out = custos.output().context("running custos token create")?;
+    if !out.status.success() {
+        bail!(
+            "custos token create --role {role} --name {name}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .map(str::to_owned)
+        .context("custos token create printed nothing")
 }

@@ -4,7 +4,6 @@
 //! reading the ledger's entries back.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -133,20 +132,15 @@ status_listen = "127.0.0.1:0"
 
     /// A bearer token made offline (`custos token create`).
     pub fn token(&self, role: &str, name: &str, key: Option<&str>) -> String {
-        let mut c = custos();
-        c.args(["token", "create", "--config"])
-            .arg(self.path("custos.toml"))
-            .args(["--role", role, "--name", name]);
-        if let Some(k) = key {
-            c.arg("--key").arg(self.path(k));
-        }
-        let out = c.output().unwrap();
-        assert!(
-            out.status.success(),
-            "token create: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+        let key = key.map(|k| self.path(k));
+        custos_testsupport::create_token(
+            custos(),
+            &self.path("custos.toml"),
+            role,
+            name,
+            key.as_deref(),
+        )
+        .unwrap()
     }
 }
 
@@ -252,22 +246,16 @@ impl LedgerProcess {
         l
     }
 
-    fn spawn(&mut self) {
-        let mut child = custos()
-            .args(["ledger", "serve", "--config"])
+    fn serve(&self) -> anyhow::Result<(std::process::Child, String)> {
+        let mut c = custos();
+        c.args(["ledger", "serve", "--config"])
             .arg(&self.config)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        let url = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("ledger said {line:?}"))
-            .to_owned();
+            .stderr(Stdio::null());
+        custos_testsupport::serve_ledger(c)
+    }
+
+    fn spawn(&mut self) {
+        let (child, url) = self.serve().unwrap();
         self.url = url;
         self.child = Some(child);
     }
@@ -286,22 +274,11 @@ impl LedgerProcess {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             // The sled lock of the killed process may take a moment to go.
-            let mut child = custos()
-                .args(["ledger", "serve", "--config"])
-                .arg(&self.config)
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap();
-            let stdout = child.stdout.take().unwrap();
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            if let Some(url) = line.trim().strip_prefix("listening on ") {
-                self.url = url.to_owned();
+            if let Ok((child, url)) = self.serve() {
+                self.url = url;
                 self.child = Some(child);
                 return;
             }
-            let _ = child.wait();
             assert!(Instant::now() < deadline, "the ledger does not restart");
             std::thread::sleep(Duration::from_millis(200));
         }
