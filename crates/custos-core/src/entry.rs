@@ -472,22 +472,32 @@ impl EntryBody {
         if subject.is_empty() {
             return Err(EntryError::EmptyField("entry subject"));
         }
-        let details = canonical::to_canonical_vec(details)?;
+        let details = canonical::object_to_canonical_vec(details)?;
         let envelope_len = envelope_json.map_or(0, |e| e.len() + 12);
-        let mut head = Vec::with_capacity(64 + details.len() + envelope_len);
+        let mut head = Vec::with_capacity(
+            64 + action.as_str().len() + actor.id.len() + details.len() + envelope_len,
+        );
+        // The action, the actor (members `id`, `kind`, in canonical order)
+        // and the subject are strings, whose canonical form is
+        // `canonical::write_string`'s; a test holds the whole body to
+        // `Entry::to_bytes`.
         head.extend_from_slice(b"{\"action\":");
-        head.extend_from_slice(&canonical::to_canonical_vec(action)?);
-        head.extend_from_slice(b",\"actor\":");
-        head.extend_from_slice(&canonical::to_canonical_vec(actor)?);
-        head.extend_from_slice(b",\"details\":");
+        canonical::write_string(&mut head, action.as_str());
+        head.extend_from_slice(b",\"actor\":{\"id\":");
+        canonical::write_string(&mut head, &actor.id);
+        head.extend_from_slice(b",\"kind\":");
+        canonical::write_string(&mut head, actor.kind.as_str());
+        head.extend_from_slice(b"},\"details\":");
         head.extend_from_slice(&details);
         if let Some(envelope) = envelope_json {
             head.extend_from_slice(b",\"envelope\":");
             head.extend_from_slice(envelope);
         }
+        let mut subject_json = Vec::with_capacity(subject.len() + 2);
+        canonical::write_string(&mut subject_json, subject);
         Ok(EntryBody {
             head,
-            subject: canonical::to_canonical_vec(subject)?,
+            subject: subject_json,
             empty_actor: actor.id.is_empty(),
         })
     }

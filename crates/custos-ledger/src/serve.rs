@@ -241,7 +241,7 @@ pub async fn start(options: ServeOptions) -> Result<Server, ServeError> {
     let router = app(AppState {
         ledger: ledger.clone(),
         config: options.api,
-        governance: options.governance.clone(),
+        governance: std::sync::Arc::new(options.governance.clone()),
     });
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(serve_connections(

@@ -7,7 +7,9 @@
 //! router serves. Every request passes, outside in:
 //!
 //! 1. a request id (`x-request-id`, generated if absent, echoed back) and a
-//!    tracing span carrying it;
+//!    tracing span carrying it; generated ids are a per-process random
+//!    prefix and a counter ([`RequestIds`]), unique within the logs of
+//!    one service without a system call per request;
 //! 2. a timeout ([`ApiConfig::request_timeout`], answered 503 `timeout`);
 //! 3. per-route metrics;
 //! 4. the body size limit ([`ApiConfig::max_body_bytes`], answered 413 by
@@ -33,7 +35,9 @@ use axum::response::Response;
 use axum::{Extension, Router};
 use serde_json::Map;
 use tower::ServiceBuilder;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
 use tower_http::trace::TraceLayer;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::OpenApi as _;
@@ -89,8 +93,10 @@ pub struct AppState {
     pub ledger: Ledger,
     /// The HTTP limits.
     pub config: ApiConfig,
-    /// The access policy and the object store footage is read from.
-    pub governance: crate::governance::Governance,
+    /// The access policy and the object store footage is read from;
+    /// shared, so that cloning the state (axum does, several times per
+    /// request) allocates nothing.
+    pub governance: Arc<crate::governance::Governance>,
 }
 
 impl AppState {
@@ -99,13 +105,13 @@ impl AppState {
         AppState {
             ledger,
             config: ApiConfig::default(),
-            governance: crate::governance::Governance::default(),
+            governance: Arc::new(crate::governance::Governance::default()),
         }
     }
 
     /// The same state with `governance` (access policy, object store).
     pub fn with_governance(mut self, governance: crate::governance::Governance) -> Self {
-        self.governance = governance;
+        self.governance = Arc::new(governance);
         self
     }
 }
@@ -215,7 +221,7 @@ pub fn app(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), count_request))
         .layer(
             ServiceBuilder::new()
-                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+                .layer(SetRequestIdLayer::x_request_id(RequestIds::new()))
                 .layer(PropagateRequestIdLayer::x_request_id())
                 .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
                     let id = req
@@ -249,24 +255,52 @@ async fn method_not_allowed(req: Request) -> ApiError {
     )
 }
 
+/// Request ids for requests that come without one: `PREFIX-N`, where
+/// PREFIX is random per process (so ids of two runs of the service do not
+/// collide in the logs) and N counts requests.
+#[derive(Debug, Clone)]
+struct RequestIds {
+    prefix: Arc<str>,
+    next: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl RequestIds {
+    fn new() -> Self {
+        use rand_core::RngCore as _;
+        RequestIds {
+            prefix: format!("{:016x}", rand_core::OsRng.next_u64()).into(),
+            next: Arc::new(std::sync::atomic::AtomicU64::new(1)),
+        }
+    }
+}
+
+impl MakeRequestId for RequestIds {
+    fn make_request_id<B>(&mut self, _request: &axum::http::Request<B>) -> Option<RequestId> {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // INVARIANT: hex digits, a dash and decimal digits are a valid
+        // header value.
+        let id = HeaderValue::from_str(&format!("{}-{n}", self.prefix))
+            .expect("INVARIANT: a request id is a valid header value");
+        Some(RequestId::new(id))
+    }
+}
+
 /// Count and time every request by method, route template and status.
 async fn count_request(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let method = req.method().clone();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|m| m.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
+    // MatchedPath holds its route as an `Arc<str>`: cloning it copies no text.
+    let matched = req.extensions().get::<MatchedPath>().cloned();
+    let route = matched.as_ref().map_or("unmatched", MatchedPath::as_str);
     let started = std::time::Instant::now();
     let response = next.run(req).await;
     let metrics = state.ledger.metrics();
     metrics
         .http_seconds
-        .with_label_values(&[method.as_str(), &route])
+        .with_label_values(&[method.as_str(), route])
         .observe(started.elapsed().as_secs_f64());
     metrics
         .http_requests
-        .with_label_values(&[method.as_str(), &route, response.status().as_str()])
+        .with_label_values(&[method.as_str(), route, response.status().as_str()])
         .inc();
     response
 }
@@ -292,8 +326,9 @@ async fn authorize(
     mut req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let path = matched.as_str().to_owned();
-    let method = req.method().as_str().to_owned();
+    let path = matched.as_str();
+    let method = req.method().clone();
+    let method = method.as_str();
     if path.starts_with("/v1/") && path != "/v1/openapi.json" {
         if let Some(t) = state.ledger.refusal() {
             return Err(ApiError::new(
@@ -304,7 +339,7 @@ async fn authorize(
         }
     }
     // Fail closed: a route missing from the matrix is nobody's.
-    let row = auth::route_access(&method, &path).ok_or_else(|| {
+    let row = auth::route_access(method, path).ok_or_else(|| {
         ApiError::internal(format!("{method} {path} is missing from the role matrix"))
     })?;
     let caller = match bearer(&req)? {
@@ -316,8 +351,8 @@ async fn authorize(
             // Invariant 4: every use of an admin token is on the record,
             // before the request is served or refused.
             let mut details = Map::new();
-            details.insert("method".into(), method.clone().into());
-            details.insert("route".into(), path.clone().into());
+            details.insert("method".into(), method.into());
+            details.insert("route".into(), path.into());
             details.insert("uri".into(), req.uri().to_string().into());
             details.insert("token_id".into(), caller.token_id.clone().into());
             state
