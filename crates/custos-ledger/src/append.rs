@@ -442,11 +442,14 @@ enum Outcome {
 impl Writer {
     /// The thread's body: batch until the channel closes or a `Close` comes.
     pub(crate) fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
+        // Reused from batch to batch: a request is a few hundred bytes, and
+        // growing a fresh vector of them for every batch copies each
+        // several times.
+        let mut batch: Vec<Request> = Vec::with_capacity(self.config.max_batch.min(256));
         loop {
             let Some(first) = rx.blocking_recv() else {
                 break;
             };
-            let mut batch = Vec::new();
             let mut close = None;
             let mut take = |msg: Msg, batch: &mut Vec<Request>| match msg {
                 Msg::Append(request) => batch.push(*request),
@@ -460,22 +463,21 @@ impl Writer {
                 }
             }
             if !batch.is_empty() {
-                self.write_batch(batch);
+                self.write_batch(&mut batch);
             }
             if let Some(done) = close {
                 // Refuse new sends, then write what was already admitted.
                 rx.close();
-                let mut rest = Vec::new();
                 while let Ok(msg) = rx.try_recv() {
                     if let Msg::Append(request) = msg {
-                        rest.push(*request);
-                        if rest.len() == self.config.max_batch {
-                            self.write_batch(std::mem::take(&mut rest));
+                        batch.push(*request);
+                        if batch.len() == self.config.max_batch {
+                            self.write_batch(&mut batch);
                         }
                     }
                 }
-                if !rest.is_empty() {
-                    self.write_batch(rest);
+                if !batch.is_empty() {
+                    self.write_batch(&mut batch);
                 }
                 let _ = self.store.flush();
                 let _ = done.send(());
@@ -485,10 +487,11 @@ impl Writer {
         let _ = self.store.flush();
     }
 
-    fn write_batch(&mut self, requests: Vec<Request>) {
+    /// Write `requests` (emptied, its capacity kept for the next batch).
+    fn write_batch(&mut self, requests: &mut Vec<Request>) {
         let metrics = &self.shared.metrics;
         if let Some(refusal) = self.shared.append_refusal() {
-            for Request { reply, .. } in requests {
+            for Request { reply, .. } in requests.drain(..) {
                 metrics.appends.with_label_values(&["failed"]).inc();
                 let _ = reply.send(Err(refusal.clone()));
             }
@@ -510,7 +513,7 @@ impl Writer {
             append,
             reply,
             queued,
-        } in requests
+        } in requests.drain(..)
         {
             replies.push((reply, queued));
             let outcome = self.sequence(append, &mut pending);
