@@ -8,7 +8,9 @@
 # Targets (DESIGN/issue 5, 2 cores): >= 5,000 appends/s with 64 clients,
 # inclusion proof p99 < 2 ms at 1M entries, start-up < 1 s at 1M entries.
 #
-# Usage: benches/ledger-append.sh            (ENTRIES=100000 for a quick run)
+# Usage: benches/ledger-append.sh            (ENTRIES=100000 for a quick run;
+#                                            ROUNDS=5 repeats the 64-client run
+#                                            five times and prints the median)
 #        CUSTOS_LEDGER_BATCH_SIGNATURES=true benches/ledger-append.sh
 #                                            (batched signature checks; off
 #                                            by default, see ARCHITECTURE.md)
@@ -19,6 +21,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ENTRIES=${ENTRIES:-1000000}
+ROUNDS=${ROUNDS:-1}
+[[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || { echo "ROUNDS must be a positive integer, not '$ROUNDS'" >&2; exit 1; }
 cargo build --release -q -p custos-ledger --bin custos-ledger-bench
 BIN=$PWD/target/release/custos-ledger-bench
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/custos-ledger-bench.XXXXXX")
@@ -57,7 +61,17 @@ echo "== durable appends over HTTP (machine: $(nproc) cores; $(uptime | sed 's/.
 start_server "$WORK/appends/custos.toml"
 "$BIN" append --url "$URL" --dir "$WORK/appends" --clients 1 --count 2000 --server-pid "$PID"
 "$BIN" append --url "$URL" --dir "$WORK/appends" --clients 8 --count 8000 --server-pid "$PID"
-"$BIN" append --url "$URL" --dir "$WORK/appends" --clients 64 --count 30000 --server-pid "$PID"
+for round in $(seq 1 "$ROUNDS"); do
+    [[ "$ROUNDS" == 1 ]] || echo "-- round $round of $ROUNDS"
+    "$BIN" append --url "$URL" --dir "$WORK/appends" --clients 64 --count 30000 --server-pid "$PID" \
+        | tee -a "$WORK/rounds.out"
+done
+if [[ "$ROUNDS" != 1 ]]; then
+    median() { sort -n | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
+    rate=$(sed -n 's/.*64 clients: .* = \([0-9]*\)\/s;.*/\1/p' "$WORK/rounds.out" | median)
+    cpu=$(sed -n 's/.*, server \([0-9]*\) us$/\1/p' "$WORK/rounds.out" | median)
+    echo "64 clients, median of $ROUNDS rounds: $rate appends/s, server CPU $cpu us per append"
+fi
 curl -s "$URL/metrics" | grep -E '^custos_ledger_(batch_size|signature_batch_size)_(sum|count)|^custos_ledger_signature_batches_total' || true
 stop_server
 
