@@ -500,4 +500,37 @@ mod tests {
             Err(CanonicalError::Parse(_))
         ));
     }
+
+    fn json_value() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            (-(1i64 << 53)..=(1i64 << 53)).prop_map(Value::from),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(Value::from),
+            any::<String>().prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                proptest::collection::vec((any::<String>(), inner), 0..6)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        /// The module's own writer and the canonicaliser crate write every
+        /// JSON value alike (names of any characters, any numbers).
+        #[test]
+        fn own_writer_is_the_canonicaliser_on_any_value(value in json_value()) {
+            let ours = write_value(&value).unwrap();
+            let theirs = serde_json_canonicalizer::to_vec(&value).unwrap();
+            proptest::prop_assert_eq!(ours, theirs);
+        }
+    }
 }
