@@ -98,6 +98,63 @@ async fn reviewer_journey_in_a_real_browser() {
     );
     assert!(row.contains("KiB") || row.contains("MiB"), "size in {row}");
     rev.screenshot("search-en").await;
+
+    // 2b. Times typed into the search form are on the viewer's clock: in a
+    // browser on Beijing time, a minute either side of the clip's start, as
+    // that clock shows it, finds the clip; the same text read as UTC (no
+    // JavaScript: no zone sent) is eight hours off and finds nothing.
+    rev.call(
+        "POST",
+        "/goog/cdp/execute",
+        json!({"cmd": "Emulation.setTimezoneOverride", "params": {"timezoneId": "Asia/Shanghai"}}),
+    )
+    .await
+    .expect("Chromium takes a time zone override");
+    let window = rev
+        .js(
+            "var start = document.querySelector('#results tr.result time.ts').getAttribute('datetime');
+             var t = new Date(start).getTime();
+             function p(n) { return String(n).padStart(2, '0'); }
+             function local(ms) {
+               var d = new Date(ms);
+               return d.getFullYear() + '-' + p(d.getMonth() + 1) + '-' + p(d.getDate()) + 'T' +
+                 p(d.getHours()) + ':' + p(d.getMinutes()) + ':' + p(d.getSeconds());
+             }
+             return [local(t - 60000), local(t + 60000), new Date(t).getTimezoneOffset()];",
+            json!([]),
+        )
+        .await;
+    assert_eq!(window[2], json!(-480), "the browser is on Beijing time");
+    rev.js(
+        "document.querySelector('input[name=from]').value = arguments[0];
+         document.querySelector('input[name=to]').value = arguments[1];",
+        json!([window[0], window[1]]),
+    )
+    .await;
+    rev.click("#search-button").await;
+    rev.find("#results tr.result").await;
+    assert_eq!(rev.find_all("#results tr.result").await.len(), 1);
+    assert!(
+        rev.url().await.contains("from_tz=480"),
+        "{}",
+        rev.url().await
+    );
+    rev.goto(&format!(
+        "{base}/ui/search?recorder=DSJ1A2B3C&from={}&to={}",
+        window[0].as_str().unwrap(),
+        window[1].as_str().unwrap()
+    ))
+    .await;
+    assert!(rev.try_find("#results tr.result").await.is_none());
+    rev.call(
+        "POST",
+        "/goog/cdp/execute",
+        json!({"cmd": "Emulation.setTimezoneOverride", "params": {"timezoneId": ""}}),
+    )
+    .await
+    .unwrap();
+    rev.goto(&format!("{base}/ui/search?recorder=DSJ1A2B3C"))
+        .await;
     rev.click("#results a.segment-link").await;
     let segment = rev.text("#segment-id").await;
     assert!(!segment.is_empty());

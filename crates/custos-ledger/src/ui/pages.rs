@@ -328,21 +328,35 @@ pub(super) struct SearchForm {
     dock: Option<String>,
     from: Option<String>,
     to: Option<String>,
+    /// Minutes east of UTC of the browser's zone at `from` (console.js).
+    from_tz: Option<String>,
+    /// The same at `to`.
+    to_tz: Option<String>,
     case: Option<String>,
     late: Option<String>,
     damaged: Option<String>,
 }
 
 /// A time field: RFC 3339 as given, or the `datetime-local` form
-/// (`YYYY-MM-DDTHH:MM[:SS]`) taken as UTC.
-fn time_field(v: Option<String>) -> Option<String> {
+/// (`YYYY-MM-DDTHH:MM[:SS]`) in the zone `offset` gives — minutes east of
+/// UTC, which console.js sets from the browser for the date entered — or
+/// in UTC when there is none (no JavaScript) or it is not a real offset.
+fn time_field(v: Option<String>, offset: Option<String>) -> Option<String> {
     let v = v?;
     if v.ends_with('Z') || v.contains('+') || v.len() > 19 {
         return Some(v);
     }
+    let zone = offset
+        .and_then(|o| o.trim().parse::<i32>().ok())
+        .filter(|m| m.abs() <= 18 * 60)
+        .map(|m| {
+            let sign = if m < 0 { '-' } else { '+' };
+            format!("{sign}{:02}:{:02}", m.abs() / 60, m.abs() % 60)
+        })
+        .unwrap_or_else(|| "Z".to_owned());
     Some(match v.len() {
-        16 => format!("{v}:00Z"),
-        _ => format!("{v}Z"),
+        16 => format!("{v}:00{zone}"),
+        _ => format!("{v}{zone}"),
     })
 }
 
@@ -366,8 +380,8 @@ async fn search_page(state: &UiState, ctx: &Ctx, form: SearchForm) -> Result<Res
     let query = SegmentQuery {
         officer: opt(&form.officer),
         recorder: opt(&form.recorder),
-        from: time_field(opt(&form.from)),
-        to: time_field(opt(&form.to)),
+        from: time_field(opt(&form.from), opt(&form.from_tz)),
+        to: time_field(opt(&form.to), opt(&form.to_tz)),
         case: opt(&form.case),
         limit: Some(MAX_SEARCH_RESULTS),
     };
@@ -397,6 +411,9 @@ async fn search_page(state: &UiState, ctx: &Ctx, form: SearchForm) -> Result<Res
             label { (c.t("search-dock")) input name="dock" value=(v(&form.dock)); }
             label { (c.t("search-from")) input name="from" type="datetime-local" step="1" value=(v(&form.from)); }
             label { (c.t("search-to")) input name="to" type="datetime-local" step="1" value=(v(&form.to)); }
+            // Set by console.js on submit: the browser's offset for each date.
+            input name="from_tz" type="hidden" value="";
+            input name="to_tz" type="hidden" value="";
             label { (c.t("search-case")) input name="case" value=(v(&form.case)); }
             label.check { input name="late" type="checkbox" value="1" checked[late]; (c.t("search-late")) }
             label.check { input name="damaged" type="checkbox" value="1" checked[damaged]; (c.t("search-damaged")) }
@@ -1226,4 +1243,43 @@ pub(super) async fn audit_custody(
     }
     .await;
     finish(&ctx, result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::time_field;
+
+    fn t(v: &str, tz: Option<&str>) -> Option<String> {
+        time_field(Some(v.to_owned()), tz.map(str::to_owned))
+    }
+
+    #[test]
+    fn form_times_take_the_browsers_zone_else_utc() {
+        assert_eq!(
+            t("2026-03-01T08:00", Some("480")).as_deref(),
+            Some("2026-03-01T08:00:00+08:00")
+        );
+        assert_eq!(
+            t("2026-03-01T08:00:30", Some("-330")).as_deref(),
+            Some("2026-03-01T08:00:30-05:30")
+        );
+        assert_eq!(
+            t("2026-03-01T08:00", None).as_deref(),
+            Some("2026-03-01T08:00:00Z")
+        );
+        // Not an offset: UTC, as without JavaScript.
+        for bad in ["", "east", "99999", "1.5"] {
+            assert_eq!(
+                t("2026-03-01T08:00", Some(bad)).as_deref(),
+                Some("2026-03-01T08:00:00Z"),
+                "{bad:?}"
+            );
+        }
+        // A time that names its zone keeps it.
+        assert_eq!(
+            t("2026-03-01T08:00:00Z", Some("480")).as_deref(),
+            Some("2026-03-01T08:00:00Z")
+        );
+        assert_eq!(time_field(None, Some("480".into())), None);
+    }
 }

@@ -37,7 +37,7 @@ search-case = Case
 search-late = Late only
 search-damaged = Damaged only
 search-button = Search
-search-utc-hint = Times in the search form are UTC.
+search-utc-hint = Times in the search form are on your browser's clock (its time zone); UTC if JavaScript is off.
 search-bad-time = { $param } = "{ $value }" is not a date and time.
 search-count = { $count } segments found
 col-segment = Segment

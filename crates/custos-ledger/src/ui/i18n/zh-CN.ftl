@@ -37,7 +37,7 @@ search-case = 案件
 search-late = 仅迟交
 search-damaged = 仅损坏
 search-button = 检索
-search-utc-hint = 检索表单中的时间为 UTC。
+search-utc-hint = 检索表单中的时间按浏览器所在时区理解；未启用 JavaScript 时按 UTC。
 search-bad-time = { $param } = "{ $value }" 不是有效的日期时间。
 search-count = 找到 { $count } 个片段
 col-segment = 片段

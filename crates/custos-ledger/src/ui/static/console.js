@@ -1,4 +1,5 @@
-// Custos console: times in the viewer's time zone, UTC on hover.
+// Custos console: times in the viewer's time zone, UTC on hover; the
+// search form's times read in that zone too.
 // No inline script anywhere: the Content-Security-Policy allows only the
 // files under /ui/static/.
 (function () {
@@ -24,9 +25,29 @@
       el.dataset.local = '1';
     });
   }
-  if (document.readyState === 'loading') {
-    document.addEventListener('DOMContentLoaded', localTimes);
-  } else {
+  // The search form's datetime-local fields carry no zone: on submit,
+  // give the server this browser's offset (minutes east of UTC) for each
+  // date entered, so that a time typed is a time on the viewer's clock.
+  function searchZones() {
+    var form = document.getElementById('search-form');
+    if (!form) { return; }
+    form.addEventListener('submit', function () {
+      ['from', 'to'].forEach(function (name) {
+        var field = form.elements[name];
+        var zone = form.elements[name + '_tz'];
+        if (!field || !zone) { return; }
+        var d = new Date(field.value);
+        zone.value = field.value && !isNaN(d.getTime()) ? String(-d.getTimezoneOffset()) : '';
+      });
+    });
+  }
+  function start() {
     localTimes();
+    searchZones();
+  }
+  if (document.readyState === 'loading') {
+    document.addEventListener('DOMContentLoaded', start);
+  } else {
+    start();
   }
 })();
