@@ -322,9 +322,9 @@ impl Run<'_> {
         if first.len < self.plan.part_size {
             return self.single_put(first, worker).await;
         }
-        if let Some((fs, root)) = self.store.local_fs().cloned() {
+        if let Some(local) = self.store.local_fs().cloned() {
             return self
-                .local_parts(&mut source, first, worker, &pool, &slots, &fs, root)
+                .local_parts(&mut source, first, worker, &pool, &slots, local)
                 .await;
         }
 
@@ -339,7 +339,6 @@ impl Run<'_> {
     /// `link(2)` to the key ([`local::link_into_place`]), instead of
     /// `LocalFileSystem`'s multipart upload, which never syncs and
     /// completes with a rename over whatever the key holds.
-    #[allow(clippy::too_many_arguments)]
     async fn local_parts<S>(
         &mut self,
         source: &mut S,
@@ -347,8 +346,7 @@ impl Run<'_> {
         mut worker: Hashing,
         pool: &Arc<ChunkPool>,
         slots: &Arc<Semaphore>,
-        fs: &LocalFileSystem,
-        root: std::path::PathBuf,
+        (fs, root): (Arc<LocalFileSystem>, std::path::PathBuf),
     ) -> Result<IngestOutcome, IngestError>
     where
         S: PartSource,
@@ -466,18 +464,7 @@ impl Run<'_> {
             let s = shared.clone();
             let mut worker =
                 tokio::task::spawn_blocking(move || local::read_hash_write(file, hasher, out, &s));
-            let mut tick = tokio::time::interval(Duration::from_millis(50));
-            let r = loop {
-                tokio::select! {
-                    r = &mut worker => break r,
-                    _ = tick.tick() => {
-                        self.read = shared.read.load(std::sync::atomic::Ordering::Relaxed);
-                        self.stored = shared.written.load(std::sync::atomic::Ordering::Relaxed);
-                        self.report(self.read);
-                    }
-                }
-            };
-            let (done, busy) = match r.map_err(|e| self.join_error(e))? {
+            let (done, busy) = match self.local_progress(&mut worker, &shared).await? {
                 Ok(x) => x,
                 Err((local::ReadFail::Source(source, read), _)) => {
                     return Err(IngestError::Source {
@@ -508,18 +495,7 @@ impl Run<'_> {
         let mut reader = tokio::task::spawn_blocking(move || {
             local::read_and_hash(file, hasher, to_writer, free, &s)
         });
-        let mut tick = tokio::time::interval(Duration::from_millis(50));
-        let read = loop {
-            tokio::select! {
-                r = &mut reader => break r,
-                _ = tick.tick() => {
-                    self.read = shared.read.load(std::sync::atomic::Ordering::Relaxed);
-                    self.stored = shared.written.load(std::sync::atomic::Ordering::Relaxed);
-                    self.report(self.read);
-                }
-            }
-        };
-        let read = read.map_err(|e| self.join_error(e))?;
+        let read = self.local_progress(&mut reader, &shared).await?;
         let written = writer.await.map_err(|e| self.join_error(e))?;
         let done = match (read, written) {
             (Ok(done), Ok(busy)) => {
@@ -543,6 +519,27 @@ impl Run<'_> {
             }
         };
         self.link_local(done, staging, dest, root, uploading).await
+    }
+
+    /// Wait for a thread of [`Run::local_file`], reporting every 50 ms the
+    /// progress the local threads publish in `shared`.
+    async fn local_progress<T>(
+        &mut self,
+        thread: &mut tokio::task::JoinHandle<T>,
+        shared: &local::Shared,
+    ) -> Result<T, IngestError> {
+        let mut tick = tokio::time::interval(Duration::from_millis(50));
+        let joined = loop {
+            tokio::select! {
+                r = &mut *thread => break r,
+                _ = tick.tick() => {
+                    self.read = shared.read.load(std::sync::atomic::Ordering::Relaxed);
+                    self.stored = shared.written.load(std::sync::atomic::Ordering::Relaxed);
+                    self.report(self.read);
+                }
+            }
+        };
+        joined.map_err(|e| self.join_error(e))
     }
 
     /// The end of [`Run::local_file`]: the synced staging file takes its
