@@ -160,6 +160,35 @@ fn fifo(path: &std::path::Path) {
     assert!(ok.success(), "mkfifo {}", path.display());
 }
 
+/// A FIFO at `path` and a thread that opens it for writing and writes
+/// `head`; joined, it hands back the open writer for the rest.
+fn fifo_fed(path: &std::path::Path, head: Vec<u8>) -> std::thread::JoinHandle<std::fs::File> {
+    use std::io::Write as _;
+    fifo(path);
+    let path = path.to_owned();
+    std::thread::spawn(move || {
+        let mut w = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        w.write_all(&head).unwrap();
+        w
+    })
+}
+
+/// Wait (up to 10 s) until `dir` holds nothing.
+async fn until_empty(dir: &std::path::Path) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = names(dir);
+        if left.is_empty() {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "left behind: {left:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Names in `dir`, sorted.
 fn names(dir: &std::path::Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
@@ -180,15 +209,9 @@ async fn a_key_taken_while_a_local_file_is_written_is_not_overwritten() {
     let store = IngestStore::local(&dir.path().join("objects")).unwrap();
     let key = Path::from("race/direct.mp4");
     let src = dir.path().join("segment.fifo");
-    fifo(&src);
     let body = data(3 * 1024 * 1024 + 17, 21);
     let (tx, mut rx) = tokio::sync::watch::channel(Progress::default());
-    let (b, s) = (body.clone(), src.clone());
-    let feeder = std::thread::spawn(move || {
-        let mut w = std::fs::OpenOptions::new().write(true).open(&s).unwrap();
-        w.write_all(&b[..2 * 1024 * 1024]).unwrap();
-        w
-    });
+    let feeder = fifo_fed(&src, body[..2 * 1024 * 1024].to_vec());
     let opts = small_parts(PART);
     let ingest = custos_ingest::ingest_file(&src, &store, &key, &opts, &tx);
     tokio::pin!(ingest);
@@ -232,16 +255,9 @@ async fn an_abandoned_local_file_ingest_leaves_nothing() {
     let store = IngestStore::local(&dir.path().join("objects")).unwrap();
     let key = Path::from("cancel/direct.mp4");
     let src = dir.path().join("segment.fifo");
-    fifo(&src);
     let body = data(4 * 1024 * 1024, 23);
     let (tx, mut rx) = tokio::sync::watch::channel(Progress::default());
-    let s = src.clone();
-    let b = body.clone();
-    let feeder = std::thread::spawn(move || {
-        let mut w = std::fs::OpenOptions::new().write(true).open(&s).unwrap();
-        w.write_all(&b[..2 * 1024 * 1024]).unwrap();
-        w
-    });
+    let feeder = fifo_fed(&src, body[..2 * 1024 * 1024].to_vec());
     {
         let opts = small_parts(PART);
         let ingest = custos_ingest::ingest_file(&src, &store, &key, &opts, &tx);
@@ -258,18 +274,7 @@ async fn an_abandoned_local_file_ingest_leaves_nothing() {
     let mut w = feeder.join().unwrap();
     let _ = w.write_all(&body[2 * 1024 * 1024..]);
     drop(w);
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let left = names(&dir.path().join("objects/cancel"));
-        if left.is_empty() {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "left behind: {left:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_empty(&dir.path().join("objects/cancel")).await;
     assert_eq!(stored(&store, &key).await, None);
 }
 
@@ -294,15 +299,7 @@ async fn a_stream_into_the_local_store_appears_only_complete() {
         }
         // Dropped here, mid-write.
     }
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !names(&dir.path().join("objects/stream")).is_empty() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "left behind: {:?}",
-            names(&dir.path().join("objects/stream"))
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_empty(&dir.path().join("objects/stream")).await;
     let out = ingest_segment(&body[..], &store, &key, &opts, &NoProgress)
         .await
         .unwrap();
