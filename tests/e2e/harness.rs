@@ -80,12 +80,16 @@ impl Default for SiteOptions {
     }
 }
 
-/// Bearer tokens made with `custos token create` before the service starts.
-#[derive(Debug)]
-struct Tokens {
-    dock: String,
-    auditor: String,
-    supervisor: String,
+/// Bearer tokens made with `custos token create` before the service starts:
+/// one per role.
+#[derive(Debug, Default)]
+pub struct Tokens {
+    pub dock: String,
+    pub auditor: String,
+    pub supervisor: String,
+    pub reviewer: String,
+    pub officer: String,
+    pub admin: String,
 }
 
 /// One site: S3, a ledger service, one dock's configuration.
@@ -95,7 +99,7 @@ pub struct Site {
     pub garage: Garage,
     pub config: PathBuf,
     port: u16,
-    tokens: Tokens,
+    pub tokens: Tokens,
     ledger: Option<Child>,
 }
 
@@ -116,11 +120,7 @@ impl Site {
             dir,
             garage,
             port,
-            tokens: Tokens {
-                dock: String::new(),
-                auditor: String::new(),
-                supervisor: String::new(),
-            },
+            tokens: Tokens::default(),
             ledger: None,
         };
         for name in ["ledger", DOCK_ID] {
@@ -141,6 +141,9 @@ impl Site {
             dock: site.token("dock", DOCK_ID, Some(&dock_pub)),
             auditor: site.token("auditor", "aud-e2e", None),
             supervisor: site.token("supervisor", "sup-e2e", None),
+            reviewer: site.token("reviewer", "rev-e2e", None),
+            officer: site.token("officer", "off-e2e", None),
+            admin: site.token("admin", "adm-e2e", None),
         };
         site.write_config(&opts);
         site.start_ledger();
@@ -225,7 +228,7 @@ token = "{supervisor}"
         cmd
     }
 
-    fn token(&self, role: &str, name: &str, key: Option<&Path>) -> String {
+    pub fn token(&self, role: &str, name: &str, key: Option<&Path>) -> String {
         let mut cmd = self.custos();
         cmd.args(["token", "create", "--config"])
             .arg(&self.config)

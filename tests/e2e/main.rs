@@ -9,11 +9,14 @@
 //! things the way the field does (kill -9 of the dock mid-ingest, the ledger
 //! gone mid-run, a tampered object, a second file on a key already taken)
 //! and shows that each DESIGN.md invariant still holds, or that its
-//! violation is reported.
+//! violation is reported. `adversary.rs` is DESIGN.md's trust model as
+//! tests: every role, no token and a stolen dock credential against every
+//! route and every event kind they must not use.
 //!
 //! Run them with `cargo nextest run -p custos-cli --test e2e` (Garage and
 //! the Python checkers from `scripts/install-deps`).
 
+mod adversary;
 mod harness;
 mod ingest;
 mod invariants;

@@ -218,6 +218,7 @@ fn an_in_process_export_verifies() {
 fn an_export_through_the_service_verifies() {
     let s = Setup::new();
     let reviewer = token(&s.config, "reviewer", "rev-1", None);
+    let supervisor = token(&s.config, "supervisor", "sup-1", None);
     let mut serve = custos();
     serve
         .args(["ledger", "serve", "--config"])
@@ -226,15 +227,25 @@ fn an_export_through_the_service_verifies() {
         .stderr(Stdio::null());
     let (mut server, url) = custos_testsupport::serve_ledger(serve).unwrap();
     let out = s.path("remote.tar");
-    let result = custos()
-        .args(["export", "--config"])
-        .arg(&s.config)
-        .args(["--segment", "seg-b", "--out"])
-        .arg(&out)
-        .env("CUSTOS_CLIENT_LEDGER_URL", &url)
-        .env("CUSTOS_CLIENT_TOKEN", &reviewer)
-        .output()
-        .unwrap();
+    let export_as = |token: &str| {
+        custos()
+            .args(["export", "--config"])
+            .arg(&s.config)
+            .args(["--segment", "seg-b", "--out"])
+            .arg(&out)
+            .env("CUSTOS_CLIENT_LEDGER_URL", &url)
+            .env("CUSTOS_CLIENT_TOKEN", token)
+            .output()
+            .unwrap()
+    };
+    // A reviewer without an approval gets no footage through an export.
+    let refused = export_as(&reviewer);
+    assert!(!refused.status.success());
+    let stderr = text(&refused.stderr);
+    assert!(stderr.contains("approval_required"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    assert!(!out.exists() && !s.path("remote.tar.partial").exists());
+    let result = export_as(&supervisor);
     let _ = server.kill();
     let _ = server.wait();
     ok(&result);

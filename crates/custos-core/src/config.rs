@@ -261,12 +261,19 @@ pub struct AccessConfig {
     /// Roles that need an approved access request before viewing or
     /// downloading footage. Every access is logged whatever this says.
     pub approval_required: Vec<String>,
+    /// Days an approval stays in force when the supervisor names no end
+    /// (1 to 366; default [`DEFAULT_APPROVAL_VALID_DAYS`]).
+    pub approval_valid_days: u32,
 }
+
+/// Days an approval stays in force by default.
+pub const DEFAULT_APPROVAL_VALID_DAYS: u32 = 30;
 
 impl Default for AccessConfig {
     fn default() -> Self {
         AccessConfig {
             approval_required: vec!["reviewer".into(), "officer".into()],
+            approval_valid_days: DEFAULT_APPROVAL_VALID_DAYS,
         }
     }
 }
@@ -362,6 +369,12 @@ impl Config {
             }
         }
         r.sweep_every()?;
+        let days = self.access.approval_valid_days;
+        if !(1..=366).contains(&days) {
+            return Err(ConfigError::Invalid(format!(
+                "access.approval_valid_days = {days}: an approval stays in force from 1 to 366 days"
+            )));
+        }
         let url = &self.storage.url;
         if !(url.starts_with("file://") || url.starts_with("s3://")) {
             return Err(ConfigError::Invalid(format!(

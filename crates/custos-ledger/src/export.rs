@@ -31,7 +31,7 @@ use object_store::ObjectStore;
 
 use custos_core::bundle::{BundleWriteError, BundleWriter, EntryLine, InclusionProof};
 use custos_core::dsse::Envelope;
-use custos_core::entry::{actions, Actor, Entry};
+use custos_core::entry::{actions, Entry};
 use custos_core::keys::VerifierKey;
 use custos_core::manifest::Manifest;
 use rand_core::RngCore as _;
@@ -40,6 +40,7 @@ use serde_json::{Map, Value};
 use crate::append::Append;
 use crate::auth::{DockKeyRecord, DOCK_KEYS};
 use crate::error::{AppendError, ReadError, StoreError};
+use crate::governance::{FootageGate, GovernanceError};
 use crate::ledger::Ledger;
 
 /// Most segments one export may name (the export entry lists them all, and
@@ -159,6 +160,10 @@ pub enum ExportError {
     /// Appending the export entry failed.
     #[error("recording the export: {0}")]
     Append(#[from] AppendError),
+    /// The footage gate refused the export (no approval in force), or
+    /// recording the export failed; the refusal is on the record.
+    #[error("{0}")]
+    Refused(#[source] GovernanceError),
     /// A stored entry or manifest does not have the expected shape.
     #[error("entry {seq}: {why}")]
     BadEntry {
@@ -346,10 +351,15 @@ pub async fn check_footage(
 }
 
 /// Step 1 of an export (see the module documentation): record the export
-/// by `actor` and gather the bundle's small members.
+/// by the `gate`'s actor and gather the bundle's small members. An export
+/// yields footage, so it passes the [`FootageGate`] like a view: every
+/// segment needs an approval in force where the role needs one (checked
+/// before anything is recorded and again in the export entry's guard), a
+/// refusal is an `access.refused` entry per refused segment and no export
+/// entry. The approvals used are named in `details.requests`.
 pub async fn prepare_export(
     ledger: &Ledger,
-    actor: Actor,
+    gate: &FootageGate,
     request: &ExportRequest,
 ) -> Result<PreparedExport, ExportError> {
     let mut segments: Vec<String> = Vec::new();
@@ -366,15 +376,25 @@ pub async fn prepare_export(
     }
 
     // Every published entry about the segments, and their manifests.
+    let mut records = Vec::with_capacity(segments.len());
+    for id in &segments {
+        records.push(
+            ledger
+                .segment(id)?
+                .ok_or_else(|| ExportError::UnknownSegment(id.clone()))?,
+        );
+    }
+    let approvals = gate
+        .precheck(ledger, &records, actions::EXPORT_CREATED)
+        .await
+        .map_err(ExportError::Refused)?;
+
     let published = ledger.published();
     let mut seqs = BTreeSet::new();
     let mut ingested = Vec::with_capacity(segments.len());
-    for id in &segments {
-        let record = ledger
-            .segment(id)?
-            .ok_or_else(|| ExportError::UnknownSegment(id.clone()))?;
+    for record in &records {
         ingested.push(record.ingested_seq);
-        for seq in crate::catalogue::segment_entries(ledger.store(), id)? {
+        for seq in crate::catalogue::segment_entries(ledger.store(), &record.segment_id)? {
             if seq < published.size {
                 seqs.insert(seq);
             }
@@ -398,9 +418,30 @@ pub async fn prepare_export(
     if let Some(reason) = &request.reason {
         details.insert("reason".into(), reason.clone().into());
     }
-    let receipt = ledger
-        .append(Append::new(actor, actions::EXPORT_CREATED, &export_id)?.details(details))
-        .await?;
+    let used: Map<String, Value> = approvals
+        .iter()
+        .filter_map(|(segment, request)| Some((segment.clone(), request.clone()?.into())))
+        .collect();
+    if !used.is_empty() {
+        details.insert("requests".into(), Value::Object(used));
+    }
+    let guard_gate = gate.clone();
+    let appended = ledger
+        .append(
+            Append::new(gate.actor.clone(), actions::EXPORT_CREATED, &export_id)?
+                .details(details)
+                .guard(move |tx| guard_gate.check_in(tx, &approvals)),
+        )
+        .await;
+    let receipt = match appended {
+        Ok(r) => r,
+        Err(e) => {
+            return Err(ExportError::Refused(
+                gate.refused_in_guard(ledger, e, &segments, actions::EXPORT_CREATED)
+                    .await,
+            ))
+        }
+    };
     let export_seq = receipt.seq;
     seqs.insert(export_seq);
 
@@ -536,17 +577,17 @@ pub fn write_bundle<W: Write>(
     Ok((out, prepared.summary()))
 }
 
-/// Both steps: record the export by `actor` and write its bundle into
+/// Both steps: record the export through `gate` and write its bundle into
 /// `out`, the writing on a blocking thread (so `source` may be an
 /// [`ObjectFootage`] on the current runtime). Returns `out` and the summary.
 pub async fn export_bundle<W: Write + Send + 'static>(
     ledger: &Ledger,
-    actor: Actor,
+    gate: &FootageGate,
     request: &ExportRequest,
     source: Arc<dyn FootageSource>,
     out: W,
 ) -> Result<(W, ExportSummary), ExportError> {
-    let prepared = prepare_export(ledger, actor, request).await?;
+    let prepared = prepare_export(ledger, gate, request).await?;
     tokio::task::spawn_blocking(move || write_bundle(&prepared, source.as_ref(), out))
         .await
         .map_err(|e| {

@@ -26,6 +26,7 @@ use std::sync::Arc;
 
 use custos_core::config::{AccessConfig, RetentionConfig};
 use custos_core::entry::{actions, Actor};
+use custos_core::manifest::Timestamp;
 use object_store::ObjectStore;
 use rand_core::RngCore as _;
 use serde::{Deserialize, Serialize};
@@ -56,6 +57,9 @@ pub struct Governance {
     /// Retention periods (`[retention]`), for the sweeper and the retention
     /// status of `GET /v1/segments/{id}`.
     pub retention: RetentionConfig,
+    /// How long an approval stays in force when the supervisor names no
+    /// end (`[access] approval_valid_days`).
+    pub approval_valid_days: u32,
 }
 
 impl Default for Governance {
@@ -65,6 +69,7 @@ impl Default for Governance {
             approval_required: vec![Role::Reviewer, Role::Officer],
             objects: None,
             retention: RetentionConfig::default(),
+            approval_valid_days: custos_core::config::DEFAULT_APPROVAL_VALID_DAYS,
         })
     }
 }
@@ -81,6 +86,7 @@ impl Governance {
             approval_required,
             objects: None,
             retention: RetentionConfig::default(),
+            approval_valid_days: access.approval_valid_days,
         })
     }
 
@@ -91,6 +97,7 @@ impl Governance {
             approval_required: Role::ALL.to_vec(),
             objects: None,
             retention: RetentionConfig::default(),
+            approval_valid_days: custos_core::config::DEFAULT_APPROVAL_VALID_DAYS,
         }
     }
 
@@ -176,6 +183,11 @@ pub struct AccessRequest {
     /// Who asked (role and name).
     #[schema(value_type = Object)]
     pub requester: Actor,
+    /// The public id of the token the request was made with: a supervisor
+    /// can never decide a request made with their own token, whatever
+    /// names the tokens carry. Absent in rows written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requester_token: Option<String>,
     /// The case it covers (every segment linked to it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub case: Option<String>,
@@ -195,6 +207,29 @@ pub struct AccessRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub decided_by: Option<Actor>,
+    /// When an approval stops opening footage (RFC 3339, the ledger's
+    /// clock). An approval without one (written before approvals had an
+    /// end) is treated as ended: it opens nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub valid_until: Option<Timestamp>,
+}
+
+impl AccessRequest {
+    /// Whether this request opens `segment`'s footage to `who` at `now`:
+    /// approved, made by `who`, covering the segment (directly or through a
+    /// case it is linked to), and not past its end.
+    pub fn opens(&self, who: &Actor, segment: &SegmentRecord, now: Timestamp) -> bool {
+        let covers = self.segment.as_deref() == Some(segment.segment_id.as_str())
+            || self
+                .case
+                .as_ref()
+                .is_some_and(|c| segment.cases.contains(c));
+        self.status == RequestStatus::Approved
+            && self.requester == *who
+            && covers
+            && self.valid_until.is_some_and(|until| now < until)
+    }
 }
 
 /// A legal hold on a segment.
@@ -434,10 +469,12 @@ pub async fn request_access(
         case: ask.case.clone(),
         segment: ask.segment.clone(),
         reason,
+        requester_token: Some(caller.token_id.clone()),
         status: RequestStatus::Pending,
         requested_seq: 0,
         decided_seq: None,
         decided_by: None,
+        valid_until: None,
     };
     let row = request.clone();
     let receipt = ledger
@@ -470,16 +507,46 @@ pub fn access_request(ledger: &Ledger, id: &str) -> Result<Option<AccessRequest>
         .map_err(ReadError::from)?)
 }
 
-/// Approve (`access.approved`) or deny (`access.denied`) a pending request;
-/// the requester cannot decide their own.
+/// Longest an approval may stay in force, in days.
+pub const MAX_APPROVAL_DAYS: u32 = 366;
+
+/// A supervisor's decision on an access request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Decision {
+    /// Approve (`access.approved`) or deny (`access.denied`).
+    pub approve: bool,
+    /// A note for the record.
+    pub note: Option<String>,
+    /// For an approval: how many days it stays in force (default
+    /// [`Governance::approval_valid_days`], at most [`MAX_APPROVAL_DAYS`]).
+    pub valid_days: Option<u32>,
+}
+
+/// Approve (`access.approved`) or deny (`access.denied`) a pending request.
+/// Nobody decides a request made with their own token, or with a token of
+/// their own name. An approval is in force until `valid_until` (the
+/// ledger's time of the decision plus the days asked, or the policy's
+/// default), written in the entry and on the request.
 pub async fn decide(
     ledger: &Ledger,
+    policy: &Governance,
     caller: &Caller,
     request_id: &str,
-    approve: bool,
-    note: Option<&str>,
+    decision: &Decision,
 ) -> Result<Receipt, GovernanceError> {
-    let note = note.map(|n| text("note", n, false)).transpose()?;
+    let approve = decision.approve;
+    let note = decision
+        .note
+        .as_deref()
+        .map(|n| text("note", n, false))
+        .transpose()?;
+    let days = decision.valid_days.unwrap_or(policy.approval_valid_days);
+    if approve && !(1..=MAX_APPROVAL_DAYS).contains(&days) {
+        return Err(GovernanceError::Invalid(format!(
+            "valid_days is {days}; an approval stays in force from 1 to {MAX_APPROVAL_DAYS} days"
+        )));
+    }
+    let valid_for = time::Duration::days(i64::from(days));
     let action = if approve {
         actions::ACCESS_APPROVED
     } else {
@@ -501,8 +568,12 @@ pub async fn decide(
             details.insert("case".into(), c.clone().into());
         }
     }
+    if approve {
+        details.insert("valid_days".into(), days.into());
+    }
     let id = request_id.to_owned();
     let me = caller.actor();
+    let my_token = caller.token_id.clone();
     Ok(ledger
         .append(
             Append::new(caller.actor(), action, request_id)?
@@ -525,7 +596,8 @@ pub async fn decide(
                                 .to_lowercase(),
                         ));
                     }
-                    if r.requester.id == me.id {
+                    let same_token = r.requester_token.as_deref() == Some(my_token.as_str());
+                    if same_token || r.requester.id == me.id {
                         return Err(reject(
                             RejectionKind::Forbidden,
                             "own_request",
@@ -537,6 +609,16 @@ pub async fn decide(
                     } else {
                         RequestStatus::Denied
                     };
+                    if approve {
+                        r.valid_until =
+                            Some(tx.time().checked_add(valid_for).ok_or_else(|| {
+                                reject(
+                                    RejectionKind::Invalid,
+                                    "bad_validity",
+                                    format!("{days} days from now is beyond the calendar"),
+                                )
+                            })?);
+                    }
                     r.decided_seq = Some(tx.seq());
                     r.decided_by = Some(me);
                     tx.insert_json(ACCESS_REQUESTS, id.as_bytes(), &r);
@@ -650,45 +732,233 @@ fn scan_rows<T: serde::de::DeserializeOwned>(
     Ok(out)
 }
 
-/// The approved request of `caller` that covers `segment`, if any: the one
-/// [`record_view`] would name. A read for display only; the view itself is
-/// still decided by [`record_view`]'s guard.
-pub fn approved_request(
-    ledger: &Ledger,
-    caller: &Caller,
-    segment: &SegmentRecord,
-) -> Result<Option<AccessRequest>, GovernanceError> {
+// ---------------------------------------------------------------------------
+// The footage gate
+
+/// The one gate in front of footage bytes. Every path that yields footage
+/// — `GET`/`HEAD /v1/segments/{id}/content`, the console's player, exports
+/// by segment and by case through the API, the console and `custos export`
+/// — asks it, with the same rule: a role listed in `[access]
+/// approval_required` needs an approval in force (approved, its own,
+/// covering the segment, not past `valid_until`); a refusal is an
+/// `access.refused` entry and nothing else changes.
+///
+/// The rule is checked twice: once before anything is recorded
+/// ([`FootageGate::precheck`], so a refused export or view writes only its
+/// refusal), and again inside the writer's guard of the entry that records
+/// the access ([`FootageGate::check_in`]), atomically with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FootageGate {
+    /// Who asks: the actor of the access entry.
+    pub actor: Actor,
+    /// The role's name for the record (`role` in the entry's details).
+    pub role: String,
+    /// Whether an approval in force is needed.
+    pub needs_approval: bool,
+}
+
+/// The approval each segment rests on (segment id → request id), for the
+/// access entry's details.
+pub type Approvals = Vec<(String, Option<String>)>;
+
+impl FootageGate {
+    /// The gate for an API or console caller under `policy`.
+    pub fn for_caller(policy: &Governance, caller: &Caller) -> FootageGate {
+        FootageGate {
+            actor: caller.actor(),
+            role: caller.role.as_str().to_owned(),
+            needs_approval: policy.needs_approval(caller.role),
+        }
+    }
+
+    /// The gate for an operator who opened the ledger's directory
+    /// (`custos export` with the service stopped): whoever can do that can
+    /// read the store and the database anyway, so no approval is asked; the
+    /// access is still recorded under the operator's name.
+    pub fn operator(actor: Actor) -> FootageGate {
+        FootageGate {
+            actor,
+            role: "operator".to_owned(),
+            needs_approval: false,
+        }
+    }
+
+    /// The approval in force for `segment`, if any (the first in request
+    /// id order).
+    fn approval(
+        &self,
+        rows: impl IntoIterator<Item = Vec<u8>>,
+        segment: &SegmentRecord,
+        now: Timestamp,
+    ) -> Option<AccessRequest> {
+        rows.into_iter()
+            .filter_map(|value| serde_json::from_slice::<AccessRequest>(&value).ok())
+            .find(|r| r.opens(&self.actor, segment, now))
+    }
+
+    fn refusal(&self, segment_id: &str) -> Rejection {
+        Rejection::new(
+            RejectionKind::Forbidden,
+            "approval_required",
+            format!(
+                "{} {} needs an approved access request in force covering segment {segment_id:?}; ask for one with POST /v1/access-requests",
+                self.actor.kind.as_str(),
+                self.actor.id
+            ),
+        )
+    }
+
+    /// The decision before anything is recorded: for each segment, the
+    /// approval it rests on (`None` where the role needs none and has
+    /// none). A refusal is recorded as `access.refused` entries (one per
+    /// refused segment, naming `attempted`) and returned as a 403
+    /// rejection.
+    pub async fn precheck(
+        &self,
+        ledger: &Ledger,
+        segments: &[SegmentRecord],
+        attempted: &str,
+    ) -> Result<Approvals, GovernanceError> {
+        let rows = access_rows(ledger)?;
+        let now = ledger.now();
+        let mut approvals = Vec::with_capacity(segments.len());
+        let mut refused = Vec::new();
+        for segment in segments {
+            let approval = self.approval(rows.iter().cloned(), segment, now);
+            if self.needs_approval && approval.is_none() {
+                refused.push(segment.segment_id.clone());
+            }
+            approvals.push((segment.segment_id.clone(), approval.map(|r| r.id)));
+        }
+        match refused.first() {
+            None => Ok(approvals),
+            Some(first) => {
+                let rejection = self.refusal(first);
+                for id in &refused {
+                    self.record_refusal(ledger, id, attempted, &self.refusal(id))
+                        .await?;
+                }
+                Err(AppendError::Rejected(rejection).into())
+            }
+        }
+    }
+
+    /// The same rule inside the writer's guard of the access entry: each
+    /// segment must still exist and, where an approval is needed, the
+    /// request named in `approvals` must still open it at the entry's time.
+    pub fn check_in(&self, tx: &StateTx<'_>, approvals: &Approvals) -> Result<(), GuardError> {
+        for (segment_id, request) in approvals {
+            let segment = segment_of(tx, segment_id)?;
+            if !self.needs_approval {
+                continue;
+            }
+            let still = match request {
+                Some(r) => tx.get(ACCESS_REQUESTS, r.as_bytes())?,
+                None => None,
+            };
+            if self.approval(still, &segment, tx.time()).is_none() {
+                return Err(self.refusal(segment_id).into());
+            }
+        }
+        Ok(())
+    }
+
+    /// Record a refused attempt on `segment_id` (`access.refused`).
+    pub async fn record_refusal(
+        &self,
+        ledger: &Ledger,
+        segment_id: &str,
+        attempted: &str,
+        why: &Rejection,
+    ) -> Result<Receipt, GovernanceError> {
+        let mut details = Map::new();
+        details.insert("role".into(), self.role.clone().into());
+        details.insert("attempted".into(), attempted.into());
+        details.insert("why".into(), why.message.clone().into());
+        Ok(ledger
+            .append(
+                Append::new(self.actor.clone(), actions::ACCESS_REFUSED, segment_id)?
+                    .details(details),
+            )
+            .await?)
+    }
+
+    /// After an access entry was refused in its guard (the approval ended
+    /// or vanished between the precheck and the entry): record the refusal
+    /// and pass the error on.
+    pub async fn refused_in_guard(
+        &self,
+        ledger: &Ledger,
+        error: AppendError,
+        segments: &[String],
+        attempted: &str,
+    ) -> GovernanceError {
+        match error {
+            AppendError::Rejected(r) if r.kind == RejectionKind::Forbidden => {
+                for id in segments {
+                    if let Err(e) = self.record_refusal(ledger, id, attempted, &r).await {
+                        return e;
+                    }
+                }
+                AppendError::Rejected(r).into()
+            }
+            other => other.into(),
+        }
+    }
+}
+
+fn access_rows(ledger: &Ledger) -> Result<Vec<Vec<u8>>, GovernanceError> {
     let mut rows = Vec::new();
     for row in ledger.store().table_scan(ACCESS_REQUESTS, b"") {
         let (_, value) = row.map_err(ReadError::from)?;
         rows.push(value.to_vec());
     }
-    Ok(approved_for(rows, &caller.actor(), segment))
+    Ok(rows)
 }
 
-/// The first approved request of `who` that covers `segment` (directly or
-/// through a case the segment is linked to), among `rows` of the
-/// [`ACCESS_REQUESTS`] table.
-fn approved_for(
-    rows: impl IntoIterator<Item = Vec<u8>>,
-    who: &Actor,
+/// The approval in force of `caller` that opens `segment` now, if any: the
+/// one a view would rest on. A read for display only; a view itself is
+/// decided by the [`FootageGate`].
+pub fn approved_request(
+    ledger: &Ledger,
+    caller: &Caller,
     segment: &SegmentRecord,
-) -> Option<AccessRequest> {
-    rows.into_iter()
-        .filter_map(|value| serde_json::from_slice::<AccessRequest>(&value).ok())
-        .find(|r| {
-            let covers = r.segment.as_deref() == Some(segment.segment_id.as_str())
-                || r.case.as_ref().is_some_and(|c| segment.cases.contains(c));
-            r.status == RequestStatus::Approved && r.requester == *who && covers
-        })
+) -> Result<Option<AccessRequest>, GovernanceError> {
+    let gate = FootageGate {
+        actor: caller.actor(),
+        role: caller.role.as_str().to_owned(),
+        needs_approval: true,
+    };
+    Ok(gate.approval(access_rows(ledger)?, segment, ledger.now()))
+}
+
+/// Whether `caller` may see `segment`'s footage now, without recording a
+/// view: the answer to `HEAD /v1/segments/{id}/content`. A refusal is
+/// recorded as `access.refused`, as for a `GET`.
+pub async fn check_footage_access(
+    ledger: &Ledger,
+    policy: &Governance,
+    caller: &Caller,
+    segment: &SegmentRecord,
+) -> Result<Option<String>, GovernanceError> {
+    let gate = FootageGate::for_caller(policy, caller);
+    let approvals = gate
+        .precheck(
+            ledger,
+            std::slice::from_ref(segment),
+            actions::SEGMENT_VIEWED,
+        )
+        .await?;
+    Ok(approvals.into_iter().next().and_then(|(_, r)| r))
 }
 
 /// Record a view of `segment`'s bytes `[start, end]` (inclusive) of `size`
-/// as a `segment.viewed` entry, *before* any byte is sent. A role that
-/// needs approval must have an approved request covering the segment; if
-/// not, the refused attempt is itself recorded (`access.refused`) and the
-/// error is a 403 rejection. Returns the receipt and the request id the
-/// view rests on (also in the entry's `details.request_id`).
+/// as a `segment.viewed` entry, *before* any byte is sent, through the
+/// [`FootageGate`]: a role that needs approval must have an approval in
+/// force covering the segment; if not, the refused attempt is itself
+/// recorded (`access.refused`) and the error is a 403 rejection. Returns
+/// the receipt and the request id the view rests on (also in the entry's
+/// `details.request_id`).
 pub async fn record_view(
     ledger: &Ledger,
     policy: &Governance,
@@ -696,14 +966,15 @@ pub async fn record_view(
     segment: &SegmentRecord,
     range: Option<(u64, u64)>,
 ) -> Result<(Receipt, Option<String>), GovernanceError> {
-    let needs = policy.needs_approval(caller.role);
-    let me = caller.actor();
-    let mut rows = Vec::new();
-    for row in ledger.store().table_scan(ACCESS_REQUESTS, b"") {
-        let (_, value) = row.map_err(ReadError::from)?;
-        rows.push(value.to_vec());
-    }
-    let request_id = approved_for(rows, &me, segment).map(|r| r.id);
+    let gate = FootageGate::for_caller(policy, caller);
+    let approvals = gate
+        .precheck(
+            ledger,
+            std::slice::from_ref(segment),
+            actions::SEGMENT_VIEWED,
+        )
+        .await?;
+    let request_id = approvals.first().and_then(|(_, r)| r.clone());
     let mut details = Map::new();
     details.insert("role".into(), caller.role.as_str().into());
     details.insert("size".into(), segment.manifest.size.into());
@@ -719,52 +990,19 @@ pub async fn record_view(
         request_id.clone().map_or(Value::Null, Value::from),
     );
     let id = segment.segment_id.clone();
-    let rid = request_id.clone();
+    let guard_gate = gate.clone();
     let result = ledger
         .append(
-            Append::new(me.clone(), actions::SEGMENT_VIEWED, &id)?
+            Append::new(gate.actor.clone(), actions::SEGMENT_VIEWED, &id)?
                 .details(details)
-                .guard(move |tx| {
-                    let segment = segment_of(tx, &id)?;
-                    // Re-checked in sequence: the request named in the entry
-                    // must still be approved and still cover the segment.
-                    let still = match &rid {
-                        Some(r) => tx.get(ACCESS_REQUESTS, r.as_bytes())?,
-                        None => None,
-                    };
-                    if needs && approved_for(still, &me, &segment).is_none() {
-                        return Err(reject(
-                            RejectionKind::Forbidden,
-                            "approval_required",
-                            format!(
-                                "{} {} needs an approved access request covering segment {id:?}; ask for one with POST /v1/access-requests",
-                                me.kind.as_str(),
-                                me.id
-                            ),
-                        ));
-                    }
-                    Ok(())
-                }),
+                .guard(move |tx| guard_gate.check_in(tx, &approvals)),
         )
         .await;
     match result {
         Ok(receipt) => Ok((receipt, request_id)),
-        Err(AppendError::Rejected(r)) if r.kind == RejectionKind::Forbidden => {
-            let mut details = Map::new();
-            details.insert("role".into(), caller.role.as_str().into());
-            details.insert("attempted".into(), actions::SEGMENT_VIEWED.into());
-            details.insert("why".into(), r.message.clone().into());
-            ledger
-                .record(
-                    caller,
-                    actions::ACCESS_REFUSED,
-                    &segment.segment_id,
-                    details,
-                )
-                .await?;
-            Err(AppendError::Rejected(r).into())
-        }
-        Err(e) => Err(e.into()),
+        Err(e) => Err(gate
+            .refused_in_guard(ledger, e, &[id], actions::SEGMENT_VIEWED)
+            .await),
     }
 }
 
@@ -779,7 +1017,8 @@ pub const DELETED: &str = "retention_deleted";
 pub struct RetentionStatus {
     /// The segment.
     pub segment_id: String,
-    /// Days it is kept after its recording ended (never below 180).
+    /// Days it is kept (never below 180), counted from the later of its
+    /// recording's end and its ingest on the ledger's clock.
     pub days: u32,
     /// The category that set `days`, if one did.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -803,10 +1042,35 @@ type RowReader<'a> = dyn Fn(&str, &[u8]) -> Result<Option<Vec<u8>>, crate::error
 
 const DAY_NANOS: i128 = 86_400 * 1_000_000_000;
 
+/// When `segment`'s retention starts counting: the later of its
+/// recording's end (the recorder's clock, which may be reset or wrong) and
+/// the ledger's time of its `segment.ingested` entry (the ledger's clock).
+/// Footage docked today is never older than today, whatever the recorder
+/// says.
+fn retention_start(recorded_end: Timestamp, ingested: Timestamp) -> i128 {
+    recorded_end.unix_nanos().max(ingested.unix_nanos())
+}
+
+/// The ledger's time of `segment`'s `segment.ingested` entry.
+fn ingest_time(ledger: &Ledger, segment: &SegmentRecord) -> Result<Timestamp, GovernanceError> {
+    let raw = ledger.entry(segment.ingested_seq)?;
+    let entry = custos_core::entry::Entry::parse(&raw).map_err(|e| {
+        GovernanceError::Read(ReadError::Store(crate::error::StoreError::Malformed {
+            what: format!(
+                "entry {} (the ingest of segment {:?})",
+                segment.ingested_seq, segment.segment_id
+            ),
+            why: e.to_string(),
+        }))
+    })?;
+    Ok(entry.time)
+}
+
 fn retention_in(
     tx_get: &RowReader<'_>,
     retention: &custos_core::config::RetentionConfig,
     segment: &SegmentRecord,
+    ingested: Timestamp,
     now: custos_core::manifest::Timestamp,
 ) -> Result<RetentionStatus, GuardError> {
     let min = custos_core::config::MIN_RETENTION_DAYS;
@@ -837,8 +1101,8 @@ fn retention_in(
     let deleted_seq = tx_get(DELETED, segment.segment_id.as_bytes())?
         .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
         .map(u64::from_be_bytes);
-    let end = segment.manifest.recorded.end.unix_nanos();
-    let until_nanos = end + i128::from(days) * DAY_NANOS;
+    let start = retention_start(segment.manifest.recorded.end, ingested);
+    let until_nanos = start + i128::from(days) * DAY_NANOS;
     let until = custos_core::manifest::Timestamp::from_unix_nanos(until_nanos)
         .map(|t| t.to_string())
         .unwrap_or_else(|_| "beyond the calendar".into());
@@ -862,9 +1126,10 @@ pub fn retention_status(
     retention: &custos_core::config::RetentionConfig,
     segment: &SegmentRecord,
 ) -> Result<RetentionStatus, GovernanceError> {
+    let ingested = ingest_time(ledger, segment)?;
     let store = ledger.store();
     let get = |t: &str, k: &[u8]| store.table_get(t, k).map(|v| v.map(|v| v.to_vec()));
-    retention_in(&get, retention, segment, ledger.now()).map_err(|e| match e {
+    retention_in(&get, retention, segment, ingested, ledger.now()).map_err(|e| match e {
         GuardError::Store(s) => GovernanceError::Read(ReadError::from(s)),
         GuardError::Rejected(r) => GovernanceError::Append(AppendError::Rejected(r)),
     })
@@ -941,6 +1206,7 @@ pub async fn sweep(
         details.insert("retention_until".into(), status.until.clone().into());
         let policy = retention.clone();
         let record = segment.clone();
+        let ingested = ingest_time(ledger, &segment)?;
         let appended = ledger
             .append(
                 Append::new(
@@ -952,7 +1218,7 @@ pub async fn sweep(
                 .guard(move |tx| {
                     let get = |t: &str, k: &[u8]| tx.get(t, k);
                     let now = tx.time();
-                    let again = retention_in(&get, &policy, &record, now)?;
+                    let again = retention_in(&get, &policy, &record, ingested, now)?;
                     if !again.eligible {
                         return Err(reject(
                             RejectionKind::Conflict,

@@ -13,7 +13,7 @@ use custos_core::entry::{Actor, ActorKind, Entry, Event};
 use custos_core::keys::SigningKey;
 use custos_core::manifest::{Manifest, Timestamp};
 use custos_ledger::export::{self, ExportError, ExportRequest, ObjectFootage};
-use custos_ledger::governance::Governance;
+use custos_ledger::governance::{FootageGate, Governance};
 use custos_ledger::{app, AppState, Caller, Ledger, LedgerOptions, Role};
 use object_store::memory::InMemory;
 use object_store::path::Path as ObjectPath;
@@ -175,7 +175,10 @@ async fn export_to_vec(f: &Fixture, segments: &[&str]) -> Result<Vec<u8>, Export
         f.objects.clone(),
         tokio::runtime::Handle::current(),
     ));
-    export::export_bundle(&f.ledger, actor, &request(segments), source, Vec::new())
+    // The bundle's contents are what this file tests; the footage gate has
+    // its own tests (governance_access.rs), so the export is an operator's.
+    let gate = FootageGate::operator(actor);
+    export::export_bundle(&f.ledger, &gate, &request(segments), source, Vec::new())
         .await
         .map(|(out, _)| out)
 }
@@ -300,6 +303,41 @@ async fn footage_that_does_not_match_its_manifest_fails_the_export() {
     );
 }
 
+/// A supervisor approves `token`'s request for a segment or a case: the
+/// approval a reviewer needs before an export yields footage.
+async fn approve(f: &Fixture, token: &str, segment: Option<&str>, case: Option<&str>) {
+    use custos_ledger::governance::{self, AccessAsk, Decision};
+    let requester = f.ledger.authenticate(token).unwrap();
+    let supervisor = Caller {
+        role: Role::Supervisor,
+        name: "sup-1".into(),
+        token_id: "test-supervisor".into(),
+        key: None,
+    };
+    let ask = AccessAsk {
+        case: case.map(str::to_owned),
+        segment: segment.map(str::to_owned),
+        reason: "court order 17".into(),
+    };
+    let (request, _) = governance::request_access(&f.ledger, &requester, &ask)
+        .await
+        .unwrap();
+    let decision = Decision {
+        approve: true,
+        note: None,
+        valid_days: None,
+    };
+    governance::decide(
+        &f.ledger,
+        &Governance::default(),
+        &supervisor,
+        &request.id,
+        &decision,
+    )
+    .await
+    .unwrap();
+}
+
 async fn post_export(f: &Fixture, token: &str, body: Value) -> (StatusCode, Vec<u8>) {
     let state = AppState::new(f.ledger.clone())
         .with_governance(Governance::default().with_store(f.objects.clone()));
@@ -325,6 +363,8 @@ async fn post_export(f: &Fixture, token: &str, body: Value) -> (StatusCode, Vec<
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn post_exports_streams_a_valid_bundle() {
     let f = fixture().await;
+    approve(&f, &f.reviewer, Some("seg-a"), None).await;
+    approve(&f, &f.reviewer, Some("seg-b"), None).await;
     let (status, tar) = post_export(
         &f,
         &f.reviewer,
@@ -342,6 +382,8 @@ async fn post_exports_streams_a_valid_bundle() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn post_exports_refusals() {
     let f = fixture().await;
+    approve(&f, &f.reviewer, Some("seg-a"), None).await;
+    approve(&f, &f.reviewer, Some("seg-b"), None).await;
     let before = f.ledger.published().size;
     let (status, _) = post_export(&f, &f.officer, json!({"segments": ["seg-a"]})).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
@@ -390,6 +432,7 @@ async fn a_case_exports_its_linked_segments() {
     custos_ledger::governance::link_segments(&f.ledger, &supervisor, &case.id, &["seg-b".into()])
         .await
         .unwrap();
+    approve(&f, &f.reviewer, None, Some(&case.id)).await;
     let (status, tar) = post_export(&f, &f.reviewer, json!({"case": case.id})).await;
     assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&tar));
     let report = verify(&tar, &f.ledger).unwrap();

@@ -68,16 +68,45 @@ impl Answer {
     }
 }
 
+/// A ledger clock the test sets: entry times, approvals' ends and the
+/// sweeper's "now" all read it.
+#[derive(Debug)]
+struct TestClock(std::sync::Mutex<Timestamp>);
+
+impl TestClock {
+    fn at(text: &str) -> Arc<TestClock> {
+        Arc::new(TestClock(std::sync::Mutex::new(
+            Timestamp::parse(text).unwrap(),
+        )))
+    }
+    fn set(&self, text: &str) {
+        *self.0.lock().unwrap() = Timestamp::parse(text).unwrap();
+    }
+}
+
+impl custos_ledger::clock::Clock for TestClock {
+    fn now(&self) -> Timestamp {
+        *self.0.lock().unwrap()
+    }
+}
+
 impl Env {
     /// A ledger whose footage lives in `objects`; tokens: `reviewer-1`,
     /// `reviewer-2`, `supervisor-1`, `supervisor-2`, `dock-01`.
     async fn new(objects: Arc<dyn ObjectStore>) -> Env {
+        Env::with_clock(objects, Arc::new(custos_ledger::clock::SystemClock)).await
+    }
+
+    /// The same, with the ledger reading `clock`.
+    async fn with_clock(
+        objects: Arc<dyn ObjectStore>,
+        clock: Arc<dyn custos_ledger::clock::Clock>,
+    ) -> Env {
         let dir = tempfile::tempdir().unwrap();
-        let ledger = Ledger::open(
-            LedgerOptions::new(dir.path().join("ledger"), "test.custos.local/ledger"),
-            SigningKey::from_seed("ledger", &[1; 32]).unwrap(),
-        )
-        .unwrap();
+        let mut options = LedgerOptions::new(dir.path().join("ledger"), "test.custos.local/ledger");
+        options.clock = clock;
+        let ledger =
+            Ledger::open(options, SigningKey::from_seed("ledger", &[1; 32]).unwrap()).unwrap();
         let admin = Actor {
             kind: ActorKind::Admin,
             id: "setup".into(),
@@ -114,7 +143,13 @@ impl Env {
     /// Ingest `segment` (a signed manifest through the dock's path) whose
     /// bytes are stored under `key`.
     async fn ingest(&self, segment: &str, key: &str, bytes: &[u8]) {
-        let start = "2026-03-01T07:00:00Z";
+        self.ingest_recorded(segment, key, bytes, "2026-03-01T07:00:00Z")
+            .await;
+    }
+
+    /// [`Env::ingest`] of footage whose recorder says it was recorded at
+    /// `start`.
+    async fn ingest_recorded(&self, segment: &str, key: &str, bytes: &[u8], start: &str) {
         let manifest: Manifest = serde_json::from_value(json!({
             "segment_id": segment,
             "recorder": {"id": "rec-7", "model": "BWC-9", "profile": "generic"},
@@ -794,8 +829,10 @@ async fn the_sweeper_deletes_only_what_is_eligible_and_records_each_deletion() {
     let objects_dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn ObjectStore> =
         Arc::new(LocalFileSystem::new_with_prefix(objects_dir.path()).unwrap());
-    let env = Env::new(store.clone()).await;
-    // Recorded 2026-03-01: more than 180 days before the test runs.
+    // Recorded and docked 2026-03-01; swept on 2026-12-05, more than 180
+    // days later.
+    let clock = TestClock::at("2026-03-01T07:00:00Z");
+    let env = Env::with_clock(store.clone(), clock.clone()).await;
     for s in ["held", "open-case", "long-case", "free"] {
         let key = format!("seg/{s}.mp4");
         store
@@ -854,6 +891,7 @@ async fn the_sweeper_deletes_only_what_is_eligible_and_records_each_deletion() {
         .await;
     assert_eq!(a.status, StatusCode::OK);
 
+    clock.set("2026-12-05T00:00:00Z");
     let retention = retention();
     let gov = custos_ledger::governance::sweep;
 
@@ -971,4 +1009,181 @@ async fn the_sweeper_deletes_only_what_is_eligible_and_records_each_deletion() {
         .await
         .is_ok());
     assert_eq!(env.entries_of("retention.deleted").len(), 3);
+}
+
+/// A recorder whose clock was reset says its footage was recorded in 2000;
+/// it was docked on 2026-12-05. Retention counts from the later of the
+/// recording's end and the ledger's time of the ingest, so the sweep keeps
+/// it for 180 days from the docking, not from 2000.
+#[tokio::test]
+async fn retention_counts_from_the_ingest_not_from_a_reset_recorder_clock() {
+    let objects_dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn ObjectStore> =
+        Arc::new(LocalFileSystem::new_with_prefix(objects_dir.path()).unwrap());
+    let clock = TestClock::at("2026-12-05T10:00:00Z");
+    let env = Env::with_clock(store.clone(), clock.clone()).await;
+    store
+        .put(&ObjectPath::from("seg/reset.mp4"), footage(64).into())
+        .await
+        .unwrap();
+    env.ingest_recorded(
+        "reset",
+        "seg/reset.mp4",
+        &footage(64),
+        "2000-01-01T00:00:00Z",
+    )
+    .await;
+    clock.set("2026-12-06T00:00:00Z");
+    let a = env
+        .call(Method::GET, "/v1/segments/reset", "auditor-1", None, None)
+        .await;
+    assert_eq!(a.json()["retention"]["until"], "2027-06-03T10:00:00Z");
+    assert_eq!(a.json()["retention"]["eligible"], false);
+    let listed = custos_ledger::governance::sweep(&env.ledger, &retention(), Some(&store), true)
+        .await
+        .unwrap();
+    assert!(listed.is_empty(), "{listed:?}");
+    // 180 days after the docking it may go.
+    clock.set("2027-06-03T10:00:01Z");
+    let listed = custos_ledger::governance::sweep(&env.ledger, &retention(), Some(&store), true)
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1);
+}
+
+/// An approval stays in force for the days the supervisor gave (default
+/// `[access] approval_valid_days`); past its end it opens no footage by any
+/// path, and the refusal is on the record.
+#[tokio::test]
+async fn an_approval_ends() {
+    let objects_dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn ObjectStore> =
+        Arc::new(LocalFileSystem::new_with_prefix(objects_dir.path()).unwrap());
+    let clock = TestClock::at("2026-12-05T10:00:00Z");
+    let env = Env::with_clock(store.clone(), clock.clone()).await;
+    store
+        .put(&ObjectPath::from("seg/a.mp4"), footage(64).into())
+        .await
+        .unwrap();
+    env.ingest("a", "seg/a.mp4", &footage(64)).await;
+    let a = env
+        .call(
+            Method::POST,
+            "/v1/access-requests",
+            "reviewer-1",
+            Some(json!({"segment": "a", "reason": "hearing"})),
+            None,
+        )
+        .await;
+    let request = a.json()["request"]["id"].as_str().unwrap().to_owned();
+    // Out of range: refused, nothing decided.
+    for days in [0, 367] {
+        let a = env
+            .call(
+                Method::POST,
+                &format!("/v1/access-requests/{request}/approve"),
+                "supervisor-1",
+                Some(json!({"valid_days": days})),
+                None,
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{days}");
+    }
+    let a = env
+        .call(
+            Method::POST,
+            &format!("/v1/access-requests/{request}/approve"),
+            "supervisor-1",
+            Some(json!({"valid_days": 2})),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK);
+    let content = "/v1/segments/a/content";
+    clock.set("2026-12-07T09:59:59Z");
+    let a = env
+        .call(Method::GET, content, "reviewer-1", None, None)
+        .await;
+    assert_eq!(a.status, StatusCode::OK);
+    clock.set("2026-12-07T10:00:00Z");
+    let refused_before = env.entries_of("access.refused").len();
+    for (method, body) in [
+        (Method::GET, None),
+        (Method::HEAD, None),
+        (Method::POST, Some(json!({"segments": ["a"]}))),
+    ] {
+        let uri = if method == Method::POST {
+            "/v1/exports"
+        } else {
+            content
+        };
+        let a = env
+            .call(method.clone(), uri, "reviewer-1", body, None)
+            .await;
+        assert_eq!(
+            a.status,
+            StatusCode::FORBIDDEN,
+            "{method} after the approval ended"
+        );
+    }
+    assert_eq!(env.entries_of("access.refused").len(), refused_before + 3);
+    assert!(env.entries_of("export.created").is_empty());
+}
+
+/// HEAD on every GET route answers what GET would (it answered 500: HEAD
+/// was missing from the role matrix); on footage, without a body and
+/// without a view entry.
+#[tokio::test]
+async fn head_answers_as_get_does() {
+    let objects_dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn ObjectStore> =
+        Arc::new(LocalFileSystem::new_with_prefix(objects_dir.path()).unwrap());
+    let env = Env::new(store.clone()).await;
+    store
+        .put(&ObjectPath::from("seg/a.mp4"), footage(64).into())
+        .await
+        .unwrap();
+    env.ingest("a", "seg/a.mp4", &footage(64)).await;
+    for uri in [
+        "/v1/checkpoint",
+        "/v1/entries?start=0",
+        "/v1/segments",
+        "/v1/segments/a",
+        "/v1/segments/a/custody",
+        "/v1/openapi.json",
+        "/healthz",
+    ] {
+        let get = env.call(Method::GET, uri, "auditor-1", None, None).await;
+        let head = env.call(Method::HEAD, uri, "auditor-1", None, None).await;
+        assert_eq!(head.status, get.status, "HEAD {uri}");
+        assert!(head.body.is_empty(), "HEAD {uri} has no body");
+    }
+    let views = env.entries_of("segment.viewed").len();
+    let head = env
+        .call(
+            Method::HEAD,
+            "/v1/segments/a/content",
+            "supervisor-1",
+            None,
+            Some("bytes=0-9"),
+        )
+        .await;
+    assert_eq!(head.status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(head.header("content-range"), "bytes 0-9/64");
+    assert_eq!(head.header("content-length"), "10");
+    assert!(head.body.is_empty());
+    assert_eq!(env.entries_of("segment.viewed").len(), views);
+    // Without approval: refused as a GET is, and the refusal recorded.
+    let refused = env.entries_of("access.refused").len();
+    let head = env
+        .call(
+            Method::HEAD,
+            "/v1/segments/a/content",
+            "reviewer-1",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(head.status, StatusCode::FORBIDDEN);
+    assert_eq!(env.entries_of("access.refused").len(), refused + 1);
 }

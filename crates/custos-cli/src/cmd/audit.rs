@@ -160,10 +160,9 @@ async fn scrub_with(
         skipped_deleted,
         findings,
     };
-    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
     let actor = Actor {
         kind: ActorKind::System,
-        id: format!("audit-scrub:local:{user}"),
+        id: format!("audit-scrub:{}", super::operator::local_actor_id()),
     };
     let record = audit::record_scrub(ledger, actor, &report)
         .await

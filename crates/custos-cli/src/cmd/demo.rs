@@ -377,6 +377,8 @@ fn case_and_access(
 ) -> anyhow::Result<(String, String)> {
     use custos_ledger::governance::{self, AccessAsk};
     let cfg = super::ledger::load_config(config)?;
+    let policy = governance::Governance::from_access(&cfg.access)
+        .with_context(|| format!("[access] in {}", config.display()))?;
     let key = SigningKey::load(&cfg.ledger.key_file)
         .with_context(|| format!("loading {}", cfg.ledger.key_file.display()))?;
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -415,15 +417,14 @@ fn case_and_access(
             let (request, _) = governance::request_access(&ledger, &reviewer, &ask)
                 .await
                 .context("requesting access")?;
-            governance::decide(
-                &ledger,
-                &supervisor,
-                &request.id,
-                true,
-                Some("approved for the hearing"),
-            )
-            .await
-            .context("approving the access request")?;
+            let decision = governance::Decision {
+                approve: true,
+                note: Some("approved for the hearing".into()),
+                valid_days: None,
+            };
+            governance::decide(&ledger, &policy, &supervisor, &request.id, &decision)
+                .await
+                .context("approving the access request")?;
             anyhow::Ok((case.id, request.id))
         }
         .await;

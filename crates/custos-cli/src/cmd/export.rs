@@ -8,6 +8,9 @@
 //! read from `[storage] url`. Either way the bundle is written to
 //! `FILE.tar.partial` and renamed on success; on failure the partial file
 //! is removed, so `FILE.tar` is only ever a whole bundle.
+//!
+//! In process, the export passes the same footage gate as through the API
+//! (see [`gate`]) and its entry names who made it.
 
 use std::fs::File;
 use std::io::{BufWriter, Write as _};
@@ -20,6 +23,7 @@ use custos_core::entry::{Actor, ActorKind};
 use custos_core::keys::SigningKey;
 use custos_ingest::IngestStore;
 use custos_ledger::export::{self, ExportRequest, ExportSummary, ObjectFootage};
+use custos_ledger::governance::{FootageGate, Governance};
 use custos_ledger::{Ledger, LedgerOptions};
 
 /// Arguments of `custos export`.
@@ -106,7 +110,8 @@ fn in_process(cfg: &Config, args: &ExportArgs, partial: &Path) -> anyhow::Result
     let ledger = Ledger::open(options, signing)
         .with_context(|| format!("opening the ledger in {}", cfg.ledger.data_dir.display()))?;
     let rt = runtime()?;
-    let result = export_with(&rt, &ledger, store, args, partial);
+    let result =
+        gate(cfg, &ledger).and_then(|gate| export_with(&rt, &ledger, &gate, store, args, partial));
     rt.block_on(ledger.close());
     result
 }
@@ -114,6 +119,7 @@ fn in_process(cfg: &Config, args: &ExportArgs, partial: &Path) -> anyhow::Result
 fn export_with(
     rt: &tokio::runtime::Runtime,
     ledger: &Ledger,
+    gate: &FootageGate,
     store: IngestStore,
     args: &ExportArgs,
     partial: &Path,
@@ -127,18 +133,13 @@ fn export_with(
         case: args.case.clone(),
         reason: args.reason.clone(),
     };
-    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
-    let actor = Actor {
-        kind: ActorKind::Admin,
-        id: format!("local:{user}"),
-    };
     rt.block_on(export::check_footage(
         ledger,
         store.object_store().as_ref(),
         &request.segments,
     ))?;
     let prepared = rt
-        .block_on(export::prepare_export(ledger, actor, &request))
+        .block_on(export::prepare_export(ledger, gate, &request))
         .context("recording the export")?;
     let source = ObjectFootage::new(store.object_store().clone(), rt.handle().clone());
     let out = create(partial)?;
@@ -151,6 +152,27 @@ fn export_with(
     file.sync_all()
         .with_context(|| format!("syncing {}", partial.display()))?;
     Ok(summary)
+}
+
+/// Who exports with the ledger opened here. With `[client] token` set, the
+/// token's holder: its role and name on the entry, and the footage gate's
+/// rule for that role (a reviewer needs an approval in force, as through
+/// the API). Without one, the operator who opened the ledger's directory,
+/// named by account and host (`local:<user>@<host>`).
+fn gate(cfg: &Config, ledger: &Ledger) -> anyhow::Result<FootageGate> {
+    match cfg.client.token.as_deref() {
+        Some(token) => {
+            let caller = ledger
+                .authenticate(token)
+                .context("[client] token is not a valid token of this ledger")?;
+            let policy = Governance::from_access(&cfg.access).context("[access]")?;
+            Ok(FootageGate::for_caller(&policy, &caller))
+        }
+        None => Ok(FootageGate::operator(Actor {
+            kind: ActorKind::Admin,
+            id: super::operator::local_actor_id(),
+        })),
+    }
 }
 
 /// A running ledger builds the bundle: `POST /v1/exports`, streamed to the file.

@@ -7,6 +7,7 @@ pub mod export;
 pub mod hash;
 pub mod keygen;
 pub mod ledger;
+pub mod operator;
 pub mod retention;
 pub mod token;
 pub mod verify;

@@ -57,10 +57,9 @@ pub fn run(args: TokenArgs) -> anyhow::Result<ExitCode> {
                 }
                 None => None,
             };
-            let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
             let creator = Actor {
                 kind: ActorKind::Admin,
-                id: format!("local:{user}"),
+                id: super::operator::local_actor_id(),
             };
             let options = LedgerOptions::new(&cfg.ledger.data_dir, &cfg.ledger.origin);
             let token =

@@ -60,6 +60,7 @@ impl From<ExportError> for ApiError {
             ExportError::Read(r) => r.into(),
             ExportError::Store(s) => s.into(),
             ExportError::Append(a) => a.into(),
+            ExportError::Refused(g) => g.into(),
             ExportError::Footage { .. } => ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "footage_unavailable",
@@ -166,7 +167,8 @@ pub(crate) async fn export_response(
         reason: body.reason,
     };
     export::check_footage(&state.ledger, objects.as_ref(), &request.segments).await?;
-    let prepared = export::prepare_export(&state.ledger, caller.actor(), &request).await?;
+    let gate = crate::governance::FootageGate::for_caller(&state.governance, caller);
+    let prepared = export::prepare_export(&state.ledger, &gate, &request).await?;
     let summary = prepared.summary();
 
     let (tx, mut rx) = mpsc::channel::<io::Result<Bytes>>(CHANNEL_CHUNKS);

@@ -8,7 +8,7 @@
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json as JsonOut;
 use futures::TryStreamExt as _;
@@ -148,20 +148,26 @@ pub(super) async fn get_content(
     State(state): State<AppState>,
     Authed(caller): Authed,
     Path(id): Path<String>,
+    method: Method,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    content_response(&state, &caller, &id, &headers).await
+    content_response(&state, &caller, &id, &method, &headers).await
 }
 
 /// The footage answer of [`get_content`], shared with the web console's
-/// player (`crate::ui`): the same approval rule, the same `segment.viewed`
-/// entry before any byte, the same Range handling.
+/// player (`crate::ui`): the same gate ([`governance::FootageGate`]), the
+/// same `segment.viewed` entry before any byte, the same Range handling.
+/// `HEAD` answers what `GET` would — the same status and headers, a
+/// refusal recorded as `access.refused` — without a body and without a
+/// view entry (no byte of footage leaves).
 pub(crate) async fn content_response(
     state: &AppState,
     caller: &crate::auth::Caller,
     id: &str,
+    method: &Method,
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
+    let head = method == Method::HEAD;
     let record = state
         .ledger
         .segment(id)?
@@ -200,6 +206,17 @@ pub(crate) async fn content_response(
         RangeAsk::Part(a, b) => Some((a, b)),
         _ => None,
     };
+    let (status, length) = match part {
+        Some((a, b)) => (StatusCode::PARTIAL_CONTENT, b - a + 1),
+        None => (StatusCode::OK, size),
+    };
+    if head {
+        governance::check_footage_access(&state.ledger, &state.governance, caller, &record).await?;
+        let mut resp = Response::new(Body::empty());
+        *resp.status_mut() = status;
+        footage_headers(resp.headers_mut(), &record, part, length);
+        return Ok(resp);
+    }
     // Logged before any byte leaves: if this fails, nothing is sent.
     let (receipt, _) =
         governance::record_view(&state.ledger, &state.governance, caller, &record, part).await?;
@@ -223,13 +240,21 @@ pub(crate) async fn content_response(
         ),
     })?;
     let body = Body::from_stream(got.into_stream().map_err(std::io::Error::other));
-    let (status, length) = match part {
-        Some((a, b)) => (StatusCode::PARTIAL_CONTENT, b - a + 1),
-        None => (StatusCode::OK, size),
-    };
     let mut resp = Response::new(body);
     *resp.status_mut() = status;
     let h = resp.headers_mut();
+    footage_headers(h, &record, part, length);
+    h.insert("x-custos-entry", HeaderValue::from(receipt.seq));
+    Ok(resp)
+}
+
+/// The headers of a footage answer (`GET` and `HEAD` alike).
+fn footage_headers(
+    h: &mut HeaderMap,
+    record: &crate::catalogue::SegmentRecord,
+    part: Option<(u64, u64)>,
+    length: u64,
+) {
     h.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static(content_type(&record.manifest.media.container)),
@@ -237,12 +262,11 @@ pub(crate) async fn content_response(
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
     if let Some((a, b)) = part {
+        let size = record.manifest.size;
         if let Ok(v) = HeaderValue::from_str(&format!("bytes {a}-{b}/{size}")) {
             h.insert(header::CONTENT_RANGE, v);
         }
     }
-    h.insert("x-custos-entry", HeaderValue::from(receipt.seq));
-    Ok(resp)
 }
 
 /// `POST /v1/cases`.
@@ -445,13 +469,18 @@ pub(super) async fn create_access_request(
     ))
 }
 
-/// A decision's optional note.
+/// A decision's optional note and, for an approval, how long it stays in
+/// force.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Decision {
     /// A note for the record.
     #[serde(default)]
     note: Option<String>,
+    /// Days the approval stays in force (1 to 366; default `[access]
+    /// approval_valid_days`). Ignored for a denial.
+    #[serde(default)]
+    valid_days: Option<u32>,
 }
 
 async fn decide(
@@ -462,7 +491,12 @@ async fn decide(
     body: &Bytes,
 ) -> Result<JsonOut<Receipt>, ApiError> {
     let d: Decision = optional_body(body)?;
-    let receipt = governance::decide(&state.ledger, caller, id, approve, d.note.as_deref())
+    let decision = governance::Decision {
+        approve,
+        note: d.note,
+        valid_days: if approve { d.valid_days } else { None },
+    };
+    let receipt = governance::decide(&state.ledger, &state.governance, caller, id, &decision)
         .await
         .map_err(|e| match e {
             GovernanceError::Append(AppendError::Rejected(r))

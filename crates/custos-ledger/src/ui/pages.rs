@@ -721,11 +721,12 @@ pub(super) async fn media(
     State(state): State<UiState>,
     ctx: Ctx,
     Path(id): Path<String>,
+    method: axum::http::Method,
     headers: HeaderMap,
 ) -> Response {
     let result = async {
         let session = ctx.require(&state, "GET", "/v1/segments/{id}/content")?;
-        Ok(content_response(&state.app, &session.caller, &id, &headers).await?)
+        Ok(content_response(&state.app, &session.caller, &id, &method, &headers).await?)
     }
     .await;
     finish(&ctx, result)
@@ -818,11 +819,15 @@ pub(super) async fn queue(State(state): State<UiState>, ctx: Ctx) -> Response {
                                     form.decide method="post" action=(format!("/ui/requests/{}/decide", path_part(&r.id))) {
                                         (csrf_field(session))
                                         input.note name="note" placeholder=(c.t("decision-note"));
+                                        label.valid-days { (c.t("decision-valid-days")) " " input.valid-days type="number" name="valid_days" min="1" max="366" value=(state.app.governance.approval_valid_days); }
                                         button.approve type="submit" name="decision" value="approve" { (c.t("decision-approve")) }
                                         button.deny type="submit" name="decision" value="deny" { (c.t("decision-deny")) }
                                     }
                                 } @else if let Some(by) = &r.decided_by {
                                     (by.id)
+                                    @if let Some(until) = &r.valid_until {
+                                        br; span.valid-until { (c.t("decision-valid-until")) " " (until.to_string()) }
+                                    }
                                 }
                             }
                         }
@@ -844,6 +849,8 @@ pub(super) struct DecideForm {
     decision: String,
     #[serde(default)]
     note: String,
+    #[serde(default)]
+    valid_days: String,
 }
 
 /// `POST /ui/requests/{id}/decide`: approve or deny.
@@ -870,13 +877,26 @@ pub(super) async fn decide(
             "/v1/access-requests/{id}/deny"
         };
         let session = ctx.require_form(&state, "POST", route, &form.csrf)?;
-        let note = opt(&Some(form.note.clone()));
+        let valid_days = match form.valid_days.trim() {
+            "" => None,
+            text => Some(text.parse::<u32>().map_err(|_| {
+                UiError::page(
+                    StatusCode::BAD_REQUEST,
+                    format!("valid days {text:?} is not a whole number of days"),
+                )
+            })?),
+        };
+        let decision = governance::Decision {
+            approve,
+            note: opt(&Some(form.note.clone())),
+            valid_days: if approve { valid_days } else { None },
+        };
         governance::decide(
             &state.app.ledger,
+            &state.app.governance,
             &session.caller,
             &id,
-            approve,
-            note.as_deref(),
+            &decision,
         )
         .await?;
         Ok(see_other("/ui/queue"))
