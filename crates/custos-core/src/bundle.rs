@@ -2055,23 +2055,42 @@ fn open_checkpoint(
         )
     })?;
     if !trusted.is_empty() {
-        let mut last = None;
+        // Every trusted key is tried: a signature that names one of them
+        // but does not verify rejects the checkpoint even when another
+        // trusted key's signature verifies (as a signed note's rules say).
+        let mut opened = None;
+        let mut unsigned = None;
         for key in trusted {
             match Checkpoint::open(signed, key, None) {
                 Ok(checkpoint) => {
-                    let origin = Origin::Pinned {
-                        key_id: key.key_id(),
-                    };
-                    return Ok((checkpoint, origin, Some(key.clone())));
+                    opened.get_or_insert((checkpoint, key));
                 }
-                Err(e @ CheckpointError::Signature(_)) => last = Some(e),
+                Err(e @ CheckpointError::Signature(VerifyError::NoTrustedSignature { .. })) => {
+                    unsigned = Some(e)
+                }
+                Err(e @ CheckpointError::Signature(_)) => {
+                    return Err(invalid(
+                        CHECKPOINT_PATH,
+                        Problem::CheckpointNotPinned {
+                            pinned: vec![key.key_id()],
+                            source: e,
+                        },
+                    ))
+                }
                 Err(other) => return Err(invalid(CHECKPOINT_PATH, Problem::Checkpoint(other))),
             }
         }
-        // INVARIANT: `trusted` is not empty, so `last` was set.
-        let source = last.unwrap_or(CheckpointError::Signature(
+        if let Some((checkpoint, key)) = opened {
+            let origin = Origin::Pinned {
+                key_id: key.key_id(),
+            };
+            return Ok((checkpoint, origin, Some(key.clone())));
+        }
+        // INVARIANT: `trusted` is not empty and no key opened it, so the
+        // last one set `unsigned`.
+        let source = unsigned.unwrap_or(CheckpointError::Signature(
             VerifyError::NoTrustedSignature {
-                signers: Vec::new(),
+                signers: note.signatures().iter().map(|s| s.key_id()).collect(),
             },
         ));
         return Err(invalid(
