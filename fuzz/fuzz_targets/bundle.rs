@@ -2,5 +2,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = custos_core::bundle::verify(data, None, &mut |_| {});
+    let _ = custos_core::bundle::verify(data, &[], &mut |_| {});
 });

@@ -2,6 +2,9 @@
 //! (service stopped) and through a running `custos ledger serve`; each
 //! bundle then passes `custos verify bundle --ledger-key`.
 
+#[path = "../../custos-core/tests/bundle_support/mod.rs"]
+mod bundle_support;
+
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -303,5 +306,101 @@ fn a_large_export_streams_in_bounded_memory() {
         "{}{}",
         text(&verified.stdout),
         text(&verified.stderr)
+    );
+}
+
+/// `custos export` of seg-a with the service stopped, into `name`.
+fn export_seg_a(s: &Setup, name: &str) -> PathBuf {
+    let out = s.path(name);
+    ok(&custos()
+        .args(["export", "--config"])
+        .arg(&s.config)
+        .args(["--segment", "seg-a", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap());
+    out
+}
+
+#[test]
+fn a_later_export_cannot_be_passed_off_as_an_earlier_one() {
+    // The second break, against the real binary and service:
+    // export seg-a, place a hold on it, export it again; from the second
+    // bundle remove the second export entry and the hold with their proofs.
+    let s = Setup::new();
+    let supervisor = token(&s.config, "supervisor", "sup-1", None);
+    export_seg_a(&s, "first.tar");
+
+    let mut serve = custos();
+    serve
+        .args(["ledger", "serve", "--config"])
+        .arg(&s.config)
+        .env("RUST_LOG", "warn")
+        .stderr(Stdio::null());
+    let (mut server, url) = custos_testsupport::serve_ledger(serve).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let status = rt.block_on(async {
+        reqwest::Client::new()
+            .post(format!("{url}/v1/segments/seg-a/hold"))
+            .bearer_auth(&supervisor)
+            .json(&json!({ "reason": "court order 17" }))
+            .send()
+            .await
+            .unwrap()
+            .status()
+    });
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(status.is_success(), "hold: {status}");
+
+    let second = export_seg_a(&s, "second.tar");
+    let verified = s.verify(&second);
+    assert_eq!(
+        verified.status.code(),
+        Some(0),
+        "{}",
+        text(&verified.stderr)
+    );
+
+    let mut members = bundle_support::unpack(&std::fs::read(&second).unwrap());
+    let lines = bundle_support::entry_lines(&mut members);
+    let seq_of = |line: &str| -> u64 {
+        serde_json::from_str::<serde_json::Value>(line).unwrap()["seq"]
+            .as_u64()
+            .unwrap()
+    };
+    let mut kept = Vec::new();
+    let mut dropped = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        if i + 1 == lines.len() || line.contains("\"action\":\"hold.placed\"") {
+            dropped.push(seq_of(line));
+        } else {
+            kept.push(line.clone());
+        }
+    }
+    assert_eq!(dropped.len(), 2, "the hold and the second export entry");
+    assert!(
+        kept.last()
+            .unwrap()
+            .contains("\"action\":\"export.created\""),
+        "the first export entry is now the last"
+    );
+    bundle_support::set_entry_lines(&mut members, &kept);
+    for seq in dropped {
+        bundle_support::remove(&mut members, &format!("proofs/{seq}.json"));
+    }
+    let doctored = s.path("doctored.tar");
+    std::fs::write(&doctored, bundle_support::pack(&members)).unwrap();
+    let verified = s.verify(&doctored);
+    let stderr = text(&verified.stderr);
+    assert_eq!(
+        verified.status.code(),
+        Some(1),
+        "{}{stderr}",
+        text(&verified.stdout)
+    );
+    assert!(
+        stderr.contains("INVALID: checkpoint: the checkpoint is for tree size"),
+        "{stderr}"
     );
 }

@@ -90,25 +90,148 @@ fn honest_bundle_is_valid_with_a_short_report() {
         format!("seg-b  {FOOTAGE_B}  2500000 bytes"),
         "entries     7 (export entry seq 9)".to_owned(),
         format!(
-            "checkpoint  {ORIGIN} size 11 root {}",
+            "checkpoint  {ORIGIN} size 10 root {}",
             case.fixture.tree.root()
         ),
-        format!("ledger key  {ledger} (pinned with --ledger-key)"),
+        format!("ledger key  {ledger} (pinned)"),
         format!("dock keys   {dock}"),
     ] {
         assert!(stdout.contains(&want), "no {want:?} in:\n{stdout}");
     }
     assert!(!stdout.contains("warning"), "{stdout}");
 
-    // Without a pin: valid, but the report says the key was not pinned.
+    // Without a pin: not valid. Everything else is checked and shown, the
+    // origin is unverified, exit 1.
     let out = case.verify(&tar, false);
     let stdout = text(&out.stdout);
-    assert_eq!(out.status.code(), Some(0));
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(!stdout.contains(": valid"), "{stdout}");
+    assert!(stdout.contains("origin unverified"), "{stdout}");
+    assert!(stdout.contains("ledger key  NOT PINNED"), "{stdout}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(
-        stdout.contains("(taken from the bundle, NOT pinned)"),
-        "{stdout}"
+        stderr.starts_with(&format!("custos: {}: origin unverified", tar.display())),
+        "{stderr}"
     );
-    assert!(stdout.contains("warning: the ledger key"), "{stdout}");
+
+    // --trusted-keys DIR: the .pub files in it; one of them signed.
+    let keys = case.dir.path().join("trusted");
+    std::fs::create_dir(&keys).unwrap();
+    let other = SigningKey::from_seed("other-ledger", &[8; 32]).unwrap();
+    std::fs::write(
+        keys.join("other.pub"),
+        format!("{}\n", other.verifier_key()),
+    )
+    .unwrap();
+    let out = custos()
+        .args(["verify", "bundle"])
+        .arg(&tar)
+        .arg("--trusted-keys")
+        .arg(&keys)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(text(&out.stderr).contains("not signed by the pinned ledger key other-ledger+"));
+    std::fs::copy(case.dir.path().join("ledger.pub"), keys.join("ledger.pub")).unwrap();
+    let out = custos()
+        .args(["verify", "bundle"])
+        .arg(&tar)
+        .arg("--trusted-keys")
+        .arg(&keys)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // --ledger-key twice: the same rule.
+    let out = custos()
+        .args(["verify", "bundle"])
+        .arg(&tar)
+        .arg("--ledger-key")
+        .arg(keys.join("other.pub"))
+        .arg("--ledger-key")
+        .arg(keys.join("ledger.pub"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // An empty directory is a usage error, not "no key".
+    let empty = case.dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let out = custos()
+        .args(["verify", "bundle"])
+        .arg(&tar)
+        .arg("--trusted-keys")
+        .arg(&empty)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+}
+
+#[test]
+fn a_bundle_forged_with_a_fresh_key_pair_is_not_valid_without_a_pin() {
+    // The third break: anyone can make a self-consistent bundle.
+    let case = Case::new();
+    let forger = SigningKey::from_seed("ledger", &[66; 32]).unwrap();
+    let mut f = Fixture::new();
+    f.checkpoint = Checkpoint::new(ORIGIN, f.tree.size(), f.tree.root())
+        .unwrap()
+        .sign(&forger);
+    f.ledger = forger;
+    let tar = case.write("forged.tar", &f.bundle());
+    let out = case.verify(&tar, false);
+    let stdout = text(&out.stdout);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(stderr.contains("origin unverified"), "{stderr}");
+    assert!(!stdout.contains(": valid"), "{stdout}");
+    // Against the real key: invalid, the checkpoint named.
+    assert_invalid(
+        &case.verify(&tar, true),
+        &tar,
+        "checkpoint",
+        "not signed by the pinned ledger key",
+    );
+}
+
+#[test]
+fn a_checkpoint_not_at_the_export_entry_is_invalid() {
+    let case = Case::new();
+    let f = &case.fixture;
+    let (second, _) = f.second_export();
+    let tar = case.write("second.tar", &second);
+    let out = case.verify(&tar, true);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // The second break: the later export entry and the hold it
+    // covers dropped with their proofs.
+    let mut m = unpack(&second);
+    let mut lines = entry_lines(&mut m);
+    lines.truncate(lines.len() - 2);
+    set_entry_lines(&mut m, &lines);
+    remove(&mut m, "proofs/11.json");
+    remove(&mut m, "proofs/12.json");
+    let tar = case.write("doctored.tar", &pack(&m));
+    assert_invalid(
+        &case.verify(&tar, true),
+        &tar,
+        "checkpoint",
+        "the checkpoint is for tree size 13, but the bundle's export entry is seq 9: it must be exactly 10",
+    );
+}
+
+#[test]
+fn control_characters_in_member_names_do_not_reach_the_terminal() {
+    let case = Case::new();
+    let evil = "footage/\u{1b}]0;owned\u{7}\u{1b}[2K\rexport.tar: valid\n  segments    0";
+    let tar = case.tampered(|m| m.push((evil.to_owned(), b"x".to_vec())));
+    let out = case.verify(&tar, true);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr:?}");
+    assert!(
+        !stderr.contains('\u{1b}') && !stderr.contains('\r'),
+        "{stderr:?}"
+    );
+    assert!(stderr.contains("footage/\\u{1b}]0;owned"), "{stderr:?}");
+    assert!(out.stdout.is_empty());
 }
 
 #[test]
@@ -200,12 +323,11 @@ fn tampered_bundles_are_invalid() {
         "checkpoint",
         "not signed by the pinned ledger key",
     );
-    assert_invalid(
-        &case.verify(&tar, false),
-        &tar,
-        "checkpoint",
-        "not signed by any key in keys/",
-    );
+    // Without a pin a checkpoint no key in the bundle signed is just as
+    // unverified: exit 1.
+    let out = case.verify(&tar, false);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("origin unverified"));
 }
 
 #[test]

@@ -40,61 +40,71 @@
 //! ```
 //!
 //! (`entries`: every entry about those segments that precedes the export
-//! entry; the export entry itself is in the bundle too). The bundle's export
-//! entry is the `export.created` entry with the highest `seq` in
-//! `entries.jsonl` (an older export of the same footage is an entry about it,
-//! and may be in the bundle too). Because that entry is in the log, its lists
-//! are vouched for by the ledger like any other entry.
+//! entry; the export entry itself is in the bundle too). The export entry is
+//! the bundle's last entry (the highest `seq`; an older export of the same
+//! footage is an entry about it, listed like any other), and the checkpoint
+//! is the ledger's signed checkpoint at exactly the export entry's `seq + 1`
+//! (the ledger signs one for every export, whatever its log has grown to
+//! since). Because that entry is in the log, its lists are vouched for by
+//! the ledger like any other entry; because the checkpoint ends with it,
+//! dropping a later entry (and the later export entry that lists it) leaves
+//! a checkpoint that no longer matches the last entry left.
 //!
 //! # What the verifier checks, and why that is enough
 //!
 //! The auditor trusts one thing: the ledger's public key, obtained out of
-//! band (`custos verify bundle --ledger-key`). From it, step by step (step 1
-//! happens as [`BundleVerifier::read_tar`] streams the archive;
-//! [`BundleVerifier::finish`] runs the others in this order; each stops at
-//! the first failure, naming the file or entry):
+//! band (`custos verify bundle --ledger-key`, or a directory of trusted
+//! keys). Without one, nothing shows which ledger signed the checkpoint:
+//! anyone can make a bundle consistent with itself with a key pair of their
+//! own. The verifier then runs every other check but never calls the bundle
+//! valid ([`Origin::Unverified`], [`Report::is_valid`]). From the key, step
+//! by step (step 1 happens as [`BundleVerifier::read_tar`] streams the
+//! archive; [`BundleVerifier::finish`] runs the others in this order; each
+//! stops at the first failure, naming the file or entry):
 //!
 //! 1. **The archive is whole.** Every member is a regular file (or one of the
 //!    four directories) at a path of the layout, none appears twice (a tar
 //!    with two members of one name extracts differently with different
 //!    tools), nothing but zero padding follows the end-of-archive marker, and
 //!    the archive is not truncated (that is [`BundleError::Truncated`], an
-//!    unreadable bundle rather than an invalid one).
+//!    unreadable bundle rather than an invalid one). Its shape is within the
+//!    [`Limits`] (members, key files, bytes held) and each member within its
+//!    `MAX_*` size.
 //! 2. **Keys.** Each `keys/*.pub` parses as a verifier key and its file name
 //!    is its name (or `name+hash`).
 //! 3. **The ledger vouches for a tree.** `checkpoint` is a signed note
-//!    carrying a valid signature by the pinned ledger key. Without a pin, a
-//!    key from `keys/` that signed it is used and the report carries a
-//!    warning: then the bundle is shown consistent, not shown to come from
-//!    the ledger the auditor trusts. The checkpoint gives a tree size and root.
+//!    carrying a valid signature by a key the caller trusts. The checkpoint
+//!    gives a tree size and root.
 //! 4. **Entries are well-formed.** Each line of `entries.jsonl` is a
 //!    `/v1/entries` line; `raw` is canonical entry JSON ([`Entry::parse`]),
 //!    whose `seq` is the line's `seq` and which equals the line's `entry`
 //!    value; lines are in strictly ascending `seq` (so two entries swapped
 //!    are caught here).
-//! 5. **Every entry is in the log.** Each entry has `proofs/<seq>.json`, an
+//! 5. **The checkpoint is the export's.** The last entry is an
+//!    `export.created` entry and the checkpoint's size is its `seq + 1`.
+//! 6. **Every entry is in the log.** Each entry has `proofs/<seq>.json`, an
 //!    inclusion proof of its leaf hash `SHA-256(0x00 || raw)` at index `seq`
 //!    in the tree of the checkpoint's size, which leads to the checkpoint's
 //!    root (RFC 9162 §2.1.3.2). Every proof file belongs to an entry in the
 //!    bundle (a proof left behind by a removed entry is caught). Being in the
 //!    log at position `seq` is what the ledger's signature covers: an entry
 //!    changed by one byte no longer leads to the root.
-//! 6. **The hash chain holds** between every two entries adjacent in `seq`:
+//! 7. **The hash chain holds** between every two entries adjacent in `seq`:
 //!    entry `n`'s `prev` is the leaf hash of entry `n - 1`.
-//! 7. **Signed events are genuine.** An entry carrying the DSSE envelope its
+//! 8. **Signed events are genuine.** An entry carrying the DSSE envelope its
 //!    actor sent verifies under a key in `keys/` other than the ledger key
 //!    (a dock key), and the entry's `action`, `subject` and `details` are the
 //!    signed event's.
-//! 8. **Nothing was left out.** The bundle's export entry (see above) lists
-//!    segments and entries; every listed entry is in `entries.jsonl` and the
-//!    listed segments are exactly the bundle's manifests.
-//! 9. **Manifests are the ingested ones.** Each manifest envelope verifies
-//!    under a dock key in `keys/`, is a valid manifest for the segment its
-//!    file name says, and is, envelope for envelope, the `details.manifest`
-//!    of a `segment.ingested` entry in the bundle about that segment: the
-//!    manifest is what the dock sent to the ledger, and the ledger's log
-//!    (step 5) binds it.
-//! 10. **Footage is the recorded bytes.** Each manifest's footage file exists
+//! 9. **Nothing was left out, nothing added.** Every entry the export entry
+//!    lists is in `entries.jsonl`, every other entry there is listed, and
+//!    the listed segments are exactly the bundle's manifests.
+//! 10. **Manifests are the ingested ones.** Each manifest envelope verifies
+//!     under a dock key in `keys/`, is a valid manifest for the segment its
+//!     file name says, and is, envelope for envelope, the `details.manifest`
+//!     of a `segment.ingested` entry in the bundle about that segment: the
+//!     manifest is what the dock sent to the ledger, and the ledger's log
+//!     (step 6) binds it.
+//! 11. **Footage is the recorded bytes.** Each manifest's footage file exists
 //!     and has the manifest's size and SHA-256 (and SM3 when the manifest
 //!     has one and this build computes SM3); every footage file has a
 //!     manifest.
@@ -105,15 +115,21 @@
 //! that verified something, so an auditor who also holds the docks' keys can
 //! compare them.
 //!
+//! Memory is bounded in total, not only per member ([`Limits`]), and time is
+//! linear in the bundle's size: each envelope is checked against the keys its
+//! signatures name (found by key id), manifests find their ingest entries
+//! through one index, and every proof is checked once.
+//!
 //! # What this module must never do
 //!
 //! It never reports a bundle valid when any check above failed or was
 //! skipped (a skipped SM3 check is a warning in the report, and SHA-256 is
-//! always checked), never holds footage in memory (it is hashed as it
-//! streams; the other members are small and bounded by the `MAX_*`
-//! constants), never trusts a key from the bundle for the checkpoint when a
-//! key was pinned, and never touches a file or the network: the caller hands
-//! it a reader or a writer.
+//! always checked) or when the caller trusted no ledger key, never trusts a
+//! key from the bundle for the checkpoint, never holds footage in memory (it
+//! is hashed as it streams; the other members are small and bounded by the
+//! `MAX_*` constants and [`Limits`]), never displays a member name without
+//! escaping its control characters ([`escape_control`]), and never touches
+//! a file or the network: the caller hands it a reader or a writer.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -181,6 +197,25 @@ pub const MAX_KEY_BYTES: u64 = 4 << 10;
 pub const MAX_VERIFY_TXT_BYTES: u64 = 1 << 20;
 /// Largest manifest file: the DSSE envelope limit.
 pub const MAX_MANIFEST_BYTES: u64 = crate::dsse::MAX_ENVELOPE_BYTES as u64;
+/// Most members (files and directories) one bundle may have: 1,048,576.
+/// The largest export the ledger writes (10 000 segments) with ten entries
+/// per segment has about 120 000.
+pub const MAX_MEMBERS: u64 = 1 << 20;
+/// Most key files one bundle may have: 4096 (the ledger's key and one or
+/// two per dock that signed something in it).
+pub const MAX_KEYS: usize = 4096;
+/// Most bytes the verifier holds at once for all members but footage
+/// together, each member also charged [`MEMBER_OVERHEAD`] for its
+/// bookkeeping: 512 MiB. The per-member limits bound one file; this bounds
+/// their sum, so memory stays bounded however many members a bundle has.
+/// What `finish` builds from them (parsed entries) is a small multiple.
+pub const MAX_HELD_BYTES: u64 = 512 << 20;
+/// What each member costs against [`MAX_HELD_BYTES`] besides its bytes:
+/// its path is kept (to refuse duplicates), plus map nodes.
+pub const MEMBER_OVERHEAD: u64 = 128;
+/// Largest GNU long-name or PAX extended header the verifier reads: 64 KiB
+/// (a bundle's member names are under 300 bytes).
+pub const MAX_NAME_HEADER_BYTES: u64 = 64 << 10;
 /// Zero padding read after the end-of-archive marker before the verifier
 /// stops looking: 1 MiB (tar pads to its record size, 10 KiB by default).
 const MAX_TRAILING_ZEROS: u64 = 1 << 20;
@@ -632,7 +667,10 @@ pub enum BundleError {
     #[error("reading the bundle: {0}")]
     Io(#[source] io::Error),
     /// The bytes are not a tar archive, or a header is corrupt.
-    #[error("not a readable tar archive: {detail} (at byte {offset})")]
+    #[error(
+        "not a readable tar archive: {} (at byte {offset})",
+        escape_control(detail)
+    )]
     NotTar {
         /// About where the problem is.
         offset: u64,
@@ -641,13 +679,15 @@ pub enum BundleError {
     },
     /// The archive ends early: inside a header, inside a member, or without
     /// its end-of-archive marker.
-    #[error("the archive is truncated: {detail}")]
+    #[error("the archive is truncated: {}", escape_control(detail))]
     Truncated {
         /// Where it ends.
         detail: String,
     },
-    /// A check failed: the bundle is readable but not valid.
-    #[error("{location}: {problem}")]
+    /// A check failed: the bundle is readable but not valid. Displayed
+    /// with the location's control characters escaped ([`escape_control`]):
+    /// it may be a member name from the archive.
+    #[error("{}: {problem}", escape_control(location))]
     Invalid {
         /// The file or entry: `footage/abc.mp4`, `entries.jsonl line 3 (seq 17)`.
         location: String,
@@ -678,6 +718,35 @@ impl BundleError {
             _ => None,
         }
     }
+}
+
+/// `text` with every character that could move a terminal's cursor, change
+/// its colours or fake a line break escaped as `\u{..}`: control characters
+/// (C0, DEL, C1, among them ESC, CR and LF), the line and paragraph
+/// separators and the bidirectional-text controls. A bundle's member names
+/// and texts are outside input; whatever prints them shows this instead.
+pub fn escape_control(text: &str) -> std::borrow::Cow<'_, str> {
+    fn unsafe_char(c: char) -> bool {
+        c.is_control()
+            || matches!(
+                c,
+                '\u{2028}' | '\u{2029}' | '\u{200e}' | '\u{200f}' | '\u{061c}'
+            )
+            || ('\u{202a}'..='\u{202e}').contains(&c)
+            || ('\u{2066}'..='\u{2069}').contains(&c)
+    }
+    if !text.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if unsafe_char(c) {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 fn invalid(location: impl Into<String>, problem: Problem) -> BundleError {
@@ -712,6 +781,26 @@ pub enum Problem {
         /// The limit.
         max: u64,
     },
+    /// The archive has more members than the verifier accepts.
+    #[error("more than {max} members")]
+    TooManyMembers {
+        /// The limit.
+        max: u64,
+    },
+    /// The archive has more key files than the verifier accepts.
+    #[error("more than {max} key files in keys/")]
+    TooManyKeys {
+        /// The limit.
+        max: usize,
+    },
+    /// The members other than footage add up to more than the verifier holds.
+    #[error(
+        "with it, the members other than footage add up to more than the {max} bytes accepted"
+    )]
+    HeldTooLarge {
+        /// The limit.
+        max: u64,
+    },
     /// Non-zero bytes follow the end-of-archive marker.
     #[error("non-zero data after the end-of-archive marker at byte {offset}")]
     DataAfterEnd {
@@ -735,21 +824,23 @@ pub enum Problem {
     /// The checkpoint is malformed.
     #[error("{0}")]
     Checkpoint(CheckpointError),
-    /// The checkpoint does not verify under the pinned ledger key.
-    #[error("not signed by the pinned ledger key {key_id}: {source}")]
+    /// The checkpoint does not verify under any pinned ledger key.
+    #[error("not signed by the pinned ledger key {}: {source}", pinned.join(" or "))]
     CheckpointNotPinned {
-        /// The pinned key.
-        key_id: String,
-        /// Why it does not verify.
+        /// The pinned keys (`name+hash`).
+        pinned: Vec<String>,
+        /// Why it does not verify (under the last key tried).
         source: CheckpointError,
     },
-    /// No key in `keys/` signed the checkpoint (no key was pinned).
-    #[error("not signed by any key in keys/ (signed by: {}; keys/ holds: {})", signers.join(", "), keys.join(", "))]
-    CheckpointUnsigned {
-        /// The checkpoint's signers.
-        signers: Vec<String>,
-        /// The keys in the bundle.
-        keys: Vec<String>,
+    /// The checkpoint is not the one of the export: its tree size is not
+    /// the export entry's seq + 1, so entries after the export entry could
+    /// have been left out.
+    #[error("the checkpoint is for tree size {size}, but the bundle's export entry is seq {export}: it must be exactly {}, so that no later entry can be left out", export.saturating_add(1))]
+    NotAtExport {
+        /// The checkpoint's tree size.
+        size: u64,
+        /// The export entry's seq.
+        export: u64,
     },
 
     // --- entries ------------------------------------------------------------
@@ -840,9 +931,21 @@ pub enum Problem {
     },
 
     // --- export entry -------------------------------------------------------
-    /// No `export.created` entry.
+    /// No entries at all, so no `export.created` entry.
     #[error("no export.created entry, so the bundle's completeness cannot be checked")]
     NoExportEntry,
+    /// The entry with the highest seq is not an `export.created` entry.
+    #[error("the bundle's last entry must be its export.created entry, but this one is {action}")]
+    LastNotExport {
+        /// Its action.
+        action: String,
+    },
+    /// An entry is in the bundle but the export entry does not list it.
+    #[error("not listed by the export entry (seq {export})")]
+    EntryNotListed {
+        /// The export entry's seq.
+        export: u64,
+    },
     /// The export entry's details do not list segments and entries.
     #[error(
         "the export entry's details must list \"segments\" (strings) and \"entries\" (seqs): {0}"
@@ -938,14 +1041,42 @@ pub struct Report {
     pub export_seq: u64,
     /// The checkpoint every proof is against.
     pub checkpoint: Checkpoint,
-    /// The key that verified the checkpoint (`name+hash`).
-    pub ledger_key: String,
-    /// Whether that key was pinned by the caller (else it came from keys/).
-    pub ledger_key_pinned: bool,
+    /// Who vouches for the checkpoint: a key the caller trusts, or nobody.
+    pub origin: Origin,
     /// The dock keys (`name+hash`) that verified manifests or events.
     pub signing_keys: Vec<String>,
     /// Things the auditor should know that do not make the bundle invalid.
     pub warnings: Vec<String>,
+}
+
+impl Report {
+    /// Whether the bundle is valid: every check passed and the checkpoint
+    /// verified under a key the caller trusts ([`Origin::Pinned`]). Without
+    /// one, the other checks show only that the bundle is consistent with
+    /// itself, which anyone with a key pair of their own can make.
+    pub fn is_valid(&self) -> bool {
+        matches!(self.origin, Origin::Pinned { .. })
+    }
+}
+
+/// Who vouches for a bundle's checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Origin {
+    /// It carries a valid signature by this key, one the caller trusts.
+    Pinned {
+        /// The key (`name+hash`).
+        key_id: String,
+    },
+    /// The caller trusted no key, so no signature was checked against one.
+    /// Every other check passed; this is not a valid bundle.
+    Unverified {
+        /// The `name+hash` of every signature on the checkpoint (claims only).
+        signers: Vec<String>,
+        /// A key in the bundle's own `keys/` whose signature verifies, if
+        /// any; it proves nothing, since whoever made the bundle chose it.
+        bundle_key: Option<String>,
+    },
 }
 
 /// One verified segment.
@@ -1030,6 +1161,49 @@ fn classify(path: &str) -> Option<Member> {
     }
 }
 
+/// How much of a bundle the verifier accepts: the bounds on its memory
+/// (the per-member `MAX_*` limits bound each file; these bound the sum).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Limits {
+    /// Most members ([`MAX_MEMBERS`]).
+    pub members: u64,
+    /// Most key files ([`MAX_KEYS`]).
+    pub keys: usize,
+    /// Most bytes held for all members but footage ([`MAX_HELD_BYTES`]).
+    pub held_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            members: MAX_MEMBERS,
+            keys: MAX_KEYS,
+            held_bytes: MAX_HELD_BYTES,
+        }
+    }
+}
+
+impl Limits {
+    /// These limits with at most `members` members.
+    pub fn members(mut self, members: u64) -> Self {
+        self.members = members;
+        self
+    }
+
+    /// These limits with at most `keys` key files.
+    pub fn keys(mut self, keys: usize) -> Self {
+        self.keys = keys;
+        self
+    }
+
+    /// These limits with at most `bytes` held.
+    pub fn held_bytes(mut self, bytes: u64) -> Self {
+        self.held_bytes = bytes;
+        self
+    }
+}
+
 /// Verifies a bundle member by member, in any order, then as a whole.
 ///
 /// Feed it a tar with [`BundleVerifier::read_tar`] (or members one by one
@@ -1038,6 +1212,11 @@ fn classify(path: &str) -> Option<Member> {
 /// as it streams; every other member is small and kept until `finish`.
 #[derive(Debug, Default)]
 pub struct BundleVerifier {
+    limits: Limits,
+    /// Members seen so far (directories included).
+    count: u64,
+    /// Bytes held so far against `limits.held_bytes`.
+    held: u64,
     members: BTreeSet<String>,
     footage: BTreeMap<String, FootageSeen>,
     /// Footage paths whose manifest (seen before them) carries an SM3 digest.
@@ -1107,10 +1286,63 @@ fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     Ok(filled)
 }
 
+/// The `path` record of a PAX extended header, if it has one (the name it
+/// gives the next member; other records, such as times, are ignored). A `size` record is
+/// refused: the verifier reads sizes from the headers (GNU base-256 for
+/// footage over 8 GiB, as [`BundleWriter`] writes them).
+fn pax_path(bytes: &[u8]) -> Result<Option<Vec<u8>>, &'static str> {
+    let mut path = None;
+    for record in tar::PaxExtensions::new(bytes) {
+        let record = record.map_err(|_| "a record is malformed")?;
+        match record.key_bytes() {
+            b"path" => path = Some(record.value_bytes().to_vec()),
+            b"size" => return Err("it gives a size (only header sizes are read)"),
+            _ => {}
+        }
+    }
+    Ok(path)
+}
+
 impl BundleVerifier {
-    /// A verifier that has seen nothing yet.
+    /// A verifier that has seen nothing yet, with the default [`Limits`].
     pub fn new() -> Self {
         BundleVerifier::default()
+    }
+
+    /// A verifier with other limits (smaller ones, in tests).
+    pub fn with_limits(limits: Limits) -> Self {
+        BundleVerifier {
+            limits,
+            ..BundleVerifier::default()
+        }
+    }
+
+    /// Count one more member, refusing past [`Limits::members`].
+    fn count_member(&mut self, path: &str) -> Result<(), BundleError> {
+        self.count += 1;
+        if self.count > self.limits.members {
+            return Err(invalid(
+                path,
+                Problem::TooManyMembers {
+                    max: self.limits.members,
+                },
+            ));
+        }
+        Ok(())
+    }
+
+    /// Charge `bytes` against [`Limits::held_bytes`].
+    fn hold(&mut self, path: &str, bytes: u64) -> Result<(), BundleError> {
+        self.held = self.held.saturating_add(bytes);
+        if self.held > self.limits.held_bytes {
+            return Err(invalid(
+                path,
+                Problem::HeldTooLarge {
+                    max: self.limits.held_bytes,
+                },
+            ));
+        }
+        Ok(())
     }
 
     /// Read a whole tar archive from `reader`, calling `progress` with the
@@ -1208,23 +1440,77 @@ impl BundleVerifier {
         Ok(())
     }
 
+    /// Read every member. The tar reader runs in raw mode: GNU long-name
+    /// and PAX headers come to this function, which reads them within
+    /// [`MAX_NAME_HEADER_BYTES`] (the tar crate would read them whole,
+    /// however large their header says they are).
     fn read_members<R: Read>(&mut self, source: &mut Source<'_, R>) -> Result<u64, Stop> {
         let mut archive = tar::Archive::new(source);
         let mut count = 0;
-        for member in archive.entries().map_err(Stop::Tar)? {
+        // Whether a GNU long-name or PAX header came just before, and the
+        // name it gave the next member (a PAX header may give none).
+        let mut header_seen = false;
+        let mut pending: Option<Vec<u8>> = None;
+        for member in archive.entries().map_err(Stop::Tar)?.raw(true) {
             let mut member = member.map_err(Stop::Tar)?;
-            let path_bytes = member.path_bytes().into_owned();
+            let kind = member.header().entry_type();
+            let size = member.size();
+            if kind.is_gnu_longname() || kind.is_pax_local_extensions() {
+                let what = if kind.is_gnu_longname() {
+                    "GNU long-name header"
+                } else {
+                    "PAX extended header"
+                };
+                if header_seen {
+                    return Err(Stop::Tar(io::Error::other(format!(
+                        "a {what} follows another name header for the same member"
+                    ))));
+                }
+                self.count_member(what).map_err(Stop::Bundle)?;
+                if size > MAX_NAME_HEADER_BYTES {
+                    return Err(Stop::Bundle(invalid(
+                        what,
+                        Problem::TooLarge {
+                            size,
+                            max: MAX_NAME_HEADER_BYTES,
+                        },
+                    )));
+                }
+                // INVARIANT: size <= 64 KiB.
+                let mut bytes = vec![0u8; usize::try_from(size).unwrap_or(0)];
+                let got = read_full(&mut member, &mut bytes)
+                    .map_err(|e| Stop::Bundle(BundleError::Io(e)))?;
+                if got as u64 != size {
+                    return Err(Stop::Bundle(BundleError::Truncated {
+                        detail: format!("the archive ends inside a {what}"),
+                    }));
+                }
+                header_seen = true;
+                pending = if kind.is_gnu_longname() {
+                    let end = bytes.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+                    bytes.truncate(end);
+                    Some(bytes)
+                } else {
+                    pax_path(&bytes)
+                        .map_err(|why| Stop::Tar(io::Error::other(format!("a {what}: {why}"))))?
+                };
+                continue;
+            }
+            header_seen = false;
+            let path_bytes = match pending.take() {
+                Some(name) => name,
+                None => member.path_bytes().into_owned(),
+            };
             let path = String::from_utf8_lossy(&path_bytes).into_owned();
             if std::str::from_utf8(&path_bytes).is_err() {
                 return Err(Stop::Bundle(invalid(path, Problem::UnknownMember)));
             }
-            let kind = member.header().entry_type();
-            let size = member.size();
             if kind.is_dir() {
                 let path = path.strip_prefix("./").unwrap_or(&path);
                 if !matches!(classify(path), Some(Member::Directory)) {
                     return Err(Stop::Bundle(invalid(path, Problem::UnknownMember)));
                 }
+                self.count_member(path).map_err(Stop::Bundle)?;
             } else if !kind.is_file() {
                 return Err(Stop::Bundle(invalid(
                     path,
@@ -1237,6 +1523,11 @@ impl BundleVerifier {
                     .map_err(Stop::Bundle)?;
             }
             count += 1;
+        }
+        if header_seen {
+            return Err(Stop::Tar(io::Error::other(
+                "a name header is not followed by a member",
+            )));
         }
         Ok(count)
     }
@@ -1269,6 +1560,16 @@ impl BundleVerifier {
         if !self.members.insert(path.to_owned()) {
             return Err(invalid(path, Problem::DuplicateMember));
         }
+        self.count_member(path)?;
+        self.hold(path, path.len() as u64 + MEMBER_OVERHEAD)?;
+        if matches!(member, Member::Key) && self.keys.len() >= self.limits.keys {
+            return Err(invalid(
+                path,
+                Problem::TooManyKeys {
+                    max: self.limits.keys,
+                },
+            ));
+        }
         let limit = match member {
             Member::Footage => return self.hash_footage(path, size, &mut data),
             Member::Manifest(_) => MAX_MANIFEST_BYTES,
@@ -1282,6 +1583,7 @@ impl BundleVerifier {
         if size > limit {
             return Err(invalid(path, Problem::TooLarge { size, max: limit }));
         }
+        self.hold(path, size)?;
         // INVARIANT: size <= limit <= 256 MiB, which fits in usize.
         let mut bytes = vec![0u8; usize::try_from(size).unwrap_or(0)];
         let got = read_full(&mut data, &mut bytes).map_err(BundleError::Io)?;
@@ -1357,9 +1659,11 @@ impl BundleVerifier {
 
     /// Run every check of the module documentation, in order, and report.
     ///
-    /// With `pinned_ledger_key`, the checkpoint must be signed by it; without,
-    /// a key from `keys/` that signed it is used and the report warns.
-    pub fn finish(self, pinned_ledger_key: Option<&VerifierKey>) -> Result<Report, BundleError> {
+    /// `trusted` are the ledger keys the caller obtained out of band: the
+    /// checkpoint must carry a valid signature by one of them. With none,
+    /// every other check still runs and the report's origin is
+    /// [`Origin::Unverified`]: [`Report::is_valid`] is then false.
+    pub fn finish(self, trusted: &[VerifierKey]) -> Result<Report, BundleError> {
         let mut warnings = Vec::new();
         if !self.verify_txt {
             warnings.push(format!(
@@ -1409,26 +1713,23 @@ impl BundleVerifier {
             .checkpoint
             .as_deref()
             .ok_or_else(|| invalid(CHECKPOINT_PATH, Problem::Missing))?;
-        let (checkpoint, ledger_key) = open_checkpoint(signed, pinned_ledger_key, &keys)?;
-        match pinned_ledger_key {
-            Some(pinned) => {
-                for (path, key) in &keys {
-                    if key.name() == pinned.name() && key != pinned {
-                        warnings.push(format!(
-                            "{path} is a key named like the pinned ledger key but is another key; it was not trusted for the checkpoint"
-                        ));
-                    }
+        let (checkpoint, origin, ledger_key) = open_checkpoint(signed, trusted, &keys)?;
+        if let (Origin::Pinned { .. }, Some(pinned)) = (&origin, &ledger_key) {
+            for (path, key) in &keys {
+                if key.name() == pinned.name() && key != pinned {
+                    warnings.push(format!(
+                        "{path} is a key named like the pinned ledger key but is another key; it was not trusted for the checkpoint"
+                    ));
                 }
             }
-            None => warnings.push(format!(
-                "the ledger key {} was taken from the bundle's own keys/: this shows the bundle is consistent, not that your ledger signed it; pin the key with --ledger-key",
-                ledger_key.key_id()
-            )),
         }
-        let dock_keys: Vec<VerifierKey> = keys
+        // The dock keys by `name+hash`, so that each envelope is checked
+        // against the keys its signatures name only (linear time however
+        // many keys the bundle holds).
+        let dock_keys: BTreeMap<String, VerifierKey> = keys
             .iter()
-            .map(|(_, k)| k.clone())
-            .filter(|k| *k != ledger_key)
+            .filter(|(_, k)| Some(k) != ledger_key.as_ref())
+            .map(|(_, k)| (k.key_id(), k.clone()))
             .collect();
 
         // Step 4: entries.
@@ -1439,7 +1740,29 @@ impl BundleVerifier {
         let lines = parse_entries(entries_bytes)?;
         let by_seq: BTreeMap<u64, &ParsedLine> = lines.iter().map(|l| (l.seq, l)).collect();
 
-        // Step 5: proofs.
+        // Step 5: the export entry is the last, and the checkpoint is its.
+        let export = lines
+            .last()
+            .ok_or_else(|| invalid(ENTRIES_PATH, Problem::NoExportEntry))?;
+        if export.entry.action != actions::EXPORT_CREATED {
+            return Err(invalid(
+                export.location(),
+                Problem::LastNotExport {
+                    action: export.entry.action.to_string(),
+                },
+            ));
+        }
+        if export.seq.checked_add(1) != Some(checkpoint.size()) {
+            return Err(invalid(
+                CHECKPOINT_PATH,
+                Problem::NotAtExport {
+                    size: checkpoint.size(),
+                    export: export.seq,
+                },
+            ));
+        }
+
+        // Step 6: proofs.
         for seq in self.proofs.keys() {
             if !by_seq.contains_key(seq) {
                 return Err(invalid(
@@ -1494,7 +1817,7 @@ impl BundleVerifier {
             })?;
         }
 
-        // Step 6: the hash chain between adjacent entries.
+        // Step 7: the hash chain between adjacent entries.
         for pair in lines.windows(2) {
             let (a, b) = (&pair[0], &pair[1]);
             if b.seq == a.seq + 1 && b.entry.verify_prev(Some(&a.raw)).is_err() {
@@ -1505,13 +1828,13 @@ impl BundleVerifier {
             }
         }
 
-        // Step 7: signed events.
+        // Step 8: signed events.
         let mut signing_keys = BTreeSet::new();
         for line in &lines {
             let Some(envelope) = &line.entry.envelope else {
                 continue;
             };
-            let signed = Event::open(envelope, &dock_keys)
+            let signed = Event::open(envelope, &named_keys(envelope, &dock_keys))
                 .map_err(|e| invalid(line.location(), Problem::Event(e)))?;
             signing_keys.extend(signed.signers);
             let event = signed.event;
@@ -1529,12 +1852,7 @@ impl BundleVerifier {
             }
         }
 
-        // Step 8: the export entry and completeness.
-        let export = lines
-            .iter()
-            .rev()
-            .find(|l| l.entry.action == actions::EXPORT_CREATED)
-            .ok_or_else(|| invalid(ENTRIES_PATH, Problem::NoExportEntry))?;
+        // Step 9: completeness against the export entry's lists.
         let (listed_segments, listed_entries) = export_lists(&export.entry)
             .map_err(|why| invalid(export.location(), Problem::ExportDetails(why)))?;
         for seq in &listed_entries {
@@ -1545,6 +1863,14 @@ impl BundleVerifier {
                         seq: *seq,
                         export: export.seq,
                     },
+                ));
+            }
+        }
+        for line in &lines {
+            if line.seq != export.seq && !listed_entries.contains(&line.seq) {
+                return Err(invalid(
+                    line.location(),
+                    Problem::EntryNotListed { export: export.seq },
                 ));
             }
         }
@@ -1570,7 +1896,17 @@ impl BundleVerifier {
             }
         }
 
-        // Steps 9 and 10: manifests and footage.
+        // Steps 10 and 11: manifests and footage. The segment.ingested
+        // entries by subject, built once (not searched per manifest).
+        let mut ingested_by_segment: BTreeMap<&str, Vec<&ParsedLine>> = BTreeMap::new();
+        for line in &lines {
+            if line.entry.action == actions::SEGMENT_INGESTED {
+                ingested_by_segment
+                    .entry(line.entry.subject.as_str())
+                    .or_default()
+                    .push(line);
+            }
+        }
         let mut segments = Vec::new();
         let mut matched = BTreeSet::new();
         let mut footage_bytes = 0u64;
@@ -1578,7 +1914,8 @@ impl BundleVerifier {
             let location = manifest_location(id);
             let envelope = Envelope::parse(bytes)
                 .map_err(|e| invalid(location.as_str(), Problem::Envelope(e)))?;
-            let signed = SignedManifest::open(envelope, &dock_keys)
+            let trusted_docks = named_keys(&envelope, &dock_keys);
+            let signed = SignedManifest::open(envelope, &trusted_docks)
                 .map_err(|e| invalid(location.as_str(), Problem::Manifest(e)))?;
             signing_keys.extend(signed.signers.iter().cloned());
             let manifest = &signed.manifest;
@@ -1590,15 +1927,15 @@ impl BundleVerifier {
                     },
                 ));
             }
-            let ingested: Vec<&ParsedLine> = lines
-                .iter()
-                .filter(|l| l.entry.action == actions::SEGMENT_INGESTED && l.entry.subject == *id)
-                .collect();
+            let ingested = ingested_by_segment
+                .get(id.as_str())
+                .map(Vec::as_slice)
+                .unwrap_or_default();
             let carried = ingested.iter().any(|l| {
                 l.entry
                     .details
                     .get("manifest")
-                    .and_then(|v| serde_json::from_value::<Envelope>(v.clone()).ok())
+                    .and_then(|v| Envelope::deserialize(v).ok())
                     .is_some_and(|e| e == signed.envelope)
             });
             if !carried {
@@ -1664,7 +2001,7 @@ impl BundleVerifier {
             return Err(invalid(orphan.as_str(), Problem::FootageWithoutManifest));
         }
         for (path, key) in &keys {
-            if *key != ledger_key && !signing_keys.contains(&key.key_id()) {
+            if Some(key) != ledger_key.as_ref() && !signing_keys.contains(&key.key_id()) {
                 warnings.push(format!("{path} was not needed: it verified nothing"));
             }
         }
@@ -1675,8 +2012,7 @@ impl BundleVerifier {
             entries: lines.len(),
             export_seq: export.seq,
             checkpoint,
-            ledger_key: ledger_key.key_id(),
-            ledger_key_pinned: pinned_ledger_key.is_some(),
+            origin,
             signing_keys: signing_keys.into_iter().collect(),
             warnings,
         })
@@ -1687,45 +2023,97 @@ fn manifest_location(id: &str) -> String {
     format!("{MANIFESTS_DIR}/{id}{MANIFEST_SUFFIX}")
 }
 
-/// Open the checkpoint with the pinned key, or with the first key of the
-/// bundle that signed it.
+/// The keys among `keys` (by `name+hash`) that `envelope`'s signatures
+/// name: all an envelope can verify under, found in O(signatures × log
+/// keys) rather than tried one by one. A signature without a key id names
+/// none (Custos always writes one).
+fn named_keys(envelope: &Envelope, keys: &BTreeMap<String, VerifierKey>) -> Vec<VerifierKey> {
+    let mut out: Vec<VerifierKey> = Vec::new();
+    for signature in &envelope.signatures {
+        if let Some(key) = keys.get(&signature.keyid) {
+            if !out.contains(key) {
+                out.push(key.clone());
+            }
+        }
+    }
+    out
+}
+
+/// Open the checkpoint: with a key the caller trusts, or, when the caller
+/// trusts none, unverified (its body parsed; a key of the bundle's own that
+/// signed it is noted, for the report and to tell the ledger key from dock
+/// keys). Returns the checkpoint, its origin and the ledger key, if known.
 fn open_checkpoint(
     signed: &[u8],
-    pinned: Option<&VerifierKey>,
+    trusted: &[VerifierKey],
     keys: &[(String, VerifierKey)],
-) -> Result<(Checkpoint, VerifierKey), BundleError> {
+) -> Result<(Checkpoint, Origin, Option<VerifierKey>), BundleError> {
     let note = SignedNote::parse(signed).map_err(|e| {
         invalid(
             CHECKPOINT_PATH,
             Problem::Checkpoint(CheckpointError::Note(e)),
         )
     })?;
-    if let Some(key) = pinned {
-        let checkpoint = Checkpoint::open(signed, key, None).map_err(|source| {
-            invalid(
-                CHECKPOINT_PATH,
-                Problem::CheckpointNotPinned {
-                    key_id: key.key_id(),
-                    source,
-                },
-            )
-        })?;
-        return Ok((checkpoint, key.clone()));
-    }
-    for (_, key) in keys {
-        match Checkpoint::open(signed, key, None) {
-            Ok(checkpoint) => return Ok((checkpoint, key.clone())),
-            Err(CheckpointError::Signature(VerifyError::NoTrustedSignature { .. })) => continue,
-            Err(other) => return Err(invalid(CHECKPOINT_PATH, Problem::Checkpoint(other))),
+    if !trusted.is_empty() {
+        // Every trusted key is tried: a signature that names one of them
+        // but does not verify rejects the checkpoint even when another
+        // trusted key's signature verifies (as a signed note's rules say).
+        let mut opened = None;
+        let mut unsigned = None;
+        for key in trusted {
+            match Checkpoint::open(signed, key, None) {
+                Ok(checkpoint) => {
+                    opened.get_or_insert((checkpoint, key));
+                }
+                Err(e @ CheckpointError::Signature(VerifyError::NoTrustedSignature { .. })) => {
+                    unsigned = Some(e)
+                }
+                Err(e @ CheckpointError::Signature(_)) => {
+                    return Err(invalid(
+                        CHECKPOINT_PATH,
+                        Problem::CheckpointNotPinned {
+                            pinned: vec![key.key_id()],
+                            source: e,
+                        },
+                    ))
+                }
+                Err(other) => return Err(invalid(CHECKPOINT_PATH, Problem::Checkpoint(other))),
+            }
         }
+        if let Some((checkpoint, key)) = opened {
+            let origin = Origin::Pinned {
+                key_id: key.key_id(),
+            };
+            return Ok((checkpoint, origin, Some(key.clone())));
+        }
+        // INVARIANT: `trusted` is not empty and no key opened it, so the
+        // last one set `unsigned`.
+        let source = unsigned.unwrap_or(CheckpointError::Signature(
+            VerifyError::NoTrustedSignature {
+                signers: note.signatures().iter().map(|s| s.key_id()).collect(),
+            },
+        ));
+        return Err(invalid(
+            CHECKPOINT_PATH,
+            Problem::CheckpointNotPinned {
+                pinned: trusted.iter().map(VerifierKey::key_id).collect(),
+                source,
+            },
+        ));
     }
-    Err(invalid(
-        CHECKPOINT_PATH,
-        Problem::CheckpointUnsigned {
-            signers: note.signatures().iter().map(|s| s.key_id()).collect(),
-            keys: keys.iter().map(|(_, k)| k.key_id()).collect(),
-        },
-    ))
+    let checkpoint = Checkpoint::parse(note.text())
+        .map_err(|e| invalid(CHECKPOINT_PATH, Problem::Checkpoint(e)))?;
+    let signers: Vec<String> = note.signatures().iter().map(|s| s.key_id()).collect();
+    let bundle_key = keys
+        .iter()
+        .map(|(_, k)| k)
+        .find(|k| signers.contains(&k.key_id()) && note.verify(std::slice::from_ref(*k)).is_ok())
+        .cloned();
+    let origin = Origin::Unverified {
+        signers,
+        bundle_key: bundle_key.as_ref().map(VerifierKey::key_id),
+    };
+    Ok((checkpoint, origin, bundle_key))
 }
 
 /// The export entry's `details.segments` and `details.entries`.
@@ -1832,16 +2220,17 @@ fn parse_entries(bytes: &[u8]) -> Result<Vec<ParsedLine>, BundleError> {
     Ok(lines)
 }
 
-/// Verify a whole bundle read from `reader` (see the module documentation);
+/// Verify a whole bundle read from `reader` (see the module documentation)
+/// against the ledger keys the caller `trusted` ([`BundleVerifier::finish`]);
 /// `progress` is called with the bytes read so far.
 pub fn verify<R: Read>(
     reader: R,
-    pinned_ledger_key: Option<&VerifierKey>,
+    trusted: &[VerifierKey],
     progress: &mut dyn FnMut(u64),
 ) -> Result<Report, BundleError> {
     let mut verifier = BundleVerifier::new();
     verifier.read_tar(reader, progress)?;
-    verifier.finish(pinned_ledger_key)
+    verifier.finish(trusted)
 }
 
 // ---------------------------------------------------------------------------

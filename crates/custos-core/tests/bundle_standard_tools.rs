@@ -113,8 +113,9 @@ fn verify_txt_commands_verify_an_honest_bundle() {
         for want in [
             "footage OK: sha256:",
             "proof is for this entry and checkpoint",
-            &format!("inclusion OK: entry {seq} is in the log of size 11"),
+            &format!("inclusion OK: entry {seq} is in the log of size 10"),
             "manifest OK: it is the one in the log",
+            "checkpoint OK: it ends with the export entry",
             "\"segments\":[\"seg-a\",\"seg-b\"]",
         ] {
             assert!(

@@ -6,7 +6,9 @@ mod bundle_support;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use bundle_support::*;
-use custos_core::bundle::{self, BundleError, BundleWriteError, BundleWriter, Problem, Report};
+use custos_core::bundle::{
+    self, BundleError, BundleWriteError, BundleWriter, Origin, Problem, Report,
+};
 use custos_core::checkpoint::Checkpoint;
 use custos_core::entry::Entry;
 use custos_core::keys::{SigningKey, VerifierKey};
@@ -14,7 +16,8 @@ use custos_core::merkle::leaf_hash;
 use serde_json::Value;
 
 fn verify(tar: &[u8], pinned: Option<&VerifierKey>) -> Result<Report, BundleError> {
-    bundle::verify(tar, pinned, &mut |_| {})
+    let trusted = pinned.map(std::slice::from_ref).unwrap_or_default();
+    bundle::verify(tar, trusted, &mut |_| {})
 }
 
 /// Verify with the ledger key pinned and return the error, which must name
@@ -47,7 +50,7 @@ fn honest_bundle_passes_with_the_pinned_key() {
     let f = Fixture::new();
     let tar = f.bundle();
     let mut last = 0;
-    let report = bundle::verify(&tar[..], Some(&f.ledger.verifier_key()), &mut |n| {
+    let report = bundle::verify(&tar[..], &[f.ledger.verifier_key()], &mut |n| {
         assert!(n >= last);
         last = n;
     })
@@ -55,11 +58,16 @@ fn honest_bundle_passes_with_the_pinned_key() {
     assert_eq!(last, tar.len() as u64, "progress reaches the end");
     assert_eq!(report.entries, 7);
     assert_eq!(report.export_seq, 9);
-    assert_eq!(report.checkpoint.size(), 11);
+    assert_eq!(report.checkpoint.size(), 10);
     assert_eq!(report.checkpoint.root(), f.tree.root());
     assert_eq!(report.checkpoint.origin(), ORIGIN);
-    assert!(report.ledger_key_pinned);
-    assert_eq!(report.ledger_key, f.ledger.verifier_key().key_id());
+    assert!(report.is_valid());
+    assert_eq!(
+        report.origin,
+        Origin::Pinned {
+            key_id: f.ledger.verifier_key().key_id()
+        }
+    );
     assert_eq!(report.signing_keys, vec![f.dock.verifier_key().key_id()]);
     assert_eq!(report.footage_bytes, 2_800_000);
     assert!(report.warnings.is_empty(), "{:?}", report.warnings);
@@ -77,17 +85,53 @@ fn honest_bundle_passes_with_the_pinned_key() {
 }
 
 #[test]
-fn without_a_pin_the_bundle_key_is_used_with_a_warning() {
+fn without_a_pin_everything_else_is_checked_but_the_bundle_is_not_valid() {
     let f = Fixture::new();
     let report = verify(&f.bundle(), None).unwrap();
-    assert!(!report.ledger_key_pinned);
-    assert_eq!(report.ledger_key, f.ledger.verifier_key().key_id());
-    assert_eq!(report.warnings.len(), 1, "{:?}", report.warnings);
-    assert!(
-        report.warnings[0].contains("--ledger-key"),
-        "{:?}",
-        report.warnings
+    assert!(!report.is_valid());
+    assert_eq!(
+        report.origin,
+        Origin::Unverified {
+            signers: vec![f.ledger.verifier_key().key_id()],
+            bundle_key: Some(f.ledger.verifier_key().key_id()),
+        }
     );
+    assert_eq!(report.signing_keys, vec![f.dock.verifier_key().key_id()]);
+    assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+    // The other checks still run: tampered footage is still caught.
+    let tar = tampered(&f, |m| member(m, FOOTAGE_A)[7] ^= 1);
+    let err = verify(&tar, None).unwrap_err();
+    assert_eq!(err.location(), Some(FOOTAGE_A), "{err}");
+}
+
+#[test]
+fn a_forged_bundle_with_its_own_key_pair_is_never_valid() {
+    // Anyone can make a bundle consistent with itself: a fresh ledger key
+    // pair, its .pub in keys/, a checkpoint signed with it.
+    let forger = SigningKey::from_seed("ledger", &[77; 32]).unwrap();
+    let mut f = Fixture::new();
+    f.checkpoint = Checkpoint::new(ORIGIN, f.tree.size(), f.tree.root())
+        .unwrap()
+        .sign(&forger);
+    f.ledger = forger;
+    let tar = f.bundle();
+    let report = verify(&tar, None).unwrap();
+    assert!(!report.is_valid(), "{:?}", report.origin);
+    // Against the real ledger key: refused.
+    let real = SigningKey::from_seed("ledger", &[2; 32]).unwrap();
+    let err = verify(&tar, Some(&real.verifier_key())).unwrap_err();
+    assert!(
+        matches!(err.problem(), Some(Problem::CheckpointNotPinned { .. })),
+        "{err}"
+    );
+    // Several trusted keys: one of them must have signed.
+    let other = SigningKey::from_seed("other", &[5; 32]).unwrap();
+    let trusted = [other.verifier_key(), real.verifier_key()];
+    let err = bundle::verify(&tar[..], &trusted, &mut |_| {}).unwrap_err();
+    assert_eq!(err.location(), Some("checkpoint"), "{err}");
+    let honest = Fixture::new().bundle();
+    let report = bundle::verify(&honest[..], &trusted, &mut |_| {}).unwrap();
+    assert!(report.is_valid());
 }
 
 #[test]
@@ -138,7 +182,7 @@ fn the_layout_is_as_documented() {
     );
     let proof: Value = serde_json::from_slice(member(&mut members, "proofs/9.json")).unwrap();
     assert_eq!(proof["index"], 9);
-    assert_eq!(proof["size"], 11);
+    assert_eq!(proof["size"], 10);
     assert!(proof["hashes"]
         .as_array()
         .unwrap()
@@ -390,8 +434,135 @@ fn the_export_entry_dropped() {
         set_entry_lines(m, &lines);
         remove(m, "proofs/9.json");
     });
+    let (problem, message) = rejected(&tar, &f, "entries.jsonl line 6 (seq 8)");
+    assert!(
+        matches!(problem, Problem::LastNotExport { ref action } if action == "segment.wiped"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_checkpoint_beyond_the_export_entry_is_refused() {
+    // Genuine, signed by the real ledger key, every proof valid at its
+    // size: but it is for 11 entries and the export entry is seq 9, so
+    // entry 10 (or a later export entry) could have been dropped.
+    let f = Fixture::new();
+    let full = Checkpoint::new(ORIGIN, f.full_tree.size(), f.full_tree.root())
+        .unwrap()
+        .sign(&f.ledger);
+    let tar = tampered(&f, |m| {
+        *member(m, "checkpoint") = full.into_bytes();
+        for seq in BUNDLE_SEQS {
+            let proof = bundle::InclusionProof {
+                index: seq,
+                size: f.full_tree.size(),
+                hashes: custos_core::merkle::inclusion_proof(&f.full_tree, seq, 11).unwrap(),
+            };
+            *member(m, &format!("proofs/{seq}.json")) = serde_json::to_vec(&proof).unwrap();
+        }
+    });
+    let (problem, message) = rejected(&tar, &f, "checkpoint");
+    assert!(
+        matches!(
+            problem,
+            Problem::NotAtExport {
+                size: 11,
+                export: 9
+            }
+        ),
+        "{message}"
+    );
+    assert!(message.contains("it must be exactly 10"), "{message}");
+}
+
+#[test]
+fn an_older_export_entry_cannot_stand_for_a_later_one() {
+    // The attack: export, place a hold, export again; from the
+    // second bundle drop the second export entry and the hold with their
+    // proofs. The first export entry is then the last, and all it lists is
+    // there; the checkpoint (the second export's) gives it away.
+    let f = Fixture::new();
+    let (tar, _) = f.second_export();
+    let pinned = f.ledger.verifier_key();
+    let report = verify(&tar, Some(&pinned)).unwrap();
+    assert_eq!(report.export_seq, 12);
+    let doctored = {
+        let mut m = unpack(&tar);
+        let mut lines = entry_lines(&mut m);
+        assert!(lines.pop().unwrap().starts_with("{\"seq\":12,"));
+        assert!(lines.pop().unwrap().starts_with("{\"seq\":11,"));
+        set_entry_lines(&mut m, &lines);
+        remove(&mut m, "proofs/11.json");
+        remove(&mut m, "proofs/12.json");
+        pack(&m)
+    };
+    let (problem, message) = rejected(&doctored, &f, "checkpoint");
+    assert!(
+        matches!(
+            problem,
+            Problem::NotAtExport {
+                size: 13,
+                export: 9
+            }
+        ),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_listed_entry_missing_under_the_last_export() {
+    // Entry 9 (the first export) dropped with its proof: the second export
+    // lists it.
+    let f = Fixture::new();
+    let (tar, _) = f.second_export();
+    let tar = {
+        let mut m = unpack(&tar);
+        let mut lines = entry_lines(&mut m);
+        let at = lines
+            .iter()
+            .position(|l| l.starts_with("{\"seq\":9,"))
+            .unwrap();
+        lines.remove(at);
+        set_entry_lines(&mut m, &lines);
+        remove(&mut m, "proofs/9.json");
+        pack(&m)
+    };
     let (problem, message) = rejected(&tar, &f, "entries.jsonl");
-    assert!(matches!(problem, Problem::NoExportEntry), "{message}");
+    assert!(
+        matches!(problem, Problem::ListedEntryMissing { seq: 9, export: 12 }),
+        "{message}"
+    );
+}
+
+#[test]
+fn an_entry_the_export_does_not_list_is_refused() {
+    // Entry 10 (case.closed, about another case) added with a valid proof:
+    // in the log, but not what the export names.
+    let f = Fixture::new();
+    let (tar, tree) = f.second_export();
+    let tar = {
+        let mut m = unpack(&tar);
+        let mut lines = entry_lines(&mut m);
+        let at = lines
+            .iter()
+            .position(|l| l.starts_with("{\"seq\":11,"))
+            .unwrap();
+        let extra = String::from_utf8(f.log[10].to_json_line().unwrap().into_bytes()).unwrap();
+        lines.insert(at, extra.trim_end().to_owned());
+        set_entry_lines(&mut m, &lines);
+        let proof = bundle::InclusionProof {
+            index: 10,
+            size: 13,
+            hashes: custos_core::merkle::inclusion_proof(&tree, 10, 13).unwrap(),
+        };
+        m.push(("proofs/10.json".into(), serde_json::to_vec(&proof).unwrap()));
+        pack(&m)
+    };
+    let (problem, message) = rejected(&tar, &f, "entries.jsonl line 8 (seq 10)");
+    assert!(
+        matches!(problem, Problem::EntryNotListed { export: 12 }),
+        "{message}"
+    );
 }
 
 #[test]
@@ -487,24 +658,36 @@ fn checkpoint_replaced_by_one_signed_with_another_key() {
     );
     assert!(message.contains("pinned ledger key ledger+"), "{message}");
 
-    // Not pinned, keys/ unchanged: no key in the bundle signed it.
-    let err = verify(&tar, None).unwrap_err();
+    // Not pinned, keys/ unchanged: no key in the bundle signed it; not
+    // valid either way.
+    let report = verify(&tar, None).unwrap();
+    assert!(!report.is_valid());
     assert!(
-        matches!(err.problem(), Some(Problem::CheckpointUnsigned { .. })),
-        "{err}"
+        matches!(
+            report.origin,
+            Origin::Unverified {
+                bundle_key: None,
+                ..
+            }
+        ),
+        "{:?}",
+        report.origin
     );
-    assert_eq!(err.location(), Some("checkpoint"));
 
     // Not pinned, and the forger also replaced keys/ledger.pub: the bundle
     // is consistent with itself, which is all an unpinned check can show;
-    // the report says so, and pinning the real key refuses it.
+    // it is not valid, and pinning the real key refuses it.
     let tar = tampered(&f, |m| {
         *member(m, "checkpoint") = forged.clone().into_bytes();
         *member(m, "keys/ledger.pub") = format!("{}\n", forger.verifier_key()).into_bytes();
     });
     let report = verify(&tar, None).unwrap();
-    assert_eq!(report.ledger_key, forger.verifier_key().key_id());
-    assert!(report.warnings.iter().any(|w| w.contains("--ledger-key")));
+    assert!(!report.is_valid());
+    assert!(
+        matches!(report.origin, Origin::Unverified { bundle_key: Some(ref k), .. } if *k == forger.verifier_key().key_id()),
+        "{:?}",
+        report.origin
+    );
     let (problem, _) = rejected(&tar, &f, "checkpoint");
     assert!(matches!(problem, Problem::CheckpointNotPinned { .. }));
 }
@@ -513,7 +696,7 @@ fn checkpoint_replaced_by_one_signed_with_another_key() {
 fn checkpoint_for_another_tree() {
     // Signed by the real key, but over a tree without the bundle's entries.
     let f = Fixture::new();
-    let other = Checkpoint::new(ORIGIN, 11, leaf_hash(b"another tree"))
+    let other = Checkpoint::new(ORIGIN, 10, leaf_hash(b"another tree"))
         .unwrap()
         .sign(&f.ledger);
     let tar = tampered(&f, |m| *member(m, "checkpoint") = other.into_bytes());
@@ -527,15 +710,15 @@ fn proofs_tampered() {
     // A proof for another tree size.
     let tar = tampered(&f, |m| {
         let mut proof = f.proof(5);
-        proof.size = 10;
+        proof.size = 11;
         *member(m, "proofs/5.json") = serde_json::to_vec(&proof).unwrap();
     });
     let (problem, _) = rejected(&tar, &f, "proofs/5.json");
     assert!(matches!(
         problem,
         Problem::ProofSize {
-            size: 10,
-            checkpoint: 11
+            size: 11,
+            checkpoint: 10
         }
     ));
     // Another entry's proof under this entry's name.
@@ -718,7 +901,7 @@ fn not_a_tar_is_unreadable() {
             Err(std::io::Error::other("disk on fire"))
         }
     }
-    let err = bundle::verify(Failing, None, &mut |_| {}).unwrap_err();
+    let err = bundle::verify(Failing, &[], &mut |_| {}).unwrap_err();
     assert!(matches!(err, BundleError::Io(_)), "{err}");
 }
 
@@ -916,6 +1099,162 @@ fn entry_lines_must_be_json() {
         .to_json_line()
         .is_err());
     assert!(bundle::EntryLine::new(3, &b"{"[..]).to_json_line().is_err());
+}
+
+// ---------------------------------------------------------------------------
+// Hostile archives: bounded memory, escaped names
+
+/// A tar member header for `path` of `size` bytes and type `kind`.
+fn raw_header(path: &[u8], size: u64, kind: tar::EntryType) -> Vec<u8> {
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(kind);
+    header.set_size(size);
+    header.set_mode(0o644);
+    let name = &mut header.as_old_mut().name;
+    name[..path.len()].copy_from_slice(path);
+    header.set_cksum();
+    header.as_bytes().to_vec()
+}
+
+fn verify_with(tar: &[u8], limits: bundle::Limits) -> Result<Report, BundleError> {
+    let mut verifier = bundle::BundleVerifier::with_limits(limits);
+    verifier.read_tar(tar, &mut |_| {})?;
+    verifier.finish(&[])
+}
+
+#[test]
+fn the_members_of_a_bundle_are_bounded_in_total() {
+    let f = Fixture::new();
+    let honest = unpack(&f.bundle());
+    // Many members, each small: the count is bounded.
+    let mut members = honest.clone();
+    for i in 100..200 {
+        members.push((format!("proofs/{i}.json"), b"{}".to_vec()));
+    }
+    let err = verify_with(&pack(&members), bundle::Limits::default().members(50)).unwrap_err();
+    assert!(
+        matches!(err.problem(), Some(Problem::TooManyMembers { max: 50 })),
+        "{err}"
+    );
+    // Each member under its own limit, together over the bytes held.
+    let mut members = honest.clone();
+    for i in 100..120 {
+        members.push((format!("proofs/{i}.json"), vec![b' '; 60 << 10]));
+    }
+    let err = verify_with(
+        &pack(&members),
+        bundle::Limits::default().held_bytes(1 << 20),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            err.problem(),
+            Some(Problem::HeldTooLarge { max: 1_048_576 })
+        ),
+        "{err}"
+    );
+    assert!(err.location().unwrap().starts_with("proofs/1"), "{err}");
+    // Key files.
+    let mut members = honest.clone();
+    for i in 0..5 {
+        members.push((format!("keys/k{i}.pub"), b"x\n".to_vec()));
+    }
+    let err = verify_with(&pack(&members), bundle::Limits::default().keys(4)).unwrap_err();
+    assert!(
+        matches!(err.problem(), Some(Problem::TooManyKeys { max: 4 })),
+        "{err}"
+    );
+    // The honest bundle fits the defaults with room to spare.
+    verify_with(&f.bundle(), bundle::Limits::default()).unwrap();
+}
+
+#[test]
+fn a_huge_entries_file_is_refused_before_it_is_read() {
+    // The header says 300 MiB; nothing is allocated or read for it.
+    let size = 300u64 << 20;
+    let header = raw_header(b"entries.jsonl", size, tar::EntryType::Regular);
+    let reader = std::io::Read::chain(
+        &header[..],
+        std::io::Read::take(std::io::repeat(b'x'), size),
+    );
+    let err = bundle::verify(reader, &[], &mut |_| {}).unwrap_err();
+    assert!(
+        matches!(err.problem(), Some(Problem::TooLarge { size: s, max }) if *s == size && *max == bundle::MAX_ENTRIES_BYTES),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_huge_long_name_header_is_refused_before_it_is_read() {
+    // A GNU long-name header of 64 MiB: the tar crate alone would read it
+    // whole into memory (and a bigger one would exhaust it).
+    let size = 64u64 << 20;
+    let mut tar = raw_header(b"././@LongLink", size, tar::EntryType::GNULongName);
+    tar.resize(tar.len() + size as usize, b'a');
+    tar.extend(raw_header(b"placeholder", 0, tar::EntryType::Regular));
+    tar.extend([0u8; 1024]);
+    let err = verify(&tar, None).unwrap_err();
+    assert_eq!(err.location(), Some("GNU long-name header"), "{err}");
+    assert!(
+        matches!(err.problem(), Some(Problem::TooLarge { max, .. }) if *max == bundle::MAX_NAME_HEADER_BYTES),
+        "{err}"
+    );
+}
+
+#[test]
+fn long_member_names_from_gnu_and_pax_headers_are_read() {
+    // A name of 170 bytes needs a GNU long-name header (as BundleWriter
+    // writes them) or a PAX path record (as GNU tar --format=pax and
+    // Python's tarfile write them); either way it is the name checked.
+    let long = format!("unknown/{}", "u".repeat(162));
+    let tar = pack(&[(long.clone(), b"{}".to_vec())]);
+    let err = verify(&tar, None).unwrap_err();
+    assert_eq!(err.location(), Some(long.as_str()), "{err}");
+    assert!(
+        matches!(err.problem(), Some(Problem::UnknownMember)),
+        "{err}"
+    );
+
+    let body = format!(" path={long}\n");
+    let record = format!("{}{body}", body.len() + 3);
+    let mut tar = raw_header(
+        b"PaxHeaders/x",
+        record.len() as u64,
+        tar::EntryType::XHeader,
+    );
+    tar.extend(record.as_bytes());
+    tar.resize(tar.len().div_ceil(512) * 512, 0);
+    tar.extend(raw_header(b"short-name", 2, tar::EntryType::Regular));
+    tar.extend(b"{}");
+    tar.resize(tar.len().div_ceil(512) * 512 + 1024, 0);
+    let err = verify(&tar, None).unwrap_err();
+    assert_eq!(err.location(), Some(long.as_str()), "{err}");
+    assert!(
+        matches!(err.problem(), Some(Problem::UnknownMember)),
+        "{err}"
+    );
+}
+
+#[test]
+fn control_characters_in_member_names_are_escaped() {
+    // A member name that would clear the screen and print a fake verdict.
+    let f = Fixture::new();
+    let evil = "footage/x\u{1b}[2J\rcustos: export.tar: valid\n\u{202e}gpj.exe";
+    let mut members = unpack(&f.bundle());
+    members.push((evil.to_owned(), b"hi".to_vec()));
+    let err = verify(&pack(&members), Some(&f.ledger.verifier_key())).unwrap_err();
+    assert_eq!(
+        err.location(),
+        Some(evil),
+        "the location is the name as it is"
+    );
+    let shown = err.to_string();
+    assert!(
+        !shown.chars().any(|c| c.is_control() || c == '\u{202e}'),
+        "{shown:?}"
+    );
+    assert!(shown.contains("x\\u{1b}[2J\\u{d}custos"), "{shown}");
+    assert_eq!(bundle::escape_control("seg-a 调阅"), "seg-a 调阅");
 }
 
 mod no_panics {

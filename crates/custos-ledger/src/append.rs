@@ -395,7 +395,7 @@ pub(crate) enum Msg {
 /// compact range.
 pub(crate) struct Writer {
     pub(crate) store: Store,
-    pub(crate) key: SigningKey,
+    pub(crate) key: std::sync::Arc<SigningKey>,
     pub(crate) origin: String,
     pub(crate) clock: SharedClock,
     pub(crate) config: WriterConfig,

@@ -7,8 +7,10 @@
 //!    requested segments, appends the `export.created` entry naming them
 //!    (`details.segments`, `details.entries`), waits until it is durable and
 //!    published, and collects what the bundle holds besides footage: the
-//!    checkpoint that covers the export entry, the entry lines, their
-//!    inclusion proofs at that checkpoint's size, the signed manifests and
+//!    checkpoint the ledger signs at exactly the export entry's seq + 1
+//!    (whatever the log has grown to meanwhile; [`Ledger::checkpoint_at`]),
+//!    the entry lines, their inclusion proofs at that size, the signed
+//!    manifests and
 //!    the keys (the ledger's and every dock key that signed a manifest or an
 //!    event in the bundle). All of it is bounded by the number of entries,
 //!    never by the size of the footage.
@@ -17,8 +19,10 @@
 //!    [`FootageSource`] through a fixed buffer.
 //!
 //! This module must never hold a footage object in memory, never write a
-//! bundle whose checkpoint does not cover its export entry, and never
-//! record an export of a segment the catalogue does not know.
+//! bundle whose checkpoint is not at its export entry's seq + 1 (a verifier
+//! refuses it: an entry after the export could have been dropped), never
+//! export part of a case silently, and never record an export of a segment
+//! the catalogue does not know.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, Read, Write};
@@ -143,6 +147,12 @@ pub enum ExportError {
     /// The case is not known or links no segment.
     #[error("case {0:?} links no segment")]
     EmptyCase(String),
+    /// The case links more segments than one export may hold.
+    #[error("case {case:?} links more than {MAX_EXPORT_SEGMENTS} segments, more than one export may hold; export them in parts with --segment")]
+    CaseTooLarge {
+        /// The case.
+        case: String,
+    },
     /// The catalogue could not be searched for a case's segments.
     #[error("finding the segments of case {case:?}: {why}")]
     Case {
@@ -276,18 +286,36 @@ fn manifest_size(envelope: &Envelope) -> u64 {
         .unwrap_or(0)
 }
 
-/// The segments linked to `case` in the catalogue, in id order.
+/// Every segment linked to `case` in the catalogue, in id order: all of
+/// them, or [`ExportError::CaseTooLarge`] when there are more than
+/// [`MAX_EXPORT_SEGMENTS`] (never the first page of a search: a case
+/// exported in part would look complete).
 pub fn case_segments(ledger: &Ledger, case: &str) -> Result<Vec<String>, ExportError> {
-    let query = crate::catalogue::SegmentQuery {
-        case: Some(case.to_owned()),
-        limit: Some(1000),
-        ..Default::default()
-    };
-    let found = ledger.search(&query).map_err(|e| ExportError::Case {
+    let failed = |why: String| ExportError::Case {
         case: case.to_owned(),
-        why: e.to_string(),
-    })?;
-    let ids: Vec<String> = found.into_iter().map(|r| r.segment_id).collect();
+        why,
+    };
+    let prefix = crate::layout::composite(&[case.as_bytes()]);
+    let mut ids = Vec::new();
+    for row in ledger
+        .store()
+        .table_scan(crate::catalogue::BY_CASE, &prefix)
+    {
+        let (key, _) = row.map_err(|e| failed(e.to_string()))?;
+        let id = crate::layout::split_composite(&key)
+            .and_then(|parts| parts.get(1).copied())
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .ok_or_else(|| failed("a (case, segment) row of the catalogue is malformed".into()))?;
+        if ledger.segment(id)?.is_none() {
+            continue;
+        }
+        if ids.len() == MAX_EXPORT_SEGMENTS {
+            return Err(ExportError::CaseTooLarge {
+                case: case.to_owned(),
+            });
+        }
+        ids.push(id.to_owned());
+    }
     if ids.is_empty() {
         return Err(ExportError::EmptyCase(case.to_owned()));
     }
@@ -445,8 +473,9 @@ pub async fn prepare_export(
     let export_seq = receipt.seq;
     seqs.insert(export_seq);
 
-    // A checkpoint that covers it (the receipt's size is published once
-    // the append is acknowledged).
+    // The checkpoint at exactly export_seq + 1, so that the export entry
+    // is the last entry it covers (the receipt's size is published once
+    // the append is acknowledged; later appends may have grown it since).
     let published = ledger.published();
     if published.size <= export_seq {
         return Err(ExportError::NotCovered {
@@ -454,7 +483,8 @@ pub async fn prepare_export(
             size: published.size,
         });
     }
-    let size = published.size;
+    let size = export_seq + 1;
+    let checkpoint = ledger.checkpoint_at(size)?;
 
     let mut lines = Vec::with_capacity(seqs.len());
     let mut proofs = Vec::with_capacity(seqs.len());
@@ -530,7 +560,7 @@ pub async fn prepare_export(
     Ok(PreparedExport {
         export_id,
         export_seq,
-        checkpoint: published.checkpoint.to_string(),
+        checkpoint,
         size,
         keys,
         manifests: manifests.into_iter().map(|(_, env)| env).collect(),

@@ -233,6 +233,9 @@ struct Inner {
     /// The writer thread; taken and joined by `close`.
     writer: Mutex<Option<JoinHandle<()>>>,
     verifier: VerifierKey,
+    /// The key that signs checkpoints, shared with the writer thread (which
+    /// signs each new tree); [`Ledger::checkpoint_at`] signs past sizes.
+    signer: Arc<SigningKey>,
     origin: String,
     clock: SharedClock,
     /// Batch verification of dock event signatures ([`crate::verify`]).
@@ -330,9 +333,10 @@ impl Ledger {
             .tree_size
             .set(i64::try_from(range.size()).unwrap_or(i64::MAX));
         let (tx, rx) = mpsc::channel(options.writer.queue.max(1));
+        let key = Arc::new(key);
         let writer = Writer {
             store: store.clone(),
-            key,
+            key: key.clone(),
             origin: options.origin.clone(),
             clock: options.clock.clone(),
             config: options.writer,
@@ -356,6 +360,7 @@ impl Ledger {
                 tx,
                 writer: Mutex::new(Some(handle)),
                 verifier,
+                signer: key,
                 origin: options.origin,
                 clock: options.clock,
                 batcher: crate::verify::Batcher::default(),
@@ -683,6 +688,30 @@ impl Ledger {
             size,
             hashes,
         })
+    }
+
+    /// The signed checkpoint (C2SP signed note, as `/v1/checkpoint` serves
+    /// one) of the tree of the first `size` entries, `size` at most the
+    /// published size: its root is computed from the stored tree (O(log
+    /// size) node reads) and signed with the ledger key. An export's bundle
+    /// carries the one at its export entry's `seq + 1`.
+    pub fn checkpoint_at(&self, size: u64) -> Result<String, ReadError> {
+        self.refuse_if_tampered()?;
+        let published = self.published();
+        if size > published.size {
+            return Err(ReadError::OutOfRange(format!(
+                "size {size} is beyond the published tree size {}",
+                published.size
+            )));
+        }
+        let root = if size == published.size {
+            published.root
+        } else {
+            custos_core::merkle::root_at(&self.inner.store.nodes(), size)?
+        };
+        let checkpoint = Checkpoint::new(&self.inner.origin, size, root)
+            .map_err(|e| ReadError::OutOfRange(format!("the checkpoint of size {size}: {e}")))?;
+        Ok(checkpoint.sign(&self.inner.signer))
     }
 
     /// The consistency proof from the tree of `from` entries to the tree of

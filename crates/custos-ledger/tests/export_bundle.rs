@@ -85,6 +85,11 @@ struct Fixture {
     reviewer: String,
     officer: String,
     footage: Vec<(String, Vec<u8>)>,
+    dock: Caller,
+}
+
+fn dock_caller(f: &Fixture) -> Caller {
+    f.dock.clone()
 }
 
 async fn fixture() -> Fixture {
@@ -155,6 +160,7 @@ async fn fixture() -> Fixture {
         reviewer,
         officer,
         footage: footage_list,
+        dock,
     }
 }
 
@@ -184,7 +190,11 @@ async fn export_to_vec(f: &Fixture, segments: &[&str]) -> Result<Vec<u8>, Export
 }
 
 fn verify(tar: &[u8], ledger: &Ledger) -> Result<bundle::Report, BundleError> {
-    bundle::verify(Cursor::new(tar), Some(ledger.verifier_key()), &mut |_| {})
+    bundle::verify(
+        Cursor::new(tar),
+        std::slice::from_ref(ledger.verifier_key()),
+        &mut |_| {},
+    )
 }
 
 /// The entries of a bundle's entries.jsonl (read with a minimal tar
@@ -220,7 +230,8 @@ async fn an_export_verifies_and_holds_its_own_entry() {
     let before = f.ledger.published().size;
     let tar = export_to_vec(&f, &["seg-a", "seg-b"]).await.unwrap();
     let report = verify(&tar, &f.ledger).unwrap();
-    assert!(report.ledger_key_pinned);
+    assert!(report.is_valid());
+    assert_eq!(report.checkpoint.size(), report.export_seq + 1);
     assert_eq!(report.segments.len(), 2);
     assert_eq!(
         report.footage_bytes,
@@ -450,4 +461,102 @@ async fn a_case_exports_its_linked_segments() {
         .unwrap();
     let (status, _) = post_export(&f, &f.reviewer, json!({"case": empty.id})).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ledger_signs_the_checkpoint_of_any_past_size() {
+    let f = fixture().await;
+    let then = f.ledger.published();
+    let dock = dock_caller(&f);
+    f.ledger
+        .append_event(&dock, &event("recorder.docked", "rec-10", Map::new()))
+        .await
+        .unwrap();
+    assert!(f.ledger.published().size > then.size);
+    // Ed25519 signatures are deterministic: the very checkpoint published then.
+    assert_eq!(
+        f.ledger.checkpoint_at(then.size).unwrap(),
+        then.checkpoint.to_string()
+    );
+    let now = f.ledger.published();
+    assert_eq!(
+        f.ledger.checkpoint_at(now.size).unwrap(),
+        now.checkpoint.to_string()
+    );
+    assert!(f.ledger.checkpoint_at(now.size + 1).is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_is_bound_to_the_checkpoint_at_its_entry() {
+    // Entries appended after the export entry, before the bundle is
+    // written, do not move its checkpoint.
+    let f = fixture().await;
+    let actor = Actor {
+        kind: ActorKind::Reviewer,
+        id: "reviewer-1".into(),
+    };
+    let prepared = export::prepare_export(&f.ledger, actor, &request(&["seg-a"]))
+        .await
+        .unwrap();
+    let dock = dock_caller(&f);
+    f.ledger
+        .append_event(&dock, &event("recorder.docked", "rec-11", Map::new()))
+        .await
+        .unwrap();
+    assert_eq!(prepared.size, prepared.export_seq + 1);
+    let source = ObjectFootage::new(f.objects.clone(), tokio::runtime::Handle::current());
+    let tar = tokio::task::spawn_blocking(move || {
+        export::write_bundle(&prepared, &source, Vec::new())
+            .unwrap()
+            .0
+    })
+    .await
+    .unwrap();
+    let report = verify(&tar, &f.ledger).unwrap();
+    assert!(f.ledger.published().size > report.checkpoint.size());
+    assert_eq!(report.checkpoint.size(), report.export_seq + 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_case_export_names_every_linked_segment() {
+    // More segments than one catalogue search page (1000): all of them.
+    const N: usize = 1001;
+    let f = fixture().await;
+    let dock = dock_caller(&f);
+    let ingests = (0..N).map(|i| {
+        let id = format!("case-seg-{i:04}");
+        let m = manifest(&id, &[i as u8]);
+        let mut details = Map::new();
+        details.insert(
+            "manifest".into(),
+            serde_json::to_value(m.sign(&dock_key()).unwrap()).unwrap(),
+        );
+        let body = event("segment.ingested", &id, details);
+        let ledger = f.ledger.clone();
+        let dock = dock.clone();
+        async move { ledger.append_event(&dock, &body).await.unwrap() }
+    });
+    futures::future::join_all(ingests).await;
+    let supervisor = Actor {
+        kind: ActorKind::Supervisor,
+        id: "sup-1".into(),
+    };
+    let links = (0..N).map(|i| {
+        let mut details = Map::new();
+        details.insert("segment_id".into(), json!(format!("case-seg-{i:04}")));
+        let append =
+            custos_ledger::Append::new(supervisor.clone(), "case.segment_linked", "case-big")
+                .unwrap()
+                .details(details);
+        let ledger = f.ledger.clone();
+        async move { ledger.append(append).await.unwrap() }
+    });
+    futures::future::join_all(links).await;
+    let ids = export::case_segments(&f.ledger, "case-big").unwrap();
+    assert_eq!(ids.len(), N);
+    assert_eq!(ids[N - 1], format!("case-seg-{:04}", N - 1));
+    assert!(matches!(
+        export::case_segments(&f.ledger, "case-none"),
+        Err(ExportError::EmptyCase(_))
+    ));
 }

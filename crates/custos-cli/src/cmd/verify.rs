@@ -1,4 +1,4 @@
-//! `custos verify bundle FILE.tar [--ledger-key FILE.pub]` and
+//! `custos verify bundle FILE.tar (--ledger-key FILE.pub... | --trusted-keys DIR)` and
 //! `custos verify log --ledger URL --ledger-key FILE.pub [--checkpoint FILE]`.
 //!
 //! `verify bundle` is offline: it streams the tar through
@@ -12,9 +12,12 @@
 //!
 //! Exit codes: 0 valid, 1 invalid (one line on standard error names the
 //! file, entry or checkpoint at fault), 2 cannot read or reach, or bad usage.
-//! Neither command ever trusts a ledger key it was not given: the bundle's
-//! own key is used only with a warning, and `verify log` refuses to run
-//! without `--ledger-key`.
+//! Neither command ever trusts a ledger key it was not given: `verify
+//! bundle` without a pinned key runs every other check, says the origin is
+//! unverified and exits 1 (anyone can make a bundle consistent with itself
+//! with a key pair of their own), and `verify log` refuses to run without
+//! `--ledger-key`. Everything printed from a bundle has its control
+//! characters escaped ([`bundle::escape_control`]): member names are input.
 
 use std::collections::BTreeMap;
 use std::io::{BufReader, IsTerminal as _};
@@ -22,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use custos_core::bundle::{self, BundleError, Report};
+use custos_core::bundle::{self, BundleError, Origin, Report};
 use custos_core::checkpoint::Checkpoint;
 use custos_core::entry::{actions, ActorKind, Entry, Event};
 use custos_core::keys::VerifierKey;
@@ -40,16 +43,21 @@ pub struct VerifyArgs {
 #[derive(Debug, clap::Subcommand)]
 enum VerifyCommand {
     /// Verify an export bundle offline: footage against manifests, every
-    /// signature, the entries' chain and inclusion proofs, the checkpoint.
-    /// Exit 0 valid, 1 invalid, 2 cannot read.
+    /// signature, the entries' chain and inclusion proofs, the checkpoint
+    /// against a ledger key you pinned. Exit 0 valid, 1 invalid (or no
+    /// pinned key: origin unverified), 2 cannot read.
     Bundle {
         /// The bundle (a tar file).
         #[arg(value_name = "FILE.tar")]
         file: PathBuf,
-        /// The ledger's public key, obtained out of band. Without it the
-        /// key inside the bundle is used, with a warning.
+        /// A ledger public key obtained out of band (repeatable: the
+        /// checkpoint must be signed by one of them). Without any pinned
+        /// key the origin is unverified and the bundle is not valid.
         #[arg(long, value_name = "FILE.pub")]
-        ledger_key: Option<PathBuf>,
+        ledger_key: Vec<PathBuf>,
+        /// A directory of trusted ledger public keys (its *.pub files).
+        #[arg(long, value_name = "DIR")]
+        trusted_keys: Option<PathBuf>,
     },
     /// Verify a ledger's whole log: every entry, the prev chain, the tree
     /// root against the signed checkpoint, and consistency with an older
@@ -75,7 +83,20 @@ enum VerifyCommand {
 
 pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     match args.command {
-        VerifyCommand::Bundle { file, ledger_key } => verify_bundle(&file, ledger_key.as_deref()),
+        VerifyCommand::Bundle {
+            file,
+            ledger_key,
+            trusted_keys,
+        } => {
+            let mut trusted = Vec::new();
+            for path in &ledger_key {
+                trusted.push(read_key(path)?);
+            }
+            if let Some(dir) = &trusted_keys {
+                trusted.extend(read_key_dir(dir)?);
+            }
+            verify_bundle(&file, &trusted)
+        }
         VerifyCommand::Log {
             ledger,
             checkpoint,
@@ -109,6 +130,28 @@ fn read_key(path: &Path) -> anyhow::Result<VerifierKey> {
         .with_context(|| format!("ledger key {}", path.display()))
 }
 
+/// Every `*.pub` file in `dir` (not its subdirectories), in name order; a
+/// directory without one is an error, so that a wrong path is not taken for
+/// "no key pinned".
+fn read_key_dir(dir: &Path) -> anyhow::Result<Vec<VerifierKey>> {
+    let mut paths = Vec::new();
+    for item in std::fs::read_dir(dir).with_context(|| format!("trusted keys {}", dir.display()))? {
+        let item = item.with_context(|| format!("trusted keys {}", dir.display()))?;
+        let path = item.path();
+        if path.extension().is_some_and(|e| e == "pub") && path.is_file() {
+            paths.push(path);
+        }
+    }
+    if paths.is_empty() {
+        anyhow::bail!(
+            "trusted keys {}: no .pub file in the directory",
+            dir.display()
+        );
+    }
+    paths.sort();
+    paths.iter().map(|p| read_key(p)).collect()
+}
+
 /// A byte or entry progress bar on standard error, only when it is a terminal.
 fn progress_bar(len: u64, template: &str) -> ProgressBar {
     if !std::io::stderr().is_terminal() {
@@ -124,8 +167,7 @@ fn progress_bar(len: u64, template: &str) -> ProgressBar {
 // ---------------------------------------------------------------------------
 // verify bundle
 
-fn verify_bundle(path: &Path, ledger_key: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let pinned = ledger_key.map(read_key).transpose()?;
+fn verify_bundle(path: &Path, trusted: &[VerifierKey]) -> anyhow::Result<ExitCode> {
     let file = std::fs::File::open(path).with_context(|| format!("{}", path.display()))?;
     let len = file.metadata().map(|m| m.len()).unwrap_or(0);
     let bar = progress_bar(
@@ -133,12 +175,20 @@ fn verify_bundle(path: &Path, ledger_key: Option<&Path>) -> anyhow::Result<ExitC
         "{spinner} verifying {bytes}/{total_bytes} [{wide_bar}] {bytes_per_sec}, {eta} left",
     );
     let reader = BufReader::with_capacity(1 << 20, file);
-    let result = bundle::verify(reader, pinned.as_ref(), &mut |done| bar.set_position(done));
+    let result = bundle::verify(reader, trusted, &mut |done| bar.set_position(done));
     bar.finish_and_clear();
+    let shown = safe(&path.display().to_string());
     match result {
-        Ok(report) => {
-            print_report(path, &report);
+        Ok(report) if report.is_valid() => {
+            print_report(&shown, &report);
             Ok(ExitCode::SUCCESS)
+        }
+        Ok(report) => {
+            print_report(&shown, &report);
+            eprintln!(
+                "custos: {shown}: origin unverified: every other check passed, but no ledger key was pinned, so nothing shows which ledger signed the checkpoint (anyone can make such a bundle with a key pair of their own); verify with --ledger-key FILE.pub or --trusted-keys DIR"
+            );
+            Ok(ExitCode::from(1))
         }
         Err(err) if err.is_unreadable() => {
             let err = match err {
@@ -146,18 +196,29 @@ fn verify_bundle(path: &Path, ledger_key: Option<&Path>) -> anyhow::Result<ExitC
                 BundleError::Io(e) => format!("reading: {e}"),
                 other => other.to_string(),
             };
-            eprintln!("custos: {}: {err}", path.display());
+            eprintln!("custos: {shown}: {}", safe(&err));
             Ok(ExitCode::from(2))
         }
         Err(err) => {
-            eprintln!("custos: {}: INVALID: {err}", path.display());
+            eprintln!("custos: {shown}: INVALID: {}", safe(&err.to_string()));
             Ok(ExitCode::from(1))
         }
     }
 }
 
-fn print_report(path: &Path, report: &Report) {
-    println!("{}: valid", path.display());
+/// Text from a bundle (or naming one) as it may be printed: control
+/// characters escaped, so a hostile member name cannot move the cursor or
+/// start a fake report line.
+fn safe(text: &str) -> String {
+    bundle::escape_control(text).into_owned()
+}
+
+fn print_report(shown: &str, report: &Report) {
+    if report.is_valid() {
+        println!("{shown}: valid");
+    } else {
+        println!("{shown}: NOT VERIFIED: origin unverified (no pinned ledger key); every other check passed");
+    }
     println!(
         "  segments    {} ({} bytes of footage, every SHA-256 matches its signed manifest)",
         report.segments.len(),
@@ -167,7 +228,10 @@ fn print_report(path: &Path, report: &Report) {
         let sm3 = if s.sm3_checked { ", SM3 checked" } else { "" };
         println!(
             "    {}  {}  {} bytes  {}{sm3}",
-            s.segment_id, s.footage, s.size, s.sha256
+            safe(&s.segment_id),
+            safe(&s.footage),
+            s.size,
+            s.sha256
         );
     }
     println!(
@@ -175,20 +239,38 @@ fn print_report(path: &Path, report: &Report) {
         report.entries, report.export_seq
     );
     println!(
-        "  checkpoint  {} size {} root {}",
-        report.checkpoint.origin(),
+        "  checkpoint  {} size {} root {} (at the export entry)",
+        safe(report.checkpoint.origin()),
         report.checkpoint.size(),
         report.checkpoint.root()
     );
-    let how = if report.ledger_key_pinned {
-        "pinned with --ledger-key"
-    } else {
-        "taken from the bundle, NOT pinned"
-    };
-    println!("  ledger key  {} ({how})", report.ledger_key);
-    println!("  dock keys   {}", report.signing_keys.join(", "));
+    match &report.origin {
+        Origin::Pinned { key_id } => {
+            println!("  ledger key  {} (pinned)", safe(key_id));
+        }
+        Origin::Unverified {
+            signers,
+            bundle_key,
+        } => {
+            let claims = if signers.is_empty() {
+                "no signature".to_owned()
+            } else {
+                format!("signatures claiming {}", safe(&signers.join(", ")))
+            };
+            let own = match bundle_key {
+                Some(k) => format!(
+                    "; {} in the bundle's own keys/ verifies it, which proves nothing",
+                    safe(k)
+                ),
+                None => String::new(),
+            };
+            println!("  ledger key  NOT PINNED: the checkpoint carries {claims}{own}");
+        }
+        _ => println!("  ledger key  unknown"),
+    }
+    println!("  dock keys   {}", safe(&report.signing_keys.join(", ")));
     for w in &report.warnings {
-        println!("warning: {w}");
+        println!("warning: {}", safe(w));
     }
 }
 

@@ -18,7 +18,8 @@
 //! ```
 //!
 //! The bundle holds entries 2, 3, 4, 5, 7, 8 and 9, their proofs against
-//! the checkpoint of size 11, both footage files, both manifests and the
+//! the checkpoint of size 10 (the export entry's seq + 1, as the ledger
+//! signs one for every export; entry 10 came later), both footage files, both manifests and the
 //! dock and ledger keys. seg-a is an `.MP4` with SHA-256 only; seg-b has a
 //! name that is not UTF-8 (so its footage is `.bin`), is larger than the
 //! verifier's 1 MiB read buffer, and carries an SM3 digest.
@@ -128,9 +129,12 @@ pub struct Fixture {
     pub manifest_b: (Manifest, Envelope),
     /// Every entry of the log, by seq.
     pub log: Vec<EntryLine>,
+    /// The tree at the export: entries 0 to 9.
     pub tree: MemoryTree,
-    /// The signed checkpoint over the whole log.
+    /// The signed checkpoint of that tree (size 10).
     pub checkpoint: String,
+    /// The tree of the whole log (size 11).
+    pub full_tree: MemoryTree,
 }
 
 /// A log under construction; `hook` may alter each entry before it is
@@ -284,7 +288,8 @@ impl Fixture {
         );
 
         let leaves: Vec<_> = log.lines.iter().map(EntryLine::leaf_hash).collect();
-        let tree = MemoryTree::from_leaves(&leaves);
+        let full_tree = MemoryTree::from_leaves(&leaves);
+        let tree = MemoryTree::from_leaves(&leaves[..10]);
         let checkpoint = Checkpoint::new(ORIGIN, tree.size(), tree.root())
             .unwrap()
             .sign(&ledger);
@@ -298,6 +303,7 @@ impl Fixture {
             log: log.lines,
             tree,
             checkpoint,
+            full_tree,
         }
     }
 
@@ -318,21 +324,76 @@ impl Fixture {
 
     /// The honest bundle, written by [`BundleWriter`] in the recommended order.
     pub fn bundle(&self) -> Vec<u8> {
+        let proofs: Vec<_> = BUNDLE_SEQS.iter().map(|&s| self.proof(s)).collect();
+        self.write(&self.checkpoint, &self.bundle_lines(), &proofs)
+    }
+
+    fn write(&self, checkpoint: &str, lines: &[EntryLine], proofs: &[InclusionProof]) -> Vec<u8> {
         let mut w = BundleWriter::with_mtime(Vec::new(), 1_714_600_000);
         w.add_key(&self.dock.verifier_key()).unwrap();
         w.add_key(&self.ledger.verifier_key()).unwrap();
-        w.add_checkpoint(&self.checkpoint).unwrap();
+        w.add_checkpoint(checkpoint).unwrap();
         w.add_manifest(&self.manifest_a.1).unwrap();
         w.add_manifest(&self.manifest_b.1).unwrap();
-        w.add_entry_lines(&self.bundle_lines()).unwrap();
-        for seq in BUNDLE_SEQS {
-            w.add_proof(&self.proof(seq)).unwrap();
+        w.add_entry_lines(lines).unwrap();
+        for proof in proofs {
+            w.add_proof(proof).unwrap();
         }
         w.add_footage(&self.manifest_a.0, &self.footage_a[..])
             .unwrap();
         w.add_footage(&self.manifest_b.0, &self.footage_b[..])
             .unwrap();
         w.finish().unwrap()
+    }
+
+    /// The honest bundle of a second export of both segments, made after a
+    /// hold was placed on seg-a: the log goes on with
+    ///
+    /// ```text
+    /// 11 hold.placed      seg-a
+    /// 12 export.created   export-2  (entries [2,3,4,5,7,8,9,11])
+    /// ```
+    ///
+    /// and the bundle holds 2, 3, 4, 5, 7, 8, 9, 11 and 12 with proofs at
+    /// the checkpoint of size 13. Returns it and the tree of size 13.
+    pub fn second_export(&self) -> (Vec<u8>, MemoryTree) {
+        let mut log = Log {
+            lines: self.log.clone(),
+            hook: &|_| {},
+        };
+        log.plain(
+            ActorKind::Supervisor,
+            "sup-1",
+            "hold.placed",
+            SEG_A,
+            json!({ "reason": "court order" }),
+        );
+        log.plain(
+            ActorKind::Reviewer,
+            "rev-1",
+            "export.created",
+            "export-2",
+            json!({ "segments": [SEG_A, SEG_B], "entries": [2, 3, 4, 5, 7, 8, 9, 11] }),
+        );
+        let leaves: Vec<_> = log.lines.iter().map(EntryLine::leaf_hash).collect();
+        let tree = MemoryTree::from_leaves(&leaves);
+        let checkpoint = Checkpoint::new(ORIGIN, tree.size(), tree.root())
+            .unwrap()
+            .sign(&self.ledger);
+        let seqs = [2u64, 3, 4, 5, 7, 8, 9, 11, 12];
+        let lines: Vec<_> = seqs
+            .iter()
+            .map(|&s| log.lines[s as usize].clone())
+            .collect();
+        let proofs: Vec<_> = seqs
+            .iter()
+            .map(|&seq| InclusionProof {
+                index: seq,
+                size: tree.size(),
+                hashes: inclusion_proof(&tree, seq, tree.size()).unwrap(),
+            })
+            .collect();
+        (self.write(&checkpoint, &lines, &proofs), tree)
     }
 }
 

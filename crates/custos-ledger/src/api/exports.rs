@@ -51,7 +51,9 @@ pub(super) struct ExportBody {
 impl From<ExportError> for ApiError {
     fn from(e: ExportError) -> ApiError {
         match e {
-            ExportError::NoSegments | ExportError::TooManySegments(_) => {
+            ExportError::NoSegments
+            | ExportError::TooManySegments(_)
+            | ExportError::CaseTooLarge { .. } => {
                 ApiError::bad_request("bad_export", e.to_string())
             }
             ExportError::UnknownSegment(_) | ExportError::EmptyCase(_) => {
