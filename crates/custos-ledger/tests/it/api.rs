@@ -14,7 +14,9 @@ use crate::util::*;
 
 /// A URI that reaches the route's handler (its parameters filled in).
 fn uri_for(path: &str) -> String {
-    let uri = path.replace("{id}", "no-such-thing");
+    let uri = path
+        .replace("{id}", "no-such-thing")
+        .replace("{name}", "no-such-thing");
     match path {
         "/v1/entries" => format!("{uri}?start=0"),
         "/v1/proof/inclusion" => format!("{uri}?index=0&size=1"),
