@@ -348,10 +348,18 @@ fn compare_created(record: &TokenRecord, seq: u64, entry: &Value) -> Result<(), 
     let text = |v: &Value| v.as_str().map(str::to_owned);
     let expected_key = record.key.clone();
     let checks: [(&str, Option<String>, Option<String>); 6] = [
-        ("action", text(&entry["action"]), Some(actions::TOKEN_CREATED.to_owned())),
+        (
+            "action",
+            text(&entry["action"]),
+            Some(actions::TOKEN_CREATED.to_owned()),
+        ),
         ("name", text(&entry["subject"]), Some(record.name.clone())),
         ("id", text(&details["token_id"]), Some(record.id.clone())),
-        ("role", text(&details["role"]), Some(record.role.as_str().to_owned())),
+        (
+            "role",
+            text(&details["role"]),
+            Some(record.role.as_str().to_owned()),
+        ),
         ("key", text(&details["key"]), expected_key),
         (
             "expiry",
@@ -419,12 +427,18 @@ pub fn check_tokens(store: &Store, size: u64, root: &Hash) -> Result<(), CheckEr
                     return Err(row_error(
                         TOKENS,
                         &key,
-                        format!("entry {seq}, which it names as its revocation, does not revoke it"),
+                        format!(
+                            "entry {seq}, which it names as its revocation, does not revoke it"
+                        ),
                     ));
                 }
             }
             (true, None) => {
-                return Err(row_error(TOKENS, &key, "it is revoked, but names no token.revoked entry"))
+                return Err(row_error(
+                    TOKENS,
+                    &key,
+                    "it is revoked, but names no token.revoked entry",
+                ))
             }
             (false, Some(seq)) => {
                 return Err(row_error(
@@ -444,7 +458,9 @@ pub fn check_tokens(store: &Store, size: u64, root: &Hash) -> Result<(), CheckEr
         let key_id = record.key.split('+').take(2).collect::<Vec<_>>().join("+");
         let token = rows.get(&record.token_id);
         let agrees = key_id == key
-            && token.is_some_and(|t| t.key.as_deref() == Some(record.key.as_str()) && t.name == record.dock);
+            && token.is_some_and(|t| {
+                t.key.as_deref() == Some(record.key.as_str()) && t.name == record.dock
+            });
         if !agrees {
             return Err(row_error(
                 DOCK_KEYS,
@@ -480,7 +496,8 @@ impl DerivedTokens {
         match entry["action"].as_str() {
             Some(actions::TOKEN_CREATED) => {
                 if let Some(id) = entry["details"]["token_id"].as_str() {
-                    self.tokens.insert(id.to_owned(), (seq, entry.clone(), false));
+                    self.tokens
+                        .insert(id.to_owned(), (seq, entry.clone(), false));
                 }
             }
             Some(actions::TOKEN_REVOKED) => {
@@ -508,7 +525,11 @@ impl DerivedTokens {
         let mut seen = 0usize;
         for record in auth::list_tokens(store)? {
             let Some((seq, entry, revoked)) = self.tokens.get(&record.id) else {
-                return Err(row_error(TOKENS, &record.id, "no token.created entry made it"));
+                return Err(row_error(
+                    TOKENS,
+                    &record.id,
+                    "no token.created entry made it",
+                ));
             };
             compare_created(&record, *seq, entry)
                 .map_err(|why| row_error(TOKENS, &record.id, why))?;
@@ -516,7 +537,10 @@ impl DerivedTokens {
                 return Err(row_error(
                     TOKENS,
                     &record.id,
-                    format!("it names entry {:?}, but entry {seq} created it", record.created_seq),
+                    format!(
+                        "it names entry {:?}, but entry {seq} created it",
+                        record.created_seq
+                    ),
                 ));
             }
             if record.revoked != *revoked {
@@ -545,7 +569,11 @@ impl DerivedTokens {
                 })
                 .map(|(id, _)| id.clone())
                 .unwrap_or_default();
-            return Err(row_error(TOKENS, &missing, "the log created it, but its row is missing"));
+            return Err(row_error(
+                TOKENS,
+                &missing,
+                "the log created it, but its row is missing",
+            ));
         }
         Ok(())
     }

@@ -49,8 +49,11 @@ impl From<std::io::Error> for OfflineError {
 fn with_ledger<T: Send>(
     options: LedgerOptions,
     key_file: &Path,
-    work: impl FnOnce(Ledger) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, OfflineError>> + Send>>
-        + Send,
+    work: impl FnOnce(
+            Ledger,
+        ) -> std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<T, OfflineError>> + Send>,
+        > + Send,
 ) -> Result<T, OfflineError> {
     // A thread of its own, so that this works from synchronous code and
     // from inside a Tokio runtime alike.
@@ -148,7 +151,10 @@ pub fn revoke_token(
 }
 
 /// Every token, as `GET /v1/tokens` shows them.
-pub fn list_tokens(options: LedgerOptions, key_file: &Path) -> Result<Vec<TokenInfo>, OfflineError> {
+pub fn list_tokens(
+    options: LedgerOptions,
+    key_file: &Path,
+) -> Result<Vec<TokenInfo>, OfflineError> {
     with_ledger(options, key_file, |ledger| {
         Box::pin(async move { Ok(ledger.tokens()?) })
     })

@@ -421,8 +421,16 @@ async fn language_from_accept_language_query_and_cookie() {
 #[tokio::test]
 async fn revoking_a_token_ends_its_console_sessions_at_once() {
     let (env, tokens) = Env::new().await;
-    let rev = env.sign_in(token(&tokens, Role::Reviewer)).await.ok().expect("signed in");
-    let aud = env.sign_in(token(&tokens, Role::Auditor)).await.ok().expect("signed in");
+    let rev = env
+        .sign_in(token(&tokens, Role::Reviewer))
+        .await
+        .ok()
+        .expect("signed in");
+    let aud = env
+        .sign_in(token(&tokens, Role::Auditor))
+        .await
+        .ok()
+        .expect("signed in");
     for session in [&rev, &aud] {
         let page = env
             .call(Method::GET, "/ui/search", &[session], &[], None)

@@ -69,7 +69,9 @@ enum TokenCommand {
 
 /// `--expires`: a number and a unit s, m, h or d.
 fn parse_lifetime(text: &str) -> Result<std::time::Duration, String> {
-    let expected = format!("{text:?} is not a lifetime: expected a number with a unit s, m, h or d (e.g. 90d)");
+    let expected = format!(
+        "{text:?} is not a lifetime: expected a number with a unit s, m, h or d (e.g. 90d)"
+    );
     let split = text
         .find(|c: char| !c.is_ascii_digit())
         .ok_or_else(|| expected.clone())?;
@@ -156,7 +158,8 @@ pub fn run(args: TokenArgs) -> anyhow::Result<ExitCode> {
                     t.name.escape_debug(),
                     t.state,
                     t.created_at,
-                    t.expires_at.map_or_else(|| "-".to_owned(), |e| e.to_string()),
+                    t.expires_at
+                        .map_or_else(|| "-".to_owned(), |e| e.to_string()),
                     t.key_id.as_deref().unwrap_or("-"),
                 );
             }

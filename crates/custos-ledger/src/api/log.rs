@@ -2,11 +2,11 @@
 
 use axum::body::Body;
 use axum::extract::State;
-use bytes::Bytes;
-use futures::StreamExt as _;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use bytes::Bytes;
+use futures::StreamExt as _;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -109,7 +109,8 @@ pub(super) async fn get_entries(
     // that looks whole.
     let range = state.ledger.entry_range(q.start, q.end)?;
     let ledger = state.ledger.clone();
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Bytes, ReadError>>(ENTRY_CHUNKS_IN_FLIGHT);
+    let (tx, mut rx) =
+        tokio::sync::mpsc::channel::<Result<Bytes, ReadError>>(ENTRY_CHUNKS_IN_FLIGHT);
     tokio::task::spawn_blocking(move || {
         let mut chunk = Vec::with_capacity(ENTRIES_PER_CHUNK * 512);
         let mut in_chunk = 0;

@@ -30,7 +30,9 @@ pub struct TokenList {
         (status = 403, description = "Not an admin", body = ErrorBody),
     )
 )]
-pub(super) async fn list_tokens(State(state): State<AppState>) -> Result<Json<TokenList>, ApiError> {
+pub(super) async fn list_tokens(
+    State(state): State<AppState>,
+) -> Result<Json<TokenList>, ApiError> {
     Ok(Json(TokenList {
         tokens: state.ledger.tokens()?,
     }))

@@ -174,7 +174,7 @@ async fn openapi_lists_exactly_the_routes_of_the_role_matrix() {
         );
     }
     // And a route outside the document does not exist.
-    let a = t.get("/v1/tokens", Some(Role::Admin)).await;
+    let a = t.get("/v1/users", Some(Role::Admin)).await;
     assert_eq!(a.status, StatusCode::NOT_FOUND);
     assert_eq!(a.error().error, "not_found");
     let a = t

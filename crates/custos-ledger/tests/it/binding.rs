@@ -50,7 +50,10 @@ async fn post_as(t: &TestLedger, token: &str, envelope: &custos_core::dsse::Enve
 
 async fn custody_len(t: &TestLedger, segment: &str) -> usize {
     let a = t
-        .get(&format!("/v1/segments/{segment}/custody"), Some(Role::Auditor))
+        .get(
+            &format!("/v1/segments/{segment}/custody"),
+            Some(Role::Auditor),
+        )
         .await;
     let custody: Custody = serde_json::from_slice(&a.body).unwrap();
     custody.entries.len()
@@ -203,14 +206,9 @@ async fn segments_ingested_before_the_index_are_indexed_at_open() {
     // Remove the index and its marker, as a store written before it had them.
     {
         let db = sled::open(&path).unwrap();
-        let tree = db
-            .open_tree(custos_ledger::layout::TREE_NAME)
-            .unwrap();
+        let tree = db.open_tree(custos_ledger::layout::TREE_NAME).unwrap();
         let prefix = custos_ledger::layout::table_prefix(catalogue::OBJECT_KEYS);
-        let keys: Vec<_> = tree
-            .scan_prefix(&prefix)
-            .map(|r| r.unwrap().0)
-            .collect();
+        let keys: Vec<_> = tree.scan_prefix(&prefix).map(|r| r.unwrap().0).collect();
         assert_eq!(keys.len(), 1);
         for k in keys {
             tree.remove(k).unwrap();

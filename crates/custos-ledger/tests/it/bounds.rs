@@ -22,7 +22,11 @@ async fn unknown_methods_are_one_metrics_label() {
     assert!(metrics.contains("method=\"other\""), "{metrics}");
     let a = t.get("/v1/checkpoint", None).await;
     assert_eq!(a.status, StatusCode::OK);
-    assert!(t.get("/metrics", None).await.text().contains("method=\"GET\""));
+    assert!(t
+        .get("/metrics", None)
+        .await
+        .text()
+        .contains("method=\"GET\""));
 }
 
 #[tokio::test]
@@ -39,7 +43,10 @@ async fn entries_are_streamed_a_chunk_at_a_time_and_read_whole() {
         use tower::ServiceExt as _;
         let req = axum::http::Request::builder()
             .uri("/v1/entries?start=0")
-            .header("authorization", format!("Bearer {}", t.token(Role::Auditor)))
+            .header(
+                "authorization",
+                format!("Bearer {}", t.token(Role::Auditor)),
+            )
             .body(axum::body::Body::empty())
             .unwrap();
         t.app.clone().oneshot(req).await.unwrap()

@@ -157,7 +157,10 @@ async fn an_expired_token_answers_401() {
         .is_err());
     let list = t.ledger.tokens().unwrap();
     let temp = list.iter().find(|i| i.name == "temp-1").unwrap();
-    assert_eq!((temp.state.as_str(), temp.expires_at), ("expired", Some(end)));
+    assert_eq!(
+        (temp.state.as_str(), temp.expires_at),
+        ("expired", Some(end))
+    );
     t.ledger.close().await;
 }
 
@@ -257,7 +260,11 @@ async fn a_replaced_dock_key_still_verifies_what_it_signed() {
             .store()
             .table_get(DOCK_KEYS, key.verifier_key().key_id().as_bytes())
             .unwrap();
-        assert!(row.is_some(), "{} unregistered", key.verifier_key().key_id());
+        assert!(
+            row.is_some(),
+            "{} unregistered",
+            key.verifier_key().key_id()
+        );
     }
     let reviewer = custos_core::entry::Actor {
         kind: custos_core::entry::ActorKind::Reviewer,
@@ -407,7 +414,10 @@ async fn a_tampered_token_row_is_found_at_start_up() {
     );
     let ledger = open(dir.path()).unwrap();
     let err = ledger.verify_all().unwrap_err();
-    assert!(err.to_string().contains("aud-1") || err.to_string().contains("revoked"), "{err}");
+    assert!(
+        err.to_string().contains("aud-1") || err.to_string().contains("revoked"),
+        "{err}"
+    );
     assert!(ledger.refusal().is_some());
     ledger.close().await;
 
@@ -426,12 +436,26 @@ async fn tokens_are_listed_and_revoked_with_the_service_stopped() {
     let key_file = dir.path().join("ledger.key");
     ledger_key().save(&key_file).unwrap();
     let options = || LedgerOptions::new(&path, ORIGIN);
-    let reviewer = offline::create_token(options(), &key_file, admin_actor(), Role::Reviewer, "rev-1", None)
-        .unwrap();
+    let reviewer = offline::create_token(
+        options(),
+        &key_file,
+        admin_actor(),
+        Role::Reviewer,
+        "rev-1",
+        None,
+    )
+    .unwrap();
     let week = std::time::Duration::from_secs(7 * 86_400);
-    let temp =
-        offline::create_token_for(options(), &key_file, admin_actor(), Role::Auditor, "aud-1", None, Some(week))
-            .unwrap();
+    let temp = offline::create_token_for(
+        options(),
+        &key_file,
+        admin_actor(),
+        Role::Auditor,
+        "aud-1",
+        None,
+        Some(week),
+    )
+    .unwrap();
     assert!(temp.record.expires_at.is_some());
     let list = offline::list_tokens(options(), &key_file).unwrap();
     assert_eq!(list.len(), 2);
@@ -459,6 +483,9 @@ async fn tokens_are_listed_and_revoked_with_the_service_stopped() {
     ledger.close().await;
     drop(ledger);
     let list = offline::list_tokens(options(), &key_file).unwrap();
-    let states: Vec<_> = list.iter().map(|t| (t.name.as_str(), t.state.as_str())).collect();
+    let states: Vec<_> = list
+        .iter()
+        .map(|t| (t.name.as_str(), t.state.as_str()))
+        .collect();
     assert_eq!(states, vec![("aud-1", "active"), ("rev-1", "revoked")]);
 }
