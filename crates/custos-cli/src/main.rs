@@ -27,7 +27,7 @@ enum Command {
     Hash(cmd::hash::HashArgs),
     /// The custody ledger service: `custos ledger serve --config FILE`.
     Ledger(cmd::ledger::LedgerArgs),
-    /// Bearer tokens: `custos token create --config FILE --role ROLE --name NAME [--key NAME.pub]`.
+    /// Bearer tokens: `custos token create|list|revoke --config FILE ...` (service stopped).
     Token(cmd::token::TokenArgs),
     /// Verify an export bundle offline, or a ledger's whole log: `custos verify bundle|log`.
     Verify(cmd::verify::VerifyArgs),

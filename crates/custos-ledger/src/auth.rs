@@ -16,6 +16,24 @@
 //! other. Creating a token is itself a custody entry (`token.created`), whose
 //! state rows are written in the same batch as the entry.
 //!
+//! # Lifecycle
+//!
+//! A token may carry an end (`custos token create --expires 90d`): from
+//! then on it answers 401 `expired_token`. Revoking one (`custos token
+//! revoke`, `POST /v1/tokens/{name}/revoke`) is a `token.revoked` entry
+//! whose row change is written in the same batch; the writer drops the
+//! token from [`TokenCache`] before the revocation is acknowledged, so the
+//! very next request with it answers 401 `revoked_token`, and the console
+//! ends its sessions at their next request. A revoked dock token's key stays
+//! in [`DOCK_KEYS`]: manifests and events it signed before still verify.
+//! A dock's key is replaced by creating a new token with the new `--key`
+//! and revoking the old token.
+//!
+//! Each row records the entry that created it (`created_seq`) and, once
+//! revoked, the one that revoked it (`revoked_seq`); [`crate::check`]
+//! checks rows against those entries, so a row changed behind the ledger's
+//! back is found like a changed entry.
+//!
 //! # The role matrix
 //!
 //! [`ROUTES`] says, for every route of the API, which roles may call it;
@@ -259,6 +277,16 @@ pub const ROUTES: &[RouteAccess] = &[
     },
     RouteAccess {
         method: "GET",
+        path: "/v1/tokens",
+        access: Access::Roles(&[Admin]),
+    },
+    RouteAccess {
+        method: "POST",
+        path: "/v1/tokens/{name}/revoke",
+        access: Access::Roles(&[Admin]),
+    },
+    RouteAccess {
+        method: "GET",
         path: "/v1/openapi.json",
         access: Access::Public,
     },
@@ -320,6 +348,106 @@ pub struct TokenRecord {
     /// Revoked tokens are refused.
     #[serde(default)]
     pub revoked: bool,
+    /// From this instant on the token is refused (none: no end).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Timestamp>,
+    /// The `token.created` entry of this row (absent in rows written
+    /// before rows recorded it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_seq: Option<u64>,
+    /// The `token.revoked` entry, once revoked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_seq: Option<u64>,
+}
+
+impl TokenRecord {
+    /// Whether the token is neither revoked nor expired at `now`.
+    pub fn in_force(&self, now: Timestamp) -> bool {
+        !self.revoked && self.expires_at.is_none_or(|end| now < end)
+    }
+
+    /// What `token.created` records of the secret's hash: a SHA-256 of it
+    /// (hex), so that the start-up check can tie the row's hash to the log
+    /// without the log holding the stored value itself.
+    pub fn secret_check(&self) -> String {
+        secret_check(&self.secret_sha256)
+    }
+}
+
+/// See [`TokenRecord::secret_check`].
+pub fn secret_check(secret_sha256_hex: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(b"custos token row v1\n");
+    h.update(secret_sha256_hex.as_bytes());
+    hex::encode(h.finalize())
+}
+
+/// A token as `GET /v1/tokens` and `custos token list` show it: never the
+/// secret nor its hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct TokenInfo {
+    /// The public id (16 hex digits).
+    pub id: String,
+    /// Its role.
+    #[schema(value_type = String)]
+    pub role: Role,
+    /// The holder's name.
+    pub name: String,
+    /// When it was created.
+    #[schema(value_type = String)]
+    pub created_at: Timestamp,
+    /// When it stops working, if ever.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub expires_at: Option<Timestamp>,
+    /// Whether it was revoked.
+    pub revoked: bool,
+    /// `active`, `expired` or `revoked`.
+    pub state: String,
+    /// A dock's registered key id (`name+hash`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+}
+
+impl TokenInfo {
+    /// What may be shown of `record` at `now`.
+    pub fn of(record: &TokenRecord, now: Timestamp) -> TokenInfo {
+        let state = if record.revoked {
+            "revoked"
+        } else if record.in_force(now) {
+            "active"
+        } else {
+            "expired"
+        };
+        TokenInfo {
+            id: record.id.clone(),
+            role: record.role,
+            name: record.name.clone(),
+            created_at: record.created_at,
+            expires_at: record.expires_at,
+            revoked: record.revoked,
+            state: state.to_owned(),
+            key_id: record
+                .key
+                .as_deref()
+                .map(|k| k.split('+').take(2).collect::<Vec<_>>().join("+")),
+        }
+    }
+}
+
+/// Every stored token, by id.
+pub fn list_tokens(store: &Store) -> Result<Vec<TokenRecord>, StoreError> {
+    let mut out = Vec::new();
+    for row in store.table_scan(TOKENS, b"") {
+        let (key, value) = row?;
+        let record: TokenRecord =
+            serde_json::from_slice(&value).map_err(|e| StoreError::Malformed {
+                what: format!("token {}", String::from_utf8_lossy(&key)),
+                why: e.to_string(),
+            })?;
+        out.push(record);
+    }
+    Ok(out)
 }
 
 /// A registered dock key.
@@ -375,6 +503,9 @@ pub fn generate_token<R: rand_core::CryptoRngCore + ?Sized>(
             created_at: now,
             key: key.map(|k| k.to_string()),
             revoked: false,
+            expires_at: None,
+            created_seq: None,
+            revoked_seq: None,
         },
     }
 }
@@ -438,6 +569,14 @@ pub enum AuthError {
         /// Its public id.
         id: String,
     },
+    /// The token's end has passed.
+    #[error("the bearer token {id} expired at {at}")]
+    Expired {
+        /// Its public id.
+        id: String,
+        /// When it expired.
+        at: Timestamp,
+    },
     /// The caller's role may not call this.
     #[error("role {role} may not {what}")]
     Forbidden {
@@ -468,6 +607,7 @@ fn parse_token(token: &str) -> Result<(&str, [u8; 32]), AuthError> {
 struct KnownToken {
     secret_sha256: [u8; 32],
     revoked: bool,
+    expires_at: Option<Timestamp>,
     caller: Caller,
 }
 
@@ -492,6 +632,7 @@ fn load_token(store: &Store, id: &str) -> Result<Option<KnownToken>, AuthError> 
     Ok(Some(KnownToken {
         secret_sha256,
         revoked: record.revoked,
+        expires_at: record.expires_at,
         caller: Caller {
             role: record.role,
             name: record.name,
@@ -501,7 +642,7 @@ fn load_token(store: &Store, id: &str) -> Result<Option<KnownToken>, AuthError> 
     }))
 }
 
-fn check(known: &KnownToken, presented: &[u8; 32]) -> Result<Caller, AuthError> {
+fn check(known: &KnownToken, presented: &[u8; 32], now: Timestamp) -> Result<Caller, AuthError> {
     if !bool::from(known.secret_sha256.ct_eq(presented)) {
         return Err(AuthError::Invalid);
     }
@@ -510,14 +651,20 @@ fn check(known: &KnownToken, presented: &[u8; 32]) -> Result<Caller, AuthError> 
             id: known.caller.token_id.clone(),
         });
     }
+    if let Some(at) = known.expires_at.filter(|end| now >= *end) {
+        return Err(AuthError::Expired {
+            id: known.caller.token_id.clone(),
+            at,
+        });
+    }
     Ok(known.caller.clone())
 }
 
-/// Check a token's text against the store and return who holds it.
-pub fn authenticate(store: &Store, token: &str) -> Result<Caller, AuthError> {
+/// Check a token's text against the store at `now` and return who holds it.
+pub fn authenticate(store: &Store, token: &str, now: Timestamp) -> Result<Caller, AuthError> {
     let (id, presented) = parse_token(token)?;
     let known = load_token(store, id)?.ok_or(AuthError::Invalid)?;
-    check(&known, &presented)
+    check(&known, &presented, now)
 }
 
 /// Token records kept in memory, so that checking the token of a request
@@ -536,8 +683,15 @@ pub struct TokenCache {
 }
 
 impl TokenCache {
-    /// [`authenticate`], from memory when the token was seen before.
-    pub fn authenticate(&self, store: &Store, token: &str) -> Result<Caller, AuthError> {
+    /// [`authenticate`], from memory when the token was seen before. The
+    /// end of a token is compared with `now` on every call, so an expired
+    /// token is refused whether cached or not.
+    pub fn authenticate(
+        &self,
+        store: &Store,
+        token: &str,
+        now: Timestamp,
+    ) -> Result<Caller, AuthError> {
         use std::sync::atomic::Ordering::SeqCst;
         let (id, presented) = parse_token(token)?;
         let cached = self
@@ -547,7 +701,7 @@ impl TokenCache {
             .get(id)
             .cloned();
         if let Some(known) = cached {
-            return check(&known, &presented);
+            return check(&known, &presented, now);
         }
         let generation = self.generation.load(SeqCst);
         let known = load_token(store, id)?.ok_or(AuthError::Invalid)?;
@@ -556,7 +710,7 @@ impl TokenCache {
             map.insert(id.to_owned(), known.clone());
         }
         drop(map);
-        check(&known, &presented)
+        check(&known, &presented, now)
     }
 
     /// Forget token `id` (its row changed).

@@ -15,6 +15,7 @@
 //! | [`BY_TIME`] | (start time, segment) | empty |
 //! | [`BY_CASE`] | (case, segment) | empty |
 //! | [`SEGMENT_CASES`] | (segment, case) | empty |
+//! | [`OBJECT_KEYS`] | object key (normalised, see [`object_key_id`]) | segment id |
 //!
 //! (keys are [`crate::layout::composite`]; times are
 //! [`crate::layout::time_key`] of `recorded.start`).
@@ -29,6 +30,13 @@
 //!   recording forever;
 //! - `segment.verified` and `segment.wiped` record their seq on the segment,
 //!   which must exist;
+//! - an entry by a dock (actor kind `dock`) attests only that dock's own
+//!   work (DESIGN.md, "Trust model"): a `segment.ingested` whose manifest's
+//!   `dock.id` is not the actor, whose object key another segment holds
+//!   ([`OBJECT_KEYS`]), or any dock entry naming a segment that another
+//!   dock ingested (the ingesting dock is the manifest's `dock.id`, which
+//!   is the ingest entry's actor) is refused with
+//!   [`RejectionKind::Forbidden`], and nothing is appended;
 //! - `case.segment_linked` (subject: the case id, `details.segment_id`)
 //!   links the segment, which must exist, to the case;
 //! - any entry whose subject, `details.segment_id` or `details.segments`
@@ -38,7 +46,7 @@
 //! This module must never write outside the batch it is handed, and never
 //! refuse an entry for a reason that is not about the catalogue.
 
-use custos_core::entry::{actions, Entry};
+use custos_core::entry::{actions, ActorKind, Entry};
 use custos_core::manifest::{Manifest, Timestamp};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -62,6 +70,12 @@ pub const BY_TIME: &str = "by_time";
 pub const BY_CASE: &str = "by_case";
 /// Table: (segment, case).
 pub const SEGMENT_CASES: &str = "segment_cases";
+
+/// Table: object key ([`object_key_id`]) → the id of the segment whose
+/// manifest names it. One object belongs to one segment: a second segment
+/// on a taken key is refused, and the retention sweeper never deletes an
+/// object that another live segment references.
+pub const OBJECT_KEYS: &str = "object_keys";
 
 /// Table reserved for cases (rules: the retrieval issue).
 pub const CASES: &str = "cases";
@@ -113,6 +127,71 @@ fn segment_key(id: &str) -> Vec<u8> {
     id.as_bytes().to_vec()
 }
 
+/// The index key of an object key: the key as the object store reads it.
+/// `object_store` takes `/a/b`, `a/b/` and `a/b` for the same object, so
+/// the index holds the parsed path; a key the store would not parse is
+/// indexed as written.
+pub fn object_key_id(key: &str) -> String {
+    object_store::path::Path::parse(key)
+        .map(|p| p.to_string())
+        .unwrap_or_else(|_| key.to_owned())
+}
+
+/// The segment whose manifest names object key `key`, if any.
+pub fn segment_by_object_key(store: &Store, key: &str) -> Result<Option<String>, StoreError> {
+    let Some(id) = store.table_get(OBJECT_KEYS, object_key_id(key).as_bytes())? else {
+        return Ok(None);
+    };
+    String::from_utf8(id.to_vec())
+        .map(Some)
+        .map_err(|_| StoreError::Malformed {
+            what: format!("object key index row {key:?}"),
+            why: "the segment id is not UTF-8".into(),
+        })
+}
+
+/// Marks a store whose [`OBJECT_KEYS`] index covers every segment.
+const META_OBJECT_KEYS: &[u8] = b"Mobject_keys";
+
+/// Build the [`OBJECT_KEYS`] index for segments ingested before it existed
+/// (once, at open, before the writer starts; a store marked as indexed is
+/// left alone). Where two old segments name the same key, the one ingested
+/// first keeps it. Returns how many rows were written.
+pub(crate) fn build_object_keys(store: &Store) -> Result<usize, StoreError> {
+    if store.get(META_OBJECT_KEYS)?.is_some() {
+        return Ok(0);
+    }
+    let mut first: std::collections::BTreeMap<String, (u64, String)> = Default::default();
+    for row in store.table_scan(SEGMENTS, b"") {
+        let (key, value) = row?;
+        let record: SegmentRecord =
+            serde_json::from_slice(&value).map_err(|e| StoreError::Malformed {
+                what: format!("segment row {:?}", String::from_utf8_lossy(&key)),
+                why: e.to_string(),
+            })?;
+        let slot = first
+            .entry(object_key_id(&record.manifest.object.key))
+            .or_insert((record.ingested_seq, record.segment_id.clone()));
+        if record.ingested_seq < slot.0 {
+            *slot = (record.ingested_seq, record.segment_id);
+        }
+    }
+    let mut batch = sled::Batch::default();
+    let rows = first.len();
+    for (key, (_, id)) in first {
+        if store.table_get(OBJECT_KEYS, key.as_bytes())?.is_none() {
+            batch.insert(
+                crate::layout::table_key(OBJECT_KEYS, key.as_bytes()),
+                id.into_bytes(),
+            );
+        }
+    }
+    batch.insert(META_OBJECT_KEYS, &b"1"[..]);
+    store.tree().apply_batch(batch).map_err(StoreError::from)?;
+    store.flush()?;
+    Ok(rows)
+}
+
 /// Update the catalogue for `entry` (see the module documentation); called
 /// by the writer with the state as the batch left it.
 pub(crate) fn index(
@@ -121,6 +200,9 @@ pub(crate) fn index(
     manifest: Option<&Manifest>,
 ) -> Result<(), GuardError> {
     let action = entry.action.as_str();
+    if entry.actor.kind == ActorKind::Dock {
+        own_work_only(tx, entry, manifest)?;
+    }
     if action == actions::SEGMENT_INGESTED {
         let Some(manifest) = manifest else {
             return Err(Rejection::new(
@@ -180,6 +262,51 @@ pub(crate) fn index(
     Ok(())
 }
 
+/// The refusal of a dock entry about another dock's work.
+fn not_own(message: String) -> GuardError {
+    Rejection::new(RejectionKind::Forbidden, "not_own_work", message).into()
+}
+
+/// A dock attests only its own work (see the module documentation): its
+/// manifests name it, its entries name only segments it ingested, and a
+/// segment it ingests names an object no other segment holds.
+fn own_work_only(
+    tx: &StateTx<'_>,
+    entry: &Entry,
+    manifest: Option<&Manifest>,
+) -> Result<(), GuardError> {
+    let dock = entry.actor.id.as_str();
+    if let Some(m) = manifest {
+        if m.dock.id != dock {
+            return Err(not_own(format!(
+                "dock {dock:?} may not ingest a manifest that names dock {:?}; a dock attests only its own work",
+                m.dock.id
+            )));
+        }
+        let key = object_key_id(&m.object.key);
+        if let Some(holder) = tx.get(OBJECT_KEYS, key.as_bytes())? {
+            if holder != m.segment_id.as_bytes() {
+                return Err(not_own(format!(
+                    "object key {:?} belongs to segment {:?}; one object is one segment's, never another's",
+                    m.object.key,
+                    String::from_utf8_lossy(&holder)
+                )));
+            }
+        }
+    }
+    for segment in segments_named(entry) {
+        if let Some(record) = tx.get_json::<SegmentRecord>(SEGMENTS, &segment_key(segment))? {
+            if record.manifest.dock.id != dock {
+                return Err(not_own(format!(
+                    "segment {segment:?} was ingested by dock {:?}; dock {dock:?} may record {} only about segments it ingested",
+                    record.manifest.dock.id, entry.action
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn ingest(tx: &mut StateTx<'_>, entry: &Entry, manifest: &Manifest) -> Result<(), GuardError> {
     let id = manifest.segment_id.as_str();
     if id != entry.subject {
@@ -230,6 +357,22 @@ fn ingest(tx: &mut StateTx<'_>, entry: &Entry, manifest: &Manifest) -> Result<()
         Vec::new(),
     );
     tx.insert(BY_TIME, &composite(&[&start, id.as_bytes()]), Vec::new());
+    let object = object_key_id(&manifest.object.key);
+    if let Some(holder) = tx.get(OBJECT_KEYS, object.as_bytes())? {
+        if holder != id.as_bytes() {
+            return Err(Rejection::new(
+                RejectionKind::Forbidden,
+                "object_key_taken",
+                format!(
+                    "object key {:?} belongs to segment {:?}; one object is one segment's, never another's",
+                    manifest.object.key,
+                    String::from_utf8_lossy(&holder)
+                ),
+            )
+            .into());
+        }
+    }
+    tx.insert(OBJECT_KEYS, object.as_bytes(), id.as_bytes().to_vec());
     Ok(())
 }
 

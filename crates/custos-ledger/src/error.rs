@@ -74,6 +74,17 @@ pub enum TamperError {
     /// The stored tree state or checkpoint does not match the entries.
     #[error("ledger tree state does not match the stored log: {0}")]
     Tree(String),
+    /// A state row that the log decides (a token, a dock key) does not
+    /// match the entries that made it.
+    #[error("ledger table {table} row {key:?} does not match the log: {reason}")]
+    Row {
+        /// The table.
+        table: String,
+        /// The row's key.
+        key: String,
+        /// What does not match.
+        reason: String,
+    },
 }
 
 impl TamperError {
@@ -82,7 +93,7 @@ impl TamperError {
         match self {
             TamperError::Entry { index, .. } => Some(*index),
             TamperError::Node { first_entry, .. } => Some(*first_entry),
-            TamperError::Tree(_) => None,
+            TamperError::Tree(_) | TamperError::Row { .. } => None,
         }
     }
 }

@@ -1171,6 +1171,17 @@ pub async fn sweep(
             segments.push(s);
         }
     }
+    // Which segments name each object: the sweeper never deletes an object
+    // that another live (not deleted) segment references. Since the
+    // object-key index a second segment cannot take a key, but segments
+    // recorded before it may share one.
+    let mut referenced: std::collections::HashMap<String, Vec<String>> = Default::default();
+    for s in &segments {
+        referenced
+            .entry(crate::catalogue::object_key_id(&s.manifest.object.key))
+            .or_default()
+            .push(s.segment_id.clone());
+    }
     let actor = Actor {
         kind: custos_core::entry::ActorKind::Ledger,
         id: "retention-sweeper".into(),
@@ -1246,7 +1257,25 @@ pub async fn sweep(
             Err(e) => return Err(e.into()),
         };
         let mut error = None;
-        if let Some(store) = objects {
+        let object = crate::catalogue::object_key_id(&segment.manifest.object.key);
+        let mut others = Vec::new();
+        for id in referenced.get(&object).into_iter().flatten() {
+            if *id != segment.segment_id
+                && ledger
+                    .store()
+                    .table_get(DELETED, id.as_bytes())
+                    .map_err(ReadError::from)?
+                    .is_none()
+            {
+                others.push(id.clone());
+            }
+        }
+        if !others.is_empty() {
+            error = Some(format!(
+                "object {:?} kept: segment(s) {others:?} also reference it",
+                segment.manifest.object.key
+            ));
+        } else if let Some(store) = objects {
             match object_store::path::Path::parse(&segment.manifest.object.key) {
                 Ok(key) => {
                     if let Err(e) = store.delete(&key).await {

@@ -219,6 +219,20 @@ pub enum TokenError {
     /// `--key` was given for a role other than dock.
     #[error("only dock tokens carry a key (role {0} given)")]
     KeyForNonDock(Role),
+    /// The lifetime reaches beyond the year 9999.
+    #[error("a token lifetime of {0:?} reaches beyond the year 9999")]
+    LifetimeTooLong(std::time::Duration),
+    /// `--expires` names an instant already past.
+    #[error("the token would expire at {0}, which is not in the future")]
+    AlreadyExpired(custos_core::manifest::Timestamp),
+    /// No token in force has that name (and id).
+    #[error("no token in force named {name:?}{}", token_id.as_deref().map(|id| format!(" with id {id}")).unwrap_or_default())]
+    NotFound {
+        /// The name asked for.
+        name: String,
+        /// The id asked for, if any.
+        token_id: Option<String>,
+    },
     /// The append failed (for example, the key is registered to another dock).
     #[error(transparent)]
     Append(#[from] AppendError),
@@ -317,6 +331,12 @@ impl Ledger {
                 Err(CheckError::Tampered(t)) => return Err(t.into()),
                 Err(CheckError::Store(s)) => return Err(s.into()),
             };
+        match check::check_tokens(&store, range.size(), &opened.root()) {
+            Ok(()) => {}
+            Err(CheckError::Tampered(t)) => return Err(t.into()),
+            Err(CheckError::Store(s)) => return Err(s.into()),
+        }
+        catalogue::build_object_keys(&store)?;
         let shared = Arc::new(Shared {
             published: RwLock::new(Arc::new(Published {
                 size: range.size(),
@@ -529,18 +549,40 @@ impl Ledger {
         name: &str,
         key: Option<VerifierKey>,
     ) -> Result<NewToken, TokenError> {
+        self.create_token_until(creator, role, name, key, None)
+            .await
+    }
+
+    /// [`Ledger::create_token`] for a token that stops working at
+    /// `expires_at` (none: no end).
+    pub async fn create_token_until(
+        &self,
+        creator: Actor,
+        role: Role,
+        name: &str,
+        key: Option<VerifierKey>,
+        expires_at: Option<custos_core::manifest::Timestamp>,
+    ) -> Result<NewToken, TokenError> {
         if !auth::valid_name(name) {
             return Err(TokenError::BadName(name.to_owned()));
         }
         if key.is_some() && role != Role::Dock {
             return Err(TokenError::KeyForNonDock(role));
         }
-        let token =
-            auth::generate_token(&mut rand_core::OsRng, role, name, key.as_ref(), self.now());
-        let record = token.record.clone();
+        let now = self.now();
+        if let Some(end) = expires_at.filter(|end| *end <= now) {
+            return Err(TokenError::AlreadyExpired(end));
+        }
+        let mut token = auth::generate_token(&mut rand_core::OsRng, role, name, key.as_ref(), now);
+        token.record.expires_at = expires_at;
+        let mut record = token.record.clone();
         let mut details = Map::new();
         details.insert("role".into(), role.as_str().into());
         details.insert("token_id".into(), record.id.clone().into());
+        details.insert("secret_check".into(), record.secret_check().into());
+        if let Some(end) = expires_at {
+            details.insert("expires_at".into(), end.to_string().into());
+        }
         if let Some(k) = &key {
             details.insert("key".into(), k.to_string().into());
             details.insert("key_id".into(), k.key_id().into());
@@ -566,9 +608,14 @@ impl Ledger {
                                 ),
                             )));
                         }
+                        // The key stays registered with the token it came
+                        // with first; a new token for the same dock and key
+                        // adds nothing to the key table.
+                    } else {
+                        tx.insert_json(DOCK_KEYS, key_id.as_bytes(), &row);
                     }
-                    tx.insert_json(DOCK_KEYS, key_id.as_bytes(), &row);
                 }
+                record.created_seq = Some(tx.seq());
                 tx.insert_json(TOKENS, record.id.as_bytes(), &record);
                 Ok(())
             });
@@ -576,12 +623,88 @@ impl Ledger {
         Ok(token)
     }
 
+    /// Revoke the tokens named `name` that are not revoked yet (only
+    /// `token_id`, if given), recorded as one `token.revoked` entry by
+    /// `revoker` whose details list their ids. Effective at once: the
+    /// writer drops them from the token cache before this returns, so the
+    /// next request with any of them is refused. A dock's key stays
+    /// registered (its old signatures still verify).
+    pub async fn revoke_token(
+        &self,
+        revoker: Actor,
+        name: &str,
+        token_id: Option<&str>,
+    ) -> Result<(Receipt, Vec<String>), TokenError> {
+        if !auth::valid_name(name) {
+            return Err(TokenError::BadName(name.to_owned()));
+        }
+        let only = token_id.map(str::to_owned);
+        // The tokens to revoke are chosen from the rows as they are now and
+        // named in the entry; the guard refuses if any of them changed
+        // before the writer got to it (revoked by someone else meanwhile).
+        let mut ids: Vec<String> = auth::list_tokens(self.store())
+            .map_err(|e| AppendError::Storage(e.to_string()))?
+            .into_iter()
+            .filter(|r| r.name == name && !r.revoked)
+            .filter(|r| only.as_deref().is_none_or(|id| r.id == id))
+            .map(|r| r.id)
+            .collect();
+        ids.sort();
+        if ids.is_empty() {
+            return Err(TokenError::NotFound {
+                name: name.to_owned(),
+                token_id: only,
+            });
+        }
+        let mut details = Map::new();
+        details.insert(
+            "token_ids".into(),
+            Value::Array(ids.iter().cloned().map(Value::from).collect()),
+        );
+        let name_owned = name.to_owned();
+        let to_revoke = ids.clone();
+        let append = Append::new(revoker, actions::TOKEN_REVOKED, name)?
+            .details(details)
+            .guard(move |tx| {
+                for id in &to_revoke {
+                    let record = tx.get_json::<auth::TokenRecord>(TOKENS, id.as_bytes())?;
+                    let Some(mut record) = record.filter(|r| r.name == name_owned && !r.revoked)
+                    else {
+                        return Err(GuardError::Rejected(Rejection::new(
+                            RejectionKind::Conflict,
+                            "token_changed",
+                            format!(
+                                "token {id} of {name_owned:?} was revoked meanwhile; nothing was changed"
+                            ),
+                        )));
+                    };
+                    record.revoked = true;
+                    record.revoked_seq = Some(tx.seq());
+                    tx.insert_json(TOKENS, id.as_bytes(), &record);
+                }
+                Ok(())
+            });
+        let receipt = self.append(append).await?;
+        Ok((receipt, ids))
+    }
+
+    /// Every token, as it may be shown (no secret, no hash), by name then id.
+    pub fn tokens(&self) -> Result<Vec<auth::TokenInfo>, StoreError> {
+        let now = self.now();
+        let mut list: Vec<_> = auth::list_tokens(self.store())?
+            .iter()
+            .map(|r| auth::TokenInfo::of(r, now))
+            .collect();
+        list.sort_by(|a, b| (&a.name, &a.id).cmp(&(&b.name, &b.id)));
+        Ok(list)
+    }
+
     /// Check a bearer token's text and return who holds it.
     pub fn authenticate(&self, token: &str) -> Result<Caller, auth::AuthError> {
         self.inner
             .shared
             .tokens
-            .authenticate(&self.inner.store, token)
+            .authenticate(&self.inner.store, token, self.now())
     }
 
     // -----------------------------------------------------------------
@@ -639,6 +762,22 @@ impl Ledger {
     /// [`MAX_ENTRIES_PER_PAGE`] entries after `start`; a caller that wants
     /// more asks again from where the answer stopped.
     pub fn entries(&self, start: u64, end: Option<u64>) -> Result<Vec<EntryLine>, ReadError> {
+        let range = self.entry_range(start, end)?;
+        let mut out = Vec::with_capacity((range.end - range.start) as usize);
+        for seq in range {
+            out.push(self.entry_line(seq)?);
+        }
+        Ok(out)
+    }
+
+    /// The page of entries [`Ledger::entries`] would serve for `start` and
+    /// `end`, without reading them (`/v1/entries` streams them one by one
+    /// with [`Ledger::entry_line`]).
+    pub fn entry_range(
+        &self,
+        start: u64,
+        end: Option<u64>,
+    ) -> Result<std::ops::Range<u64>, ReadError> {
         self.refuse_if_tampered()?;
         let size = self.published().size;
         if start > size {
@@ -655,20 +794,21 @@ impl Ledger {
                 "end {end} is before start {start}"
             )));
         }
-        let mut out = Vec::with_capacity((end - start) as usize);
-        for seq in start..end {
-            let bytes = self.checked_entry(seq)?;
-            let line = EntryLine::new(seq, &bytes).ok_or_else(|| {
-                let t = TamperError::Entry {
-                    index: seq,
-                    reason: "it is not JSON".into(),
-                };
-                self.inner.shared.set_tampered(t.clone());
-                ReadError::Tampered(t)
-            })?;
-            out.push(line);
-        }
-        Ok(out)
+        Ok(start..end)
+    }
+
+    /// Entry `seq` of the published log as a `/v1/entries` line, checked
+    /// against its stored leaf hash.
+    pub fn entry_line(&self, seq: u64) -> Result<EntryLine, ReadError> {
+        let bytes = self.entry(seq)?;
+        EntryLine::new(seq, &bytes).ok_or_else(|| {
+            let t = TamperError::Entry {
+                index: seq,
+                reason: "it is not JSON".into(),
+            };
+            self.inner.shared.set_tampered(t.clone());
+            ReadError::Tampered(t)
+        })
     }
 
     /// The inclusion proof of entry `index` in the tree of `size` entries

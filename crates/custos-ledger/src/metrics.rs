@@ -31,7 +31,8 @@ pub struct Metrics {
     pub signature_batches: IntCounterVec,
     /// The published tree size.
     pub tree_size: IntGauge,
-    /// HTTP requests by method, route template and status code.
+    /// HTTP requests by method (the standard ones by name, any other as
+    /// `other`), route template and status code.
     pub http_requests: IntCounterVec,
     /// Time the server spent on each request, by method and route template.
     pub http_seconds: HistogramVec,

@@ -1,11 +1,13 @@
-//! Administration with the service stopped: `custos token create` opens
-//! the ledger's sled directory itself.
+//! Administration with the service stopped: `custos token create`,
+//! `custos token revoke` and `custos token list` open the ledger's sled
+//! directory themselves.
 //!
 //! sled allows one process per database, so this works only while `custos
 //! ledger serve` is not running on the same `data_dir`; otherwise opening
-//! fails with [`crate::StoreError::Locked`], whose message says so. The
-//! token is created through the same writer path as in the service, so its
-//! `token.created` entry and its rows are written in one durable batch.
+//! fails with [`crate::StoreError::Locked`], whose message says so. A
+//! token is created or revoked through the same writer path as in the
+//! service, so its `token.created` or `token.revoked` entry and its rows
+//! are written in one durable batch.
 //!
 //! Nothing here may bypass the writer or the start-up check.
 
@@ -14,7 +16,7 @@ use std::path::Path;
 use custos_core::entry::Actor;
 use custos_core::keys::{SigningKey, VerifierKey};
 
-use crate::auth::{NewToken, Role};
+use crate::auth::{NewToken, Role, TokenInfo};
 use crate::ledger::{Ledger, LedgerOptions, TokenError};
 use crate::serve::ServeError;
 
@@ -25,9 +27,12 @@ pub enum OfflineError {
     /// The ledger could not be opened (key, lock, start-up check).
     #[error(transparent)]
     Open(#[from] ServeError),
-    /// The token could not be created.
+    /// The token could not be created or revoked.
     #[error(transparent)]
     Token(#[from] TokenError),
+    /// Reading the tokens failed.
+    #[error(transparent)]
+    Store(#[from] crate::error::StoreError),
     /// The runtime could not be started.
     #[error("starting the runtime: {0}")]
     Runtime(std::io::Error),
@@ -39,21 +44,20 @@ impl From<std::io::Error> for OfflineError {
     }
 }
 
-/// Open the ledger in `options.data_dir` with the key at `key_file`, create
-/// a token for `role` and `name` (registering `key` for a dock), recorded
-/// as made by `creator`, and close the ledger.
-pub fn create_token(
+/// Open the ledger in `options.data_dir` with the key at `key_file`, run
+/// `work` with it on a runtime of its own, and close the ledger.
+fn with_ledger<T: Send>(
     options: LedgerOptions,
     key_file: &Path,
-    creator: Actor,
-    role: Role,
-    name: &str,
-    key: Option<VerifierKey>,
-) -> Result<NewToken, OfflineError> {
+    work: impl FnOnce(
+            Ledger,
+        ) -> std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<T, OfflineError>> + Send>,
+        > + Send,
+) -> Result<T, OfflineError> {
     // A thread of its own, so that this works from synchronous code and
     // from inside a Tokio runtime alike.
     let key_file = key_file.to_owned();
-    let name = name.to_owned();
     std::thread::scope(|scope| {
         scope
             .spawn(move || {
@@ -70,12 +74,88 @@ pub fn create_token(
                     .enable_all()
                     .build()?;
                 runtime.block_on(async {
-                    let token = ledger.create_token(creator, role, &name, key).await;
+                    let result = work(ledger.clone()).await;
                     ledger.close().await;
-                    Ok(token?)
+                    result
                 })
             })
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
+/// Open the ledger in `options.data_dir` with the key at `key_file`, create
+/// a token for `role` and `name` (registering `key` for a dock), recorded
+/// as made by `creator`, and close the ledger.
+pub fn create_token(
+    options: LedgerOptions,
+    key_file: &Path,
+    creator: Actor,
+    role: Role,
+    name: &str,
+    key: Option<VerifierKey>,
+) -> Result<NewToken, OfflineError> {
+    create_token_for(options, key_file, creator, role, name, key, None)
+}
+
+/// [`create_token`] for a token that stops working `lifetime` after now
+/// (the ledger's clock).
+pub fn create_token_for(
+    options: LedgerOptions,
+    key_file: &Path,
+    creator: Actor,
+    role: Role,
+    name: &str,
+    key: Option<VerifierKey>,
+    lifetime: Option<std::time::Duration>,
+) -> Result<NewToken, OfflineError> {
+    let name = name.to_owned();
+    with_ledger(options, key_file, move |ledger| {
+        Box::pin(async move {
+            let expires_at = match lifetime {
+                None => None,
+                Some(d) => Some(
+                    time::Duration::try_from(d)
+                        .ok()
+                        .and_then(|d| ledger.now().checked_add(d))
+                        .ok_or(TokenError::LifetimeTooLong(d))?,
+                ),
+            };
+            Ok(ledger
+                .create_token_until(creator, role, &name, key, expires_at)
+                .await?)
+        })
+    })
+}
+
+/// Revoke the tokens in force named `name` (only `token_id`, if given), as
+/// [`Ledger::revoke_token`] does in the service. Returns the
+/// `token.revoked` entry's seq and the ids revoked.
+pub fn revoke_token(
+    options: LedgerOptions,
+    key_file: &Path,
+    revoker: Actor,
+    name: &str,
+    token_id: Option<&str>,
+) -> Result<(u64, Vec<String>), OfflineError> {
+    let name = name.to_owned();
+    let token_id = token_id.map(str::to_owned);
+    with_ledger(options, key_file, move |ledger| {
+        Box::pin(async move {
+            let (receipt, ids) = ledger
+                .revoke_token(revoker, &name, token_id.as_deref())
+                .await?;
+            Ok((receipt.seq, ids))
+        })
+    })
+}
+
+/// Every token, as `GET /v1/tokens` shows them.
+pub fn list_tokens(
+    options: LedgerOptions,
+    key_file: &Path,
+) -> Result<Vec<TokenInfo>, OfflineError> {
+    with_ledger(options, key_file, |ledger| {
+        Box::pin(async move { Ok(ledger.tokens()?) })
     })
 }

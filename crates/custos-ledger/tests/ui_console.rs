@@ -417,3 +417,49 @@ async fn language_from_accept_language_query_and_cookie() {
     assert!(!js.body.contains("innerHTML"));
     env.ledger.close().await;
 }
+
+#[tokio::test]
+async fn revoking_a_token_ends_its_console_sessions_at_once() {
+    let (env, tokens) = Env::new().await;
+    let rev = env
+        .sign_in(token(&tokens, Role::Reviewer))
+        .await
+        .ok()
+        .expect("signed in");
+    let aud = env
+        .sign_in(token(&tokens, Role::Auditor))
+        .await
+        .ok()
+        .expect("signed in");
+    for session in [&rev, &aud] {
+        let page = env
+            .call(Method::GET, "/ui/search", &[session], &[], None)
+            .await;
+        assert_eq!(page.status, StatusCode::OK);
+    }
+    let bearer = format!("Bearer {}", token(&tokens, Role::Admin));
+    let r = env
+        .call(
+            Method::POST,
+            "/v1/tokens/rev-1/revoke",
+            &[],
+            &[("authorization", &bearer)],
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    // The reviewer's session ends on its very next request; the auditor's
+    // goes on.
+    let r = env
+        .call(Method::GET, "/ui/search", &[&rev], &[], None)
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(r.location(), "/ui/login");
+    let page = env
+        .call(Method::GET, "/ui/search", &[&aud], &[], None)
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    // And the revoked token cannot sign in again.
+    assert!(env.sign_in(token(&tokens, Role::Reviewer)).await.is_err());
+    env.ledger.close().await;
+}

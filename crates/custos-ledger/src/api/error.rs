@@ -156,6 +156,7 @@ impl From<TokenError> for ApiError {
     fn from(e: TokenError) -> Self {
         match e {
             TokenError::Append(a) => a.into(),
+            TokenError::NotFound { .. } => ApiError::not_found(e.to_string()),
             other => ApiError::bad_request("bad_token_request", other.to_string()),
         }
     }
@@ -169,6 +170,7 @@ impl From<AuthError> for ApiError {
             AuthError::Malformed => (StatusCode::UNAUTHORIZED, "malformed_token"),
             AuthError::Invalid => (StatusCode::UNAUTHORIZED, "invalid_token"),
             AuthError::Revoked { .. } => (StatusCode::UNAUTHORIZED, "revoked_token"),
+            AuthError::Expired { .. } => (StatusCode::UNAUTHORIZED, "expired_token"),
             AuthError::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
             AuthError::Store(s) => return s.into(),
         };

@@ -1,15 +1,19 @@
 //! The log's routes: append a dock's event, the checkpoint, entries, proofs.
 
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use bytes::Bytes;
+use futures::StreamExt as _;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::error::ApiError;
 use super::extract::{Authed, JsonBody, Query};
 use super::AppState;
+use crate::error::ReadError;
 use crate::wire::{ConsistencyProof, EntryLine, ErrorBody, InclusionProof, Receipt};
 
 /// Append a dock's signed custody event.
@@ -97,18 +101,67 @@ pub(super) async fn get_entries(
     State(state): State<AppState>,
     Query(q): Query<EntriesQuery>,
 ) -> Result<Response, ApiError> {
+    // The range is checked and the first chunk read before the answer
+    // starts, so a bad range or a refusal there is a proper error answer;
+    // the rest is read and sent a chunk at a time, never the whole page in
+    // memory. A read that fails later (a tampered entry) ends the body
+    // with an error, so the client sees a broken answer, never a short one
+    // that looks whole.
+    let range = state.ledger.entry_range(q.start, q.end)?;
     let ledger = state.ledger.clone();
-    let lines = tokio::task::spawn_blocking(move || ledger.entries(q.start, q.end))
-        .await
-        .map_err(|e| ApiError::internal(format!("reading entries: {e}")))??;
-    let mut body = Vec::with_capacity(lines.len() * 512);
-    for line in &lines {
-        // INVARIANT: an EntryLine is a number, a string and valid raw JSON.
-        serde_json::to_writer(&mut body, line).expect("INVARIANT: entry lines serialise");
-        body.push(b'\n');
-    }
-    Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response())
+    let (tx, mut rx) =
+        tokio::sync::mpsc::channel::<Result<Bytes, ReadError>>(ENTRY_CHUNKS_IN_FLIGHT);
+    tokio::task::spawn_blocking(move || {
+        let mut chunk = Vec::with_capacity(ENTRIES_PER_CHUNK * 512);
+        let mut in_chunk = 0;
+        for seq in range {
+            let line = match ledger.entry_line(seq) {
+                Ok(line) => line,
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(e));
+                    return;
+                }
+            };
+            // INVARIANT: an EntryLine is a number, a string and valid raw JSON.
+            serde_json::to_writer(&mut chunk, &line).expect("INVARIANT: entry lines serialise");
+            chunk.push(b'\n');
+            in_chunk += 1;
+            if in_chunk == ENTRIES_PER_CHUNK {
+                in_chunk = 0;
+                let next = Vec::with_capacity(ENTRIES_PER_CHUNK * 512);
+                let full = std::mem::replace(&mut chunk, next);
+                if tx.blocking_send(Ok(Bytes::from(full))).is_err() {
+                    return; // the client went away
+                }
+            }
+        }
+        if !chunk.is_empty() {
+            let _ = tx.blocking_send(Ok(Bytes::from(chunk)));
+        }
+    });
+    let first = match rx.recv().await {
+        Some(Ok(bytes)) => Some(bytes),
+        Some(Err(e)) => return Err(e.into()),
+        None => None,
+    };
+    let rest = futures::stream::unfold(rx, |mut rx| async move {
+        let item = rx.recv().await?;
+        Some((item.map_err(|e| std::io::Error::other(e.to_string())), rx))
+    });
+    let body = futures::stream::iter(first.map(Ok::<Bytes, std::io::Error>)).chain(rest);
+    Ok((
+        [(header::CONTENT_TYPE, "application/x-ndjson")],
+        Body::from_stream(body),
+    )
+        .into_response())
 }
+
+/// Entries per chunk of a streamed `/v1/entries` answer: 64 lines of a few
+/// hundred bytes to a few KiB are one or a few TCP segments' worth.
+const ENTRIES_PER_CHUNK: usize = 64;
+/// Chunks read ahead of the client: the memory one answer holds is about
+/// this many chunks, whatever the page size.
+const ENTRY_CHUNKS_IN_FLIGHT: usize = 4;
 
 /// `index` and `size` of an inclusion proof.
 #[derive(Debug, Deserialize, IntoParams)]

@@ -54,6 +54,7 @@ mod log;
 mod ops;
 mod retrieval;
 mod segments;
+mod tokens;
 
 pub use error::ApiError;
 pub(crate) use exports::export_response;
@@ -147,6 +148,8 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(retrieval::deny_access_request))
         .routes(routes!(retrieval::close_case))
         .routes(routes!(exports::create_export))
+        .routes(routes!(tokens::list_tokens))
+        .routes(routes!(tokens::revoke_token))
         .routes(routes!(ops::openapi_json))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::metrics))
@@ -285,9 +288,28 @@ impl MakeRequestId for RequestIds {
     }
 }
 
+/// The metrics label of a request's method: the standard methods by name,
+/// anything else `other`, so that a client cannot make label values
+/// without bound.
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
+}
+
 /// Count and time every request by method, route template and status.
 async fn count_request(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let method = req.method().clone();
+    let method = method_label(req.method());
     // MatchedPath holds its route as an `Arc<str>`: cloning it copies no text.
     let matched = req.extensions().get::<MatchedPath>().cloned();
     let route = matched.as_ref().map_or("unmatched", MatchedPath::as_str);
@@ -296,11 +318,11 @@ async fn count_request(State(state): State<AppState>, req: Request, next: Next) 
     let metrics = state.ledger.metrics();
     metrics
         .http_seconds
-        .with_label_values(&[method.as_str(), route])
+        .with_label_values(&[method, route])
         .observe(started.elapsed().as_secs_f64());
     metrics
         .http_requests
-        .with_label_values(&[method.as_str(), route, response.status().as_str()])
+        .with_label_values(&[method, route, response.status().as_str()])
         .inc();
     response
 }

@@ -237,7 +237,8 @@ impl FromRequestParts<UiState> for Ctx {
             });
         let session = cookie(&parts.headers, SESSION_COOKIE).and_then(|id| {
             let s = state.sessions.get(id)?;
-            // A token revoked since sign-in ends its sessions.
+            // A token revoked or expired since sign-in ends its sessions
+            // (read from the store on every request: no cache to lag).
             let record: Option<TokenRecord> = state
                 .app
                 .ledger
@@ -246,7 +247,7 @@ impl FromRequestParts<UiState> for Ctx {
                 .ok()
                 .flatten();
             match record {
-                Some(r) if !r.revoked => Some((id.to_owned(), s)),
+                Some(r) if r.in_force(state.app.ledger.now()) => Some((id.to_owned(), s)),
                 _ => {
                     state.sessions.remove(id);
                     None

@@ -2,9 +2,12 @@
 
 mod api;
 mod batch_verify;
+mod binding;
+mod bounds;
 mod crash;
 mod proofs;
 mod queue;
 mod tamper;
 mod timeouts;
+mod tokens;
 mod util;
