@@ -309,6 +309,17 @@ pub struct Dock {
 }
 
 /// Where the recording times in [`Recorded`] came from, best first.
+///
+/// Written as `<origin>` or `<origin>+implausible` (`media`, `file_name`,
+/// `file_time`, `file_time+implausible`). The `+implausible` flag says the
+/// times are outside what the recorder's profile accepts as plausible
+/// (before its earliest plausible date, or more than a day after the
+/// dock's clock): a recorder whose clock was reset or is wrong. Such
+/// times are reported as read, never trusted (for retention, for `late`
+/// judgements by a person). Only the file time carries the flag: the media
+/// and file-name times are used only when plausible, and the file time is
+/// the last resort. Manifests written before the flag existed never hold it
+/// and read as before.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TimeSource {
@@ -318,6 +329,25 @@ pub enum TimeSource {
     FileName,
     /// The file's modification time on the recorder.
     FileTime,
+    /// The file's modification time on the recorder, which is not
+    /// plausible (see the type's documentation).
+    #[serde(rename = "file_time+implausible")]
+    FileTimeImplausible,
+}
+
+impl TimeSource {
+    /// Whether the times are flagged as implausible (`+implausible`).
+    pub fn is_implausible(self) -> bool {
+        matches!(self, TimeSource::FileTimeImplausible)
+    }
+
+    /// Where the times came from, without the flag.
+    pub fn origin(self) -> TimeSource {
+        match self {
+            TimeSource::FileTimeImplausible => TimeSource::FileTime,
+            other => other,
+        }
+    }
 }
 
 /// When the segment was recorded, in UTC, corrected by the dock's clock offset.
@@ -636,6 +666,28 @@ mod tests {
             Timestamp::from_unix_seconds(253_402_300_800),
             Err(TimestampError::OutOfRange)
         );
+    }
+
+    #[test]
+    fn time_sources_read_old_and_flagged_forms() {
+        for (text, source) in [
+            ("\"media\"", TimeSource::Media),
+            ("\"file_name\"", TimeSource::FileName),
+            ("\"file_time\"", TimeSource::FileTime),
+            ("\"file_time+implausible\"", TimeSource::FileTimeImplausible),
+        ] {
+            assert_eq!(serde_json::from_str::<TimeSource>(text).unwrap(), source);
+            assert_eq!(serde_json::to_string(&source).unwrap(), text);
+        }
+        assert!(TimeSource::FileTimeImplausible.is_implausible());
+        assert_eq!(
+            TimeSource::FileTimeImplausible.origin(),
+            TimeSource::FileTime
+        );
+        assert!(!TimeSource::Media.is_implausible());
+        for bad in ["\"implausible\"", "\"media+implausible\"", "\"file_time+\""] {
+            assert!(serde_json::from_str::<TimeSource>(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -127,8 +127,10 @@ async fn directory_slot(dock: Arc<Dock>, dir: PathBuf, poll: Duration, stop: Can
                 _ = tokio::time::sleep(poll) => {}
             }
         }
-        // Recorders come and go at a slot: the id comes from the files (or,
-        // failing that, the slot directory's name), never from memory.
+        // Recorders come and go at a slot: the id comes from the footage
+        // names (one device, per the profile), never from the slot's path
+        // or from memory; a volume whose names name none is refused.
+        // Unfinished records resume only on the volume they were found on.
         let transport = DirectoryTransport::new(&dir, dock.profiles().clone(), None, None, None);
         let session = stop.child_token();
         let (_transport, report) = dock

@@ -127,6 +127,8 @@ pub struct SessionReport {
     pub slot: String,
     /// The recorder, once identified.
     pub recorder_id: Option<String>,
+    /// Its volume, once attached (`Attached::volume_id`).
+    pub volume_id: Option<String>,
     /// Segments handled (found on the recorder or left unfinished before).
     pub segments: usize,
     /// Segments finished (wiped, kept, or verified and gone).
@@ -170,6 +172,8 @@ pub struct Dock {
 struct Session {
     slot: String,
     attached: Attached,
+    /// `attached.volume_id`, the volume this docking's records belong to.
+    volume_id: String,
     cancel: CancellationToken,
     deadline: Option<Instant>,
     /// One segment reads the recorder at a time. Created per session; a
@@ -303,14 +307,15 @@ impl Dock {
         &self.settings
     }
 
-    /// The recorder id and profile a directory held when last ingested.
-    pub fn remembered_source(&self, dir: &std::path::Path) -> Option<(String, String)> {
-        self.journal.remembered_source(dir).ok().flatten()
-    }
-
     /// Events waiting for the ledger.
     pub fn events_pending(&self) -> usize {
         self.outbox.pending()
+    }
+
+    /// Why events wait for the ledger, if they do (unreachable, or a
+    /// refusal a fix can lift, in the ledger's words).
+    pub fn ledger_trouble(&self) -> Option<String> {
+        self.outbox.trouble()
     }
 
     /// Wait until every queued event is delivered and its answer recorded
@@ -340,6 +345,31 @@ impl Dock {
             .iter()
             .all(SegmentRecord::is_done);
         let session_done = self.journal.session(recorder_id)?.is_none_or(|s| {
+            [s.docked.as_ref(), s.undocked.as_ref()]
+                .into_iter()
+                .flatten()
+                .chain(s.clock_set.iter())
+                .all(|e| e.seq.is_some())
+        });
+        Ok(segments_done && session_done)
+    }
+
+    /// Whether the docking `report` describes is finished: every segment of
+    /// its recorder *on its volume* finished and every event about them and
+    /// the docking acknowledged. Records of the recorder's other volumes
+    /// (another card, a volume not docked now) do not count.
+    pub fn session_done(&self, report: &SessionReport) -> Result<bool, JournalError> {
+        let Some(id) = report.recorder_id.as_deref() else {
+            return Ok(false);
+        };
+        let volume = report.volume_id.as_deref().unwrap_or("");
+        let segments_done = self
+            .journal
+            .segments_of(id)?
+            .iter()
+            .filter(|r| r.on_volume(volume))
+            .all(SegmentRecord::is_done);
+        let session_done = self.journal.session(id)?.is_none_or(|s| {
             [s.docked.as_ref(), s.undocked.as_ref()]
                 .into_iter()
                 .flatten()
@@ -393,14 +423,9 @@ impl Dock {
             }
         };
         let recorder_id = attached.identity.id.clone();
+        let volume_id = attached.volume_id.clone();
         report.recorder_id = Some(recorder_id.clone());
-        if attached.transport == "directory" {
-            let _ = self.journal.remember_source(
-                attached.volume.root(),
-                &recorder_id,
-                &attached.profile.name,
-            );
-        }
+        report.volume_id = Some(volume_id.clone());
         let offset_ms = attached.clock.map(|c| c.offset_ms()).unwrap_or(0);
         tracing::info!(slot, recorder = %recorder_id, profile = %attached.profile.name, offset_ms, "recorder attached");
 
@@ -440,14 +465,21 @@ impl Dock {
         }
 
         // Every listed file gets a record (or finds its own); unfinished
-        // records whose file is no longer listed are resumed without it.
-        let mut work: Vec<(SegmentRecord, Option<SourceFile>)> = Vec::new();
+        // records of this volume whose file is no longer listed are resumed
+        // without it, as far as what is at their path allows.
+        let mut work: Vec<(SegmentRecord, Option<SourceFile>, Option<AtPath>)> = Vec::new();
+        let listed: std::collections::HashSet<(Vec<u8>, u64, i128)> = listing
+            .files
+            .iter()
+            .map(|f| (f.relative.clone(), f.size, f.mtime_ns))
+            .collect();
         for f in listing.files {
             let ident = SourceIdentity {
                 recorder_id: &recorder_id,
                 relative_path: &f.relative,
                 size: f.size,
                 mtime_ns: f.mtime_ns,
+                discriminator: None,
             };
             let mut original = attached
                 .profile
@@ -490,9 +522,13 @@ impl Dock {
                 verify_method: None,
                 events: Default::default(),
                 last_error: None,
+                volume_id: Some(volume_id.clone()),
+                discriminator: None,
+                rewiping: false,
+                rewiped: Vec::new(),
             };
             match self.journal.discover(record) {
-                Ok(r) => work.push((r, Some(f))),
+                Ok(r) => work.push((r, Some(f), None)),
                 Err(e) => {
                     let msg = format!("journal: {e}");
                     self.status.error(slot, &msg);
@@ -503,18 +539,34 @@ impl Dock {
         }
         match self.journal.segments_of(&recorder_id) {
             Ok(all) => {
+                let mut elsewhere = 0;
                 for r in all {
-                    if !r.step.is_final() && !work.iter().any(|(w, _)| w.segment_id == r.segment_id)
-                    {
-                        work.push((r, None));
+                    let unfinished = !r.step.is_final() || r.rewiping;
+                    if !unfinished || work.iter().any(|(w, _, _)| w.segment_id == r.segment_id) {
+                        continue;
                     }
+                    if !r.on_volume(&volume_id) {
+                        // Another volume's: resumed only when that volume is docked.
+                        elsewhere += 1;
+                        continue;
+                    }
+                    if listed.contains(&(r.relative(), r.source.size, r.source.mtime_ns)) {
+                        // A later recording with the name, size and time of
+                        // a stored one: its listed file's task resumes it.
+                        continue;
+                    }
+                    let at = at_path(attached.volume.root(), &r);
+                    work.push((r, None, Some(at)));
+                }
+                if elsewhere > 0 {
+                    tracing::info!(slot, recorder = %recorder_id, elsewhere, "unfinished segments of this recorder's other volumes are left for when those are docked");
                 }
             }
             Err(e) => tracing::error!(error = %e, "cannot read the journal"),
         }
 
         report.segments = work.len();
-        let bytes: u64 = work.iter().map(|(r, _)| r.source.size).sum();
+        let bytes: u64 = work.iter().map(|(r, _, _)| r.source.size).sum();
         self.status.ingesting(
             slot,
             &recorder_id,
@@ -522,8 +574,11 @@ impl Dock {
             work.len(),
             bytes,
         );
-        let to_upload = work.iter().filter(|(r, _)| r.step < Step::Uploaded).count();
-        for (r, _) in &work {
+        let to_upload = work
+            .iter()
+            .filter(|(r, _, _)| r.step < Step::Uploaded)
+            .count();
+        for (r, _, _) in &work {
             if r.step >= Step::Uploaded {
                 self.status.already_stored(slot, r.source.size);
             }
@@ -531,18 +586,19 @@ impl Dock {
         let session = Arc::new(Session {
             slot: slot.to_owned(),
             attached,
+            volume_id,
             cancel: cancel.clone(),
             deadline,
             reading: Semaphore::new(1),
             to_upload: AtomicUsize::new(to_upload),
         });
         let mut tasks = JoinSet::new();
-        for (r, f) in work {
+        for (r, f, at) in work {
             let dock = self.clone();
             let session = session.clone();
             tasks.spawn(async move {
                 let id = r.segment_id.clone();
-                let result = dock.segment(&session, r, f).await;
+                let result = dock.segment(&session, r, f, at).await;
                 (id, result)
             });
         }
@@ -787,26 +843,67 @@ impl Dock {
     // One segment.
 
     /// Take one segment from wherever its record stands to a final step.
+    /// `file` is its file as listed; an unlisted record comes with what
+    /// was at its path right after the listing (`at`).
     async fn segment(
         &self,
         s: &Session,
         record: SegmentRecord,
         file: Option<SourceFile>,
+        at: Option<AtPath>,
+    ) -> Result<(), StepError> {
+        let name = String::from_utf8_lossy(&record.relative())
+            .escape_debug()
+            .to_string();
+        if let Some(f) = file {
+            if matches!(record.step, Step::Wiped | Step::Gone) {
+                // The journal has this file as stored, verified and gone
+                // from the recorder, yet a file with its path, size and time
+                // is listed again: the bytes decide.
+                return self.reappeared(s, record, f).await;
+            }
+            return self.walk(s, record, Some(f), None).await;
+        }
+        let at = at.unwrap_or(AtPath::Unknown("not looked at".into()));
+        if record.rewiping {
+            return self.finish_rewipe(&record, at, &name).await;
+        }
+        if record.step == Step::Wiping {
+            match &at {
+                // The removal reached it (before a crash or an unplug).
+                AtPath::Nothing => {}
+                AtPath::Another => {
+                    // Another file holds its name: whether the removal
+                    // reached the medium before cannot be told. Not wiped.
+                    self.journal
+                        .update(&record.recorder_id, &record.segment_id, |r| {
+                            if r.step == Step::Wiping {
+                                r.step = Step::Gone;
+                                r.last_error = Some("another file has its name on the recorder now; the removal is not counted as wiped".into());
+                            }
+                        })?;
+                    return Ok(());
+                }
+                AtPath::TheFile | AtPath::Unknown(_) => {
+                    return Err(StepError::Stop(not_listed(&name, &at)))
+                }
+            }
+        }
+        self.walk(s, record, None, Some(at)).await
+    }
+
+    /// The segment's steps, from its record's to a final one. An unlisted
+    /// record (`file` none) comes with what is at its path: it becomes Gone
+    /// at Verified only if nothing or another file is there.
+    async fn walk(
+        &self,
+        s: &Session,
+        record: SegmentRecord,
+        file: Option<SourceFile>,
+        unlisted: Option<AtPath>,
     ) -> Result<(), StepError> {
         let recorder = record.recorder_id.clone();
         let id = record.segment_id.clone();
-        if file.is_some() && matches!(record.step, Step::Wiped | Step::Gone) {
-            // The journal has this file as stored, verified and gone from
-            // the recorder, yet a file with its path, size and time is
-            // listed again (a restored card, a reset clock and counter).
-            // Its bytes may be other footage: never report it done, never
-            // touch it; the operator compares it with the stored object.
-            return Err(StepError::Stop(format!(
-                "{} is on the recorder again, but segment {id} with that name, size and time was stored, verified and removed before; left untouched (compare it with {})",
-                String::from_utf8_lossy(&record.relative()).escape_debug(),
-                record.object_key
-            )));
-        }
         let mut rec = record;
         let mut backoff = self.settings.backoff.0;
         // Whether this segment still counts in the session's `to_upload`.
@@ -828,7 +925,12 @@ impl Dock {
                 Step::Uploading => self.upload(s, &rec, file.as_ref()).await,
                 Step::Uploaded => self.record(&rec).await,
                 Step::Recorded => self.verify(&rec).await,
-                Step::Verified => self.after_verified(s, &rec, file.is_some()).await,
+                Step::Verified => match (&file, &unlisted) {
+                    (None, Some(at @ (AtPath::TheFile | AtPath::Unknown(_)))) => Err(
+                        StepError::Stop(not_listed(&String::from_utf8_lossy(&rec.relative()), at)),
+                    ),
+                    _ => self.after_verified(s, &rec, file.is_some()).await,
+                },
                 Step::Wiping => self.wipe(s, &rec, file.as_ref()).await,
                 Step::Wiped | Step::Kept | Step::Gone => Ok(()),
             };
@@ -856,6 +958,218 @@ impl Dock {
                 .segment(&recorder, &id)?
                 .ok_or_else(|| StepError::Stop("the journal lost the record".into()))?;
         }
+    }
+
+    /// A file listed with the name, size and time of a segment that is
+    /// Wiped or Gone: the same bytes are removed again (a removal that
+    /// never reached the medium); other bytes are a new segment beside the
+    /// stored one (a recorder whose clock and counter were reset), with the
+    /// content digest in its id and object key.
+    async fn reappeared(
+        &self,
+        s: &Session,
+        rec: SegmentRecord,
+        file: SourceFile,
+    ) -> Result<(), StepError> {
+        let digest = self.content_digest(s, &file).await?;
+        let stored = rec.upload.as_ref().map(|u| u.digests.sha256.to_string());
+        if stored.as_deref() == Some(digest.as_str()) {
+            return self.rewipe(s, &rec, &file).await;
+        }
+        let ident = SourceIdentity {
+            recorder_id: &rec.recorder_id,
+            relative_path: &file.relative,
+            size: file.size,
+            mtime_ns: file.mtime_ns,
+            discriminator: Some(&digest),
+        };
+        let id = ident.segment_id();
+        let record = match self.journal.segment(&rec.recorder_id, &id)? {
+            // That later recording was stored and removed before, too.
+            Some(r) if matches!(r.step, Step::Wiped | Step::Gone) => {
+                return self.rewipe(s, &r, &file).await
+            }
+            Some(r) => r,
+            None => {
+                let a = &s.attached;
+                self.journal.discover(SegmentRecord {
+                    segment_id: id.clone(),
+                    recorder_id: rec.recorder_id.clone(),
+                    model: a.identity.model.clone(),
+                    profile: a.profile.name.clone(),
+                    recorder_officer: a.identity.officer_id.clone(),
+                    slot: s.slot.clone(),
+                    source: SourceRecord {
+                        dev: file.dev,
+                        ino: file.ino,
+                        ..rec.source.clone()
+                    },
+                    object_key: ident.object_key(),
+                    clock_offset_ms: a.clock.map(|c| c.offset_ms()).unwrap_or(0),
+                    step: Step::Discovered,
+                    media: None,
+                    recorded: None,
+                    officer_id: None,
+                    upload: None,
+                    manifest: None,
+                    verify_method: None,
+                    events: Default::default(),
+                    last_error: None,
+                    volume_id: Some(s.volume_id.clone()),
+                    discriminator: Some(digest.clone()),
+                    rewiping: false,
+                    rewiped: Vec::new(),
+                })?
+            }
+        };
+        tracing::warn!(slot = %s.slot, stored = %rec.segment_id, segment = %id, file = %String::from_utf8_lossy(&rec.relative()), "a different recording with the name, size and time of a stored segment (a reset clock?): ingested as a new segment beside it");
+        self.status.note(
+            &s.slot,
+            &format!(
+                "{id}: a new recording with the name, size and time of {}; ingested beside it",
+                rec.segment_id
+            ),
+        );
+        if record.step < Step::Uploaded {
+            s.to_upload.fetch_add(1, Ordering::Relaxed);
+        }
+        self.walk(s, record, Some(file), None).await
+    }
+
+    /// The SHA-256 of a listed file, as `sha256:<hex>` (one read, the
+    /// recorder's reading permit held; the file checked against the listing).
+    async fn content_digest(&self, s: &Session, file: &SourceFile) -> Result<String, StepError> {
+        let _reading = s
+            .reading
+            .acquire()
+            .await
+            .map_err(|_| StepError::Cancelled("closed".into()))?;
+        let mut f = s.attached.volume.open(file).map_err(volume_error)?;
+        let path = s.attached.volume.path_of(&file.relative);
+        let hashed = tokio::task::spawn_blocking(move || {
+            use sha2::Digest as _;
+            use std::io::Read as _;
+            let mut h = sha2::Sha256::new();
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                match f.read(&mut buf) {
+                    Ok(0) => return Ok(format!("sha256:{}", hex::encode(h.finalize()))),
+                    Ok(n) => h.update(&buf[..n]),
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(source) => return Err(VolumeError::Io { path, source }),
+                }
+            }
+        })
+        .await
+        .map_err(|e| StepError::Stop(format!("internal error while hashing: {e}")))?;
+        let digest = hashed.map_err(volume_error)?;
+        s.attached.volume.check(file).map_err(volume_error)?;
+        Ok(digest)
+    }
+
+    /// Remove again a file whose very bytes were stored, verified and
+    /// removed (or found gone) before, and record one more `segment.wiped`:
+    /// the same checks as the first wipe, with `rewiping` durable before
+    /// the file is touched.
+    async fn rewipe(
+        &self,
+        s: &Session,
+        rec: &SegmentRecord,
+        file: &SourceFile,
+    ) -> Result<(), StepError> {
+        if self.settings.wipe == WipePolicy::Never {
+            // The dock keeps footage on recorders; these bytes are stored.
+            return Ok(());
+        }
+        tracing::warn!(slot = %s.slot, segment = %rec.segment_id, file = %String::from_utf8_lossy(&rec.relative()), "on the recorder again with the very bytes stored and removed before (a removal that never reached the medium): removing it again");
+        self.still_attached(s, "before the wipe; the file was not touched")
+            .await?;
+        self.journal
+            .update(&rec.recorder_id, &rec.segment_id, |r| r.rewiping = true)?;
+        let volume = s.attached.volume.clone();
+        let f = file.clone();
+        let removed = tokio::task::spawn_blocking(move || volume.remove(&f))
+            .await
+            .map_err(|e| StepError::Stop(format!("internal error while wiping: {e}")))?;
+        match removed {
+            Ok(()) | Err(VolumeError::Gone { .. }) => {}
+            Err(e) => {
+                self.still_attached(s, "during the wipe").await?;
+                return Err(StepError::Stop(format!("not wiped: {e}")));
+            }
+        }
+        self.still_attached(s, "during the wipe").await?;
+        self.emit_rewiped(rec).await
+    }
+
+    /// A removal again (`rewiping`) left unrecorded by an earlier docking:
+    /// recorded if the file is gone from its path.
+    async fn finish_rewipe(
+        &self,
+        rec: &SegmentRecord,
+        at: AtPath,
+        name: &str,
+    ) -> Result<(), StepError> {
+        match at {
+            AtPath::Nothing => self.emit_rewiped(rec).await,
+            AtPath::Another => {
+                self.journal
+                    .update(&rec.recorder_id, &rec.segment_id, |r| {
+                        r.rewiping = false;
+                        r.last_error = Some("another file has its name on the recorder now; the second removal is not counted as wiped".into());
+                    })?;
+                Ok(())
+            }
+            AtPath::TheFile | AtPath::Unknown(_) => Err(StepError::Stop(not_listed(name, &at))),
+        }
+    }
+
+    /// Build, journal and queue one more `segment.wiped` for `rec` (kept in
+    /// its `rewiped`), ending its `rewiping`.
+    async fn emit_rewiped(&self, rec: &SegmentRecord) -> Result<(), StepError> {
+        let (recorder, seg) = (rec.recorder_id.as_str(), rec.segment_id.as_str());
+        let d = json!({
+            "recorder_id": rec.recorder_id,
+            "original_name": serde_json::to_value(OriginalName::from_os_bytes(&rec.original())).unwrap_or(Value::Null),
+            "verified_seq": rec.event(EventKind::Verified).and_then(|e| e.seq),
+            "again": true,
+        });
+        let owner = EventOwner {
+            recorder_id: recorder.to_owned(),
+            segment_id: Some(seg.to_owned()),
+            kind: EventKind::Rewiped,
+        };
+        let journal = &self.journal;
+        self.outbox
+            .emit(
+                actions::SEGMENT_WIPED,
+                seg,
+                details(d),
+                owner,
+                |env| {
+                    journal
+                        .update_lazy(recorder, seg, |r| {
+                            if r.rewiping {
+                                r.rewiped.push(EventState::new(env.clone()));
+                                r.rewiping = false;
+                            }
+                        })
+                        .map(|_| ())
+                },
+                |env| {
+                    journal
+                        .update_lazy(recorder, seg, |r| {
+                            for e in &mut r.rewiped {
+                                if e.envelope == *env {
+                                    e.queued = true;
+                                }
+                            }
+                        })
+                        .map(|_| ())
+                },
+            )
+            .await?;
+        Ok(())
     }
 
     /// Wait `d`, unless the session is cancelled or out of time.
@@ -1008,6 +1322,14 @@ impl Dock {
                 "read {} bytes where the recorder listed {}; the file changed while it was read",
                 outcome.size, file.size
             )));
+        }
+        if let Some(d) = &rec.discriminator {
+            if outcome.digests.sha256.to_string() != *d {
+                return Err(StepError::Stop(format!(
+                    "the file's bytes changed between the dock's two reads ({d}, then {}); it stays on the recorder",
+                    outcome.digests.sha256
+                )));
+            }
         }
         s.attached.volume.check(file).map_err(volume_error)?;
         let upload = UploadRecord {
@@ -1371,14 +1693,14 @@ impl Dock {
                 .journal
                 .segment(&rec.recorder_id, &rec.segment_id)?
                 .ok_or_else(|| StepError::Stop("the journal lost the record".into()))?;
+            if let Some((refused, why)) = r.refused() {
+                return Err(StepError::Stop(format!(
+                    "the ledger refused its {} event for good; the segment stays on the recorder: {why}",
+                    action_of(refused)
+                )));
+            }
             match r.event(kind) {
                 Some(e) if e.seq.is_some() => return Ok(()),
-                Some(e) if e.rejected.is_some() => {
-                    return Err(StepError::Stop(format!(
-                        "the ledger refused the event; the segment stays on the recorder: {}",
-                        e.rejected.clone().unwrap_or_default()
-                    )))
-                }
                 Some(_) => {}
                 None => return Err(StepError::Stop("journal: the event was never built".into())),
             }
@@ -1406,6 +1728,94 @@ impl Dock {
             }
         }
     }
+}
+
+/// Why an unlisted record's file is not counted wiped (or gone).
+fn not_listed(name: &str, at: &AtPath) -> String {
+    match at {
+        AtPath::Unknown(why) => format!(
+            "{name} was not listed and what is at its path cannot be told ({why}); not counted as wiped, left for the next docking"
+        ),
+        _ => format!(
+            "{name} is still on the recorder but was not listed (past a listing limit, or outside what the profile lists); not counted as wiped, left for the next docking"
+        ),
+    }
+}
+
+/// The action of a segment event kind, for messages.
+fn action_of(kind: EventKind) -> &'static str {
+    match kind {
+        EventKind::Ingested => actions::SEGMENT_INGESTED,
+        EventKind::Verified => actions::SEGMENT_VERIFIED,
+        EventKind::Wiped | EventKind::Rewiped => actions::SEGMENT_WIPED,
+        EventKind::Docked => actions::RECORDER_DOCKED,
+        EventKind::Undocked => actions::RECORDER_UNDOCKED,
+        EventKind::ClockSet => actions::RECORDER_CLOCK_SET,
+    }
+}
+
+/// What is at an unlisted record's path, looked at (`lstat`, component by
+/// component from the volume root, never following a link) right after
+/// the listing. Nothing is read or removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum AtPath {
+    /// Nothing: the file is gone from the recorder.
+    Nothing,
+    /// A regular file with the record's size and time: still there.
+    TheFile,
+    /// Something else holds its name.
+    Another,
+    /// Cannot be told (a link or another file system on the way, an I/O
+    /// error).
+    Unknown(String),
+}
+
+/// See [`AtPath`]. The path is the record's original name (relative to the
+/// volume root as it was discovered), so a change of profile or media root
+/// does not make a file look gone.
+fn at_path(root: &std::path::Path, rec: &SegmentRecord) -> AtPath {
+    use std::os::unix::ffi::OsStrExt as _;
+    use std::os::unix::fs::MetadataExt as _;
+    let original = rec.original();
+    let parts: Vec<&[u8]> = original
+        .split(|b| *b == b'/')
+        .filter(|c| !c.is_empty() && *c != b"." && *c != b"..")
+        .collect();
+    if parts.is_empty() {
+        return AtPath::Unknown("the journal has no path for it".into());
+    }
+    let root_dev = match std::fs::symlink_metadata(root) {
+        Ok(m) => m.dev(),
+        Err(e) => return AtPath::Unknown(format!("{}: {e}", root.display())),
+    };
+    let mut at = root.to_path_buf();
+    for (i, c) in parts.iter().enumerate() {
+        at.push(std::ffi::OsStr::from_bytes(c));
+        let last = i + 1 == parts.len();
+        match std::fs::symlink_metadata(&at) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return AtPath::Nothing,
+            Err(e) => return AtPath::Unknown(format!("{}: {e}", at.display())),
+            Ok(m) if m.file_type().is_symlink() => {
+                return AtPath::Unknown("a symbolic link is on its path".into())
+            }
+            Ok(m) if m.dev() != root_dev => {
+                return AtPath::Unknown("another file system is mounted on its path".into())
+            }
+            Ok(m) if !last && !m.is_dir() => return AtPath::Nothing,
+            Ok(m) if last => {
+                let mtime = i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec());
+                let same =
+                    m.is_file() && m.len() == rec.source.size && mtime == rec.source.mtime_ns;
+                return if same {
+                    AtPath::TheFile
+                } else {
+                    AtPath::Another
+                };
+            }
+            Ok(_) => {}
+        }
+    }
+    AtPath::Unknown("unreachable: the walk ends at the last component".into())
 }
 
 fn object_path(key: &str) -> Result<ObjectPath, StepError> {

@@ -49,9 +49,27 @@
 //!    the very medium attached was still there). Final.
 //!
 //! A file that disappears from the recorder before step 6 (someone deleted
-//! it, the volume changed) is marked **Gone** once its object is verified,
-//! or stays unfinished with the reason when it was never stored; nothing
-//! claims it was wiped.
+//! it) is marked **Gone** once its object is verified, or stays unfinished
+//! with the reason when it was never stored; nothing claims it was wiped.
+//!
+//! Records belong to a recorder *and a volume*: each keeps the identity of
+//! the volume it was discovered on (`volume_id`, see
+//! `transport::volume_identity`). A record whose file is not listed is
+//! resumed only on its own volume, and only as far as what is at its path
+//! allows: a file that is still there (past a listing limit, behind a
+//! link, outside the profile's globs) is never counted wiped; a file gone
+//! from its path is (the removal reached it before a crash or unplug); a
+//! different file at its path makes it **Gone**, not wiped.
+//!
+//! A file listed again with the name, size and time of a segment that is
+//! Wiped or Gone is compared by content. The same bytes (a removal that
+//! never reached the medium) are removed again: `rewiping` is made durable
+//! first, then the removal, then one more `segment.wiped` (kept in
+//! `rewiped`), so a crash in between is finished at the next docking. Other
+//! bytes (a recorder whose clock and counter were reset) are a new segment:
+//! its id and object key also cover the content digest (`discriminator`),
+//! so it never lands on the stored segment's key and a retry finds the same
+//! record and key.
 //!
 //! Every event's acknowledgement (its ledger index) is written back into
 //! the record that owns it ([`Journal::acknowledge`]). An event whose
@@ -67,8 +85,11 @@
 //! | `segments` | recorder id, 0, segment id | [`SegmentRecord`] JSON |
 //! | `sessions` | recorder id | [`SessionRecord`] JSON |
 //! | `events` | SHA-256 of the envelope JSON | [`EventOwner`] JSON |
-//! | `sources` | a source directory's path | (recorder id, profile) it held last |
 //! | `outbox` | custos-ledger's offline queue | queued envelopes |
+//!
+//! (Journals written before this version also hold a `sources` tree — a
+//! directory path and the recorder it held last — which nothing reads: a
+//! recorder is never recognised by the path it is mounted at.)
 //!
 //! This module must never drop a record, and never move a record back to an
 //! earlier step.
@@ -147,6 +168,9 @@ pub enum EventKind {
     Undocked,
     /// `recorder.clock_set`.
     ClockSet,
+    /// `segment.wiped` again, after the same bytes were listed again (the
+    /// record's `rewiped`).
+    Rewiped,
 }
 
 /// One signed event and what became of it.
@@ -248,6 +272,21 @@ pub struct SegmentRecord {
     pub events: BTreeMap<EventKind, EventState>,
     /// The last error met, for the operator (cleared on progress).
     pub last_error: Option<String>,
+    /// The identity of the volume the file was discovered on; `None` in
+    /// records from before volumes were told apart.
+    #[serde(default)]
+    pub volume_id: Option<String>,
+    /// The content digest (`sha256:…`) that tells this segment from an
+    /// earlier one with the same name, size and time; part of its id and key.
+    #[serde(default)]
+    pub discriminator: Option<String>,
+    /// A removal of the same bytes, listed again after the segment was
+    /// final, is under way (durable before the file is touched).
+    #[serde(default)]
+    pub rewiping: bool,
+    /// The `segment.wiped` events of such removals.
+    #[serde(default)]
+    pub rewiped: Vec<EventState>,
 }
 
 impl SegmentRecord {
@@ -263,7 +302,28 @@ impl SegmentRecord {
 
     /// Whether the dock is done with it: final and its last event acknowledged.
     pub fn is_done(&self) -> bool {
-        self.step.is_final() && self.events.values().all(|e| e.seq.is_some())
+        self.step.is_final()
+            && !self.rewiping
+            && self
+                .events
+                .values()
+                .chain(self.rewiped.iter())
+                .all(|e| e.seq.is_some())
+    }
+
+    /// Whether it was discovered on the volume `volume_id` (records from
+    /// before volumes were told apart belong to any).
+    pub fn on_volume(&self, volume_id: &str) -> bool {
+        self.volume_id.as_deref().is_none_or(|v| v == volume_id)
+    }
+
+    /// The first event the ledger refused for good, with its refusal.
+    pub fn refused(&self) -> Option<(EventKind, &str)> {
+        self.events
+            .iter()
+            .map(|(k, e)| (*k, e))
+            .chain(self.rewiped.iter().map(|e| (EventKind::Rewiped, e)))
+            .find_map(|(k, e)| e.rejected.as_deref().map(|r| (k, r)))
     }
 
     /// The relative path's raw bytes.
@@ -346,7 +406,6 @@ pub struct Journal {
     segments: sled::Tree,
     sessions: sled::Tree,
     events: sled::Tree,
-    sources: sled::Tree,
 }
 
 impl Journal {
@@ -357,7 +416,6 @@ impl Journal {
             segments: db.open_tree("segments")?,
             sessions: db.open_tree("sessions")?,
             events: db.open_tree("events")?,
-            sources: db.open_tree("sources")?,
             db,
         })
     }
@@ -548,29 +606,6 @@ impl Journal {
         Ok(last)
     }
 
-    /// Remember which recorder and profile a directory held.
-    pub fn remember_source(
-        &self,
-        dir: &Path,
-        recorder_id: &str,
-        profile: &str,
-    ) -> Result<(), JournalError> {
-        self.sources.insert(
-            dir.as_os_str().as_encoded_bytes(),
-            Self::json(&(recorder_id, profile)),
-        )?;
-        Ok(())
-    }
-
-    /// The recorder and profile a directory held last.
-    pub fn remembered_source(&self, dir: &Path) -> Result<Option<(String, String)>, JournalError> {
-        let key = dir.as_os_str().as_encoded_bytes();
-        self.sources
-            .get(key)?
-            .map(|v| Self::parse(key, &v))
-            .transpose()
-    }
-
     /// Remember who owns the event `envelope`.
     pub fn own_event(&self, envelope: &Envelope, owner: &EventOwner) -> Result<(), JournalError> {
         self.events
@@ -593,24 +628,42 @@ impl Journal {
         envelope: &Envelope,
         answer: Result<u64, String>,
     ) -> Result<Option<EventOwner>, JournalError> {
+        self.with_event(envelope, &|e: &mut EventState| match &answer {
+            Ok(seq) => {
+                e.seq = Some(*seq);
+                e.queued = true;
+            }
+            Err(why) => e.rejected = Some(why.clone()),
+        })
+    }
+
+    /// Forget a refusal recorded for `envelope` (one a fix of the
+    /// configuration lifts, recorded as final by an older dock), so that
+    /// it is sent again.
+    pub fn reopen(&self, envelope: &Envelope) -> Result<Option<EventOwner>, JournalError> {
+        self.with_event(envelope, &|e: &mut EventState| e.rejected = None)
+    }
+
+    /// Apply `f` to the journalled state of `envelope`, wherever it is kept.
+    fn with_event(
+        &self,
+        envelope: &Envelope,
+        f: &dyn Fn(&mut EventState),
+    ) -> Result<Option<EventOwner>, JournalError> {
         let Some(owner) = self.owner(&event_digest(envelope))? else {
             return Ok(None);
         };
         let apply = |e: &mut EventState| {
             if e.envelope == *envelope {
-                match &answer {
-                    Ok(seq) => {
-                        e.seq = Some(*seq);
-                        e.queued = true;
-                    }
-                    Err(why) => e.rejected = Some(why.clone()),
-                }
+                f(e);
             }
         };
         match &owner.segment_id {
             Some(seg) => {
                 self.update_lazy(&owner.recorder_id, seg, |r| {
-                    if let Some(e) = r.events.get_mut(&owner.kind) {
+                    if owner.kind == EventKind::Rewiped {
+                        r.rewiped.iter_mut().for_each(apply);
+                    } else if let Some(e) = r.events.get_mut(&owner.kind) {
                         apply(e);
                     }
                 })?;
@@ -667,6 +720,10 @@ mod tests {
             verify_method: None,
             events: BTreeMap::new(),
             last_error: None,
+            volume_id: None,
+            discriminator: None,
+            rewiping: false,
+            rewiped: Vec::new(),
         }
     }
 

@@ -15,6 +15,14 @@
 //!   `hash8` (8 hex digits of the same SHA-256) keeps apart two files whose
 //!   names reduce to the same text.
 //!
+//! A second, different recording with the same name, size and time (a
+//! recorder whose clock and file counter were reset) gets a
+//! `discriminator`, its content digest, hashed in as well: a new segment
+//! id and a new object key, so it never lands on the stored segment's key
+//! (invariant 2), and a retry — which hashes the same bytes — lands on the
+//! same key again. Without a discriminator, ids and keys are as they always
+//! were.
+//!
 //! The original name is never lost: the manifest keeps it byte for byte.
 //! This module never reads a file or a clock: the caller passes what it saw.
 
@@ -37,6 +45,9 @@ pub struct SourceIdentity<'a> {
     pub size: u64,
     /// Its modification time, nanoseconds since the Unix epoch.
     pub mtime_ns: i128,
+    /// What tells it from an earlier recording with the same four values
+    /// (its content digest), if anything must.
+    pub discriminator: Option<&'a str>,
 }
 
 impl SourceIdentity<'_> {
@@ -49,6 +60,11 @@ impl SourceIdentity<'_> {
         h.update(self.relative_path);
         h.update(self.size.to_be_bytes());
         h.update(self.mtime_ns.to_be_bytes());
+        if let Some(d) = self.discriminator {
+            h.update(b"\0discriminator\0");
+            h.update((d.len() as u64).to_be_bytes());
+            h.update(d.as_bytes());
+        }
         h.finalize().into()
     }
 
@@ -123,6 +139,7 @@ mod tests {
             relative_path: path,
             size: 1234,
             mtime_ns: 1_714_552_200_000_000_000,
+            discriminator: None,
         }
     }
 
@@ -185,6 +202,19 @@ mod tests {
         let k = d.object_key();
         key_chars_ok(&k);
         assert!(k.starts_with("_._x/"), "{k}");
+        // A second recording with the same name, size and time.
+        let e = SourceIdentity {
+            discriminator: Some("sha256:00"),
+            ..a.clone()
+        };
+        assert_ne!(e.segment_id(), a.segment_id());
+        assert_ne!(e.object_key(), a.object_key());
+        assert_eq!(e.object_key(), SourceIdentity { ..e.clone() }.object_key());
+        let f = SourceIdentity {
+            discriminator: Some("sha256:01"),
+            ..a.clone()
+        };
+        assert_ne!(e.object_key(), f.object_key());
     }
 
     #[test]

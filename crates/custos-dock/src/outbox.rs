@@ -17,10 +17,17 @@
 //! 2. The pump ([`Outbox::run`]) delivers the queue front to back. Each
 //!    acknowledgement (the entry's index) is written into the owning record
 //!    and announced on a watch channel, which the segments waiting to wipe
-//!    listen to. A retryable failure (ledger down, 5xx) stops delivery; the
-//!    pump retries with backoff, from the same event. A refusal for good is
-//!    written into the owning record (the segment then waits for an
-//!    operator, and is never wiped).
+//!    listen to. Any failure but a final refusal stops delivery — the
+//!    ledger down or failing (5xx), and the refusals a fix of the
+//!    configuration or the ledger's load lifts (401 a wrong token, 403 a
+//!    key not registered, 408, 413 a proxy's body limit, 429 a rate limit;
+//!    see custos-ledger's `ClientError::is_final_refusal`): the pump
+//!    retries with backoff, from the same event, and the event stays in the
+//!    journal for the next run (a restart after the fix sends it again). A
+//!    final refusal (the ledger names the event itself as invalid: a bad
+//!    signature, an invalid event or manifest) is written into the owning
+//!    record with the ledger's message (the segment then waits for an
+//!    operator, shows the message in its slot, and is never wiped).
 //! 3. After a restart, every journalled event without an acknowledgement is
 //!    queued again ([`Outbox::requeue_unacknowledged`]): one a crash kept from the
 //!    queue, and one whose acknowledgement a crash lost after delivery. The
@@ -45,7 +52,7 @@ use serde_json::{Map, Value};
 use tokio::sync::{watch, Mutex, Notify};
 use tokio_util::sync::CancellationToken;
 
-use crate::journal::{EventOwner, Journal, JournalError};
+use crate::journal::{EventKind, EventOwner, Journal, JournalError};
 
 /// Where the dock's events go.
 #[derive(Debug, Clone)]
@@ -92,7 +99,7 @@ pub enum OutboxError {
 }
 
 /// Shortest and longest wait between delivery attempts while the ledger
-/// is unreachable.
+/// is unreachable or refuses for a reason a fix can lift.
 const BACKOFF: (Duration, Duration) = (Duration::from_millis(200), Duration::from_secs(5));
 
 /// The outbox (see the module documentation).
@@ -232,16 +239,33 @@ impl Outbox {
     /// delivered.
     pub async fn requeue_unacknowledged(&self) -> Result<usize, OutboxError> {
         let mut unsent: Vec<(i128, Envelope, EventOwner)> = Vec::new();
+        let mut reopen = Vec::new();
+        // An event refused for a reason a fix lifts (recorded as final by
+        // an older dock) is sent again too.
+        let mut wanted = |e: &crate::journal::EventState| match e.rejected.as_deref() {
+            _ if e.seq.is_some() => false,
+            None => true,
+            Some(why) if liftable(why) => {
+                reopen.push(e.envelope.clone());
+                true
+            }
+            Some(_) => false,
+        };
         for r in self.journal.all_segments()? {
-            for (kind, e) in &r.events {
-                if e.seq.is_none() && e.rejected.is_none() {
+            let kinds = r
+                .events
+                .iter()
+                .map(|(k, e)| (*k, e))
+                .chain(r.rewiped.iter().map(|e| (EventKind::Rewiped, e)));
+            for (kind, e) in kinds {
+                if wanted(e) {
                     unsent.push((
                         event_time(&e.envelope),
                         e.envelope.clone(),
                         EventOwner {
                             recorder_id: r.recorder_id.clone(),
                             segment_id: Some(r.segment_id.clone()),
-                            kind: *kind,
+                            kind,
                         },
                     ));
                 }
@@ -249,15 +273,12 @@ impl Outbox {
         }
         for s in self.journal.all_sessions()? {
             let kinds = [
-                (crate::journal::EventKind::Docked, s.docked.as_ref()),
-                (crate::journal::EventKind::Undocked, s.undocked.as_ref()),
+                (EventKind::Docked, s.docked.as_ref()),
+                (EventKind::Undocked, s.undocked.as_ref()),
             ];
-            let clock = s
-                .clock_set
-                .iter()
-                .map(|e| (crate::journal::EventKind::ClockSet, Some(e)));
+            let clock = s.clock_set.iter().map(|e| (EventKind::ClockSet, Some(e)));
             for (kind, e) in kinds.into_iter().chain(clock) {
-                if let Some(e) = e.filter(|e| e.seq.is_none() && e.rejected.is_none()) {
+                if let Some(e) = e.filter(|e| wanted(e)) {
                     unsent.push((
                         event_time(&e.envelope),
                         e.envelope.clone(),
@@ -269,6 +290,9 @@ impl Outbox {
                     ));
                 }
             }
+        }
+        for envelope in &reopen {
+            self.journal.reopen(envelope)?;
         }
         unsent.sort_by_key(|u| u.0);
         let n = unsent.len();
@@ -313,7 +337,7 @@ impl Outbox {
                         Some(e) => {
                             stalled = true;
                             if self.trouble().is_none() {
-                                tracing::warn!(error = %e, waiting = delivery.remaining, "ledger unreachable; events wait in the journal");
+                                tracing::warn!(error = %e, waiting = delivery.remaining, "the ledger did not take the next event; events wait in the journal and are sent again");
                             }
                             self.set_trouble(Some(format!(
                                 "{} events wait: {e}",
@@ -322,7 +346,9 @@ impl Outbox {
                         }
                         None => {
                             if self.trouble().is_some() {
-                                tracing::info!("ledger reachable again; queued events delivered");
+                                tracing::info!(
+                                    "the ledger takes events again; queued events delivered"
+                                );
                             }
                             self.set_trouble(None);
                             backoff = BACKOFF.0;
@@ -352,9 +378,56 @@ impl Outbox {
     }
 }
 
+/// Whether a refusal, as the journal keeps it (custos-ledger's
+/// `ClientError` text: `the ledger refused URL: STATUS CODE: message`), is
+/// one a fix of the configuration or the ledger's load lifts (see
+/// `ClientError::is_final_refusal`).
+fn liftable(refusal: &str) -> bool {
+    let Some((status, code)) = refusal.match_indices(": ").find_map(|(i, _)| {
+        let rest = &refusal[i + 2..];
+        let status: u16 = rest.get(..3)?.parse().ok()?;
+        let code = rest.get(4..)?.split(':').next()?;
+        (rest.as_bytes().get(3) == Some(&b' ')).then(|| (status, code.to_owned()))
+    }) else {
+        return false;
+    };
+    let e = ClientError::Rejected {
+        url: String::new(),
+        status,
+        code,
+        message: String::new(),
+    };
+    (400..500).contains(&status) && !e.is_final_refusal()
+}
+
 /// The event's own time, for ordering re-queued events (unreadable → first).
 fn event_time(envelope: &Envelope) -> i128 {
     Event::parse(&envelope.payload)
         .map(|e| e.time.unix_nanos())
         .unwrap_or(i128::MIN)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::liftable;
+
+    #[test]
+    fn recorded_refusals_are_sorted_by_what_lifts_them() {
+        for text in [
+            "the ledger refused http://127.0.0.1:8700/v1/events: 401 invalid_token: the token is not valid",
+            "the ledger refused http://l:1/v1/events: 403 forbidden: role auditor may not",
+            "the ledger refused http://l/v1/events: 413 unknown: <html>",
+            "the ledger refused in-process ledger: 429 unknown: slow down",
+        ] {
+            assert!(liftable(text), "{text}");
+        }
+        for text in [
+            "the ledger refused http://l:1/v1/events: 403 bad_signature: bad signature: x",
+            "the ledger refused http://l:1/v1/events: 400 bad_event: y",
+            "the ledger refused http://l:1/v1/events: 409 segment_exists: z",
+            "something else entirely",
+        ] {
+            assert!(!liftable(text), "{text}");
+        }
+    }
 }

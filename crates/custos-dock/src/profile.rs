@@ -344,7 +344,18 @@ pub struct ClockSpec {
     pub set: ClockSet,
     /// The clock is set only when it is off by more than this.
     pub tolerance: Duration,
+    /// Recording times before this are a reset or never-set clock, not a
+    /// recording time (`[clock] earliest_plausible`, default
+    /// [`DEFAULT_EARLIEST_PLAUSIBLE`]): not believed, and flagged when
+    /// nothing better is known (see [`crate::times`]).
+    pub earliest_plausible: OffsetDateTime,
 }
+
+/// The default of `[clock] earliest_plausible`: no body-worn recorder in
+/// service has footage from before 2015; recorders whose clock was reset
+/// say 2000-01-01 or 1970-01-01.
+pub const DEFAULT_EARLIEST_PLAUSIBLE: OffsetDateTime =
+    time::macros::datetime!(2015-01-01 00:00 UTC);
 
 /// A validated firmware profile.
 #[derive(Debug, Clone)]
@@ -622,6 +633,7 @@ struct RawClock {
     file_format: Option<Spanned<String>>,
     #[serde(default = "default_tolerance")]
     tolerance_secs: u64,
+    earliest_plausible: Option<Spanned<String>>,
 }
 
 fn utc_text() -> Spanned<String> {
@@ -666,6 +678,7 @@ impl RawProfile {
                 media_time: MediaTime::Utc,
                 set: ClockSet::None,
                 tolerance: Duration::from_secs(default_tolerance()),
+                earliest_plausible: DEFAULT_EARLIEST_PLAUSIBLE,
             },
         };
         let usb = self.usb.map(|u| check_usb(u, refuse)).transpose()?;
@@ -1084,11 +1097,31 @@ fn check_clock(
             ))
         }
     };
+    let earliest_plausible = match &c.earliest_plausible {
+        None => DEFAULT_EARLIEST_PLAUSIBLE,
+        Some(text) => {
+            let date_fmt = time::macros::format_description!("[year]-[month]-[day]");
+            time::Date::parse(text.get_ref(), &date_fmt)
+                .ok()
+                .filter(|d| (1970..=9999).contains(&d.year()))
+                .map(|d| d.midnight().assume_utc())
+                .ok_or_else(|| {
+                    refuse(
+                        text.span(),
+                        format!(
+                            "earliest_plausible {:?}: expected a date such as \"2015-01-01\" (UTC), from 1970 on",
+                            text.get_ref()
+                        ),
+                    )
+                })?
+        }
+    };
     Ok(ClockSpec {
         time_zone,
         media_time: c.media_time,
         set,
         tolerance: Duration::from_secs(c.tolerance_secs),
+        earliest_plausible,
     })
 }
 

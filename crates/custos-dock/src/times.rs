@@ -3,18 +3,25 @@
 //! modification time — each read on the recorder's clock and corrected by
 //! the clock offset measured at docking (DESIGN.md, manifest `recorded`).
 //!
-//! A source is believed only if, corrected, it falls after
-//! [`EARLIEST_PLAUSIBLE`] (a recorder whose clock was never set says 2000
-//! or 1970) and not after the dock's own "now" plus a day. This module is
-//! pure: the caller passes every reading and the dock's clock.
+//! A source is believed only if, corrected, it falls on or after the
+//! profile's `[clock] earliest_plausible` (default 2015-01-01: a recorder
+//! whose clock was reset or never set says 2000 or 1970) and not after the
+//! dock's own "now" plus a day. The file time is the last resort; when it
+//! is not plausible either, it is still what the manifest says, but
+//! flagged: `recorded.source` is `file_time+implausible`
+//! ([`TimeSource::FileTimeImplausible`]), so that no one — the ledger's
+//! retention least of all — takes a reset clock for a recording date.
+//! This module is pure: the caller passes every reading and the dock's
+//! clock.
 
 use custos_core::manifest::{Recorded, TimeSource, Timestamp};
 use time::{Duration, OffsetDateTime, UtcOffset};
 
 use crate::profile::{ClockSpec, MediaTime, NameFields};
 
-/// Times before this are an unset clock, not a recording time.
-pub const EARLIEST_PLAUSIBLE: OffsetDateTime = time::macros::datetime!(2005-01-01 00:00 UTC);
+/// How far after the dock's own clock a recorder time may lie and still be
+/// believed (clock drift, time zones mislabelled by a few hours).
+pub const FUTURE_SLACK: Duration = Duration::days(1);
 
 /// What is known about one segment's times, all on the recorder's clock.
 #[derive(Debug, Clone, Default)]
@@ -42,7 +49,7 @@ pub fn recorded(
         .and_then(|ms| i64::try_from(ms).ok())
         .map(Duration::milliseconds)
         .unwrap_or(Duration::ZERO);
-    let plausible = |t: OffsetDateTime| t >= EARLIEST_PLAUSIBLE && t <= now + Duration::days(1);
+    let plausible = |t: OffsetDateTime| t >= clock.earliest_plausible && t <= now + FUTURE_SLACK;
     let media = readings.media_start.as_ref().map(|c| {
         match clock.media_time {
             // Labelled UTC but really the wall clock: read it as local time.
@@ -64,10 +71,13 @@ pub fn recorded(
         (s, s + duration, TimeSource::FileName)
     } else {
         // The file was last written when the recording ended.
-        let end = mtime
-            .map(|t| t - offset)
-            .unwrap_or(OffsetDateTime::UNIX_EPOCH);
-        (end - duration, end, TimeSource::FileTime)
+        let end = mtime.map(|t| t - offset);
+        let source = match end {
+            Some(t) if plausible(t) => TimeSource::FileTime,
+            _ => TimeSource::FileTimeImplausible,
+        };
+        let end = end.unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        (end - duration, end, source)
     };
     let ts = |t: OffsetDateTime| {
         Timestamp::from_offset_datetime(t).unwrap_or_else(|_| {
@@ -100,6 +110,7 @@ mod tests {
             media_time,
             set: ClockSet::None,
             tolerance: std::time::Duration::from_secs(2),
+            earliest_plausible: crate::profile::DEFAULT_EARLIEST_PLAUSIBLE,
         }
     }
 
@@ -159,5 +170,34 @@ mod tests {
         assert_eq!(rec.source, TimeSource::FileTime);
         assert_eq!(rec.start.to_string(), "2024-05-01T08:59:55Z");
         assert_eq!(rec.end.to_string(), "2024-05-01T09:00:00Z");
+    }
+
+    #[test]
+    fn implausible_file_times_are_kept_but_flagged() {
+        let mut r = Readings {
+            media_start: None,
+            duration_ms: Some(5_000),
+            name: NameFields::default(),
+            mtime_ns: datetime!(2000-01-01 00:00 UTC).unix_timestamp_nanos(),
+        };
+        let rec = recorded(&r, &clock(MediaTime::Utc), 0, NOW);
+        assert_eq!(rec.source, TimeSource::FileTimeImplausible);
+        assert_eq!(rec.end.to_string(), "2000-01-01T00:00:00Z");
+        // Before the profile's own minimum, though after 2005.
+        r.mtime_ns = datetime!(2012-06-01 00:00 UTC).unix_timestamp_nanos();
+        let rec = recorded(&r, &clock(MediaTime::Utc), 0, NOW);
+        assert_eq!(rec.source, TimeSource::FileTimeImplausible);
+        let mut early = clock(MediaTime::Utc);
+        early.earliest_plausible = datetime!(2010-01-01 00:00 UTC);
+        assert_eq!(recorded(&r, &early, 0, NOW).source, TimeSource::FileTime);
+        // More than a day after the dock's clock.
+        r.mtime_ns = (NOW + Duration::hours(25)).unix_timestamp_nanos();
+        let rec = recorded(&r, &clock(MediaTime::Utc), 0, NOW);
+        assert_eq!(rec.source, TimeSource::FileTimeImplausible);
+        r.mtime_ns = (NOW + Duration::hours(23)).unix_timestamp_nanos();
+        assert_eq!(
+            recorded(&r, &clock(MediaTime::Utc), 0, NOW).source,
+            TimeSource::FileTime
+        );
     }
 }

@@ -3,9 +3,12 @@
 //!
 //! - [`DirectoryTransport`]: the recorder's files are already in a
 //!   directory (mounted by the operating system, or a test fixture); the
-//!   profile is named or guessed from the file names, the recorder id comes
-//!   from the caller, the file names or the directory's name, and there is
-//!   no clock to read.
+//!   profile is named or chosen by the file names, the recorder id comes
+//!   from the caller (`--recorder-id`) or from a profile that identifies
+//!   the device (a `[names]` pattern with a `device` group that every
+//!   footage name agrees on) — never from the directory's path, its name
+//!   or what an earlier docking at that path was — and there is no clock
+//!   to read.
 //! - [`UsbTransport`]: a recorder on USB, spoken to through a
 //!   [`ControlChannel`] (rusb, or the in-process simulation) and found on
 //!   disk through a [`VolumeLocator`].
@@ -125,6 +128,10 @@ pub struct Attached {
     pub volume: Volume,
     /// `directory`, `usb` or `simulated`.
     pub transport: &'static str,
+    /// Which volume this is ([`volume_identity`] for a directory; the
+    /// recorder itself for USB): journal records whose file is not listed
+    /// are resumed only on the volume they were discovered on.
+    pub volume_id: String,
     /// Whether this very medium is still attached.
     pub medium: Medium,
 }
@@ -191,18 +198,61 @@ fn set_clock_file(
     Ok(None)
 }
 
-/// The most common `device` group among the footage names, if the profile
-/// has a pattern with one.
-fn device_from_names(profile: &Profile, volume: &Volume) -> Option<String> {
-    let pattern = profile.names.as_ref()?;
-    let listing = volume.list(&profile.storage).ok()?;
+/// The recorder id the footage names give, per the profile's `[names]`
+/// pattern: `Ok(None)` when no name carries a `device` group, an error
+/// naming them when the names disagree (never a majority vote: two
+/// recorders' files in one volume, or a name a recorder did not write,
+/// must not decide whose footage it is).
+fn device_from_names(profile: &Profile, volume: &Volume) -> Result<Option<String>, String> {
+    let Some(pattern) = profile.names.as_ref() else {
+        return Ok(None);
+    };
+    let listing = volume.list(&profile.storage).map_err(|e| e.to_string())?;
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for f in &listing.files {
         if let Some(d) = pattern.fields(&f.name, profile.clock.time_zone).device {
             *counts.entry(d).or_default() += 1;
         }
     }
-    counts.into_iter().max_by_key(|(_, n)| *n).map(|(d, _)| d)
+    match counts.len() {
+        0 => Ok(None),
+        1 => Ok(counts.into_keys().next()),
+        _ => Err(format!(
+            "the footage names name {} devices ({}); one volume is one recorder",
+            counts.len(),
+            counts
+                .iter()
+                .map(|(d, n)| format!("{d:?}: {n} files"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
+}
+
+/// Which volume is at `root`: its file system (the UUID udev lists under
+/// `/dev/disk/by-uuid` for its block device — a FAT volume's serial number,
+/// the same wherever and whenever it is mounted — else the device number)
+/// and the root directory's inode (a directory on the dock's own disk is
+/// told from one made later at the same path). Never the path.
+pub fn volume_identity(root: &Path) -> String {
+    use std::os::unix::fs::MetadataExt as _;
+    let Ok(meta) = std::fs::symlink_metadata(root) else {
+        return format!("unreadable:{}", root.display());
+    };
+    let dev = meta.dev();
+    let uuid = std::fs::read_dir("/dev/disk/by-uuid").ok().and_then(|d| {
+        d.flatten().find_map(|e| {
+            use std::os::unix::fs::FileTypeExt as _;
+            let m = std::fs::metadata(e.path()).ok()?;
+            (m.file_type().is_block_device() && m.rdev() == dev)
+                .then(|| e.file_name().to_string_lossy().into_owned())
+        })
+    });
+    let fs = match uuid {
+        Some(u) => format!("uuid:{u}"),
+        None => format!("dev:{}:{}", rustix::fs::major(dev), rustix::fs::minor(dev)),
+    };
+    format!("{fs}/ino:{}", meta.ino())
 }
 
 /// A recorder whose files are in a directory.
@@ -213,14 +263,13 @@ pub struct DirectoryTransport {
     profile: Option<String>,
     recorder_id: Option<String>,
     officer_id: Option<String>,
-    /// What an earlier docking at this directory established (recorder id,
-    /// profile), used only when the files themselves say nothing.
-    remembered: Option<(String, String)>,
 }
 
 impl DirectoryTransport {
     /// The recorder at `root`; `profile` names its profile (else the best
     /// fit); `recorder_id` and `officer_id` override what the files say.
+    /// Without `recorder_id`, attaching fails unless the profile identifies
+    /// the device by its footage names.
     pub fn new(
         root: &Path,
         profiles: Arc<Profiles>,
@@ -234,17 +283,7 @@ impl DirectoryTransport {
             profile,
             recorder_id,
             officer_id,
-            remembered: None,
         }
-    }
-
-    /// Fall back on the recorder id and profile an earlier docking of this
-    /// directory established (`Dock::remembered_source`), when the file
-    /// names name no device and fit no profile: a re-run of `custos dock
-    /// ingest` after most files were wiped stays the same recorder.
-    pub fn remembering(mut self, remembered: Option<(String, String)>) -> Self {
-        self.remembered = remembered;
-        self
     }
 }
 
@@ -255,41 +294,37 @@ impl RecorderTransport for DirectoryTransport {
                 path: self.root.clone(),
             });
         }
-        let mut fitted = false;
         let profile = match &self.profile {
             Some(name) => self.profiles.get(name)?.clone(),
-            None => {
-                let best = self.profiles.best_fit(|p| {
+            None => self
+                .profiles
+                .best_fit(|p| {
                     Volume::new(&self.root, &p.storage.media_root)
                         .list(&p.storage)
                         .map(|l| l.files.into_iter().map(|f| f.name).collect())
                         .unwrap_or_default()
-                })?;
-                fitted = best.names.is_some();
-                match (&self.remembered, fitted) {
-                    (Some((_, name)), false) => self.profiles.get(name).unwrap_or(best).clone(),
-                    _ => best.clone(),
-                }
-            }
+                })?
+                .clone(),
         };
         let volume = Volume::new(&self.root, &profile.storage.media_root);
         let id = match &self.recorder_id {
             Some(id) => id.clone(),
-            None => device_from_names(&profile, &volume)
-                .or_else(|| {
-                    (!fitted)
-                        .then(|| self.remembered.as_ref().map(|(id, _)| id.clone()))
-                        .flatten()
-                })
-                .unwrap_or_else(|| {
-                    // The directory's own name: the mount point a site gives
-                    // each recorder, or the fixture's name.
-                    self.root
-                        .file_name()
-                        .map(|n| n.to_string_lossy().into_owned())
-                        .filter(|n| !n.is_empty())
-                        .unwrap_or_else(|| "recorder".to_owned())
-                }),
+            None => match device_from_names(&profile, &volume) {
+                Ok(Some(id)) => id,
+                Ok(None) => {
+                    return Err(TransportError::NoId(format!(
+                        "no footage name in {} names a device per profile {}; give the recorder's id (--recorder-id)",
+                        self.root.display(),
+                        profile.name
+                    )))
+                }
+                Err(why) => {
+                    return Err(TransportError::NoId(format!(
+                        "{why} in {}; give the recorder's id (--recorder-id)",
+                        self.root.display()
+                    )))
+                }
+            },
         };
         if id.trim().is_empty() {
             return Err(TransportError::NoId("the recorder id is empty".into()));
@@ -305,6 +340,7 @@ impl RecorderTransport for DirectoryTransport {
             profile: Arc::new(profile),
             clock: None,
             medium: Arc::new(DirectoryMedium::new(&self.root)),
+            volume_id: volume_identity(&self.root),
             volume,
             transport: "directory",
         })
@@ -488,7 +524,9 @@ impl RecorderTransport for UsbTransport {
                 .clone()
                 .or_else(|| info.as_ref().and_then(|i| i.device_id.clone())),
             IdSource::Identify => info.as_ref().and_then(|i| i.device_id.clone()),
-            IdSource::FileName => device_from_names(&self.profile, &volume),
+            IdSource::FileName => {
+                device_from_names(&self.profile, &volume).map_err(TransportError::NoId)?
+            }
         }
         .ok_or_else(|| {
             TransportError::NoId(format!(
@@ -496,6 +534,9 @@ impl RecorderTransport for UsbTransport {
                 self.profile.name, usb.id_from
             ))
         })?;
+        // The recorder answers for its own storage: the volume is the
+        // recorder's (its block device and mount change per plug).
+        let volume_id = format!("usb:{id}");
         Ok(Attached {
             identity: RecorderIdentity {
                 id,
@@ -512,6 +553,7 @@ impl RecorderTransport for UsbTransport {
             volume,
             transport: self.kind,
             medium,
+            volume_id,
         })
     }
 

@@ -3,9 +3,17 @@
 //!
 //! Each method is one route of DESIGN.md's API and returns its typed answer
 //! ([`crate::wire`]). Errors say whether retrying can help
-//! ([`ClientError::is_retryable`]): an unreachable ledger or a 5xx is worth
-//! retrying (the offline queue of [`crate::queue`] does exactly that), a
-//! 4xx is not.
+//! ([`ClientError::is_retryable`]). Only a refusal that names the request
+//! itself as invalid is final ([`ClientError::is_final_refusal`]): 400,
+//! 409 or 422, or one of [`INVALID_REQUEST_CODES`] (a bad signature on the
+//! event, an action a dock may not record). Everything else may succeed
+//! later with the very same bytes: an unreachable ledger, a 5xx, and the
+//! refusals a fix of the configuration or of the ledger's load lifts — 401
+//! (wrong or expired token), 403 (a role or key not registered yet, or
+//! `not_own_work`: another dock's token configured here), 408,
+//! 413 (a proxy's body limit), 429 (rate limits), a 404 for the route
+//! itself (a wrong URL prefix). The offline queue of [`crate::queue`]
+//! retries all of these and sets aside only the final ones.
 //!
 //! The client never logs or displays its bearer token.
 
@@ -45,8 +53,9 @@ pub enum ClientError {
         /// The transport error (its message is part of this one's).
         error: reqwest::Error,
     },
-    /// The ledger refused the request (4xx): retrying the same request will
-    /// not help.
+    /// The ledger refused the request (4xx). Final only if
+    /// [`ClientError::is_final_refusal`]; else a fix of the configuration
+    /// or a lighter load may let the same request through.
     #[error("the ledger refused {url}: {status} {code}: {message}")]
     Rejected {
         /// The request URL.
@@ -89,13 +98,78 @@ impl From<CheckpointError> for ClientError {
     }
 }
 
+/// Error codes by which the ledger refuses the request's own content,
+/// whatever its status: the same bytes will never be accepted, by any
+/// token or configuration (see [`ClientError::is_final_refusal`]).
+pub const INVALID_REQUEST_CODES: &[&str] = &[
+    "bad_envelope",
+    "bad_signature",
+    "wrong_payload_type",
+    "bad_event",
+    "bad_manifest",
+    "action_forbidden",
+    "invalid_entry",
+    "segment_exists",
+    "unknown_segment",
+    // The manifest names an object key that another segment holds.
+    "object_key_taken",
+    "empty_body",
+    "not_utf8",
+    "bad_json",
+];
+
+/// Statuses that always refuse the request's own content: 400 Bad
+/// Request, 409 Conflict, 422 Unprocessable Content.
+const INVALID_REQUEST_STATUSES: &[u16] = &[400, 409, 422];
+
 impl ClientError {
-    /// Whether the same request may succeed later (unreachable, 5xx).
+    /// Whether the same request may succeed later, unchanged: the ledger
+    /// unreachable, failing (5xx) or answering oddly, or a refusal that is
+    /// not final ([`ClientError::is_final_refusal`]) — 401, 403, 404 for a
+    /// route, 408, 413, 429, which a fix of the configuration (a token, a
+    /// registered key, a proxy's limit, a URL) or a lighter load lifts.
     pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            ClientError::Unreachable { .. } | ClientError::Server { .. }
-        )
+        match self {
+            ClientError::Unreachable { .. }
+            | ClientError::Server { .. }
+            | ClientError::BadResponse { .. } => true,
+            ClientError::Rejected { .. } => !self.is_final_refusal(),
+            ClientError::BadUrl { .. } | ClientError::Checkpoint(_) => false,
+        }
+    }
+
+    /// Whether the ledger refused the request for its own content, so that
+    /// sending the same bytes again can never succeed: a 400, 409 or 422,
+    /// or a refusal coded as one of [`INVALID_REQUEST_CODES`] (a 403
+    /// `bad_signature` is about the envelope, a 403 `forbidden` about the
+    /// token).
+    pub fn is_final_refusal(&self) -> bool {
+        match self {
+            ClientError::Rejected { status, code, .. } => {
+                INVALID_REQUEST_STATUSES.contains(status)
+                    || INVALID_REQUEST_CODES.contains(&code.as_str())
+            }
+            _ => false,
+        }
+    }
+
+    /// The ledger's status and its own words, when it refused or failed.
+    pub fn ledger_message(&self) -> Option<(u16, &str, &str)> {
+        match self {
+            ClientError::Rejected {
+                status,
+                code,
+                message,
+                ..
+            }
+            | ClientError::Server {
+                status,
+                code,
+                message,
+                ..
+            } => Some((*status, code, message)),
+            _ => None,
+        }
     }
 }
 
@@ -416,6 +490,55 @@ mod tests {
         assert_eq!(encode_segment("rec-1_a.mp4"), "rec-1_a.mp4");
         assert_eq!(encode_segment("a/b c"), "a%2Fb%20c");
         assert_eq!(encode_segment("../x"), "..%2Fx");
+    }
+
+    fn rejected(status: u16, code: &str) -> ClientError {
+        ClientError::Rejected {
+            url: "http://l/v1/events".into(),
+            status,
+            code: code.into(),
+            message: "m".into(),
+        }
+    }
+
+    #[test]
+    fn only_refusals_of_the_request_itself_are_final() {
+        for (status, code) in [
+            (401, "invalid_token"),
+            (401, "revoked_token"),
+            (403, "forbidden"),
+            (403, "unknown_key"),
+            (403, "no_registered_key"),
+            (404, "not_found"),
+            (408, "unknown"),
+            (413, "body_too_large"),
+            (413, "unknown"),
+            (429, "unknown"),
+        ] {
+            let e = rejected(status, code);
+            assert!(e.is_retryable(), "{status} {code}");
+            assert!(!e.is_final_refusal(), "{status} {code}");
+        }
+        for (status, code) in [
+            (400, "bad_event"),
+            (400, "anything"),
+            (403, "bad_signature"),
+            (403, "action_forbidden"),
+            (404, "unknown_segment"),
+            (409, "segment_exists"),
+            (422, "unknown"),
+        ] {
+            let e = rejected(status, code);
+            assert!(e.is_final_refusal(), "{status} {code}");
+            assert!(!e.is_retryable(), "{status} {code}");
+        }
+        let server = ClientError::Server {
+            url: "u".into(),
+            status: 503,
+            code: "storage_failed".into(),
+            message: "m".into(),
+        };
+        assert!(server.is_retryable() && !server.is_final_refusal());
     }
 
     #[test]

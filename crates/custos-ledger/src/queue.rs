@@ -15,11 +15,16 @@
 //!    returning: a queued event survives a crash.
 //! 3. Delivery ([`OfflineQueue::deliver`]) sends the oldest event; on
 //!    success (including "already appended": the ledger de-duplicates
-//!    envelopes) it removes it and moves on; on a retryable failure it stops
-//!    and keeps it; on a permanent refusal (4xx: this envelope will never be
+//!    envelopes) it removes it and moves on; on a final refusal (the ledger
+//!    names the event itself as invalid,
+//!    [`ClientError::is_final_refusal`]: this envelope will never be
 //!    accepted) it moves it aside to the rejected list with the ledger's
 //!    message, so that one bad event cannot block the dock forever, and
-//!    reports it.
+//!    reports it; on any other failure it stops and keeps it — an
+//!    unreachable or failing ledger, and the refusals a fix of the
+//!    configuration or of the ledger's load lifts (401 a wrong token, 403
+//!    a key not registered yet, 408, 413 a proxy's body limit, 429 a rate
+//!    limit): the same bytes are sent again later, after a restart too.
 //!
 //! A crash between a successful send and the removal leaves the event
 //! queued; it is sent again, and the ledger answers with the first entry's
@@ -161,7 +166,7 @@ pub struct Delivery {
     pub rejected: Vec<RejectedEvent>,
     /// Still queued.
     pub remaining: usize,
-    /// Why delivery stopped early (a retryable error), if it did.
+    /// Why delivery stopped early (anything but a final refusal), if it did.
     pub stopped: Option<ClientError>,
 }
 
@@ -170,15 +175,16 @@ pub struct Delivery {
 pub enum Sent {
     /// Appended (possibly as a duplicate of an earlier send).
     Delivered(Receipt),
-    /// Queued at `position`, because the ledger is unreachable or failing,
-    /// or older events wait before it.
+    /// Queued at `position`, because the ledger is unreachable, failing or
+    /// refused it for a reason a fix can lift, or older events wait before it.
     Queued {
         /// The queue position.
         position: u64,
         /// Why it was not delivered now.
         reason: String,
     },
-    /// The ledger refused it for good (4xx); it was not queued.
+    /// The ledger refused it for good ([`ClientError::is_final_refusal`]);
+    /// it was not queued.
     Refused(ClientError),
 }
 
@@ -279,7 +285,9 @@ impl OfflineQueue {
         }
         match sink.send_event(envelope).await {
             Ok(receipt) => Ok((Sent::Delivered(receipt), delivery)),
-            Err(e) if e.is_retryable() => {
+            // Refused for good: not queued; the caller sees why now.
+            Err(e) if e.is_final_refusal() => Ok((Sent::Refused(e), delivery)),
+            Err(e) => {
                 let position = self.enqueue_locked(envelope)?;
                 Ok((
                     Sent::Queued {
@@ -289,13 +297,11 @@ impl OfflineQueue {
                     delivery,
                 ))
             }
-            // Refused for good: not queued; the caller sees why now.
-            Err(e) => Ok((Sent::Refused(e), delivery)),
         }
     }
 
-    /// Deliver queued events in order until the queue is empty or a
-    /// retryable error stops it.
+    /// Deliver queued events in order until the queue is empty or an error
+    /// other than a final refusal stops it.
     pub async fn deliver<S: EventSink>(&self, sink: &S) -> Result<Delivery, QueueError> {
         let _order = self.order.lock().await;
         self.deliver_locked(sink).await
@@ -321,7 +327,7 @@ impl OfflineQueue {
                         receipt,
                     });
                 }
-                Err(e) if e.is_retryable() => {
+                Err(e) if !e.is_final_refusal() => {
                     delivery.stopped = Some(e);
                     break;
                 }

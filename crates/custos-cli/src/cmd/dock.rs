@@ -41,7 +41,8 @@ enum DockCommand {
         /// The firmware profile (default: the one whose file names fit best).
         #[arg(long, value_name = "NAME")]
         profile: Option<String>,
-        /// The recorder id (default: from the file names, else DIR's name).
+        /// The recorder id (default: the device the footage names name, per
+        /// the profile; required when they name none). Never taken from DIR.
         #[arg(long, value_name = "ID")]
         recorder_id: Option<String>,
         /// The officer id when the file names carry none.
@@ -165,8 +166,7 @@ async fn ingest(
         profile,
         recorder_id,
         officer_id,
-    )
-    .remembering(dock.remembered_source(&source));
+    );
     let (_transport, report) = dock
         .ingest(&slot, Box::new(transport), stop.clone(), deadline)
         .await;
@@ -178,10 +178,8 @@ async fn ingest(
     if let Some(b) = bars {
         let _ = b.await;
     }
-    let done = match &report.recorder_id {
-        Some(id) => dock.recorder_done(id)?,
-        None => false,
-    };
+    let trouble = dock.ledger_trouble();
+    let done = dock.session_done(&report)?;
     pump_stop.cancel();
     let _ = pump.await;
     if let Some(ledger) = assembled.local_ledger {
@@ -212,8 +210,9 @@ async fn ingest(
     } else {
         if !drained {
             eprintln!(
-                "custos: {} custody events wait for the ledger; they are kept in the journal and sent by the next run",
-                dock.events_pending()
+                "custos: {} custody events wait for the ledger; they are kept in the journal and sent by the next run{}",
+                dock.events_pending(),
+                trouble.map(|t| format!(" ({t})")).unwrap_or_default()
             );
         } else if !done {
             eprintln!(

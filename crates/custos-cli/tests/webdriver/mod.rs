@@ -443,6 +443,8 @@ impl Demo {
             .arg(self.config())
             .arg("--source")
             .arg(&rec)
+            // Its names name no device: the id is given, never guessed.
+            .args(["--recorder-id", folder])
             .stdin(Stdio::null())
             .output()
             .unwrap();

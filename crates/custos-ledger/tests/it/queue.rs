@@ -91,12 +91,31 @@ async fn events_wait_while_the_ledger_is_down_and_arrive_in_order() {
     assert!(delivery.delivered[0].receipt.duplicate);
     assert_eq!(delivery.delivered[0].receipt.seq, seqs[2]);
 
-    // An event the ledger will never take is moved aside, not retried forever.
+    // A refusal a fix can lift (here: a key not registered to this token;
+    // registering it would let the same bytes through) stops delivery and
+    // keeps the event and everything behind it, in order.
     let stranger = custos_core::keys::SigningKey::from_seed("dock-99", &[9; 32]).unwrap();
-    queue
+    let waiting = OfflineQueue::new(db.open_tree("second-outbox").unwrap());
+    waiting
         .enqueue(&event_by(&stranger, "recorder.docked", "rec-x", Map::new()))
         .await
         .unwrap();
+    waiting
+        .enqueue(&event("recorder.docked", "rec-after", Map::new()))
+        .await
+        .unwrap();
+    let delivery = waiting.deliver(&up).await.unwrap();
+    assert!(delivery.rejected.is_empty() && delivery.delivered.is_empty());
+    let stopped = delivery.stopped.expect("delivery stops at the refusal");
+    assert!(stopped.to_string().contains("unknown_key"), "{stopped}");
+    assert_eq!(waiting.len(), 2);
+    assert!(waiting.rejected().unwrap().is_empty());
+
+    // An event refused for its own content (a signature that does not
+    // verify) is moved aside, not retried forever.
+    let mut forged = event("recorder.docked", "rec-forged", Map::new());
+    forged.signatures[0].sig[0] ^= 1;
+    queue.enqueue(&forged).await.unwrap();
     queue
         .enqueue(&event("recorder.docked", "rec-after", Map::new()))
         .await
@@ -104,7 +123,7 @@ async fn events_wait_while_the_ledger_is_down_and_arrive_in_order() {
     let delivery = queue.deliver(&up).await.unwrap();
     assert_eq!(delivery.rejected.len(), 1);
     assert!(
-        delivery.rejected[0].error.contains("unknown_key"),
+        delivery.rejected[0].error.contains("bad_signature"),
         "{}",
         delivery.rejected[0].error
     );
