@@ -483,9 +483,14 @@ fn footage_docked_today_from_a_reset_clock_is_not_swept() {
         .status()
         .unwrap();
     assert!(touched.success());
+    // CLIP0001.MP4 names no device: the operator says which recorder it is.
     ok(
         "custos dock ingest",
-        &site.dock_ingest(&root).output().unwrap(),
+        &site
+            .dock_ingest(&root)
+            .args(["--recorder-id", "RESET01"])
+            .output()
+            .unwrap(),
     );
     let ids = segment_ids(&site);
     assert_eq!(ids.len(), 1);
@@ -505,10 +510,23 @@ fn footage_docked_today_from_a_reset_clock_is_not_swept() {
         "the recorder's clock says 2000: {detail}"
     );
     assert_eq!(detail["retention"]["eligible"], json!(false), "{detail}");
+    assert_eq!(
+        detail["manifest"]["recorded"]["source"],
+        json!("file_time+implausible"),
+        "a time before the profile's earliest plausible one is flagged: {detail}"
+    );
+    // At least 180 days from today (the ingest), whatever the clock said.
     let until = detail["retention"]["until"].as_str().unwrap();
+    let floor = (time::OffsetDateTime::now_utc() + time::Duration::days(179)).date();
+    let floor = format!(
+        "{:04}-{:02}-{:02}",
+        floor.year(),
+        u8::from(floor.month()),
+        floor.day()
+    );
     assert!(
-        until > "2026-06-01",
-        "retention counts from the ingest: {until}"
+        until > floor.as_str(),
+        "retention counts from the ingest: {until} (expected after {floor})"
     );
 
     site.kill_ledger();
@@ -522,5 +540,96 @@ fn footage_docked_today_from_a_reset_clock_is_not_swept() {
     assert!(
         !listed.contains(&ids[0]),
         "the sweep would delete footage docked today: {listed}"
+    );
+}
+
+/// A second dock's credential (its own token and key, stolen or misused)
+/// attests nothing about the first dock's segments: `segment.verified`,
+/// `segment.wiped` and `dock.*` events naming them are refused 403
+/// `not_own_work` and append nothing. Then the admin revokes that token over
+/// the API and the very next request with it is refused 401
+/// `revoked_token`.
+#[test]
+fn another_docks_credential_attests_nothing_and_a_revoked_token_ends_at_once() {
+    let (mut site, ids) = docked_site();
+    let seg = &ids[0];
+
+    // A second dock, registered like the first (service stopped).
+    site.kill_ledger();
+    let rogue_key = site.path("keys/dock-rogue.key");
+    ok(
+        "custos keygen",
+        &site
+            .custos()
+            .args(["keygen", "--name", "dock-rogue", "--out"])
+            .arg(&rogue_key)
+            .output()
+            .unwrap(),
+    );
+    let rogue = site.token(
+        "dock",
+        "dock-rogue",
+        Some(&site.path("keys/dock-rogue.key.pub")),
+    );
+    site.start_ledger();
+
+    for action in ["segment.verified", "segment.wiped", "dock.session_ended"] {
+        let details = json!({ "segment_id": seg }).to_string();
+        let envelope = forge(&site, &rogue_key, "dock-rogue", action, seg, &details);
+        let what = format!("dock-rogue signs {action} about dock-e2e's segment");
+        let before = site.size();
+        let a = call(&site, "POST", "/v1/events", Some(&rogue), Some(&envelope));
+        assert_eq!(site.size(), before, "{what}: the log grew");
+        if action.starts_with("segment.") {
+            assert_eq!(
+                (a.status, a.code().as_str()),
+                (403, "not_own_work"),
+                "{what}: {}",
+                a.body
+            );
+        } else {
+            assert!(a.status >= 400, "{what}: {} {}", a.status, a.body);
+        }
+    }
+
+    // The rogue token works until the admin revokes it ...
+    let probe = || call(&site, "GET", "/v1/checkpoint", Some(&rogue), None);
+    assert_eq!(probe().status, 200);
+    for who in [
+        &site.tokens.dock,
+        &site.tokens.supervisor,
+        &site.tokens.reviewer,
+        &site.tokens.auditor,
+        &site.tokens.officer,
+    ] {
+        let a = call(&site, "POST", "/v1/tokens/dock-rogue/revoke", Some(who), None);
+        assert_eq!(a.status, 403, "only an admin revokes: {}", a.body);
+    }
+    assert_eq!(probe().status, 200, "a refused revocation revokes nothing");
+    let a = call(
+        &site,
+        "POST",
+        "/v1/tokens/dock-rogue/revoke",
+        Some(&site.tokens.admin),
+        None,
+    );
+    assert_eq!(a.status, 200, "{}", a.body);
+    let revoked = entries_from(&site, 0)
+        .into_iter()
+        .filter(|e| e["action"] == json!("token.revoked"))
+        .count();
+    assert_eq!(revoked, 1, "one token.revoked entry");
+    // ... and not one request longer.
+    let a = probe();
+    assert_eq!(
+        (a.status, a.code().as_str()),
+        (401, "revoked_token"),
+        "{}",
+        a.body
+    );
+    // The first dock's own token is untouched.
+    assert_eq!(
+        call(&site, "GET", "/v1/checkpoint", Some(&site.tokens.dock), None).status,
+        200
     );
 }

@@ -495,7 +495,8 @@ async fn an_export_is_bound_to_the_checkpoint_at_its_entry() {
         kind: ActorKind::Reviewer,
         id: "reviewer-1".into(),
     };
-    let prepared = export::prepare_export(&f.ledger, actor, &request(&["seg-a"]))
+    let gate = FootageGate::operator(actor);
+    let prepared = export::prepare_export(&f.ledger, &gate, &request(&["seg-a"]))
         .await
         .unwrap();
     let dock = dock_caller(&f);
