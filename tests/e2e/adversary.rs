@@ -602,7 +602,13 @@ fn another_docks_credential_attests_nothing_and_a_revoked_token_ends_at_once() {
         &site.tokens.auditor,
         &site.tokens.officer,
     ] {
-        let a = call(&site, "POST", "/v1/tokens/dock-rogue/revoke", Some(who), None);
+        let a = call(
+            &site,
+            "POST",
+            "/v1/tokens/dock-rogue/revoke",
+            Some(who),
+            None,
+        );
         assert_eq!(a.status, 403, "only an admin revokes: {}", a.body);
     }
     assert_eq!(probe().status, 200, "a refused revocation revokes nothing");
@@ -629,7 +635,14 @@ fn another_docks_credential_attests_nothing_and_a_revoked_token_ends_at_once() {
     );
     // The first dock's own token is untouched.
     assert_eq!(
-        call(&site, "GET", "/v1/checkpoint", Some(&site.tokens.dock), None).status,
+        call(
+            &site,
+            "GET",
+            "/v1/checkpoint",
+            Some(&site.tokens.dock),
+            None
+        )
+        .status,
         200
     );
 }

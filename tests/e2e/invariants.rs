@@ -152,58 +152,68 @@ fn ledger_killed_mid_run_the_dock_waits_then_delivers_in_order() {
     site.check_everything(&[&rec_a, &rec_b], 3, &[before]);
 }
 
+/// A recorder whose clock and file numbering were reset makes a clip with
+/// the name, size and file time of one already stored and wiped (so the
+/// same segment id and object key would follow). The stored object is
+/// never replaced: the dock that wiped the first compares the bytes and
+/// ingests the new clip as a new segment beside it; a dock without that
+/// memory finds the key taken by other bytes and leaves the file.
 #[test]
-fn a_different_file_on_a_taken_key_is_never_stored_nor_wiped() {
+fn a_different_file_on_a_taken_key_never_replaces_the_stored_one() {
     let site = Site::start(SiteOptions::default());
     let rec = site.recorder("DSJN0006", "161718", 2, 2);
     let name = Site::files_on(&rec)[0].clone();
     let path = rec.join("DCIM/100MEDIA").join(&name);
     let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
-    let mut bytes = std::fs::read(&path).unwrap();
+    let first = std::fs::read(&path).unwrap();
     ok(
         "custos dock ingest",
         &site.dock_ingest(&rec).output().unwrap(),
     );
     let before = site.keep_checkpoint("before-second-file");
 
-    // The same recorder, path, size and file time (so the same segment id
-    // and object key) but other bytes: a recorder whose clock and file
-    // numbering were reset, say.
-    let mid = bytes.len() / 2;
-    bytes[mid] ^= 0x01;
-    std::fs::write(&path, &bytes).unwrap();
-    std::fs::File::options()
-        .write(true)
-        .open(&path)
-        .unwrap()
-        .set_modified(mtime)
-        .unwrap();
-    let copy = site.path("originals/DSJN0006-second/DCIM/100MEDIA");
-    std::fs::create_dir_all(&copy).unwrap();
-    std::fs::write(copy.join(&name), &bytes).unwrap();
+    // Put a clip back at `path` with the first one's name, size and file
+    // time but its own bytes, and keep a pristine copy of it for the
+    // checkers under `originals/<label>/`.
+    let reappear = |flip: usize, label: &str| {
+        let mut bytes = first.clone();
+        bytes[flip] ^= 0x01;
+        std::fs::write(&path, &bytes).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+        let copy = site.path(&format!("originals/{label}/DCIM/100MEDIA"));
+        std::fs::create_dir_all(&copy).unwrap();
+        std::fs::write(copy.join(&name), &bytes).unwrap();
+    };
 
-    // The same dock, whose journal has that segment as done.
+    // The same dock, whose journal has the first as wiped: new evidence,
+    // stored as a new segment beside the first, then wiped per policy.
+    reappear(first.len() / 2, "DSJN0006-second");
     let out = site.dock_ingest(&rec).output().unwrap();
-    eprintln!("the same dock again: {out:?}");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "the dock reported a file it did not store as done: {out:?}"
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        stderr.contains("ingested as a new segment beside it"),
+        "the dock does not say what it did:\n{stderr}"
     );
     assert!(
-        stderr.contains("on the recorder again"),
-        "the dock does not say why the file was left:\n{stderr}"
+        Site::files_on(&rec).is_empty(),
+        "the new clip was stored, so it is wiped: {out:?}"
     );
-    assert_eq!(
-        Site::files_on(&rec),
-        vec![name.clone()],
-        "the second file must stay on the recorder: {out:?}"
-    );
-    site.check_everything(&[&rec], 2, std::slice::from_ref(&before));
+    // Three segments; every object in the bucket is one of the originals
+    // byte for byte (so the first was not overwritten), each manifest's
+    // digest is its object's.
+    site.check_everything(&[&rec], 3, std::slice::from_ref(&before));
+    let after = site.keep_checkpoint("after-second-file");
 
-    // A dock with a fresh journal (a replaced disk, another station): the
-    // upload finds the key taken by other bytes and refuses.
+    // A dock with a fresh journal (a replaced disk, another station) does
+    // not know the first was wiped: its upload finds the key taken by
+    // other bytes and refuses, and the file stays on the recorder.
+    reappear(first.len() / 3, "DSJN0006-third");
     let out = site
         .dock_ingest(&rec)
         .env("CUSTOS_DOCK_DATA_DIR", site.path("dock-fresh"))
@@ -224,7 +234,7 @@ fn a_different_file_on_a_taken_key_is_never_stored_nor_wiped() {
         vec![name],
         "the refused file must stay on the recorder"
     );
-    // The bucket still holds the first bytes at that key and nothing else;
-    // the record has one segment.ingested per segment.
-    site.check_everything(&[&rec], 2, &[before]);
+    // The bucket still holds the first bytes at that key; the record has
+    // one segment.ingested per segment.
+    site.check_everything(&[&rec], 3, &[before, after]);
 }

@@ -941,6 +941,18 @@ pub async fn check_footage_access(
     caller: &Caller,
     segment: &SegmentRecord,
 ) -> Result<Option<String>, GovernanceError> {
+    let (_, approvals) = view_gate(ledger, policy, caller, segment).await?;
+    Ok(approvals.into_iter().next().and_then(|(_, r)| r))
+}
+
+/// The caller's gate and its pre-check of one segment's view: what
+/// [`check_footage_access`] answers and [`record_view`] records.
+async fn view_gate(
+    ledger: &Ledger,
+    policy: &Governance,
+    caller: &Caller,
+    segment: &SegmentRecord,
+) -> Result<(FootageGate, Approvals), GovernanceError> {
     let gate = FootageGate::for_caller(policy, caller);
     let approvals = gate
         .precheck(
@@ -949,7 +961,7 @@ pub async fn check_footage_access(
             actions::SEGMENT_VIEWED,
         )
         .await?;
-    Ok(approvals.into_iter().next().and_then(|(_, r)| r))
+    Ok((gate, approvals))
 }
 
 /// Record a view of `segment`'s bytes `[start, end]` (inclusive) of `size`
@@ -966,14 +978,7 @@ pub async fn record_view(
     segment: &SegmentRecord,
     range: Option<(u64, u64)>,
 ) -> Result<(Receipt, Option<String>), GovernanceError> {
-    let gate = FootageGate::for_caller(policy, caller);
-    let approvals = gate
-        .precheck(
-            ledger,
-            std::slice::from_ref(segment),
-            actions::SEGMENT_VIEWED,
-        )
-        .await?;
+    let (gate, approvals) = view_gate(ledger, policy, caller, segment).await?;
     let request_id = approvals.first().and_then(|(_, r)| r.clone());
     let mut details = Map::new();
     details.insert("role".into(), caller.role.as_str().into());

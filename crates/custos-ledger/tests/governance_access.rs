@@ -1051,6 +1051,69 @@ async fn retention_counts_from_the_ingest_not_from_a_reset_recorder_clock() {
     assert_eq!(listed.len(), 1);
 }
 
+/// Two segments recorded before the object-key index may name one object.
+/// When the first's retention ends, the sweep records its deletion but
+/// keeps the object, which the second (live) segment still references;
+/// once the second goes too, the object is deleted.
+#[tokio::test]
+async fn the_sweep_keeps_an_object_another_live_segment_references() {
+    let objects_dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn ObjectStore> =
+        Arc::new(LocalFileSystem::new_with_prefix(objects_dir.path()).unwrap());
+    let clock = TestClock::at("2026-01-01T10:00:00Z");
+    let env = Env::with_clock(store.clone(), clock.clone()).await;
+    let shared = ObjectPath::from("seg/shared.mp4");
+    store.put(&shared, footage(64).into()).await.unwrap();
+    env.ingest_recorded(
+        "first",
+        "seg/shared.mp4",
+        &footage(64),
+        "2026-01-01T09:00:00Z",
+    )
+    .await;
+    // As a store written before the index: the key's row is not there.
+    let row = custos_ledger::layout::table_key(
+        custos_ledger::catalogue::OBJECT_KEYS,
+        custos_ledger::catalogue::object_key_id("seg/shared.mp4").as_bytes(),
+    );
+    env.ledger.store().tree().remove(row).unwrap();
+    clock.set("2026-03-01T10:00:00Z");
+    env.ingest_recorded(
+        "second",
+        "seg/shared.mp4",
+        &footage(64),
+        "2026-03-01T09:00:00Z",
+    )
+    .await;
+
+    // The first's 180 days have ended, the second's have not.
+    clock.set("2026-07-15T00:00:00Z");
+    let done = custos_ledger::governance::sweep(&env.ledger, &retention(), Some(&store), false)
+        .await
+        .unwrap();
+    assert_eq!(done.len(), 1, "{done:?}");
+    assert_eq!(done[0].status.segment_id, "first");
+    let why = done[0].error.as_deref().unwrap_or_default();
+    assert!(
+        why.contains("second"),
+        "the kept object names its other segment: {why}"
+    );
+    assert!(store.head(&shared).await.is_ok(), "the object was deleted");
+    assert_eq!(env.entries_of("retention.deleted").len(), 1);
+
+    clock.set("2026-09-01T00:00:00Z");
+    let done = custos_ledger::governance::sweep(&env.ledger, &retention(), Some(&store), false)
+        .await
+        .unwrap();
+    assert_eq!(done.len(), 1, "{done:?}");
+    assert_eq!(done[0].status.segment_id, "second");
+    assert_eq!(done[0].error, None);
+    assert!(
+        store.head(&shared).await.is_err(),
+        "the object outlived both"
+    );
+}
+
 /// An approval stays in force for the days the supervisor gave (default
 /// `[access] approval_valid_days`); past its end it opens no footage by any
 /// path, and the refusal is on the record.

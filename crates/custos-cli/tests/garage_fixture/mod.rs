@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use custos_core::digest::MultiHasher;
 use custos_core::entry::Event;
@@ -84,6 +84,18 @@ pub fn footage(seed: u8, len: usize) -> Vec<u8> {
 /// Start Garage; write a configuration, a ledger key and a dock token; put
 /// one object per `(segment, recording end)` in the bucket and ingest its
 /// signed manifest.
+/// The ledger's clock while the fixture docks: the time it is set to.
+#[derive(Debug)]
+struct DockingClock(Mutex<Timestamp>);
+
+impl custos_ledger::clock::Clock for DockingClock {
+    fn now(&self) -> Timestamp {
+        *self.0.lock().unwrap()
+    }
+}
+
+const ORIGIN_TIME: &str = "2026-01-01T00:00:00Z";
+
 pub fn setup(segments: &[(&str, &str)]) -> Setup {
     let garage = Garage::start().expect("Garage must be installed (scripts/install-deps)");
     let dir = tempfile::tempdir().unwrap();
@@ -123,10 +135,23 @@ pub fn setup(segments: &[(&str, &str)]) -> Setup {
         .last()
         .unwrap()
         .to_owned();
-    let ledger = s.ledger();
+    // Each segment is docked when its recording ends: the ledger's time of
+    // its `segment.ingested` is `end` too (retention counts from the later
+    // of the two), so a backdated segment is as old as it says.
+    let docked_at = Arc::new(DockingClock(Mutex::new(
+        Timestamp::parse(ORIGIN_TIME).unwrap(),
+    )));
+    let mut options = LedgerOptions::new(s.dir.path().join("ledger"), ORIGIN);
+    options.clock = docked_at.clone();
+    let ledger = Ledger::open(
+        options,
+        SigningKey::load(&s.dir.path().join("ledger.key")).unwrap(),
+    )
+    .unwrap();
     s.rt.block_on(async {
         let caller = ledger.authenticate(&dock_token).unwrap();
         for (i, &(segment, end)) in segments.iter().enumerate() {
+            *docked_at.0.lock().unwrap() = Timestamp::parse(end).unwrap();
             let key = format!("rec-7/{segment}.mp4");
             let bytes = footage(i as u8, 300_000 + i * 1000);
             let mut h = MultiHasher::sha256();

@@ -8,6 +8,10 @@
 //! `CUSTOS_CRASH_INSTANTS` sets the number of kills (default 6, at least 5;
 //! the full run is 20) and `CUSTOS_CRASH_SEED` the random seed
 //! (printed, to replay a failure).
+//!
+//! Every run names the recorder (`--recorder-id`), as an operator resuming
+//! it would: once a run has wiped the last file, no footage name is left
+//! to tell which recorder the folder is.
 
 use std::time::{Duration, Instant};
 
@@ -67,6 +71,7 @@ fn kill_9_at_random_instants_then_resume() {
         // or so, so that kills land in every step over the runs.
         let delay = Duration::from_millis(150 + rng.next() % 1100);
         let mut child = util::dock_ingest(&config, &files.root, &garage)
+            .args(["--recorder-id", "SIM0001"])
             .spawn()
             .unwrap();
         std::thread::sleep(delay);
@@ -94,6 +99,7 @@ fn kill_9_at_random_instants_then_resume() {
 
     may_dock += usize::from(docking_closed(&site.path("data/dock/journal")));
     let out = util::dock_ingest(&config, &files.root, &garage)
+        .args(["--recorder-id", "SIM0001"])
         .output()
         .unwrap();
     assert!(
