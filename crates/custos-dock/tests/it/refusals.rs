@@ -122,7 +122,9 @@ fn serve(
         body.extend_from_slice(&chunk[..n]);
     }
     if request_line.starts_with("POST /v1/events ") {
-        let mut faults = faults.lock().unwrap();
+        let mut faults = faults
+            .lock()
+            .map_err(|_| std::io::Error::other("a proxy thread panicked"))?;
         match faults.front().copied() {
             Some(Fault::Status(status, reason)) => {
                 faults.pop_front();
