@@ -344,14 +344,19 @@ impl Dock {
             .segments_of(recorder_id)?
             .iter()
             .all(SegmentRecord::is_done);
-        let session_done = self.journal.session(recorder_id)?.is_none_or(|s| {
+        Ok(segments_done && self.docking_acknowledged(recorder_id)?)
+    }
+
+    /// Whether every event of `recorder_id`'s docking session (docked,
+    /// undocked, clock set) is acknowledged by the ledger.
+    fn docking_acknowledged(&self, recorder_id: &str) -> Result<bool, JournalError> {
+        Ok(self.journal.session(recorder_id)?.is_none_or(|s| {
             [s.docked.as_ref(), s.undocked.as_ref()]
                 .into_iter()
                 .flatten()
                 .chain(s.clock_set.iter())
                 .all(|e| e.seq.is_some())
-        });
-        Ok(segments_done && session_done)
+        }))
     }
 
     /// Whether the docking `report` describes is finished: every segment of
@@ -369,14 +374,7 @@ impl Dock {
             .iter()
             .filter(|r| r.on_volume(volume))
             .all(SegmentRecord::is_done);
-        let session_done = self.journal.session(id)?.is_none_or(|s| {
-            [s.docked.as_ref(), s.undocked.as_ref()]
-                .into_iter()
-                .flatten()
-                .chain(s.clock_set.iter())
-                .all(|e| e.seq.is_some())
-        });
-        Ok(segments_done && session_done)
+        Ok(segments_done && self.docking_acknowledged(id)?)
     }
 
     /// One docking: attach the recorder through `transport`, record the

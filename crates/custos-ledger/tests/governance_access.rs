@@ -25,6 +25,15 @@ fn dock_key() -> SigningKey {
 }
 
 /// Footage bytes that differ at every offset (so a wrong range shows).
+/// An object store in a fresh directory (kept while the returned guard
+/// lives).
+fn local_store() -> (tempfile::TempDir, Arc<dyn ObjectStore>) {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn ObjectStore> =
+        Arc::new(LocalFileSystem::new_with_prefix(dir.path()).unwrap());
+    (dir, store)
+}
+
 fn footage(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i * 7 % 251) as u8).collect()
 }
@@ -242,9 +251,7 @@ impl Env {
 }
 
 async fn local_env() -> (Env, TempDir, Vec<u8>) {
-    let objects_dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn ObjectStore> =
-        Arc::new(LocalFileSystem::new_with_prefix(objects_dir.path()).unwrap());
+    let (objects_dir, store) = local_store();
     let bytes = footage(1000);
     store
         .put(&ObjectPath::from("seg/seg-1.mp4"), bytes.clone().into())
@@ -826,9 +833,7 @@ async fn footage_streams_from_garage_with_range() {
 
 #[tokio::test]
 async fn the_sweeper_deletes_only_what_is_eligible_and_records_each_deletion() {
-    let objects_dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn ObjectStore> =
-        Arc::new(LocalFileSystem::new_with_prefix(objects_dir.path()).unwrap());
+    let (_objects_dir, store) = local_store();
     // Recorded and docked 2026-03-01; swept on 2026-12-05, more than 180
     // days later.
     let clock = TestClock::at("2026-03-01T07:00:00Z");
@@ -1017,9 +1022,7 @@ async fn the_sweeper_deletes_only_what_is_eligible_and_records_each_deletion() {
 /// it for 180 days from the docking, not from 2000.
 #[tokio::test]
 async fn retention_counts_from_the_ingest_not_from_a_reset_recorder_clock() {
-    let objects_dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn ObjectStore> =
-        Arc::new(LocalFileSystem::new_with_prefix(objects_dir.path()).unwrap());
+    let (_objects_dir, store) = local_store();
     let clock = TestClock::at("2026-12-05T10:00:00Z");
     let env = Env::with_clock(store.clone(), clock.clone()).await;
     store
@@ -1057,9 +1060,7 @@ async fn retention_counts_from_the_ingest_not_from_a_reset_recorder_clock() {
 /// once the second goes too, the object is deleted.
 #[tokio::test]
 async fn the_sweep_keeps_an_object_another_live_segment_references() {
-    let objects_dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn ObjectStore> =
-        Arc::new(LocalFileSystem::new_with_prefix(objects_dir.path()).unwrap());
+    let (_objects_dir, store) = local_store();
     let clock = TestClock::at("2026-01-01T10:00:00Z");
     let env = Env::with_clock(store.clone(), clock.clone()).await;
     let shared = ObjectPath::from("seg/shared.mp4");
@@ -1119,9 +1120,7 @@ async fn the_sweep_keeps_an_object_another_live_segment_references() {
 /// path, and the refusal is on the record.
 #[tokio::test]
 async fn an_approval_ends() {
-    let objects_dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn ObjectStore> =
-        Arc::new(LocalFileSystem::new_with_prefix(objects_dir.path()).unwrap());
+    let (_objects_dir, store) = local_store();
     let clock = TestClock::at("2026-12-05T10:00:00Z");
     let env = Env::with_clock(store.clone(), clock.clone()).await;
     store
@@ -1198,9 +1197,7 @@ async fn an_approval_ends() {
 /// without a view entry.
 #[tokio::test]
 async fn head_answers_as_get_does() {
-    let objects_dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn ObjectStore> =
-        Arc::new(LocalFileSystem::new_with_prefix(objects_dir.path()).unwrap());
+    let (_objects_dir, store) = local_store();
     let env = Env::new(store.clone()).await;
     store
         .put(&ObjectPath::from("seg/a.mp4"), footage(64).into())
