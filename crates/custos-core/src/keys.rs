@@ -17,7 +17,6 @@ use std::str::FromStr;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use ed25519_dalek::{Signer as _, Verifier as _};
-use rand_core::RngCore as _;
 use sha2::{Digest as _, Sha256};
 use zeroize::Zeroizing;
 
@@ -332,8 +331,9 @@ impl VerifierKey {
 /// by one once there are eight or more.
 ///
 /// The equation is RFC 8032's, summed with random weights: with `z_i`
-/// random 128-bit scalars (fresh from the operating system for every
-/// batch) and `k_i` = SHA-512(R_i || A_i || M_i), it checks
+/// random 128-bit scalars (fresh from `rng` for every batch: it must be a
+/// cryptographic generator the signers cannot predict, the operating
+/// system's in the ledger) and `k_i` = SHA-512(R_i || A_i || M_i), it checks
 /// `Σ z_i R_i + Σ_A (Σ_{i: A_i = A} z_i k_i) A - (Σ z_i s_i) B = 0`.
 /// Signatures under the same key share one term for that key, so a batch
 /// from one dock costs one point per signature (its `R`) plus one, where
@@ -352,14 +352,17 @@ impl VerifierKey {
 /// make one (it would be a forgery under the single check too), and an
 /// honest signer never does. Keys with a small-order component must not be
 /// batched ([`VerifierKey::is_torsion_free`]).
-pub fn verify_batch(items: &[(&VerifierKey, &[u8], &[u8])]) -> bool {
+pub fn verify_batch<R: rand_core::CryptoRngCore + ?Sized>(
+    items: &[(&VerifierKey, &[u8], &[u8])],
+    rng: &mut R,
+) -> bool {
     use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
     use curve25519_dalek::scalar::Scalar;
     use curve25519_dalek::traits::{IsIdentity as _, VartimeMultiscalarMul as _};
     use sha2::Sha512;
 
     let mut weights = vec![0u8; 16 * items.len()];
-    if rand_core::OsRng.try_fill_bytes(&mut weights).is_err() {
+    if rng.try_fill_bytes(&mut weights).is_err() {
         return false;
     }
     let mut b_coefficient = Scalar::ZERO;
@@ -533,7 +536,7 @@ mod tests {
                 .iter()
                 .map(|(m, s)| (&vk, m.as_slice(), s.as_slice()))
                 .collect();
-            verify_batch(&refs)
+            verify_batch(&refs, &mut rand_core::OsRng)
         };
         assert!(run(&items(&sigs)));
         for bit in [3, 255, 300, 511] {
@@ -571,11 +574,11 @@ mod tests {
                 .enumerate()
                 .map(|(i, (m, s))| (&vks[pair(i)], m.as_slice(), s.as_slice()))
                 .collect();
-            verify_batch(&items)
+            verify_batch(&items, &mut rand_core::OsRng)
         };
         assert!(check(&who));
         assert!(!check(&|i| if i == 4 { (who(i) + 1) % 3 } else { who(i) }));
-        assert!(verify_batch(&[]));
+        assert!(verify_batch(&[], &mut rand_core::OsRng));
     }
 
     #[test]
