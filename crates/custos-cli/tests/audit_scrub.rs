@@ -7,6 +7,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use custos_ingest::object_store::path::Path as ObjectPath;
+use custos_ingest::object_store::ObjectStoreExt;
 use garage_fixture::{setup, text, Setup};
 use serde_json::{json, Value};
 

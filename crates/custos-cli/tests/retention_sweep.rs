@@ -13,6 +13,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use custos_ingest::object_store::path::Path as ObjectPath;
+use custos_ingest::object_store::ObjectStoreExt;
 use custos_ledger::governance;
 use garage_fixture::{setup, text, Setup};
 use serde_json::Value;

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use custos_ingest::object_store::path::Path;
+use custos_ingest::object_store::ObjectStoreExt;
 use custos_ingest::{ingest_segment, IngestOptions, IngestStore, NoProgress};
 
 const SIZE: usize = 64 * 1024 * 1024;

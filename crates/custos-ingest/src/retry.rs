@@ -25,7 +25,7 @@ pub(crate) fn is_transient(e: &object_store::Error) -> bool {
         | E::AlreadyExists { .. }
         | E::Precondition { .. }
         | E::NotModified { .. }
-        | E::NotImplemented
+        | E::NotImplemented { .. }
         | E::PermissionDenied { .. }
         | E::Unauthenticated { .. }
         | E::UnknownConfigurationKey { .. } => false,
@@ -123,7 +123,10 @@ mod tests {
         let p = RetryPolicy::new(4, Duration::from_millis(10), Duration::from_millis(40));
         let r: Result<(), _> = with_retry(&p, "test", || async {
             calls.fetch_add(1, Ordering::SeqCst);
-            Err(object_store::Error::NotImplemented)
+            Err(object_store::Error::NotImplemented {
+                operation: "test".into(),
+                implementer: "test".into(),
+            })
         })
         .await;
         assert!(r.is_err());

@@ -40,7 +40,7 @@ use std::time::{Duration, Instant};
 use custos_core::digest::{Digest, Digests, MultiHasher};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
-use object_store::{ObjectMeta, PutMode, PutOptions, PutPayload, PutResult};
+use object_store::{ObjectMeta, ObjectStoreExt, PutMode, PutOptions, PutPayload, PutResult};
 use tokio::io::AsyncRead;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -588,6 +588,7 @@ impl Run<'_> {
         let put = PutResult {
             e_tag: meta.and_then(|m| m.e_tag),
             version: None,
+            extensions: Default::default(),
         };
         Ok(self.outcome(size, digests, put, parts))
     }
@@ -700,7 +701,7 @@ impl Run<'_> {
             objects.put_opts(self.key, payload.clone(), create.clone())
         })
         .await;
-        if matches!(r, Err(object_store::Error::NotImplemented)) {
+        if matches!(r, Err(object_store::Error::NotImplemented { .. })) {
             // The store has no conditional put; step 1 found the key free.
             r = with_retry(&self.opts.retry, "put the object", || {
                 objects.put(self.key, payload.clone())
@@ -1045,6 +1046,7 @@ impl Run<'_> {
             PutResult {
                 e_tag: meta.e_tag,
                 version: meta.version,
+                extensions: Default::default(),
             },
             0,
         );

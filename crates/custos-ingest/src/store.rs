@@ -8,7 +8,7 @@
 //! whether the store checks an SHA-256 of every byte it receives. An
 //! `IngestStore` carries both. A plain `Arc<dyn ObjectStore>` converts into
 //! one and still works: parts are then sent through
-//! `ObjectStore::put_multipart`, where only the store client's own
+//! `ObjectStoreExt::put_multipart`, where only the store client's own
 //! per-request retries apply.
 //!
 //! This module must never weaken a store's settings: stores built here
@@ -73,7 +73,7 @@ impl From<&IngestStore> for IngestStore {
 
 impl IngestStore {
     /// Any object store. Multipart uploads go through
-    /// `ObjectStore::put_multipart`; no store-side checksum is assumed.
+    /// `ObjectStoreExt::put_multipart`; no store-side checksum is assumed.
     pub fn new(objects: Arc<dyn ObjectStore>) -> Self {
         let name = objects.to_string();
         // object_store's own local and in-memory stores take parts of any
@@ -118,11 +118,19 @@ impl IngestStore {
         let bucket = builder
             .get_config_value(&AmazonS3ConfigKey::Bucket)
             .unwrap_or_default();
-        let mut builder = builder.with_checksum_algorithm(object_store::aws::Checksum::SHA256);
-        if builder
-            .get_config_value(&AmazonS3ConfigKey::Endpoint)
-            .is_some_and(|e| e.starts_with("http://"))
-        {
+        // Custos deletes one object at a time (the retention sweep). Since
+        // object_store 0.13 a single delete goes through `delete_stream`,
+        // which on S3 sends a bulk `DeleteObjects` request by default; keep
+        // the plain `DELETE /key` with its status-mapped errors instead.
+        let mut builder = builder
+            .with_checksum_algorithm(object_store::aws::Checksum::SHA256)
+            .with_disable_bulk_delete(true);
+        // The endpoint the client will use: `AWS_ENDPOINT_URL_S3` (read since
+        // object_store 0.13) takes precedence over `AWS_ENDPOINT_URL`.
+        let endpoint = builder
+            .get_config_value(&AmazonS3ConfigKey::S3Endpoint)
+            .or_else(|| builder.get_config_value(&AmazonS3ConfigKey::Endpoint));
+        if endpoint.is_some_and(|e| e.starts_with("http://")) {
             // A plain-HTTP endpoint was configured on purpose (a store on
             // loopback or a private network); object_store refuses it
             // unless told.
@@ -174,9 +182,11 @@ impl IngestStore {
 
     /// A fresh in-memory store (tests, demos).
     ///
-    /// Through its high-level multipart interface: object_store 0.12's
-    /// `InMemory` low-level `put_part` panics when parts arrive out of
-    /// order, as concurrent parts do.
+    /// Through its high-level multipart interface, as a plain
+    /// `Arc<dyn ObjectStore>` would be (object_store 0.12's `InMemory`
+    /// low-level `put_part` panicked when parts arrived out of order, as
+    /// concurrent parts do; 0.13 fixed that, but the in-memory store keeps
+    /// exercising the high-level path).
     pub fn in_memory() -> Self {
         let mut store = IngestStore::new(Arc::new(InMemory::new()));
         store.name = "memory://".into();

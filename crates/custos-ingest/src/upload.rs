@@ -4,7 +4,7 @@
 //! With the low-level interface (`MultipartStore`) a part that failed is
 //! resent under its own part number, from the buffer kept for it, with the
 //! segment's [`RetryPolicy`]. With the high-level one
-//! (`ObjectStore::put_multipart`) part numbers are assigned per call, so a
+//! (`ObjectStoreExt::put_multipart`) part numbers are assigned per call, so a
 //! failed part cannot be resent without leaving a hole: there, only the
 //! store client's own per-request retries apply.
 //!
@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path;
-use object_store::{MultipartId, MultipartUpload, PutResult};
+use object_store::{MultipartId, MultipartUpload, ObjectStoreExt, PutResult};
 
 use crate::buffers::Part;
 use crate::error::OrphanedUpload;
@@ -38,7 +38,7 @@ pub(crate) struct PartDone {
 }
 
 enum Kind {
-    /// `ObjectStore::put_multipart`: parts numbered in call order.
+    /// `ObjectStoreExt::put_multipart`: parts numbered in call order.
     HighLevel(Box<dyn MultipartUpload>),
     /// `MultipartStore`: we number the parts and keep the upload id.
     LowLevel {

@@ -18,7 +18,7 @@ use bytes::Bytes;
 use custos_core::digest::{Digest, Digests, MultiHasher};
 use futures::TryStreamExt;
 use object_store::path::Path;
-use object_store::{GetOptions, GetResultPayload, ObjectMeta};
+use object_store::{GetOptions, GetResultPayload, ObjectMeta, ObjectStoreExt};
 
 use crate::error::VerifyError;
 use crate::files::{hash_reader, DEFAULT_HASH_BUFFER};

@@ -31,7 +31,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::stream::{BoxStream, StreamExt as _};
 use object_store::path::Path as ObjectPath;
-use object_store::ObjectStore;
+use object_store::{ObjectStore, ObjectStoreExt};
 
 use custos_core::bundle::{BundleWriteError, BundleWriter, EntryLine, InclusionProof};
 use custos_core::dsse::Envelope;

@@ -27,7 +27,7 @@ use std::sync::Arc;
 use custos_core::config::{AccessConfig, RetentionConfig};
 use custos_core::entry::{actions, Actor};
 use custos_core::manifest::Timestamp;
-use object_store::ObjectStore;
+use object_store::{ObjectStore, ObjectStoreExt};
 use rand_core::RngCore as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};

@@ -17,7 +17,7 @@ use custos_ledger::governance::{FootageGate, Governance};
 use custos_ledger::{app, AppState, Caller, Ledger, LedgerOptions, Role};
 use object_store::memory::InMemory;
 use object_store::path::Path as ObjectPath;
-use object_store::ObjectStore;
+use object_store::{ObjectStore, ObjectStoreExt};
 use serde_json::{json, Map, Value};
 use tower::ServiceExt as _;
 

@@ -15,7 +15,7 @@ use custos_ledger::governance::Governance;
 use custos_ledger::{app, AppState, Ledger, LedgerOptions, Role};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
-use object_store::ObjectStore;
+use object_store::{ObjectStore, ObjectStoreExt};
 use serde_json::{json, Map, Value};
 use tempfile::TempDir;
 use tower::ServiceExt as _;

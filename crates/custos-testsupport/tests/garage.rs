@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use custos_testsupport::Garage;
-use object_store::{path::Path, ObjectStore, PutPayload};
+use object_store::{path::Path, ObjectStoreExt, PutPayload};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn object_survives_a_garage_restart() {

@@ -11,7 +11,7 @@ use custos_core::entry::Event;
 use custos_core::keys::SigningKey;
 use custos_core::manifest::{Manifest, Timestamp};
 use custos_ingest::object_store::path::Path as ObjectPath;
-use custos_ingest::object_store::ObjectStore;
+use custos_ingest::object_store::{ObjectStore, ObjectStoreExt};
 use custos_ledger::{Ledger, LedgerOptions};
 use custos_testsupport::Garage;
 use serde_json::{json, Map, Value};

@@ -426,6 +426,7 @@ pub fn dock_ingest(config: &Path, source: &Path, garage: &custos_testsupport::Ga
 
 /// Every object in the bucket: key → SHA-256 hex of its bytes.
 pub fn bucket(garage: &custos_testsupport::Garage) -> BTreeMap<String, String> {
+    use custos_ingest::object_store::ObjectStoreExt as _;
     use futures::TryStreamExt as _;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -15,8 +15,9 @@ use custos_ingest::object_store::memory::InMemory;
 use custos_ingest::object_store::multipart::{MultipartStore, PartId};
 use custos_ingest::object_store::path::Path;
 use custos_ingest::object_store::{
-    GetOptions, GetResult, ListResult, MultipartId, MultipartUpload, ObjectMeta, ObjectStore,
-    PutMultipartOptions, PutOptions, PutPayload, PutResult,
+    CopyOptions, GetOptions, GetResult, ListResult, MultipartId, MultipartUpload, ObjectMeta,
+    ObjectStore, ObjectStoreExt, PutMultipartOptions, PutOptions, PutPayload, PutResult,
+    RenameOptions,
 };
 use custos_ingest::{ingest_segment, IngestError, IngestStore, NoProgress, Progress};
 use futures::stream::BoxStream;
@@ -129,8 +130,10 @@ async fn bad_options_are_refused_before_reading() {
 /// An in-memory store whose multipart interface fails the first
 /// `failures` attempts at one part with a transient error, delays every
 /// part a little, and records attempts and concurrency. It keeps the parts
-/// itself (object_store 0.12's `InMemory` low-level `put_part` cannot take
-/// parts out of order) and stores the object with one put on completion.
+/// itself (object_store 0.12's `InMemory` low-level `put_part` could not
+/// take parts out of order; keeping them here also lets completion check
+/// the part list) and stores the object with one put on completion. Every
+/// `ObjectStore` method passes straight through to the inner store.
 #[derive(Debug)]
 struct Flaky {
     inner: InMemory,
@@ -230,6 +233,7 @@ impl MultipartStore for Flaky {
 }
 
 #[async_trait::async_trait]
+#[deny(clippy::missing_trait_methods)]
 impl ObjectStore for Flaky {
     async fn put_opts(
         &self,
@@ -260,8 +264,11 @@ impl ObjectStore for Flaky {
     ) -> custos_ingest::object_store::Result<Vec<Bytes>> {
         self.inner.get_ranges(l, r).await
     }
-    async fn delete(&self, l: &Path) -> custos_ingest::object_store::Result<()> {
-        self.inner.delete(l).await
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, custos_ingest::object_store::Result<Path>>,
+    ) -> BoxStream<'static, custos_ingest::object_store::Result<Path>> {
+        self.inner.delete_stream(locations)
     }
     fn list(
         &self,
@@ -269,21 +276,34 @@ impl ObjectStore for Flaky {
     ) -> BoxStream<'static, custos_ingest::object_store::Result<ObjectMeta>> {
         self.inner.list(p)
     }
+    fn list_with_offset(
+        &self,
+        p: Option<&Path>,
+        offset: &Path,
+    ) -> BoxStream<'static, custos_ingest::object_store::Result<ObjectMeta>> {
+        self.inner.list_with_offset(p, offset)
+    }
     async fn list_with_delimiter(
         &self,
         p: Option<&Path>,
     ) -> custos_ingest::object_store::Result<ListResult> {
         self.inner.list_with_delimiter(p).await
     }
-    async fn copy(&self, f: &Path, t: &Path) -> custos_ingest::object_store::Result<()> {
-        self.inner.copy(f, t).await
-    }
-    async fn copy_if_not_exists(
+    async fn copy_opts(
         &self,
         f: &Path,
         t: &Path,
+        o: CopyOptions,
     ) -> custos_ingest::object_store::Result<()> {
-        self.inner.copy_if_not_exists(f, t).await
+        self.inner.copy_opts(f, t, o).await
+    }
+    async fn rename_opts(
+        &self,
+        f: &Path,
+        t: &Path,
+        o: RenameOptions,
+    ) -> custos_ingest::object_store::Result<()> {
+        self.inner.rename_opts(f, t, o).await
     }
 }
 

@@ -3,6 +3,7 @@
 
 use custos_core::digest::Digest;
 use custos_ingest::object_store::path::Path;
+use custos_ingest::object_store::ObjectStoreExt;
 use custos_ingest::{
     ingest_segment, verify_object, IngestOptions, IngestStore, NoProgress, Progress, VerifyMethod,
     VerifyMode,

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use custos_ingest::object_store::path::Path;
-use custos_ingest::object_store::PutPayload;
+use custos_ingest::object_store::{ObjectStoreExt, PutPayload};
 use custos_ingest::{
     ingest_segment, IngestError, IngestStore, KeyTakenReason, NoProgress, Progress,
 };

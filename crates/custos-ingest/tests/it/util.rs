@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use custos_ingest::object_store::path::Path;
-use custos_ingest::object_store::{BackoffConfig, ObjectStore, RetryConfig};
+use custos_ingest::object_store::{BackoffConfig, ObjectStore, ObjectStoreExt, RetryConfig};
 use custos_ingest::{IngestOptions, IngestStore, RetryPolicy};
 use custos_testsupport::Garage;
 use tokio::io::{AsyncRead, ReadBuf};

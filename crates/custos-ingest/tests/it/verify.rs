@@ -4,7 +4,7 @@
 
 use custos_core::digest::{Digest, Digests, MultiHasher};
 use custos_ingest::object_store::path::Path;
-use custos_ingest::object_store::PutPayload;
+use custos_ingest::object_store::{ObjectStoreExt, PutPayload};
 use custos_ingest::{
     hash_object, ingest_segment, verify_object, IngestStore, NoProgress, StoreReceipt, VerifyError,
     VerifyMethod, VerifyMode, READ_BACK_BATCH,

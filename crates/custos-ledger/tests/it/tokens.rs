@@ -18,7 +18,7 @@ use custos_ledger::clock::Clock;
 use custos_ledger::export::{self, ExportRequest, ObjectFootage};
 use custos_ledger::{layout, offline, Ledger, LedgerOptions, OpenError, Role, TamperError};
 use object_store::memory::InMemory;
-use object_store::ObjectStore;
+use object_store::{ObjectStore, ObjectStoreExt};
 use serde_json::{Map, Value};
 
 use crate::util::*;
