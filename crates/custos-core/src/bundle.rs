@@ -137,7 +137,7 @@ use std::io::{self, Read, Write};
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::checkpoint::{Checkpoint, CheckpointError};
@@ -360,17 +360,8 @@ impl EntryLine {
 }
 
 /// An inclusion proof as `/v1/proof/inclusion` serves it and
-/// `proofs/<seq>.json` holds it: `{"index","size","hashes":[base64...]}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct InclusionProof {
-    /// The leaf's index (the entry's `seq`).
-    pub index: u64,
-    /// The tree size the proof is for (the checkpoint's).
-    pub size: u64,
-    /// The audit path, sibling of the leaf first.
-    pub hashes: Vec<Hash>,
-}
+/// `proofs/<seq>.json` holds it (one type for both).
+pub use crate::wire::InclusionProof;
 
 // ---------------------------------------------------------------------------
 // Writer

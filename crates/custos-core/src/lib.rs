@@ -16,7 +16,8 @@
 //!   consistency proofs, and a compact range for O(log n) appends;
 //! - [`note`] and [`checkpoint`]: C2SP signed notes and tlog-checkpoints;
 //! - [`config`]: the configuration file and its environment overrides;
-//! - [`bundle`]: the export bundle (tar) writer and its offline verifier.
+//! - [`bundle`]: the export bundle (tar) writer and its offline verifier;
+//! - [`wire`]: the JSON shapes of the ledger's HTTP API (server and client).
 //!
 //! ## What this crate must never do
 //!
@@ -42,3 +43,4 @@ pub mod keys;
 pub mod manifest;
 pub mod merkle;
 pub mod note;
+pub mod wire;

@@ -48,8 +48,8 @@
 
 use custos_core::entry::{actions, ActorKind, Entry};
 use custos_core::manifest::{Manifest, Timestamp};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+
+pub use custos_core::wire::{SegmentQuery, SegmentRecord};
 
 use crate::append::{GuardError, Rejection, RejectionKind, StateTx};
 use crate::error::StoreError;
@@ -88,40 +88,6 @@ pub const ACCESS_REQUESTS: &str = "access_requests";
 pub const MAX_SEARCH_RESULTS: usize = 1000;
 /// Results a search returns when it names no limit.
 pub const DEFAULT_SEARCH_RESULTS: usize = 100;
-
-/// What the catalogue knows about one segment.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct SegmentRecord {
-    /// The segment id.
-    pub segment_id: String,
-    /// The signed manifest's content (the signed bytes are in entry
-    /// `ingested_seq`'s `details.manifest`).
-    #[schema(value_type = Object)]
-    pub manifest: Manifest,
-    /// The entry that ingested it.
-    pub ingested_seq: u64,
-    /// The entry that recorded its verification in storage, once there is one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub verified_seq: Option<u64>,
-    /// The entry that recorded its removal from the recorder, once there is one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub wiped_seq: Option<u64>,
-    /// Cases it is linked to, in link order.
-    #[serde(default)]
-    pub cases: Vec<String>,
-}
-
-impl SegmentRecord {
-    /// `ingested`, `verified` or `wiped` (removed from the recorder after
-    /// verification; still stored).
-    pub fn status(&self) -> &'static str {
-        match (self.verified_seq, self.wiped_seq) {
-            (_, Some(_)) => "wiped",
-            (Some(_), None) => "verified",
-            (None, None) => "ingested",
-        }
-    }
-}
 
 fn segment_key(id: &str) -> Vec<u8> {
     id.as_bytes().to_vec()
@@ -426,24 +392,6 @@ pub fn segment_entries(store: &Store, id: &str) -> Result<Vec<u64>, StoreError> 
         seqs.push(u64::from_be_bytes(seq));
     }
     Ok(seqs)
-}
-
-/// A catalogue search: every given criterion must hold.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct SegmentQuery {
-    /// Officer id.
-    pub officer: Option<String>,
-    /// Recorder id.
-    pub recorder: Option<String>,
-    /// Recording started at or after this instant (RFC 3339).
-    pub from: Option<String>,
-    /// Recording started before this instant (RFC 3339).
-    pub to: Option<String>,
-    /// Linked to this case.
-    pub case: Option<String>,
-    /// Most results (default 100, at most 1000).
-    pub limit: Option<usize>,
 }
 
 /// Why a search is malformed.

@@ -41,6 +41,7 @@ use crate::ledger::Ledger;
 use crate::wire::Receipt;
 
 pub use crate::catalogue::{ACCESS_REQUESTS, CASES, HOLDS};
+pub use custos_core::wire::{HoldRecord, RetentionStatus};
 
 /// Longest case title, reason or note, in bytes.
 pub const MAX_TEXT: usize = 4096;
@@ -230,20 +231,6 @@ impl AccessRequest {
             && covers
             && self.valid_until.is_some_and(|until| now < until)
     }
-}
-
-/// A legal hold on a segment.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct HoldRecord {
-    /// The segment held.
-    pub segment_id: String,
-    /// Why.
-    pub reason: String,
-    /// Who placed it.
-    #[schema(value_type = Object)]
-    pub placed_by: Actor,
-    /// The `hold.placed` entry.
-    pub placed_seq: u64,
 }
 
 fn new_id(prefix: &str) -> String {
@@ -1016,30 +1003,6 @@ pub async fn record_view(
 
 /// Table: segment id → the seq (u64 BE) of its `retention.deleted` entry.
 pub const DELETED: &str = "retention_deleted";
-
-/// Where a segment stands against the retention rules.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
-pub struct RetentionStatus {
-    /// The segment.
-    pub segment_id: String,
-    /// Days it is kept (never below 180), counted from the later of its
-    /// recording's end and its ingest on the ledger's clock.
-    pub days: u32,
-    /// The category that set `days`, if one did.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub category: Option<String>,
-    /// When its retention ends (RFC 3339).
-    pub until: String,
-    /// Under a legal hold.
-    pub held: bool,
-    /// Open cases it is linked to.
-    pub open_cases: Vec<String>,
-    /// Already deleted by the sweeper (the seq of the `retention.deleted` entry).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub deleted_seq: Option<u64>,
-    /// Whether the sweeper may delete it now.
-    pub eligible: bool,
-}
 
 /// Reads a state-table row: committed (outside the writer) or as a batch
 /// left it (inside a guard).

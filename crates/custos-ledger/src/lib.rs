@@ -81,7 +81,9 @@ pub mod serve;
 pub mod store;
 pub mod ui;
 mod verify;
-pub mod wire;
+/// The JSON shapes of the API (they live in custos-core, shared with the
+/// client).
+pub use custos_core::wire;
 
 pub use api::{app, ApiConfig, AppState};
 pub use append::{Append, Guard, Rejection, RejectionKind, StateTx};

@@ -1,37 +1,45 @@
-//! The JSON shapes of the HTTP API, shared by the server and the client.
+//! The JSON shapes of the ledger's HTTP API, shared by the server, its
+//! client and the tools that read what either writes.
 //!
 //! Every type here is what travels on the wire, with the field names of
 //! DESIGN.md ("Ledger HTTP API (v1)"): an entry line is `{"seq", "raw",
 //! "entry"}`, an inclusion proof `{"index", "size", "hashes"}`, a consistency
-//! proof `{"from", "to", "hashes"}`, an error `{"error", "message"}`. The
-//! export bundle of the retrieval issue reuses [`EntryLine`] and
-//! [`InclusionProof`] for `entries.jsonl` and `proofs/<seq>.json`.
+//! proof `{"from", "to", "hashes"}`, an error `{"error", "message"}`, and the
+//! catalogue's, the access rules' and the retention rules' records as the
+//! API shows them. An export bundle's `proofs/<seq>.json` is an
+//! [`InclusionProof`]; its `entries.jsonl` lines have the [`EntryLine`]
+//! shape (the bundle reader keeps the decoded bytes in
+//! [`crate::bundle::EntryLine`]).
+//!
+//! With the `openapi` feature the types also describe themselves to utoipa
+//! for the server's OpenAPI document.
 //!
 //! This module must never hold behaviour beyond (de)serialisation: the rules
-//! live in the ledger, the transport in `api` and `client`.
+//! live in the ledger, the transport in the server and the client.
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
-use custos_core::merkle::Hash;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use utoipa::ToSchema;
 
-use crate::catalogue::SegmentRecord;
+use crate::entry::Actor;
+use crate::manifest::Manifest;
+use crate::merkle::Hash;
 
 /// One line of `GET /v1/entries` (and of a bundle's `entries.jsonl`).
 ///
 /// `raw` is the base64 of the exact leaf bytes; `entry` is the same bytes
 /// embedded as JSON, for readers that do not want to decode `raw`. Verifiers
 /// must hash `raw`, never a re-serialisation of `entry`.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EntryLine {
     /// The entry's index in the log.
     pub seq: u64,
     /// Base64 (standard, padded) of the exact leaf bytes.
     pub raw: String,
     /// The entry itself (the bytes of `raw`, decoded as JSON).
-    #[schema(value_type = Object)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub entry: Box<RawValue>,
 }
 
@@ -56,37 +64,41 @@ impl EntryLine {
 
 /// `GET /v1/proof/inclusion`: the audit path of leaf `index` in the tree of
 /// `size` leaves (RFC 9162 §2.1.3), sibling of the leaf first.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct InclusionProof {
     /// The leaf's index (the entry's `seq`).
     pub index: u64,
     /// The tree size the proof is for.
     pub size: u64,
     /// The path, base64 hashes.
-    #[schema(value_type = Vec<String>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
     pub hashes: Vec<Hash>,
 }
 
 /// `GET /v1/proof/consistency`: the proof that the tree of `from` leaves is a
 /// prefix of the tree of `to` leaves (RFC 9162 §2.1.4).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConsistencyProof {
     /// The older size.
     pub from: u64,
     /// The newer size.
     pub to: u64,
     /// The proof, base64 hashes.
-    #[schema(value_type = Vec<String>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
     pub hashes: Vec<Hash>,
 }
 
 /// The answer to an append (`POST /v1/events` and the internal API).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Receipt {
     /// The entry's index. For a duplicate envelope, the first entry's index.
     pub seq: u64,
     /// The entry's leaf hash (base64): `SHA-256(0x00 || entry bytes)`.
-    #[schema(value_type = String)]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub leaf_hash: Hash,
     /// The tree size published with (or, for a duplicate, after) the entry:
     /// an inclusion proof for `seq` at this size is available at once.
@@ -96,7 +108,8 @@ pub struct Receipt {
 }
 
 /// The one error shape of the API: `{"error": code, "message": text}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     /// A stable machine-readable code, e.g. `bad_signature`.
     pub error: String,
@@ -106,14 +119,15 @@ pub struct ErrorBody {
 
 /// One custody entry with its inclusion proof, as `/v1/segments/{id}/custody`
 /// serves it: the `/v1/entries` line fields plus `proof`.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProvenEntry {
     /// The entry's index in the log.
     pub seq: u64,
     /// Base64 of the exact leaf bytes.
     pub raw: String,
     /// The entry itself (the bytes of `raw`, decoded as JSON).
-    #[schema(value_type = Object)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub entry: Box<RawValue>,
     /// Its inclusion proof against the response's checkpoint.
     pub proof: InclusionProof,
@@ -132,7 +146,8 @@ impl ProvenEntry {
 
 /// `GET /v1/segments/{id}/custody`: every entry about a segment, each with
 /// its inclusion proof against one checkpoint.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Custody {
     /// The segment.
     pub segment_id: String,
@@ -145,7 +160,8 @@ pub struct Custody {
 }
 
 /// `GET /healthz`.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Health {
     /// `ok`, or why the ledger refuses to serve (`tampered`, `storage_failed`).
     pub status: String,
@@ -161,7 +177,8 @@ pub struct Health {
 }
 
 /// A segment as the API shows it: the catalogue record and its status.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SegmentView {
     /// `ingested`, `verified` or `wiped`.
     pub status: String,
@@ -181,7 +198,8 @@ impl From<SegmentRecord> for SegmentView {
 
 /// `GET /v1/segments/{id}`: the segment, where it stands against the
 /// retention rules, and its legal hold.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SegmentDetail {
     /// The segment as search shows it.
     #[serde(flatten)]
@@ -189,15 +207,109 @@ pub struct SegmentDetail {
     /// Retention: days kept, keep-until date, the open cases that keep it,
     /// whether a hold keeps it, whether the sweeper may delete it now (or
     /// the entry that recorded its deletion).
-    pub retention: crate::governance::RetentionStatus,
+    pub retention: RetentionStatus,
     /// Its legal hold: who placed it, why, and the `hold.placed` entry.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub hold: Option<crate::governance::HoldRecord>,
+    pub hold: Option<HoldRecord>,
 }
 
 /// `GET /v1/segments`: the matching segments.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SearchResults {
     /// The matching segments.
     pub segments: Vec<SegmentView>,
+}
+
+/// What the catalogue knows about one segment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SegmentRecord {
+    /// The segment id.
+    pub segment_id: String,
+    /// The signed manifest's content (the signed bytes are in entry
+    /// `ingested_seq`'s `details.manifest`).
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub manifest: Manifest,
+    /// The entry that ingested it.
+    pub ingested_seq: u64,
+    /// The entry that recorded its verification in storage, once there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified_seq: Option<u64>,
+    /// The entry that recorded its removal from the recorder, once there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wiped_seq: Option<u64>,
+    /// Cases it is linked to, in link order.
+    #[serde(default)]
+    pub cases: Vec<String>,
+}
+
+impl SegmentRecord {
+    /// `ingested`, `verified` or `wiped` (removed from the recorder after
+    /// verification; still stored).
+    pub fn status(&self) -> &'static str {
+        match (self.verified_seq, self.wiped_seq) {
+            (_, Some(_)) => "wiped",
+            (Some(_), None) => "verified",
+            (None, None) => "ingested",
+        }
+    }
+}
+
+/// A catalogue search: every given criterion must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
+pub struct SegmentQuery {
+    /// Officer id.
+    pub officer: Option<String>,
+    /// Recorder id.
+    pub recorder: Option<String>,
+    /// Recording started at or after this instant (RFC 3339).
+    pub from: Option<String>,
+    /// Recording started before this instant (RFC 3339).
+    pub to: Option<String>,
+    /// Linked to this case.
+    pub case: Option<String>,
+    /// Most results (default 100, at most 1000).
+    pub limit: Option<usize>,
+}
+
+/// A legal hold on a segment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct HoldRecord {
+    /// The segment held.
+    pub segment_id: String,
+    /// Why.
+    pub reason: String,
+    /// Who placed it.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub placed_by: Actor,
+    /// The `hold.placed` entry.
+    pub placed_seq: u64,
+}
+
+/// Where a segment stands against the retention rules.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RetentionStatus {
+    /// The segment.
+    pub segment_id: String,
+    /// Days it is kept (never below 180), counted from the later of its
+    /// recording's end and its ingest on the ledger's clock.
+    pub days: u32,
+    /// The category that set `days`, if one did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    /// When its retention ends (RFC 3339).
+    pub until: String,
+    /// Under a legal hold.
+    pub held: bool,
+    /// Open cases it is linked to.
+    pub open_cases: Vec<String>,
+    /// Already deleted by the sweeper (the seq of the `retention.deleted` entry).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deleted_seq: Option<u64>,
+    /// Whether the sweeper may delete it now.
+    pub eligible: bool,
 }
