@@ -13,13 +13,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
 use bundle_support::Fixture;
+use custos_client::LedgerClient;
 use custos_core::bundle::EntryLine;
 use custos_core::checkpoint::Checkpoint;
 use custos_core::entry::{Entry, Event};
 use custos_core::keys::SigningKey;
 use custos_core::manifest::Timestamp;
 use custos_core::merkle::{consistency_proof, leaf_hash, root_at, MemoryTree};
-use custos_ledger::LedgerClient;
 use serde_json::{json, Map, Value};
 
 const ORIGIN: &str = "verify-log.test/ledger";

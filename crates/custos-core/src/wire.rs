@@ -313,3 +313,18 @@ pub struct RetentionStatus {
     /// Whether the sweeper may delete it now.
     pub eligible: bool,
 }
+
+/// What to export and why: `POST /v1/exports`'s body, and what the ledger's
+/// exporter takes. With a `case`, the ledger adds the segments linked to it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportRequest {
+    /// The segment ids, in the order given (duplicates are dropped).
+    #[serde(default)]
+    pub segments: Vec<String>,
+    /// The case the segments were chosen through, if any (recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub case: Option<String>,
+    /// Why the export is made, if the caller said (recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}

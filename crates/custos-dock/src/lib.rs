@@ -24,9 +24,16 @@
 //! - [`journal`]: the crash-safe record of every step (its module
 //!   documentation walks the steps and what a crash at each leaves);
 //! - [`outbox`]: signed events to the ledger, in order, durable while the
-//!   ledger is down; [`engine`]: the sessions and the per-segment flow;
+//!   ledger is down, through [`queue`] (the durable queue and the
+//!   [`queue::EventSink`] trait a ledger link implements); [`setup`]: a dock
+//!   from the configuration file; [`engine`]: the sessions and the
+//!   per-segment flow;
 //! - [`times`]: recording times and their source; [`status`]: slot status
 //!   and its JSON endpoint; [`daemon`]: `custos dock run`.
+//!
+//! The dock sees the ledger only through its outbox: it depends on
+//! custos-client for the HTTP API, never on custos-ledger (a ledger in the
+//! same process is wired in by the binary as an [`queue::EventSink`]).
 //!
 //! ## What this crate must never do
 //!
@@ -42,6 +49,7 @@ pub mod journal;
 pub mod naming;
 pub mod outbox;
 pub mod profile;
+pub mod queue;
 pub mod setup;
 pub mod status;
 pub mod times;
@@ -52,4 +60,5 @@ pub mod volume;
 pub use engine::{Dock, DockError, DockSettings, SessionReport};
 pub use outbox::LedgerLink;
 pub use profile::{Profile, ProfileError, Profiles};
+pub use queue::{EventSink, OfflineQueue};
 pub use transport::{DirectoryTransport, RecorderTransport, UsbTransport};

@@ -1,9 +1,10 @@
 //! The outbox: every signed event the dock produces goes through here to
 //! the ledger, in the order it was produced, whether the ledger is up or not.
 //!
-//! Where events go is a [`LedgerLink`]: the ledger in the same process (the
-//! embedded default, no `[dock] ledger_url`) or a remote ledger over HTTP
-//! (`ledger_url` + `ledger_token`). Both are custos-ledger
+//! Where events go is a [`LedgerLink`]: a remote ledger over HTTP
+//! (`[dock] ledger_url` + `ledger_token`, custos-client's
+//! [`LedgerClient`](custos_client::LedgerClient)) or the ledger in the same
+//! process (the embedded default, wired in by the binary). Both are
 //! [`EventSink`]s, so the dock does not care which.
 //!
 //! The protocol:
@@ -11,8 +12,8 @@
 //! 1. [`Outbox::emit`] takes the order lock, reads the dock's clock, builds
 //!    and signs the event, lets the caller write the envelope into its
 //!    journal record, records who owns it, and appends it to the durable
-//!    queue (custos-ledger's [`OfflineQueue`] in the journal's sled
-//!    database, which flushes before returning). Holding the lock across
+//!    queue (the [`OfflineQueue`] in the journal's sled database, which
+//!    flushes before returning). Holding the lock across
 //!    all of this makes queue order equal event-time order.
 //! 2. The pump ([`Outbox::run`]) delivers the queue front to back. Each
 //!    acknowledgement (the entry's index) is written into the owning record
@@ -21,7 +22,7 @@
 //!    ledger down or failing (5xx), and the refusals a fix of the
 //!    configuration or the ledger's load lifts (401 a wrong token, 403 a
 //!    key not registered, 408, 413 a proxy's body limit, 429 a rate limit;
-//!    see custos-ledger's `ClientError::is_final_refusal`): the pump
+//!    see custos-client's `ClientError::is_final_refusal`): the pump
 //!    retries with backoff, from the same event, and the event stays in the
 //!    journal for the next run (a restart after the fix sends it again). A
 //!    final refusal (the ledger names the event itself as invalid: a bad
@@ -36,7 +37,6 @@
 //! The outbox must never reorder events, drop one, or report an
 //! acknowledgement the ledger did not give.
 
-use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,38 +45,16 @@ use custos_core::dsse::Envelope;
 use custos_core::entry::Event;
 use custos_core::keys::SigningKey;
 use custos_core::manifest::Timestamp;
-use custos_ledger::client::ClientError;
-use custos_ledger::wire::Receipt;
-use custos_ledger::{EventSink, LedgerClient, LocalSink, OfflineQueue};
 use serde_json::{Map, Value};
 use tokio::sync::{watch, Mutex, Notify};
 use tokio_util::sync::CancellationToken;
 
 use crate::journal::{EventKind, EventOwner, Journal, JournalError};
+use crate::queue::{EventSink, OfflineQueue};
 
-/// Where the dock's events go.
-#[derive(Debug, Clone)]
-pub enum LedgerLink {
-    /// A remote ledger over HTTP(S).
-    Remote(LedgerClient),
-    /// The ledger in this process.
-    Local(LocalSink),
-}
-
-impl EventSink for LedgerLink {
-    fn send_event(
-        &self,
-        envelope: &Envelope,
-    ) -> impl Future<Output = Result<Receipt, ClientError>> + Send {
-        let envelope = envelope.clone();
-        async move {
-            match self {
-                LedgerLink::Remote(c) => c.send_event(&envelope).await,
-                LedgerLink::Local(l) => l.send_event(&envelope).await,
-            }
-        }
-    }
-}
+/// Where the dock's events go: a remote ledger (custos-client's
+/// `LedgerClient`) or a ledger in the same process that the binary wires in.
+pub type LedgerLink = Arc<dyn EventSink>;
 
 /// Why an event could not be produced.
 #[derive(Debug, thiserror::Error)]
@@ -308,7 +286,7 @@ impl Outbox {
         let mut backoff = BACKOFF.0;
         loop {
             self.delivering.store(true, Ordering::SeqCst);
-            let result = self.queue.deliver(&self.link).await;
+            let result = self.queue.deliver(&*self.link).await;
             let mut stalled = false;
             match result {
                 Ok(delivery) => {
@@ -378,7 +356,7 @@ impl Outbox {
     }
 }
 
-/// Whether a refusal, as the journal keeps it (custos-ledger's
+/// Whether a refusal, as the journal keeps it (custos-client's
 /// `ClientError` text: `the ledger refused URL: STATUS CODE: message`), is
 /// one a fix of the configuration or the ledger's load lifts (see
 /// `ClientError::is_final_refusal`).
@@ -391,12 +369,7 @@ fn liftable(refusal: &str) -> bool {
     }) else {
         return false;
     };
-    let e = ClientError::Rejected {
-        url: String::new(),
-        status,
-        code,
-        message: String::new(),
-    };
+    let e = custos_client::ClientError::answered("", status, code, "");
     (400..500).contains(&status) && !e.is_final_refusal()
 }
 

@@ -120,16 +120,8 @@ impl Read for StreamReader<'_> {
     }
 }
 
-/// What to export and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExportRequest {
-    /// The segment ids, in the order given (duplicates are dropped).
-    pub segments: Vec<String>,
-    /// The case the segments were chosen through, if any (recorded).
-    pub case: Option<String>,
-    /// Why the export is made, if the caller said (recorded).
-    pub reason: Option<String>,
-}
+/// What to export and why (the API's request body).
+pub use custos_core::wire::ExportRequest;
 
 /// Why an export failed.
 #[derive(Debug, thiserror::Error)]
@@ -212,14 +204,6 @@ pub enum ExportError {
     /// Writing the bundle failed.
     #[error(transparent)]
     Write(#[from] BundleWriteError),
-    /// A remote ledger refused the export or could not be reached.
-    #[error("the ledger at {url}: {message}")]
-    Remote {
-        /// The export URL.
-        url: String,
-        /// What went wrong (the server's error message when it sent one).
-        message: String,
-    },
     /// Writing a downloaded bundle to its output failed.
     #[error("writing the bundle: {0}")]
     Output(#[source] io::Error),
@@ -623,57 +607,4 @@ pub async fn export_bundle<W: Write + Send + 'static>(
         .map_err(|e| {
             ExportError::Output(io::Error::other(format!("the bundle writer stopped: {e}")))
         })?
-}
-
-/// Ask the ledger service at `base_url` to export (`POST /v1/exports` with
-/// bearer `token`) and copy the streamed bundle into `out`, chunk by chunk;
-/// returns the bytes written. A transfer cut short is an error: `out` then
-/// holds a partial archive that must be discarded.
-pub async fn fetch_export<W: Write>(
-    base_url: &str,
-    token: &str,
-    request: &ExportRequest,
-    out: &mut W,
-) -> Result<u64, ExportError> {
-    let url = format!("{}/v1/exports", base_url.trim_end_matches('/'));
-    let remote = |message: String| ExportError::Remote {
-        url: url.clone(),
-        message,
-    };
-    let mut body = Map::new();
-    body.insert(
-        "segments".into(),
-        Value::Array(request.segments.iter().cloned().map(Value::from).collect()),
-    );
-    if let Some(case) = &request.case {
-        body.insert("case".into(), case.clone().into());
-    }
-    if let Some(reason) = &request.reason {
-        body.insert("reason".into(), reason.clone().into());
-    }
-    let mut response = reqwest::Client::new()
-        .post(&url)
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .map_err(|e| remote(e.to_string()))?;
-    let status = response.status();
-    if !status.is_success() {
-        let text = response.text().await.unwrap_or_default();
-        let message = serde_json::from_str::<crate::wire::ErrorBody>(&text)
-            .map(|b| format!("{} ({})", b.message, b.error))
-            .unwrap_or(text);
-        return Err(remote(format!("HTTP {status}: {message}")));
-    }
-    let mut written = 0u64;
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|e| remote(format!("the bundle stopped after {written} bytes: {e}")))?
-    {
-        out.write_all(&chunk).map_err(ExportError::Output)?;
-        written += chunk.len() as u64;
-    }
-    Ok(written)
 }

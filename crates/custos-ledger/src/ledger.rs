@@ -24,7 +24,7 @@ use std::time::Instant;
 
 use custos_core::checkpoint::Checkpoint;
 use custos_core::dsse::{DsseError, Envelope};
-use custos_core::entry::{actions, Actor, EntryError, Event};
+use custos_core::entry::{actions, Actor, ActorKind, EntryError, Event};
 use custos_core::keys::{SigningKey, VerifierKey};
 use custos_core::manifest::{ManifestError, SignedManifest};
 use custos_core::merkle::{
@@ -233,6 +233,17 @@ pub enum TokenError {
         /// The id asked for, if any.
         token_id: Option<String>,
     },
+    /// The key is registered to another dock.
+    #[error("key {key_id} is registered to dock {dock:?}")]
+    KeyOfAnotherDock {
+        /// The key's id.
+        key_id: String,
+        /// The dock it is registered to.
+        dock: String,
+    },
+    /// Reading the registered keys failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
     /// The append failed (for example, the key is registered to another dock).
     #[error(transparent)]
     Append(#[from] AppendError),
@@ -621,6 +632,36 @@ impl Ledger {
             });
         self.append(append).await?;
         Ok(token)
+    }
+
+    /// Make sure `key` is registered to dock `dock` (a dock opened with
+    /// this ledger in its own process, which needs no token): if the key is
+    /// not registered yet, register it through [`Ledger::create_token`]
+    /// (a `token.created` entry by `system` actor `dock-setup:<dock>`, so
+    /// that the log itself says which key signs the dock's manifests and
+    /// events; the token is never shown). A key already registered to this
+    /// dock changes nothing; one registered to another dock is refused.
+    pub async fn ensure_dock_key(&self, dock: &str, key: VerifierKey) -> Result<(), TokenError> {
+        let key_id = key.key_id();
+        let known = self
+            .store()
+            .table_get_json::<DockKeyRecord>(DOCK_KEYS, key_id.as_bytes())?;
+        match known {
+            Some(row) if row.dock == dock => Ok(()),
+            Some(row) => Err(TokenError::KeyOfAnotherDock {
+                key_id,
+                dock: row.dock,
+            }),
+            None => {
+                let creator = Actor {
+                    kind: ActorKind::System,
+                    id: format!("dock-setup:{dock}"),
+                };
+                self.create_token(creator, Role::Dock, dock, Some(key))
+                    .await
+                    .map(|_| ())
+            }
+        }
     }
 
     /// Revoke the tokens named `name` that are not revoked yet (only

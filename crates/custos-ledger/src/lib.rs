@@ -2,7 +2,7 @@
 //!
 //! An append-only, verifiable log of custody entries on sled, served over an
 //! axum HTTP API, with the catalogue, roles and tokens, checkpoints and
-//! proofs; plus the typed HTTP client and offline queue that docks use.
+//! proofs. (Its HTTP client is custos-client; a dock's queue is the dock's.)
 //!
 //! The ledger is built like a transparency log (Certificate Transparency,
 //! Trillian, tessera): every entry is a leaf of an RFC 6962 Merkle tree,
@@ -28,8 +28,7 @@
 //! - [`api`]: the axum router ([`api::app`]), its errors and extractors;
 //! - [`ui`]: the web console under `/ui/` (sessions, pages, catalogues);
 //! - [`serve`]: binding, signals, shutdown;
-//! - [`client`] and [`queue`]: the HTTP client and the offline queue;
-//! - [`wire`]: the JSON shapes shared by server and client.
+//! - [`wire`]: the JSON shapes shared by server and client (custos-core's).
 //!
 //! ## Example
 //!
@@ -67,7 +66,6 @@ pub mod audit;
 pub mod auth;
 pub mod catalogue;
 pub mod check;
-pub mod client;
 pub mod clock;
 pub mod error;
 pub mod export;
@@ -76,7 +74,6 @@ pub mod layout;
 pub mod ledger;
 pub mod metrics;
 pub mod offline;
-pub mod queue;
 pub mod serve;
 pub mod store;
 pub mod ui;
@@ -88,8 +85,6 @@ pub use custos_core::wire;
 pub use api::{app, ApiConfig, AppState};
 pub use append::{Append, Guard, Rejection, RejectionKind, StateTx};
 pub use auth::{Caller, Role};
-pub use client::{ClientError, LedgerClient};
 pub use error::{AppendError, OpenError, ReadError, StoreError, TamperError};
-pub use ledger::{EventError, Ledger, LedgerOptions, Published};
-pub use queue::{EventSink, LocalSink, OfflineQueue};
+pub use ledger::{EventError, Ledger, LedgerOptions, Published, TokenError};
 pub use wire::{ConsistencyProof, Custody, EntryLine, InclusionProof, Receipt};

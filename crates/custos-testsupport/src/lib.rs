@@ -12,10 +12,15 @@
 //! gives its address, and [`create_token`] makes a bearer token offline
 //! through `custos token create`, as an operator would.
 //!
+//! [`fixtures`] holds the keys, manifests and signed events tests build
+//! again and again (fixed seeds and times: every run signs the same bytes).
+//!
 //! ## What this crate must never do
 //!
 //! Skip quietly. A test that needs Garage fails, with a message saying how to
 //! install it, when the `garage` binary is missing. Nothing here is a mock.
+
+pub mod fixtures;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use custos_dock::daemon::{self, DaemonOptions};
 use custos_dock::status::{SlotState, StatusBoard};
-use custos_dock::{setup, DirectoryTransport};
+use custos_dock::DirectoryTransport;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 
@@ -138,7 +138,7 @@ async fn ingest(
     if !source.is_dir() {
         bail!("--source {}: not a directory", source.display());
     }
-    let assembled = setup::open(&cfg).await?;
+    let assembled = custos_cli::in_process::assemble(&cfg).await?;
     let dock = assembled.dock.clone();
     if let Some(name) = &profile {
         dock.profiles().get(name)?;
@@ -224,7 +224,7 @@ async fn ingest(
 }
 
 async fn daemon_main(cfg: custos_core::config::Config) -> anyhow::Result<ExitCode> {
-    let assembled = setup::open(&cfg).await?;
+    let assembled = custos_cli::in_process::assemble(&cfg).await?;
     let dock = assembled.dock.clone();
     let stop = stop_on_signal();
     let d = &cfg.dock;

@@ -187,9 +187,11 @@ fn remote(cfg: &Config, url: &str, args: &ExportArgs, partial: &Path) -> anyhow:
         case: args.case.clone(),
         reason: args.reason.clone(),
     };
+    let client = custos_client::LedgerClient::new(url, Some(token))
+        .with_context(|| format!("[client] ledger_url {url}"))?;
     let mut out = create(partial)?;
     let rt = runtime()?;
-    rt.block_on(export::fetch_export(url, token, &request, &mut out))
+    rt.block_on(client.export(&request, &mut out))
         .with_context(|| format!("exporting through {url}"))?;
     out.flush()
         .with_context(|| format!("writing {}", partial.display()))?;

@@ -25,12 +25,12 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
+use custos_client::LedgerClient;
 use custos_core::bundle::{self, BundleError, Origin, Report};
 use custos_core::checkpoint::Checkpoint;
 use custos_core::entry::{actions, ActorKind, Entry, Event};
 use custos_core::keys::VerifierKey;
 use custos_core::merkle::{self, CompactRange, Hash};
-use custos_ledger::LedgerClient;
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// Arguments of `custos verify`.

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use custos_core::manifest::TimeSource;
-use custos_dock::{setup, DirectoryTransport};
+use custos_dock::DirectoryTransport;
 use custos_media::synth::{Pattern, SyntheticClip};
 use tokio_util::sync::CancellationToken;
 
@@ -37,7 +37,9 @@ async fn a_reset_clocks_file_time_is_flagged_implausible() {
     let recent = media.join("VID_0002.MP4");
     std::fs::copy(&clip, &recent).unwrap();
 
-    let assembled = setup::open(&site.config()).await.unwrap();
+    let assembled = custos_cli::in_process::assemble(&site.config())
+        .await
+        .unwrap();
     let dock = assembled.dock.clone();
     let stop = CancellationToken::new();
     let pump = dock.start(stop.clone());

@@ -10,7 +10,7 @@ use std::os::unix::ffi::OsStrExt as _;
 use std::time::{Duration, Instant};
 
 use custos_core::manifest::OriginalName;
-use custos_dock::{setup, DirectoryTransport};
+use custos_dock::DirectoryTransport;
 use tokio_util::sync::CancellationToken;
 
 use crate::util::{self, Site};
@@ -56,7 +56,9 @@ async fn hostile_names_links_pipes_and_empty_files() {
         .unwrap()
         .success());
 
-    let assembled = setup::open(&site.config()).await.unwrap();
+    let assembled = custos_cli::in_process::assemble(&site.config())
+        .await
+        .unwrap();
     let dock = assembled.dock.clone();
     let stop = CancellationToken::new();
     let pump = dock.start(stop.clone());

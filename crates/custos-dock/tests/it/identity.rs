@@ -20,7 +20,7 @@ use std::time::{Duration, Instant, SystemTime};
 use custos_core::entry::Entry;
 use custos_dock::journal::Step;
 use custos_dock::usb::simulated::SimulatedRecorder;
-use custos_dock::{setup, DirectoryTransport, Dock, SessionReport, UsbTransport};
+use custos_dock::{DirectoryTransport, Dock, SessionReport, UsbTransport};
 use custos_ledger::Ledger;
 use tokio_util::sync::CancellationToken;
 
@@ -38,7 +38,9 @@ impl InProcess {
     async fn new(extra_dock: &str) -> InProcess {
         let site = Site::new();
         site.write_config("file://./data/objects", "127.0.0.1:0", None, extra_dock);
-        let assembled = setup::open(&site.config()).await.unwrap();
+        let assembled = custos_cli::in_process::assemble(&site.config())
+            .await
+            .unwrap();
         InProcess {
             site,
             dock: assembled.dock.clone(),

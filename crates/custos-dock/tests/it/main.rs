@@ -11,6 +11,7 @@ mod crash;
 mod hostile;
 mod identity;
 mod outage;
+mod queue;
 mod refusals;
 mod usb_sim;
 mod util;

@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use custos_dock::{setup, DirectoryTransport};
+use custos_dock::DirectoryTransport;
 use tokio_util::sync::CancellationToken;
 
 use crate::util::{self, LedgerProcess, Site};
@@ -344,7 +344,9 @@ async fn an_event_refused_for_its_content_is_final_and_shown() {
         &[10_000, 12_000],
         303,
     );
-    let assembled = setup::open(&site.config()).await.unwrap();
+    let assembled = custos_cli::in_process::assemble(&site.config())
+        .await
+        .unwrap();
     let dock = assembled.dock.clone();
     let stop = CancellationToken::new();
     let pump = dock.start(stop.clone());

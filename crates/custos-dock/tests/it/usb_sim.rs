@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use custos_dock::usb::simulated::SimulatedRecorder;
-use custos_dock::{setup, UsbTransport};
+use custos_dock::UsbTransport;
 use tokio_util::sync::CancellationToken;
 
 use crate::util::{self, Site};
@@ -50,7 +50,9 @@ async fn simulated_recorder_over_the_usb_path() {
     );
     let rec = SimulatedRecorder::new("SIM0042", "100234", b"s3cret", site.path("vol"), SKEW);
 
-    let assembled = setup::open(&site.config()).await.unwrap();
+    let assembled = custos_cli::in_process::assemble(&site.config())
+        .await
+        .unwrap();
     let dock = assembled.dock.clone();
     let stop = CancellationToken::new();
     let pump = dock.start(stop.clone());

@@ -8,11 +8,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use custos_client::LedgerClient;
 use custos_core::entry::{Entry, Event};
 use custos_core::keys::SigningKey;
 use custos_core::manifest::{Manifest, OriginalName};
 use custos_ledger::wire::EntryLine;
-use custos_ledger::LedgerClient;
 use custos_media::synth::{Pattern, SyntheticClip};
 use sha2::{Digest as _, Sha256};
 

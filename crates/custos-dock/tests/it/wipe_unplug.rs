@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use custos_dock::journal::Step;
 use custos_dock::usb::simulated::SimulatedRecorder;
-use custos_dock::{setup, Dock, SessionReport, UsbTransport};
+use custos_dock::{Dock, SessionReport, UsbTransport};
 use tokio_util::sync::CancellationToken;
 
 use crate::util::{self, Site};
@@ -116,7 +116,9 @@ fn count(entries: &[custos_core::entry::Entry], action: &str) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unplugged_before_the_wipe_nothing_counts_until_replugged() {
     let (site, files, rec) = site_with_recorder();
-    let assembled = setup::open(&site.config()).await.unwrap();
+    let assembled = custos_cli::in_process::assemble(&site.config())
+        .await
+        .unwrap();
     let dock = assembled.dock.clone();
     let ledger = assembled.local_ledger.unwrap();
 
@@ -204,7 +206,9 @@ async fn unplugged_right_after_a_removal_the_next_docking_decides() {
             (n.clone(), (std::fs::read(&p).unwrap(), mtime))
         })
         .collect();
-    let assembled = setup::open(&site.config()).await.unwrap();
+    let assembled = custos_cli::in_process::assemble(&site.config())
+        .await
+        .unwrap();
     let dock = assembled.dock.clone();
     let ledger = assembled.local_ledger.unwrap();
     let stop = CancellationToken::new();

@@ -156,6 +156,7 @@ impl From<TokenError> for ApiError {
     fn from(e: TokenError) -> Self {
         match e {
             TokenError::Append(a) => a.into(),
+            TokenError::Store(s) => s.into(),
             TokenError::NotFound { .. } => ApiError::not_found(e.to_string()),
             other => ApiError::bad_request("bad_token_request", other.to_string()),
         }

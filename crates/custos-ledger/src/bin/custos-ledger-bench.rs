@@ -21,12 +21,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use custos_client::LedgerClient;
 use custos_core::config::Config;
 use custos_core::entry::{Actor, ActorKind, Event};
 use custos_core::keys::SigningKey;
 use custos_core::manifest::Timestamp;
 use custos_ledger::serve::{self, ServeOptions};
-use custos_ledger::{offline, Append, Ledger, LedgerClient, LedgerOptions, Role};
+use custos_ledger::{offline, Append, Ledger, LedgerOptions, Role};
 
 #[derive(Debug, Parser)]
 #[command(name = "custos-ledger-bench")]

@@ -8,9 +8,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use custos_client::LedgerClient;
 use custos_core::dsse::Envelope;
 use custos_core::merkle::{leaf_hash, Hash};
-use custos_ledger::{offline, LedgerClient, LedgerOptions, Role};
+use custos_ledger::{offline, LedgerOptions, Role};
 use serde_json::Map;
 
 use crate::util::*;

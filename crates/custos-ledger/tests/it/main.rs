@@ -6,7 +6,6 @@ mod binding;
 mod bounds;
 mod crash;
 mod proofs;
-mod queue;
 mod tamper;
 mod timeouts;
 mod tokens;

@@ -5,8 +5,9 @@
 
 use std::time::{Duration, Instant};
 
+use custos_client::LedgerClient;
 use custos_ledger::serve::{self, ServeOptions, Server};
-use custos_ledger::{ApiConfig, LedgerClient, LedgerOptions, Role};
+use custos_ledger::{ApiConfig, LedgerOptions, Role};
 use serde_json::Map;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;

@@ -6,36 +6,24 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use axum::Router;
 use custos_core::dsse::{Envelope, EVENT_PAYLOAD_TYPE};
-use custos_core::entry::{Actor, ActorKind, Event};
-use custos_core::keys::SigningKey;
-use custos_core::manifest::{Manifest, Timestamp};
+use custos_core::entry::{Actor, ActorKind};
 use custos_ledger::wire::ErrorBody;
 use custos_ledger::{app, AppState, Ledger, LedgerOptions, Role};
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 use tempfile::TempDir;
 use tower::ServiceExt as _;
 
+pub use custos_testsupport::fixtures::{
+    dock_key, event, event_by, ingest_event, ingest_event_with, ledger_key, manifest, now,
+};
+
 pub const ORIGIN: &str = "test.custos.local/ledger";
-
-/// The ledger's key in every test (a fixed seed: tests are reproducible).
-pub fn ledger_key() -> SigningKey {
-    SigningKey::from_seed("ledger", &[1; 32]).unwrap()
-}
-
-/// The dock's key.
-pub fn dock_key() -> SigningKey {
-    SigningKey::from_seed("dock-01", &[2; 32]).unwrap()
-}
 
 pub fn admin_actor() -> Actor {
     Actor {
         kind: ActorKind::Admin,
         id: "test-setup".into(),
     }
-}
-
-pub fn now() -> Timestamp {
-    Timestamp::parse("2026-03-01T08:00:00Z").unwrap()
 }
 
 /// A ledger in a temp dir with one token per role (the dock's with its key).
@@ -177,59 +165,6 @@ impl TestLedger {
     pub fn size(&self) -> u64 {
         self.ledger.published().size
     }
-}
-
-/// A signed event from `key`.
-pub fn event_by(
-    key: &SigningKey,
-    action: &str,
-    subject: &str,
-    details: Map<String, Value>,
-) -> Envelope {
-    Event::new(action, subject, details, now())
-        .unwrap()
-        .sign(key)
-        .unwrap()
-}
-
-/// A signed event from the test dock.
-pub fn event(action: &str, subject: &str, details: Map<String, Value>) -> Envelope {
-    event_by(&dock_key(), action, subject, details)
-}
-
-/// A valid manifest for `segment`.
-pub fn manifest(segment: &str, recorder: &str, officer: &str, start: &str) -> Manifest {
-    serde_json::from_value(json!({
-        "segment_id": segment,
-        "recorder": {"id": recorder, "model": "BWC-9", "profile": "generic"},
-        "officer_id": officer,
-        "dock": {"id": "dock-01", "clock_offset_ms": 0},
-        "original_name": format!("{segment}.MP4"),
-        "size": 1024,
-        "digests": {"sha256": format!("sha256:{}", "ab".repeat(32))},
-        "recorded": {"start": start, "end": start, "source": "media"},
-        "media": {"container": "mp4", "duration_ms": 1000, "streams": [], "damaged": null},
-        "ingested_at": start,
-        "object": {"url": "file:///tmp/objects", "key": format!("objects/{segment}")},
-        "late": false
-    }))
-    .unwrap()
-}
-
-/// A `segment.ingested` event carrying `manifest` signed by `key`.
-pub fn ingest_event_with(key: &SigningKey, manifest: &Manifest) -> Envelope {
-    let signed = manifest.sign(key).unwrap();
-    let mut details = Map::new();
-    details.insert("manifest".into(), serde_json::to_value(&signed).unwrap());
-    event_by(key, "segment.ingested", &manifest.segment_id, details)
-}
-
-/// A `segment.ingested` event by the test dock.
-pub fn ingest_event(segment: &str) -> Envelope {
-    ingest_event_with(
-        &dock_key(),
-        &manifest(segment, "rec-7", "officer-42", "2026-03-01T07:00:00Z"),
-    )
 }
 
 /// An envelope of another payload type signed by the dock key.

@@ -1,7 +1,8 @@
 //! Where a dock's signed events go: the [`EventSink`] trait (a remote ledger
-//! over HTTP, or the ledger in the same process), and the [`OfflineQueue`]
-//! that keeps events in the caller's sled tree while the ledger is
-//! unreachable and delivers them, in order, once it is back.
+//! over HTTP through custos-client, or a ledger in the same process, which
+//! the binary wires in), and the [`OfflineQueue`] that keeps events in the
+//! dock's sled tree while the ledger is unreachable and delivers them, in
+//! order, once it is back.
 //!
 //! # The queue's protocol
 //!
@@ -34,81 +35,28 @@
 //! caller's sled lock across an await.
 
 use std::future::Future;
+use std::pin::Pin;
 
+use custos_client::{ClientError, LedgerClient};
 use custos_core::dsse::Envelope;
+use custos_core::wire::Receipt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
-use crate::api::ApiError;
-use crate::auth::Caller;
-use crate::client::{ClientError, LedgerClient};
-use crate::ledger::Ledger;
-use crate::wire::Receipt;
+/// What [`EventSink::send_event`] returns: the ledger's receipt, or why it
+/// was not appended, in the client's terms (an in-process ledger answers
+/// with the same status codes and messages as over HTTP).
+pub type SendEvent<'a> = Pin<Box<dyn Future<Output = Result<Receipt, ClientError>> + Send + 'a>>;
 
 /// Something that appends a dock's signed events.
-pub trait EventSink: Send + Sync {
+pub trait EventSink: Send + Sync + std::fmt::Debug {
     /// Append `envelope`; a duplicate answers with the first receipt.
-    fn send_event(
-        &self,
-        envelope: &Envelope,
-    ) -> impl Future<Output = Result<Receipt, ClientError>> + Send;
+    fn send_event<'a>(&'a self, envelope: &'a Envelope) -> SendEvent<'a>;
 }
 
 impl EventSink for LedgerClient {
-    fn send_event(
-        &self,
-        envelope: &Envelope,
-    ) -> impl Future<Output = Result<Receipt, ClientError>> + Send {
-        self.append_envelope(envelope)
-    }
-}
-
-/// The ledger in the same process (the embedded default), seen by one dock.
-#[derive(Debug, Clone)]
-pub struct LocalSink {
-    ledger: Ledger,
-    dock: Caller,
-}
-
-impl LocalSink {
-    /// A sink for `dock` (a [`Caller`] of role dock with its key, e.g. from
-    /// [`Caller::in_process_dock`]).
-    pub fn new(ledger: Ledger, dock: Caller) -> Self {
-        LocalSink { ledger, dock }
-    }
-}
-
-impl EventSink for LocalSink {
-    fn send_event(
-        &self,
-        envelope: &Envelope,
-    ) -> impl Future<Output = Result<Receipt, ClientError>> + Send {
-        let envelope = envelope.clone();
-        async move {
-            self.ledger
-                .append_envelope(&self.dock, envelope)
-                .await
-                .map_err(|e| {
-                    // The same status codes and messages as over HTTP.
-                    let api = ApiError::from(e);
-                    let url = "in-process ledger".to_owned();
-                    if api.status.is_server_error() {
-                        ClientError::Server {
-                            url,
-                            status: api.status.as_u16(),
-                            code: api.code,
-                            message: api.message,
-                        }
-                    } else {
-                        ClientError::Rejected {
-                            url,
-                            status: api.status.as_u16(),
-                            code: api.code,
-                            message: api.message,
-                        }
-                    }
-                })
-        }
+    fn send_event<'a>(&'a self, envelope: &'a Envelope) -> SendEvent<'a> {
+        Box::pin(self.append_envelope(envelope))
     }
 }
 
@@ -268,7 +216,7 @@ impl OfflineQueue {
 
     /// Deliver what is queued (see the module documentation), then send
     /// `envelope` directly if nothing waits before it, else queue it.
-    pub async fn send<S: EventSink>(
+    pub async fn send<S: EventSink + ?Sized>(
         &self,
         sink: &S,
         envelope: &Envelope,
@@ -302,12 +250,15 @@ impl OfflineQueue {
 
     /// Deliver queued events in order until the queue is empty or an error
     /// other than a final refusal stops it.
-    pub async fn deliver<S: EventSink>(&self, sink: &S) -> Result<Delivery, QueueError> {
+    pub async fn deliver<S: EventSink + ?Sized>(&self, sink: &S) -> Result<Delivery, QueueError> {
         let _order = self.order.lock().await;
         self.deliver_locked(sink).await
     }
 
-    async fn deliver_locked<S: EventSink>(&self, sink: &S) -> Result<Delivery, QueueError> {
+    async fn deliver_locked<S: EventSink + ?Sized>(
+        &self,
+        sink: &S,
+    ) -> Result<Delivery, QueueError> {
         let mut delivery = Delivery::default();
         loop {
             let Some((k, v)) = self.tree.scan_prefix([PENDING]).next().transpose()? else {

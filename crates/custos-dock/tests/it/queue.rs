@@ -1,12 +1,16 @@
-//! The offline queue: events wait in the caller's sled tree while the
-//! ledger is unreachable and are delivered in order, exactly once.
+//! The offline queue: events wait in the dock's sled tree while the ledger
+//! is unreachable and are delivered in order, exactly once, to a real
+//! ledger server.
 
-use custos_ledger::queue::{OfflineQueue, Sent};
+use custos_client::LedgerClient;
+use custos_core::entry::{Actor, ActorKind};
+use custos_dock::queue::{OfflineQueue, Sent};
 use custos_ledger::serve::{self, ServeOptions};
-use custos_ledger::{ApiConfig, Caller, LedgerClient, LedgerOptions, LocalSink, Role};
+use custos_ledger::{ApiConfig, LedgerOptions, Role};
+use custos_testsupport::fixtures::{dock_key, event, event_by, ledger_key};
 use serde_json::Map;
 
-use crate::util::*;
+const ORIGIN: &str = "test.custos.local/ledger";
 
 /// A URL where nothing listens.
 fn dead_url() -> String {
@@ -61,7 +65,10 @@ async fn events_wait_while_the_ledger_is_down_and_arrive_in_order() {
     let token = server
         .ledger()
         .create_token(
-            admin_actor(),
+            Actor {
+                kind: ActorKind::Admin,
+                id: "test-setup".into(),
+            },
             Role::Dock,
             "dock-01",
             Some(dock_key().verifier_key()),
@@ -131,26 +138,4 @@ async fn events_wait_while_the_ledger_is_down_and_arrive_in_order() {
     assert_eq!(queue.rejected().unwrap().len(), 1);
     assert!(queue.is_empty());
     server.shutdown().await.unwrap();
-}
-
-#[tokio::test]
-async fn an_in_process_dock_uses_the_same_rules() {
-    let t = TestLedger::new().await;
-    let sink = LocalSink::new(
-        t.ledger.clone(),
-        Caller::in_process_dock("dock-01", dock_key().verifier_key()),
-    );
-    let dock_dir = tempfile::tempdir().unwrap();
-    let queue = OfflineQueue::new(sled::open(dock_dir.path()).unwrap().open_tree("q").unwrap());
-    let (sent, _) = queue.send(&sink, &ingest_event("seg-1")).await.unwrap();
-    assert!(matches!(sent, Sent::Delivered(_)), "{sent:?}");
-    let (sent, _) = queue
-        .send(&sink, &event("case.created", "c-1", Map::new()))
-        .await
-        .unwrap();
-    match sent {
-        Sent::Refused(e) => assert!(e.to_string().contains("action_forbidden"), "{e}"),
-        other => panic!("expected a refusal, got {other:?}"),
-    }
-    assert!(t.ledger.segment("seg-1").unwrap().is_some());
 }

@@ -1,21 +1,30 @@
-//! [`LedgerClient`]: the typed HTTP client of the ledger API, for the dock
-//! and the command line.
+//! # custos-client: the typed HTTP client of the Custos ledger API
 //!
-//! Each method is one route of DESIGN.md's API and returns its typed answer
-//! ([`crate::wire`]). Errors say whether retrying can help
-//! ([`ClientError::is_retryable`]). Only a refusal that names the request
-//! itself as invalid is final ([`ClientError::is_final_refusal`]): 400,
-//! 409 or 422, or one of [`INVALID_REQUEST_CODES`] (a bad signature on the
-//! event, an action a dock may not record). Everything else may succeed
-//! later with the very same bytes: an unreachable ledger, a 5xx, and the
-//! refusals a fix of the configuration or of the ledger's load lifts — 401
-//! (wrong or expired token), 403 (a role or key not registered yet, or
-//! `not_own_work`: another dock's token configured here), 408,
-//! 413 (a proxy's body limit), 429 (rate limits), a 404 for the route
-//! itself (a wrong URL prefix). The offline queue of [`crate::queue`]
-//! retries all of these and sets aside only the final ones.
+//! [`LedgerClient`] is what the dock and the command line use to talk to a
+//! ledger over HTTP(S): each method is one route of DESIGN.md's API and
+//! returns its typed answer ([`custos_core::wire`]). Errors say whether
+//! retrying can help ([`ClientError::is_retryable`]). Only a refusal that
+//! names the request itself as invalid is final
+//! ([`ClientError::is_final_refusal`]): 400, 409 or 422, or one of
+//! [`INVALID_REQUEST_CODES`] (a bad signature on the event, an action a dock
+//! may not record). Everything else may succeed later with the very same
+//! bytes: an unreachable ledger, a 5xx, and the refusals a fix of the
+//! configuration or of the ledger's load lifts — 401 (wrong or expired
+//! token), 403 (a role or key not registered yet, or `not_own_work`:
+//! another dock's token configured here), 408, 413 (a proxy's body limit),
+//! 429 (rate limits), a 404 for the route itself (a wrong URL prefix). The
+//! dock's offline queue retries all of these and sets aside only the final
+//! ones.
 //!
-//! The client never logs or displays its bearer token.
+//! This crate depends on custos-core and the HTTP client alone: it knows
+//! the API's shapes and codes, never the ledger's rules or storage.
+//!
+//! ## What this crate must never do
+//!
+//! Log or display its bearer token, or take an answer that does not parse
+//! as the API promises for a success.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 use std::time::Duration;
 
@@ -27,10 +36,9 @@ use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use url::Url;
 
-use crate::catalogue::SegmentQuery;
-use crate::wire::{
-    ConsistencyProof, Custody, EntryLine, ErrorBody, Health, InclusionProof, Receipt,
-    SearchResults, SegmentView,
+use custos_core::wire::{
+    ConsistencyProof, Custody, EntryLine, ErrorBody, ExportRequest, Health, InclusionProof,
+    Receipt, SearchResults, SegmentQuery, SegmentView,
 };
 
 /// What went wrong talking to the ledger.
@@ -90,6 +98,9 @@ pub enum ClientError {
     /// The checkpoint does not open with the expected key and origin.
     #[error("the ledger's checkpoint does not verify: {0}")]
     Checkpoint(CheckpointError),
+    /// Writing what the ledger sent to the caller's output failed.
+    #[error("writing what the ledger sent: {0}")]
+    Output(#[source] std::io::Error),
 }
 
 impl From<CheckpointError> for ClientError {
@@ -134,7 +145,9 @@ impl ClientError {
             | ClientError::Server { .. }
             | ClientError::BadResponse { .. } => true,
             ClientError::Rejected { .. } => !self.is_final_refusal(),
-            ClientError::BadUrl { .. } | ClientError::Checkpoint(_) => false,
+            ClientError::BadUrl { .. } | ClientError::Checkpoint(_) | ClientError::Output(_) => {
+                false
+            }
         }
     }
 
@@ -150,6 +163,34 @@ impl ClientError {
                     || INVALID_REQUEST_CODES.contains(&code.as_str())
             }
             _ => false,
+        }
+    }
+
+    /// The error for a ledger's answer of `status` (4xx or 5xx) with its
+    /// error `code` and `message`, from `url` (for an in-process ledger, a
+    /// name saying so): [`ClientError::Server`] for a 5xx, else
+    /// [`ClientError::Rejected`].
+    pub fn answered(
+        url: impl Into<String>,
+        status: u16,
+        code: impl Into<String>,
+        message: impl Into<String>,
+    ) -> ClientError {
+        let (url, code, message) = (url.into(), code.into(), message.into());
+        if status >= 500 {
+            ClientError::Server {
+                url,
+                status,
+                code,
+                message,
+            }
+        } else {
+            ClientError::Rejected {
+                url,
+                status,
+                code,
+                message,
+            }
         }
     }
 
@@ -267,29 +308,8 @@ impl LedgerClient {
         if status.is_success() {
             return Ok((status, bytes, shown));
         }
-        let (code, message) = match serde_json::from_slice::<ErrorBody>(&bytes) {
-            Ok(e) => (e.error, e.message),
-            Err(_) => (
-                "unknown".to_owned(),
-                String::from_utf8_lossy(&bytes[..bytes.len().min(512)]).into_owned(),
-            ),
-        };
-        let (url, status) = (shown, status.as_u16());
-        Err(if status >= 500 {
-            ClientError::Server {
-                url,
-                status,
-                code,
-                message,
-            }
-        } else {
-            ClientError::Rejected {
-                url,
-                status,
-                code,
-                message,
-            }
-        })
+        let (code, message) = error_of(&bytes);
+        Err(ClientError::answered(shown, status.as_u16(), code, message))
     }
 
     async fn get_json<T: DeserializeOwned>(
@@ -465,6 +485,75 @@ impl LedgerClient {
             url: shown,
             why: e.to_string(),
         })
+    }
+}
+
+/// How long an export may stream: a bundle of many gigabytes over a slow
+/// link takes hours, not the minute of [`DEFAULT_TIMEOUT`].
+pub const EXPORT_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+
+impl LedgerClient {
+    /// `POST /v1/exports`: ask the ledger to export `request` and copy the
+    /// streamed bundle into `out`, chunk by chunk; returns the bytes
+    /// written. A transfer cut short is an error: `out` then holds a
+    /// partial archive that must be discarded.
+    pub async fn export<W: std::io::Write>(
+        &self,
+        request: &ExportRequest,
+        out: &mut W,
+    ) -> Result<u64, ClientError> {
+        let url = self.url("/v1/exports")?;
+        let shown = url.to_string();
+        let body = serde_json::to_vec(request).map_err(|e| ClientError::BadUrl {
+            url: shown.clone(),
+            why: e.to_string(),
+        })?;
+        let mut req = self
+            .http
+            .post(url)
+            .timeout(EXPORT_TIMEOUT)
+            .header(CONTENT_TYPE, "application/json")
+            .body(body);
+        if let Some(token) = &self.token {
+            req = req.header(AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let unreachable = |error| ClientError::Unreachable {
+            url: shown.clone(),
+            error,
+        };
+        let mut response = req.send().await.map_err(unreachable)?;
+        let status = response.status();
+        if !status.is_success() {
+            let bytes = response.bytes().await.map_err(unreachable)?;
+            let (code, message) = error_of(&bytes);
+            return Err(ClientError::answered(shown, status.as_u16(), code, message));
+        }
+        let mut written = 0u64;
+        loop {
+            let chunk = response
+                .chunk()
+                .await
+                .map_err(|e| ClientError::BadResponse {
+                    url: shown.clone(),
+                    why: format!("the bundle stopped after {written} bytes: {e}"),
+                })?;
+            let Some(chunk) = chunk else { break };
+            out.write_all(&chunk).map_err(ClientError::Output)?;
+            written += chunk.len() as u64;
+        }
+        Ok(written)
+    }
+}
+
+/// The code and message of an error answer's body (`{"error","message"}`),
+/// or `unknown` and the start of the body as text.
+fn error_of(bytes: &[u8]) -> (String, String) {
+    match serde_json::from_slice::<ErrorBody>(bytes) {
+        Ok(e) => (e.error, e.message),
+        Err(_) => (
+            "unknown".to_owned(),
+            String::from_utf8_lossy(&bytes[..bytes.len().min(512)]).into_owned(),
+        ),
     }
 }
 

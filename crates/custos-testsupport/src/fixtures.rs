@@ -1,0 +1,79 @@
+//! Keys, manifests and signed events that tests build again and again, with
+//! fixed seeds and times so that every run signs the same bytes.
+
+use custos_core::dsse::Envelope;
+use custos_core::entry::Event;
+use custos_core::keys::SigningKey;
+use custos_core::manifest::{Manifest, Timestamp};
+use serde_json::{json, Map, Value};
+
+/// The ledger's key in every test (a fixed seed: tests are reproducible).
+pub fn ledger_key() -> SigningKey {
+    SigningKey::from_seed("ledger", &[1; 32]).expect("INVARIANT: fixture")
+}
+
+/// The dock's key.
+pub fn dock_key() -> SigningKey {
+    SigningKey::from_seed("dock-01", &[2; 32]).expect("INVARIANT: fixture")
+}
+
+/// The instant fixtures' events carry.
+pub fn now() -> Timestamp {
+    Timestamp::parse("2026-03-01T08:00:00Z").expect("INVARIANT: fixture")
+}
+
+/// A signed event from `key`.
+pub fn event_by(
+    key: &SigningKey,
+    action: &str,
+    subject: &str,
+    details: Map<String, Value>,
+) -> Envelope {
+    Event::new(action, subject, details, now())
+        .expect("INVARIANT: fixture")
+        .sign(key)
+        .expect("INVARIANT: fixture")
+}
+
+/// A signed event from the test dock.
+pub fn event(action: &str, subject: &str, details: Map<String, Value>) -> Envelope {
+    event_by(&dock_key(), action, subject, details)
+}
+
+/// A valid manifest for `segment`.
+pub fn manifest(segment: &str, recorder: &str, officer: &str, start: &str) -> Manifest {
+    serde_json::from_value(json!({
+        "segment_id": segment,
+        "recorder": {"id": recorder, "model": "BWC-9", "profile": "generic"},
+        "officer_id": officer,
+        "dock": {"id": "dock-01", "clock_offset_ms": 0},
+        "original_name": format!("{segment}.MP4"),
+        "size": 1024,
+        "digests": {"sha256": format!("sha256:{}", "ab".repeat(32))},
+        "recorded": {"start": start, "end": start, "source": "media"},
+        "media": {"container": "mp4", "duration_ms": 1000, "streams": [], "damaged": null},
+        "ingested_at": start,
+        "object": {"url": "file:///tmp/objects", "key": format!("objects/{segment}")},
+        "late": false
+    }))
+    .expect("INVARIANT: fixture")
+}
+
+/// A `segment.ingested` event carrying `manifest` signed by `key`.
+pub fn ingest_event_with(key: &SigningKey, manifest: &Manifest) -> Envelope {
+    let signed = manifest.sign(key).expect("INVARIANT: fixture");
+    let mut details = Map::new();
+    details.insert(
+        "manifest".into(),
+        serde_json::to_value(&signed).expect("INVARIANT: fixture"),
+    );
+    event_by(key, "segment.ingested", &manifest.segment_id, details)
+}
+
+/// A `segment.ingested` event by the test dock.
+pub fn ingest_event(segment: &str) -> Envelope {
+    ingest_event_with(
+        &dock_key(),
+        &manifest(segment, "rec-7", "officer-42", "2026-03-01T07:00:00Z"),
+    )
+}
