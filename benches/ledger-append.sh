@@ -23,7 +23,7 @@ cd "$(dirname "$0")/.."
 ENTRIES=${ENTRIES:-1000000}
 ROUNDS=${ROUNDS:-1}
 [[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || { echo "ROUNDS must be a positive integer, not '$ROUNDS'" >&2; exit 1; }
-cargo build --release -q -p custos-ledger --bin custos-ledger-bench
+cargo build --release -q -p custos-server --bin custos-ledger-bench
 BIN=$PWD/target/release/custos-ledger-bench
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/custos-ledger-bench.XXXXXX")
 PID=""

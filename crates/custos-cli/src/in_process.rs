@@ -22,8 +22,8 @@ use custos_core::dsse::Envelope;
 use custos_dock::queue::{EventSink, SendEvent};
 use custos_dock::setup::{self, SetupError};
 use custos_dock::{Dock, LedgerLink};
-use custos_ledger::api::ApiError;
 use custos_ledger::{Caller, Ledger, LedgerOptions};
+use custos_server::api::ApiError;
 
 /// The ledger in this process, seen by one dock.
 #[derive(Debug, Clone)]

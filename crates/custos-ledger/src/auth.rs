@@ -552,7 +552,7 @@ impl Caller {
 
 /// Why a presented token was refused.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
+// Exhaustive on purpose: custos-server maps every variant to an HTTP answer.
 pub enum AuthError {
     /// No `Authorization: Bearer` header on a route that needs one.
     #[error("this route needs a bearer token (Authorization: Bearer custos_...)")]

@@ -143,7 +143,7 @@ pub enum OpenError {
 
 /// An append failed; nothing was added.
 #[derive(Debug, Clone, thiserror::Error)]
-#[non_exhaustive]
+// Exhaustive on purpose: custos-server maps every variant to an HTTP answer.
 pub enum AppendError {
     /// The entry could not be built (a bad action name, an empty subject, a
     /// number that cannot be written exactly...).
@@ -186,7 +186,7 @@ impl From<EntryError> for AppendError {
 
 /// A read failed.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
+// Exhaustive on purpose: custos-server maps every variant to an HTTP answer.
 pub enum ReadError {
     /// The store failed.
     #[error(transparent)]

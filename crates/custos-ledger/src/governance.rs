@@ -122,7 +122,7 @@ impl Governance {
 
 /// Why a governance step failed.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
+// Exhaustive on purpose: custos-server maps every variant to an HTTP answer.
 pub enum GovernanceError {
     /// The request is malformed (an empty reason, both case and segment...).
     #[error("{0}")]

@@ -165,7 +165,7 @@ impl Shared {
 
 /// Why a dock's event was refused; nothing was added.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
+// Exhaustive on purpose: custos-server maps every variant to an HTTP answer.
 pub enum EventError {
     /// The body is not a DSSE envelope.
     #[error("the body is not a valid DSSE envelope: {0}")]

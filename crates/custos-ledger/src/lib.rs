@@ -1,8 +1,10 @@
-//! # custos-ledger: the custody ledger service and its client
+//! # custos-ledger: the custody log and its domain rules
 //!
-//! An append-only, verifiable log of custody entries on sled, served over an
-//! axum HTTP API, with the catalogue, roles and tokens, checkpoints and
-//! proofs. (Its HTTP client is custos-client; a dock's queue is the dock's.)
+//! An append-only, verifiable log of custody entries on sled, with the
+//! catalogue, roles and tokens, cases, access, holds and retention (checked
+//! by the writer inside its batch), checkpoints and proofs. It serves no
+//! HTTP: custos-server puts the API and the web console in front of
+//! [`Ledger`]'s public API; custos-client is the API's client.
 //!
 //! The ledger is built like a transparency log (Certificate Transparency,
 //! Trillian, tessera): every entry is a leaf of an RFC 6962 Merkle tree,
@@ -25,9 +27,6 @@
 //! - [`governance`]: cases, access, holds, retention and its sweeper;
 //!   [`audit`]: what the audit scrub checks and how it is recorded;
 //! - [`auth`]: roles, tokens, registered dock keys, the role matrix;
-//! - [`api`]: the axum router ([`api::app`]), its errors and extractors;
-//! - [`ui`]: the web console under `/ui/` (sessions, pages, catalogues);
-//! - [`serve`]: binding, signals, shutdown;
 //! - [`wire`]: the JSON shapes shared by server and client (custos-core's).
 //!
 //! ## Example
@@ -60,7 +59,6 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
-pub mod api;
 pub mod append;
 pub mod audit;
 pub mod auth;
@@ -73,16 +71,12 @@ pub mod governance;
 pub mod layout;
 pub mod ledger;
 pub mod metrics;
-pub mod offline;
-pub mod serve;
 pub mod store;
-pub mod ui;
 mod verify;
 /// The JSON shapes of the API (they live in custos-core, shared with the
 /// client).
 pub use custos_core::wire;
 
-pub use api::{app, ApiConfig, AppState};
 pub use append::{Append, Guard, Rejection, RejectionKind, StateTx};
 pub use auth::{Caller, Role};
 pub use error::{AppendError, OpenError, ReadError, StoreError, TamperError};

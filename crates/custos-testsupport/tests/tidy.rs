@@ -22,13 +22,13 @@ const DEPENDENCY_RULES: &[(&str, &[&str], &str)] = &[
     ),
     (
         "axum",
-        &["custos-ledger", "custos-dock"],
-        "HTTP serving is the ledger service's and the dock's read-only status page",
+        &["custos-server", "custos-dock"],
+        "HTTP serving is custos-server's and the dock's read-only status page's",
     ),
     (
         "hyper",
-        &["custos-ledger"],
-        "HTTP serving is the ledger service's",
+        &["custos-server"],
+        "HTTP serving is custos-server's",
     ),
     (
         "reqwest",
@@ -47,8 +47,13 @@ const DEPENDENCY_RULES: &[(&str, &[&str], &str)] = &[
     ),
     (
         "custos-ledger",
+        &["custos-server", "custos-cli"],
+        "the dock sees the ledger only through its outbox and client; the server and the binary are the ledger's only users",
+    ),
+    (
+        "custos-server",
         &["custos-cli"],
-        "the dock sees the ledger only through its outbox and client",
+        "the binary is the only one that runs the server",
     ),
 ];
 

@@ -105,7 +105,7 @@ fn init_logging(default: &str) {
     if std::env::var_os("RUST_LOG").is_none() {
         std::env::set_var("RUST_LOG", default);
     }
-    custos_ledger::serve::init_logging();
+    custos_server::serve::init_logging();
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -120,7 +120,7 @@ fn stop_on_signal() -> CancellationToken {
     let stop = CancellationToken::new();
     let s = stop.clone();
     tokio::spawn(async move {
-        custos_ledger::serve::shutdown_signal().await;
+        custos_server::serve::shutdown_signal().await;
         s.cancel();
     });
     stop

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use custos_core::config::Config;
 use custos_ledger::governance::Governance;
-use custos_ledger::serve::{self, ServeOptions};
+use custos_server::serve::{self, ServeOptions};
 
 /// Arguments of `custos ledger`.
 #[derive(Debug, clap::Args)]

@@ -10,7 +10,8 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use custos_core::entry::{Actor, ActorKind};
 use custos_core::keys::VerifierKey;
-use custos_ledger::{offline, LedgerOptions, Role};
+use custos_ledger::{LedgerOptions, Role};
+use custos_server::offline;
 
 /// Arguments of `custos token`.
 #[derive(Debug, clap::Args)]

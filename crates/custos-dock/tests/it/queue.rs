@@ -5,8 +5,9 @@
 use custos_client::LedgerClient;
 use custos_core::entry::{Actor, ActorKind};
 use custos_dock::queue::{OfflineQueue, Sent};
-use custos_ledger::serve::{self, ServeOptions};
-use custos_ledger::{ApiConfig, LedgerOptions, Role};
+use custos_ledger::{LedgerOptions, Role};
+use custos_server::serve::{self, ServeOptions};
+use custos_server::ApiConfig;
 use custos_testsupport::fixtures::{dock_key, event, event_by, ledger_key};
 use serde_json::Map;
 

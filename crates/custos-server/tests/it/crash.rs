@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use custos_client::LedgerClient;
 use custos_core::dsse::Envelope;
 use custos_core::merkle::{leaf_hash, Hash};
-use custos_ledger::{offline, LedgerOptions, Role};
+use custos_ledger::{LedgerOptions, Role};
+use custos_server::offline;
 use serde_json::Map;
 
 use crate::util::*;

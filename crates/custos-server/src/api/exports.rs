@@ -1,5 +1,5 @@
 //! `POST /v1/exports`: record an export and stream its bundle
-//! ([`crate::export`]) as `application/x-tar`.
+//! ([`custos_ledger::export`]) as `application/x-tar`.
 //!
 //! The export entry is appended and the bundle's small members gathered
 //! before the answer starts, so a refused or impossible export is a JSON
@@ -25,8 +25,8 @@ use tokio::sync::mpsc;
 use super::error::ApiError;
 use super::extract::{Authed, Json};
 use super::AppState;
-use crate::export::{self, ExportError, ExportRequest, ObjectFootage};
-use crate::wire::ErrorBody;
+use custos_ledger::export::{self, ExportError, ExportRequest, ObjectFootage};
+use custos_ledger::wire::ErrorBody;
 
 /// Bytes gathered before a chunk is handed to the response body.
 const CHUNK: usize = 256 << 10;
@@ -137,7 +137,7 @@ pub(super) async fn create_export(
 /// (`crate::ui`): the same entry, the same checks, the same streamed tar.
 pub(crate) async fn export_response(
     state: &AppState,
-    caller: &crate::auth::Caller,
+    caller: &custos_ledger::auth::Caller,
     segments: Vec<String>,
     case: Option<String>,
     reason: Option<String>,
@@ -169,7 +169,7 @@ pub(crate) async fn export_response(
         reason: body.reason,
     };
     export::check_footage(&state.ledger, objects.as_ref(), &request.segments).await?;
-    let gate = crate::governance::FootageGate::for_caller(&state.governance, caller);
+    let gate = custos_ledger::governance::FootageGate::for_caller(&state.governance, caller);
     let prepared = export::prepare_export(&state.ledger, &gate, &request).await?;
     let summary = prepared.summary();
 

@@ -12,14 +12,14 @@
 //! 3. The sled database is flushed and closed when the last handle drops.
 //!
 //! The scheduled retention sweep ([`ServeOptions::sweep_interval`],
-//! `[retention] sweep_interval`) runs [`crate::governance::sweep`] on a
+//! `[retention] sweep_interval`) runs [`custos_ledger::governance::sweep`] on a
 //! task of its own, one interval after start-up and then every interval;
 //! shutdown waits for a sweep in progress to finish (so no deletion is
 //! left half done: its entry written, its object not yet deleted) before
 //! the ledger closes.
 //!
 //! A `kill -9` skips all of it; the append path's crash rules
-//! ([`crate::append`]) still hold: nothing acknowledged is lost.
+//! ([`custos_ledger::append`]) still hold: nothing acknowledged is lost.
 //!
 //! # Slow and stalled clients
 //!
@@ -42,8 +42,8 @@ use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::api::{app, ApiConfig, AppState};
-use crate::error::OpenError;
-use crate::ledger::{Ledger, LedgerOptions};
+use custos_ledger::error::OpenError;
+use custos_ledger::ledger::{Ledger, LedgerOptions};
 
 /// What the service needs to start.
 #[derive(Debug, Clone)]
@@ -60,9 +60,9 @@ pub struct ServeOptions {
     /// background after start-up.
     pub verify_on_start: bool,
     /// Access policy, retention, and the object store footage is read from.
-    pub governance: crate::governance::Governance,
+    pub governance: custos_ledger::governance::Governance,
     /// Run the retention sweeper every this long (`None`: never). It needs
-    /// [`crate::governance::Governance::objects`].
+    /// [`custos_ledger::governance::Governance::objects`].
     pub sweep_interval: Option<Duration>,
 }
 
@@ -79,8 +79,8 @@ impl ServeOptions {
             key_file: l.key_file.clone(),
             api: ApiConfig::default(),
             verify_on_start: true,
-            governance: crate::governance::Governance::from_access(&config.access)
-                .unwrap_or_else(|_| crate::governance::Governance::strict())
+            governance: custos_ledger::governance::Governance::from_access(&config.access)
+                .unwrap_or_else(|_| custos_ledger::governance::Governance::strict())
                 .with_retention(config.retention.clone()),
             // `Config::parse` refused an interval that does not parse.
             sweep_interval: config.retention.sweep_every().ok().flatten(),
@@ -149,7 +149,11 @@ struct Sweeper {
 }
 
 impl Sweeper {
-    fn spawn(ledger: Ledger, governance: crate::governance::Governance, every: Duration) -> Self {
+    fn spawn(
+        ledger: Ledger,
+        governance: custos_ledger::governance::Governance,
+        every: Duration,
+    ) -> Self {
         let every = every.max(Duration::from_millis(100));
         let (stop, mut stopped) = watch::channel(false);
         let task = tokio::spawn(async move {
@@ -174,8 +178,8 @@ impl Sweeper {
 }
 
 /// One scheduled sweep, its outcome logged.
-async fn sweep_once(ledger: &Ledger, governance: &crate::governance::Governance) {
-    let swept = crate::governance::sweep(
+async fn sweep_once(ledger: &Ledger, governance: &custos_ledger::governance::Governance) {
+    let swept = custos_ledger::governance::sweep(
         ledger,
         &governance.retention,
         governance.objects.as_ref(),

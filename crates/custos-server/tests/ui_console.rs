@@ -8,8 +8,9 @@ use axum::Router;
 use custos_core::entry::{Actor, ActorKind};
 use custos_core::keys::SigningKey;
 use custos_ledger::governance;
-use custos_ledger::ui::CSP;
-use custos_ledger::{app, AppState, Ledger, LedgerOptions, Role};
+use custos_ledger::{Ledger, LedgerOptions, Role};
+use custos_server::ui::CSP;
+use custos_server::{app, AppState};
 use tower::ServiceExt as _;
 
 struct Env {

@@ -1,6 +1,6 @@
 //! Evidence retrieval routes: footage (HTTP Range, logged), cases, holds,
 //! access requests and their approval. Handlers are thin: they parse,
-//! call [`crate::governance`] (where every rule is checked atomically with
+//! call [`custos_ledger::governance`] (where every rule is checked atomically with
 //! its custody entry) and answer.
 //!
 //! The footage route must never send a byte before its `segment.viewed`
@@ -19,10 +19,10 @@ use utoipa::ToSchema;
 use super::error::ApiError;
 use super::extract::{Authed, Json, Path};
 use super::AppState;
-use crate::append::RejectionKind;
-use crate::error::AppendError;
-use crate::governance::{self, AccessAsk, AccessRequest, CaseRecord, GovernanceError};
-use crate::wire::{ErrorBody, Receipt};
+use custos_ledger::append::RejectionKind;
+use custos_ledger::error::AppendError;
+use custos_ledger::governance::{self, AccessAsk, AccessRequest, CaseRecord, GovernanceError};
+use custos_ledger::wire::{ErrorBody, Receipt};
 
 impl From<GovernanceError> for ApiError {
     fn from(e: GovernanceError) -> Self {
@@ -162,7 +162,7 @@ pub(super) async fn get_content(
 /// view entry (no byte of footage leaves).
 pub(crate) async fn content_response(
     state: &AppState,
-    caller: &crate::auth::Caller,
+    caller: &custos_ledger::auth::Caller,
     id: &str,
     method: &Method,
     headers: &HeaderMap,
@@ -251,7 +251,7 @@ pub(crate) async fn content_response(
 /// The headers of a footage answer (`GET` and `HEAD` alike).
 fn footage_headers(
     h: &mut HeaderMap,
-    record: &crate::catalogue::SegmentRecord,
+    record: &custos_ledger::catalogue::SegmentRecord,
     part: Option<(u64, u64)>,
     length: u64,
 ) {
@@ -485,7 +485,7 @@ pub(crate) struct Decision {
 
 async fn decide(
     state: &AppState,
-    caller: &crate::auth::Caller,
+    caller: &custos_ledger::auth::Caller,
     id: &str,
     approve: bool,
     body: &Bytes,

@@ -6,9 +6,9 @@ use axum::Json;
 use super::error::ApiError;
 use super::extract::{Path, Query};
 use super::AppState;
-use crate::catalogue::SegmentQuery;
-use crate::governance;
-use crate::wire::{Custody, ErrorBody, SearchResults, SegmentDetail, SegmentView};
+use custos_ledger::catalogue::SegmentQuery;
+use custos_ledger::governance;
+use custos_ledger::wire::{Custody, ErrorBody, SearchResults, SegmentDetail, SegmentView};
 
 /// Search the catalogue by officer, recorder, recording time and case.
 #[utoipa::path(

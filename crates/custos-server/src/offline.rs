@@ -16,9 +16,9 @@ use std::path::Path;
 use custos_core::entry::Actor;
 use custos_core::keys::{SigningKey, VerifierKey};
 
-use crate::auth::{NewToken, Role, TokenInfo};
-use crate::ledger::{Ledger, LedgerOptions, TokenError};
 use crate::serve::ServeError;
+use custos_ledger::auth::{NewToken, Role, TokenInfo};
+use custos_ledger::ledger::{Ledger, LedgerOptions, TokenError};
 
 /// Why an offline operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -32,7 +32,7 @@ pub enum OfflineError {
     Token(#[from] TokenError),
     /// Reading the tokens failed.
     #[error(transparent)]
-    Store(#[from] crate::error::StoreError),
+    Store(#[from] custos_ledger::error::StoreError),
     /// The runtime could not be started.
     #[error("starting the runtime: {0}")]
     Runtime(std::io::Error),

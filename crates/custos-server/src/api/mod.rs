@@ -15,7 +15,7 @@
 //! 4. the body size limit ([`ApiConfig::max_body_bytes`], answered 413 by
 //!    the body extractors);
 //! 5. on a matched route, `authorize`: the tamper refusal, then the token,
-//!    then the role matrix of [`crate::auth::ROUTES`], then the
+//!    then the role matrix of [`custos_ledger::auth::ROUTES`], then the
 //!    `token.used` entry for an admin;
 //! 6. the handler (thin: it parses, calls the [`Ledger`], answers).
 //!
@@ -44,8 +44,8 @@ use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::auth::{self, Access, AuthError, Role};
-use crate::ledger::Ledger;
+use custos_ledger::auth::{self, Access, AuthError, Role};
+use custos_ledger::ledger::Ledger;
 
 pub mod error;
 mod exports;
@@ -97,7 +97,7 @@ pub struct AppState {
     /// The access policy and the object store footage is read from;
     /// shared, so that cloning the state (axum does, several times per
     /// request) allocates nothing.
-    pub governance: Arc<crate::governance::Governance>,
+    pub governance: Arc<custos_ledger::governance::Governance>,
 }
 
 impl AppState {
@@ -106,12 +106,12 @@ impl AppState {
         AppState {
             ledger,
             config: ApiConfig::default(),
-            governance: Arc::new(crate::governance::Governance::default()),
+            governance: Arc::new(custos_ledger::governance::Governance::default()),
         }
     }
 
     /// The same state with `governance` (access policy, object store).
-    pub fn with_governance(mut self, governance: crate::governance::Governance) -> Self {
+    pub fn with_governance(mut self, governance: custos_ledger::governance::Governance) -> Self {
         self.governance = Arc::new(governance);
         self
     }
@@ -124,7 +124,7 @@ impl AppState {
         title = "Custos ledger API",
         description = "The custody ledger of Custos: append-only, verifiable (RFC 6962 Merkle tree, C2SP signed checkpoints)."
     ),
-    components(schemas(crate::wire::ErrorBody))
+    components(schemas(custos_ledger::wire::ErrorBody))
 )]
 struct ApiDoc;
 

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 
 use super::AppState;
-use crate::wire::Health;
+use custos_ledger::wire::Health;
 
 /// The OpenAPI document, serialised once when the router is built.
 #[derive(Debug, Clone)]

@@ -26,8 +26,9 @@ use custos_core::config::Config;
 use custos_core::entry::{Actor, ActorKind, Event};
 use custos_core::keys::SigningKey;
 use custos_core::manifest::Timestamp;
-use custos_ledger::serve::{self, ServeOptions};
-use custos_ledger::{offline, Append, Ledger, LedgerOptions, Role};
+use custos_ledger::{Append, Ledger, LedgerOptions, Role};
+use custos_server::offline;
+use custos_server::serve::{self, ServeOptions};
 
 #[derive(Debug, Parser)]
 #[command(name = "custos-ledger-bench")]

@@ -10,7 +10,8 @@ use custos_core::keys::SigningKey;
 use custos_core::merkle::NodeId;
 use custos_ledger::check::CheckError;
 use custos_ledger::layout;
-use custos_ledger::{app, AppState, Ledger, LedgerOptions, OpenError, Role, TamperError};
+use custos_ledger::{Ledger, LedgerOptions, OpenError, Role, TamperError};
+use custos_server::{app, AppState};
 use serde_json::Map;
 
 use crate::util::*;

@@ -13,8 +13,8 @@ use utoipa::IntoParams;
 use super::error::ApiError;
 use super::extract::{Authed, JsonBody, Query};
 use super::AppState;
-use crate::error::ReadError;
-use crate::wire::{ConsistencyProof, EntryLine, ErrorBody, InclusionProof, Receipt};
+use custos_ledger::error::ReadError;
+use custos_ledger::wire::{ConsistencyProof, EntryLine, ErrorBody, InclusionProof, Receipt};
 
 /// Append a dock's signed custody event.
 ///

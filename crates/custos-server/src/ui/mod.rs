@@ -9,10 +9,10 @@
 //! CSRF token that every form carries.
 //!
 //! This module must never decide a rule of its own: each page checks the
-//! caller's role against the API's role matrix ([`crate::auth::ROUTES`],
+//! caller's role against the API's role matrix ([`custos_ledger::auth::ROUTES`],
 //! for the API route that does the same thing), and each action calls the
-//! same function the API route calls ([`crate::governance`],
-//! [`crate::export`], the footage answer of `GET /v1/segments/{id}/content`).
+//! same function the API route calls ([`custos_ledger::governance`],
+//! [`custos_ledger::export`], the footage answer of `GET /v1/segments/{id}/content`).
 //! It must never render a value unescaped, never run inline script (the
 //! Content-Security-Policy forbids it), and never store a bearer token.
 
@@ -32,7 +32,7 @@ use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 
 use crate::api::{ApiError, AppState};
-use crate::auth::{self, Caller, Role, TokenRecord, TOKENS};
+use custos_ledger::auth::{self, Caller, Role, TokenRecord, TOKENS};
 
 pub mod assets;
 pub mod i18n;
@@ -387,14 +387,14 @@ impl From<ApiError> for UiError {
     }
 }
 
-impl From<crate::governance::GovernanceError> for UiError {
-    fn from(e: crate::governance::GovernanceError) -> UiError {
+impl From<custos_ledger::governance::GovernanceError> for UiError {
+    fn from(e: custos_ledger::governance::GovernanceError) -> UiError {
         ApiError::from(e).into()
     }
 }
 
-impl From<crate::error::ReadError> for UiError {
-    fn from(e: crate::error::ReadError) -> UiError {
+impl From<custos_ledger::error::ReadError> for UiError {
+    fn from(e: custos_ledger::error::ReadError) -> UiError {
         ApiError::from(e).into()
     }
 }

@@ -20,9 +20,9 @@ use super::i18n::Lang;
 use super::{finish, random_text, Ctx, UiError, UiState, CONSOLE_ROLES};
 use super::{LANG_COOKIE, LOGIN_CSRF_COOKIE, SESSION_COOKIE, SESSION_LIFETIME};
 use crate::api::{content_response, export_response};
-use crate::auth::{DockKeyRecord, Role, DOCK_KEYS};
-use crate::catalogue::{SegmentQuery, SegmentRecord, MAX_SEARCH_RESULTS};
-use crate::governance::{self, AccessAsk, CaseStatus, RequestStatus};
+use custos_ledger::auth::{DockKeyRecord, Role, DOCK_KEYS};
+use custos_ledger::catalogue::{SegmentQuery, SegmentRecord, MAX_SEARCH_RESULTS};
+use custos_ledger::governance::{self, AccessAsk, CaseStatus, RequestStatus};
 
 // ---------------------------------------------------------------------------
 // Layout and small pieces
@@ -391,7 +391,7 @@ async fn search_page(state: &UiState, ctx: &Ctx, form: SearchForm) -> Result<Res
         .map_err(|e| UiError::page(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     let (rows, error) = match found {
         Ok(rows) => (rows, None),
-        Err(crate::catalogue::SearchError::BadTime { param, value }) => (
+        Err(custos_ledger::catalogue::SearchError::BadTime { param, value }) => (
             Vec::new(),
             Some(c.ta("search-bad-time", &[("param", param), ("value", &value)])),
         ),

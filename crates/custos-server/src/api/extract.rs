@@ -20,7 +20,7 @@ use bytes::Bytes;
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
-use crate::auth::{AuthError, Caller};
+use custos_ledger::auth::{AuthError, Caller};
 
 /// axum's `Query`, answering a malformed query with a JSON 400.
 #[derive(Debug, Clone)]

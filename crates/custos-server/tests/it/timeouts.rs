@@ -6,8 +6,9 @@
 use std::time::{Duration, Instant};
 
 use custos_client::LedgerClient;
-use custos_ledger::serve::{self, ServeOptions, Server};
-use custos_ledger::{ApiConfig, LedgerOptions, Role};
+use custos_ledger::{LedgerOptions, Role};
+use custos_server::serve::{self, ServeOptions, Server};
+use custos_server::ApiConfig;
 use serde_json::Map;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;

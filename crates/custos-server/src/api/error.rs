@@ -11,12 +11,12 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
-use crate::append::RejectionKind;
-use crate::auth::AuthError;
-use crate::catalogue::SearchError;
-use crate::error::{AppendError, ReadError, StoreError};
-use crate::ledger::{EventError, TokenError};
-use crate::wire::ErrorBody;
+use custos_ledger::append::RejectionKind;
+use custos_ledger::auth::AuthError;
+use custos_ledger::catalogue::SearchError;
+use custos_ledger::error::{AppendError, ReadError, StoreError};
+use custos_ledger::ledger::{EventError, TokenError};
+use custos_ledger::wire::ErrorBody;
 
 /// An error response.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,8 +8,8 @@ use utoipa::{IntoParams, ToSchema};
 use super::error::ApiError;
 use super::extract::{Authed, Path, Query};
 use super::AppState;
-use crate::auth::TokenInfo;
-use crate::wire::ErrorBody;
+use custos_ledger::auth::TokenInfo;
+use custos_ledger::wire::ErrorBody;
 
 /// `GET /v1/tokens`: every token, never a secret nor its hash.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
