@@ -129,6 +129,16 @@ async fn count_actions(t: &TestLedger, action: &str) -> usize {
     n
 }
 
+/// The OpenAPI document, whole: any change to a route, a shape or a role
+/// shows up as a snapshot diff to review (`cargo insta review`).
+#[tokio::test]
+async fn the_openapi_document_is_as_reviewed() {
+    let t = TestLedger::new().await;
+    let a = t.get("/v1/openapi.json", None).await;
+    assert_eq!(a.status, StatusCode::OK);
+    insta::assert_json_snapshot!("openapi", a.json());
+}
+
 #[tokio::test]
 async fn openapi_lists_exactly_the_routes_of_the_role_matrix() {
     let t = TestLedger::new().await;
