@@ -20,12 +20,12 @@ use custos_media::synth::SyntheticClip;
 use custos_testsupport::Garage;
 
 /// The checkpoint origin of the e2e ledger.
-pub const ORIGIN: &str = "e2e.custos.test/ledger";
+pub(crate) const ORIGIN: &str = "e2e.custos.test/ledger";
 /// The dock's station id (and key name).
-pub const DOCK_ID: &str = "dock-e2e";
+pub(crate) const DOCK_ID: &str = "dock-e2e";
 
 /// The repository's root (this file is in tests/e2e/).
-pub fn repo() -> PathBuf {
+pub(crate) fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
@@ -56,7 +56,7 @@ fn text(bytes: &[u8]) -> String {
 }
 
 /// Panic with the command's output unless it exited 0; its stdout.
-pub fn ok(what: &str, out: &Output) -> String {
+pub(crate) fn ok(what: &str, out: &Output) -> String {
     assert!(
         out.status.success(),
         "{what}: exit {:?}\nstderr: {}\nstdout: {}",
@@ -69,7 +69,7 @@ pub fn ok(what: &str, out: &Output) -> String {
 
 /// Settings a test may change before the site starts.
 #[derive(Debug, Clone)]
-pub struct SiteOptions {
+pub(crate) struct SiteOptions {
     /// `[dock] concurrency`.
     pub concurrency: u32,
 }
@@ -83,7 +83,7 @@ impl Default for SiteOptions {
 /// Bearer tokens made with `custos token create` before the service starts:
 /// one per role.
 #[derive(Debug, Default)]
-pub struct Tokens {
+pub(crate) struct Tokens {
     pub dock: String,
     pub auditor: String,
     pub supervisor: String,
@@ -94,7 +94,7 @@ pub struct Tokens {
 
 /// One site: S3, a ledger service, one dock's configuration.
 #[derive(Debug)]
-pub struct Site {
+pub(crate) struct Site {
     pub dir: tempfile::TempDir,
     pub garage: Garage,
     pub config: PathBuf,
@@ -105,7 +105,7 @@ pub struct Site {
 
 impl Site {
     /// Garage, keys, configuration, tokens, and the ledger service running.
-    pub fn start(opts: SiteOptions) -> Site {
+    pub(crate) fn start(opts: SiteOptions) -> Site {
         let garage = Garage::start().expect("starting Garage (the e2e tests need it)");
         let dir = tempfile::Builder::new()
             .prefix("custos-e2e-")
@@ -150,21 +150,21 @@ impl Site {
         site
     }
 
-    pub fn path(&self, rel: &str) -> PathBuf {
+    pub(crate) fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
     }
 
     /// The dock's verifier key file.
-    pub fn dock_key(&self) -> PathBuf {
+    pub(crate) fn dock_key(&self) -> PathBuf {
         self.path(&format!("keys/{DOCK_ID}.key.pub"))
     }
 
     /// The ledger's verifier key file.
-    pub fn ledger_key(&self) -> PathBuf {
+    pub(crate) fn ledger_key(&self) -> PathBuf {
         self.path("keys/ledger.key.pub")
     }
 
-    pub fn ledger_url(&self) -> String {
+    pub(crate) fn ledger_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
 
@@ -214,7 +214,7 @@ token = "{supervisor}"
 
     /// The `custos` binary with the S3 variables of the site's Garage and
     /// none of the caller's `CUSTOS_*` overrides.
-    pub fn custos(&self) -> Command {
+    pub(crate) fn custos(&self) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_custos"));
         for (k, _) in std::env::vars_os() {
             if k.to_string_lossy().starts_with("CUSTOS_") {
@@ -228,7 +228,7 @@ token = "{supervisor}"
         cmd
     }
 
-    pub fn token(&self, role: &str, name: &str, key: Option<&Path>) -> String {
+    pub(crate) fn token(&self, role: &str, name: &str, key: Option<&Path>) -> String {
         let mut cmd = self.custos();
         cmd.args(["token", "create", "--config"])
             .arg(&self.config)
@@ -242,7 +242,7 @@ token = "{supervisor}"
 
     /// Start `custos ledger serve` on the site's port and wait until it
     /// says it listens.
-    pub fn start_ledger(&mut self) {
+    pub(crate) fn start_ledger(&mut self) {
         assert!(self.ledger.is_none(), "the ledger is already running");
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -270,7 +270,7 @@ token = "{supervisor}"
     }
 
     /// SIGKILL the ledger service: no shutdown, no flush.
-    pub fn kill_ledger(&mut self) {
+    pub(crate) fn kill_ledger(&mut self) {
         let mut child = self.ledger.take().expect("the ledger is running");
         child.kill().unwrap();
         child.wait().unwrap();
@@ -293,17 +293,17 @@ token = "{supervisor}"
     }
 
     /// The ledger's signed checkpoint, as served.
-    pub fn checkpoint(&self) -> String {
+    pub(crate) fn checkpoint(&self) -> String {
         self.http_get("/v1/checkpoint").unwrap()
     }
 
     /// The size of the ledger's tree.
-    pub fn size(&self) -> u64 {
+    pub(crate) fn size(&self) -> u64 {
         self.checkpoint().lines().nth(1).unwrap().parse().unwrap()
     }
 
     /// Keep the current checkpoint in a file (for `check_log.py --earlier`).
-    pub fn keep_checkpoint(&self, name: &str) -> PathBuf {
+    pub(crate) fn keep_checkpoint(&self, name: &str) -> PathBuf {
         let path = self.path(&format!("{name}.checkpoint"));
         std::fs::write(&path, self.checkpoint()).unwrap();
         path
@@ -314,7 +314,13 @@ token = "{supervisor}"
     /// names them; a pristine copy goes to originals/DEVICE/DCIM/100MEDIA/.
     /// Returns the
     /// recorder's folder (what `--source` takes).
-    pub fn recorder(&self, device: &str, officer: &str, clips: u32, seconds: u32) -> PathBuf {
+    pub(crate) fn recorder(
+        &self,
+        device: &str,
+        officer: &str,
+        clips: u32,
+        seconds: u32,
+    ) -> PathBuf {
         let root = self.path(&format!("recorders/{device}"));
         let media = root.join("DCIM/100MEDIA");
         let pristine = self.path(&format!("originals/{device}/DCIM/100MEDIA"));
@@ -354,7 +360,7 @@ token = "{supervisor}"
     }
 
     /// The files left on a recorder.
-    pub fn files_on(recorder: &Path) -> Vec<String> {
+    pub(crate) fn files_on(recorder: &Path) -> Vec<String> {
         let media = recorder.join("DCIM/100MEDIA");
         let mut names: Vec<String> = std::fs::read_dir(media)
             .unwrap()
@@ -365,7 +371,7 @@ token = "{supervisor}"
     }
 
     /// `custos dock ingest` of `recorder`, ready to run or spawn.
-    pub fn dock_ingest(&self, recorder: &Path) -> Command {
+    pub(crate) fn dock_ingest(&self, recorder: &Path) -> Command {
         let mut cmd = self.custos();
         cmd.args(["dock", "ingest", "--progress", "never", "--max-wait", "90"])
             .arg("--config")
@@ -376,7 +382,7 @@ token = "{supervisor}"
     }
 
     /// Run one of the Python checkers with the auditor's token; its output.
-    pub fn checker(&self, script: &str, args: &[OsString]) -> Output {
+    pub(crate) fn checker(&self, script: &str, args: &[OsString]) -> Output {
         let mut cmd = Command::new(python());
         cmd.arg(repo().join("tests/e2e/checkers").join(script))
             .arg("--ledger")
@@ -390,14 +396,14 @@ token = "{supervisor}"
     }
 
     /// Run a checker and panic with its failure lines unless it passes.
-    pub fn check(&self, script: &str, args: &[OsString]) {
+    pub(crate) fn check(&self, script: &str, args: &[OsString]) {
         let out = self.checker(script, args);
         let stdout = ok(script, &out);
         eprint!("{stdout}");
     }
 
     /// `--bucket B --originals DIR` and `--recorder DIR` for each recorder.
-    pub fn store_args(&self, recorders: &[&Path]) -> Vec<OsString> {
+    pub(crate) fn store_args(&self, recorders: &[&Path]) -> Vec<OsString> {
         let mut args: Vec<OsString> = vec![
             "--bucket".into(),
             self.garage.bucket().into(),
@@ -414,7 +420,12 @@ token = "{supervisor}"
     /// Every independent check of a finished site: the store (boto3), the
     /// signatures (cryptography), the log (our RFC 6962 code) and the media
     /// (ffprobe). `earlier`: checkpoints kept along the way.
-    pub fn check_everything(&self, recorders: &[&Path], segments: usize, earlier: &[PathBuf]) {
+    pub(crate) fn check_everything(
+        &self,
+        recorders: &[&Path],
+        segments: usize,
+        earlier: &[PathBuf],
+    ) {
         let n: OsString = segments.to_string().into();
         let mut store = self.store_args(recorders);
         store.extend(["--segments".into(), n.clone()]);
@@ -469,7 +480,7 @@ fn clip(out: &Path, seconds: u32, tone: u32, creation: &str) {
 }
 
 /// Wait for `child` up to `limit`; its status, or panic.
-pub fn wait_for(child: &mut Child, limit: Duration, what: &str) -> ExitStatus {
+pub(crate) fn wait_for(child: &mut Child, limit: Duration, what: &str) -> ExitStatus {
     let deadline = Instant::now() + limit;
     loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -484,7 +495,7 @@ pub fn wait_for(child: &mut Child, limit: Duration, what: &str) -> ExitStatus {
 }
 
 /// Poll `cond` every 10 ms up to `limit`; whether it came true.
-pub fn poll(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+pub(crate) fn poll(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + limit;
     while Instant::now() < deadline {
         if cond() {

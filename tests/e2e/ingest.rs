@@ -152,7 +152,7 @@ fn docked_footage_passes_every_independent_check_and_tampering_is_caught() {
 
 /// The segment ids in the ledger's catalogue, through the API with the
 /// auditor's token (as the checkers read it).
-pub fn segment_ids(site: &Site) -> Vec<String> {
+pub(crate) fn segment_ids(site: &Site) -> Vec<String> {
     let out = site.checker("list_segments.py", &[]);
     let stdout = ok("list_segments.py", &out);
     stdout

@@ -45,7 +45,7 @@ pub(crate) struct ChunkPool {
 }
 
 impl ChunkPool {
-    pub fn new(chunk_size: usize) -> Arc<Self> {
+    pub(crate) fn new(chunk_size: usize) -> Arc<Self> {
         Arc::new(ChunkPool {
             chunk_size,
             free: Mutex::new(Vec::new()),
@@ -53,7 +53,7 @@ impl ChunkPool {
     }
 
     /// An empty buffer with room for one chunk.
-    pub fn take(&self) -> Vec<u8> {
+    pub(crate) fn take(&self) -> Vec<u8> {
         let reused = self.free.lock().ok().and_then(|mut f| f.pop());
         match reused {
             Some(b) => b,
@@ -84,7 +84,7 @@ pub(crate) struct Chunk {
 }
 
 impl Chunk {
-    pub fn new(buf: Vec<u8>, pool: Arc<ChunkPool>) -> Arc<Self> {
+    pub(crate) fn new(buf: Vec<u8>, pool: Arc<ChunkPool>) -> Arc<Self> {
         // `Vec<u8>` into `Bytes` moves the allocation; nothing is copied.
         Arc::new(Chunk {
             bytes: Bytes::from(buf),
@@ -92,7 +92,7 @@ impl Chunk {
         })
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.bytes.len()
     }
 }
@@ -131,7 +131,7 @@ pub(crate) struct Part {
 }
 
 impl Part {
-    pub fn new(chunks: Vec<Arc<Chunk>>, index: usize, permit: OwnedSemaphorePermit) -> Self {
+    pub(crate) fn new(chunks: Vec<Arc<Chunk>>, index: usize, permit: OwnedSemaphorePermit) -> Self {
         let len = chunks.iter().map(|c| c.len()).sum();
         Part {
             chunks,
@@ -142,7 +142,7 @@ impl Part {
     }
 
     /// The part as an upload payload: reference counts of its chunks.
-    pub fn payload(&self) -> PutPayload {
+    pub(crate) fn payload(&self) -> PutPayload {
         self.chunks.iter().map(|c| c.bytes.clone()).collect()
     }
 }
@@ -229,7 +229,7 @@ pub(crate) struct FileSource {
 }
 
 impl FileSource {
-    pub fn new(file: std::fs::File) -> Self {
+    pub(crate) fn new(file: std::fs::File) -> Self {
         FileSource {
             state: Some((file, vec![0u8; FILE_READ_STEP])),
         }

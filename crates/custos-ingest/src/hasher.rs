@@ -71,7 +71,7 @@ pub(crate) struct HasherDied(pub String);
 impl<T: Chunks> HashWorker<T> {
     /// Start a thread hashing SHA-256 (and SM3 when `with_sm3`), accepting
     /// up to `queue` buffers ahead of it.
-    pub fn start(hasher: MultiHasher, queue: usize) -> Self {
+    pub(crate) fn start(hasher: MultiHasher, queue: usize) -> Self {
         let (tx, mut rx) = mpsc::channel::<T>(queue.max(1));
         let hashed = Arc::new(AtomicU64::new(0));
         let counter = hashed.clone();
@@ -101,7 +101,7 @@ impl<T: Chunks> HashWorker<T> {
     }
 
     /// Queue one buffer; waits while the queue is full.
-    pub async fn feed(&self, buf: T) -> Result<(), HasherDied> {
+    pub(crate) async fn feed(&self, buf: T) -> Result<(), HasherDied> {
         self.tx
             .send(buf)
             .await
@@ -109,12 +109,12 @@ impl<T: Chunks> HashWorker<T> {
     }
 
     /// Bytes hashed so far.
-    pub fn hashed(&self) -> u64 {
+    pub(crate) fn hashed(&self) -> u64 {
         self.hashed.load(Ordering::Relaxed)
     }
 
     /// End the stream and wait for the digests.
-    pub async fn finish(self) -> Result<Hashed, HasherDied> {
+    pub(crate) async fn finish(self) -> Result<Hashed, HasherDied> {
         drop(self.tx);
         self.handle
             .await
@@ -145,7 +145,7 @@ const HASH_QUEUE_CHUNKS: usize = 2;
 
 impl Hashing {
     /// The right place for `source`.
-    pub fn start<S: PartSource>(source: &S, hasher: MultiHasher) -> Self {
+    pub(crate) fn start<S: PartSource>(source: &S, hasher: MultiHasher) -> Self {
         if source.hashes_inline() {
             Hashing::Inline {
                 hasher: Some(Box::new(hasher)),
@@ -158,7 +158,7 @@ impl Hashing {
     }
 
     /// The hasher for the next read, when the source hashes inline.
-    pub fn lend(&mut self) -> Option<MultiHasher> {
+    pub(crate) fn lend(&mut self) -> Option<MultiHasher> {
         match self {
             Hashing::Inline { hasher, .. } => hasher.take().map(|h| *h),
             Hashing::Thread(_) => None,
@@ -166,7 +166,7 @@ impl Hashing {
     }
 
     /// After a read: take the hasher back and count what it hashed.
-    pub fn take_back(&mut self, filled: Filled) -> Vec<u8> {
+    pub(crate) fn take_back(&mut self, filled: Filled) -> Vec<u8> {
         if let Hashing::Inline {
             hasher,
             bytes,
@@ -182,7 +182,7 @@ impl Hashing {
 
     /// After a read: queue the chunk for the hashing thread (a no-op when
     /// the source hashed it already).
-    pub async fn feed(&self, chunk: &Arc<Chunk>) -> Result<(), HasherDied> {
+    pub(crate) async fn feed(&self, chunk: &Arc<Chunk>) -> Result<(), HasherDied> {
         match self {
             Hashing::Thread(w) => w.feed(HashChunk(chunk.clone())).await,
             Hashing::Inline { .. } => Ok(()),
@@ -190,7 +190,7 @@ impl Hashing {
     }
 
     /// Bytes hashed so far.
-    pub fn hashed(&self) -> u64 {
+    pub(crate) fn hashed(&self) -> u64 {
         match self {
             Hashing::Thread(w) => w.hashed(),
             Hashing::Inline { bytes, .. } => *bytes,
@@ -198,7 +198,7 @@ impl Hashing {
     }
 
     /// The digests of everything read.
-    pub async fn finish(self) -> Result<Hashed, HasherDied> {
+    pub(crate) async fn finish(self) -> Result<Hashed, HasherDied> {
         match self {
             Hashing::Thread(w) => w.finish().await,
             Hashing::Inline {

@@ -69,7 +69,7 @@ pub(crate) struct Active {
 }
 
 impl Active {
-    pub fn enter() -> Active {
+    pub(crate) fn enter() -> Active {
         let before = ACTIVE.fetch_add(1, Ordering::Relaxed);
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Active {
@@ -194,7 +194,7 @@ pub(crate) struct Channels {
 }
 
 impl Channels {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let (to_writer, from_reader) = mpsc::sync_channel(CHUNKS - 2);
         let (back, free) = mpsc::channel();
         Channels {

@@ -66,7 +66,7 @@ impl std::fmt::Debug for OpenUpload {
 
 impl OpenUpload {
     /// Start a multipart upload to `key`.
-    pub async fn create(
+    pub(crate) async fn create(
         store: &IngestStore,
         key: &Path,
         retry: &RetryPolicy,
@@ -101,7 +101,7 @@ impl OpenUpload {
     }
 
     /// The store's upload id, where known.
-    pub fn upload_id(&self) -> Option<String> {
+    pub(crate) fn upload_id(&self) -> Option<String> {
         match &self.kind {
             Some(Kind::LowLevel { id, .. }) => Some(id.clone()),
             _ => None,
@@ -110,7 +110,7 @@ impl OpenUpload {
 
     /// The future that uploads `part`. Parts must be started in index
     /// order (the high-level interface numbers them by call order).
-    pub fn put_part(&mut self, part: Part) -> PartFuture {
+    pub(crate) fn put_part(&mut self, part: Part) -> PartFuture {
         let index = part.index;
         let len = part.len;
         match &mut self.kind {
@@ -162,7 +162,7 @@ impl OpenUpload {
     }
 
     /// Complete the upload with the acknowledged parts, in index order.
-    pub async fn complete(
+    pub(crate) async fn complete(
         &mut self,
         parts: Vec<PartDone>,
     ) -> Result<PutResult, object_store::Error> {
@@ -199,7 +199,7 @@ impl OpenUpload {
     }
 
     /// Abort the upload now. On failure, returns what is left behind.
-    pub async fn abort(&mut self) -> Result<(), OrphanedUpload> {
+    pub(crate) async fn abort(&mut self) -> Result<(), OrphanedUpload> {
         let upload_id = self.upload_id();
         let r = match self.kind.take() {
             None => return Ok(()),

@@ -27,7 +27,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 /// Arguments of `custos audit`.
 #[derive(Debug, clap::Args)]
-pub struct AuditArgs {
+pub(crate) struct AuditArgs {
     #[command(subcommand)]
     command: AuditCommand,
 }
@@ -46,7 +46,7 @@ enum AuditCommand {
     },
 }
 
-pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         AuditCommand::Scrub { config, jobs } => scrub(&config, usize::from(jobs)),
     }

@@ -23,7 +23,7 @@ use custos_media::synth::SyntheticClip;
 
 /// Arguments of `custos demo`.
 #[derive(Debug, clap::Args)]
-pub struct DemoArgs {
+pub(crate) struct DemoArgs {
     /// Where to put the recorder, the data, the keys and custos.toml.
     #[arg(long, value_name = "DIR", default_value = "custos-demo")]
     workdir: PathBuf,
@@ -52,7 +52,7 @@ const PROFILES: &[(&str, &str)] = &[
     ),
 ];
 
-pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let dir = &args.workdir;
     if dir.join("custos.toml").exists() {
         bail!(

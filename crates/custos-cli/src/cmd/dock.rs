@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 /// Arguments of `custos dock`.
 #[derive(Debug, clap::Args)]
-pub struct DockArgs {
+pub(crate) struct DockArgs {
     #[command(subcommand)]
     command: DockCommand,
 }
@@ -64,7 +64,7 @@ enum DockCommand {
     },
 }
 
-pub fn run(args: DockArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: DockArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         DockCommand::Ingest {
             config,

@@ -28,7 +28,7 @@ use custos_ledger::{Ledger, LedgerOptions};
 
 /// Arguments of `custos export`.
 #[derive(Debug, clap::Args)]
-pub struct ExportArgs {
+pub(crate) struct ExportArgs {
     /// The configuration file ([ledger], [storage], [client]).
     #[arg(long, value_name = "FILE")]
     config: PathBuf,
@@ -51,7 +51,7 @@ pub struct ExportArgs {
     out: PathBuf,
 }
 
-pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
     let cfg = super::ledger::load_config(&args.config)?;
     let mut partial = args.out.clone().into_os_string();
     partial.push(".partial");

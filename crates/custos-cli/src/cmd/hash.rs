@@ -19,7 +19,7 @@ use custos_ingest::{hash_sources, FileHashOptions, HashSource};
 
 /// Arguments of `custos hash`.
 #[derive(Debug, clap::Args)]
-pub struct HashArgs {
+pub(crate) struct HashArgs {
     /// Digest algorithm.
     #[arg(long, default_value = "sha256", value_parser = ["sha256", "sm3"])]
     algo: String,
@@ -27,7 +27,7 @@ pub struct HashArgs {
     files: Vec<PathBuf>,
 }
 
-pub fn run(args: HashArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: HashArgs) -> anyhow::Result<ExitCode> {
     let algo: Algorithm = args.algo.parse()?;
     let files = if args.files.is_empty() {
         vec![PathBuf::from("-")]

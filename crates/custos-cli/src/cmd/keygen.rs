@@ -8,7 +8,7 @@ use custos_core::keys::{pub_path, SigningKey};
 
 /// Arguments of `custos keygen`.
 #[derive(Debug, clap::Args)]
-pub struct KeygenArgs {
+pub(crate) struct KeygenArgs {
     /// Where to write the seed (mode 0600); the verifier key goes to PATH.pub.
     #[arg(long, value_name = "PATH")]
     out: PathBuf,
@@ -18,7 +18,7 @@ pub struct KeygenArgs {
     name: Option<String>,
 }
 
-pub fn run(args: KeygenArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: KeygenArgs) -> anyhow::Result<ExitCode> {
     let name = match &args.name {
         Some(n) => n.clone(),
         None => args

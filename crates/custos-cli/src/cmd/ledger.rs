@@ -10,7 +10,7 @@ use custos_server::serve::{self, ServeOptions};
 
 /// Arguments of `custos ledger`.
 #[derive(Debug, clap::Args)]
-pub struct LedgerArgs {
+pub(crate) struct LedgerArgs {
     #[command(subcommand)]
     command: LedgerCommand,
 }
@@ -30,7 +30,7 @@ enum LedgerCommand {
 /// What a command that works on the ledger's own directory needs: the
 /// store, the ledger opened by this process (so `custos ledger serve` must
 /// be stopped; `hint` ends the error line when it is not) and a runtime.
-pub fn open_offline(
+pub(crate) fn open_offline(
     cfg: &Config,
     hint: &str,
 ) -> anyhow::Result<(
@@ -57,7 +57,7 @@ pub fn open_offline(
     Ok((store, ledger, rt))
 }
 
-pub fn load_config(path: &Path) -> anyhow::Result<Config> {
+pub(crate) fn load_config(path: &Path) -> anyhow::Result<Config> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading configuration {}", path.display()))?;
     let base = path
@@ -77,7 +77,7 @@ pub fn load_config(path: &Path) -> anyhow::Result<Config> {
         .with_context(|| format!("configuration {}", path.display()))
 }
 
-pub fn run(args: LedgerArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: LedgerArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         LedgerCommand::Serve { config } => {
             let cfg = load_config(&config)?;

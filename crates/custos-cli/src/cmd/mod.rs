@@ -1,13 +1,13 @@
 //! One module per subcommand; each has an `Args` struct and a `run`.
 
-pub mod audit;
-pub mod demo;
-pub mod dock;
-pub mod export;
-pub mod hash;
-pub mod keygen;
-pub mod ledger;
-pub mod operator;
-pub mod retention;
-pub mod token;
-pub mod verify;
+pub(crate) mod audit;
+pub(crate) mod demo;
+pub(crate) mod dock;
+pub(crate) mod export;
+pub(crate) mod hash;
+pub(crate) mod keygen;
+pub(crate) mod ledger;
+pub(crate) mod operator;
+pub(crate) mod retention;
+pub(crate) mod token;
+pub(crate) mod verify;

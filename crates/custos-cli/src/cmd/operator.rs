@@ -8,7 +8,7 @@ use std::os::unix::fs::MetadataExt as _;
 
 /// `local:<user>@<host>`: the login name of the process's real user (from
 /// `/etc/passwd`, else `$USER`, else `uid<N>`) and the host name.
-pub fn local_actor_id() -> String {
+pub(crate) fn local_actor_id() -> String {
     format!("local:{}@{}", user(), host())
 }
 

@@ -19,7 +19,7 @@ use custos_ledger::governance;
 
 /// Arguments of `custos retention`.
 #[derive(Debug, clap::Args)]
-pub struct RetentionArgs {
+pub(crate) struct RetentionArgs {
     #[command(subcommand)]
     command: RetentionCommand,
 }
@@ -38,7 +38,7 @@ enum RetentionCommand {
     },
 }
 
-pub fn run(args: RetentionArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: RetentionArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         RetentionCommand::Sweep { config, dry_run } => sweep(&config, dry_run),
     }

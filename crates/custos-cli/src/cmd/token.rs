@@ -15,7 +15,7 @@ use custos_server::offline;
 
 /// Arguments of `custos token`.
 #[derive(Debug, clap::Args)]
-pub struct TokenArgs {
+pub(crate) struct TokenArgs {
     #[command(subcommand)]
     command: TokenCommand,
 }
@@ -102,7 +102,7 @@ fn local_admin() -> Actor {
     }
 }
 
-pub fn run(args: TokenArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: TokenArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         TokenCommand::Create {
             config,

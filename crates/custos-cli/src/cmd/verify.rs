@@ -35,7 +35,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 /// Arguments of `custos verify`.
 #[derive(Debug, clap::Args)]
-pub struct VerifyArgs {
+pub(crate) struct VerifyArgs {
     #[command(subcommand)]
     command: VerifyCommand,
 }
@@ -81,7 +81,7 @@ enum VerifyCommand {
     },
 }
 
-pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         VerifyCommand::Bundle {
             file,

@@ -16,13 +16,13 @@ use custos_ledger::{Ledger, LedgerOptions};
 use custos_testsupport::Garage;
 use serde_json::{json, Map, Value};
 
-pub const ORIGIN: &str = "garage-fixture.test/ledger";
+pub(crate) const ORIGIN: &str = "garage-fixture.test/ledger";
 
-pub fn text(bytes: &[u8]) -> String {
+pub(crate) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-pub struct Setup {
+pub(crate) struct Setup {
     pub garage: Garage,
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
@@ -31,7 +31,7 @@ pub struct Setup {
 }
 
 impl Setup {
-    pub fn custos(&self) -> Command {
+    pub(crate) fn custos(&self) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_custos"));
         for var in ["CUSTOS_CLIENT_LEDGER_URL", "CUSTOS_CLIENT_TOKEN"] {
             cmd.env_remove(var);
@@ -40,7 +40,7 @@ impl Setup {
         cmd
     }
 
-    pub fn ok(&self, cmd: &mut Command) -> String {
+    pub(crate) fn ok(&self, cmd: &mut Command) -> String {
         let out = cmd.output().unwrap();
         assert!(
             out.status.success(),
@@ -53,7 +53,7 @@ impl Setup {
         text(&out.stdout)
     }
 
-    pub fn ledger(&self) -> Ledger {
+    pub(crate) fn ledger(&self) -> Ledger {
         Ledger::open(
             LedgerOptions::new(self.dir.path().join("ledger"), ORIGIN),
             SigningKey::load(&self.dir.path().join("ledger.key")).unwrap(),
@@ -62,7 +62,7 @@ impl Setup {
     }
 
     /// Every entry of the log, decoded.
-    pub fn entries(&self) -> Vec<Value> {
+    pub(crate) fn entries(&self) -> Vec<Value> {
         let ledger = self.ledger();
         let lines = ledger.entries(0, None).unwrap();
         let out = lines
@@ -75,7 +75,7 @@ impl Setup {
 }
 
 /// Bytes that differ per segment and per offset.
-pub fn footage(seed: u8, len: usize) -> Vec<u8> {
+pub(crate) fn footage(seed: u8, len: usize) -> Vec<u8> {
     (0..len)
         .map(|i| ((i.wrapping_mul(131) >> 3) as u8) ^ seed)
         .collect()
@@ -96,7 +96,7 @@ impl custos_ledger::clock::Clock for DockingClock {
 
 const ORIGIN_TIME: &str = "2026-01-01T00:00:00Z";
 
-pub fn setup(segments: &[(&str, &str)]) -> Setup {
+pub(crate) fn setup(segments: &[(&str, &str)]) -> Setup {
     let garage = Garage::start().expect("Garage must be installed (scripts/install-deps)");
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("custos.toml");

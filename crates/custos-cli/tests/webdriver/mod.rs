@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 /// A free TCP port on loopback.
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -30,7 +30,7 @@ pub fn free_port() -> u16 {
 }
 
 /// A child process killed when dropped.
-pub struct Proc(pub Child);
+pub(crate) struct Proc(pub Child);
 
 impl Drop for Proc {
     fn drop(&mut self) {
@@ -40,14 +40,14 @@ impl Drop for Proc {
 }
 
 /// Where the tests keep their screenshots: `target/ui-screenshots/`.
-pub fn screenshot_dir() -> PathBuf {
+pub(crate) fn screenshot_dir() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/ui-screenshots");
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
 
 /// `chromedriver` on a free port.
-pub struct Driver {
+pub(crate) struct Driver {
     _proc: Proc,
     url: String,
     http: reqwest::Client,
@@ -55,7 +55,7 @@ pub struct Driver {
 
 impl Driver {
     /// Start Debian's chromedriver and wait until it answers.
-    pub async fn start() -> Driver {
+    pub(crate) async fn start() -> Driver {
         let exe = ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]
             .into_iter()
             .find(|p| Path::new(p).exists())
@@ -97,7 +97,7 @@ impl Driver {
 
     /// A new headless Chromium with an empty profile, downloading into
     /// `downloads`.
-    pub async fn browser(&self, downloads: &Path, lang: &str) -> Browser {
+    pub(crate) async fn browser(&self, downloads: &Path, lang: &str) -> Browser {
         let profile = tempfile::tempdir().unwrap();
         let chromium = ["/usr/bin/chromium", "/usr/lib/chromium/chromium"]
             .into_iter()
@@ -151,7 +151,7 @@ async fn post(http: &reqwest::Client, url: &str, body: &Value) -> Value {
 }
 
 /// One browser session.
-pub struct Browser {
+pub(crate) struct Browser {
     http: reqwest::Client,
     base: String,
     _profile: tempfile::TempDir,
@@ -159,7 +159,12 @@ pub struct Browser {
 
 impl Browser {
     /// A WebDriver command: the `value`, or the error's `error` code.
-    pub async fn call(&self, method: &str, path: &str, body: Value) -> Result<Value, String> {
+    pub(crate) async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Value,
+    ) -> Result<Value, String> {
         let url = format!("{}{path}", self.base);
         let req = match method {
             "GET" => self.http.get(&url),
@@ -181,14 +186,14 @@ impl Browser {
     }
 
     /// Navigate and wait for the page to load.
-    pub async fn goto(&self, url: &str) {
+    pub(crate) async fn goto(&self, url: &str) {
         self.call("POST", "/url", json!({ "url": url }))
             .await
             .unwrap_or_else(|e| panic!("goto {url}: {e}"));
     }
 
     /// The current URL.
-    pub async fn url(&self) -> String {
+    pub(crate) async fn url(&self) -> String {
         self.call("GET", "/url", Value::Null)
             .await
             .unwrap()
@@ -198,7 +203,7 @@ impl Browser {
     }
 
     /// The first element matching `css`, if any.
-    pub async fn try_find(&self, css: &str) -> Option<String> {
+    pub(crate) async fn try_find(&self, css: &str) -> Option<String> {
         self.call(
             "POST",
             "/element",
@@ -210,7 +215,7 @@ impl Browser {
     }
 
     /// The first element matching `css`, waiting up to 10 s for it.
-    pub async fn find(&self, css: &str) -> String {
+    pub(crate) async fn find(&self, css: &str) -> String {
         let started = Instant::now();
         loop {
             if let Some(e) = self.try_find(css).await {
@@ -226,7 +231,7 @@ impl Browser {
     }
 
     /// Every element matching `css`.
-    pub async fn find_all(&self, css: &str) -> Vec<String> {
+    pub(crate) async fn find_all(&self, css: &str) -> Vec<String> {
         self.call(
             "POST",
             "/elements",
@@ -242,7 +247,7 @@ impl Browser {
     }
 
     /// Click the element matching `css`.
-    pub async fn click(&self, css: &str) {
+    pub(crate) async fn click(&self, css: &str) {
         let e = self.find(css).await;
         self.call("POST", &format!("/element/{e}/click"), json!({}))
             .await
@@ -250,7 +255,7 @@ impl Browser {
     }
 
     /// Type into the element matching `css` (after clearing it).
-    pub async fn fill(&self, css: &str, text: &str) {
+    pub(crate) async fn fill(&self, css: &str, text: &str) {
         let e = self.find(css).await;
         let _ = self
             .call("POST", &format!("/element/{e}/clear"), json!({}))
@@ -265,7 +270,7 @@ impl Browser {
     }
 
     /// The visible text of the element matching `css`.
-    pub async fn text(&self, css: &str) -> String {
+    pub(crate) async fn text(&self, css: &str) -> String {
         let Some(e) = self.try_find(css).await else {
             return String::new();
         };
@@ -277,7 +282,7 @@ impl Browser {
     }
 
     /// Run `script` (a function body; `arguments` are `args`).
-    pub async fn js(&self, script: &str, args: Value) -> Value {
+    pub(crate) async fn js(&self, script: &str, args: Value) -> Value {
         self.call(
             "POST",
             "/execute/sync",
@@ -289,7 +294,7 @@ impl Browser {
 
     /// Run `script` asynchronously: it calls `arguments[arguments.length - 1]`
     /// with its result.
-    pub async fn js_async(&self, script: &str, args: Value) -> Value {
+    pub(crate) async fn js_async(&self, script: &str, args: Value) -> Value {
         self.call(
             "POST",
             "/execute/async",
@@ -300,7 +305,7 @@ impl Browser {
     }
 
     /// Wait until `script` returns something truthy; returns it.
-    pub async fn wait_js(&self, script: &str, what: &str) -> Value {
+    pub(crate) async fn wait_js(&self, script: &str, what: &str) -> Value {
         let started = Instant::now();
         loop {
             let v = self.js(script, json!([])).await;
@@ -316,7 +321,7 @@ impl Browser {
     }
 
     /// The text of an open alert/confirm/prompt dialog, if one is open.
-    pub async fn alert(&self) -> Option<String> {
+    pub(crate) async fn alert(&self) -> Option<String> {
         self.call("GET", "/alert/text", Value::Null)
             .await
             .ok()
@@ -324,7 +329,7 @@ impl Browser {
     }
 
     /// Save a PNG screenshot as `target/ui-screenshots/NAME.png`.
-    pub async fn screenshot(&self, name: &str) {
+    pub(crate) async fn screenshot(&self, name: &str) {
         let v = self.call("GET", "/screenshot", Value::Null).await.unwrap();
         let png = base64::engine::general_purpose::STANDARD
             .decode(v.as_str().unwrap())
@@ -333,7 +338,7 @@ impl Browser {
     }
 
     /// The browser console's messages so far.
-    pub async fn console_log(&self) -> Vec<String> {
+    pub(crate) async fn console_log(&self) -> Vec<String> {
         self.call("POST", "/se/log", json!({"type": "browser"}))
             .await
             .ok()
@@ -345,7 +350,7 @@ impl Browser {
     }
 
     /// Sign in to the console at `base` with `token`.
-    pub async fn sign_in(&self, base: &str, token: &str) {
+    pub(crate) async fn sign_in(&self, base: &str, token: &str) {
         self.goto(&format!("{base}/ui/login")).await;
         self.fill("#token", token).await;
         self.click("#sign-in").await;
@@ -353,14 +358,14 @@ impl Browser {
     }
 
     /// End the session (closes the browser).
-    pub async fn quit(self) {
+    pub(crate) async fn quit(self) {
         let _ = self.call("DELETE", "", Value::Null).await;
     }
 }
 
 /// A demo directory with one clip ingested, plus the tokens it printed
 /// and the extra ones a test asks for.
-pub struct Demo {
+pub(crate) struct Demo {
     pub tmp: tempfile::TempDir,
     pub dir: PathBuf,
     pub exe: PathBuf,
@@ -369,7 +374,7 @@ pub struct Demo {
 impl Demo {
     /// `custos demo --clips 1 --seconds 3`: real clips, the real dock
     /// ingest, keys, tokens.
-    pub fn new(exe: &str) -> Demo {
+    pub(crate) fn new(exe: &str) -> Demo {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("demo");
         let out = Command::new(exe)
@@ -391,12 +396,12 @@ impl Demo {
         }
     }
 
-    pub fn config(&self) -> PathBuf {
+    pub(crate) fn config(&self) -> PathBuf {
         self.dir.join("custos.toml")
     }
 
     /// A token the demo printed, by role.
-    pub fn token(&self, role: &str) -> String {
+    pub(crate) fn token(&self, role: &str) -> String {
         let text = std::fs::read_to_string(self.dir.join("tokens.txt")).unwrap();
         text.lines()
             .filter_map(|l| {
@@ -408,7 +413,7 @@ impl Demo {
     }
 
     /// `custos token create` (before the server runs).
-    pub fn new_token(&self, role: &str, name: &str) -> String {
+    pub(crate) fn new_token(&self, role: &str, name: &str) -> String {
         let out = Command::new(&self.exe)
             .args([
                 "token", "create", "--role", role, "--name", name, "--config",
@@ -428,7 +433,7 @@ impl Demo {
 
     /// Dock a second recorder holding one short clip called `name`, through
     /// `custos dock ingest` (before the server runs).
-    pub fn ingest_named(&self, folder: &str, name: &str) {
+    pub(crate) fn ingest_named(&self, folder: &str, name: &str) {
         let rec = self.dir.join(folder);
         std::fs::create_dir_all(&rec).unwrap();
         let clip = rec.join(name);
@@ -452,7 +457,7 @@ impl Demo {
     }
 
     /// `custos ledger serve` on a free port; returns it and its base URL.
-    pub async fn serve(&self) -> (Proc, String) {
+    pub(crate) async fn serve(&self) -> (Proc, String) {
         let port = free_port();
         let child = Command::new(&self.exe)
             .args(["ledger", "serve", "--config"])
@@ -484,7 +489,7 @@ impl Demo {
 }
 
 /// Every entry of the log (NDJSON lines of `/v1/entries`), read with `token`.
-pub async fn entries(base: &str, token: &str) -> Vec<Value> {
+pub(crate) async fn entries(base: &str, token: &str) -> Vec<Value> {
     let text = reqwest::Client::new()
         .get(format!("{base}/v1/entries?start=0"))
         .bearer_auth(token)
@@ -501,7 +506,7 @@ pub async fn entries(base: &str, token: &str) -> Vec<Value> {
 }
 
 /// Every message id of both catalogues.
-pub fn catalogue_keys() -> BTreeSet<String> {
+pub(crate) fn catalogue_keys() -> BTreeSet<String> {
     [
         include_str!("../../../custos-server/src/ui/i18n/en.ftl"),
         include_str!("../../../custos-server/src/ui/i18n/zh-CN.ftl"),
@@ -514,7 +519,7 @@ pub fn catalogue_keys() -> BTreeSet<String> {
 }
 
 /// No dialog is open and no element or script came from page content.
-pub async fn assert_inert(b: &Browser, page: &str) {
+pub(crate) async fn assert_inert(b: &Browser, page: &str) {
     assert_eq!(b.alert().await, None, "a dialog opened on {page}");
     let v = b
         .js(
@@ -541,7 +546,12 @@ fn shows_id(text: &str, id: &str) -> bool {
 }
 
 /// The page is in `lang` and shows no message id in place of a message.
-pub async fn assert_translated(b: &Browser, page: &str, lang: &str, keys: &BTreeSet<String>) {
+pub(crate) async fn assert_translated(
+    b: &Browser,
+    page: &str,
+    lang: &str,
+    keys: &BTreeSet<String>,
+) {
     let v = b
         .js(
             "return {lang: document.documentElement.lang, text: document.body.innerText, title: document.title};",

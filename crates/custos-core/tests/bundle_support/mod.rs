@@ -41,16 +41,16 @@ use custos_core::manifest::{
 use custos_core::merkle::{inclusion_proof, MemoryTree};
 use serde_json::{json, Map, Value};
 
-pub const ORIGIN: &str = "custos.example.org/ledger";
-pub const SEG_A: &str = "seg-a";
-pub const SEG_B: &str = "seg-b";
-pub const FOOTAGE_A: &str = "footage/seg-a.mp4";
-pub const FOOTAGE_B: &str = "footage/seg-b.bin";
+pub(crate) const ORIGIN: &str = "custos.example.org/ledger";
+pub(crate) const SEG_A: &str = "seg-a";
+pub(crate) const SEG_B: &str = "seg-b";
+pub(crate) const FOOTAGE_A: &str = "footage/seg-a.mp4";
+pub(crate) const FOOTAGE_B: &str = "footage/seg-b.bin";
 /// The seqs the bundle holds.
-pub const BUNDLE_SEQS: [u64; 7] = [2, 3, 4, 5, 7, 8, 9];
+pub(crate) const BUNDLE_SEQS: [u64; 7] = [2, 3, 4, 5, 7, 8, 9];
 
 /// Deterministic bytes: a xorshift stream seeded by `seed`.
-pub fn footage_bytes(len: usize, seed: u64) -> Vec<u8> {
+pub(crate) fn footage_bytes(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed | 1;
     (0..len)
         .map(|_| {
@@ -120,7 +120,7 @@ fn details(value: Value) -> Map<String, Value> {
 }
 
 /// One honest log, and the bundle of its entries about seg-a and seg-b.
-pub struct Fixture {
+pub(crate) struct Fixture {
     pub dock: SigningKey,
     pub ledger: SigningKey,
     pub footage_a: Vec<u8>,
@@ -200,12 +200,12 @@ impl Log<'_> {
 }
 
 impl Fixture {
-    pub fn new() -> Fixture {
+    pub(crate) fn new() -> Fixture {
         Fixture::build(&|_| {})
     }
 
     /// The fixture with `hook` applied to every entry as the ledger writes it.
-    pub fn build(hook: &dyn Fn(&mut Entry)) -> Fixture {
+    pub(crate) fn build(hook: &dyn Fn(&mut Entry)) -> Fixture {
         let dock = SigningKey::from_seed("dock-01", &[1; 32]).unwrap();
         let ledger = SigningKey::from_seed("ledger", &[2; 32]).unwrap();
         let footage_a = footage_bytes(300_000, 11);
@@ -307,7 +307,7 @@ impl Fixture {
         }
     }
 
-    pub fn proof(&self, seq: u64) -> InclusionProof {
+    pub(crate) fn proof(&self, seq: u64) -> InclusionProof {
         InclusionProof {
             index: seq,
             size: self.tree.size(),
@@ -315,7 +315,7 @@ impl Fixture {
         }
     }
 
-    pub fn bundle_lines(&self) -> Vec<EntryLine> {
+    pub(crate) fn bundle_lines(&self) -> Vec<EntryLine> {
         BUNDLE_SEQS
             .iter()
             .map(|&s| self.log[s as usize].clone())
@@ -323,7 +323,7 @@ impl Fixture {
     }
 
     /// The honest bundle, written by [`BundleWriter`] in the recommended order.
-    pub fn bundle(&self) -> Vec<u8> {
+    pub(crate) fn bundle(&self) -> Vec<u8> {
         let proofs: Vec<_> = BUNDLE_SEQS.iter().map(|&s| self.proof(s)).collect();
         self.write(&self.checkpoint, &self.bundle_lines(), &proofs)
     }
@@ -356,7 +356,7 @@ impl Fixture {
     ///
     /// and the bundle holds 2, 3, 4, 5, 7, 8, 9, 11 and 12 with proofs at
     /// the checkpoint of size 13. Returns it and the tree of size 13.
-    pub fn second_export(&self) -> (Vec<u8>, MemoryTree) {
+    pub(crate) fn second_export(&self) -> (Vec<u8>, MemoryTree) {
         let mut log = Log {
             lines: self.log.clone(),
             hook: &|_| {},
@@ -398,7 +398,7 @@ impl Fixture {
 }
 
 /// The members of a tar, in order: (path, bytes).
-pub fn unpack(tar: &[u8]) -> Vec<(String, Vec<u8>)> {
+pub(crate) fn unpack(tar: &[u8]) -> Vec<(String, Vec<u8>)> {
     let mut archive = tar::Archive::new(tar);
     let mut out = Vec::new();
     for member in archive.entries().unwrap() {
@@ -413,7 +413,7 @@ pub fn unpack(tar: &[u8]) -> Vec<(String, Vec<u8>)> {
 
 /// A tar of these members (regular files, GNU headers), as any tool would
 /// write it: no checks, so tampered bundles can be built.
-pub fn pack(members: &[(String, Vec<u8>)]) -> Vec<u8> {
+pub(crate) fn pack(members: &[(String, Vec<u8>)]) -> Vec<u8> {
     let mut builder = tar::Builder::new(Vec::new());
     for (path, data) in members {
         let mut header = tar::Header::new_gnu();
@@ -426,7 +426,7 @@ pub fn pack(members: &[(String, Vec<u8>)]) -> Vec<u8> {
 }
 
 /// The member at `path`, mutably.
-pub fn member<'a>(members: &'a mut [(String, Vec<u8>)], path: &str) -> &'a mut Vec<u8> {
+pub(crate) fn member<'a>(members: &'a mut [(String, Vec<u8>)], path: &str) -> &'a mut Vec<u8> {
     &mut members
         .iter_mut()
         .find(|(p, _)| p == path)
@@ -435,14 +435,14 @@ pub fn member<'a>(members: &'a mut [(String, Vec<u8>)], path: &str) -> &'a mut V
 }
 
 /// Remove the member at `path`.
-pub fn remove(members: &mut Vec<(String, Vec<u8>)>, path: &str) {
+pub(crate) fn remove(members: &mut Vec<(String, Vec<u8>)>, path: &str) {
     let before = members.len();
     members.retain(|(p, _)| p != path);
     assert_eq!(members.len(), before - 1, "no member {path}");
 }
 
 /// entries.jsonl as lines (without newlines).
-pub fn entry_lines(members: &mut [(String, Vec<u8>)]) -> Vec<String> {
+pub(crate) fn entry_lines(members: &mut [(String, Vec<u8>)]) -> Vec<String> {
     String::from_utf8(member(members, "entries.jsonl").clone())
         .unwrap()
         .lines()
@@ -451,7 +451,7 @@ pub fn entry_lines(members: &mut [(String, Vec<u8>)]) -> Vec<String> {
 }
 
 /// Replace entries.jsonl with these lines.
-pub fn set_entry_lines(members: &mut [(String, Vec<u8>)], lines: &[String]) {
+pub(crate) fn set_entry_lines(members: &mut [(String, Vec<u8>)], lines: &[String]) {
     let mut text = lines.join("\n");
     text.push('\n');
     *member(members, "entries.jsonl") = text.into_bytes();
@@ -460,7 +460,7 @@ pub fn set_entry_lines(members: &mut [(String, Vec<u8>)], lines: &[String]) {
 /// `len` deterministic bytes, made a block at a time: a 1 MiB pseudo-random
 /// block whose first bytes are overwritten with the block number, so no
 /// two blocks are equal and nothing the size of the whole is ever allocated.
-pub struct Generated {
+pub(crate) struct Generated {
     remaining: u64,
     block: Vec<u8>,
     pos: usize,
@@ -468,7 +468,7 @@ pub struct Generated {
 }
 
 impl Generated {
-    pub fn new(len: u64) -> Generated {
+    pub(crate) fn new(len: u64) -> Generated {
         Generated {
             remaining: len,
             block: footage_bytes(1 << 20, 5),
@@ -501,7 +501,7 @@ impl std::io::Read for Generated {
 
 /// Stream a bundle of one segment of `len` generated bytes into `out` with
 /// [`BundleWriter`]; returns the ledger key that signed its checkpoint.
-pub fn write_big_bundle<W: std::io::Write>(out: W, len: u64) -> SigningKey {
+pub(crate) fn write_big_bundle<W: std::io::Write>(out: W, len: u64) -> SigningKey {
     let dock = SigningKey::from_seed("dock-01", &[1; 32]).unwrap();
     let ledger = SigningKey::from_seed("ledger", &[2; 32]).unwrap();
     let mut hasher = MultiHasher::sha256();

@@ -17,12 +17,12 @@ use custos_media::synth::{Pattern, SyntheticClip};
 use sha2::{Digest as _, Sha256};
 
 /// The shipped firmware profiles.
-pub fn profiles_dir() -> PathBuf {
+pub(crate) fn profiles_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../firmware-profiles")
 }
 
 /// The built `custos` binary (scripts/test builds it first).
-pub fn custos() -> Command {
+pub(crate) fn custos() -> Command {
     let bin = custos_testsupport::workspace_binary("custos")
         .expect("the custos binary is needed: cargo build --bin custos");
     let mut c = Command::new(bin);
@@ -31,7 +31,7 @@ pub fn custos() -> Command {
 }
 
 /// `len` bytes of deterministic noise (xorshift), different per `seed`.
-pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+pub(crate) fn noise(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let mut out = Vec::with_capacity(len);
     while out.len() < len {
@@ -45,19 +45,19 @@ pub fn noise(len: usize, seed: u64) -> Vec<u8> {
 }
 
 /// Hex SHA-256.
-pub fn sha256_hex(bytes: &[u8]) -> String {
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
 /// A place with keys and a configuration file.
-pub struct Site {
+pub(crate) struct Site {
     /// Everything lives here.
     pub dir: tempfile::TempDir,
 }
 
 impl Site {
     /// Keys for the dock (`dock-01`) and the ledger.
-    pub fn new() -> Site {
+    pub(crate) fn new() -> Site {
         let dir = tempfile::Builder::new()
             .prefix("custos-dock-it-")
             .tempdir()
@@ -76,14 +76,14 @@ impl Site {
     }
 
     /// A path inside the site.
-    pub fn path(&self, rel: &str) -> PathBuf {
+    pub(crate) fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
     }
 
     /// Write `custos.toml`: storage at `storage_url`, the ledger listening
     /// on `ledger_listen`, and the dock talking to `dock_ledger` (URL and
     /// token; `None` = in-process); `extra_dock` is appended to `[dock]`.
-    pub fn write_config(
+    pub(crate) fn write_config(
         &self,
         storage_url: &str,
         ledger_listen: &str,
@@ -120,7 +120,7 @@ status_listen = "127.0.0.1:0"
     }
 
     /// The parsed configuration (no environment overrides).
-    pub fn config(&self) -> custos_core::config::Config {
+    pub(crate) fn config(&self) -> custos_core::config::Config {
         let text = std::fs::read_to_string(self.path("custos.toml")).unwrap();
         custos_core::config::Config::parse(
             &text,
@@ -131,7 +131,7 @@ status_listen = "127.0.0.1:0"
     }
 
     /// A bearer token made offline (`custos token create`).
-    pub fn token(&self, role: &str, name: &str, key: Option<&str>) -> String {
+    pub(crate) fn token(&self, role: &str, name: &str, key: Option<&str>) -> String {
         let key = key.map(|k| self.path(k));
         custos_testsupport::create_token(
             custos(),
@@ -145,7 +145,7 @@ status_listen = "127.0.0.1:0"
 }
 
 /// A free loopback port.
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -154,7 +154,7 @@ pub fn free_port() -> u16 {
 }
 
 /// A recorder's files on disk: `<root>/DCIM/100MEDIA/…`.
-pub struct RecorderFiles {
+pub(crate) struct RecorderFiles {
     /// The volume root.
     pub root: PathBuf,
     /// Original file name → SHA-256 hex of its bytes.
@@ -179,7 +179,7 @@ fn clip(seconds: u32, variant: u32) -> Vec<u8> {
 /// Make a simulated recorder under `root`: `clips` real clips and one
 /// noise file per entry of `blobs` (its size), named the simulated
 /// profile's way for `device` and `officer`.
-pub fn recorder(
+pub(crate) fn recorder(
     root: &Path,
     device: &str,
     officer: &str,
@@ -213,7 +213,7 @@ pub fn recorder(
 }
 
 /// Footage names still on a recorder.
-pub fn remaining(root: &Path) -> Vec<String> {
+pub(crate) fn remaining(root: &Path) -> Vec<String> {
     let media = root.join("DCIM/100MEDIA");
     let mut v: Vec<String> = std::fs::read_dir(media)
         .map(|d| {
@@ -227,7 +227,7 @@ pub fn remaining(root: &Path) -> Vec<String> {
 }
 
 /// A `custos ledger serve` process on a fixed port.
-pub struct LedgerProcess {
+pub(crate) struct LedgerProcess {
     config: PathBuf,
     child: Option<Child>,
     /// Its base URL.
@@ -236,7 +236,7 @@ pub struct LedgerProcess {
 
 impl LedgerProcess {
     /// Start it and wait until it listens.
-    pub fn start(config: &Path) -> LedgerProcess {
+    pub(crate) fn start(config: &Path) -> LedgerProcess {
         let mut l = LedgerProcess {
             config: config.to_owned(),
             child: None,
@@ -261,7 +261,7 @@ impl LedgerProcess {
     }
 
     /// Kill it (SIGKILL) and wait for it to be gone.
-    pub fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
@@ -269,7 +269,7 @@ impl LedgerProcess {
     }
 
     /// Start it again on the same port and data.
-    pub fn restart(&mut self) {
+    pub(crate) fn restart(&mut self) {
         self.kill();
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
@@ -292,7 +292,7 @@ impl Drop for LedgerProcess {
 }
 
 /// Every entry of the ledger at `url`, read with `token`.
-pub fn entries(url: &str, token: &str) -> Vec<Entry> {
+pub(crate) fn entries(url: &str, token: &str) -> Vec<Entry> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -312,7 +312,7 @@ pub fn entries(url: &str, token: &str) -> Vec<Entry> {
 }
 
 /// The entries the dock made (not the tokens' and keys' of the set-up).
-pub fn dock_entries(url: &str, token: &str) -> Vec<Entry> {
+pub(crate) fn dock_entries(url: &str, token: &str) -> Vec<Entry> {
     entries(url, token)
         .into_iter()
         .filter(|e| e.actor.kind == custos_core::entry::ActorKind::Dock)
@@ -320,31 +320,31 @@ pub fn dock_entries(url: &str, token: &str) -> Vec<Entry> {
 }
 
 /// An entry from its line.
-pub fn parse_line(line: &EntryLine) -> Entry {
+pub(crate) fn parse_line(line: &EntryLine) -> Entry {
     Entry::parse(&line.raw_bytes().unwrap()).unwrap()
 }
 
 /// The manifest a `segment.ingested` entry carries.
-pub fn manifest_of(entry: &Entry) -> Manifest {
+pub(crate) fn manifest_of(entry: &Entry) -> Manifest {
     let env: custos_core::dsse::Envelope =
         serde_json::from_value(entry.details["manifest"].clone()).unwrap();
     Manifest::parse(&env.payload).unwrap()
 }
 
 /// The dock's own time of the event an entry carries.
-pub fn event_time(entry: &Entry) -> custos_core::manifest::Timestamp {
+pub(crate) fn event_time(entry: &Entry) -> custos_core::manifest::Timestamp {
     Event::parse(&entry.envelope.as_ref().unwrap().payload)
         .unwrap()
         .time
 }
 
 /// The original name as text (lossy).
-pub fn name_text(n: &OriginalName) -> String {
+pub(crate) fn name_text(n: &OriginalName) -> String {
     n.to_string_lossy()
 }
 
 /// Per segment id, the (seq, action) of its segment.* entries, in log order.
-pub fn by_segment(entries: &[Entry]) -> BTreeMap<String, Vec<(u64, String)>> {
+pub(crate) fn by_segment(entries: &[Entry]) -> BTreeMap<String, Vec<(u64, String)>> {
     let mut m: BTreeMap<String, Vec<(u64, String)>> = BTreeMap::new();
     for e in entries {
         if e.action.as_str().starts_with("segment.") {
@@ -358,7 +358,7 @@ pub fn by_segment(entries: &[Entry]) -> BTreeMap<String, Vec<(u64, String)>> {
 
 /// Check, for every segment: exactly one ingested, verified and (if
 /// `wiped`) wiped entry, in that order.
-pub fn check_segment_entries(entries: &[Entry], wiped: bool) -> BTreeMap<String, Manifest> {
+pub(crate) fn check_segment_entries(entries: &[Entry], wiped: bool) -> BTreeMap<String, Manifest> {
     let mut manifests = BTreeMap::new();
     for (seg, list) in by_segment(entries) {
         let actions: Vec<&str> = list.iter().map(|(_, a)| a.as_str()).collect();
@@ -380,7 +380,7 @@ pub fn check_segment_entries(entries: &[Entry], wiped: bool) -> BTreeMap<String,
 /// A site whose dock talks to a real ledger process over HTTP and stores
 /// into `garage`; returns the site, its configuration file, the ledger
 /// process and an auditor's token for reading entries.
-pub fn remote_site(
+pub(crate) fn remote_site(
     garage: &custos_testsupport::Garage,
     extra_dock: &str,
 ) -> (Site, PathBuf, LedgerProcess, String) {
@@ -402,7 +402,11 @@ pub fn remote_site(
 
 /// `custos dock ingest` of `source` with the simulated profile, storing
 /// into `garage`.
-pub fn dock_ingest(config: &Path, source: &Path, garage: &custos_testsupport::Garage) -> Command {
+pub(crate) fn dock_ingest(
+    config: &Path,
+    source: &Path,
+    garage: &custos_testsupport::Garage,
+) -> Command {
     let mut c = custos();
     c.args(["dock", "ingest", "--config"])
         .arg(config)
@@ -425,7 +429,7 @@ pub fn dock_ingest(config: &Path, source: &Path, garage: &custos_testsupport::Ga
 }
 
 /// Every object in the bucket: key → SHA-256 hex of its bytes.
-pub fn bucket(garage: &custos_testsupport::Garage) -> BTreeMap<String, String> {
+pub(crate) fn bucket(garage: &custos_testsupport::Garage) -> BTreeMap<String, String> {
     use custos_ingest::object_store::ObjectStoreExt as _;
     use futures::TryStreamExt as _;
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -447,7 +451,7 @@ pub fn bucket(garage: &custos_testsupport::Garage) -> BTreeMap<String, String> {
 /// Invariant 1 at any instant: every file gone from the recorder has a
 /// `segment.verified` entry and its bytes in storage; no `segment.wiped`
 /// precedes its `segment.verified`.
-pub fn check_nothing_lost(
+pub(crate) fn check_nothing_lost(
     files: &RecorderFiles,
     entries: &[Entry],
     stored: &BTreeMap<String, String>,

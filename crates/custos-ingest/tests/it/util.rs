@@ -17,7 +17,7 @@ use custos_testsupport::Garage;
 use tokio::io::{AsyncRead, ReadBuf};
 
 /// `len` bytes of deterministic noise (xorshift), different per `seed`.
-pub fn data(len: usize, seed: u64) -> Vec<u8> {
+pub(crate) fn data(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     (0..len)
         .map(|_| {
@@ -30,7 +30,7 @@ pub fn data(len: usize, seed: u64) -> Vec<u8> {
 }
 
 /// Options with a small part size (allowed for tests only) and quick retries.
-pub fn small_parts(part_size: usize) -> IngestOptions {
+pub(crate) fn small_parts(part_size: usize) -> IngestOptions {
     let mut o = IngestOptions::default();
     o.part_size = part_size;
     o.allow_small_parts_for_tests = true;
@@ -39,7 +39,7 @@ pub fn small_parts(part_size: usize) -> IngestOptions {
 }
 
 /// The bytes stored at `key`, or `None` when there is no object.
-pub async fn stored(store: &IngestStore, key: &Path) -> Option<Vec<u8>> {
+pub(crate) async fn stored(store: &IngestStore, key: &Path) -> Option<Vec<u8>> {
     match store.object_store().get(key).await {
         Ok(r) => Some(r.bytes().await.expect("reading the object body").to_vec()),
         Err(custos_ingest::object_store::Error::NotFound { .. }) => None,
@@ -49,7 +49,7 @@ pub async fn stored(store: &IngestStore, key: &Path) -> Option<Vec<u8>> {
 
 /// A Garage store through the low-level multipart interface with SHA-256
 /// checksums, whose client gives up quickly when the server is down.
-pub fn garage_store(g: &Garage) -> IngestStore {
+pub(crate) fn garage_store(g: &Garage) -> IngestStore {
     let retry = RetryConfig {
         backoff: BackoffConfig {
             init_backoff: Duration::from_millis(50),
@@ -64,12 +64,12 @@ pub fn garage_store(g: &Garage) -> IngestStore {
 
 /// The plain `Arc<dyn ObjectStore>` the test-support crate hands out
 /// (high-level multipart interface, no checksums).
-pub fn garage_plain(g: &Garage) -> Arc<dyn ObjectStore> {
+pub(crate) fn garage_plain(g: &Garage) -> Arc<dyn ObjectStore> {
     g.object_store().expect("building the Garage object store")
 }
 
 /// Start Garage, or fail the test with the harness's message.
-pub fn garage() -> Garage {
+pub(crate) fn garage() -> Garage {
     match Garage::start() {
         Ok(g) => g,
         Err(e) => panic!("this test needs a Garage S3 node: {e:#}"),
@@ -79,7 +79,7 @@ pub fn garage() -> Garage {
 /// Unfinished multipart uploads in the node's bucket, as the `garage` CLI
 /// reports them (`Unfinished uploads: N multipart uploads`, a line Garage
 /// prints only when N > 0).
-pub fn unfinished_uploads(g: &Garage) -> u64 {
+pub(crate) fn unfinished_uploads(g: &Garage) -> u64 {
     let bin = custos_testsupport::garage_binary().expect("garage binary");
     let out = std::process::Command::new(bin)
         .arg("-c")
@@ -111,7 +111,7 @@ pub fn unfinished_uploads(g: &Garage) -> u64 {
 }
 
 /// Wait (up to 10 s) until Garage reports no unfinished multipart upload.
-pub async fn wait_no_unfinished_uploads(g: &Garage) {
+pub(crate) async fn wait_no_unfinished_uploads(g: &Garage) {
     for _ in 0..100 {
         if unfinished_uploads(g) == 0 {
             return;
@@ -127,7 +127,7 @@ pub async fn wait_no_unfinished_uploads(g: &Garage) {
 /// A source that hands out `data` in `chunk`-byte reads, sleeping `delay`
 /// before each, and fails with an I/O error once `fail_at` bytes have been
 /// handed out (if set). Counts what it handed out.
-pub struct TestSource {
+pub(crate) struct TestSource {
     data: Bytes,
     pos: usize,
     chunk: usize,
@@ -144,7 +144,7 @@ pub struct TestSource {
 }
 
 impl TestSource {
-    pub fn new(data: Vec<u8>) -> Self {
+    pub(crate) fn new(data: Vec<u8>) -> Self {
         TestSource {
             data: Bytes::from(data),
             pos: 0,
@@ -159,19 +159,19 @@ impl TestSource {
         }
     }
 
-    pub fn slow(mut self, chunk: usize, delay: Duration) -> Self {
+    pub(crate) fn slow(mut self, chunk: usize, delay: Duration) -> Self {
         self.chunk = chunk;
         self.delay = delay;
         self
     }
 
-    pub fn failing_at(mut self, at: usize) -> Self {
+    pub(crate) fn failing_at(mut self, at: usize) -> Self {
         self.fail_at = Some(at);
         self
     }
 
     /// Track concurrency: `now` counts active sources, `max` the peak.
-    pub fn tracked(mut self, now: Arc<AtomicUsize>, max: Arc<AtomicUsize>) -> Self {
+    pub(crate) fn tracked(mut self, now: Arc<AtomicUsize>, max: Arc<AtomicUsize>) -> Self {
         self.active = Some((now, max));
         self
     }

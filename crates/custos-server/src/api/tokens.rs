@@ -13,7 +13,7 @@ use custos_ledger::wire::ErrorBody;
 
 /// `GET /v1/tokens`: every token, never a secret nor its hash.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct TokenList {
+pub(super) struct TokenList {
     /// By name, then id.
     pub tokens: Vec<TokenInfo>,
 }
@@ -49,7 +49,7 @@ pub(super) struct RevokeQuery {
 
 /// The answer to a revocation.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct Revoked {
+pub(super) struct Revoked {
     /// The `token.revoked` entry.
     pub seq: u64,
     /// The tokens revoked.

@@ -16,7 +16,7 @@ use crate::util::*;
 
 type H = [u8; 32];
 
-pub fn leaf(entry: &[u8]) -> H {
+pub(crate) fn leaf(entry: &[u8]) -> H {
     let mut h = Sha256::new();
     h.update([0u8]);
     h.update(entry);
@@ -95,7 +95,7 @@ fn consistency(m: usize, leaves: &[H]) -> Vec<H> {
 
 /// Recompute a root from a leaf and its audit path (RFC 6962 §2.1.1, walked
 /// from the bottom), the way an auditor with only the proof would.
-pub fn verify_inclusion(index: u64, size: u64, leaf: H, proof: &[H], root: H) -> bool {
+pub(crate) fn verify_inclusion(index: u64, size: u64, leaf: H, proof: &[H], root: H) -> bool {
     fn walk(m: u64, n: u64, leaf: H, proof: &[H]) -> Option<H> {
         if n == 1 {
             return proof.is_empty().then_some(leaf);
@@ -128,7 +128,7 @@ fn hashes(v: &Value) -> Vec<String> {
 }
 
 /// The root line of a signed checkpoint (origin, size, root, blank, signatures).
-pub fn checkpoint_root(text: &str) -> H {
+pub(crate) fn checkpoint_root(text: &str) -> H {
     let root = text.lines().nth(2).unwrap();
     B64.decode(root).unwrap().try_into().unwrap()
 }

@@ -14,13 +14,13 @@ use serde_json::Value;
 use tempfile::TempDir;
 use tower::ServiceExt as _;
 
-pub use custos_testsupport::fixtures::{
+pub(crate) use custos_testsupport::fixtures::{
     dock_key, event, event_by, ingest_event, ingest_event_with, ledger_key, manifest, now,
 };
 
-pub const ORIGIN: &str = "test.custos.local/ledger";
+pub(crate) const ORIGIN: &str = "test.custos.local/ledger";
 
-pub fn admin_actor() -> Actor {
+pub(crate) fn admin_actor() -> Actor {
     Actor {
         kind: ActorKind::Admin,
         id: "test-setup".into(),
@@ -28,7 +28,7 @@ pub fn admin_actor() -> Actor {
 }
 
 /// A ledger in a temp dir with one token per role (the dock's with its key).
-pub struct TestLedger {
+pub(crate) struct TestLedger {
     /// Kept so the directory lives as long as the ledger.
     pub _dir: TempDir,
     pub ledger: Ledger,
@@ -37,7 +37,7 @@ pub struct TestLedger {
 }
 
 /// A response: status, content type, body.
-pub struct Answer {
+pub(crate) struct Answer {
     pub status: StatusCode,
     pub content_type: String,
     pub body: Vec<u8>,
@@ -45,7 +45,7 @@ pub struct Answer {
 
 impl Answer {
     /// The body as the API's error shape (panics if it is not).
-    pub fn error(&self) -> ErrorBody {
+    pub(crate) fn error(&self) -> ErrorBody {
         serde_json::from_slice(&self.body).unwrap_or_else(|e| {
             panic!(
                 "status {} body is not the error shape ({e}): {}",
@@ -55,7 +55,7 @@ impl Answer {
         })
     }
 
-    pub fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|e| {
             panic!(
                 "body is not JSON ({e}): {}",
@@ -64,17 +64,17 @@ impl Answer {
         })
     }
 
-    pub fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         String::from_utf8(self.body.clone()).unwrap()
     }
 }
 
 impl TestLedger {
-    pub async fn new() -> TestLedger {
+    pub(crate) async fn new() -> TestLedger {
         Self::with_options(|_| {}).await
     }
 
-    pub async fn with_options(tweak: impl FnOnce(&mut LedgerOptions)) -> TestLedger {
+    pub(crate) async fn with_options(tweak: impl FnOnce(&mut LedgerOptions)) -> TestLedger {
         let dir = tempfile::tempdir().unwrap();
         let mut options = LedgerOptions::new(dir.path().join("ledger"), ORIGIN);
         tweak(&mut options);
@@ -101,12 +101,12 @@ impl TestLedger {
         }
     }
 
-    pub fn token(&self, role: Role) -> &str {
+    pub(crate) fn token(&self, role: Role) -> &str {
         &self.tokens[&role]
     }
 
     /// Send a request through the router (no socket).
-    pub async fn call(
+    pub(crate) async fn call(
         &self,
         method: Method,
         uri: &str,
@@ -147,13 +147,13 @@ impl TestLedger {
         }
     }
 
-    pub async fn get(&self, uri: &str, role: Option<Role>) -> Answer {
+    pub(crate) async fn get(&self, uri: &str, role: Option<Role>) -> Answer {
         let token = role.map(|r| self.token(r).to_owned());
         self.call(Method::GET, uri, token.as_deref(), None).await
     }
 
     /// POST an envelope to /v1/events with the dock's token.
-    pub async fn post_event(&self, envelope: &Envelope) -> Answer {
+    pub(crate) async fn post_event(&self, envelope: &Envelope) -> Answer {
         self.call(
             Method::POST,
             "/v1/events",
@@ -163,14 +163,14 @@ impl TestLedger {
         .await
     }
 
-    pub fn size(&self) -> u64 {
+    pub(crate) fn size(&self) -> u64 {
         self.ledger.published().size
     }
 }
 
 /// An envelope of another payload type signed by the dock key.
-pub fn envelope_of_type(payload_type: &str, payload: Vec<u8>) -> Envelope {
+pub(crate) fn envelope_of_type(payload_type: &str, payload: Vec<u8>) -> Envelope {
     Envelope::sign(payload_type, payload, &[&dock_key()]).unwrap()
 }
 
-pub const EVENT_TYPE: &str = EVENT_PAYLOAD_TYPE;
+pub(crate) const EVENT_TYPE: &str = EVENT_PAYLOAD_TYPE;
