@@ -17,6 +17,8 @@
 //! - [`note`] and [`checkpoint`]: C2SP signed notes and tlog-checkpoints;
 //! - [`config`]: the configuration file and its environment overrides;
 //! - [`bundle`]: the export bundle (tar) writer and its offline verifier;
+//! - [`log`]: the auditor's check of a whole log against its checkpoint
+//!   (`custos verify log` without the fetching);
 //! - [`wire`]: the JSON shapes of the ledger's HTTP API (server and client).
 //!
 //! ## What this crate must never do
@@ -40,6 +42,7 @@ pub mod digest;
 pub mod dsse;
 pub mod entry;
 pub mod keys;
+pub mod log;
 pub mod manifest;
 pub mod merkle;
 pub mod note;

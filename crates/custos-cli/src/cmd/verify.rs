@@ -19,7 +19,6 @@
 //! `--ledger-key`. Everything printed from a bundle has its control
 //! characters escaped ([`bundle::escape_control`]): member names are input.
 
-use std::collections::BTreeMap;
 use std::io::{BufReader, IsTerminal as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -28,9 +27,8 @@ use anyhow::Context as _;
 use custos_client::LedgerClient;
 use custos_core::bundle::{self, BundleError, Origin, Report};
 use custos_core::checkpoint::Checkpoint;
-use custos_core::entry::{actions, ActorKind, Entry, Event};
 use custos_core::keys::VerifierKey;
-use custos_core::merkle::{self, CompactRange, Hash};
+use custos_core::log::{self, LogProblem, LogVerifier};
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// Arguments of `custos verify`.
@@ -331,7 +329,8 @@ fn verify_log(args: LogArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Fetch and check everything; `Err` only when the ledger cannot be read.
+/// Fetch everything and let custos-core's [`LogVerifier`] check it; `Err`
+/// only when the ledger cannot be read.
 async fn check_log(
     client: &LedgerClient,
     args: &LogArgs,
@@ -348,78 +347,64 @@ async fn check_log(
         }
     };
     let size = checkpoint.size();
-    let old_size = old.as_ref().map(|(_, c)| c.size());
-    if let (Some((path, o)), Some(old_size)) = (&old, old_size) {
-        if old_size > size {
+    let mut verifier = match LogVerifier::new(&checkpoint, old.as_ref().map(|(_, c)| c.size())) {
+        Ok(v) => v,
+        Err(LogProblem::Shrank { size, old_size }) => {
+            let path = old.as_ref().map(|(p, _)| p.display().to_string());
             return Ok(Outcome::Invalid(format!(
-                "checkpoint: size {size} is smaller than {} in {}: the log shrank",
-                o.size(),
-                path.display()
+                "checkpoint: size {size} is smaller than {old_size} in {}: the log shrank",
+                path.unwrap_or_default()
             )));
         }
-    }
+        Err(problem) => return Ok(Outcome::Invalid(problem.to_string())),
+    };
 
     let bar = progress_bar(
         size,
         "{spinner} verifying entries {pos}/{len} [{wide_bar}] {per_sec}, {eta} left",
     );
-    let mut range = CompactRange::new();
-    let mut root_at_old = (old_size == Some(0)).then(merkle::empty_root);
-    let mut previous: Option<Vec<u8>> = None;
-    // Dock id -> keys registered for it so far (token.created, role dock).
-    let mut dock_keys: BTreeMap<String, Vec<VerifierKey>> = BTreeMap::new();
-    let mut signed_events = 0u64;
-    while range.size() < size {
-        let start = range.size();
+    while let Some(start) = verifier.next_seq() {
         let lines = client.entries(start, Some(size)).await?;
         if lines.is_empty() {
             bar.finish_and_clear();
-            return Ok(Outcome::Invalid(format!(
-                "entries: the ledger serves nothing from seq {start}, but its checkpoint has size {size}"
-            )));
+            return Ok(Outcome::Invalid(verifier.nothing_served().to_string()));
         }
-        for line in lines {
-            let seq = range.size();
-            if seq >= size {
-                break;
+        for line in &lines {
+            if let Err(problem) = verifier.push(line) {
+                bar.finish_and_clear();
+                return Ok(Outcome::Invalid(problem.to_string()));
             }
-            match check_entry(seq, &line, previous.as_deref(), &mut dock_keys) {
-                Ok((raw, signed)) => {
-                    signed_events += u64::from(signed);
-                    range.push(merkle::leaf_hash(&raw));
-                    previous = Some(raw);
-                }
-                Err(why) => {
-                    bar.finish_and_clear();
-                    return Ok(Outcome::Invalid(format!("entry {seq}: {why}")));
-                }
-            }
-            if Some(range.size()) == old_size {
-                root_at_old = Some(range.root());
-            }
-            bar.set_position(range.size());
+            bar.set_position(verifier.checked());
         }
     }
     bar.finish_and_clear();
-    if range.root() != checkpoint.root() {
-        return Ok(Outcome::Invalid(format!(
-            "the {size} entries served hash to root {}, not the checkpoint's {}: the log served is not the one signed",
-            range.root(),
-            checkpoint.root()
-        )));
-    }
+    let summary = match verifier.finish() {
+        Ok(s) => s,
+        Err(problem) => return Ok(Outcome::Invalid(problem.to_string())),
+    };
 
     let mut report = format!(
-        "ledger {}: valid\n  log         {} size {} root {}\n  ledger key  {} (pinned with --ledger-key)\n  entries     {size}, prev chain intact, tree recomputed, {signed_events} dock-signed events verified under their registered keys",
+        "ledger {}: valid\n  log         {} size {} root {}\n  ledger key  {} (pinned with --ledger-key)\n  entries     {size}, prev chain intact, tree recomputed, {} dock-signed events verified under their registered keys",
         args.url,
         checkpoint.origin(),
         size,
         checkpoint.root(),
         args.key.key_id(),
+        summary.signed_events,
     );
     if let Some((path, old)) = old {
-        if let Err(why) = check_consistency(client, &old, &checkpoint, root_at_old).await? {
-            return Ok(Outcome::Invalid(format!("{}: {why}", path.display())));
+        let hashes = if log::needs_consistency_proof(&old, &checkpoint) {
+            client
+                .consistency_proof(old.size(), checkpoint.size())
+                .await?
+                .hashes
+        } else {
+            Vec::new()
+        };
+        if let Err(problem) =
+            log::check_consistency(&old, &checkpoint, summary.root_at_old, &hashes)
+        {
+            return Ok(Outcome::Invalid(format!("{}: {problem}", path.display())));
         }
         report.push_str(&format!(
             "\n  consistent  with {} (size {}): the log only grew since",
@@ -428,108 +413,4 @@ async fn check_log(
         ));
     }
     Ok(Outcome::Valid(report))
-}
-
-/// Check one served entry; returns its leaf bytes and whether it carried a
-/// signed event. Records dock keys registered by `token.created` entries.
-fn check_entry(
-    seq: u64,
-    line: &custos_ledger::wire::EntryLine,
-    previous: Option<&[u8]>,
-    dock_keys: &mut BTreeMap<String, Vec<VerifierKey>>,
-) -> Result<(Vec<u8>, bool), String> {
-    if line.seq != seq {
-        return Err(format!("the ledger served seq {} in its place", line.seq));
-    }
-    let raw = line
-        .raw_bytes()
-        .map_err(|_| "raw is not standard base64".to_owned())?;
-    let entry = Entry::parse(&raw).map_err(|e| format!("raw is not a canonical entry: {e}"))?;
-    if entry.seq != seq {
-        return Err(format!("its bytes say seq {}", entry.seq));
-    }
-    let shown: serde_json::Value = serde_json::from_str(line.entry.get())
-        .map_err(|e| format!("the entry field is not JSON: {e}"))?;
-    let actual: serde_json::Value =
-        serde_json::from_slice(&raw).map_err(|e| format!("raw is not JSON: {e}"))?;
-    if shown != actual {
-        return Err("the entry field does not match the bytes in raw".into());
-    }
-    if entry.verify_prev(previous).is_err() {
-        return Err(match seq {
-            0 => "entry 0 carries a prev".into(),
-            _ => format!("prev does not match leaf hash of entry {}", seq - 1),
-        });
-    }
-    let mut signed = false;
-    if let Some(envelope) = &entry.envelope {
-        let keys = dock_keys
-            .get(&entry.actor.id)
-            .map(Vec::as_slice)
-            .unwrap_or(&[]);
-        if entry.actor.kind != ActorKind::Dock || keys.is_empty() {
-            return Err(format!(
-                "carries a signed event, but no dock key was registered for {} {:?} before it",
-                entry.actor.kind, entry.actor.id
-            ));
-        }
-        let event = Event::open(envelope, keys).map_err(|e| {
-            format!(
-                "signed event does not verify under the keys registered for dock {:?}: {e}",
-                entry.actor.id
-            )
-        })?;
-        let e = event.event;
-        if e.action != entry.action || e.subject != entry.subject || e.details != entry.details {
-            return Err("the entry differs from the event the dock signed".into());
-        }
-        signed = true;
-    }
-    if entry.action == actions::TOKEN_CREATED
-        && entry.details.get("role").and_then(|v| v.as_str()) == Some("dock")
-    {
-        if let Some(text) = entry.details.get("key").and_then(|v| v.as_str()) {
-            let key: VerifierKey = text
-                .parse()
-                .map_err(|e| format!("token.created registers a malformed dock key: {e}"))?;
-            dock_keys
-                .entry(entry.subject.clone())
-                .or_default()
-                .push(key);
-        }
-    }
-    Ok((raw, signed))
-}
-
-/// The older checkpoint's tree must be a prefix of the new one: checked with
-/// the ledger's consistency proof (RFC 9162 §2.1.4.2) and against the root
-/// recomputed from the entries at the old size.
-async fn check_consistency(
-    client: &LedgerClient,
-    old: &Checkpoint,
-    new: &Checkpoint,
-    root_at_old: Option<Hash>,
-) -> anyhow::Result<Result<(), String>> {
-    if root_at_old != Some(old.root()) {
-        return Ok(Err(format!(
-            "the log's first {} entries hash to {}, not this checkpoint's root {}: the log was rewritten (a fork)",
-            old.size(),
-            root_at_old.map(|r| r.to_string()).unwrap_or_default(),
-            old.root()
-        )));
-    }
-    let hashes = if old.size() == 0 || old.size() == new.size() {
-        Vec::new()
-    } else {
-        client
-            .consistency_proof(old.size(), new.size())
-            .await?
-            .hashes
-    };
-    if let Err(e) =
-        merkle::verify_consistency(old.size(), new.size(), &hashes, &old.root(), &new.root())
-    {
-        return Ok(Err(format!("the ledger's consistency proof fails: {e}")));
-    }
-    Ok(Ok(()))
 }
