@@ -282,16 +282,22 @@ impl LedgerClient {
         })
     }
 
-    async fn send(
+    /// Send a request and return the response of a successful one, with its
+    /// URL as shown in errors; the body is read only for an error answer.
+    async fn start(
         &self,
         method: Method,
         path: &str,
         query: &[(&str, String)],
         body: Option<Vec<u8>>,
-    ) -> Result<(StatusCode, bytes::Bytes, String), ClientError> {
+        timeout: Option<Duration>,
+    ) -> Result<(reqwest::Response, String), ClientError> {
         let url = self.url(path)?;
         let shown = url.to_string();
         let mut req = self.http.request(method, url).query(query);
+        if let Some(timeout) = timeout {
+            req = req.timeout(timeout);
+        }
         if let Some(token) = &self.token {
             req = req.header(AUTHORIZATION, format!("Bearer {token}"));
         }
@@ -304,12 +310,31 @@ impl LedgerClient {
         };
         let resp = req.send().await.map_err(unreachable)?;
         let status = resp.status();
-        let bytes = resp.bytes().await.map_err(unreachable)?;
         if status.is_success() {
-            return Ok((status, bytes, shown));
+            return Ok((resp, shown));
         }
+        let bytes = resp.bytes().await.map_err(unreachable)?;
         let (code, message) = error_of(&bytes);
         Err(ClientError::answered(shown, status.as_u16(), code, message))
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<Vec<u8>>,
+    ) -> Result<(StatusCode, bytes::Bytes, String), ClientError> {
+        let (resp, shown) = self.start(method, path, query, body, None).await?;
+        let status = resp.status();
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|error| ClientError::Unreachable {
+                url: shown.clone(),
+                error,
+            })?;
+        Ok((status, bytes, shown))
     }
 
     async fn get_json<T: DeserializeOwned>(
@@ -502,32 +527,19 @@ impl LedgerClient {
         request: &ExportRequest,
         out: &mut W,
     ) -> Result<u64, ClientError> {
-        let url = self.url("/v1/exports")?;
-        let shown = url.to_string();
-        let body = serde_json::to_vec(request).map_err(|e| ClientError::BadUrl {
-            url: shown.clone(),
-            why: e.to_string(),
+        let body = serde_json::to_vec(request).map_err(|e| ClientError::BadResponse {
+            url: "/v1/exports".into(),
+            why: format!("the export request does not serialise: {e}"),
         })?;
-        let mut req = self
-            .http
-            .post(url)
-            .timeout(EXPORT_TIMEOUT)
-            .header(CONTENT_TYPE, "application/json")
-            .body(body);
-        if let Some(token) = &self.token {
-            req = req.header(AUTHORIZATION, format!("Bearer {token}"));
-        }
-        let unreachable = |error| ClientError::Unreachable {
-            url: shown.clone(),
-            error,
-        };
-        let mut response = req.send().await.map_err(unreachable)?;
-        let status = response.status();
-        if !status.is_success() {
-            let bytes = response.bytes().await.map_err(unreachable)?;
-            let (code, message) = error_of(&bytes);
-            return Err(ClientError::answered(shown, status.as_u16(), code, message));
-        }
+        let (mut response, shown) = self
+            .start(
+                Method::POST,
+                "/v1/exports",
+                &[],
+                Some(body),
+                Some(EXPORT_TIMEOUT),
+            )
+            .await?;
         let mut written = 0u64;
         loop {
             let chunk = response
