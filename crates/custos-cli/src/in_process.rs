@@ -19,6 +19,7 @@ use std::sync::Arc;
 use custos_client::ClientError;
 use custos_core::config::Config;
 use custos_core::dsse::Envelope;
+use custos_core::keys::SigningKey;
 use custos_dock::queue::{EventSink, SendEvent};
 use custos_dock::setup::{self, SetupError};
 use custos_dock::{Dock, LedgerLink};
@@ -95,15 +96,7 @@ pub async fn assemble(config: &Config) -> Result<Assembled, AssembleError> {
     let (link, local_ledger): (LedgerLink, _) = match setup::remote_ledger(config)? {
         Some(remote) => (remote, None),
         None => {
-            let ledger = open_ledger(config).await?;
-            let failed = |why: String| AssembleError::Ledger {
-                path: config.ledger.data_dir.clone(),
-                why,
-            };
-            ledger
-                .ensure_dock_key(&config.dock.id, key.verifier_key())
-                .await
-                .map_err(|e| failed(format!("registering the dock key: {e}")))?;
+            let ledger = open_local(config, &key).await?;
             let caller = Caller::in_process_dock(&config.dock.id, key.verifier_key());
             (
                 Arc::new(LocalSink::new(ledger.clone(), caller)),
@@ -115,21 +108,26 @@ pub async fn assemble(config: &Config) -> Result<Assembled, AssembleError> {
     Ok(Assembled { dock, local_ledger })
 }
 
-async fn open_ledger(config: &Config) -> Result<Ledger, AssembleError> {
+/// Open the ledger of `[ledger]` and register the dock's key with it.
+async fn open_local(config: &Config, dock_key: &SigningKey) -> Result<Ledger, AssembleError> {
     let l = &config.ledger;
     let failed = |why: String| AssembleError::Ledger {
         path: l.data_dir.clone(),
         why,
     };
-    let ledger_key =
-        custos_core::keys::SigningKey::load(&l.key_file).map_err(|source| SetupError::Key {
-            what: "ledger",
-            path: l.key_file.clone(),
-            source,
-        })?;
+    let ledger_key = SigningKey::load(&l.key_file).map_err(|source| SetupError::Key {
+        what: "ledger",
+        path: l.key_file.clone(),
+        source,
+    })?;
     let options = LedgerOptions::new(&l.data_dir, &l.origin);
-    tokio::task::spawn_blocking(move || Ledger::open(options, ledger_key))
+    let ledger = tokio::task::spawn_blocking(move || Ledger::open(options, ledger_key))
         .await
         .map_err(|e| failed(e.to_string()))?
-        .map_err(|e| failed(e.to_string()))
+        .map_err(|e| failed(e.to_string()))?;
+    ledger
+        .ensure_dock_key(&config.dock.id, dock_key.verifier_key())
+        .await
+        .map_err(|e| failed(format!("registering the dock key: {e}")))?;
+    Ok(ledger)
 }

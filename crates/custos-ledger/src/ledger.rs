@@ -233,14 +233,6 @@ pub enum TokenError {
         /// The id asked for, if any.
         token_id: Option<String>,
     },
-    /// The key is registered to another dock.
-    #[error("key {key_id} is registered to dock {dock:?}")]
-    KeyOfAnotherDock {
-        /// The key's id.
-        key_id: String,
-        /// The dock it is registered to.
-        dock: String,
-    },
     /// Reading the registered keys failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -640,28 +632,22 @@ impl Ledger {
     /// (a `token.created` entry by `system` actor `dock-setup:<dock>`, so
     /// that the log itself says which key signs the dock's manifests and
     /// events; the token is never shown). A key already registered to this
-    /// dock changes nothing; one registered to another dock is refused.
+    /// dock changes nothing; one registered to another dock is refused by
+    /// `create_token`'s guard (409 `key_registered`), as for any token.
     pub async fn ensure_dock_key(&self, dock: &str, key: VerifierKey) -> Result<(), TokenError> {
-        let key_id = key.key_id();
         let known = self
             .store()
-            .table_get_json::<DockKeyRecord>(DOCK_KEYS, key_id.as_bytes())?;
-        match known {
-            Some(row) if row.dock == dock => Ok(()),
-            Some(row) => Err(TokenError::KeyOfAnotherDock {
-                key_id,
-                dock: row.dock,
-            }),
-            None => {
-                let creator = Actor {
-                    kind: ActorKind::System,
-                    id: format!("dock-setup:{dock}"),
-                };
-                self.create_token(creator, Role::Dock, dock, Some(key))
-                    .await
-                    .map(|_| ())
-            }
+            .table_get_json::<DockKeyRecord>(DOCK_KEYS, key.key_id().as_bytes())?;
+        if known.is_some_and(|row| row.dock == dock) {
+            return Ok(());
         }
+        let creator = Actor {
+            kind: ActorKind::System,
+            id: format!("dock-setup:{dock}"),
+        };
+        self.create_token(creator, Role::Dock, dock, Some(key))
+            .await
+            .map(|_| ())
     }
 
     /// Revoke the tokens named `name` that are not revoked yet (only
