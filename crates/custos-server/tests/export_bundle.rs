@@ -10,25 +10,17 @@ use axum::http::{Method, Request, StatusCode};
 use custos_core::bundle::{self, BundleError};
 use custos_core::digest::Digest;
 use custos_core::entry::{Actor, ActorKind, Entry, Event};
-use custos_core::keys::SigningKey;
 use custos_core::manifest::{Manifest, Timestamp};
 use custos_ledger::export::{self, ExportError, ExportRequest, ObjectFootage};
 use custos_ledger::governance::{FootageGate, Governance};
 use custos_ledger::{Caller, Ledger, LedgerOptions, Role};
 use custos_server::{app, AppState};
+use custos_testsupport::fixtures::{dock_key, ledger_key};
 use object_store::memory::InMemory;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt};
 use serde_json::{json, Map, Value};
 use tower::ServiceExt as _;
-
-fn ledger_key() -> SigningKey {
-    SigningKey::from_seed("ledger", &[1; 32]).unwrap()
-}
-
-fn dock_key() -> SigningKey {
-    SigningKey::from_seed("dock-01", &[2; 32]).unwrap()
-}
 
 fn admin() -> Actor {
     Actor {

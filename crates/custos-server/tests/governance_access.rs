@@ -9,21 +9,17 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use axum::Router;
 use custos_core::entry::{Actor, ActorKind, Event};
-use custos_core::keys::SigningKey;
 use custos_core::manifest::{Manifest, Timestamp};
 use custos_ledger::governance::Governance;
 use custos_ledger::{Ledger, LedgerOptions, Role};
 use custos_server::{app, AppState};
+use custos_testsupport::fixtures::{dock_key, ledger_key};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt};
 use serde_json::{json, Map, Value};
 use tempfile::TempDir;
 use tower::ServiceExt as _;
-
-fn dock_key() -> SigningKey {
-    SigningKey::from_seed("dock-01", &[2; 32]).unwrap()
-}
 
 /// Footage bytes that differ at every offset (so a wrong range shows).
 /// An object store in a fresh directory (kept while the returned guard
@@ -115,8 +111,7 @@ impl Env {
         let dir = tempfile::tempdir().unwrap();
         let mut options = LedgerOptions::new(dir.path().join("ledger"), "test.custos.local/ledger");
         options.clock = clock;
-        let ledger =
-            Ledger::open(options, SigningKey::from_seed("ledger", &[1; 32]).unwrap()).unwrap();
+        let ledger = Ledger::open(options, ledger_key()).unwrap();
         let admin = Actor {
             kind: ActorKind::Admin,
             id: "setup".into(),

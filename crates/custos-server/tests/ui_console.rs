@@ -6,7 +6,6 @@ use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
 use axum::Router;
 use custos_core::entry::{Actor, ActorKind};
-use custos_core::keys::SigningKey;
 use custos_ledger::governance;
 use custos_ledger::{Ledger, LedgerOptions, Role};
 use custos_server::ui::CSP;
@@ -62,7 +61,7 @@ impl Env {
         let dir = tempfile::tempdir().unwrap();
         let ledger = Ledger::open(
             LedgerOptions::new(dir.path().join("ledger"), "test.custos.local/ledger"),
-            SigningKey::from_seed("ledger", &[1; 32]).unwrap(),
+            custos_testsupport::fixtures::ledger_key(),
         )
         .unwrap();
         let admin = Actor {
