@@ -479,7 +479,12 @@ async fn tokens_are_listed_and_revoked_with_the_service_stopped() {
         let bytes = ledger.entry(s).unwrap();
         let text = String::from_utf8_lossy(&bytes);
         for token in [&reviewer.token, &temp.token] {
-            let secret = token.rsplit('_').next().unwrap();
+            // `custos_<id>_<secret>`; the secret is URL-safe base64 and
+            // may itself hold `_`, so split after the id, as the parser does.
+            let (_, secret) = token
+                .strip_prefix(custos_ledger::auth::TOKEN_PREFIX)
+                .and_then(|rest| rest.split_once('_'))
+                .unwrap();
             assert!(!text.contains(secret), "entry {s} holds a token");
         }
     }
