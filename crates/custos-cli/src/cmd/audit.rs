@@ -17,7 +17,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use custos_core::digest::Digests;
 use custos_core::entry::{Actor, ActorKind};
 use custos_ingest::{check_object, ExpectedObject, IngestStore, ObjectCheck};
 use custos_ledger::audit::{self, ScrubFinding, ScrubProblem, ScrubReport, ScrubTarget};
@@ -194,7 +193,7 @@ async fn check_one(store: &IngestStore, t: &ScrubTarget) -> Option<ScrubFinding>
         object_key: t.object_key.clone(),
         expected_sha256: t.sha256.to_string(),
         expected_size: t.size,
-        actual_sha256: actual.map(|(_, d): (u64, Digests)| d.sha256.to_string()),
+        actual_sha256: actual.map(|(_, d)| d.sha256.to_string()),
         actual_size: actual.map(|(s, _)| s),
         error,
     })
