@@ -18,6 +18,8 @@
 //!   (low-level multipart interface, store-side checksums);
 //! - [`verify_object`]: read the stored object back through the same
 //!   hasher, or accept the store's checksum receipt;
+//! - [`check_object`]: the audit scrub's check of one stored object against
+//!   what its manifest says (matches, missing, altered or unreadable);
 //! - [`IngestPool`]: several segments at once, bounded;
 //! - [`Progress`] and [`ProgressSink`]: reports for the dock's slot status
 //!   and for progress bars;
@@ -49,24 +51,28 @@
 #![deny(missing_docs)]
 
 mod buffers;
+mod check;
 mod error;
 mod files;
 mod hasher;
 mod local;
+mod multipart;
 mod options;
 mod pool;
 mod progress;
 mod retry;
 mod segment;
 mod store;
-mod upload;
+mod taken;
 mod verify;
 
+pub use check::{check_object, ExpectedObject, ObjectCheck, UnreadableObject};
 pub use error::{IngestError, KeyTakenReason, OrphanedUpload, StoreError, VerifyError};
 pub use files::{
     hash_reader, hash_source, hash_sources, FileHashOptions, HashFileError, HashSource,
     DEFAULT_HASH_BUFFER,
 };
+pub use multipart::abort_orphan;
 pub use options::{
     IngestOptions, RetryPolicy, DEFAULT_PARTS_IN_FLIGHT, DEFAULT_PART_SIZE, MAX_PART_SIZE,
     S3_MAX_PARTS, S3_MIN_PART_SIZE,
@@ -75,7 +81,6 @@ pub use pool::IngestPool;
 pub use progress::{NoProgress, Progress, ProgressSink};
 pub use segment::{ingest_file, ingest_segment, IngestOutcome, StoreReceipt, Timings};
 pub use store::IngestStore;
-pub use upload::abort_orphan;
 pub use verify::{hash_object, verify_object, Verified, VerifyMethod, VerifyMode, READ_BACK_BATCH};
 
 /// Re-exported so that callers name keys and stores with the same version

@@ -1,54 +1,56 @@
-//! [`ingest_segment`]: one segment, read once, hashed and stored.
+//! [`ingest_segment`]: one segment, read once, hashed and stored; what is
+//! common to every store, and the dispatch to the store's kind.
 //!
-//! The steps, and what a failure at each leaves behind:
+//! The steps, who does each, and what a failure at each leaves behind:
 //!
-//! 1. **Look at the key** (HEAD). If an object is there, the segment is
-//!    read and hashed without uploading anything, then compared with the
-//!    stored object (size, then SHA-256 of the object read back): equal
-//!    means an earlier attempt already stored it (an idempotent retry);
-//!    different means the key is taken and the ingest is refused. Nothing
-//!    is written either way.
-//! 2. **Read the first part.** If the source ends before the part is full,
-//!    the segment is hashed and stored with one conditional put
-//!    (`PutMode::Create`, falling back to a plain put on stores without
-//!    conditional puts, after step 1's check). A store that honours the
-//!    condition and already has the key sends us to the comparison of
-//!    step 1. A failure stores nothing.
-//! 3. **Multipart.** Parts are read into buffers, each buffer goes to the
-//!    hashing thread and to an upload task at once (no copy), at most
-//!    `parts_in_flight` alive. A failed part is resent from its buffer. Any
-//!    failure aborts the upload: nothing is visible at the key, and if the
-//!    abort itself fails (store down) the error names the orphaned upload.
+//! 1. **Look at the key** (HEAD; module `taken`). If an object is there,
+//!    the segment is read and hashed without storing anything, then
+//!    compared with the stored object (size, then SHA-256 of the object
+//!    read back): equal means an earlier attempt already stored it (an
+//!    idempotent retry); different means the key is taken and the ingest
+//!    is refused. Nothing is written either way.
+//! 2. **Read the first part** (here). If the source ends before the part
+//!    is full, the segment is hashed and stored whole: with one conditional
+//!    put (`PutMode::Create`, falling back to a plain put on stores without
+//!    conditional puts, after step 1's check; module `multipart`), or into
+//!    a local store as a synced file linked to the key (module `local`). A
+//!    store that finds the key taken after all sends us to the comparison
+//!    of step 1. A failure stores nothing.
+//! 3. **Store the parts.** Parts are read into buffers here, each buffer
+//!    going to the hashing thread (module `hasher`) and to the store's
+//!    writer at once (no copy), at most `parts_in_flight` alive: a
+//!    multipart upload (module `multipart`; a failed part is resent from
+//!    its buffer, any failure aborts the upload and names an upload that
+//!    could not be aborted) or a staging file in a local store (module
+//!    `local`). Nothing is visible at the key meanwhile.
 //! 4. **Check the key again** just before completing: if another writer
-//!    stored an object meanwhile, the upload is aborted and the segment is
+//!    stored an object meanwhile, the write is abandoned and the segment is
 //!    compared with that object as in step 1.
 //! 5. **Complete.** The object appears at the key, whole.
 //!
-//! Why HEAD and compare rather than trusting the store: Garage accepts
-//! `If-None-Match: *` and overwrites anyway (DESIGN.md, "Real components"),
-//! and multipart completion has no conditional form in object_store. The
-//! check-then-write window between steps 4 and 5 remains on such stores; it
-//! is one request long, and Custos never has two writers for one key (the
-//! key names the recorder and its file, and a recorder sits in one slot).
+//! A local file into a local store ([`ingest_file`]) takes its own way
+//! through steps 2 to 5 (module `local`); step 1 is the same.
 //!
-//! This module must never read the source twice, and never write to a key
-//! that holds other bytes.
+//! This module holds what every store kind shares: the outcome and its
+//! timings, the [`Run`] state with its reading of parts, progress and
+//! errors. It must never read the source twice, and never write to a key
+//! itself: every write goes through the store kind's module.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use custos_core::digest::{Digest, Digests, MultiHasher};
-use object_store::local::LocalFileSystem;
 use object_store::path::Path;
-use object_store::{ObjectMeta, ObjectStoreExt, PutMode, PutOptions, PutPayload, PutResult};
+use object_store::PutResult;
 use tokio::io::AsyncRead;
 use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
 
 use crate::buffers::{AsyncSource, Chunk, ChunkPool, FileSource, Part, PartSource};
-use crate::error::{IngestError, KeyTakenReason, OrphanedUpload};
+use crate::error::{IngestError, OrphanedUpload};
 use crate::hasher::{Hashed, HasherDied, Hashing};
 use crate::options::{IngestOptions, S3_MAX_PARTS};
+use crate::progress::{Progress, ProgressSink};
+use crate::store::{IngestStore, StoreKind};
 
 /// Bytes read, and handed to the hasher, at a time: 1 MiB, so that a chunk
 /// is hashed while it is still in the processor's cache.
@@ -63,11 +65,15 @@ const LOCAL_PARTS_IN_FLIGHT: usize = 8;
 
 /// The sizes one ingest actually uses, from its options and its store.
 #[derive(Debug, Clone, Copy)]
-struct Plan {
-    part_size: usize,
-    chunk_size: usize,
-    parts_in_flight: usize,
-    max_parts: Option<usize>,
+pub(crate) struct Plan {
+    /// Bytes per part (the last may be shorter).
+    pub(crate) part_size: usize,
+    /// Bytes read, and handed to the hasher, at a time.
+    pub(crate) chunk_size: usize,
+    /// Part buffers alive at once.
+    pub(crate) parts_in_flight: usize,
+    /// The store's limit on parts (S3's 10 000), if it has one.
+    pub(crate) max_parts: Option<usize>,
 }
 
 impl Plan {
@@ -90,12 +96,6 @@ impl Plan {
         }
     }
 }
-use crate::local;
-use crate::progress::{Progress, ProgressSink};
-use crate::retry::with_retry;
-use crate::store::IngestStore;
-use crate::upload::{OpenUpload, PartDone, PartFuture};
-use crate::verify::read_back;
 
 /// What an ingest achieved.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -220,7 +220,7 @@ pub async fn ingest_file(
     let mut opts = opts.clone();
     opts.expected_size.get_or_insert(size);
     let store = store.into();
-    let job = if store.local_fs().is_some() {
+    let job = if matches!(store.kind(), StoreKind::Local(_)) {
         // Written by the pipeline itself: module `local`.
         Job::LocalFile(file)
     } else {
@@ -282,22 +282,31 @@ async fn run_job<S: PartSource>(
     r
 }
 
-/// The state of one ingest.
-struct Run<'a> {
-    store: &'a IngestStore,
-    key: &'a Path,
-    opts: &'a IngestOptions,
-    progress: &'a dyn ProgressSink,
-    started: Instant,
+/// The state of one ingest, shared by the store kinds' modules, which add
+/// their steps to it (`impl Run` in `taken`, `multipart` and `local`).
+pub(crate) struct Run<'a> {
+    /// The store written to.
+    pub(crate) store: &'a IngestStore,
+    /// The object key.
+    pub(crate) key: &'a Path,
+    /// The caller's options.
+    pub(crate) opts: &'a IngestOptions,
+    /// Where progress reports go.
+    pub(crate) progress: &'a dyn ProgressSink,
+    /// When the ingest started.
+    pub(crate) started: Instant,
     /// Bytes read from the source.
-    read: u64,
+    pub(crate) read: u64,
     /// Bytes acknowledged by the store.
-    stored: u64,
-    timings: Timings,
-    plan: Plan,
+    pub(crate) stored: u64,
+    /// Where the time went so far.
+    pub(crate) timings: Timings,
+    /// The sizes this ingest uses.
+    pub(crate) plan: Plan,
 }
 
 impl Run<'_> {
+    /// Steps 1 to 5 for any source, dispatched to the store's kind.
     async fn go<S>(&mut self, mut source: S) -> Result<IngestOutcome, IngestError>
     where
         S: PartSource,
@@ -306,7 +315,7 @@ impl Run<'_> {
         let hasher =
             MultiHasher::new(self.opts.with_sm3).map_err(|_| IngestError::Sm3Unavailable)?;
 
-        // Step 1.
+        // Step 1 (module `taken`).
         if let Some(existing) = self.head().await? {
             return self.existing_key(&mut source, existing, hasher).await;
         }
@@ -319,305 +328,45 @@ impl Run<'_> {
             .next_part(&mut source, &pool, &slots, 0, &mut worker)
             .await?;
         self.report(worker.hashed());
+        let store = self.store;
         if first.len < self.plan.part_size {
-            return self.single_put(first, worker).await;
-        }
-        if let Some(local) = self.store.local_fs().cloned() {
-            return self
-                .local_parts(&mut source, first, worker, &pool, &slots, local)
-                .await;
+            let hashed = worker.finish().await.map_err(|e| self.hasher_error(e))?;
+            self.timings.hash = hashed.busy;
+            let size = first.len as u64;
+            let payload = first.payload();
+            drop(first);
+            return match store.kind() {
+                StoreKind::Local(local) => {
+                    self.local_put(local, payload, size, hashed.digests).await
+                }
+                StoreKind::Multipart => self.single_put(payload, size, hashed.digests).await,
+            };
         }
 
         // Steps 3 to 5.
-        self.multipart(&mut source, first, worker, &pool, &slots)
-            .await
-    }
-
-    /// Steps 3 to 5 into the local filesystem store, for a source that is
-    /// not a local file: each part appended to a staging file as it is
-    /// read (and hashed by the worker meanwhile), then `fdatasync` and
-    /// `link(2)` to the key ([`local::link_into_place`]), instead of
-    /// `LocalFileSystem`'s multipart upload, which never syncs and
-    /// completes with a rename over whatever the key holds.
-    async fn local_parts<S>(
-        &mut self,
-        source: &mut S,
-        first: Part,
-        mut worker: Hashing,
-        pool: &Arc<ChunkPool>,
-        slots: &Arc<Semaphore>,
-        (fs, root): (Arc<LocalFileSystem>, std::path::PathBuf),
-    ) -> Result<IngestOutcome, IngestError>
-    where
-        S: PartSource,
-    {
-        let dest = fs
-            .path_to_filesystem(self.key)
-            .map_err(|e| self.store_error("find the object's file", e, None))?;
-        let d = dest.clone();
-        let (mut out, staging) = tokio::task::spawn_blocking(move || local::create_staging(&d))
-            .await
-            .map_err(|e| self.join_error(e))?
-            .map_err(|e| self.local_error("create the object's file", e))?;
-        let part_size = self.plan.part_size;
-        let mut part = first;
-        let mut index = 0;
-        let mut parts = 0;
-        let mut writing = Duration::ZERO;
-        loop {
-            let len = part.len;
-            let t = Instant::now();
-            let (o, written) = tokio::task::spawn_blocking(move || {
-                let r = part
-                    .chunks
-                    .iter()
-                    .try_for_each(|c| std::io::Write::write_all(&mut out, &c.bytes));
-                // The part (and its buffer slot) is released once written.
-                drop(part);
-                (out, r)
-            })
-            .await
-            .map_err(|e| self.join_error(e))?;
-            writing += t.elapsed();
-            out = o;
-            written.map_err(|e| self.local_error("write the object", e))?;
-            parts += 1;
-            self.stored += len as u64;
-            self.report(worker.hashed());
-            if len < part_size {
-                break;
+        match store.kind() {
+            StoreKind::Local(local) => {
+                self.local_parts(&mut source, first, worker, &pool, &slots, local)
+                    .await
             }
-            index += 1;
-            if let Some(max_parts) = self.plan.max_parts.filter(|m| index >= *m) {
-                return Err(IngestError::TooManyParts {
-                    key: self.key.to_string(),
-                    max_parts,
-                    part_size,
-                });
-            }
-            part = self
-                .next_part(source, pool, slots, index, &mut worker)
-                .await?;
-            if part.len == 0 {
-                break;
+            StoreKind::Multipart => {
+                self.multipart(&mut source, first, worker, &pool, &slots)
+                    .await
             }
         }
-        let hashed = worker.finish().await.map_err(|e| self.hasher_error(e))?;
-        self.timings.hash = hashed.busy;
-        let size = hashed.bytes;
-        let t = Instant::now();
-        let linked = tokio::task::spawn_blocking(move || {
-            out.sync_data()?;
-            drop(out);
-            local::link_into_place(staging, &dest, &root)
-        })
-        .await
-        .map_err(|e| self.join_error(e))?;
-        writing += t.elapsed();
-        match linked {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                tracing::warn!(key = %self.key, "key was taken while writing; comparing instead");
-                return self.compare_with_stored(size, hashed.digests).await;
-            }
-            Err(e) => return Err(self.local_error("give the object its name", e)),
-        }
-        self.timings.upload = writing;
-        self.local_outcome(size, hashed.digests, parts).await
     }
 
-    /// A local file into the local filesystem store, written by the
-    /// pipeline's own two threads (module `local`): step 1 as for any
-    /// source, then read, hash and write at once into a staging file,
-    /// synced and linked to the key only when complete.
-    async fn local_file(&mut self, file: std::fs::File) -> Result<IngestOutcome, IngestError> {
-        self.opts.validate()?;
-        let hasher =
-            MultiHasher::new(self.opts.with_sm3).map_err(|_| IngestError::Sm3Unavailable)?;
-        let Some((fs, root)) = self.store.local_fs().cloned() else {
-            return Err(IngestError::Internal {
-                key: self.key.to_string(),
-                detail: "not a local store".into(),
-            });
-        };
-
-        // Step 1.
-        if let Some(existing) = self.head().await? {
-            let mut source = FileSource::new(file);
-            return self.existing_key(&mut source, existing, hasher).await;
-        }
-
-        let dest = fs
-            .path_to_filesystem(self.key)
-            .map_err(|e| self.store_error("find the object's file", e, None))?;
-        let d = dest.clone();
-        let (out, staging) = tokio::task::spawn_blocking(move || local::create_staging(&d))
-            .await
-            .map_err(|e| self.join_error(e))?
-            .map_err(|e| self.local_error("create the object's file", e))?;
-
-        let uploading = Instant::now();
-        let shared = Arc::new(local::Shared::default());
-        let _stop = local::StopOnDrop(shared.clone());
-        let active = local::Active::enter();
-        if !active.overlap {
-            let s = shared.clone();
-            let mut worker =
-                tokio::task::spawn_blocking(move || local::read_hash_write(file, hasher, out, &s));
-            let (done, busy) = match self.local_progress(&mut worker, &shared).await? {
-                Ok(x) => x,
-                Err((local::ReadFail::Source(source, read), _)) => {
-                    return Err(IngestError::Source {
-                        key: self.key.to_string(),
-                        read,
-                        source,
-                        orphan: None,
-                    })
-                }
-                Err((_, Some(e))) => return Err(self.local_error("write the object", e)),
-                Err((_, None)) => {
-                    return Err(IngestError::Internal {
-                        key: self.key.to_string(),
-                        detail: "stopped".into(),
-                    })
-                }
-            };
-            self.timings.upload = busy;
-            return self.link_local(done, staging, dest, root, uploading).await;
-        }
-        let ch = local::Channels::new();
-        let (from_reader, back) = (ch.from_reader, ch.back);
-        let s = shared.clone();
-        let writer =
-            tokio::task::spawn_blocking(move || local::write_chunks(out, from_reader, back, &s));
-        let (to_writer, free) = (ch.to_writer, ch.free);
-        let s = shared.clone();
-        let mut reader = tokio::task::spawn_blocking(move || {
-            local::read_and_hash(file, hasher, to_writer, free, &s)
-        });
-        let read = self.local_progress(&mut reader, &shared).await?;
-        let written = writer.await.map_err(|e| self.join_error(e))?;
-        let done = match (read, written) {
-            (Ok(done), Ok(busy)) => {
-                self.timings.upload = busy;
-                done
-            }
-            (Err(local::ReadFail::Source(source, read)), _) => {
-                return Err(IngestError::Source {
-                    key: self.key.to_string(),
-                    read,
-                    source,
-                    orphan: None,
-                })
-            }
-            (_, Err(e)) => return Err(self.local_error("write the object", e)),
-            (Err(local::ReadFail::Stopped), Ok(_)) => {
-                return Err(IngestError::Internal {
-                    key: self.key.to_string(),
-                    detail: "the reading thread stopped early".into(),
-                })
-            }
-        };
-        self.link_local(done, staging, dest, root, uploading).await
-    }
-
-    /// Wait for a thread of [`Run::local_file`], reporting every 50 ms the
-    /// progress the local threads publish in `shared`.
-    async fn local_progress<T>(
-        &mut self,
-        thread: &mut tokio::task::JoinHandle<T>,
-        shared: &local::Shared,
-    ) -> Result<T, IngestError> {
-        let mut tick = tokio::time::interval(Duration::from_millis(50));
-        let joined = loop {
-            tokio::select! {
-                r = &mut *thread => break r,
-                _ = tick.tick() => {
-                    self.read = shared.read.load(std::sync::atomic::Ordering::Relaxed);
-                    self.stored = shared.written.load(std::sync::atomic::Ordering::Relaxed);
-                    self.report(self.read);
-                }
-            }
-        };
-        joined.map_err(|e| self.join_error(e))
-    }
-
-    /// The end of [`Run::local_file`]: the synced staging file takes its
-    /// name, unless the name is taken.
-    async fn link_local(
-        &mut self,
-        done: local::ReadDone,
-        staging: local::Staging,
-        dest: std::path::PathBuf,
-        root: std::path::PathBuf,
-        uploading: Instant,
-    ) -> Result<IngestOutcome, IngestError> {
-        self.read = done.bytes;
-        self.timings.read = done.read;
-        self.timings.hash = done.hash;
-        self.timings.stalled = done.stalled;
-
-        // Steps 4 and 5 at once: link(2) refuses a taken name.
-        let d = dest.clone();
-        let linked =
-            tokio::task::spawn_blocking(move || local::link_into_place(staging, &d, &root))
-                .await
-                .map_err(|e| self.join_error(e))?;
-        match linked {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                tracing::warn!(key = %self.key, "key was taken while writing; comparing instead");
-                return self.compare_with_stored(done.bytes, done.digests).await;
-            }
-            Err(e) => return Err(self.local_error("give the object its name", e)),
-        }
-        self.timings.upload = uploading.elapsed();
-        self.stored = done.bytes;
-        self.local_outcome(done.bytes, done.digests, 0).await
-    }
-
-    /// The outcome of an object the pipeline wrote into the local store
-    /// itself: its ETag as the store reports it.
-    async fn local_outcome(
-        &mut self,
-        size: u64,
-        digests: Digests,
-        parts: usize,
-    ) -> Result<IngestOutcome, IngestError> {
-        let meta = self.head().await?;
-        let put = PutResult {
-            e_tag: meta.and_then(|m| m.e_tag),
-            version: None,
-            extensions: Default::default(),
-        };
-        Ok(self.outcome(size, digests, put, parts))
-    }
-
-    fn join_error(&self, e: tokio::task::JoinError) -> IngestError {
+    pub(crate) fn join_error(&self, e: tokio::task::JoinError) -> IngestError {
         IngestError::Internal {
             key: self.key.to_string(),
             detail: format!("an ingest thread failed: {e}"),
         }
     }
 
-    /// HEAD the key: `None` when no object is there.
-    async fn head(&self) -> Result<Option<ObjectMeta>, IngestError> {
-        let objects = self.store.object_store();
-        match with_retry(&self.opts.retry, "look up the key", || {
-            objects.head(self.key)
-        })
-        .await
-        {
-            Ok(meta) => Ok(Some(meta)),
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(source) => Err(self.store_error("look up the key", source, None)),
-        }
-    }
-
     /// Take a slot, read part `index` chunk by chunk, handing each chunk to
     /// the hasher as soon as it is read. The part is shorter than the part
     /// size only at the end of the source (and empty past it).
-    async fn next_part<S>(
+    pub(crate) async fn next_part<S>(
         &mut self,
         source: &mut S,
         pool: &Arc<ChunkPool>,
@@ -674,304 +423,8 @@ impl Run<'_> {
         Ok(Part::new(chunks, index, permit))
     }
 
-    /// Step 2: a segment shorter than one part.
-    async fn single_put(
-        &mut self,
-        part: Part,
-        worker: Hashing,
-    ) -> Result<IngestOutcome, IngestError> {
-        let hashed = worker.finish().await.map_err(|e| self.hasher_error(e))?;
-        self.timings.hash = hashed.busy;
-        let size = part.len as u64;
-        let payload = part.payload();
-        drop(part);
-
-        if let Some((fs, root)) = self.store.local_fs().cloned() {
-            return self
-                .local_put(&fs, root, payload, size, hashed.digests)
-                .await;
-        }
-        let objects = self.store.object_store();
-        let uploading = Instant::now();
-        let create = PutOptions {
-            mode: PutMode::Create,
-            ..PutOptions::default()
-        };
-        let mut r = with_retry(&self.opts.retry, "put the object", || {
-            objects.put_opts(self.key, payload.clone(), create.clone())
-        })
-        .await;
-        if matches!(r, Err(object_store::Error::NotImplemented { .. })) {
-            // The store has no conditional put; step 1 found the key free.
-            r = with_retry(&self.opts.retry, "put the object", || {
-                objects.put(self.key, payload.clone())
-            })
-            .await;
-        }
-        self.timings.upload = uploading.elapsed();
-        match r {
-            Ok(put) => {
-                self.stored = size;
-                Ok(self.outcome(size, hashed.digests, put, 0))
-            }
-            Err(object_store::Error::AlreadyExists { .. }) => {
-                // Someone (maybe our own earlier attempt whose answer was
-                // lost) stored an object there meanwhile.
-                self.compare_with_stored(size, hashed.digests).await
-            }
-            Err(source) => Err(self.store_error("put the object", source, None)),
-        }
-    }
-
-    /// Step 2 into the local filesystem store: the whole object written
-    /// durably by [`local::write_whole`] (synced, then linked to the key
-    /// only if the key is free).
-    async fn local_put(
-        &mut self,
-        fs: &LocalFileSystem,
-        root: std::path::PathBuf,
-        payload: PutPayload,
-        size: u64,
-        digests: Digests,
-    ) -> Result<IngestOutcome, IngestError> {
-        let dest = fs
-            .path_to_filesystem(self.key)
-            .map_err(|e| self.store_error("find the object's file", e, None))?;
-        let uploading = Instant::now();
-        let written = tokio::task::spawn_blocking(move || {
-            local::write_whole(&dest, &root, payload.iter().map(|b| &b[..]))
-        })
-        .await
-        .map_err(|e| self.join_error(e))?;
-        self.timings.upload = uploading.elapsed();
-        match written {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                // Someone (maybe our own earlier attempt) stored an object
-                // there meanwhile.
-                return self.compare_with_stored(size, digests).await;
-            }
-            Err(e) => return Err(self.local_error("write the object", e)),
-        }
-        self.stored = size;
-        self.local_outcome(size, digests, 0).await
-    }
-
-    /// Steps 3 to 5.
-    async fn multipart<S>(
-        &mut self,
-        source: &mut S,
-        first: Part,
-        mut worker: Hashing,
-        pool: &Arc<ChunkPool>,
-        slots: &Arc<Semaphore>,
-    ) -> Result<IngestOutcome, IngestError>
-    where
-        S: PartSource,
-    {
-        let uploading = Instant::now();
-        let mut upload = OpenUpload::create(self.store, self.key, &self.opts.retry)
-            .await
-            .map_err(|e| self.store_error("start a multipart upload", e, None))?;
-
-        let sent = self
-            .send_parts(&mut upload, source, first, &mut worker, pool, slots)
-            .await;
-        let parts = match sent {
-            Ok(parts) => parts,
-            Err(e) => {
-                let orphan = upload.abort().await.err();
-                // Some stores (Garage) drop an upload when another writer
-                // stores an object at its key; the next part then fails
-                // with "no such upload". Compare with that object rather
-                // than report a store error.
-                let vanished = matches!(
-                    &e,
-                    IngestError::Store { source, .. }
-                        if matches!(**source, object_store::Error::NotFound { .. })
-                );
-                if vanished && matches!(self.head().await, Ok(Some(_))) {
-                    tracing::warn!(key = %self.key, "upload dropped by the store: the key was taken meanwhile");
-                    let hashed = self.hash_rest(source, worker, pool, slots).await?;
-                    return self
-                        .compare_with_stored(hashed.bytes, hashed.digests)
-                        .await
-                        .map_err(|e| e.with_orphan(orphan));
-                }
-                return Err(e.with_orphan(orphan));
-            }
-        };
-        let hashed = match worker.finish().await {
-            Ok(h) => h,
-            Err(e) => {
-                let err = self.hasher_error(e);
-                let _ = upload.abort().await;
-                return Err(err);
-            }
-        };
-        self.timings.hash = hashed.busy;
-        let size = hashed.bytes;
-        debug_assert_eq!(size, self.read);
-
-        // Step 4.
-        match self.head().await {
-            Ok(None) => {}
-            Ok(Some(_)) => {
-                tracing::warn!(key = %self.key, "key was taken while uploading; comparing instead of completing");
-                let orphan = upload.abort().await.err();
-                return self
-                    .compare_with_stored(size, hashed.digests)
-                    .await
-                    .map_err(|e| e.with_orphan(orphan));
-            }
-            Err(e) => {
-                let orphan = upload.abort().await.err();
-                return Err(e.with_orphan(orphan));
-            }
-        }
-
-        // Step 5.
-        let count = parts.len();
-        match upload.complete(parts).await {
-            Ok(put) => {
-                self.timings.upload = uploading.elapsed();
-                Ok(self.outcome(size, hashed.digests, put, count))
-            }
-            Err(source) => {
-                let orphan = upload.abort().await.err();
-                Err(self.store_error("complete the multipart upload", source, orphan))
-            }
-        }
-    }
-
-    /// Read the remaining parts and upload every part; returns the
-    /// acknowledged parts in index order.
-    async fn send_parts<S>(
-        &mut self,
-        upload: &mut OpenUpload,
-        source: &mut S,
-        first: Part,
-        worker: &mut Hashing,
-        pool: &Arc<ChunkPool>,
-        slots: &Arc<Semaphore>,
-    ) -> Result<Vec<PartDone>, IngestError>
-    where
-        S: PartSource,
-    {
-        let part_size = self.plan.part_size;
-        // Upload tasks; dropping the set (on an error return) cancels them.
-        let mut tasks: JoinSet<Result<PartDone, (usize, object_store::Error)>> = JoinSet::new();
-        let mut done: Vec<Option<PartDone>> = Vec::new();
-        spawn_part(&mut tasks, upload.put_part(first));
-        let mut index = 1;
-        loop {
-            // Collect finished uploads (surfacing failures early) while
-            // waiting for a free buffer.
-            while let Some(joined) = tasks.try_join_next() {
-                self.collect(joined, &mut done, worker)?;
-            }
-            if slots.available_permits() == 0 && !tasks.is_empty() {
-                let waiting = Instant::now();
-                tokio::select! {
-                    Some(joined) = tasks.join_next() => {
-                        self.timings.stalled += waiting.elapsed();
-                        self.collect(joined, &mut done, worker)?;
-                        continue;
-                    }
-                    // INVARIANT: the semaphore is never closed.
-                    _ = slots.acquire() => {
-                        self.timings.stalled += waiting.elapsed();
-                    }
-                }
-            }
-            let part = self.next_part(source, pool, slots, index, worker).await?;
-            if part.len == 0 {
-                break;
-            }
-            if let Some(max_parts) = self.plan.max_parts.filter(|m| index >= *m) {
-                return Err(IngestError::TooManyParts {
-                    key: self.key.to_string(),
-                    max_parts,
-                    part_size,
-                });
-            }
-            let short = part.len < part_size;
-            spawn_part(&mut tasks, upload.put_part(part));
-            self.report(worker.hashed());
-            index += 1;
-            if short {
-                break;
-            }
-        }
-        while let Some(joined) = tasks.join_next().await {
-            self.collect(joined, &mut done, worker)?;
-        }
-        let parts: Option<Vec<PartDone>> = done.into_iter().collect();
-        // INVARIANT: every spawned part either failed (returned above) or
-        // was recorded at its index, and indexes are 0..index.
-        Ok(parts.expect("every uploaded part was acknowledged"))
-    }
-
-    /// Record one finished part upload.
-    fn collect(
-        &mut self,
-        joined: Result<Result<PartDone, (usize, object_store::Error)>, tokio::task::JoinError>,
-        done: &mut Vec<Option<PartDone>>,
-        worker: &Hashing,
-    ) -> Result<(), IngestError> {
-        match joined {
-            Ok(Ok(part)) => {
-                self.stored += part.len as u64;
-                let i = part.index;
-                if done.len() <= i {
-                    done.resize_with(i + 1, || None);
-                }
-                done[i] = Some(part);
-                self.report(worker.hashed());
-                Ok(())
-            }
-            Ok(Err((i, source))) => {
-                Err(self.store_error(&format!("upload part {}", i + 1), source, None))
-            }
-            Err(join) => Err(self.store_error(
-                "upload a part",
-                object_store::Error::JoinError { source: join },
-                None,
-            )),
-        }
-    }
-
-    /// Step 1, key taken: hash the whole source without uploading, then
-    /// compare with what is stored.
-    async fn existing_key<S>(
-        &mut self,
-        source: &mut S,
-        existing: ObjectMeta,
-        hasher: MultiHasher,
-    ) -> Result<IngestOutcome, IngestError>
-    where
-        S: PartSource,
-    {
-        if let Some(expected) = self.opts.expected_size {
-            if expected != existing.size {
-                return Err(IngestError::KeyTaken {
-                    key: self.key.to_string(),
-                    reason: KeyTakenReason::Size {
-                        existing: existing.size,
-                        segment: expected,
-                    },
-                });
-            }
-        }
-        let pool = ChunkPool::new(self.plan.chunk_size);
-        let slots = Arc::new(Semaphore::new(self.plan.parts_in_flight));
-        let worker = Hashing::start(&*source, hasher);
-        let hashed = self.hash_rest(source, worker, &pool, &slots).await?;
-        self.compare_with_stored(hashed.bytes, hashed.digests).await
-    }
-
     /// Read the rest of the source into the hasher only, uploading nothing.
-    async fn hash_rest<S>(
+    pub(crate) async fn hash_rest<S>(
         &mut self,
         source: &mut S,
         mut worker: Hashing,
@@ -995,66 +448,7 @@ impl Run<'_> {
         Ok(hashed)
     }
 
-    /// The key holds an object: succeed if it has exactly the segment's
-    /// bytes, refuse otherwise.
-    async fn compare_with_stored(
-        &mut self,
-        size: u64,
-        digests: Digests,
-    ) -> Result<IngestOutcome, IngestError> {
-        let Some(meta) = self.head().await? else {
-            // It was there a moment ago and is gone: nothing to compare
-            // with, and not ours to recreate behind a deleter's back.
-            return Err(self.store_error(
-                "find the object that held the key",
-                object_store::Error::NotFound {
-                    path: self.key.to_string(),
-                    source: "object vanished while comparing".into(),
-                },
-                None,
-            ));
-        };
-        if meta.size != size {
-            return Err(IngestError::KeyTaken {
-                key: self.key.to_string(),
-                reason: KeyTakenReason::Size {
-                    existing: meta.size,
-                    segment: size,
-                },
-            });
-        }
-        let stored: Hashed = read_back(self.store, self.key, &meta, MultiHasher::sha256())
-            .await
-            .map_err(|e| IngestError::Compare {
-                key: self.key.to_string(),
-                source: Box::new(e),
-            })?;
-        if stored.digests.sha256 != digests.sha256 {
-            return Err(IngestError::KeyTaken {
-                key: self.key.to_string(),
-                reason: KeyTakenReason::Content {
-                    existing: stored.digests.sha256,
-                    segment: digests.sha256,
-                },
-            });
-        }
-        tracing::info!(key = %self.key, "segment already stored with the same bytes");
-        self.stored = size;
-        let mut outcome = self.outcome(
-            size,
-            digests,
-            PutResult {
-                e_tag: meta.e_tag,
-                version: meta.version,
-                extensions: Default::default(),
-            },
-            0,
-        );
-        outcome.already_present = true;
-        Ok(outcome)
-    }
-
-    fn outcome(
+    pub(crate) fn outcome(
         &mut self,
         size: u64,
         digests: Digests,
@@ -1085,11 +479,11 @@ impl Run<'_> {
         }
     }
 
-    fn report(&self, hashed: u64) {
+    pub(crate) fn report(&self, hashed: u64) {
         self.progress.report(self.snapshot(hashed));
     }
 
-    fn store_error(
+    pub(crate) fn store_error(
         &self,
         during: &str,
         source: object_store::Error,
@@ -1103,61 +497,10 @@ impl Run<'_> {
         }
     }
 
-    /// An I/O error of the local store's own write path
-    /// ([`crate::local`]), reported as the store's.
-    fn local_error(&self, during: &str, e: std::io::Error) -> IngestError {
-        self.store_error(
-            during,
-            object_store::Error::Generic {
-                store: "LocalFileSystem",
-                source: Box::new(e),
-            },
-            None,
-        )
-    }
-
-    fn hasher_error(&self, e: HasherDied) -> IngestError {
+    pub(crate) fn hasher_error(&self, e: HasherDied) -> IngestError {
         IngestError::Internal {
             key: self.key.to_string(),
             detail: e.0,
-        }
-    }
-}
-
-fn spawn_part(
-    tasks: &mut JoinSet<Result<PartDone, (usize, object_store::Error)>>,
-    fut: PartFuture,
-) {
-    tasks.spawn(fut);
-}
-
-impl IngestError {
-    /// Attach the orphaned upload left by the abort that followed this error.
-    fn with_orphan(self, new: Option<OrphanedUpload>) -> IngestError {
-        match self {
-            IngestError::Source {
-                key,
-                read,
-                source,
-                orphan,
-            } => IngestError::Source {
-                key,
-                read,
-                source,
-                orphan: orphan.or(new.map(Box::new)),
-            },
-            IngestError::Store {
-                key,
-                during,
-                source,
-                orphan,
-            } => IngestError::Store {
-                key,
-                during,
-                source,
-                orphan: orphan.or(new.map(Box::new)),
-            },
-            other => other,
         }
     }
 }

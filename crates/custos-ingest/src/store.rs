@@ -18,7 +18,6 @@ use std::fmt;
 use std::sync::Arc;
 
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
-use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path;
@@ -26,6 +25,7 @@ use object_store::prefix::PrefixStore;
 use object_store::{MultipartId, ObjectStore, PutPayload, PutResult};
 
 use crate::error::StoreError;
+use crate::local::LocalStore;
 
 /// An object store as the ingest pipeline sees it. Cheap to clone.
 #[derive(Clone)]
@@ -43,10 +43,20 @@ pub struct IngestStore {
     small_parts: bool,
     /// A human-readable name for logs and errors, e.g. `s3://evidence`.
     name: String,
-    /// The local filesystem store and its directory, when this is one:
-    /// local files are then written by the pipeline itself (module
-    /// `local`).
-    local: Option<(Arc<LocalFileSystem>, std::path::PathBuf)>,
+    /// The local filesystem store, when this is one: its objects are then
+    /// written by the pipeline itself (module `local`).
+    local: Option<LocalStore>,
+}
+
+/// How the pipeline writes to a store: the room of the crate that does it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum StoreKind<'a> {
+    /// A directory on the local filesystem: the pipeline writes the
+    /// objects itself (module `local`).
+    Local(&'a LocalStore),
+    /// Any other store, through its API: a put, or a multipart upload
+    /// (module `multipart`).
+    Multipart,
 }
 
 impl fmt::Debug for IngestStore {
@@ -161,22 +171,10 @@ impl IngestStore {
 
     /// A directory on the local filesystem, created if missing.
     pub fn local(dir: &std::path::Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|source| StoreError::LocalDir {
-            path: dir.display().to_string(),
-            source,
-        })?;
-        let fs = LocalFileSystem::new_with_prefix(dir).map_err(|source| StoreError::Config {
-            url: format!("file://{}", dir.display()),
-            source,
-        })?;
-        let root = std::fs::canonicalize(dir).map_err(|source| StoreError::LocalDir {
-            path: dir.display().to_string(),
-            source,
-        })?;
-        let fs = Arc::new(fs);
-        let mut store = IngestStore::new(fs.clone());
+        let local = LocalStore::open(dir)?;
+        let mut store = IngestStore::new(local.objects());
         store.name = format!("file://{}", dir.display());
-        store.local = Some((fs, root));
+        store.local = Some(local);
         Ok(store)
     }
 
@@ -261,10 +259,14 @@ impl IngestStore {
         self.small_parts
     }
 
-    /// The local filesystem store and its (canonical) directory, for
-    /// stores made by [`IngestStore::local`].
-    pub(crate) fn local_fs(&self) -> Option<&(Arc<LocalFileSystem>, std::path::PathBuf)> {
-        self.local.as_ref()
+    /// Which of the pipeline's rooms writes to this store: module `local`
+    /// for stores made by [`IngestStore::local`], module `multipart` for
+    /// every other.
+    pub(crate) fn kind(&self) -> StoreKind<'_> {
+        match &self.local {
+            Some(local) => StoreKind::Local(local),
+            None => StoreKind::Multipart,
+        }
     }
 
     /// A name for logs, e.g. `s3://evidence` or `file:///var/lib/custos`.

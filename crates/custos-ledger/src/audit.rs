@@ -2,8 +2,8 @@
 //! and how its result goes on the record.
 //!
 //! `custos audit scrub` re-hashes every stored object against the SHA-256
-//! (and size) of its signed manifest; the hashing itself is
-//! `custos_ingest::hash_object` and lives in the command. This module
+//! (and size) of its signed manifest; the hashing and the comparison are
+//! `custos_ingest::check_object`, called by the command. This module
 //! lists what to check ([`scrub_targets`]: every catalogued segment except
 //! those the retention sweeper deleted, whose objects are meant to be gone)
 //! and records a finished scrub ([`record_scrub`]) as `audit.scrubbed`

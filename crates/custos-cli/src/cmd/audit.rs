@@ -4,9 +4,9 @@
 //! The ledger's `data_dir` is opened in this process (the service must be
 //! stopped, as for `custos export` without `[client] ledger_url`); every
 //! catalogued segment not deleted by the retention sweeper is read back from
-//! `[storage] url` through `custos_ingest::hash_object` (the ingest's own
-//! hashing core), at most `--jobs` objects at once, with a progress bar on a
-//! terminal. The result becomes `audit.scrubbed` entries
+//! `[storage] url` and compared with its manifest by
+//! `custos_ingest::check_object` (the ingest's own hashing core), at most
+//! `--jobs` objects at once, with a progress bar on a terminal. The result becomes `audit.scrubbed` entries
 //! ([`custos_ledger::audit`]): one per missing, altered or unreadable object
 //! and one summary. Each bad object is printed on one line naming the
 //! segment and its object key; the exit code is 1 when there is any, 0 when
@@ -17,9 +17,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use custos_core::digest::Digests;
 use custos_core::entry::{Actor, ActorKind};
-use custos_ingest::{hash_object, IngestStore, VerifyError};
+use custos_ingest::{check_object, ExpectedObject, IngestStore, ObjectCheck};
 use custos_ledger::audit::{self, ScrubFinding, ScrubProblem, ScrubReport, ScrubTarget};
 use custos_ledger::Ledger;
 use futures::StreamExt as _;
@@ -170,9 +169,25 @@ async fn scrub_with(
     Ok((report, record))
 }
 
-/// `None` when the object matches its manifest.
+/// `None` when the object matches its manifest; otherwise the finding
+/// [`custos_ingest::check_object`]'s answer makes.
 async fn check_one(store: &IngestStore, t: &ScrubTarget) -> Option<ScrubFinding> {
-    let finding = |problem, actual: Option<(u64, Digests)>, error: Option<String>| ScrubFinding {
+    let expected = ExpectedObject {
+        size: t.size,
+        sha256: t.sha256,
+        sm3: t.sm3,
+    };
+    let (problem, actual, error) = match check_object(store, &t.object_key, &expected).await {
+        ObjectCheck::Matches => return None,
+        ObjectCheck::Missing => (ScrubProblem::Missing, None, None),
+        ObjectCheck::Altered { size, digests } => {
+            (ScrubProblem::Altered, Some((size, digests)), None)
+        }
+        ObjectCheck::Unreadable(reason) => {
+            (ScrubProblem::Unreadable, None, Some(reason.to_string()))
+        }
+    };
+    Some(ScrubFinding {
         segment_id: t.segment_id.clone(),
         problem,
         object_key: t.object_key.clone(),
@@ -181,25 +196,5 @@ async fn check_one(store: &IngestStore, t: &ScrubTarget) -> Option<ScrubFinding>
         actual_sha256: actual.map(|(_, d)| d.sha256.to_string()),
         actual_size: actual.map(|(s, _)| s),
         error,
-    };
-    let key = match custos_ingest::object_store::path::Path::parse(&t.object_key) {
-        Ok(k) => k,
-        Err(e) => {
-            return Some(finding(
-                ScrubProblem::Unreadable,
-                None,
-                Some(format!("object key is not a valid path: {e}")),
-            ))
-        }
-    };
-    match hash_object(store.clone(), &key, t.sm3.is_some()).await {
-        Ok((size, digests)) => {
-            let same = size == t.size
-                && digests.sha256 == t.sha256
-                && (t.sm3.is_none() || digests.sm3 == t.sm3);
-            (!same).then(|| finding(ScrubProblem::Altered, Some((size, digests)), None))
-        }
-        Err(VerifyError::NotFound { .. }) => Some(finding(ScrubProblem::Missing, None, None)),
-        Err(e) => Some(finding(ScrubProblem::Unreadable, None, Some(e.to_string()))),
-    }
+    })
 }

@@ -1,12 +1,14 @@
 //! Integration tests of custos-ingest: every size class into the local
 //! store, the in-memory store and a real Garage S3 node; failures of the
-//! source and of the store; taken keys; verification; the pool.
+//! source and of the store; taken keys; verification; the scrub's check
+//! of one object; the pool.
 //!
 //! Tests that need S3 start their own Garage node and fail (never skip)
 //! when the `garage` binary is missing.
 
 mod util;
 
+mod check;
 mod failures;
 mod pool;
 mod s3_outage;
