@@ -574,7 +574,18 @@ fn another_docks_credential_attests_nothing_and_a_revoked_token_ends_at_once() {
     site.start_ledger();
 
     for action in ["segment.verified", "segment.wiped", "dock.note"] {
-        let details = json!({ "segment_id": seg }).to_string();
+        // Well-formed details of each action: the refusal is about whose
+        // work it is, not the shape.
+        let details = match action {
+            "segment.verified" => {
+                json!({ "method": "read_back", "object_key": "x", "sha256": "00" })
+            }
+            "segment.wiped" => {
+                json!({ "recorder_id": "rec-x", "original_name": null, "verified_seq": null })
+            }
+            _ => json!({ "segment_id": seg }),
+        }
+        .to_string();
         let envelope = forge(&site, &rogue_key, "dock-rogue", action, seg, &details);
         let what = format!("dock-rogue signs {action} about dock-e2e's segment");
         let before = site.size();

@@ -176,7 +176,7 @@ fn a_real_ledger_verifies_and_extends_the_checkpoint_kept() {
         dock,
         "recorder.docked",
         "RC-17",
-        json!({ "slot": 1 }),
+        json!({ "slot": "1", "profile": "generic", "model": "BWC-T", "transport": "usb" }),
     ));
     append(event(
         dock,
@@ -194,7 +194,12 @@ fn a_real_ledger_verifies_and_extends_the_checkpoint_kept() {
     for i in 0..9 {
         append(event(dock, "dock.heartbeat", "dock-01", json!({ "n": i })));
     }
-    append(event(dock, "segment.verified", "seg-a", json!({})));
+    append(event(
+        dock,
+        "segment.verified",
+        "seg-a",
+        json!({ "method": "read_back", "object_key": "k", "sha256": "00" }),
+    ));
 
     let out = verify_log(
         &ledger.url,

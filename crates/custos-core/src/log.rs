@@ -26,7 +26,8 @@
 use std::collections::BTreeMap;
 
 use crate::checkpoint::Checkpoint;
-use crate::entry::{actions, ActorKind, Entry, Event};
+use crate::entry::details::TokenCreated;
+use crate::entry::{ActorKind, Details, Entry, Event};
 use crate::keys::VerifierKey;
 use crate::merkle::{self, CompactRange, Hash};
 use crate::wire::EntryLine;
@@ -294,10 +295,13 @@ impl LogVerifier {
             }
             self.signed_events += 1;
         }
-        if entry.action == actions::TOKEN_CREATED
-            && entry.details.get("role").and_then(|v| v.as_str()) == Some("dock")
+        if let Ok(Details::TokenCreated(TokenCreated {
+            role,
+            key: Some(text),
+            ..
+        })) = entry.parsed_details()
         {
-            if let Some(text) = entry.details.get("key").and_then(|v| v.as_str()) {
+            if role == "dock" {
                 let key: VerifierKey = text.parse().map_err(|e: crate::keys::KeyError| {
                     EntryProblem::MalformedDockKey(e.to_string())
                 })?;

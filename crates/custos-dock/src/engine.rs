@@ -27,7 +27,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use custos_core::config::{Config, WipePolicy};
-use custos_core::entry::actions;
+use custos_core::entry::details::{
+    RecorderClockSet, RecorderDocked, RecorderUndocked, SegmentIngested, SegmentVerified,
+    SegmentWiped,
+};
+use custos_core::entry::{actions, Details};
 use custos_core::keys::SigningKey;
 use custos_core::manifest::{
     is_late, Dock as ManifestDock, Manifest, ObjectRef, OriginalName, Recorder, Timestamp,
@@ -38,7 +42,6 @@ use custos_ingest::{
     StoreReceipt, VerifyError, VerifyMethod, VerifyMode,
 };
 use custos_media::{ProbeError, ProbeOptions};
-use serde_json::{json, Map, Value};
 use time::OffsetDateTime;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -218,13 +221,6 @@ fn timestamp(t: OffsetDateTime) -> Timestamp {
         // INVARIANT: the system clock is within years 0-9999.
         Timestamp::from_unix_seconds(0).expect("INVARIANT: the epoch is representable")
     })
-}
-
-fn details(value: Value) -> Map<String, Value> {
-    match value {
-        Value::Object(m) => m,
-        _ => Map::new(),
-    }
 }
 
 impl Dock {
@@ -652,29 +648,20 @@ impl Dock {
             clock_set: Vec::new(),
             undocked: None,
         })?;
-        let mut d = json!({
-            "slot": slot,
-            "profile": attached.profile.name,
-            "model": attached.identity.model,
-            "transport": attached.transport,
+        let identity = &attached.identity;
+        let d = Details::RecorderDocked(RecorderDocked {
+            slot: slot.to_owned(),
+            profile: attached.profile.name.clone(),
+            model: identity.model.clone(),
+            transport: attached.transport.to_owned(),
+            clock_offset_ms: attached.clock.map(|c| c.offset_ms()),
+            recorder_time: attached.clock.map(|c| timestamp(c.recorder).to_string()),
+            serial: identity.serial.clone(),
+            officer_id: identity.officer_id.clone(),
+            firmware: identity.firmware.clone(),
         });
-        if let Some(c) = attached.clock {
-            d["clock_offset_ms"] = json!(c.offset_ms());
-            d["recorder_time"] = json!(timestamp(c.recorder).to_string());
-        }
-        for (k, v) in [
-            ("serial", &attached.identity.serial),
-            ("officer_id", &attached.identity.officer_id),
-            ("firmware", &attached.identity.firmware),
-        ] {
-            if let Some(v) = v {
-                d[k] = json!(v);
-            }
-        }
-        self.emit_session(id, EventKind::Docked, actions::RECORDER_DOCKED, d, |s| {
-            &mut s.docked
-        })
-        .await?;
+        self.emit_session(id, EventKind::Docked, d, |s| &mut s.docked)
+            .await?;
         Ok(())
     }
 
@@ -685,8 +672,7 @@ impl Dock {
         &self,
         id: &str,
         kind: EventKind,
-        action: &str,
-        d: Value,
+        details: Details,
         slot: fn(&mut SessionRecord) -> &mut Option<EventState>,
     ) -> Result<(), OutboxError> {
         let owner = EventOwner {
@@ -697,9 +683,8 @@ impl Dock {
         let journal = &self.journal;
         self.outbox
             .emit(
-                action,
+                &details,
                 id,
-                details(d),
                 owner,
                 |env| {
                     journal
@@ -753,10 +738,11 @@ impl Dock {
         match result {
             Ok(Some(method)) => {
                 let id = &attached.identity.id;
-                let mut d = json!({ "slot": slot, "method": method });
-                if let Some(c) = attached.clock {
-                    d["offset_ms_before"] = json!(c.offset_ms());
-                }
+                let d = Details::RecorderClockSet(RecorderClockSet {
+                    slot: slot.to_owned(),
+                    method: method.to_owned(),
+                    offset_ms_before: attached.clock.map(|c| c.offset_ms()),
+                });
                 let owner = EventOwner {
                     recorder_id: id.clone(),
                     segment_id: None,
@@ -766,9 +752,8 @@ impl Dock {
                 let emitted = self
                     .outbox
                     .emit(
-                        actions::RECORDER_CLOCK_SET,
+                        &d,
                         id,
-                        details(d),
                         owner,
                         |env| {
                             journal
@@ -815,20 +800,14 @@ impl Dock {
         let open = matches!(self.journal.session(id), Ok(Some(s)) if s.is_open());
         if open {
             let incomplete: Vec<&str> = report.failed.iter().map(|(s, _)| s.as_str()).collect();
-            let d = json!({
-                "slot": slot,
-                "segments": report.segments,
-                "done": report.done,
-                "incomplete": incomplete,
+            let d = Details::RecorderUndocked(RecorderUndocked {
+                slot: slot.to_owned(),
+                segments: report.segments as u64,
+                done: report.done as u64,
+                incomplete: incomplete.into_iter().map(str::to_owned).collect(),
             });
             let r = self
-                .emit_session(
-                    id,
-                    EventKind::Undocked,
-                    actions::RECORDER_UNDOCKED,
-                    d,
-                    |s| &mut s.undocked,
-                )
+                .emit_session(id, EventKind::Undocked, d, |s| &mut s.undocked)
                 .await;
             if let Err(e) = r {
                 tracing::error!(slot, error = %e, "cannot record the undocking");
@@ -1126,11 +1105,11 @@ impl Dock {
     /// its `rewiped`), ending its `rewiping`.
     async fn emit_rewiped(&self, rec: &SegmentRecord) -> Result<(), StepError> {
         let (recorder, seg) = (rec.recorder_id.as_str(), rec.segment_id.as_str());
-        let d = json!({
-            "recorder_id": rec.recorder_id,
-            "original_name": serde_json::to_value(OriginalName::from_os_bytes(&rec.original())).unwrap_or(Value::Null),
-            "verified_seq": rec.event(EventKind::Verified).and_then(|e| e.seq),
-            "again": true,
+        let d = Details::SegmentWiped(SegmentWiped {
+            recorder_id: rec.recorder_id.clone(),
+            original_name: Some(OriginalName::from_os_bytes(&rec.original())),
+            verified_seq: rec.event(EventKind::Verified).and_then(|e| e.seq),
+            again: true,
         });
         let owner = EventOwner {
             recorder_id: recorder.to_owned(),
@@ -1140,9 +1119,8 @@ impl Dock {
         let journal = &self.journal;
         self.outbox
             .emit(
-                actions::SEGMENT_WIPED,
+                &d,
                 seg,
-                details(d),
                 owner,
                 |env| {
                     journal
@@ -1422,22 +1400,13 @@ impl Dock {
         .await
         .map_err(ingest_error)?;
 
-        let manifest_value = serde_json::to_value(&envelope)
-            .map_err(|e| StepError::Stop(format!("cannot encode the manifest: {e}")))?;
-        let d = json!({
-            "manifest": manifest_value,
-            "object_key": rec.object_key,
-            "sha256": upload.digests.sha256.to_string(),
+        let d = Details::SegmentIngested(SegmentIngested {
+            manifest: envelope,
+            object_key: Some(rec.object_key.clone()),
+            sha256: Some(upload.digests.sha256.to_string()),
         });
-        self.emit_segment(
-            rec,
-            EventKind::Ingested,
-            actions::SEGMENT_INGESTED,
-            d,
-            Step::Recorded,
-            None,
-        )
-        .await
+        self.emit_segment(rec, EventKind::Ingested, d, Step::Recorded, None)
+            .await
     }
 
     /// Step 4 → 5: the stored object is the segment.
@@ -1474,20 +1443,13 @@ impl Dock {
             VerifyMethod::StoreChecksum => "store_checksum",
             _ => "read_back",
         };
-        let d = json!({
-            "method": method,
-            "object_key": rec.object_key,
-            "sha256": verified.digests.sha256.to_string(),
+        let d = Details::SegmentVerified(SegmentVerified {
+            method: method.to_owned(),
+            object_key: rec.object_key.clone(),
+            sha256: verified.digests.sha256.to_string(),
         });
-        self.emit_segment(
-            rec,
-            EventKind::Verified,
-            actions::SEGMENT_VERIFIED,
-            d,
-            Step::Verified,
-            Some(method),
-        )
-        .await
+        self.emit_segment(rec, EventKind::Verified, d, Step::Verified, Some(method))
+            .await
     }
 
     /// Step 5 → 6 (or 7): wait for the ledger's acknowledgement of
@@ -1578,20 +1540,14 @@ impl Dock {
         self.still_attached(s, "during the wipe").await?;
         tracing::info!(slot = %s.slot, segment = %rec.segment_id, file = %String::from_utf8_lossy(&rec.relative()), "wiped from the recorder");
         let verified_seq = rec.event(EventKind::Verified).and_then(|e| e.seq);
-        let d = json!({
-            "recorder_id": rec.recorder_id,
-            "original_name": serde_json::to_value(OriginalName::from_os_bytes(&rec.original())).unwrap_or(Value::Null),
-            "verified_seq": verified_seq,
+        let d = Details::SegmentWiped(SegmentWiped {
+            recorder_id: rec.recorder_id.clone(),
+            original_name: Some(OriginalName::from_os_bytes(&rec.original())),
+            verified_seq,
+            again: false,
         });
-        self.emit_segment(
-            rec,
-            EventKind::Wiped,
-            actions::SEGMENT_WIPED,
-            d,
-            Step::Wiped,
-            None,
-        )
-        .await
+        self.emit_segment(rec, EventKind::Wiped, d, Step::Wiped, None)
+            .await
     }
 
     /// `Ok` if the session is open and its medium is still the one
@@ -1623,8 +1579,7 @@ impl Dock {
         &self,
         rec: &SegmentRecord,
         kind: EventKind,
-        action: &str,
-        details_value: Value,
+        details: Details,
         step: Step,
         verify_method: Option<&str>,
     ) -> Result<(), StepError> {
@@ -1641,9 +1596,8 @@ impl Dock {
         let journal = &self.journal;
         self.outbox
             .emit(
-                action,
+                &details,
                 seg,
-                details(details_value),
                 owner,
                 |env| {
                     journal

@@ -42,10 +42,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use custos_core::dsse::Envelope;
-use custos_core::entry::Event;
+use custos_core::entry::{Details, Event};
 use custos_core::keys::SigningKey;
 use custos_core::manifest::Timestamp;
-use serde_json::{Map, Value};
 use tokio::sync::{watch, Mutex, Notify};
 use tokio_util::sync::CancellationToken;
 
@@ -162,9 +161,8 @@ impl Outbox {
     /// queued; after the queue's flush, `mark_queued` notes it was queued.
     pub async fn emit<R, Q>(
         &self,
-        action: &str,
+        details: &Details,
         subject: &str,
-        details: Map<String, Value>,
         owner: EventOwner,
         record: R,
         mark_queued: Q,
@@ -174,13 +172,13 @@ impl Outbox {
         Q: FnOnce(&Envelope) -> Result<(), JournalError>,
     {
         let build = |why: String| OutboxError::Build {
-            action: action.to_owned(),
+            action: details.action().to_owned(),
             why,
         };
         let _order = self.order.lock().await;
         let now = Timestamp::from_offset_datetime(time::OffsetDateTime::now_utc())
             .map_err(|e| build(e.to_string()))?;
-        let event = Event::new(action, subject, details, now).map_err(|e| build(e.to_string()))?;
+        let event = Event::of(details, subject, now).map_err(|e| build(e.to_string()))?;
         let envelope = event.sign(&self.key).map_err(|e| build(e.to_string()))?;
         record(&envelope)?;
         self.journal.own_event(&envelope, &owner)?;

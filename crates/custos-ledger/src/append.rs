@@ -56,7 +56,7 @@ use std::time::Instant;
 
 use custos_core::checkpoint::Checkpoint;
 use custos_core::dsse::Envelope;
-use custos_core::entry::{Action, Actor, Entry, EntryBody, MAX_ENTRY_BYTES};
+use custos_core::entry::{Action, Actor, Details, Entry, EntryBody, MAX_ENTRY_BYTES};
 use custos_core::keys::SigningKey;
 use custos_core::manifest::{Manifest, Timestamp};
 use custos_core::merkle::{leaf_hash, CompactRange, Hash, NodeId};
@@ -277,7 +277,11 @@ pub struct Append {
     pub(crate) actor: Actor,
     pub(crate) action: Action,
     pub(crate) subject: String,
+    /// The details as the entry holds them (for an event, exactly as the
+    /// dock signed them).
     pub(crate) details: Map<String, Value>,
+    /// The same details, typed: what the catalogue and the guards read.
+    pub(crate) typed: Details,
     pub(crate) envelope: Option<Envelope>,
     pub(crate) guard: Option<Guard>,
     /// SHA-256 of the envelope's canonical JSON, for de-duplication.
@@ -302,14 +306,32 @@ impl std::fmt::Debug for Append {
 }
 
 impl Append {
-    /// An entry by `actor` doing `action` (a dotted name) to `subject`.
+    /// An entry by `actor` doing what `details` say (their action) to
+    /// `subject`.
     pub fn new(
         actor: Actor,
-        action: &str,
         subject: impl Into<String>,
+        details: Details,
     ) -> Result<Append, AppendError> {
-        let action = Action::new(action)?;
-        let subject = subject.into();
+        let map = details.to_map();
+        // `Other` with the name of a typed action must still fit the type.
+        let details = match details {
+            Details::Other { action, details } => Details::parse(&action, &details)
+                .map_err(|e| AppendError::Invalid(e.to_string()))?,
+            typed => typed,
+        };
+        Append::with(actor, subject.into(), map, details)
+    }
+
+    /// The entry for a dock's event: its details as signed (`map`) and
+    /// as parsed at admission (`typed`).
+    pub(crate) fn with(
+        actor: Actor,
+        subject: String,
+        map: Map<String, Value>,
+        typed: Details,
+    ) -> Result<Append, AppendError> {
+        let action = Action::new(typed.action())?;
         if subject.is_empty() {
             return Err(AppendError::Invalid("the subject is empty".into()));
         }
@@ -320,7 +342,8 @@ impl Append {
             actor,
             action,
             subject,
-            details: Map::new(),
+            details: map,
+            typed,
             envelope: None,
             guard: None,
             dedup: None,
@@ -355,12 +378,6 @@ impl Append {
             envelope_json,
         )?);
         Ok(())
-    }
-
-    /// Set the details object.
-    pub fn details(mut self, details: Map<String, Value>) -> Self {
-        self.details = details;
-        self
     }
 
     /// Run `guard` in the writer before sequencing (see [`Guard`]).
@@ -647,7 +664,7 @@ impl Writer {
             }
             Err(e) => return Outcome::Failed(e.into()),
         };
-        match catalogue::index(&mut tx, &entry, append.manifest.as_deref()) {
+        match catalogue::index(&mut tx, &entry, &append.typed, append.manifest.as_deref()) {
             Ok(()) => {}
             Err(GuardError::Rejected(r)) => return Outcome::Failed(AppendError::Rejected(r)),
             Err(GuardError::Store(e)) => {

@@ -24,10 +24,11 @@
 //! itself (the service stopped). A finding's entry is refused unless its
 //! segment is catalogued, checked in the writer with the entry.
 
-use custos_core::entry::{actions, Actor};
+use custos_core::entry::details::{AuditScrubbed, ScrubFinding as Finding, ScrubSummary};
+use custos_core::entry::{Actor, Details};
 use rand_core::RngCore as _;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+
 use utoipa::ToSchema;
 
 use crate::append::{Append, Rejection, RejectionKind};
@@ -187,7 +188,8 @@ pub async fn record_scrub(
         custos_core::manifest::Timestamp::parse(t)
             .map_err(|e| invalid(format!("{what} {t:?} is not an RFC 3339 time: {e}")))?;
     }
-    let problems = |p: ScrubProblem| report.findings.iter().filter(|f| f.problem == p).count();
+    let problems =
+        |p: ScrubProblem| report.findings.iter().filter(|f| f.problem == p).count() as u64;
     if report.ok + report.findings.len() as u64 != report.checked {
         return Err(invalid(format!(
             "checked = {} but ok ({}) + findings ({}) differ",
@@ -199,61 +201,48 @@ pub async fn record_scrub(
     let scrub_id = new_scrub_id();
     let mut finding_seqs = Vec::new();
     for f in &report.findings {
-        let mut details = Map::new();
-        details.insert("scrub_id".into(), scrub_id.clone().into());
-        details.insert("result".into(), f.problem.as_str().into());
-        details.insert("object_key".into(), f.object_key.clone().into());
-        details.insert("expected_sha256".into(), f.expected_sha256.clone().into());
-        details.insert("expected_size".into(), f.expected_size.into());
-        if let Some(a) = &f.actual_sha256 {
-            details.insert("actual_sha256".into(), a.clone().into());
-        }
-        if let Some(a) = f.actual_size {
-            details.insert("actual_size".into(), a.into());
-        }
-        if let Some(e) = &f.error {
-            details.insert("error".into(), e.clone().into());
-        }
+        let details = Details::AuditScrubbed(AuditScrubbed::Finding(Finding {
+            scrub_id: scrub_id.clone(),
+            result: f.problem.as_str().to_owned(),
+            object_key: f.object_key.clone(),
+            expected_sha256: f.expected_sha256.clone(),
+            expected_size: f.expected_size,
+            actual_sha256: f.actual_sha256.clone(),
+            actual_size: f.actual_size,
+            error: f.error.clone(),
+        }));
         let id = f.segment_id.clone();
         let receipt: Receipt = ledger
             .append(
-                Append::new(actor.clone(), actions::AUDIT_SCRUBBED, &f.segment_id)?
-                    .details(details)
-                    .guard(move |tx| {
-                        if tx.get(SEGMENTS, id.as_bytes())?.is_none() {
-                            return Err(Rejection::new(
-                                RejectionKind::NotFound,
-                                "unknown_segment",
-                                format!("the scrub names segment {id:?}, which was never ingested"),
-                            )
-                            .into());
-                        }
-                        Ok(())
-                    }),
+                Append::new(actor.clone(), &f.segment_id, details)?.guard(move |tx| {
+                    if tx.get(SEGMENTS, id.as_bytes())?.is_none() {
+                        return Err(Rejection::new(
+                            RejectionKind::NotFound,
+                            "unknown_segment",
+                            format!("the scrub names segment {id:?}, which was never ingested"),
+                        )
+                        .into());
+                    }
+                    Ok(())
+                }),
             )
             .await?;
         finding_seqs.push(receipt.seq);
     }
-    let mut details = Map::new();
-    details.insert("result".into(), "summary".into());
-    details.insert("storage".into(), report.storage.clone().into());
-    details.insert("started".into(), report.started.clone().into());
-    details.insert("finished".into(), report.finished.clone().into());
-    details.insert("checked".into(), report.checked.into());
-    details.insert("ok".into(), report.ok.into());
-    details.insert("missing".into(), problems(ScrubProblem::Missing).into());
-    details.insert("altered".into(), problems(ScrubProblem::Altered).into());
-    details.insert(
-        "unreadable".into(),
-        problems(ScrubProblem::Unreadable).into(),
-    );
-    details.insert("skipped_deleted".into(), report.skipped_deleted.into());
-    details.insert(
-        "findings".into(),
-        Value::Array(finding_seqs.iter().map(|&s| s.into()).collect()),
-    );
+    let details = Details::AuditScrubbed(AuditScrubbed::Summary(ScrubSummary {
+        storage: report.storage.clone(),
+        started: report.started.clone(),
+        finished: report.finished.clone(),
+        checked: report.checked,
+        ok: report.ok,
+        missing: problems(ScrubProblem::Missing),
+        altered: problems(ScrubProblem::Altered),
+        unreadable: problems(ScrubProblem::Unreadable),
+        skipped_deleted: report.skipped_deleted,
+        findings: finding_seqs.clone(),
+    }));
     let summary = ledger
-        .append(Append::new(actor, actions::AUDIT_SCRUBBED, &scrub_id)?.details(details))
+        .append(Append::new(actor, &scrub_id, details)?)
         .await
         .map_err(|e: AppendError| GovernanceError::from(e))?;
     Ok(ScrubRecord {

@@ -39,14 +39,18 @@
 //!   [`RejectionKind::Forbidden`], and nothing is appended;
 //! - `case.segment_linked` (subject: the case id, `details.segment_id`)
 //!   links the segment, which must exist, to the case;
-//! - any entry whose subject, `details.segment_id` or `details.segments`
-//!   (an array of ids) names a known segment is listed among that segment's
-//!   entries, which `/v1/segments/{id}/custody` serves with proofs.
+//! - any entry whose subject or details name a known segment
+//!   ([`Details::segments_named`]: a linked, requested or decided segment,
+//!   an export's segments, and for an action outside the typed set its
+//!   `details.segment_id` and `details.segments`) is listed among that
+//!   segment's entries, which `/v1/segments/{id}/custody` serves with
+//!   proofs.
 //!
 //! This module must never write outside the batch it is handed, and never
 //! refuse an entry for a reason that is not about the catalogue.
 
-use custos_core::entry::{actions, ActorKind, Entry};
+use custos_core::entry::details::CaseSegmentLinked;
+use custos_core::entry::{actions, ActorKind, Details, Entry};
 use custos_core::manifest::{Manifest, Timestamp};
 
 pub use custos_core::wire::{SegmentQuery, SegmentRecord};
@@ -163,11 +167,13 @@ pub(crate) fn build_object_keys(store: &Store) -> Result<usize, StoreError> {
 pub(crate) fn index(
     tx: &mut StateTx<'_>,
     entry: &Entry,
+    details: &Details,
     manifest: Option<&Manifest>,
 ) -> Result<(), GuardError> {
     let action = entry.action.as_str();
+    let named = segments_named(entry, details);
     if entry.actor.kind == ActorKind::Dock {
-        own_work_only(tx, entry, manifest)?;
+        own_work_only(tx, entry, &named, manifest)?;
     }
     if action == actions::SEGMENT_INGESTED {
         let Some(manifest) = manifest else {
@@ -190,15 +196,8 @@ pub(crate) fn index(
         slot.get_or_insert(entry.seq);
         tx.insert_json(SEGMENTS, &segment_key(&record.segment_id), &record);
     }
-    if action == actions::CASE_SEGMENT_LINKED {
-        let Some(segment) = entry.details.get("segment_id").and_then(|v| v.as_str()) else {
-            return Err(Rejection::new(
-                RejectionKind::Invalid,
-                "bad_details",
-                "case.segment_linked needs details.segment_id",
-            )
-            .into());
-        };
+    if let Details::CaseSegmentLinked(CaseSegmentLinked { segment_id }) = details {
+        let segment = segment_id.as_str();
         let mut record = existing(tx, segment, action)?;
         let case = entry.subject.as_str();
         if !record.cases.iter().any(|c| c == case) {
@@ -216,7 +215,7 @@ pub(crate) fn index(
             );
         }
     }
-    for segment in segments_named(entry) {
+    for segment in named {
         if tx.get(SEGMENTS, &segment_key(segment))?.is_some() {
             tx.insert(
                 SEGMENT_ENTRIES,
@@ -239,6 +238,7 @@ fn not_own(message: String) -> GuardError {
 fn own_work_only(
     tx: &StateTx<'_>,
     entry: &Entry,
+    named: &[&str],
     manifest: Option<&Manifest>,
 ) -> Result<(), GuardError> {
     let dock = entry.actor.id.as_str();
@@ -260,7 +260,7 @@ fn own_work_only(
             }
         }
     }
-    for segment in segments_named(entry) {
+    for &segment in named {
         if let Some(record) = tx.get_json::<SegmentRecord>(SEGMENTS, &segment_key(segment))? {
             if record.manifest.dock.id != dock {
                 return Err(not_own(format!(
@@ -354,16 +354,11 @@ fn existing(tx: &StateTx<'_>, segment: &str, action: &str) -> Result<SegmentReco
         })
 }
 
-/// The segment ids an entry names: its subject, `details.segment_id` and
-/// the strings of `details.segments`.
-fn segments_named(entry: &Entry) -> Vec<&str> {
+/// The segment ids an entry names: its subject and those its details name
+/// ([`Details::segments_named`]).
+fn segments_named<'a>(entry: &'a Entry, details: &'a Details) -> Vec<&'a str> {
     let mut out = vec![entry.subject.as_str()];
-    if let Some(id) = entry.details.get("segment_id").and_then(|v| v.as_str()) {
-        out.push(id);
-    }
-    if let Some(list) = entry.details.get("segments").and_then(|v| v.as_array()) {
-        out.extend(list.iter().filter_map(|v| v.as_str()));
-    }
+    out.extend(details.segments_named());
     out.sort_unstable();
     out.dedup();
     out

@@ -45,7 +45,8 @@
 
 use std::collections::BTreeMap;
 
-use custos_core::entry::actions;
+use custos_core::entry::details::TokenRevoked;
+use custos_core::entry::{actions, Details};
 use custos_core::merkle::{
     inclusion_proof, leaf_hash, node_hash, root_at, verify_inclusion, CompactRange, Hash, NodeId,
 };
@@ -344,26 +345,37 @@ fn proven_entry(store: &Store, seq: u64, size: u64, root: &Hash) -> Result<Value
 
 /// What a token row must say, from its `token.created` entry `entry`.
 fn compare_created(record: &TokenRecord, seq: u64, entry: &Value) -> Result<(), String> {
-    let details = &entry["details"];
-    let text = |v: &Value| v.as_str().map(str::to_owned);
-    let expected_key = record.key.clone();
-    let checks: [(&str, Option<String>, Option<String>); 6] = [
+    let action = entry["action"].as_str().unwrap_or_default();
+    if action != actions::TOKEN_CREATED {
+        return Err(format!(
+            "its action is {:?} but its token.created entry {seq} says {:?}",
+            Some(actions::TOKEN_CREATED),
+            Some(action)
+        ));
+    }
+    let empty = serde_json::Map::new();
+    let details = entry["details"].as_object().unwrap_or(&empty);
+    let created = match Details::parse(action, details) {
+        Ok(Details::TokenCreated(created)) => created,
+        Ok(_) => unreachable!("token.created parses as TokenCreated"),
+        Err(e) => return Err(format!("its token.created entry {seq} does not read: {e}")),
+    };
+    let checks: [(&str, Option<String>, Option<String>); 5] = [
         (
-            "action",
-            text(&entry["action"]),
-            Some(actions::TOKEN_CREATED.to_owned()),
+            "name",
+            entry["subject"].as_str().map(str::to_owned),
+            Some(record.name.clone()),
         ),
-        ("name", text(&entry["subject"]), Some(record.name.clone())),
-        ("id", text(&details["token_id"]), Some(record.id.clone())),
+        ("id", Some(created.token_id), Some(record.id.clone())),
         (
             "role",
-            text(&details["role"]),
+            Some(created.role),
             Some(record.role.as_str().to_owned()),
         ),
-        ("key", text(&details["key"]), expected_key),
+        ("key", created.key, record.key.clone()),
         (
             "expiry",
-            text(&details["expires_at"]),
+            created.expires_at,
             record.expires_at.map(|t| t.to_string()),
         ),
     ];
@@ -376,7 +388,7 @@ fn compare_created(record: &TokenRecord, seq: u64, entry: &Value) -> Result<(), 
     }
     // Entries written since rows record their entry carry the check of the
     // secret's hash; older ones do not, and their hash is not checked.
-    if let Some(logged) = details["secret_check"].as_str() {
+    if let Some(logged) = created.secret_check {
         if logged != record.secret_check() {
             return Err(format!(
                 "its secret hash is not the one its token.created entry {seq} records"
@@ -388,11 +400,15 @@ fn compare_created(record: &TokenRecord, seq: u64, entry: &Value) -> Result<(), 
 
 /// Whether `entry` is a `token.revoked` entry revoking token `id` of `name`.
 fn revokes(entry: &Value, id: &str, name: &str) -> bool {
-    entry["action"].as_str() == Some(actions::TOKEN_REVOKED)
-        && entry["subject"].as_str() == Some(name)
-        && entry["details"]["token_ids"]
-            .as_array()
-            .is_some_and(|ids| ids.iter().any(|v| v.as_str() == Some(id)))
+    let (Some(action), Some(details)) = (entry["action"].as_str(), entry["details"].as_object())
+    else {
+        return false;
+    };
+    entry["subject"].as_str() == Some(name)
+        && matches!(
+            Details::parse(action, details),
+            Ok(Details::TokenRevoked(TokenRevoked { token_ids })) if token_ids.iter().any(|t| t == id)
+        )
 }
 
 /// Step 6 of the start-up check (see the module documentation): every

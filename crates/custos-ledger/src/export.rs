@@ -35,11 +35,11 @@ use object_store::{ObjectStore, ObjectStoreExt};
 
 use custos_core::bundle::{BundleWriteError, BundleWriter, EntryLine, InclusionProof};
 use custos_core::dsse::Envelope;
-use custos_core::entry::{actions, Entry};
+use custos_core::entry::details::{ExportCreated, SegmentIngested};
+use custos_core::entry::{actions, Details, Entry};
 use custos_core::keys::VerifierKey;
 use custos_core::manifest::Manifest;
 use rand_core::RngCore as _;
-use serde_json::{Map, Value};
 
 use crate::append::Append;
 use crate::auth::{DockKeyRecord, DOCK_KEYS};
@@ -415,33 +415,21 @@ pub async fn prepare_export(
 
     // The export entry names them.
     let export_id = new_export_id();
-    let mut details = Map::new();
-    details.insert(
-        "segments".into(),
-        Value::Array(segments.iter().cloned().map(Value::from).collect()),
-    );
-    details.insert(
-        "entries".into(),
-        Value::Array(seqs.iter().map(|&s| Value::from(s)).collect()),
-    );
-    if let Some(case) = &request.case {
-        details.insert("case".into(), case.clone().into());
-    }
-    if let Some(reason) = &request.reason {
-        details.insert("reason".into(), reason.clone().into());
-    }
-    let used: Map<String, Value> = approvals
+    let used: std::collections::BTreeMap<String, String> = approvals
         .iter()
-        .filter_map(|(segment, request)| Some((segment.clone(), request.clone()?.into())))
+        .filter_map(|(segment, request)| Some((segment.clone(), request.clone()?)))
         .collect();
-    if !used.is_empty() {
-        details.insert("requests".into(), Value::Object(used));
-    }
+    let details = Details::ExportCreated(ExportCreated {
+        segments: segments.to_vec(),
+        entries: seqs.iter().copied().collect(),
+        case: request.case.clone(),
+        reason: request.reason.clone(),
+        requests: (!used.is_empty()).then_some(used),
+    });
     let guard_gate = gate.clone();
     let appended = ledger
         .append(
-            Append::new(gate.actor.clone(), actions::EXPORT_CREATED, &export_id)?
-                .details(details)
+            Append::new(gate.actor.clone(), &export_id, details)?
                 .guard(move |tx| guard_gate.check_in(tx, &approvals)),
         )
         .await;
@@ -492,18 +480,21 @@ pub async fn prepare_export(
             seq,
             why: "the segment's ingest entry is not among its custody entries".into(),
         })?;
-        let value = entry
-            .details
-            .get("manifest")
-            .ok_or_else(|| ExportError::BadEntry {
-                seq,
-                why: "details.manifest is missing".into(),
-            })?;
-        let envelope: Envelope =
-            serde_json::from_value(value.clone()).map_err(|e| ExportError::BadEntry {
-                seq,
-                why: format!("details.manifest is not a DSSE envelope: {e}"),
-            })?;
+        let envelope = match entry.parsed_details() {
+            Ok(Details::SegmentIngested(SegmentIngested { manifest, .. })) => manifest,
+            Ok(_) => {
+                return Err(ExportError::BadEntry {
+                    seq,
+                    why: "the segment's ingest entry is not a segment.ingested".into(),
+                })
+            }
+            Err(e) => {
+                return Err(ExportError::BadEntry {
+                    seq,
+                    why: e.to_string(),
+                })
+            }
+        };
         manifests.push((seq, envelope));
     }
 

@@ -25,12 +25,16 @@
 use std::sync::Arc;
 
 use custos_core::config::{AccessConfig, RetentionConfig};
-use custos_core::entry::{actions, Actor};
+use custos_core::entry::details::{
+    AccessDecision, AccessRefused, AccessRequested, CaseCreated, CaseSegmentLinked, HoldPlaced,
+    NoDetails, RetentionDeleted, SegmentViewed,
+};
+use custos_core::entry::{actions, Actor, Details};
 use custos_core::manifest::Timestamp;
 use object_store::{ObjectStore, ObjectStoreExt};
 use rand_core::RngCore as _;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+
 use utoipa::ToSchema;
 
 use crate::append::{Append, GuardError, Rejection, RejectionKind, StateTx};
@@ -303,11 +307,10 @@ pub async fn create_case(
     let title = text("title", title, true)?;
     let category = category.map(|c| text("category", c, true)).transpose()?;
     let id = new_id("case");
-    let mut details = Map::new();
-    details.insert("title".into(), title.clone().into());
-    if let Some(c) = &category {
-        details.insert("category".into(), c.clone().into());
-    }
+    let details = Details::CaseCreated(CaseCreated {
+        title: title.clone(),
+        category: category.clone(),
+    });
     let mut record = CaseRecord {
         id: id.clone(),
         title,
@@ -318,16 +321,12 @@ pub async fn create_case(
     };
     let row = record.clone();
     let receipt = ledger
-        .append(
-            Append::new(caller.actor(), actions::CASE_CREATED, &id)?
-                .details(details)
-                .guard(move |tx| {
-                    let mut row = row;
-                    row.created_seq = tx.seq();
-                    tx.insert_json(CASES, row.id.as_bytes(), &row);
-                    Ok(())
-                }),
-        )
+        .append(Append::new(caller.actor(), &id, details)?.guard(move |tx| {
+            let mut row = row;
+            row.created_seq = tx.seq();
+            tx.insert_json(CASES, row.id.as_bytes(), &row);
+            Ok(())
+        }))
         .await?;
     record.created_seq = receipt.seq;
     Ok((record, receipt))
@@ -375,14 +374,14 @@ pub async fn link_segments(
     }
     let mut receipts = Vec::new();
     for s in segments {
-        let mut details = Map::new();
-        details.insert("segment_id".into(), s.clone().into());
+        let details = Details::CaseSegmentLinked(CaseSegmentLinked {
+            segment_id: s.clone(),
+        });
         let case = case_id.to_owned();
         receipts.push(
             ledger
                 .append(
-                    Append::new(caller.actor(), actions::CASE_SEGMENT_LINKED, case_id)?
-                        .details(details)
+                    Append::new(caller.actor(), case_id, details)?
                         .guard(move |tx| open_case(tx, &case).map(|_| ())),
                 )
                 .await?,
@@ -400,13 +399,15 @@ pub async fn close_case(
     let id = case_id.to_owned();
     Ok(ledger
         .append(
-            Append::new(caller.actor(), actions::CASE_CLOSED, case_id)?.guard(move |tx| {
-                let mut case = open_case(tx, &id)?;
-                case.status = CaseStatus::Closed;
-                case.closed_seq = Some(tx.seq());
-                tx.insert_json(CASES, id.as_bytes(), &case);
-                Ok(())
-            }),
+            Append::new(caller.actor(), case_id, Details::CaseClosed(NoDetails {}))?.guard(
+                move |tx| {
+                    let mut case = open_case(tx, &id)?;
+                    case.status = CaseStatus::Closed;
+                    case.closed_seq = Some(tx.seq());
+                    tx.insert_json(CASES, id.as_bytes(), &case);
+                    Ok(())
+                },
+            ),
         )
         .await?)
 }
@@ -442,14 +443,11 @@ pub async fn request_access(
         _ => {}
     }
     let id = new_id("ar");
-    let mut details = Map::new();
-    details.insert("reason".into(), reason.clone().into());
-    if let Some(c) = &ask.case {
-        details.insert("case".into(), c.clone().into());
-    }
-    if let Some(s) = &ask.segment {
-        details.insert("segment_id".into(), s.clone().into());
-    }
+    let details = Details::AccessRequested(AccessRequested {
+        reason: reason.clone(),
+        case: ask.case.clone(),
+        segment_id: ask.segment.clone(),
+    });
     let mut request = AccessRequest {
         id: id.clone(),
         requester: caller.actor(),
@@ -465,22 +463,18 @@ pub async fn request_access(
     };
     let row = request.clone();
     let receipt = ledger
-        .append(
-            Append::new(caller.actor(), actions::ACCESS_REQUESTED, &id)?
-                .details(details)
-                .guard(move |tx| {
-                    let mut row = row;
-                    if let Some(c) = &row.case {
-                        case_of(tx, c)?;
-                    }
-                    if let Some(s) = &row.segment {
-                        segment_of(tx, s)?;
-                    }
-                    row.requested_seq = tx.seq();
-                    tx.insert_json(ACCESS_REQUESTS, row.id.as_bytes(), &row);
-                    Ok(())
-                }),
-        )
+        .append(Append::new(caller.actor(), &id, details)?.guard(move |tx| {
+            let mut row = row;
+            if let Some(c) = &row.case {
+                case_of(tx, c)?;
+            }
+            if let Some(s) = &row.segment {
+                segment_of(tx, s)?;
+            }
+            row.requested_seq = tx.seq();
+            tx.insert_json(ACCESS_REQUESTS, row.id.as_bytes(), &row);
+            Ok(())
+        }))
         .await?;
     request.requested_seq = receipt.seq;
     Ok((request, receipt))
@@ -534,83 +528,70 @@ pub async fn decide(
         )));
     }
     let valid_for = time::Duration::days(i64::from(days));
-    let action = if approve {
-        actions::ACCESS_APPROVED
-    } else {
-        actions::ACCESS_DENIED
-    };
     // The details name what the request covers, so the decision is listed
     // in the segment's custody record.
     let current = access_request(ledger, request_id)?;
-    let mut details = Map::new();
-    if let Some(n) = &note {
-        details.insert("note".into(), n.clone().into());
-    }
-    if let Some(r) = &current {
-        details.insert("requester".into(), r.requester.id.clone().into());
-        if let Some(s) = &r.segment {
-            details.insert("segment_id".into(), s.clone().into());
-        }
-        if let Some(c) = &r.case {
-            details.insert("case".into(), c.clone().into());
-        }
-    }
-    if approve {
-        details.insert("valid_days".into(), days.into());
-    }
+    let decision = AccessDecision {
+        note: note.clone(),
+        requester: current.as_ref().map(|r| r.requester.id.clone()),
+        segment_id: current.as_ref().and_then(|r| r.segment.clone()),
+        case: current.as_ref().and_then(|r| r.case.clone()),
+        valid_days: approve.then_some(days),
+    };
+    let details = if approve {
+        Details::AccessApproved(decision)
+    } else {
+        Details::AccessDenied(decision)
+    };
     let id = request_id.to_owned();
     let me = caller.actor();
     let my_token = caller.token_id.clone();
     Ok(ledger
         .append(
-            Append::new(caller.actor(), action, request_id)?
-                .details(details)
-                .guard(move |tx| {
-                    let mut r = tx
-                        .get_json::<AccessRequest>(ACCESS_REQUESTS, id.as_bytes())?
-                        .ok_or_else(|| {
-                            reject(
-                                RejectionKind::NotFound,
-                                "unknown_request",
-                                format!("no access request {id:?}"),
-                            )
-                        })?;
-                    if r.status != RequestStatus::Pending {
-                        return Err(reject(
-                            RejectionKind::Conflict,
-                            "already_decided",
-                            format!("access request {id:?} was already {:?}", r.status)
-                                .to_lowercase(),
-                        ));
-                    }
-                    let same_token = r.requester_token.as_deref() == Some(my_token.as_str());
-                    if same_token || r.requester.id == me.id {
-                        return Err(reject(
-                            RejectionKind::Forbidden,
-                            "own_request",
-                            format!("{} cannot decide their own access request {id:?}", me.id),
-                        ));
-                    }
-                    r.status = if approve {
-                        RequestStatus::Approved
-                    } else {
-                        RequestStatus::Denied
-                    };
-                    if approve {
-                        r.valid_until =
-                            Some(tx.time().checked_add(valid_for).ok_or_else(|| {
-                                reject(
-                                    RejectionKind::Invalid,
-                                    "bad_validity",
-                                    format!("{days} days from now is beyond the calendar"),
-                                )
-                            })?);
-                    }
-                    r.decided_seq = Some(tx.seq());
-                    r.decided_by = Some(me);
-                    tx.insert_json(ACCESS_REQUESTS, id.as_bytes(), &r);
-                    Ok(())
-                }),
+            Append::new(caller.actor(), request_id, details)?.guard(move |tx| {
+                let mut r = tx
+                    .get_json::<AccessRequest>(ACCESS_REQUESTS, id.as_bytes())?
+                    .ok_or_else(|| {
+                        reject(
+                            RejectionKind::NotFound,
+                            "unknown_request",
+                            format!("no access request {id:?}"),
+                        )
+                    })?;
+                if r.status != RequestStatus::Pending {
+                    return Err(reject(
+                        RejectionKind::Conflict,
+                        "already_decided",
+                        format!("access request {id:?} was already {:?}", r.status).to_lowercase(),
+                    ));
+                }
+                let same_token = r.requester_token.as_deref() == Some(my_token.as_str());
+                if same_token || r.requester.id == me.id {
+                    return Err(reject(
+                        RejectionKind::Forbidden,
+                        "own_request",
+                        format!("{} cannot decide their own access request {id:?}", me.id),
+                    ));
+                }
+                r.status = if approve {
+                    RequestStatus::Approved
+                } else {
+                    RequestStatus::Denied
+                };
+                if approve {
+                    r.valid_until = Some(tx.time().checked_add(valid_for).ok_or_else(|| {
+                        reject(
+                            RejectionKind::Invalid,
+                            "bad_validity",
+                            format!("{days} days from now is beyond the calendar"),
+                        )
+                    })?);
+                }
+                r.decided_seq = Some(tx.seq());
+                r.decided_by = Some(me);
+                tx.insert_json(ACCESS_REQUESTS, id.as_bytes(), &r);
+                Ok(())
+            }),
         )
         .await?)
 }
@@ -623,35 +604,34 @@ pub async fn place_hold(
     reason: &str,
 ) -> Result<Receipt, GovernanceError> {
     let reason = text("reason", reason, true)?;
-    let mut details = Map::new();
-    details.insert("reason".into(), reason.clone().into());
+    let details = Details::HoldPlaced(HoldPlaced {
+        reason: reason.clone(),
+    });
     let id = segment_id.to_owned();
     let me = caller.actor();
     Ok(ledger
         .append(
-            Append::new(caller.actor(), actions::HOLD_PLACED, segment_id)?
-                .details(details)
-                .guard(move |tx| {
-                    segment_of(tx, &id)?;
-                    if let Some(h) = tx.get_json::<HoldRecord>(HOLDS, id.as_bytes())? {
-                        return Err(reject(
-                            RejectionKind::Conflict,
-                            "already_held",
-                            format!(
-                                "segment {id:?} is already under a hold placed at entry {}",
-                                h.placed_seq
-                            ),
-                        ));
-                    }
-                    let row = HoldRecord {
-                        segment_id: id.clone(),
-                        reason,
-                        placed_by: me,
-                        placed_seq: tx.seq(),
-                    };
-                    tx.insert_json(HOLDS, id.as_bytes(), &row);
-                    Ok(())
-                }),
+            Append::new(caller.actor(), segment_id, details)?.guard(move |tx| {
+                segment_of(tx, &id)?;
+                if let Some(h) = tx.get_json::<HoldRecord>(HOLDS, id.as_bytes())? {
+                    return Err(reject(
+                        RejectionKind::Conflict,
+                        "already_held",
+                        format!(
+                            "segment {id:?} is already under a hold placed at entry {}",
+                            h.placed_seq
+                        ),
+                    ));
+                }
+                let row = HoldRecord {
+                    segment_id: id.clone(),
+                    reason,
+                    placed_by: me,
+                    placed_seq: tx.seq(),
+                };
+                tx.insert_json(HOLDS, id.as_bytes(), &row);
+                Ok(())
+            }),
         )
         .await?)
 }
@@ -665,7 +645,12 @@ pub async fn release_hold(
     let id = segment_id.to_owned();
     Ok(ledger
         .append(
-            Append::new(caller.actor(), actions::HOLD_RELEASED, segment_id)?.guard(move |tx| {
+            Append::new(
+                caller.actor(),
+                segment_id,
+                Details::HoldReleased(NoDetails {}),
+            )?
+            .guard(move |tx| {
                 segment_of(tx, &id)?;
                 if tx.get(HOLDS, id.as_bytes())?.is_none() {
                     return Err(reject(
@@ -858,15 +843,13 @@ impl FootageGate {
         attempted: &str,
         why: &Rejection,
     ) -> Result<Receipt, GovernanceError> {
-        let mut details = Map::new();
-        details.insert("role".into(), self.role.clone().into());
-        details.insert("attempted".into(), attempted.into());
-        details.insert("why".into(), why.message.clone().into());
+        let details = Details::AccessRefused(AccessRefused {
+            role: self.role.clone(),
+            attempted: attempted.to_owned(),
+            why: why.message.clone(),
+        });
         Ok(ledger
-            .append(
-                Append::new(self.actor.clone(), actions::ACCESS_REFUSED, segment_id)?
-                    .details(details),
-            )
+            .append(Append::new(self.actor.clone(), segment_id, details)?)
             .await?)
     }
 
@@ -967,26 +950,17 @@ pub async fn record_view(
 ) -> Result<(Receipt, Option<String>), GovernanceError> {
     let (gate, approvals) = view_gate(ledger, policy, caller, segment).await?;
     let request_id = approvals.first().and_then(|(_, r)| r.clone());
-    let mut details = Map::new();
-    details.insert("role".into(), caller.role.as_str().into());
-    details.insert("size".into(), segment.manifest.size.into());
-    details.insert(
-        "range".into(),
-        match range {
-            Some((a, b)) => format!("bytes={a}-{b}").into(),
-            None => Value::Null,
-        },
-    );
-    details.insert(
-        "request_id".into(),
-        request_id.clone().map_or(Value::Null, Value::from),
-    );
+    let details = Details::SegmentViewed(SegmentViewed {
+        role: caller.role.as_str().to_owned(),
+        size: segment.manifest.size,
+        range: range.map(|(a, b)| format!("bytes={a}-{b}")),
+        request_id: request_id.clone(),
+    });
     let id = segment.segment_id.clone();
     let guard_gate = gate.clone();
     let result = ledger
         .append(
-            Append::new(gate.actor.clone(), actions::SEGMENT_VIEWED, &id)?
-                .details(details)
+            Append::new(gate.actor.clone(), &id, details)?
                 .guard(move |tx| guard_gate.check_in(tx, &approvals)),
         )
         .await;
@@ -1168,33 +1142,19 @@ pub async fn sweep(
             });
             continue;
         }
-        let mut details = Map::new();
-        details.insert(
-            "object_key".into(),
-            segment.manifest.object.key.clone().into(),
-        );
-        details.insert(
-            "object_url".into(),
-            segment.manifest.object.url.clone().into(),
-        );
-        details.insert(
-            "sha256".into(),
-            segment.manifest.digests.sha256.to_string().into(),
-        );
-        details.insert("retention_days".into(), status.days.into());
-        details.insert("retention_until".into(), status.until.clone().into());
+        let details = Details::RetentionDeleted(RetentionDeleted {
+            object_key: segment.manifest.object.key.clone(),
+            object_url: segment.manifest.object.url.clone(),
+            sha256: segment.manifest.digests.sha256.to_string(),
+            retention_days: status.days,
+            retention_until: status.until.clone(),
+        });
         let policy = retention.clone();
         let record = segment.clone();
         let ingested = ingest_time(ledger, &segment)?;
         let appended = ledger
             .append(
-                Append::new(
-                    actor.clone(),
-                    actions::RETENTION_DELETED,
-                    &segment.segment_id,
-                )?
-                .details(details)
-                .guard(move |tx| {
+                Append::new(actor.clone(), &segment.segment_id, details)?.guard(move |tx| {
                     let get = |t: &str, k: &[u8]| tx.get(t, k);
                     let now = tx.time();
                     let again = retention_in(&get, &policy, &record, ingested, now)?;

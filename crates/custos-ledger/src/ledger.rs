@@ -24,13 +24,14 @@ use std::time::Instant;
 
 use custos_core::checkpoint::Checkpoint;
 use custos_core::dsse::{DsseError, Envelope};
-use custos_core::entry::{actions, Actor, ActorKind, EntryError, Event};
+use custos_core::entry::details::{SegmentIngested, TokenCreated, TokenRevoked};
+use custos_core::entry::{actions, Actor, ActorKind, Details, EntryError, Event};
 use custos_core::keys::{SigningKey, VerifierKey};
 use custos_core::manifest::{ManifestError, SignedManifest};
 use custos_core::merkle::{
     consistency_proof, inclusion_proof, leaf_hash, CompactRange, Hash, NodeId, ProofError,
 };
-use serde_json::{Map, Value};
+
 use sha2::{Digest as _, Sha256};
 use sled::IVec;
 use tokio::sync::{mpsc, oneshot};
@@ -500,15 +501,14 @@ impl Ledger {
         answer.await.map_err(|_| AppendError::Closed)?
     }
 
-    /// Shorthand: `caller` did `action` to `subject`, with `details`.
+    /// Shorthand: `caller` did what `details` say to `subject`.
     pub async fn record(
         &self,
         caller: &Caller,
-        action: &str,
         subject: &str,
-        details: Map<String, Value>,
+        details: Details,
     ) -> Result<Receipt, AppendError> {
-        self.append(Append::new(caller.actor(), action, subject)?.details(details))
+        self.append(Append::new(caller.actor(), subject, details)?)
             .await
     }
 
@@ -579,49 +579,41 @@ impl Ledger {
         let mut token = auth::generate_token(&mut rand_core::OsRng, role, name, key.as_ref(), now);
         token.record.expires_at = expires_at;
         let mut record = token.record.clone();
-        let mut details = Map::new();
-        details.insert("role".into(), role.as_str().into());
-        details.insert("token_id".into(), record.id.clone().into());
-        details.insert("secret_check".into(), record.secret_check().into());
-        if let Some(end) = expires_at {
-            details.insert("expires_at".into(), end.to_string().into());
-        }
-        if let Some(k) = &key {
-            details.insert("key".into(), k.to_string().into());
-            details.insert("key_id".into(), k.key_id().into());
-        }
+        let details = Details::TokenCreated(TokenCreated {
+            role: role.as_str().to_owned(),
+            token_id: record.id.clone(),
+            secret_check: Some(record.secret_check()),
+            expires_at: expires_at.map(|end| end.to_string()),
+            key: key.as_ref().map(|k| k.to_string()),
+            key_id: key.as_ref().map(|k| k.key_id()),
+        });
         let key_row = key.map(|k| DockKeyRecord {
             dock: name.to_owned(),
             key: k.to_string(),
             token_id: record.id.clone(),
         });
-        let append = Append::new(creator, actions::TOKEN_CREATED, name)?
-            .details(details)
-            .guard(move |tx| {
-                if let Some(row) = key_row {
-                    let key_id = row.key.split('+').take(2).collect::<Vec<_>>().join("+");
-                    if let Some(old) = tx.get_json::<DockKeyRecord>(DOCK_KEYS, key_id.as_bytes())? {
-                        if old.dock != row.dock {
-                            return Err(GuardError::Rejected(Rejection::new(
-                                RejectionKind::Conflict,
-                                "key_registered",
-                                format!(
-                                    "key {key_id} is already registered to dock {:?}",
-                                    old.dock
-                                ),
-                            )));
-                        }
-                        // The key stays registered with the token it came
-                        // with first; a new token for the same dock and key
-                        // adds nothing to the key table.
-                    } else {
-                        tx.insert_json(DOCK_KEYS, key_id.as_bytes(), &row);
+        let append = Append::new(creator, name, details)?.guard(move |tx| {
+            if let Some(row) = key_row {
+                let key_id = row.key.split('+').take(2).collect::<Vec<_>>().join("+");
+                if let Some(old) = tx.get_json::<DockKeyRecord>(DOCK_KEYS, key_id.as_bytes())? {
+                    if old.dock != row.dock {
+                        return Err(GuardError::Rejected(Rejection::new(
+                            RejectionKind::Conflict,
+                            "key_registered",
+                            format!("key {key_id} is already registered to dock {:?}", old.dock),
+                        )));
                     }
+                    // The key stays registered with the token it came
+                    // with first; a new token for the same dock and key
+                    // adds nothing to the key table.
+                } else {
+                    tx.insert_json(DOCK_KEYS, key_id.as_bytes(), &row);
                 }
-                record.created_seq = Some(tx.seq());
-                tx.insert_json(TOKENS, record.id.as_bytes(), &record);
-                Ok(())
-            });
+            }
+            record.created_seq = Some(tx.seq());
+            tx.insert_json(TOKENS, record.id.as_bytes(), &record);
+            Ok(())
+        });
         self.append(append).await?;
         Ok(token)
     }
@@ -683,16 +675,12 @@ impl Ledger {
                 token_id: only,
             });
         }
-        let mut details = Map::new();
-        details.insert(
-            "token_ids".into(),
-            Value::Array(ids.iter().cloned().map(Value::from).collect()),
-        );
+        let details = Details::TokenRevoked(TokenRevoked {
+            token_ids: ids.clone(),
+        });
         let name_owned = name.to_owned();
         let to_revoke = ids.clone();
-        let append = Append::new(revoker, actions::TOKEN_REVOKED, name)?
-            .details(details)
-            .guard(move |tx| {
+        let append = Append::new(revoker, name, details)?.guard(move |tx| {
                 for id in &to_revoke {
                     let record = tx.get_json::<auth::TokenRecord>(TOKENS, id.as_bytes())?;
                     let Some(mut record) = record.filter(|r| r.name == name_owned && !r.revoked)
@@ -1082,17 +1070,18 @@ fn admit_event(
     if !auth::dock_may(&action) {
         return Err(EventError::ActionForbidden(action));
     }
-    let manifest = if action == actions::SEGMENT_INGESTED {
-        let value = event.details.get("manifest").ok_or_else(|| {
-            EventError::BadManifest(
-                "details.manifest (the signed manifest envelope) is missing".into(),
-            )
-        })?;
-        let manifest_env: Envelope = serde_json::from_value(value.clone()).map_err(|e| {
-            EventError::BadManifest(format!("details.manifest is not a DSSE envelope: {e}"))
-        })?;
+    // The details are read once, here, by their action's type; an event
+    // whose details do not fit is refused before it reaches the writer.
+    let typed = event.parsed_details().map_err(|e| {
+        if action == actions::SEGMENT_INGESTED {
+            EventError::BadManifest(e.to_string())
+        } else {
+            EventError::BadEvent(e.to_string())
+        }
+    })?;
+    let manifest = if let Details::SegmentIngested(SegmentIngested { manifest, .. }) = &typed {
         let signed =
-            SignedManifest::open(manifest_env, std::slice::from_ref(key)).map_err(|e| {
+            SignedManifest::open(manifest.clone(), std::slice::from_ref(key)).map_err(|e| {
                 EventError::BadManifest(match e {
                     ManifestError::Dsse(d) => {
                         format!("the manifest envelope does not verify under the dock's key: {d}")
@@ -1112,8 +1101,7 @@ fn admit_event(
     };
     let envelope_json = envelope.to_json();
     let digest: [u8; 32] = Sha256::digest(&envelope_json).into();
-    let details = event.details;
-    let mut append = Append::new(caller.actor(), &action, event.subject)?.details(details);
+    let mut append = Append::with(caller.actor(), event.subject, event.details, typed)?;
     append.envelope = Some(envelope);
     append.dedup = Some(digest);
     append.manifest = manifest;

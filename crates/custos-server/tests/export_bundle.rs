@@ -9,13 +9,14 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use custos_core::bundle::{self, BundleError};
 use custos_core::digest::Digest;
-use custos_core::entry::{Actor, ActorKind, Entry, Event};
+use custos_core::entry::details::CaseSegmentLinked;
+use custos_core::entry::{Actor, ActorKind, Details, Entry, Event};
 use custos_core::manifest::{Manifest, Timestamp};
 use custos_ledger::export::{self, ExportError, ExportRequest, ObjectFootage};
 use custos_ledger::governance::{FootageGate, Governance};
 use custos_ledger::{Caller, Ledger, LedgerOptions, Role};
 use custos_server::{app, AppState};
-use custos_testsupport::fixtures::{dock_key, ledger_key};
+use custos_testsupport::fixtures::{dock_key, docked_event, ledger_key, verified_event};
 use object_store::memory::InMemory;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt};
@@ -59,6 +60,16 @@ fn manifest(segment: &str, bytes: &[u8]) -> Manifest {
     m.size = bytes.len() as u64;
     m.digests.sha256 = Digest::sha256(bytes);
     m
+}
+
+/// The details of `m`'s `segment.ingested`, signed by the test dock.
+fn ingested(m: &Manifest) -> Map<String, Value> {
+    Details::SegmentIngested(custos_core::entry::details::SegmentIngested {
+        manifest: m.sign(&dock_key()).unwrap(),
+        object_key: Some(m.object.key.clone()),
+        sha256: Some(m.digests.sha256.to_string()),
+    })
+    .to_map()
 }
 
 fn event(action: &str, subject: &str, details: Map<String, Value>) -> Vec<u8> {
@@ -127,11 +138,7 @@ async fn fixture() -> Fixture {
             )
             .await
             .unwrap();
-        let mut details = Map::new();
-        details.insert(
-            "manifest".into(),
-            serde_json::to_value(m.sign(&dock_key()).unwrap()).unwrap(),
-        );
+        let details = ingested(&m);
         ledger
             .append_event(&dock, &event("segment.ingested", id, details))
             .await
@@ -139,11 +146,11 @@ async fn fixture() -> Fixture {
         footage_list.push((id.to_string(), bytes));
     }
     ledger
-        .append_event(&dock, &event("segment.verified", "seg-a", Map::new()))
+        .append_event(&dock, &verified_event("seg-a").to_json())
         .await
         .unwrap();
     ledger
-        .append_event(&dock, &event("recorder.docked", "rec-9", Map::new()))
+        .append_event(&dock, &docked_event("rec-9").to_json())
         .await
         .unwrap();
     Fixture {
@@ -462,7 +469,7 @@ async fn the_ledger_signs_the_checkpoint_of_any_past_size() {
     let then = f.ledger.published();
     let dock = dock_caller(&f);
     f.ledger
-        .append_event(&dock, &event("recorder.docked", "rec-10", Map::new()))
+        .append_event(&dock, &docked_event("rec-10").to_json())
         .await
         .unwrap();
     assert!(f.ledger.published().size > then.size);
@@ -494,7 +501,7 @@ async fn an_export_is_bound_to_the_checkpoint_at_its_entry() {
         .unwrap();
     let dock = dock_caller(&f);
     f.ledger
-        .append_event(&dock, &event("recorder.docked", "rec-11", Map::new()))
+        .append_event(&dock, &docked_event("rec-11").to_json())
         .await
         .unwrap();
     assert_eq!(prepared.size, prepared.export_seq + 1);
@@ -520,11 +527,7 @@ async fn a_case_export_names_every_linked_segment() {
     let ingests = (0..N).map(|i| {
         let id = format!("case-seg-{i:04}");
         let m = manifest(&id, &[i as u8]);
-        let mut details = Map::new();
-        details.insert(
-            "manifest".into(),
-            serde_json::to_value(m.sign(&dock_key()).unwrap()).unwrap(),
-        );
+        let details = ingested(&m);
         let body = event("segment.ingested", &id, details);
         let ledger = f.ledger.clone();
         let dock = dock.clone();
@@ -536,12 +539,10 @@ async fn a_case_export_names_every_linked_segment() {
         id: "sup-1".into(),
     };
     let links = (0..N).map(|i| {
-        let mut details = Map::new();
-        details.insert("segment_id".into(), json!(format!("case-seg-{i:04}")));
-        let append =
-            custos_ledger::Append::new(supervisor.clone(), "case.segment_linked", "case-big")
-                .unwrap()
-                .details(details);
+        let details = Details::CaseSegmentLinked(CaseSegmentLinked {
+            segment_id: format!("case-seg-{i:04}"),
+        });
+        let append = custos_ledger::Append::new(supervisor.clone(), "case-big", details).unwrap();
         let ledger = f.ledger.clone();
         async move { ledger.append(append).await.unwrap() }
     });

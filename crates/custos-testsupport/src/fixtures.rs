@@ -2,7 +2,8 @@
 //! fixed seeds and times so that every run signs the same bytes.
 
 use custos_core::dsse::Envelope;
-use custos_core::entry::Event;
+use custos_core::entry::details::{RecorderDocked, SegmentIngested, SegmentVerified, SegmentWiped};
+use custos_core::entry::{Details, Event};
 use custos_core::keys::SigningKey;
 use custos_core::manifest::{Manifest, Timestamp};
 use serde_json::{json, Map, Value};
@@ -40,6 +41,17 @@ pub fn event(action: &str, subject: &str, details: Map<String, Value>) -> Envelo
     event_by(&dock_key(), action, subject, details)
 }
 
+/// A `segment.wiped` event by the test dock about `segment`.
+pub fn wiped_event(segment: &str) -> Envelope {
+    let details = Details::SegmentWiped(SegmentWiped {
+        recorder_id: "rec-7".into(),
+        original_name: None,
+        verified_seq: None,
+        again: false,
+    });
+    event(details.action(), segment, details.to_map())
+}
+
 /// A valid manifest for `segment`.
 pub fn manifest(segment: &str, recorder: &str, officer: &str, start: &str) -> Manifest {
     serde_json::from_value(json!({
@@ -62,12 +74,44 @@ pub fn manifest(segment: &str, recorder: &str, officer: &str, start: &str) -> Ma
 /// A `segment.ingested` event carrying `manifest` signed by `key`.
 pub fn ingest_event_with(key: &SigningKey, manifest: &Manifest) -> Envelope {
     let signed = manifest.sign(key).expect("INVARIANT: fixture");
-    let mut details = Map::new();
-    details.insert(
-        "manifest".into(),
-        serde_json::to_value(&signed).expect("INVARIANT: fixture"),
-    );
-    event_by(key, "segment.ingested", &manifest.segment_id, details)
+    let details = Details::SegmentIngested(SegmentIngested {
+        manifest: signed,
+        object_key: Some(manifest.object.key.clone()),
+        sha256: Some(manifest.digests.sha256.to_string()),
+    });
+    event_by(
+        key,
+        details.action(),
+        &manifest.segment_id,
+        details.to_map(),
+    )
+}
+
+/// A `recorder.docked` event by the test dock about recorder `subject`
+/// (slot 1, a simulated recorder).
+pub fn docked_event(subject: &str) -> Envelope {
+    let details = Details::RecorderDocked(RecorderDocked {
+        slot: "1".into(),
+        profile: "generic".into(),
+        model: "BWC-T".into(),
+        transport: "simulated".into(),
+        clock_offset_ms: None,
+        recorder_time: None,
+        serial: None,
+        officer_id: None,
+        firmware: None,
+    });
+    event(details.action(), subject, details.to_map())
+}
+
+/// A `segment.verified` event by the test dock about `segment`.
+pub fn verified_event(segment: &str) -> Envelope {
+    let details = Details::SegmentVerified(SegmentVerified {
+        method: "read_back".into(),
+        object_key: format!("objects/{segment}"),
+        sha256: "00".repeat(32),
+    });
+    event(details.action(), segment, details.to_map())
 }
 
 /// A `segment.ingested` event by the test dock.

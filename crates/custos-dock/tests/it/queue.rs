@@ -8,7 +8,7 @@ use custos_dock::queue::{OfflineQueue, Sent};
 use custos_ledger::{LedgerOptions, Role};
 use custos_server::serve::{self, ServeOptions};
 use custos_server::ApiConfig;
-use custos_testsupport::fixtures::{dock_key, event, event_by, ledger_key};
+use custos_testsupport::fixtures::{dock_key, docked_event, event, event_by, ledger_key};
 use serde_json::Map;
 
 const ORIGIN: &str = "test.custos.local/ledger";
@@ -42,9 +42,7 @@ async fn events_wait_while_the_ledger_is_down_and_arrive_in_order() {
         sweep_interval: None,
     };
     let down = LedgerClient::new(&dead_url(), Some("custos_0000000000000000_x")).unwrap();
-    let events: Vec<_> = (0..5)
-        .map(|i| event("recorder.docked", &format!("rec-{i}"), Map::new()))
-        .collect();
+    let events: Vec<_> = (0..5).map(|i| docked_event(&format!("rec-{i}"))).collect();
     for (i, env) in events.iter().enumerate() {
         let (sent, _) = queue.send(&down, env).await.unwrap();
         match sent {
@@ -79,7 +77,12 @@ async fn events_wait_while_the_ledger_is_down_and_arrive_in_order() {
     let up = LedgerClient::new(&server.url(), Some(&token.token)).unwrap();
 
     // A new event goes behind the queued ones: order is kept.
-    let late = event("recorder.undocked", "rec-0", Map::new());
+    let undocked = serde_json::json!({"slot": "1", "segments": 0, "done": 0, "incomplete": []});
+    let late = event(
+        "recorder.undocked",
+        "rec-0",
+        undocked.as_object().unwrap().clone(),
+    );
     let (sent, delivery) = queue.send(&up, &late).await.unwrap();
     assert_eq!(delivery.delivered.len(), 5);
     let seqs: Vec<u64> = delivery.delivered.iter().map(|d| d.receipt.seq).collect();
@@ -108,10 +111,7 @@ async fn events_wait_while_the_ledger_is_down_and_arrive_in_order() {
         .enqueue(&event_by(&stranger, "recorder.docked", "rec-x", Map::new()))
         .await
         .unwrap();
-    waiting
-        .enqueue(&event("recorder.docked", "rec-after", Map::new()))
-        .await
-        .unwrap();
+    waiting.enqueue(&docked_event("rec-after")).await.unwrap();
     let delivery = waiting.deliver(&up).await.unwrap();
     assert!(delivery.rejected.is_empty() && delivery.delivered.is_empty());
     let stopped = delivery.stopped.expect("delivery stops at the refusal");
@@ -121,13 +121,10 @@ async fn events_wait_while_the_ledger_is_down_and_arrive_in_order() {
 
     // An event refused for its own content (a signature that does not
     // verify) is moved aside, not retried forever.
-    let mut forged = event("recorder.docked", "rec-forged", Map::new());
+    let mut forged = docked_event("rec-forged");
     forged.signatures[0].sig[0] ^= 1;
     queue.enqueue(&forged).await.unwrap();
-    queue
-        .enqueue(&event("recorder.docked", "rec-after", Map::new()))
-        .await
-        .unwrap();
+    queue.enqueue(&docked_event("rec-after")).await.unwrap();
     let delivery = queue.deliver(&up).await.unwrap();
     assert_eq!(delivery.rejected.len(), 1);
     assert!(

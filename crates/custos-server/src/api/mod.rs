@@ -33,7 +33,8 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::{Extension, Router};
-use serde_json::Map;
+use custos_core::entry::details::TokenUsed;
+use custos_core::entry::Details;
 use tower::ServiceBuilder;
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
@@ -378,20 +379,13 @@ async fn authorize(
         if caller.role == Role::Admin {
             // Invariant 4: every use of an admin token is on the record,
             // before the request is served or refused.
-            let mut details = Map::new();
-            details.insert("method".into(), req.method().as_str().into());
-            details.insert("route".into(), path.into());
-            details.insert("uri".into(), req.uri().to_string().into());
-            details.insert("token_id".into(), caller.token_id.clone().into());
-            state
-                .ledger
-                .record(
-                    caller,
-                    custos_core::entry::actions::TOKEN_USED,
-                    &caller.name,
-                    details,
-                )
-                .await?;
+            let details = Details::TokenUsed(TokenUsed {
+                method: req.method().as_str().to_owned(),
+                route: path.to_owned(),
+                uri: req.uri().to_string(),
+                token_id: caller.token_id.clone(),
+            });
+            state.ledger.record(caller, &caller.name, details).await?;
         }
     }
     match (row.access, &caller) {

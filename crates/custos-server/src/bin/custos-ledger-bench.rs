@@ -23,7 +23,8 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use custos_client::LedgerClient;
 use custos_core::config::Config;
-use custos_core::entry::{Actor, ActorKind, Event};
+use custos_core::entry::details::RecorderDocked;
+use custos_core::entry::{Actor, ActorKind, Details, Event};
 use custos_core::keys::SigningKey;
 use custos_core::manifest::Timestamp;
 use custos_ledger::{Append, Ledger, LedgerOptions, Role};
@@ -219,10 +220,20 @@ fn events(dir: &Path, count: usize) -> anyhow::Result<Vec<custos_core::dsse::Env
     let run = Instant::now().elapsed().as_nanos() ^ u128::from(std::process::id());
     (0..count)
         .map(|i| {
-            let mut details = serde_json::Map::new();
-            details.insert("slot".into(), (i % 20).into());
-            details.insert("run".into(), run.to_string().into());
-            let event = Event::new("recorder.docked", format!("recorder-{i:07}"), details, now)?;
+            // The run's number as the serial: a second run's envelopes are
+            // new ones, not replays the ledger de-duplicates.
+            let details = Details::RecorderDocked(RecorderDocked {
+                slot: (i % 20).to_string(),
+                profile: "bench".into(),
+                model: "bench".into(),
+                transport: "simulated".into(),
+                clock_offset_ms: None,
+                recorder_time: None,
+                serial: Some(format!("run-{run}")),
+                officer_id: None,
+                firmware: None,
+            });
+            let event = Event::of(&details, format!("recorder-{i:07}"), now)?;
             Ok(event.sign(&key)?)
         })
         .collect()
@@ -328,11 +339,12 @@ async fn bulk_load(config: &Path, count: u64) -> anyhow::Result<()> {
                 };
                 let mut details = serde_json::Map::new();
                 details.insert("n".into(), i.into());
+                let details = Details::Other {
+                    action: "bench.loaded".into(),
+                    details,
+                };
                 ledger
-                    .append(
-                        Append::new(actor, "audit.scrubbed", format!("object-{i:08}"))?
-                            .details(details),
-                    )
+                    .append(Append::new(actor, format!("object-{i:08}"), details)?)
                     .await?;
                 anyhow::Ok(())
             });

@@ -9,7 +9,8 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::Json;
 use custos_core::dsse::{Envelope, MANIFEST_PAYLOAD_TYPE};
-use custos_core::entry::Entry;
+use custos_core::entry::details::SegmentIngested;
+use custos_core::entry::{Details, Entry};
 use custos_core::keys::VerifierKey;
 use custos_core::manifest::Timestamp;
 use maud::{html, Markup, DOCTYPE};
@@ -469,12 +470,11 @@ fn dock_signature(state: &UiState, record: &SegmentRecord) -> Result<Vec<String>
         .entry(record.ingested_seq)
         .map_err(|e| format!("entry {}: {e}", record.ingested_seq))?;
     let entry = Entry::parse(&raw).map_err(|e| format!("entry {}: {e}", record.ingested_seq))?;
-    let value = entry
-        .details
-        .get("manifest")
-        .ok_or("the ingest entry has no manifest")?;
-    let envelope: Envelope =
-        serde_json::from_value(value.clone()).map_err(|e| format!("not a DSSE envelope: {e}"))?;
+    let envelope = match entry.parsed_details() {
+        Ok(Details::SegmentIngested(SegmentIngested { manifest, .. })) => manifest,
+        Ok(_) => return Err("the ingest entry is not a segment.ingested".into()),
+        Err(e) => return Err(e.to_string()),
+    };
     let mut keys = Vec::new();
     for sig in &envelope.signatures {
         let record: Option<DockKeyRecord> = ledger

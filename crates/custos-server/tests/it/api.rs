@@ -4,7 +4,8 @@
 use std::collections::BTreeSet;
 
 use axum::http::{Method, StatusCode};
-use custos_core::entry::actions;
+use custos_core::entry::details::CaseSegmentLinked;
+use custos_core::entry::{actions, Details};
 use custos_ledger::auth::{Access, ROUTES};
 use custos_ledger::wire::{Custody, Receipt};
 use custos_ledger::Role;
@@ -233,14 +234,14 @@ async fn bad_bodies_get_a_clear_4xx_and_change_nothing() {
         (
             "a wrong content type",
             Some("text/plain"),
-            event("recorder.docked", "r", Map::new()).to_json(),
+            docked_event("r").to_json(),
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
         ),
         (
             "no content type",
             None,
-            event("recorder.docked", "r", Map::new()).to_json(),
+            docked_event("r").to_json(),
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
         ),
@@ -347,7 +348,7 @@ async fn dock_events_are_verified_before_anything_is_added() {
     );
     assert!(a.error().message.contains("dock-01"), "{}", a.text());
 
-    let mut tampered = event("recorder.docked", "rec-1", Map::new());
+    let mut tampered = docked_event("rec-1");
     tampered.payload = tampered
         .payload
         .iter()
@@ -440,9 +441,7 @@ async fn dock_events_are_verified_before_anything_is_added() {
     assert_eq!(a.error().error, "bad_manifest", "{}", a.text());
 
     // Verification of a segment nobody ingested.
-    let a = t
-        .post_event(&event("segment.verified", "seg-unknown", Map::new()))
-        .await;
+    let a = t.post_event(&verified_event("seg-unknown")).await;
     assert_eq!(
         (a.status, a.error().error.as_str()),
         (StatusCode::NOT_FOUND, "unknown_segment"),
@@ -456,10 +455,7 @@ async fn dock_events_are_verified_before_anything_is_added() {
             Method::POST,
             "/v1/events",
             Some(t.token(Role::Reviewer)),
-            Some((
-                "application/json",
-                event("recorder.docked", "r", Map::new()).to_json(),
-            )),
+            Some(("application/json", docked_event("r").to_json())),
         )
         .await;
     assert_eq!(a.status, StatusCode::FORBIDDEN);
@@ -473,10 +469,7 @@ async fn dock_events_are_verified_before_anything_is_added() {
             Method::POST,
             "/v1/events",
             Some(&keyless.token),
-            Some((
-                "application/json",
-                event("recorder.docked", "r", Map::new()).to_json(),
-            )),
+            Some(("application/json", docked_event("r").to_json())),
         )
         .await;
     assert_eq!(
@@ -494,7 +487,7 @@ async fn dock_events_are_verified_before_anything_is_added() {
 #[tokio::test]
 async fn the_same_envelope_twice_is_one_entry() {
     let t = TestLedger::new().await;
-    let env = event("recorder.docked", "rec-1", Map::new());
+    let env = docked_event("rec-1");
     let first = t.post_event(&env).await;
     assert_eq!(first.status, StatusCode::CREATED);
     let first: Receipt = serde_json::from_slice(&first.body).unwrap();
@@ -508,7 +501,7 @@ async fn the_same_envelope_twice_is_one_entry() {
         assert_eq!((again.seq, again.leaf_hash), (first.seq, first.leaf_hash));
     }
     // Concurrent copies in one batch are one entry too.
-    let env2 = event("recorder.docked", "rec-2", Map::new());
+    let env2 = docked_event("rec-2");
     let answers = futures::future::join_all((0..8).map(|_| t.post_event(&env2))).await;
     let seqs: BTreeSet<u64> = answers
         .iter()
@@ -528,8 +521,8 @@ async fn a_dock_records_a_segment_and_the_catalogue_finds_it_with_proven_custody
         let a = t.post_event(&ingest_event_with(&dock_key(), m)).await;
         assert_eq!(a.status, StatusCode::CREATED, "{}", a.text());
     }
-    for action in ["segment.verified", "segment.wiped"] {
-        let a = t.post_event(&event(action, "seg-a", Map::new())).await;
+    for event in [verified_event("seg-a"), wiped_event("seg-a")] {
+        let a = t.post_event(&event).await;
         assert_eq!(a.status, StatusCode::CREATED, "{}", a.text());
     }
     // Re-ingesting the same bytes is recorded; other bytes under the id are refused.
@@ -599,12 +592,10 @@ async fn a_dock_records_a_segment_and_the_catalogue_finds_it_with_proven_custody
 
     // Linking to a case (recorded by the service, e.g. for a supervisor).
     let sup = t.ledger.authenticate(t.token(Role::Supervisor)).unwrap();
-    let mut details = Map::new();
-    details.insert("segment_id".into(), json!("seg-b"));
-    t.ledger
-        .record(&sup, actions::CASE_SEGMENT_LINKED, "case-1", details)
-        .await
-        .unwrap();
+    let details = Details::CaseSegmentLinked(CaseSegmentLinked {
+        segment_id: "seg-b".into(),
+    });
+    t.ledger.record(&sup, "case-1", details).await.unwrap();
     assert_eq!(ids(&t.get("/v1/segments?case=case-1", r).await), ["seg-b"]);
 
     let custody: Custody =
@@ -643,9 +634,7 @@ async fn a_dock_records_a_segment_and_the_catalogue_finds_it_with_proven_custody
 #[tokio::test]
 async fn health_metrics_and_checkpoint_are_served() {
     let t = TestLedger::new().await;
-    let a = t
-        .post_event(&event("recorder.docked", "rec-1", Map::new()))
-        .await;
+    let a = t.post_event(&docked_event("rec-1")).await;
     assert_eq!(a.status, StatusCode::CREATED);
     let h = t.get("/healthz", None).await;
     assert_eq!(h.status, StatusCode::OK);

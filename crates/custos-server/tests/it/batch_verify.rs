@@ -27,7 +27,7 @@ fn batches(t: &TestLedger, result: &str) -> u64 {
 async fn a_forged_signature_in_a_batch_is_refused_alone_over_http() {
     let t = TestLedger::with_options(|o| o.batch_signatures = true).await;
     let mut envelopes: Vec<_> = (0..24)
-        .map(|i| event("recorder.docked", &format!("rec-{i:02}"), Map::new()))
+        .map(|i| docked_event(&format!("rec-{i:02}")))
         .collect();
     let forged = 9;
     envelopes[forged].signatures[0].sig[40] ^= 0x01;
@@ -103,7 +103,7 @@ async fn batched_and_lone_refusals_are_the_same_error() {
         let mut env = if tamper == "other_key" {
             event_by(&other, "recorder.docked", &format!("bad-{i}"), Map::new())
         } else {
-            event("recorder.docked", &format!("bad-{i}"), Map::new())
+            docked_event(&format!("bad-{i}"))
         };
         let sig = &mut env.signatures[0];
         match tamper {
@@ -125,7 +125,7 @@ async fn batched_and_lone_refusals_are_the_same_error() {
     }
     let before = t.size();
     let mut all: Vec<_> = (0..12)
-        .map(|i| event("recorder.docked", &format!("good-{i}"), Map::new()))
+        .map(|i| docked_event(&format!("good-{i}")))
         .collect();
     for (n, env) in bad.iter().enumerate() {
         all.insert(2 + 3 * n, env.clone());
@@ -157,7 +157,7 @@ async fn by_default_every_signature_is_checked_alone() {
     // batch at all.
     let t = TestLedger::new().await;
     let mut envelopes: Vec<_> = (0..12)
-        .map(|i| event("recorder.docked", &format!("solo-{i:02}"), Map::new()))
+        .map(|i| docked_event(&format!("solo-{i:02}")))
         .collect();
     envelopes[5].signatures[0].sig[40] ^= 0x01;
     let before = t.size();

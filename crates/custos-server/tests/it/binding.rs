@@ -69,8 +69,18 @@ async fn a_second_docks_events_about_the_first_docks_segment_are_refused_and_add
     let size = t.size();
     let custody = custody_len(&t, "seg-1").await;
     let attempts = [
-        event_by(&other_key(), "segment.verified", "seg-1", Map::new()),
-        event_by(&other_key(), "segment.wiped", "seg-1", Map::new()),
+        event_by(
+            &other_key(),
+            "segment.verified",
+            "seg-1",
+            details(json!({"method": "read_back", "object_key": "k", "sha256": "00"})),
+        ),
+        event_by(
+            &other_key(),
+            "segment.wiped",
+            "seg-1",
+            details(json!({"recorder_id": "rec-7", "original_name": null, "verified_seq": null})),
+        ),
         event_by(
             &other_key(),
             "dock.note",
@@ -85,7 +95,7 @@ async fn a_second_docks_events_about_the_first_docks_segment_are_refused_and_add
         ),
         event_by(
             &other_key(),
-            "recorder.undocked",
+            "dock.note",
             "rec-7",
             details(json!({"segments": ["seg-1"]})),
         ),
@@ -107,9 +117,7 @@ async fn a_second_docks_events_about_the_first_docks_segment_are_refused_and_add
     assert_eq!((seg.verified_seq, seg.wiped_seq), (None, None));
 
     // The dock that ingested it still may.
-    let a = t
-        .post_event(&event("segment.verified", "seg-1", Map::new()))
-        .await;
+    let a = t.post_event(&verified_event("seg-1")).await;
     assert_eq!(a.status, StatusCode::CREATED, "{}", a.text());
     // And dock-02 may still record its own station events.
     let a = post_as(

@@ -33,9 +33,7 @@ async fn unknown_methods_are_one_metrics_label() {
 async fn entries_are_streamed_a_chunk_at_a_time_and_read_whole() {
     let t = TestLedger::new().await;
     for i in 0..150 {
-        let a = t
-            .post_event(&event("recorder.docked", &format!("rec-{i}"), Map::new()))
-            .await;
+        let a = t.post_event(&docked_event(&format!("rec-{i}"))).await;
         assert_eq!(a.status, StatusCode::CREATED);
     }
     let size = t.size();

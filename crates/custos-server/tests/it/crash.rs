@@ -103,11 +103,7 @@ async fn a_kill_9_in_the_middle_of_batches_loses_no_acknowledged_entry() {
 
     let envelopes: Arc<Vec<Envelope>> = Arc::new(
         (0..1200)
-            .map(|i| {
-                let mut d = Map::new();
-                d.insert("n".into(), i.into());
-                event("recorder.docked", &format!("rec-{i:05}"), d)
-            })
+            .map(|i| docked_event(&format!("rec-{i:05}")))
             .collect(),
     );
     let client = LedgerClient::with_timeout(&url, Some(&token), Duration::from_secs(10)).unwrap();

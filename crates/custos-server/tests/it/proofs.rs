@@ -167,11 +167,7 @@ async fn roots_and_proofs_match_an_independent_rfc6962_implementation() {
     for i in 0..14 {
         let a = t.post_event(&ingest_event(&format!("seg-{i}"))).await;
         assert_eq!(a.status, StatusCode::CREATED);
-        let mut d = Map::new();
-        d.insert("slot".into(), json!(i));
-        let a = t
-            .post_event(&event("recorder.docked", &format!("rec-{i}"), d))
-            .await;
+        let a = t.post_event(&docked_event(&format!("rec-{i}"))).await;
         assert_eq!(a.status, StatusCode::CREATED);
     }
     let size = t.size() as usize;

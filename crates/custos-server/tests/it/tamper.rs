@@ -26,7 +26,7 @@ async fn closed_ledger(dir: &Path) {
     for i in 0..30 {
         ledger
             .append(
-                custos_ledger::Append::new(sup.clone(), "case.created", format!("case-{i}"))
+                custos_ledger::Append::new(sup.clone(), format!("case-{i}"), case_created())
                     .unwrap(),
             )
             .await
@@ -212,7 +212,7 @@ async fn an_old_entry_changed_is_found_by_the_full_check_and_the_service_stops_s
         id: "sup-1".into(),
     };
     let appended = ledger
-        .append(custos_ledger::Append::new(sup, "case.created", "case-x").unwrap())
+        .append(custos_ledger::Append::new(sup, "case-x", case_created()).unwrap())
         .await;
     assert!(matches!(
         appended,
@@ -225,9 +225,7 @@ async fn an_old_entry_changed_is_found_by_the_full_check_and_the_service_stops_s
 async fn reading_a_changed_entry_is_refused_even_before_the_full_check() {
     let t = TestLedger::with_options(|o| o.startup_window = 4).await;
     for i in 0..10 {
-        let a = t
-            .post_event(&event("recorder.docked", &format!("rec-{i}"), Map::new()))
-            .await;
+        let a = t.post_event(&docked_event(&format!("rec-{i}"))).await;
         assert_eq!(a.status, StatusCode::CREATED);
     }
     // Change entry 8 while the service runs (sled shares the open database).
@@ -245,4 +243,11 @@ async fn reading_a_changed_entry_is_refused_even_before_the_full_check() {
     // And the ledger now refuses the rest of the log too.
     let a = t.get("/v1/checkpoint", None).await;
     assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE);
+}
+
+fn case_created() -> custos_core::entry::Details {
+    custos_core::entry::Details::CaseCreated(custos_core::entry::details::CaseCreated {
+        title: "a case".into(),
+        category: None,
+    })
 }

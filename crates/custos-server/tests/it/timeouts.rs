@@ -75,7 +75,7 @@ async fn stall(server: &Server, head: &str) -> (String, Duration) {
 async fn a_stalled_body_gets_the_timeout_answer_and_the_connection_closes() {
     let (_dir, server, token) = server().await;
     let size = server.ledger().published().size;
-    let envelope = event("recorder.docked", "rec-1", Map::new()).to_json();
+    let envelope = docked_event("rec-1").to_json();
     let half = &envelope[..envelope.len() / 2];
     let head = format!(
         "POST /v1/events HTTP/1.1\r\nHost: ledger\r\nAuthorization: Bearer {token}\r\n\
@@ -94,7 +94,7 @@ async fn a_stalled_body_gets_the_timeout_answer_and_the_connection_closes() {
     assert_eq!(server.ledger().published().size, size);
     let client = LedgerClient::new(&server.url(), Some(&token)).unwrap();
     let receipt = client
-        .append_envelope(&event("recorder.docked", "rec-1", Map::new()))
+        .append_envelope(&docked_event("rec-1"))
         .await
         .unwrap();
     assert_eq!(receipt.seq, size);

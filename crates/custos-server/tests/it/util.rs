@@ -15,7 +15,8 @@ use tempfile::TempDir;
 use tower::ServiceExt as _;
 
 pub(crate) use custos_testsupport::fixtures::{
-    dock_key, event, event_by, ingest_event, ingest_event_with, ledger_key, manifest, now,
+    dock_key, docked_event, event, event_by, ingest_event, ingest_event_with, ledger_key, manifest,
+    now, verified_event, wiped_event,
 };
 
 pub(crate) const ORIGIN: &str = "test.custos.local/ledger";

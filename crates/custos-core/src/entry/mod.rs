@@ -3,7 +3,8 @@
 //! An [`Entry`] is one line of the custody record: number `seq`, the
 //! ledger's `time`, the `prev` leaf hash chaining it to entry `seq - 1`, who
 //! acted (`actor`), what they did (`action`, a dotted name such as
-//! `segment.ingested`), to what (`subject`), free-form `details`, and where
+//! `segment.ingested`), to what (`subject`), its `details` (a JSON object
+//! whose members depend on the action: [`details`] types them), and where
 //! the actor signed the request, the DSSE `envelope` it sent. Its bytes are
 //! RFC 8785 canonical JSON; those exact bytes are the Merkle leaf, and
 //! [`Entry::parse`] refuses any other spelling, so that a leaf hash names one
@@ -34,6 +35,9 @@ use crate::dsse::{DsseError, Envelope, EVENT_PAYLOAD_TYPE};
 use crate::keys::{SigningKey, VerifierKey};
 use crate::manifest::Timestamp;
 use crate::merkle::{leaf_hash, Hash};
+
+pub mod details;
+pub use details::{Details, DetailsError};
 
 /// Largest serialised entry [`Entry::parse`] reads: 2 MiB (an entry holds at
 /// most one envelope, itself at most [`crate::dsse::MAX_ENVELOPE_BYTES`]).
@@ -403,6 +407,11 @@ impl Entry {
         Ok(entry)
     }
 
+    /// The details, typed by the action ([`Details::parse`]).
+    pub fn parsed_details(&self) -> Result<Details, DetailsError> {
+        Details::parse(self.action.as_str(), &self.details)
+    }
+
     /// Check the fields on their own: `prev` is absent exactly on entry 0,
     /// and the actor id and subject are not empty.
     pub fn validate(&self) -> Result<(), EntryError> {
@@ -588,6 +597,20 @@ impl Event {
         };
         event.validate()?;
         Ok(event)
+    }
+
+    /// An event doing what `details` say (their action) to `subject`.
+    pub fn of(
+        details: &Details,
+        subject: impl Into<String>,
+        time: Timestamp,
+    ) -> Result<Event, EntryError> {
+        Event::new(details.action(), subject, details.to_map(), time)
+    }
+
+    /// The details, typed by the action ([`Details::parse`]).
+    pub fn parsed_details(&self) -> Result<Details, DetailsError> {
+        Details::parse(self.action.as_str(), &self.details)
     }
 
     /// The event as canonical JSON: the DSSE payload.
