@@ -24,7 +24,8 @@ use super::{
 use crate::checkpoint::{Checkpoint, CheckpointError};
 use crate::digest::{Algorithm, Digest};
 use crate::dsse::Envelope;
-use crate::entry::{actions, Entry, Event};
+use crate::entry::details::SegmentIngested;
+use crate::entry::{actions, Details, Entry, Event};
 use crate::keys::{KeyError, VerifierKey};
 use crate::manifest::{Manifest, SignedManifest};
 use crate::merkle::{leaf_hash, verify_inclusion, Hash};
@@ -498,11 +499,10 @@ fn check_manifest(
     }
     let ingested = ingested.get(id).map(Vec::as_slice).unwrap_or_default();
     let carried = ingested.iter().any(|l| {
-        l.entry
-            .details
-            .get("manifest")
-            .and_then(|v| Envelope::deserialize(v).ok())
-            .is_some_and(|e| e == signed.envelope)
+        matches!(
+            l.entry.parsed_details(),
+            Ok(Details::SegmentIngested(SegmentIngested { manifest, .. })) if manifest == signed.envelope
+        )
     });
     if !carried {
         return Err(invalid(
