@@ -20,7 +20,7 @@ use custos_core::entry::{Entry, Event};
 use custos_core::keys::SigningKey;
 use custos_core::manifest::Timestamp;
 use custos_core::merkle::{consistency_proof, leaf_hash, root_at, MemoryTree};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 const ORIGIN: &str = "verify-log.test/ledger";
 
@@ -484,10 +484,8 @@ fn an_altered_signed_event_is_caught() {
     let stranger = SigningKey::from_seed("dock-01", &[77; 32]).unwrap();
     let f = Fixture::build(&|e: &mut Entry| {
         if e.seq == 0 {
-            let mut d = Map::new();
-            d.insert("role".into(), "dock".into());
-            d.insert("key".into(), stranger.verifier_key().to_string().into());
-            e.details = d;
+            e.details
+                .insert("key".into(), stranger.verifier_key().to_string().into());
         }
     });
     let url = serve(f.log.clone(), whole_log_checkpoint(&f));

@@ -8,7 +8,7 @@ use axum::extract::{Form, Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::Json;
-use custos_core::dsse::{Envelope, MANIFEST_PAYLOAD_TYPE};
+use custos_core::dsse::MANIFEST_PAYLOAD_TYPE;
 use custos_core::entry::details::SegmentIngested;
 use custos_core::entry::{Details, Entry};
 use custos_core::keys::VerifierKey;

@@ -9,7 +9,7 @@ use custos_core::entry::{actions, Details};
 use custos_ledger::auth::{Access, ROUTES};
 use custos_ledger::wire::{Custody, Receipt};
 use custos_ledger::Role;
-use serde_json::{json, Map};
+use serde_json::Map;
 
 use crate::util::*;
 

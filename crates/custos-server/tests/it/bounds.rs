@@ -3,7 +3,6 @@
 
 use axum::http::{Method, StatusCode};
 use custos_ledger::Role;
-use serde_json::Map;
 
 use crate::util::*;
 

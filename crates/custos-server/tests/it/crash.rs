@@ -13,7 +13,6 @@ use custos_core::dsse::Envelope;
 use custos_core::merkle::{leaf_hash, Hash};
 use custos_ledger::{LedgerOptions, Role};
 use custos_server::offline;
-use serde_json::Map;
 
 use crate::util::*;
 

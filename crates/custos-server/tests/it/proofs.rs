@@ -9,7 +9,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use custos_ledger::Role;
 use ed25519_dalek::Verifier as _;
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
 use crate::util::*;

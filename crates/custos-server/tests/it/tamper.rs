@@ -12,7 +12,6 @@ use custos_ledger::check::CheckError;
 use custos_ledger::layout;
 use custos_ledger::{Ledger, LedgerOptions, OpenError, Role, TamperError};
 use custos_server::{app, AppState};
-use serde_json::Map;
 
 use crate::util::*;
 

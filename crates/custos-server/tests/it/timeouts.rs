@@ -9,7 +9,6 @@ use custos_client::LedgerClient;
 use custos_ledger::{LedgerOptions, Role};
 use custos_server::serve::{self, ServeOptions, Server};
 use custos_server::ApiConfig;
-use serde_json::Map;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 

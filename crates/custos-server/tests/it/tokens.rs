@@ -11,6 +11,8 @@ use axum::http::{Method, StatusCode};
 use custos_core::bundle;
 use custos_core::digest::Digest;
 use custos_core::entry::actions;
+use custos_core::entry::details::SegmentVerified;
+use custos_core::entry::Details;
 use custos_core::keys::SigningKey;
 use custos_core::manifest::Timestamp;
 use custos_ledger::auth::{DOCK_KEYS, TOKENS};
@@ -20,7 +22,7 @@ use custos_ledger::{layout, Ledger, LedgerOptions, OpenError, Role, TamperError}
 use custos_server::offline;
 use object_store::memory::InMemory;
 use object_store::{ObjectStore, ObjectStoreExt};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::util::*;
 
@@ -232,22 +234,28 @@ async fn a_replaced_dock_key_still_verifies_what_it_signed() {
         }
     };
     // The old token is refused; the new token with the old key is too.
+    let verified = Details::SegmentVerified(SegmentVerified {
+        method: "read_back".into(),
+        object_key: "objects/seg-a".into(),
+        sha256: "00".repeat(32),
+    })
+    .to_map();
     let a = post(
         old_token.clone(),
-        event_by(&old_key, "segment.verified", "seg-a", Map::new()),
+        event_by(&old_key, "segment.verified", "seg-a", verified.clone()),
     )
     .await;
     assert_eq!(a.status, StatusCode::UNAUTHORIZED);
     let a = post(
         new_token.token.clone(),
-        event_by(&old_key, "segment.verified", "seg-a", Map::new()),
+        event_by(&old_key, "segment.verified", "seg-a", verified.clone()),
     )
     .await;
     assert_eq!(a.status, StatusCode::FORBIDDEN, "{}", a.text());
     // The new key works for the same dock's segment.
     let a = post(
         new_token.token.clone(),
-        event_by(&new_key, "segment.verified", "seg-a", Map::new()),
+        event_by(&new_key, "segment.verified", "seg-a", verified.clone()),
     )
     .await;
     assert_eq!(a.status, StatusCode::CREATED, "{}", a.text());
