@@ -320,7 +320,7 @@ fn usage_and_reachability_errors_exit_2() {
 /// Serve `log` (3 entries a page), its checkpoint and consistency proofs
 /// over HTTP/1.1 on loopback until the test process ends; returns the URL.
 fn serve(log: Vec<EntryLine>, checkpoint: String) -> String {
-    let leaves: Vec<_> = log.iter().map(EntryLine::leaf_hash).collect();
+    let leaves: Vec<_> = log.iter().map(|l| l.leaf_hash().unwrap()).collect();
     let tree = MemoryTree::from_leaves(&leaves);
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -350,7 +350,7 @@ fn serve(log: Vec<EntryLine>, checkpoint: String) -> String {
                     let end = (param("end") as usize).min(log.len()).min(start + 3);
                     let body: String = log[start.min(end)..end]
                         .iter()
-                        .map(|l| l.to_json_line().unwrap())
+                        .map(EntryLine::to_json_line)
                         .collect();
                     ("200 OK", body)
                 }
@@ -440,19 +440,19 @@ fn an_altered_entry_is_caught() {
 
     // Entry 7 altered in place: entry 8's prev no longer matches.
     let mut log = f.log.clone();
-    log[7].raw = String::from_utf8(log[7].raw.clone())
+    let altered = String::from_utf8(log[7].raw_bytes().unwrap())
         .unwrap()
-        .replace("sup-1", "sup-2")
-        .into_bytes();
+        .replace("sup-1", "sup-2");
+    log[7] = EntryLine::new(7, altered.as_bytes()).unwrap();
     let out = verify_log(&serve(log, whole_log_checkpoint(&f)), &key, None, None);
     assert_invalid(&out, "entry 8: prev does not match leaf hash of entry 7");
 
     // The last entry altered: no chain after it, but the tree's root moves.
     let mut log = f.log.clone();
-    log[10].raw = String::from_utf8(log[10].raw.clone())
+    let altered = String::from_utf8(log[10].raw_bytes().unwrap())
         .unwrap()
-        .replace("case-9", "case-8")
-        .into_bytes();
+        .replace("case-9", "case-8");
+    log[10] = EntryLine::new(10, altered.as_bytes()).unwrap();
     let out = verify_log(&serve(log, whole_log_checkpoint(&f)), &key, None, None);
     assert_invalid(&out, "not the checkpoint's");
 

@@ -7,9 +7,8 @@
 //! proof `{"from", "to", "hashes"}`, an error `{"error", "message"}`, and the
 //! catalogue's, the access rules' and the retention rules' records as the
 //! API shows them. An export bundle's `proofs/<seq>.json` is an
-//! [`InclusionProof`]; its `entries.jsonl` lines have the [`EntryLine`]
-//! shape (the bundle reader keeps the decoded bytes in
-//! [`crate::bundle::EntryLine`]).
+//! [`InclusionProof`]; its `entries.jsonl` lines are [`EntryLine`]s, the
+//! same type (one definition of each shape).
 //!
 //! With the `openapi` feature the types also describe themselves to utoipa
 //! for the server's OpenAPI document.
@@ -30,9 +29,11 @@ use crate::merkle::Hash;
 ///
 /// `raw` is the base64 of the exact leaf bytes; `entry` is the same bytes
 /// embedded as JSON, for readers that do not want to decode `raw`. Verifiers
-/// must hash `raw`, never a re-serialisation of `entry`.
+/// must hash `raw`, never a re-serialisation of `entry`. A line has no
+/// other members.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct EntryLine {
     /// The entry's index in the log.
     pub seq: u64,
@@ -43,13 +44,28 @@ pub struct EntryLine {
     pub entry: Box<RawValue>,
 }
 
+/// Leaf bytes that cannot travel as an [`EntryLine`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("entry {seq}: {why}")]
+pub struct BadEntryLine {
+    /// The entry's seq.
+    pub seq: u64,
+    /// What is wrong with its bytes.
+    pub why: &'static str,
+}
+
 impl EntryLine {
-    /// The line for entry `seq` with leaf bytes `raw`; `None` if the bytes
-    /// are not JSON (stored entries always are).
-    pub fn new(seq: u64, raw: &[u8]) -> Option<EntryLine> {
-        let text = std::str::from_utf8(raw).ok()?;
-        let entry = RawValue::from_string(text.to_owned()).ok()?;
-        Some(EntryLine {
+    /// The line for entry `seq` with leaf bytes `raw`, which must be one
+    /// line of UTF-8 JSON (stored entries always are).
+    pub fn new(seq: u64, raw: &[u8]) -> Result<EntryLine, BadEntryLine> {
+        let bad = |why| BadEntryLine { seq, why };
+        let text = std::str::from_utf8(raw).map_err(|_| bad("its bytes are not UTF-8"))?;
+        if text.contains(['\n', '\r']) {
+            return Err(bad("its bytes hold a line break"));
+        }
+        let entry =
+            RawValue::from_string(text.to_owned()).map_err(|_| bad("its bytes are not JSON"))?;
+        Ok(EntryLine {
             seq,
             raw: B64.encode(raw),
             entry,
@@ -60,7 +76,30 @@ impl EntryLine {
     pub fn raw_bytes(&self) -> Result<Vec<u8>, base64::DecodeError> {
         B64.decode(&self.raw)
     }
+
+    /// The entry's leaf hash, `SHA-256(0x00 || raw)`, over the bytes of
+    /// `raw` (never of `entry`).
+    pub fn leaf_hash(&self) -> Result<Hash, base64::DecodeError> {
+        Ok(crate::merkle::leaf_hash(&self.raw_bytes()?))
+    }
+
+    /// `{"seq":N,"raw":"<base64>","entry":<raw>}` and a newline.
+    pub fn to_json_line(&self) -> String {
+        // INVARIANT: a number, a base64 string and a RawValue always
+        // serialise.
+        let mut line = serde_json::to_string(self).expect("an entry line serialises");
+        line.push('\n');
+        line
+    }
 }
+
+impl PartialEq for EntryLine {
+    fn eq(&self, other: &Self) -> bool {
+        self.seq == other.seq && self.raw == other.raw && self.entry.get() == other.entry.get()
+    }
+}
+
+impl Eq for EntryLine {}
 
 /// `GET /v1/proof/inclusion`: the audit path of leaf `index` in the tree of
 /// `size` leaves (RFC 9162 §2.1.3), sibling of the leaf first.

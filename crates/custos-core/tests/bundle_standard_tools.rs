@@ -130,7 +130,7 @@ fn verify_txt_commands_verify_an_honest_bundle() {
         );
         // The leaf hash printed is the next entry's prev, when the bundle
         // holds the next entry.
-        let leaf = f.log[seq as usize].leaf_hash().to_string();
+        let leaf = f.log[seq as usize].leaf_hash().unwrap().to_string();
         assert!(
             out.contains(&format!("leaf hash of {seq}: {leaf}")),
             "{out}"

@@ -171,7 +171,7 @@ fn the_layout_is_as_documented() {
     );
     // The /v1/entries line format, field order included.
     let line = entry_lines(&mut members)[0].clone();
-    let raw = &f.log[2].raw;
+    let raw = &f.log[2].raw_bytes().unwrap();
     assert_eq!(
         line,
         format!(
@@ -327,7 +327,7 @@ fn one_byte_of_an_entry_changed() {
     // the log the checkpoint vouches for.
     let tar = tampered(&f, |m| {
         let mut lines = entry_lines(m);
-        let raw = String::from_utf8(f.log[7].raw.clone())
+        let raw = String::from_utf8(f.log[7].raw_bytes().unwrap())
             .unwrap()
             .replace("sup-1", "sup-2");
         let entry: Value = serde_json::from_str(&raw).unwrap();
@@ -547,7 +547,7 @@ fn an_entry_the_export_does_not_list_is_refused() {
             .iter()
             .position(|l| l.starts_with("{\"seq\":11,"))
             .unwrap();
-        let extra = String::from_utf8(f.log[10].to_json_line().unwrap().into_bytes()).unwrap();
+        let extra = f.log[10].to_json_line();
         lines.insert(at, extra.trim_end().to_owned());
         set_entry_lines(&mut m, &lines);
         let proof = bundle::InclusionProof {
@@ -1088,17 +1088,16 @@ fn footage_extensions() {
 
 #[test]
 fn entry_lines_must_be_json() {
-    let err = bundle::EntryLine::new(3, &b"{\"a\":\n1}"[..])
-        .to_json_line()
-        .unwrap_err();
-    assert!(
-        matches!(err, BundleWriteError::BadEntry { seq: 3, .. }),
-        "{err}"
+    let err = bundle::EntryLine::new(3, &b"{\"a\":\n1}"[..]).unwrap_err();
+    assert_eq!(err.seq, 3, "{err}");
+    assert_eq!(err.to_string(), "entry 3: its bytes hold a line break");
+    assert!(bundle::EntryLine::new(3, &b"\xff"[..]).is_err());
+    assert!(bundle::EntryLine::new(3, &b"{"[..]).is_err());
+    let line = bundle::EntryLine::new(3, &b"{\"a\":1}"[..]).unwrap();
+    assert_eq!(
+        line.to_json_line(),
+        "{\"seq\":3,\"raw\":\"eyJhIjoxfQ==\",\"entry\":{\"a\":1}}\n"
     );
-    assert!(bundle::EntryLine::new(3, &b"\xff"[..])
-        .to_json_line()
-        .is_err());
-    assert!(bundle::EntryLine::new(3, &b"{"[..]).to_json_line().is_err());
 }
 
 // ---------------------------------------------------------------------------

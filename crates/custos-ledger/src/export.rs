@@ -464,7 +464,12 @@ pub async fn prepare_export(
     for &seq in &seqs {
         let raw = ledger.entry(seq)?;
         entries.insert(seq, parse_entry(seq, &raw)?);
-        lines.push(EntryLine::new(seq, raw.to_vec()));
+        lines.push(
+            EntryLine::new(seq, &raw).map_err(|e| ExportError::BadEntry {
+                seq,
+                why: e.why.to_owned(),
+            })?,
+        );
         let proof = ledger.inclusion_proof(seq, size)?;
         proofs.push(InclusionProof {
             index: proof.index,

@@ -816,10 +816,10 @@ impl Ledger {
     /// against its stored leaf hash.
     pub fn entry_line(&self, seq: u64) -> Result<EntryLine, ReadError> {
         let bytes = self.entry(seq)?;
-        EntryLine::new(seq, &bytes).ok_or_else(|| {
+        EntryLine::new(seq, &bytes).map_err(|e| {
             let t = TamperError::Entry {
                 index: seq,
-                reason: "it is not JSON".into(),
+                reason: e.why.into(),
             };
             self.inner.shared.set_tampered(t.clone());
             ReadError::Tampered(t)
@@ -908,10 +908,10 @@ impl Ledger {
                 continue;
             }
             let bytes = self.checked_entry(seq)?;
-            let line = EntryLine::new(seq, &bytes).ok_or_else(|| {
+            let line = EntryLine::new(seq, &bytes).map_err(|e| {
                 ReadError::Tampered(TamperError::Entry {
                     index: seq,
-                    reason: "it is not JSON".into(),
+                    reason: e.why.into(),
                 })
             })?;
             let hashes = inclusion_proof(&self.inner.store.nodes(), seq, published.size)

@@ -10,16 +10,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use base64::engine::general_purpose::STANDARD as B64;
-use base64::Engine as _;
-use serde::Deserialize;
 use serde_json::Value;
 
 use super::read::FootageSeen;
 use super::{
-    footage_path, invalid, manifest_path, proof_path, BundleError, BundleVerifier, InclusionProof,
-    Problem, CHECKPOINT_PATH, ENTRIES_PATH, KEYS_DIR, KEY_SUFFIX, MANIFESTS_DIR, MANIFEST_SUFFIX,
-    VERIFY_PATH,
+    footage_path, invalid, manifest_path, proof_path, BundleError, BundleVerifier, EntryLine,
+    InclusionProof, Problem, CHECKPOINT_PATH, ENTRIES_PATH, KEYS_DIR, KEY_SUFFIX, MANIFESTS_DIR,
+    MANIFEST_SUFFIX, VERIFY_PATH,
 };
 use crate::checkpoint::{Checkpoint, CheckpointError};
 use crate::digest::{Algorithm, Digest};
@@ -686,27 +683,16 @@ fn open_checkpoint(
     Ok((checkpoint, origin, bundle_key))
 }
 
-/// The export entry's `details.segments` and `details.entries`.
-fn export_lists(entry: &Entry) -> Result<(BTreeSet<String>, BTreeSet<u64>), &'static str> {
-    let segments = entry
-        .details
-        .get("segments")
-        .and_then(Value::as_array)
-        .ok_or("details.segments is missing or not an array")?
-        .iter()
-        .map(|v| v.as_str().map(str::to_owned))
-        .collect::<Option<BTreeSet<String>>>()
-        .ok_or("details.segments holds a value that is not a string")?;
-    let entries = entry
-        .details
-        .get("entries")
-        .and_then(Value::as_array)
-        .ok_or("details.entries is missing or not an array")?
-        .iter()
-        .map(Value::as_u64)
-        .collect::<Option<BTreeSet<u64>>>()
-        .ok_or("details.entries holds a value that is not a seq")?;
-    Ok((segments, entries))
+/// The export entry's `details.segments` and `details.entries`, read
+/// through its typed details (the one parse of an `export.created`).
+fn export_lists(entry: &Entry) -> Result<(BTreeSet<String>, BTreeSet<u64>), String> {
+    match entry.parsed_details().map_err(|e| e.to_string())? {
+        Details::ExportCreated(export) => Ok((
+            export.segments.into_iter().collect(),
+            export.entries.into_iter().collect(),
+        )),
+        other => Err(format!("the entry is a {}, not an export", other.action())),
+    }
 }
 
 /// One line of `entries.jsonl`, checked on its own (step 4).
@@ -725,14 +711,6 @@ impl ParsedLine {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct LineJson {
-    seq: u64,
-    raw: String,
-    entry: Value,
-}
-
 fn parse_entries(bytes: &[u8]) -> Result<Vec<ParsedLine>, BundleError> {
     let body = bytes.strip_suffix(b"\n").unwrap_or(bytes);
     let mut lines: Vec<ParsedLine> = Vec::new();
@@ -742,11 +720,11 @@ fn parse_entries(bytes: &[u8]) -> Result<Vec<ParsedLine>, BundleError> {
     for (i, text) in body.split(|&b| b == b'\n').enumerate() {
         let number = i + 1;
         let bare = format!("{ENTRIES_PATH} line {number}");
-        let json: LineJson = serde_json::from_slice(text)
+        let json: EntryLine = serde_json::from_slice(text)
             .map_err(|e| invalid(bare.as_str(), Problem::LineSyntax(e.to_string())))?;
         let location = format!("{bare} (seq {})", json.seq);
-        let raw = B64
-            .decode(&json.raw)
+        let raw = json
+            .raw_bytes()
             .map_err(|_| invalid(location.as_str(), Problem::RawBase64))?;
         let entry =
             Entry::parse(&raw).map_err(|e| invalid(location.as_str(), Problem::RawEntry(e)))?;
@@ -762,7 +740,9 @@ fn parse_entries(bytes: &[u8]) -> Result<Vec<ParsedLine>, BundleError> {
         // raw parsed as an entry above, so it is JSON; mapped all the same.
         let raw_value: Value = serde_json::from_slice(&raw)
             .map_err(|e| invalid(location.as_str(), Problem::LineSyntax(e.to_string())))?;
-        if raw_value != json.entry {
+        let entry_value: Value = serde_json::from_str(json.entry.get())
+            .map_err(|e| invalid(location.as_str(), Problem::LineSyntax(e.to_string())))?;
+        if raw_value != entry_value {
             return Err(invalid(location, Problem::EntryFieldMismatch));
         }
         if let Some(previous) = lines.last() {
@@ -926,7 +906,7 @@ mod tests {
                 action: "segment.viewed".into(),
             },
             Problem::EntryNotListed { export: 41 },
-            Problem::ExportDetails("details.entries holds a value that is not a seq"),
+            Problem::ExportDetails("details of export.created: invalid type: string \"7\", expected u64".into()),
             Problem::ListedEntryMissing { seq: 12, export: 41 },
             Problem::ListedSegmentMissing {
                 segment: "seg-0007".into(),

@@ -309,7 +309,7 @@ pub enum Problem {
     #[error(
         "the export entry's details must list \"segments\" (strings) and \"entries\" (seqs): {0}"
     )]
-    ExportDetails(&'static str),
+    ExportDetails(String),
     /// An entry the export lists is missing.
     #[error("seq {seq}, listed by the export entry (seq {export}), is missing")]
     ListedEntryMissing {

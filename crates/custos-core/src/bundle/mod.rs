@@ -148,12 +148,8 @@ mod write;
 
 use std::io::Read;
 
-use base64::engine::general_purpose::STANDARD as B64;
-use base64::Engine as _;
-
 use crate::keys::VerifierKey;
 use crate::manifest::{Manifest, OriginalName};
-use crate::merkle::{leaf_hash, Hash};
 
 pub use check::{Origin, Report, SegmentSummary};
 pub use error::{escape_control, BundleError, Problem};
@@ -325,47 +321,8 @@ fn key_path_with_hash(key: &VerifierKey) -> Result<String, UnsafeName> {
 // ---------------------------------------------------------------------------
 
 /// One custody entry as the bundle (and `/v1/entries`) carries it: its
-/// `seq` and exact leaf bytes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EntryLine {
-    /// The entry's index in the log.
-    pub seq: u64,
-    /// The exact leaf bytes (canonical entry JSON).
-    pub raw: Vec<u8>,
-}
-
-impl EntryLine {
-    /// The line for entry `seq` with leaf bytes `raw`.
-    pub fn new(seq: u64, raw: impl Into<Vec<u8>>) -> Self {
-        EntryLine {
-            seq,
-            raw: raw.into(),
-        }
-    }
-
-    /// The entry's leaf hash, `SHA-256(0x00 || raw)`.
-    pub fn leaf_hash(&self) -> Hash {
-        leaf_hash(&self.raw)
-    }
-
-    /// `{"seq":N,"raw":"<base64>","entry":<raw>}` and a newline. The raw
-    /// bytes must be one line of UTF-8 JSON (stored entries always are).
-    pub fn to_json_line(&self) -> Result<String, BundleWriteError> {
-        let bad = |why: &'static str| BundleWriteError::BadEntry { seq: self.seq, why };
-        let text = std::str::from_utf8(&self.raw).map_err(|_| bad("its bytes are not UTF-8"))?;
-        if text.contains(['\n', '\r']) {
-            return Err(bad("its bytes hold a line break"));
-        }
-        serde_json::from_str::<serde::de::IgnoredAny>(text)
-            .map_err(|_| bad("its bytes are not JSON"))?;
-        Ok(format!(
-            "{{\"seq\":{},\"raw\":\"{}\",\"entry\":{}}}\n",
-            self.seq,
-            B64.encode(&self.raw),
-            text
-        ))
-    }
-}
+/// `seq` and exact leaf bytes, as one JSON line (one type for both).
+pub use crate::wire::{BadEntryLine, EntryLine};
 
 /// An inclusion proof as `/v1/proof/inclusion` serves it and
 /// `proofs/<seq>.json` holds it (one type for both).

@@ -56,14 +56,6 @@ pub enum BundleWriteError {
     /// A manifest envelope's payload is not a valid manifest.
     #[error("manifest: {0}")]
     Manifest(#[from] ManifestError),
-    /// An entry's bytes cannot be written as a line.
-    #[error("entry {seq}: {why}")]
-    BadEntry {
-        /// The entry's seq.
-        seq: u64,
-        /// What is wrong.
-        why: &'static str,
-    },
 }
 
 /// Streams a bundle into a [`Write`] as a tar archive.
@@ -219,7 +211,7 @@ impl<W: Write> BundleWriter<W> {
     pub fn add_entry_lines(&mut self, lines: &[EntryLine]) -> Result<(), BundleWriteError> {
         let mut text = String::new();
         for line in lines {
-            text.push_str(&line.to_json_line()?);
+            text.push_str(&line.to_json_line());
         }
         self.add_bytes(ENTRIES_PATH, text.as_bytes())
     }

@@ -146,7 +146,7 @@ struct Log<'h> {
 
 impl Log<'_> {
     fn prev(&self) -> Option<custos_core::merkle::Hash> {
-        self.lines.last().map(EntryLine::leaf_hash)
+        self.lines.last().map(leaf_of)
     }
 
     fn time(&self) -> Timestamp {
@@ -157,7 +157,8 @@ impl Log<'_> {
         (self.hook)(&mut entry);
         assert_eq!(entry.seq, self.lines.len() as u64);
         let raw = entry.to_bytes().unwrap();
-        self.lines.push(EntryLine::new(entry.seq, raw));
+        self.lines
+            .push(EntryLine::new(entry.seq, &raw).expect("a canonical entry is one JSON line"));
     }
 
     /// An entry appended by the ledger for a person (no envelope).
@@ -287,7 +288,7 @@ impl Fixture {
             json!({}),
         );
 
-        let leaves: Vec<_> = log.lines.iter().map(EntryLine::leaf_hash).collect();
+        let leaves: Vec<_> = log.lines.iter().map(leaf_of).collect();
         let full_tree = MemoryTree::from_leaves(&leaves);
         let tree = MemoryTree::from_leaves(&leaves[..10]);
         let checkpoint = Checkpoint::new(ORIGIN, tree.size(), tree.root())
@@ -375,7 +376,7 @@ impl Fixture {
             "export-2",
             json!({ "segments": [SEG_A, SEG_B], "entries": [2, 3, 4, 5, 7, 8, 9, 11] }),
         );
-        let leaves: Vec<_> = log.lines.iter().map(EntryLine::leaf_hash).collect();
+        let leaves: Vec<_> = log.lines.iter().map(leaf_of).collect();
         let tree = MemoryTree::from_leaves(&leaves);
         let checkpoint = Checkpoint::new(ORIGIN, tree.size(), tree.root())
             .unwrap()
@@ -543,7 +544,7 @@ pub(crate) fn write_big_bundle<W: std::io::Write>(out: W, len: u64) -> SigningKe
         "export-big",
         json!({ "segments": ["big"], "entries": [1] }),
     );
-    let leaves: Vec<_> = log.lines.iter().map(EntryLine::leaf_hash).collect();
+    let leaves: Vec<_> = log.lines.iter().map(leaf_of).collect();
     let tree = MemoryTree::from_leaves(&leaves);
     let checkpoint = Checkpoint::new(ORIGIN, tree.size(), tree.root())
         .unwrap()
@@ -566,4 +567,9 @@ pub(crate) fn write_big_bundle<W: std::io::Write>(out: W, len: u64) -> SigningKe
     w.add_footage(&m, Generated::new(len)).unwrap();
     w.finish().unwrap();
     ledger
+}
+
+/// The leaf hash of a line built here (its `raw` is always base64).
+fn leaf_of(line: &EntryLine) -> custos_core::merkle::Hash {
+    line.leaf_hash().expect("lines built here decode")
 }
