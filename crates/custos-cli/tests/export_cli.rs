@@ -11,11 +11,10 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use custos_core::digest::{Digest, MultiHasher};
-use custos_core::entry::Event;
 use custos_core::keys::SigningKey;
-use custos_core::manifest::{Manifest, Timestamp};
 use custos_ledger::{Ledger, LedgerOptions};
-use serde_json::{json, Map};
+use custos_testsupport::fixtures::{dock_key, ingest_event_with, stored_manifest};
+use serde_json::json;
 
 const ORIGIN: &str = "export-cli.test/ledger";
 
@@ -44,27 +43,6 @@ fn ok(out: &Output) -> String {
 
 fn token(config: &Path, role: &str, name: &str, key: Option<&Path>) -> String {
     custos_testsupport::create_token(custos(), config, role, name, key).unwrap()
-}
-
-fn manifest(segment: &str, size: u64, sha256: Digest) -> Manifest {
-    let mut m: Manifest = serde_json::from_value(json!({
-        "segment_id": segment,
-        "recorder": {"id": "rec-7", "model": "BWC-9", "profile": "generic"},
-        "officer_id": "officer-42",
-        "dock": {"id": "dock-01", "clock_offset_ms": 0},
-        "original_name": format!("{segment}.MP4"),
-        "size": 1,
-        "digests": {"sha256": format!("sha256:{}", "ab".repeat(32))},
-        "recorded": {"start": "2026-03-01T07:00:00Z", "end": "2026-03-01T07:01:00Z", "source": "media"},
-        "media": {"container": "mp4", "duration_ms": 60000, "streams": [], "damaged": null},
-        "ingested_at": "2026-03-01T08:00:00Z",
-        "object": {"url": "file:///objects", "key": format!("rec-7/{segment}.mp4")},
-        "late": false
-    }))
-    .unwrap();
-    m.size = size;
-    m.digests.sha256 = sha256;
-    m
 }
 
 /// Write `size` bytes of a per-segment pattern to `path` in 1 MiB chunks,
@@ -119,7 +97,7 @@ impl Setup {
             .arg(dir.path().join("ledger.key"))
             .output()
             .unwrap());
-        let dock = SigningKey::from_seed("dock-01", &[2; 32]).unwrap();
+        let dock = dock_key();
         let dock_pub = dir.path().join("dock.pub");
         std::fs::write(&dock_pub, format!("{}\n", dock.verifier_key())).unwrap();
         let dock_token = token(&config, "dock", "dock-01", Some(&dock_pub));
@@ -135,21 +113,8 @@ impl Setup {
             for (i, &(segment, size)) in segments.iter().enumerate() {
                 let key = format!("rec-7/{segment}.mp4");
                 let sha256 = write_footage(&objects.join(&key), i as u8, size);
-                let m = manifest(segment, size, sha256);
-                let mut details = Map::new();
-                details.insert(
-                    "manifest".into(),
-                    serde_json::to_value(m.sign(&dock).unwrap()).unwrap(),
-                );
-                let event = Event::new(
-                    "segment.ingested",
-                    segment,
-                    details,
-                    Timestamp::parse("2026-03-01T08:00:00Z").unwrap(),
-                )
-                .unwrap()
-                .sign(&dock)
-                .unwrap();
+                let m = stored_manifest(segment, size, sha256);
+                let event = ingest_event_with(&dock, &m);
                 ledger
                     .append_event(&caller, &event.to_json())
                     .await

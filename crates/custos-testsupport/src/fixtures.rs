@@ -1,6 +1,7 @@
 //! Keys, manifests and signed events that tests build again and again, with
 //! fixed seeds and times so that every run signs the same bytes.
 
+use custos_core::digest::Digest;
 use custos_core::dsse::Envelope;
 use custos_core::entry::details::{RecorderDocked, SegmentIngested, SegmentVerified, SegmentWiped};
 use custos_core::entry::{Details, Event};
@@ -69,6 +70,20 @@ pub fn manifest(segment: &str, recorder: &str, officer: &str, start: &str) -> Ma
         "late": false
     }))
     .expect("INVARIANT: fixture")
+}
+
+/// A manifest of a one-minute recording by `rec-7` whose `size` bytes,
+/// hashing to `sha256`, are stored under `rec-7/<segment>.mp4`.
+pub fn stored_manifest(segment: &str, size: u64, sha256: Digest) -> Manifest {
+    let mut m = manifest(segment, "rec-7", "officer-42", "2026-03-01T07:00:00Z");
+    m.recorded.end = Timestamp::parse("2026-03-01T07:01:00Z").expect("INVARIANT: fixture");
+    m.media.duration_ms = Some(60_000);
+    m.ingested_at = now();
+    m.object.url = "file:///objects".into();
+    m.object.key = format!("rec-7/{segment}.mp4");
+    m.size = size;
+    m.digests.sha256 = sha256;
+    m
 }
 
 /// A `segment.ingested` event carrying `manifest` signed by `key`.

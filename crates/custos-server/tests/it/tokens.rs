@@ -5,7 +5,7 @@
 
 use std::io::Cursor;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::http::{Method, StatusCode};
 use custos_core::bundle;
@@ -14,9 +14,7 @@ use custos_core::entry::actions;
 use custos_core::entry::details::SegmentVerified;
 use custos_core::entry::Details;
 use custos_core::keys::SigningKey;
-use custos_core::manifest::Timestamp;
 use custos_ledger::auth::{DOCK_KEYS, TOKENS};
-use custos_ledger::clock::Clock;
 use custos_ledger::export::{self, ExportRequest, ObjectFootage};
 use custos_ledger::{layout, Ledger, LedgerOptions, OpenError, Role, TamperError};
 use custos_server::offline;
@@ -25,26 +23,6 @@ use object_store::{ObjectStore, ObjectStoreExt};
 use serde_json::Value;
 
 use crate::util::*;
-
-/// A clock the test moves.
-#[derive(Debug, Clone)]
-struct TestClock(Arc<Mutex<Timestamp>>);
-
-impl TestClock {
-    fn new() -> Self {
-        TestClock(Arc::new(Mutex::new(now())))
-    }
-    fn advance(&self, seconds: i64) {
-        let mut t = self.0.lock().unwrap();
-        *t = t.checked_add(time::Duration::seconds(seconds)).unwrap();
-    }
-}
-
-impl Clock for TestClock {
-    fn now(&self) -> Timestamp {
-        *self.0.lock().unwrap()
-    }
-}
 
 async fn entries_of(t: &TestLedger, action: &str) -> Vec<Value> {
     let a = t.get("/v1/entries?start=0", Some(Role::Auditor)).await;

@@ -1,12 +1,18 @@
-//! Small helpers shared by the ledger's integration tests.
+//! The one harness of the ledger's integration tests: a ledger in a temp
+//! dir with a token per role (and more by name), its router, requests sent
+//! through it without a socket, and what came back.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use axum::body::Body;
-use axum::http::{Method, Request, StatusCode};
+use axum::http::{header, HeaderMap, Method, Request, StatusCode};
 use axum::Router;
 use custos_core::dsse::{Envelope, EVENT_PAYLOAD_TYPE};
 use custos_core::entry::{Actor, ActorKind};
+use custos_core::manifest::Timestamp;
+use custos_ledger::clock::Clock;
+use custos_ledger::governance::Governance;
 use custos_ledger::wire::ErrorBody;
 use custos_ledger::{Ledger, LedgerOptions, Role};
 use custos_server::{app, AppState};
@@ -16,7 +22,7 @@ use tower::ServiceExt as _;
 
 pub(crate) use custos_testsupport::fixtures::{
     dock_key, docked_event, event, event_by, ingest_event, ingest_event_with, ledger_key, manifest,
-    now, verified_event, wiped_event,
+    now, stored_manifest, verified_event, wiped_event,
 };
 
 pub(crate) const ORIGIN: &str = "test.custos.local/ledger";
@@ -34,13 +40,29 @@ pub(crate) struct TestLedger {
     pub _dir: TempDir,
     pub ledger: Ledger,
     pub tokens: HashMap<Role, String>,
+    /// Every token by its name: `dock-01` and `<role>-1` for the tokens
+    /// above, and those [`LedgerSetup::named`] asked for.
+    pub named: HashMap<String, String>,
     pub app: Router,
 }
 
-/// A response: status, content type, body.
+/// What a test ledger differs in.
+#[derive(Default)]
+pub(crate) struct LedgerSetup {
+    /// The clock entries, approvals and the sweeper read (the system's
+    /// when absent).
+    pub clock: Option<Arc<dyn Clock>>,
+    /// The governance rules and footage store of the API (none when absent).
+    pub governance: Option<Governance>,
+    /// More tokens, by name and role (a dock's carries the dock key).
+    pub named: Vec<(&'static str, Role)>,
+}
+
+/// A response: status, headers, body.
 pub(crate) struct Answer {
     pub status: StatusCode,
     pub content_type: String,
+    pub headers: HeaderMap,
     pub body: Vec<u8>,
 }
 
@@ -68,6 +90,35 @@ impl Answer {
     pub(crate) fn text(&self) -> String {
         String::from_utf8(self.body.clone()).unwrap()
     }
+
+    /// A header's value ("" when absent).
+    pub(crate) fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().unwrap())
+            .unwrap_or("")
+    }
+
+    /// Every Set-Cookie header.
+    pub(crate) fn cookies(&self) -> Vec<String> {
+        self.headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect()
+    }
+
+    /// The Set-Cookie header of cookie `name`.
+    pub(crate) fn cookie(&self, name: &str) -> Option<String> {
+        self.cookies()
+            .into_iter()
+            .find(|c| c.starts_with(&format!("{name}=")))
+    }
+
+    /// The Location header ("" when absent).
+    pub(crate) fn location(&self) -> &str {
+        self.header(header::LOCATION.as_str())
+    }
 }
 
 impl TestLedger {
@@ -76,34 +127,66 @@ impl TestLedger {
     }
 
     pub(crate) async fn with_options(tweak: impl FnOnce(&mut LedgerOptions)) -> TestLedger {
+        Self::open(LedgerSetup::default(), tweak).await
+    }
+
+    /// A ledger as `setup` says, its options changed by `tweak`.
+    pub(crate) async fn open(
+        setup: LedgerSetup,
+        tweak: impl FnOnce(&mut LedgerOptions),
+    ) -> TestLedger {
         let dir = tempfile::tempdir().unwrap();
         let mut options = LedgerOptions::new(dir.path().join("ledger"), ORIGIN);
+        if let Some(clock) = setup.clock {
+            options.clock = clock;
+        }
         tweak(&mut options);
         let ledger = Ledger::open(options, ledger_key()).unwrap();
         let mut tokens = HashMap::new();
-        for role in Role::ALL {
-            let key = (role == Role::Dock).then(|| dock_key().verifier_key());
+        let mut named = HashMap::new();
+        let per_role = Role::ALL.into_iter().map(|role| {
             let name = match role {
                 Role::Dock => "dock-01".to_owned(),
                 other => format!("{other}-1"),
             };
+            (name, role, true)
+        });
+        let more = setup
+            .named
+            .iter()
+            .map(|(name, role)| (name.to_string(), *role, false));
+        for (name, role, first) in per_role.chain(more).collect::<Vec<_>>() {
+            let key = (role == Role::Dock).then(|| dock_key().verifier_key());
             let token = ledger
                 .create_token(admin_actor(), role, &name, key)
                 .await
-                .unwrap();
-            tokens.insert(role, token.token);
+                .unwrap()
+                .token;
+            if first {
+                tokens.insert(role, token.clone());
+            }
+            named.insert(name, token);
         }
-        let app = app(AppState::new(ledger.clone()));
+        let mut state = AppState::new(ledger.clone());
+        if let Some(governance) = setup.governance {
+            state = state.with_governance(governance);
+        }
         TestLedger {
             _dir: dir,
+            app: app(state),
             ledger,
             tokens,
-            app,
+            named,
         }
     }
 
     pub(crate) fn token(&self, role: Role) -> &str {
         &self.tokens[&role]
+    }
+
+    /// The token named `name`.
+    pub(crate) fn token_named(&self, name: &str) -> &str {
+        &self.named[name]
     }
 
     /// Send a request through the router (no socket).
@@ -125,15 +208,15 @@ impl TestLedger {
             }
             None => Body::empty(),
         };
-        let resp = self
-            .app
-            .clone()
-            .oneshot(req.body(body).unwrap())
-            .await
-            .unwrap();
+        self.send(req.body(body).unwrap()).await
+    }
+
+    /// Send `request` through the router (no socket).
+    pub(crate) async fn send(&self, request: Request<Body>) -> Answer {
+        let resp = self.app.clone().oneshot(request).await.unwrap();
         let status = resp.status();
-        let content_type = resp
-            .headers()
+        let headers = resp.headers().clone();
+        let content_type = headers
             .get("content-type")
             .map(|v| v.to_str().unwrap().to_owned())
             .unwrap_or_default();
@@ -144,8 +227,27 @@ impl TestLedger {
         Answer {
             status,
             content_type,
+            headers,
             body,
         }
+    }
+
+    /// Every published entry of `action`, as JSON.
+    pub(crate) fn entries_of(&self, action: &str) -> Vec<Value> {
+        let size = self.size();
+        let mut out = Vec::new();
+        let mut start = 0;
+        while start < size {
+            let lines = self.ledger.entries(start, None).unwrap();
+            start += lines.len() as u64;
+            for line in lines {
+                let v: Value = serde_json::from_str(line.entry.get()).unwrap();
+                if v["action"] == action {
+                    out.push(v);
+                }
+            }
+        }
+        out
     }
 
     pub(crate) async fn get(&self, uri: &str, role: Option<Role>) -> Answer {
@@ -175,3 +277,37 @@ pub(crate) fn envelope_of_type(payload_type: &str, payload: Vec<u8>) -> Envelope
 }
 
 pub(crate) const EVENT_TYPE: &str = EVENT_PAYLOAD_TYPE;
+
+/// A ledger clock the test sets: entry times, approvals' ends, tokens'
+/// expiry and the sweeper's "now" all read it.
+#[derive(Debug, Clone)]
+pub(crate) struct TestClock(Arc<Mutex<Timestamp>>);
+
+impl TestClock {
+    /// A clock at [`now`].
+    pub(crate) fn new() -> TestClock {
+        TestClock(Arc::new(Mutex::new(now())))
+    }
+
+    /// A clock at the RFC 3339 time `text`.
+    pub(crate) fn at(text: &str) -> TestClock {
+        TestClock(Arc::new(Mutex::new(Timestamp::parse(text).unwrap())))
+    }
+
+    /// Set it to the RFC 3339 time `text`.
+    pub(crate) fn set(&self, text: &str) {
+        *self.0.lock().unwrap() = Timestamp::parse(text).unwrap();
+    }
+
+    /// Move it on by `seconds`.
+    pub(crate) fn advance(&self, seconds: i64) {
+        let mut t = self.0.lock().unwrap();
+        *t = t.checked_add(time::Duration::seconds(seconds)).unwrap();
+    }
+}
+
+impl Clock for TestClock {
+    fn now(&self) -> Timestamp {
+        *self.0.lock().unwrap()
+    }
+}

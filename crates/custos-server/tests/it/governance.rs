@@ -2,26 +2,23 @@
 //! streamed with HTTP Range and logged, cases and legal holds; against a
 //! real object store (a directory, and Garage over S3).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use axum::Router;
-use custos_core::entry::{Actor, ActorKind, Event};
+use custos_core::entry::Event;
 use custos_core::manifest::{Manifest, Timestamp};
+use custos_ledger::clock::Clock;
 use custos_ledger::governance::Governance;
-use custos_ledger::{Ledger, LedgerOptions, Role};
-use custos_server::{app, AppState};
-use custos_testsupport::fixtures::{dock_key, ledger_key};
+use custos_ledger::Role;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt};
 use serde_json::{json, Map, Value};
 use tempfile::TempDir;
-use tower::ServiceExt as _;
 
-/// Footage bytes that differ at every offset (so a wrong range shows).
+use crate::util::*;
+
 /// An object store in a fresh directory (kept while the returned guard
 /// lives).
 fn local_store() -> (tempfile::TempDir, Arc<dyn ObjectStore>) {
@@ -31,6 +28,7 @@ fn local_store() -> (tempfile::TempDir, Arc<dyn ObjectStore>) {
     (dir, store)
 }
 
+/// Footage bytes that differ at every offset (so a wrong range shows).
 fn footage(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i * 7 % 251) as u8).collect()
 }
@@ -43,108 +41,28 @@ fn retention() -> custos_core::config::RetentionConfig {
     retention
 }
 
-struct Env {
-    _dir: TempDir,
-    ledger: Ledger,
-    app: Router,
-    tokens: HashMap<&'static str, String>,
+/// A ledger whose footage lives in `objects`, reading `clock` when given;
+/// besides a token per role, `reviewer-2` and `supervisor-2`.
+async fn governed(objects: Arc<dyn ObjectStore>, clock: Option<TestClock>) -> TestLedger {
+    TestLedger::open(
+        LedgerSetup {
+            clock: clock.map(|c| Arc::new(c) as Arc<dyn Clock>),
+            governance: Some(
+                Governance::default()
+                    .with_retention(retention())
+                    .with_store(objects),
+            ),
+            named: vec![
+                ("reviewer-2", Role::Reviewer),
+                ("supervisor-2", Role::Supervisor),
+            ],
+        },
+        |_| {},
+    )
+    .await
 }
 
-struct Answer {
-    status: StatusCode,
-    headers: axum::http::HeaderMap,
-    body: Vec<u8>,
-}
-
-impl Answer {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!(
-                "{} not JSON ({e}): {}",
-                self.status,
-                String::from_utf8_lossy(&self.body)
-            )
-        })
-    }
-    fn header(&self, name: &str) -> &str {
-        self.headers
-            .get(name)
-            .map(|v| v.to_str().unwrap())
-            .unwrap_or("")
-    }
-}
-
-/// A ledger clock the test sets: entry times, approvals' ends and the
-/// sweeper's "now" all read it.
-#[derive(Debug)]
-struct TestClock(std::sync::Mutex<Timestamp>);
-
-impl TestClock {
-    fn at(text: &str) -> Arc<TestClock> {
-        Arc::new(TestClock(std::sync::Mutex::new(
-            Timestamp::parse(text).unwrap(),
-        )))
-    }
-    fn set(&self, text: &str) {
-        *self.0.lock().unwrap() = Timestamp::parse(text).unwrap();
-    }
-}
-
-impl custos_ledger::clock::Clock for TestClock {
-    fn now(&self) -> Timestamp {
-        *self.0.lock().unwrap()
-    }
-}
-
-impl Env {
-    /// A ledger whose footage lives in `objects`; tokens: `reviewer-1`,
-    /// `reviewer-2`, `supervisor-1`, `supervisor-2`, `dock-01`.
-    async fn new(objects: Arc<dyn ObjectStore>) -> Env {
-        Env::with_clock(objects, Arc::new(custos_ledger::clock::SystemClock)).await
-    }
-
-    /// The same, with the ledger reading `clock`.
-    async fn with_clock(
-        objects: Arc<dyn ObjectStore>,
-        clock: Arc<dyn custos_ledger::clock::Clock>,
-    ) -> Env {
-        let dir = tempfile::tempdir().unwrap();
-        let mut options = LedgerOptions::new(dir.path().join("ledger"), "test.custos.local/ledger");
-        options.clock = clock;
-        let ledger = Ledger::open(options, ledger_key()).unwrap();
-        let admin = Actor {
-            kind: ActorKind::Admin,
-            id: "setup".into(),
-        };
-        let mut tokens = HashMap::new();
-        for (name, role) in [
-            ("reviewer-1", Role::Reviewer),
-            ("reviewer-2", Role::Reviewer),
-            ("supervisor-1", Role::Supervisor),
-            ("supervisor-2", Role::Supervisor),
-            ("auditor-1", Role::Auditor),
-            ("dock-01", Role::Dock),
-        ] {
-            let key = (role == Role::Dock).then(|| dock_key().verifier_key());
-            let t = ledger
-                .create_token(admin.clone(), role, name, key)
-                .await
-                .unwrap();
-            tokens.insert(name, t.token);
-        }
-        let state = AppState::new(ledger.clone()).with_governance(
-            Governance::default()
-                .with_retention(retention())
-                .with_store(objects),
-        );
-        Env {
-            _dir: dir,
-            ledger,
-            app: app(state),
-            tokens,
-        }
-    }
-
+impl TestLedger {
     /// Ingest `segment` (a signed manifest through the dock's path) whose
     /// bytes are stored under `key`.
     async fn ingest(&self, segment: &str, key: &str, bytes: &[u8]) {
@@ -152,7 +70,7 @@ impl Env {
             .await;
     }
 
-    /// [`Env::ingest`] of footage whose recorder says it was recorded at
+    /// [`TestLedger::ingest`] of footage whose recorder says it was recorded at
     /// `start`.
     async fn ingest_recorded(&self, segment: &str, key: &str, bytes: &[u8], start: &str) {
         let manifest: Manifest = serde_json::from_value(json!({
@@ -182,11 +100,26 @@ impl Env {
         .unwrap()
         .sign(&dock_key())
         .unwrap();
-        let dock = self.ledger.authenticate(&self.tokens["dock-01"]).unwrap();
+        let dock = self
+            .ledger
+            .authenticate(self.token_named("dock-01"))
+            .unwrap();
         self.ledger.append_envelope(&dock, env).await.unwrap();
     }
 
-    async fn call(
+    /// `GET uri` as the token named `who`.
+    async fn get_as(&self, uri: &str, who: &str) -> Answer {
+        self.call_as(Method::GET, uri, who, None, None).await
+    }
+
+    /// `POST uri` as the token named `who`, with a JSON body when given.
+    async fn post_as(&self, uri: &str, who: &str, body: Option<Value>) -> Answer {
+        self.call_as(Method::POST, uri, who, body, None).await
+    }
+
+    /// `method uri` as the token named `who`, with a JSON body and a Range
+    /// header when given.
+    async fn call_as(
         &self,
         method: Method,
         uri: &str,
@@ -197,7 +130,7 @@ impl Env {
         let mut req = Request::builder()
             .method(method)
             .uri(uri)
-            .header("authorization", format!("Bearer {}", self.tokens[who]));
+            .header("authorization", format!("Bearer {}", self.token_named(who)));
         if let Some(r) = range {
             req = req.header("range", r);
         }
@@ -208,52 +141,18 @@ impl Env {
             }
             None => Body::empty(),
         };
-        let resp = self
-            .app
-            .clone()
-            .oneshot(req.body(body).unwrap())
-            .await
-            .unwrap();
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
-            .await
-            .unwrap()
-            .to_vec();
-        Answer {
-            status,
-            headers,
-            body,
-        }
-    }
-
-    /// Every entry of `action`, decoded.
-    fn entries_of(&self, action: &str) -> Vec<Value> {
-        let size = self.ledger.published().size;
-        let mut out = Vec::new();
-        let mut start = 0;
-        while start < size {
-            let lines = self.ledger.entries(start, None).unwrap();
-            start += lines.len() as u64;
-            for l in lines {
-                let v: Value = serde_json::from_str(l.entry.get()).unwrap();
-                if v["action"] == action {
-                    out.push(v);
-                }
-            }
-        }
-        out
+        self.send(req.body(body).unwrap()).await
     }
 }
 
-async fn local_env() -> (Env, TempDir, Vec<u8>) {
+async fn local_env() -> (TestLedger, TempDir, Vec<u8>) {
     let (objects_dir, store) = local_store();
     let bytes = footage(1000);
     store
         .put(&ObjectPath::from("seg/seg-1.mp4"), bytes.clone().into())
         .await
         .unwrap();
-    let env = Env::new(store).await;
+    let env = governed(store, None).await;
     env.ingest("seg-1", "seg/seg-1.mp4", &bytes).await;
     (env, objects_dir, bytes)
 }
@@ -264,9 +163,7 @@ async fn a_reviewer_without_approval_is_refused_and_logged_then_streams_with_ran
     let content = "/v1/segments/seg-1/content";
 
     // No request yet: 403, and the attempt is on the record.
-    let a = env
-        .call(Method::GET, content, "reviewer-1", None, None)
-        .await;
+    let a = env.get_as(content, "reviewer-1").await;
     assert_eq!(a.status, StatusCode::FORBIDDEN);
     assert_eq!(a.json()["error"], "approval_required");
     assert!(a.json()["message"]
@@ -281,44 +178,36 @@ async fn a_reviewer_without_approval_is_refused_and_logged_then_streams_with_ran
 
     // A request needs a reason and something that exists.
     let a = env
-        .call(
-            Method::POST,
+        .post_as(
             "/v1/access-requests",
             "reviewer-1",
             Some(json!({"segment": "seg-1", "reason": "  "})),
-            None,
         )
         .await;
     assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.json());
     assert!(a.json()["message"].as_str().unwrap().contains("reason"));
     let a = env
-        .call(
-            Method::POST,
+        .post_as(
             "/v1/access-requests",
             "reviewer-1",
             Some(json!({"segment": "nope", "reason": "court"})),
-            None,
         )
         .await;
     assert_eq!(a.status, StatusCode::NOT_FOUND, "{}", a.json());
     let a = env
-        .call(
-            Method::POST,
+        .post_as(
             "/v1/access-requests",
             "reviewer-1",
             Some(json!({"reason": "court"})),
-            None,
         )
         .await;
     assert_eq!(a.status, StatusCode::BAD_REQUEST);
 
     let a = env
-        .call(
-            Method::POST,
+        .post_as(
             "/v1/access-requests",
             "reviewer-1",
             Some(json!({"segment": "seg-1", "reason": "court order 2026-17"})),
-            None,
         )
         .await;
     assert_eq!(a.status, StatusCode::CREATED, "{}", a.json());
@@ -326,42 +215,28 @@ async fn a_reviewer_without_approval_is_refused_and_logged_then_streams_with_ran
     assert_eq!(a.json()["request"]["status"], "pending");
 
     // Still pending: still refused (and logged again).
-    let a = env
-        .call(Method::GET, content, "reviewer-1", None, None)
-        .await;
+    let a = env.get_as(content, "reviewer-1").await;
     assert_eq!(a.status, StatusCode::FORBIDDEN);
     assert_eq!(env.entries_of("access.refused").len(), 2);
 
     // A reviewer cannot approve; an unknown request is 404.
     let approve = format!("/v1/access-requests/{request}/approve");
-    let a = env
-        .call(Method::POST, &approve, "reviewer-1", None, None)
-        .await;
+    let a = env.post_as(&approve, "reviewer-1", None).await;
     assert_eq!(a.status, StatusCode::FORBIDDEN);
     let a = env
-        .call(
-            Method::POST,
-            "/v1/access-requests/ar-none/approve",
-            "supervisor-1",
-            None,
-            None,
-        )
+        .post_as("/v1/access-requests/ar-none/approve", "supervisor-1", None)
         .await;
     assert_eq!(a.status, StatusCode::NOT_FOUND);
 
     let a = env
-        .call(
-            Method::POST,
+        .post_as(
             &approve,
             "supervisor-1",
             Some(json!({"note": "ok per order"})),
-            None,
         )
         .await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.json());
-    let a = env
-        .call(Method::POST, &approve, "supervisor-2", None, None)
-        .await;
+    let a = env.post_as(&approve, "supervisor-2", None).await;
     assert_eq!(a.status, StatusCode::CONFLICT, "{}", a.json());
     let approved = env.entries_of("access.approved");
     assert_eq!(approved.len(), 1);
@@ -369,14 +244,12 @@ async fn a_reviewer_without_approval_is_refused_and_logged_then_streams_with_ran
     assert_eq!(approved[0]["details"]["note"], "ok per order");
 
     // Another reviewer's approval does not cover reviewer-2.
-    let a = env
-        .call(Method::GET, content, "reviewer-2", None, None)
-        .await;
+    let a = env.get_as(content, "reviewer-2").await;
     assert_eq!(a.status, StatusCode::FORBIDDEN);
 
     // Approved: Range requests.
     let a = env
-        .call(
+        .call_as(
             Method::GET,
             content,
             "reviewer-1",
@@ -392,20 +265,20 @@ async fn a_reviewer_without_approval_is_refused_and_logged_then_streams_with_ran
     assert_eq!(a.header("content-length"), "10");
 
     let a = env
-        .call(Method::GET, content, "reviewer-1", None, Some("bytes=-5"))
+        .call_as(Method::GET, content, "reviewer-1", None, Some("bytes=-5"))
         .await;
     assert_eq!(a.status, StatusCode::PARTIAL_CONTENT);
     assert_eq!(a.body, bytes[995..]);
     assert_eq!(a.header("content-range"), "bytes 995-999/1000");
 
     let a = env
-        .call(Method::GET, content, "reviewer-1", None, Some("bytes=990-"))
+        .call_as(Method::GET, content, "reviewer-1", None, Some("bytes=990-"))
         .await;
     assert_eq!(a.status, StatusCode::PARTIAL_CONTENT);
     assert_eq!(a.body, bytes[990..]);
 
     let a = env
-        .call(
+        .call_as(
             Method::GET,
             content,
             "reviewer-1",
@@ -417,7 +290,7 @@ async fn a_reviewer_without_approval_is_refused_and_logged_then_streams_with_ran
     assert_eq!(a.header("content-range"), "bytes 990-999/1000");
 
     let a = env
-        .call(
+        .call_as(
             Method::GET,
             content,
             "reviewer-1",
@@ -428,9 +301,7 @@ async fn a_reviewer_without_approval_is_refused_and_logged_then_streams_with_ran
     assert_eq!(a.status, StatusCode::RANGE_NOT_SATISFIABLE);
     assert_eq!(a.header("content-range"), "bytes */1000");
 
-    let a = env
-        .call(Method::GET, content, "reviewer-1", None, None)
-        .await;
+    let a = env.get_as(content, "reviewer-1").await;
     assert_eq!(a.status, StatusCode::OK);
     assert_eq!(a.body, bytes);
     assert_eq!(a.header("accept-ranges"), "bytes");
@@ -446,7 +317,7 @@ async fn a_reviewer_without_approval_is_refused_and_logged_then_streams_with_ran
 
     // A supervisor is not in approval_required: streams, logged without a request.
     let a = env
-        .call(
+        .call_as(
             Method::GET,
             content,
             "supervisor-2",
@@ -460,27 +331,11 @@ async fn a_reviewer_without_approval_is_refused_and_logged_then_streams_with_ran
     assert_eq!(viewed[5]["details"]["request_id"], Value::Null);
 
     // Unknown segment: 404, nothing logged.
-    let a = env
-        .call(
-            Method::GET,
-            "/v1/segments/none/content",
-            "reviewer-1",
-            None,
-            None,
-        )
-        .await;
+    let a = env.get_as("/v1/segments/none/content", "reviewer-1").await;
     assert_eq!(a.status, StatusCode::NOT_FOUND);
 
     // The custody record of the segment lists the request, decision and views.
-    let a = env
-        .call(
-            Method::GET,
-            "/v1/segments/seg-1/custody",
-            "auditor-1",
-            None,
-            None,
-        )
-        .await;
+    let a = env.get_as("/v1/segments/seg-1/custody", "auditor-1").await;
     let text = String::from_utf8_lossy(&a.body).to_string();
     for action in [
         "access.requested",
@@ -499,12 +354,10 @@ async fn deny_and_own_requests() {
         let env = &env;
         async move {
             let a = env
-                .call(
-                    Method::POST,
+                .post_as(
                     "/v1/access-requests",
                     who,
                     Some(json!({"segment": "seg-1", "reason": "review"})),
-                    None,
                 )
                 .await;
             assert_eq!(a.status, StatusCode::CREATED);
@@ -514,11 +367,9 @@ async fn deny_and_own_requests() {
     // A supervisor cannot approve their own request.
     let own = ask("supervisor-1").await;
     let a = env
-        .call(
-            Method::POST,
+        .post_as(
             &format!("/v1/access-requests/{own}/approve"),
             "supervisor-1",
-            None,
             None,
         )
         .await;
@@ -529,35 +380,23 @@ async fn deny_and_own_requests() {
     // Denied: the reviewer stays refused; a denied request cannot be approved.
     let r = ask("reviewer-1").await;
     let a = env
-        .call(
-            Method::POST,
+        .post_as(
             &format!("/v1/access-requests/{r}/deny"),
             "supervisor-2",
             Some(json!({"note": "no grounds"})),
-            None,
         )
         .await;
     assert_eq!(a.status, StatusCode::OK);
     assert_eq!(env.entries_of("access.denied").len(), 1);
     let a = env
-        .call(
-            Method::POST,
+        .post_as(
             &format!("/v1/access-requests/{r}/approve"),
             "supervisor-2",
-            None,
             None,
         )
         .await;
     assert_eq!(a.status, StatusCode::CONFLICT);
-    let a = env
-        .call(
-            Method::GET,
-            "/v1/segments/seg-1/content",
-            "reviewer-1",
-            None,
-            None,
-        )
-        .await;
+    let a = env.get_as("/v1/segments/seg-1/content", "reviewer-1").await;
     assert_eq!(a.status, StatusCode::FORBIDDEN);
 }
 
@@ -565,32 +404,18 @@ async fn deny_and_own_requests() {
 async fn cases_link_search_close_and_grant_access_through_the_case() {
     let (env, _objects, bytes) = local_env().await;
     let a = env
-        .call(
-            Method::POST,
-            "/v1/cases",
-            "supervisor-1",
-            Some(json!({"title": ""})),
-            None,
-        )
+        .post_as("/v1/cases", "supervisor-1", Some(json!({"title": ""})))
         .await;
     assert_eq!(a.status, StatusCode::BAD_REQUEST);
     let a = env
-        .call(
-            Method::POST,
-            "/v1/cases",
-            "reviewer-1",
-            Some(json!({"title": "x"})),
-            None,
-        )
+        .post_as("/v1/cases", "reviewer-1", Some(json!({"title": "x"})))
         .await;
     assert_eq!(a.status, StatusCode::FORBIDDEN);
     let a = env
-        .call(
-            Method::POST,
+        .post_as(
             "/v1/cases",
             "supervisor-1",
             Some(json!({"title": "Assault, Main St", "category": "criminal"})),
-            None,
         )
         .await;
     assert_eq!(a.status, StatusCode::CREATED, "{}", a.json());
@@ -599,12 +424,10 @@ async fn cases_link_search_close_and_grant_access_through_the_case() {
 
     let link = format!("/v1/cases/{case}/segments");
     let a = env
-        .call(
-            Method::POST,
+        .post_as(
             &link,
             "supervisor-1",
             Some(json!({"segments": ["seg-1", "nope"]})),
-            None,
         )
         .await;
     assert_eq!(a.status, StatusCode::NOT_FOUND);
@@ -614,35 +437,21 @@ async fn cases_link_search_close_and_grant_access_through_the_case() {
         "nothing linked"
     );
     let a = env
-        .call(
-            Method::POST,
+        .post_as(
             "/v1/cases/case-none/segments",
             "supervisor-1",
             Some(json!({"segments": ["seg-1"]})),
-            None,
         )
         .await;
     assert_eq!(a.status, StatusCode::NOT_FOUND);
     let a = env
-        .call(
-            Method::POST,
-            &link,
-            "supervisor-1",
-            Some(json!({"segments": ["seg-1"]})),
-            None,
-        )
+        .post_as(&link, "supervisor-1", Some(json!({"segments": ["seg-1"]})))
         .await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.json());
 
     // The catalogue finds it by case.
     let a = env
-        .call(
-            Method::GET,
-            &format!("/v1/segments?case={case}"),
-            "reviewer-1",
-            None,
-            None,
-        )
+        .get_as(&format!("/v1/segments?case={case}"), "reviewer-1")
         .await;
     let found = a.json();
     assert_eq!(found["segments"].as_array().unwrap().len(), 1);
@@ -650,28 +459,24 @@ async fn cases_link_search_close_and_grant_access_through_the_case() {
 
     // Access to the case covers its segments.
     let a = env
-        .call(
-            Method::POST,
+        .post_as(
             "/v1/access-requests",
             "reviewer-1",
             Some(json!({"case": case, "reason": "prosecution review"})),
-            None,
         )
         .await;
     assert_eq!(a.status, StatusCode::CREATED);
     let r = a.json()["request"]["id"].as_str().unwrap().to_owned();
     let a = env
-        .call(
-            Method::POST,
+        .post_as(
             &format!("/v1/access-requests/{r}/approve"),
             "supervisor-2",
-            None,
             None,
         )
         .await;
     assert_eq!(a.status, StatusCode::OK);
     let a = env
-        .call(
+        .call_as(
             Method::GET,
             "/v1/segments/seg-1/content",
             "reviewer-1",
@@ -684,34 +489,18 @@ async fn cases_link_search_close_and_grant_access_through_the_case() {
 
     // Closed: no more links, no second close.
     let close = format!("/v1/cases/{case}/close");
-    let a = env
-        .call(Method::POST, &close, "supervisor-1", None, None)
-        .await;
+    let a = env.post_as(&close, "supervisor-1", None).await;
     assert_eq!(a.status, StatusCode::OK);
     assert_eq!(env.entries_of("case.closed").len(), 1);
     let a = env
-        .call(
-            Method::POST,
-            &link,
-            "supervisor-1",
-            Some(json!({"segments": ["seg-1"]})),
-            None,
-        )
+        .post_as(&link, "supervisor-1", Some(json!({"segments": ["seg-1"]})))
         .await;
     assert_eq!(a.status, StatusCode::CONFLICT);
     assert_eq!(a.json()["error"], "case_closed");
-    let a = env
-        .call(Method::POST, &close, "supervisor-1", None, None)
-        .await;
+    let a = env.post_as(&close, "supervisor-1", None).await;
     assert_eq!(a.status, StatusCode::CONFLICT);
     let a = env
-        .call(
-            Method::POST,
-            "/v1/cases/case-none/close",
-            "supervisor-1",
-            None,
-            None,
-        )
+        .post_as("/v1/cases/case-none/close", "supervisor-1", None)
         .await;
     assert_eq!(a.status, StatusCode::NOT_FOUND);
 }
@@ -721,62 +510,40 @@ async fn holds_are_placed_once_and_released_once() {
     let (env, _objects, _) = local_env().await;
     let hold = "/v1/segments/seg-1/hold";
     let a = env
-        .call(
-            Method::POST,
-            hold,
-            "supervisor-1",
-            Some(json!({"reason": ""})),
-            None,
-        )
+        .post_as(hold, "supervisor-1", Some(json!({"reason": ""})))
         .await;
     assert_eq!(a.status, StatusCode::BAD_REQUEST);
-    let a = env
-        .call(Method::POST, hold, "supervisor-1", None, None)
-        .await;
+    let a = env.post_as(hold, "supervisor-1", None).await;
     assert_eq!(a.status, StatusCode::BAD_REQUEST, "a hold needs a reason");
     let a = env
-        .call(
-            Method::POST,
+        .post_as(
             "/v1/segments/none/hold",
             "supervisor-1",
             Some(json!({"reason": "x"})),
-            None,
         )
         .await;
     assert_eq!(a.status, StatusCode::NOT_FOUND);
     let a = env
-        .call(
-            Method::POST,
-            hold,
-            "supervisor-1",
-            Some(json!({"reason": "litigation"})),
-            None,
-        )
+        .post_as(hold, "supervisor-1", Some(json!({"reason": "litigation"})))
         .await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.json());
     assert!(custos_ledger::governance::hold(&env.ledger, "seg-1")
         .unwrap()
         .is_some());
     let a = env
-        .call(
-            Method::POST,
-            hold,
-            "supervisor-2",
-            Some(json!({"reason": "again"})),
-            None,
-        )
+        .post_as(hold, "supervisor-2", Some(json!({"reason": "again"})))
         .await;
     assert_eq!(a.status, StatusCode::CONFLICT);
     let a = env
-        .call(Method::DELETE, hold, "reviewer-1", None, None)
+        .call_as(Method::DELETE, hold, "reviewer-1", None, None)
         .await;
     assert_eq!(a.status, StatusCode::FORBIDDEN);
     let a = env
-        .call(Method::DELETE, hold, "supervisor-2", None, None)
+        .call_as(Method::DELETE, hold, "supervisor-2", None, None)
         .await;
     assert_eq!(a.status, StatusCode::OK);
     let a = env
-        .call(Method::DELETE, hold, "supervisor-2", None, None)
+        .call_as(Method::DELETE, hold, "supervisor-2", None, None)
         .await;
     assert_eq!(a.status, StatusCode::CONFLICT);
     assert_eq!(env.entries_of("hold.placed").len(), 1);
@@ -796,10 +563,10 @@ async fn footage_streams_from_garage_with_range() {
         .put(&ObjectPath::from("ev/seg-g.mp4"), bytes.clone().into())
         .await
         .unwrap();
-    let env = Env::new(store).await;
+    let env = governed(store, None).await;
     env.ingest("seg-g", "ev/seg-g.mp4", &bytes).await;
     let a = env
-        .call(
+        .call_as(
             Method::GET,
             "/v1/segments/seg-g/content",
             "supervisor-1",
@@ -814,13 +581,7 @@ async fn footage_streams_from_garage_with_range() {
         format!("bytes 1048570-2097160/{}", bytes.len())
     );
     let a = env
-        .call(
-            Method::GET,
-            "/v1/segments/seg-g/content",
-            "supervisor-1",
-            None,
-            None,
-        )
+        .get_as("/v1/segments/seg-g/content", "supervisor-1")
         .await;
     assert_eq!(a.status, StatusCode::OK);
     assert_eq!(a.body, bytes);
@@ -833,7 +594,7 @@ async fn the_sweeper_deletes_only_what_is_eligible_and_records_each_deletion() {
     // Recorded and docked 2026-03-01; swept on 2026-12-05, more than 180
     // days later.
     let clock = TestClock::at("2026-03-01T07:00:00Z");
-    let env = Env::with_clock(store.clone(), clock.clone()).await;
+    let env = governed(store.clone(), Some(clock.clone())).await;
     for s in ["held", "open-case", "long-case", "free"] {
         let key = format!("seg/{s}.mp4");
         store
@@ -843,12 +604,10 @@ async fn the_sweeper_deletes_only_what_is_eligible_and_records_each_deletion() {
         env.ingest(s, &key, &footage(64)).await;
     }
     let a = env
-        .call(
-            Method::POST,
+        .post_as(
             "/v1/segments/held/hold",
             "supervisor-1",
             Some(json!({"reason": "appeal"})),
-            None,
         )
         .await;
     assert_eq!(a.status, StatusCode::OK);
@@ -856,12 +615,10 @@ async fn the_sweeper_deletes_only_what_is_eligible_and_records_each_deletion() {
         let env = &env;
         async move {
             let a = env
-                .call(
-                    Method::POST,
+                .post_as(
                     "/v1/cases",
                     "supervisor-1",
                     Some(json!({"title": "t", "category": category})),
-                    None,
                 )
                 .await;
             a.json()["case"]["id"].as_str().unwrap().to_owned()
@@ -871,24 +628,16 @@ async fn the_sweeper_deletes_only_what_is_eligible_and_records_each_deletion() {
     let long = new_case(Some("homicide")).await;
     for (case, seg) in [(&open, "open-case"), (&long, "long-case")] {
         let a = env
-            .call(
-                Method::POST,
+            .post_as(
                 &format!("/v1/cases/{case}/segments"),
                 "supervisor-1",
                 Some(json!({"segments": [seg]})),
-                None,
             )
             .await;
         assert_eq!(a.status, StatusCode::OK);
     }
     let a = env
-        .call(
-            Method::POST,
-            &format!("/v1/cases/{long}/close"),
-            "supervisor-1",
-            None,
-            None,
-        )
+        .post_as(&format!("/v1/cases/{long}/close"), "supervisor-1", None)
         .await;
     assert_eq!(a.status, StatusCode::OK);
 
@@ -900,15 +649,7 @@ async fn the_sweeper_deletes_only_what_is_eligible_and_records_each_deletion() {
     let seg = |id: &'static str| {
         let env = &env;
         async move {
-            let a = env
-                .call(
-                    Method::GET,
-                    &format!("/v1/segments/{id}"),
-                    "auditor-1",
-                    None,
-                    None,
-                )
-                .await;
+            let a = env.get_as(&format!("/v1/segments/{id}"), "auditor-1").await;
             assert_eq!(a.status, StatusCode::OK, "{id}");
             a.json()
         }
@@ -980,7 +721,7 @@ async fn the_sweeper_deletes_only_what_is_eligible_and_records_each_deletion() {
 
     // Released hold, closed case: now they go (the long category still keeps its segment).
     let a = env
-        .call(
+        .call_as(
             Method::DELETE,
             "/v1/segments/held/hold",
             "supervisor-1",
@@ -990,13 +731,7 @@ async fn the_sweeper_deletes_only_what_is_eligible_and_records_each_deletion() {
         .await;
     assert_eq!(a.status, StatusCode::OK);
     let a = env
-        .call(
-            Method::POST,
-            &format!("/v1/cases/{open}/close"),
-            "supervisor-1",
-            None,
-            None,
-        )
+        .post_as(&format!("/v1/cases/{open}/close"), "supervisor-1", None)
         .await;
     assert_eq!(a.status, StatusCode::OK);
     let done = gov(&env.ledger, &retention, Some(&store), false)
@@ -1020,7 +755,7 @@ async fn the_sweeper_deletes_only_what_is_eligible_and_records_each_deletion() {
 async fn retention_counts_from_the_ingest_not_from_a_reset_recorder_clock() {
     let (_objects_dir, store) = local_store();
     let clock = TestClock::at("2026-12-05T10:00:00Z");
-    let env = Env::with_clock(store.clone(), clock.clone()).await;
+    let env = governed(store.clone(), Some(clock.clone())).await;
     store
         .put(&ObjectPath::from("seg/reset.mp4"), footage(64).into())
         .await
@@ -1033,9 +768,7 @@ async fn retention_counts_from_the_ingest_not_from_a_reset_recorder_clock() {
     )
     .await;
     clock.set("2026-12-06T00:00:00Z");
-    let a = env
-        .call(Method::GET, "/v1/segments/reset", "auditor-1", None, None)
-        .await;
+    let a = env.get_as("/v1/segments/reset", "auditor-1").await;
     assert_eq!(a.json()["retention"]["until"], "2027-06-03T10:00:00Z");
     assert_eq!(a.json()["retention"]["eligible"], false);
     let listed = custos_ledger::governance::sweep(&env.ledger, &retention(), Some(&store), true)
@@ -1058,7 +791,7 @@ async fn retention_counts_from_the_ingest_not_from_a_reset_recorder_clock() {
 async fn the_sweep_keeps_an_object_another_live_segment_references() {
     let (_objects_dir, store) = local_store();
     let clock = TestClock::at("2026-01-01T10:00:00Z");
-    let env = Env::with_clock(store.clone(), clock.clone()).await;
+    let env = governed(store.clone(), Some(clock.clone())).await;
     let shared = ObjectPath::from("seg/shared.mp4");
     store.put(&shared, footage(64).into()).await.unwrap();
     env.ingest_recorded(
@@ -1118,50 +851,42 @@ async fn the_sweep_keeps_an_object_another_live_segment_references() {
 async fn an_approval_ends() {
     let (_objects_dir, store) = local_store();
     let clock = TestClock::at("2026-12-05T10:00:00Z");
-    let env = Env::with_clock(store.clone(), clock.clone()).await;
+    let env = governed(store.clone(), Some(clock.clone())).await;
     store
         .put(&ObjectPath::from("seg/a.mp4"), footage(64).into())
         .await
         .unwrap();
     env.ingest("a", "seg/a.mp4", &footage(64)).await;
     let a = env
-        .call(
-            Method::POST,
+        .post_as(
             "/v1/access-requests",
             "reviewer-1",
             Some(json!({"segment": "a", "reason": "hearing"})),
-            None,
         )
         .await;
     let request = a.json()["request"]["id"].as_str().unwrap().to_owned();
     // Out of range: refused, nothing decided.
     for days in [0, 367] {
         let a = env
-            .call(
-                Method::POST,
+            .post_as(
                 &format!("/v1/access-requests/{request}/approve"),
                 "supervisor-1",
                 Some(json!({"valid_days": days})),
-                None,
             )
             .await;
         assert_eq!(a.status, StatusCode::BAD_REQUEST, "{days}");
     }
     let a = env
-        .call(
-            Method::POST,
+        .post_as(
             &format!("/v1/access-requests/{request}/approve"),
             "supervisor-1",
             Some(json!({"valid_days": 2})),
-            None,
         )
         .await;
     assert_eq!(a.status, StatusCode::OK);
     let content = "/v1/segments/a/content";
     clock.set("2026-12-07T09:59:59Z");
-    let a = env
-        .call(Method::GET, content, "reviewer-1", None, None)
-        .await;
+    let a = env.get_as(content, "reviewer-1").await;
     assert_eq!(a.status, StatusCode::OK);
     clock.set("2026-12-07T10:00:00Z");
     let refused_before = env.entries_of("access.refused").len();
@@ -1176,7 +901,7 @@ async fn an_approval_ends() {
             content
         };
         let a = env
-            .call(method.clone(), uri, "reviewer-1", body, None)
+            .call_as(method.clone(), uri, "reviewer-1", body, None)
             .await;
         assert_eq!(
             a.status,
@@ -1194,7 +919,7 @@ async fn an_approval_ends() {
 #[tokio::test]
 async fn head_answers_as_get_does() {
     let (_objects_dir, store) = local_store();
-    let env = Env::new(store.clone()).await;
+    let env = governed(store.clone(), None).await;
     store
         .put(&ObjectPath::from("seg/a.mp4"), footage(64).into())
         .await
@@ -1209,14 +934,16 @@ async fn head_answers_as_get_does() {
         "/v1/openapi.json",
         "/healthz",
     ] {
-        let get = env.call(Method::GET, uri, "auditor-1", None, None).await;
-        let head = env.call(Method::HEAD, uri, "auditor-1", None, None).await;
+        let get = env.get_as(uri, "auditor-1").await;
+        let head = env
+            .call_as(Method::HEAD, uri, "auditor-1", None, None)
+            .await;
         assert_eq!(head.status, get.status, "HEAD {uri}");
         assert!(head.body.is_empty(), "HEAD {uri} has no body");
     }
     let views = env.entries_of("segment.viewed").len();
     let head = env
-        .call(
+        .call_as(
             Method::HEAD,
             "/v1/segments/a/content",
             "supervisor-1",
@@ -1232,7 +959,7 @@ async fn head_answers_as_get_does() {
     // Without approval: refused as a GET is, and the refusal recorded.
     let refused = env.entries_of("access.refused").len();
     let head = env
-        .call(
+        .call_as(
             Method::HEAD,
             "/v1/segments/a/content",
             "reviewer-1",

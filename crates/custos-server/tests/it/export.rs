@@ -5,85 +5,30 @@
 use std::io::Cursor;
 use std::sync::Arc;
 
-use axum::body::Body;
-use axum::http::{Method, Request, StatusCode};
+use axum::http::{Method, StatusCode};
 use custos_core::bundle::{self, BundleError};
 use custos_core::digest::Digest;
 use custos_core::entry::details::CaseSegmentLinked;
-use custos_core::entry::{Actor, ActorKind, Details, Entry, Event};
-use custos_core::manifest::{Manifest, Timestamp};
+use custos_core::entry::{Actor, ActorKind, Details, Entry};
 use custos_ledger::export::{self, ExportError, ExportRequest, ObjectFootage};
 use custos_ledger::governance::{FootageGate, Governance};
-use custos_ledger::{Caller, Ledger, LedgerOptions, Role};
-use custos_server::{app, AppState};
-use custos_testsupport::fixtures::{dock_key, docked_event, ledger_key, verified_event};
+use custos_ledger::{Caller, Ledger, Role};
 use object_store::memory::InMemory;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt};
-use serde_json::{json, Map, Value};
-use tower::ServiceExt as _;
+use serde_json::{json, Value};
 
-fn admin() -> Actor {
-    Actor {
-        kind: ActorKind::Admin,
-        id: "test-setup".into(),
-    }
-}
+use crate::util::*;
 
-fn at() -> Timestamp {
-    Timestamp::parse("2026-03-01T08:00:00Z").unwrap()
-}
-
-/// Footage bytes of `len` that differ per segment.
 fn footage(seed: u8, len: usize) -> Vec<u8> {
     (0..len)
         .map(|i| (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[3] ^ seed)
         .collect()
 }
 
-fn manifest(segment: &str, bytes: &[u8]) -> Manifest {
-    let mut m: Manifest = serde_json::from_value(json!({
-        "segment_id": segment,
-        "recorder": {"id": "rec-7", "model": "BWC-9", "profile": "generic"},
-        "officer_id": "officer-42",
-        "dock": {"id": "dock-01", "clock_offset_ms": 0},
-        "original_name": format!("{segment}.MP4"),
-        "size": 1,
-        "digests": {"sha256": format!("sha256:{}", "ab".repeat(32))},
-        "recorded": {"start": "2026-03-01T07:00:00Z", "end": "2026-03-01T07:01:00Z", "source": "media"},
-        "media": {"container": "mp4", "duration_ms": 60000, "streams": [], "damaged": null},
-        "ingested_at": "2026-03-01T08:00:00Z",
-        "object": {"url": "memory://", "key": format!("rec-7/{segment}.mp4")},
-        "late": false
-    }))
-    .unwrap();
-    m.size = bytes.len() as u64;
-    m.digests.sha256 = Digest::sha256(bytes);
-    m
-}
-
-/// The details of `m`'s `segment.ingested`, signed by the test dock.
-fn ingested(m: &Manifest) -> Map<String, Value> {
-    Details::SegmentIngested(custos_core::entry::details::SegmentIngested {
-        manifest: m.sign(&dock_key()).unwrap(),
-        object_key: Some(m.object.key.clone()),
-        sha256: Some(m.digests.sha256.to_string()),
-    })
-    .to_map()
-}
-
-fn event(action: &str, subject: &str, details: Map<String, Value>) -> Vec<u8> {
-    Event::new(action, subject, details, at())
-        .unwrap()
-        .sign(&dock_key())
-        .unwrap()
-        .to_json()
-}
-
-/// A ledger with tokens, two ingested segments (one verified) whose footage
-/// is in an in-memory store, and an unrelated entry.
 struct Fixture {
-    _dir: tempfile::TempDir,
+    /// The ledger's directory, tokens and router.
+    t: TestLedger,
     ledger: Ledger,
     objects: Arc<dyn ObjectStore>,
     reviewer: String,
@@ -96,51 +41,41 @@ fn dock_caller(f: &Fixture) -> Caller {
     f.dock.clone()
 }
 
+/// The `segment.ingested` event of `bytes` stored as `segment`.
+fn ingest_of(segment: &str, bytes: &[u8]) -> Vec<u8> {
+    let m = stored_manifest(segment, bytes.len() as u64, Digest::sha256(bytes));
+    ingest_event_with(&dock_key(), &m).to_json()
+}
+
+/// A ledger whose footage store holds `seg-a` (verified) and `seg-b`, and
+/// an unrelated docking.
 async fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let ledger = Ledger::open(
-        LedgerOptions::new(dir.path().join("ledger"), "test.custos.local/ledger"),
-        ledger_key(),
-    )
-    .unwrap();
-    let dock_token = ledger
-        .create_token(
-            admin(),
-            Role::Dock,
-            "dock-01",
-            Some(dock_key().verifier_key()),
-        )
-        .await
-        .unwrap();
-    let reviewer = ledger
-        .create_token(admin(), Role::Reviewer, "reviewer-1", None)
-        .await
-        .unwrap()
-        .token;
-    let officer = ledger
-        .create_token(admin(), Role::Officer, "officer-1", None)
-        .await
-        .unwrap()
-        .token;
-    let dock: Caller = ledger.authenticate(&dock_token.token).unwrap();
     let objects: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let t = TestLedger::open(
+        LedgerSetup {
+            governance: Some(Governance::default().with_store(objects.clone())),
+            ..LedgerSetup::default()
+        },
+        |_| {},
+    )
+    .await;
+    let ledger = t.ledger.clone();
+    let dock = ledger.authenticate(t.token(Role::Dock)).unwrap();
     let mut footage_list = Vec::new();
     for (i, (id, len)) in [("seg-a", 70_000usize), ("seg-b", 1_000)]
         .iter()
         .enumerate()
     {
         let bytes = footage(i as u8, *len);
-        let m = manifest(id, &bytes);
         objects
             .put(
-                &ObjectPath::parse(&m.object.key).unwrap(),
+                &ObjectPath::parse(format!("rec-7/{id}.mp4")).unwrap(),
                 bytes.clone().into(),
             )
             .await
             .unwrap();
-        let details = ingested(&m);
         ledger
-            .append_event(&dock, &event("segment.ingested", id, details))
+            .append_event(&dock, &ingest_of(id, &bytes))
             .await
             .unwrap();
         footage_list.push((id.to_string(), bytes));
@@ -154,11 +89,11 @@ async fn fixture() -> Fixture {
         .await
         .unwrap();
     Fixture {
-        _dir: dir,
+        reviewer: t.token(Role::Reviewer).to_owned(),
+        officer: t.token(Role::Officer).to_owned(),
+        t,
         ledger,
         objects,
-        reviewer,
-        officer,
         footage: footage_list,
         dock,
     }
@@ -182,7 +117,7 @@ async fn export_to_vec(f: &Fixture, segments: &[&str]) -> Result<Vec<u8>, Export
         tokio::runtime::Handle::current(),
     ));
     // The bundle's contents are what this file tests; the footage gate has
-    // its own tests (governance_access.rs), so the export is an operator's.
+    // its own tests (governance.rs), so the export is an operator's.
     let gate = FootageGate::operator(actor);
     export::export_bundle(&f.ledger, &gate, &request(segments), source, Vec::new())
         .await
@@ -350,25 +285,15 @@ async fn approve(f: &Fixture, token: &str, segment: Option<&str>, case: Option<&
 }
 
 async fn post_export(f: &Fixture, token: &str, body: Value) -> (StatusCode, Vec<u8>) {
-    let state = AppState::new(f.ledger.clone())
-        .with_governance(Governance::default().with_store(f.objects.clone()));
-    let response = app(state)
-        .oneshot(
-            Request::builder()
-                .method(Method::POST)
-                .uri("/v1/exports")
-                .header("authorization", format!("Bearer {token}"))
-                .header("content-type", "application/json")
-                .body(Body::from(body.to_string()))
-                .unwrap(),
+    let a =
+        f.t.call(
+            Method::POST,
+            "/v1/exports",
+            Some(token),
+            Some(("application/json", body.to_string().into_bytes())),
         )
-        .await
-        .unwrap();
-    let status = response.status();
-    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    (status, bytes.to_vec())
+        .await;
+    (a.status, a.body)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -526,9 +451,7 @@ async fn a_case_export_names_every_linked_segment() {
     let dock = dock_caller(&f);
     let ingests = (0..N).map(|i| {
         let id = format!("case-seg-{i:04}");
-        let m = manifest(&id, &[i as u8]);
-        let details = ingested(&m);
-        let body = event("segment.ingested", &id, details);
+        let body = ingest_of(&id, &[i as u8]);
         let ledger = f.ledger.clone();
         let dock = dock.clone();
         async move { ledger.append_event(&dock, &body).await.unwrap() }

@@ -4,46 +4,11 @@
 
 use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
-use axum::Router;
-use custos_core::entry::{Actor, ActorKind};
 use custos_ledger::governance;
-use custos_ledger::{Ledger, LedgerOptions, Role};
+use custos_ledger::Role;
 use custos_server::ui::CSP;
-use custos_server::{app, AppState};
-use tower::ServiceExt as _;
 
-struct Env {
-    _dir: tempfile::TempDir,
-    ledger: Ledger,
-    app: Router,
-}
-
-struct Answer {
-    status: StatusCode,
-    headers: axum::http::HeaderMap,
-    body: String,
-}
-
-impl Answer {
-    fn cookies(&self) -> Vec<String> {
-        self.headers
-            .get_all(header::SET_COOKIE)
-            .iter()
-            .map(|v| v.to_str().unwrap().to_owned())
-            .collect()
-    }
-    fn cookie(&self, name: &str) -> Option<String> {
-        self.cookies()
-            .into_iter()
-            .find(|c| c.starts_with(&format!("{name}=")))
-    }
-    fn location(&self) -> &str {
-        self.headers
-            .get(header::LOCATION)
-            .map(|v| v.to_str().unwrap())
-            .unwrap_or("")
-    }
-}
+use crate::util::*;
 
 /// `name=value` of a Set-Cookie header.
 fn pair(set_cookie: &str) -> String {
@@ -56,44 +21,10 @@ fn csrf_of(page: &str) -> String {
     page[at..].split('"').next().unwrap().to_owned()
 }
 
-impl Env {
-    async fn new() -> (Env, Vec<(Role, String)>) {
-        let dir = tempfile::tempdir().unwrap();
-        let ledger = Ledger::open(
-            LedgerOptions::new(dir.path().join("ledger"), "test.custos.local/ledger"),
-            custos_testsupport::fixtures::ledger_key(),
-        )
-        .unwrap();
-        let admin = Actor {
-            kind: ActorKind::Admin,
-            id: "setup".into(),
-        };
-        let mut tokens = Vec::new();
-        for (role, name) in [
-            (Role::Reviewer, "rev-1"),
-            (Role::Supervisor, "sup-1"),
-            (Role::Auditor, "aud-1"),
-            (Role::Admin, "adm-1"),
-            (Role::Officer, "off-1"),
-        ] {
-            let t = ledger
-                .create_token(admin.clone(), role, name, None)
-                .await
-                .unwrap();
-            tokens.push((role, t.token));
-        }
-        let app = app(AppState::new(ledger.clone()));
-        (
-            Env {
-                _dir: dir,
-                ledger,
-                app,
-            },
-            tokens,
-        )
-    }
-
-    async fn call(
+impl TestLedger {
+    /// `method uri` as a browser sends it: with these cookies and headers,
+    /// and a form body when given.
+    async fn visit(
         &self,
         method: Method,
         uri: &str,
@@ -115,32 +46,17 @@ impl Env {
             }
             None => Body::empty(),
         };
-        let resp = self
-            .app
-            .clone()
-            .oneshot(req.body(body).unwrap())
-            .await
-            .unwrap();
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 24)
-            .await
-            .unwrap();
-        Answer {
-            status,
-            headers,
-            body: String::from_utf8_lossy(&bytes).into_owned(),
-        }
+        self.send(req.body(body).unwrap()).await
     }
 
     /// Sign in with `token`: the session cookie pair.
     async fn sign_in(&self, token: &str) -> Result<String, Answer> {
-        let form = self.call(Method::GET, "/ui/login", &[], &[], None).await;
+        let form = self.visit(Method::GET, "/ui/login", &[], &[], None).await;
         let pre = pair(&form.cookie("custos_login_csrf").unwrap());
-        let csrf = csrf_of(&form.body);
+        let csrf = csrf_of(&form.text());
         let body = format!("token={}&csrf={csrf}", url_encode(token));
         let r = self
-            .call(Method::POST, "/ui/login", &[&pre], &[], Some(&body))
+            .visit(Method::POST, "/ui/login", &[&pre], &[], Some(&body))
             .await;
         match r.cookie("custos_session") {
             Some(c) if r.status == StatusCode::SEE_OTHER => Ok(pair(&c)),
@@ -158,19 +74,15 @@ fn url_encode(s: &str) -> String {
         .collect()
 }
 
-fn token(tokens: &[(Role, String)], role: Role) -> &str {
-    &tokens.iter().find(|(r, _)| *r == role).unwrap().1
-}
-
 #[tokio::test]
 async fn headers_cookies_and_sign_in() {
-    let (env, tokens) = Env::new().await;
-    let r = env.call(Method::GET, "/ui/login", &[], &[], None).await;
+    let env = TestLedger::new().await;
+    let r = env.visit(Method::GET, "/ui/login", &[], &[], None).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.headers[header::CONTENT_SECURITY_POLICY], CSP);
     assert!(CSP.contains("script-src 'self'") && !CSP.contains("unsafe-inline"));
     assert_eq!(r.headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
-    assert!(!r.body.contains("<script>"), "no inline script");
+    assert!(!r.text().contains("<script>"), "no inline script");
     let pre = r.cookie("custos_login_csrf").unwrap();
     assert!(
         pre.contains("HttpOnly") && pre.contains("SameSite=Strict"),
@@ -178,7 +90,7 @@ async fn headers_cookies_and_sign_in() {
     );
     assert!(!pre.contains("Secure"), "{pre}");
     let tls = env
-        .call(
+        .visit(
             Method::GET,
             "/ui/login",
             &[],
@@ -194,10 +106,10 @@ async fn headers_cookies_and_sign_in() {
     // The sign-in form's CSRF check.
     let body = format!(
         "token={}&csrf=forged",
-        url_encode(token(&tokens, Role::Reviewer))
+        url_encode(env.token(Role::Reviewer))
     );
     let r = env
-        .call(Method::POST, "/ui/login", &[&pair(&pre)], &[], Some(&body))
+        .visit(Method::POST, "/ui/login", &[&pair(&pre)], &[], Some(&body))
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert!(r.cookie("custos_session").is_none());
@@ -211,20 +123,20 @@ async fn headers_cookies_and_sign_in() {
         StatusCode::UNAUTHORIZED
     );
     for role in [Role::Admin, Role::Officer] {
-        let e = env.sign_in(token(&tokens, role)).await.unwrap_err();
+        let e = env.sign_in(env.token(role)).await.unwrap_err();
         assert_eq!(e.status, StatusCode::FORBIDDEN, "{role}");
     }
 
     // A reviewer signs in: an HttpOnly, SameSite=Strict session cookie.
-    let form = env.call(Method::GET, "/ui/login", &[], &[], None).await;
+    let form = env.visit(Method::GET, "/ui/login", &[], &[], None).await;
     let pre = pair(&form.cookie("custos_login_csrf").unwrap());
     let body = format!(
         "token={}&csrf={}",
-        url_encode(token(&tokens, Role::Reviewer)),
-        csrf_of(&form.body)
+        url_encode(env.token(Role::Reviewer)),
+        csrf_of(&form.text())
     );
     let r = env
-        .call(Method::POST, "/ui/login", &[&pre], &[], Some(&body))
+        .visit(Method::POST, "/ui/login", &[&pre], &[], Some(&body))
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     let session = r.cookie("custos_session").unwrap();
@@ -235,14 +147,14 @@ async fn headers_cookies_and_sign_in() {
     );
     let session = pair(&session);
     let page = env
-        .call(Method::GET, "/ui/search", &[&session], &[], None)
+        .visit(Method::GET, "/ui/search", &[&session], &[], None)
         .await;
     assert_eq!(page.status, StatusCode::OK);
-    assert!(page.body.contains("rev-1"));
+    assert!(page.text().contains("reviewer-1"));
 
     // Sign-out needs the CSRF token, then ends the session.
     let r = env
-        .call(
+        .visit(
             Method::POST,
             "/ui/logout",
             &[&session],
@@ -251,13 +163,13 @@ async fn headers_cookies_and_sign_in() {
         )
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
-    let body = format!("csrf={}", csrf_of(&page.body));
+    let body = format!("csrf={}", csrf_of(&page.text()));
     let r = env
-        .call(Method::POST, "/ui/logout", &[&session], &[], Some(&body))
+        .visit(Method::POST, "/ui/logout", &[&session], &[], Some(&body))
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     let r = env
-        .call(Method::GET, "/ui/search", &[&session], &[], None)
+        .visit(Method::GET, "/ui/search", &[&session], &[], None)
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     assert_eq!(r.location(), "/ui/login");
@@ -266,29 +178,19 @@ async fn headers_cookies_and_sign_in() {
 
 #[tokio::test]
 async fn roles_csrf_and_escaping() {
-    let (env, tokens) = Env::new().await;
-    let rev = env
-        .sign_in(token(&tokens, Role::Reviewer))
-        .await
-        .ok()
-        .unwrap();
-    let sup = env
-        .sign_in(token(&tokens, Role::Supervisor))
-        .await
-        .ok()
-        .unwrap();
-    let aud = env
-        .sign_in(token(&tokens, Role::Auditor))
-        .await
-        .ok()
-        .unwrap();
+    let env = TestLedger::new().await;
+    let rev = env.sign_in(env.token(Role::Reviewer)).await.ok().unwrap();
+    let sup = env.sign_in(env.token(Role::Supervisor)).await.ok().unwrap();
+    let aud = env.sign_in(env.token(Role::Auditor)).await.ok().unwrap();
 
-    let cases = env.call(Method::GET, "/ui/cases", &[&sup], &[], None).await;
-    let sup_csrf = csrf_of(&cases.body);
+    let cases = env
+        .visit(Method::GET, "/ui/cases", &[&sup], &[], None)
+        .await;
+    let sup_csrf = csrf_of(&cases.text());
     let hostile = "<script>alert(1)</script><img src=x onerror=alert(2)>";
     // A forged CSRF token changes nothing.
     let r = env
-        .call(
+        .visit(
             Method::POST,
             "/ui/cases",
             &[&sup],
@@ -301,33 +203,33 @@ async fn roles_csrf_and_escaping() {
     // The reviewer's role may not open cases (as in the API), even with a
     // valid CSRF token of their own.
     let rev_page = env
-        .call(Method::GET, "/ui/search", &[&rev], &[], None)
+        .visit(Method::GET, "/ui/search", &[&rev], &[], None)
         .await;
     let r = env
-        .call(
+        .visit(
             Method::POST,
             "/ui/cases",
             &[&rev],
             &[],
-            Some(&format!("csrf={}&title=x", csrf_of(&rev_page.body))),
+            Some(&format!("csrf={}&title=x", csrf_of(&rev_page.text()))),
         )
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert!(governance::cases(&env.ledger).unwrap().is_empty());
     // Another session's CSRF token is not this one's.
     let r = env
-        .call(
+        .visit(
             Method::POST,
             "/ui/cases",
             &[&sup],
             &[],
-            Some(&format!("csrf={}&title=x", csrf_of(&rev_page.body))),
+            Some(&format!("csrf={}&title=x", csrf_of(&rev_page.text()))),
         )
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     // The supervisor opens a case with a hostile title: shown as text.
     let r = env
-        .call(
+        .visit(
             Method::POST,
             "/ui/cases",
             &[&sup],
@@ -335,13 +237,15 @@ async fn roles_csrf_and_escaping() {
             Some(&format!("csrf={sup_csrf}&title={}", url_encode(hostile))),
         )
         .await;
-    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
-    let page = env.call(Method::GET, "/ui/cases", &[&rev], &[], None).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+    let page = env
+        .visit(Method::GET, "/ui/cases", &[&rev], &[], None)
+        .await;
     assert!(page
-        .body
+        .text()
         .contains("&lt;script&gt;alert(1)&lt;/script&gt;&lt;img src=x onerror=alert(2)&gt;"));
-    assert!(!page.body.contains("<script>alert"));
-    assert!(!page.body.contains("<img"));
+    assert!(!page.text().contains("<script>alert"));
+    assert!(!page.text().contains("<img"));
 
     // As in the API: the auditor reaches no footage, queue or holds; the
     // reviewer no queue or holds.
@@ -352,20 +256,22 @@ async fn roles_csrf_and_escaping() {
         (&rev, "/ui/queue"),
         (&rev, "/ui/holds"),
     ] {
-        let r = env.call(Method::GET, uri, &[who], &[], None).await;
+        let r = env.visit(Method::GET, uri, &[who], &[], None).await;
         assert_eq!(r.status, StatusCode::FORBIDDEN, "{uri}");
     }
-    let r = env.call(Method::GET, "/ui/audit", &[&aud], &[], None).await;
+    let r = env
+        .visit(Method::GET, "/ui/audit", &[&aud], &[], None)
+        .await;
     assert_eq!(r.status, StatusCode::OK);
-    assert!(r.body.contains("/ui/static/audit.js"));
+    assert!(r.text().contains("/ui/static/audit.js"));
     env.ledger.close().await;
 }
 
 #[tokio::test]
 async fn language_from_accept_language_query_and_cookie() {
-    let (env, _) = Env::new().await;
+    let env = TestLedger::new().await;
     let zh = env
-        .call(
+        .visit(
             Method::GET,
             "/ui/login",
             &[],
@@ -373,10 +279,10 @@ async fn language_from_accept_language_query_and_cookie() {
             None,
         )
         .await;
-    assert!(zh.body.contains("<html lang=\"zh-CN\">"));
-    assert!(zh.body.contains("登录"));
+    assert!(zh.text().contains("<html lang=\"zh-CN\">"));
+    assert!(zh.text().contains("登录"));
     let en = env
-        .call(
+        .visit(
             Method::GET,
             "/ui/login",
             &[],
@@ -384,9 +290,9 @@ async fn language_from_accept_language_query_and_cookie() {
             None,
         )
         .await;
-    assert!(en.body.contains("<html lang=\"en\">"));
+    assert!(en.text().contains("<html lang=\"en\">"));
     let chosen = env
-        .call(
+        .visit(
             Method::GET,
             "/ui/login?lang=zh-CN",
             &[],
@@ -394,10 +300,10 @@ async fn language_from_accept_language_query_and_cookie() {
             None,
         )
         .await;
-    assert!(chosen.body.contains("<html lang=\"zh-CN\">"));
+    assert!(chosen.text().contains("<html lang=\"zh-CN\">"));
     let lang = pair(&chosen.cookie("custos_lang").unwrap());
     let again = env
-        .call(
+        .visit(
             Method::GET,
             "/ui/login",
             &[&lang],
@@ -405,61 +311,61 @@ async fn language_from_accept_language_query_and_cookie() {
             None,
         )
         .await;
-    assert!(again.body.contains("<html lang=\"zh-CN\">"));
+    assert!(again.text().contains("<html lang=\"zh-CN\">"));
     let js = env
-        .call(Method::GET, "/ui/static/audit.js", &[], &[], None)
+        .visit(Method::GET, "/ui/static/audit.js", &[], &[], None)
         .await;
     assert_eq!(js.status, StatusCode::OK);
     assert!(js.headers[header::CONTENT_TYPE]
         .to_str()
         .unwrap()
         .starts_with("text/javascript"));
-    assert!(!js.body.contains("innerHTML"));
+    assert!(!js.text().contains("innerHTML"));
     env.ledger.close().await;
 }
 
 #[tokio::test]
 async fn revoking_a_token_ends_its_console_sessions_at_once() {
-    let (env, tokens) = Env::new().await;
+    let env = TestLedger::new().await;
     let rev = env
-        .sign_in(token(&tokens, Role::Reviewer))
+        .sign_in(env.token(Role::Reviewer))
         .await
         .ok()
         .expect("signed in");
     let aud = env
-        .sign_in(token(&tokens, Role::Auditor))
+        .sign_in(env.token(Role::Auditor))
         .await
         .ok()
         .expect("signed in");
     for session in [&rev, &aud] {
         let page = env
-            .call(Method::GET, "/ui/search", &[session], &[], None)
+            .visit(Method::GET, "/ui/search", &[session], &[], None)
             .await;
         assert_eq!(page.status, StatusCode::OK);
     }
-    let bearer = format!("Bearer {}", token(&tokens, Role::Admin));
+    let bearer = format!("Bearer {}", env.token(Role::Admin));
     let r = env
-        .call(
+        .visit(
             Method::POST,
-            "/v1/tokens/rev-1/revoke",
+            "/v1/tokens/reviewer-1/revoke",
             &[],
             &[("authorization", &bearer)],
             None,
         )
         .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     // The reviewer's session ends on its very next request; the auditor's
     // goes on.
     let r = env
-        .call(Method::GET, "/ui/search", &[&rev], &[], None)
+        .visit(Method::GET, "/ui/search", &[&rev], &[], None)
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     assert_eq!(r.location(), "/ui/login");
     let page = env
-        .call(Method::GET, "/ui/search", &[&aud], &[], None)
+        .visit(Method::GET, "/ui/search", &[&aud], &[], None)
         .await;
     assert_eq!(page.status, StatusCode::OK);
     // And the revoked token cannot sign in again.
-    assert!(env.sign_in(token(&tokens, Role::Reviewer)).await.is_err());
+    assert!(env.sign_in(env.token(Role::Reviewer)).await.is_err());
     env.ledger.close().await;
 }
