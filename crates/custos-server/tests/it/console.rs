@@ -1,5 +1,5 @@
 //! The web console's security rules over HTTP, without a browser (the
-//! browser tests are `custos-cli/tests/web_*.rs`): headers, cookies, CSRF,
+//! browser tests are `custos-cli/tests/it/web_*.rs`): headers, cookies, CSRF,
 //! role checks from the API's matrix, escaping, language choice.
 
 use axum::body::Body;

@@ -2,12 +2,9 @@
 //! (service stopped) and through a running `custos ledger serve`; each
 //! bundle then passes `custos verify bundle --ledger-key`.
 
-#[path = "../../custos-core/tests/bundle_support/mod.rs"]
-mod bundle_support;
-
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::Duration;
 
 use custos_core::digest::{Digest, MultiHasher};
@@ -16,34 +13,9 @@ use custos_ledger::{Ledger, LedgerOptions};
 use custos_testsupport::fixtures::{dock_key, ingest_event_with, stored_manifest};
 use serde_json::json;
 
+use crate::util::*;
+
 const ORIGIN: &str = "export-cli.test/ledger";
-
-fn custos() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_custos"));
-    for var in ["CUSTOS_CLIENT_LEDGER_URL", "CUSTOS_CLIENT_TOKEN"] {
-        cmd.env_remove(var);
-    }
-    cmd
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "exit {:?}\nstderr: {}\nstdout: {}",
-        out.status.code(),
-        text(&out.stderr),
-        text(&out.stdout)
-    );
-    text(&out.stdout)
-}
-
-fn token(config: &Path, role: &str, name: &str, key: Option<&Path>) -> String {
-    custos_testsupport::create_token(custos(), config, role, name, key).unwrap()
-}
 
 /// Write `size` bytes of a per-segment pattern to `path` in 1 MiB chunks,
 /// returning their SHA-256.
@@ -327,8 +299,8 @@ fn a_later_export_cannot_be_passed_off_as_an_earlier_one() {
         text(&verified.stderr)
     );
 
-    let mut members = bundle_support::unpack(&std::fs::read(&second).unwrap());
-    let lines = bundle_support::entry_lines(&mut members);
+    let mut members = crate::bundle_support::unpack(&std::fs::read(&second).unwrap());
+    let lines = crate::bundle_support::entry_lines(&mut members);
     let seq_of = |line: &str| -> u64 {
         serde_json::from_str::<serde_json::Value>(line).unwrap()["seq"]
             .as_u64()
@@ -350,12 +322,12 @@ fn a_later_export_cannot_be_passed_off_as_an_earlier_one() {
             .contains("\"action\":\"export.created\""),
         "the first export entry is now the last"
     );
-    bundle_support::set_entry_lines(&mut members, &kept);
+    crate::bundle_support::set_entry_lines(&mut members, &kept);
     for seq in dropped {
-        bundle_support::remove(&mut members, &format!("proofs/{seq}.json"));
+        crate::bundle_support::remove(&mut members, &format!("proofs/{seq}.json"));
     }
     let doctored = s.path("doctored.tar");
-    std::fs::write(&doctored, bundle_support::pack(&members)).unwrap();
+    std::fs::write(&doctored, crate::bundle_support::pack(&members)).unwrap();
     let verified = s.verify(&doctored);
     let stderr = text(&verified.stderr);
     assert_eq!(

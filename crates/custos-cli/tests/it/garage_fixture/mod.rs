@@ -18,9 +18,7 @@ use serde_json::{json, Map, Value};
 
 pub(crate) const ORIGIN: &str = "garage-fixture.test/ledger";
 
-pub(crate) fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+pub(crate) use crate::util::text;
 
 pub(crate) struct Setup {
     pub garage: Garage,

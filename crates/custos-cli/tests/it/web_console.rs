@@ -11,13 +11,11 @@
 //! - both languages render every page with no missing message;
 //! - screenshots under `target/ui-screenshots/`.
 
-mod webdriver;
-
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::webdriver::{assert_inert, assert_translated, catalogue_keys, entries, Demo, Driver};
 use serde_json::{json, Value};
-use webdriver::{assert_inert, assert_translated, catalogue_keys, entries, Demo, Driver};
 
 const HOSTILE_NAME: &str = "<img src=x onerror=alert(1)>.MP4";
 const HOSTILE_NAME_2: &str = "\"><script>alert(2)<\\script>.MP4";

@@ -6,12 +6,10 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+use crate::garage_fixture::{setup, text, Setup};
 use custos_ingest::object_store::path::Path as ObjectPath;
 use custos_ingest::object_store::ObjectStoreExt;
-use garage_fixture::{setup, text, Setup};
 use serde_json::{json, Value};
-
-mod garage_fixture;
 
 fn scrub(s: &Setup) -> Output {
     s.custos()

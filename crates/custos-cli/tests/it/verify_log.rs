@@ -4,15 +4,12 @@
 //! broken chain, an altered entry, an altered signed event), since the
 //! verifier exists for the day the server misbehaves.
 
-#[path = "../../custos-core/tests/bundle_support/mod.rs"]
-mod bundle_support;
-
 use std::io::{Read as _, Write as _};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Output, Stdio};
 
-use bundle_support::Fixture;
+use crate::bundle_support::Fixture;
 use custos_client::LedgerClient;
 use custos_core::bundle::EntryLine;
 use custos_core::checkpoint::Checkpoint;
@@ -22,15 +19,9 @@ use custos_core::manifest::Timestamp;
 use custos_core::merkle::{consistency_proof, leaf_hash, root_at, MemoryTree};
 use serde_json::{json, Value};
 
+use crate::util::*;
+
 const ORIGIN: &str = "verify-log.test/ledger";
-
-fn custos() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_custos"))
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 fn verify_log(url: &str, key: &Path, old: Option<&Path>, token: Option<&str>) -> Output {
     let mut cmd = custos();
@@ -50,7 +41,7 @@ fn verify_log(url: &str, key: &Path, old: Option<&Path>, token: Option<&str>) ->
 /// 11; the fixture's own is the export's, size 10).
 fn whole_log_checkpoint(f: &Fixture) -> String {
     Checkpoint::new(
-        bundle_support::ORIGIN,
+        crate::bundle_support::ORIGIN,
         f.full_tree.size(),
         f.full_tree.root(),
     )
@@ -88,10 +79,6 @@ impl Drop for RealLedger {
         let _ = self.server.kill();
         let _ = self.server.wait();
     }
-}
-
-fn token(config: &Path, role: &str, name: &str, key: Option<&Path>) -> String {
-    custos_testsupport::create_token(custos(), config, role, name, key).unwrap()
 }
 
 impl RealLedger {
@@ -393,7 +380,7 @@ fn an_honest_log_from_the_fixture_server_verifies() {
     let root5 = root_at(&f.tree, 5).unwrap();
     std::fs::write(
         &kept,
-        Checkpoint::new(bundle_support::ORIGIN, 5, root5)
+        Checkpoint::new(crate::bundle_support::ORIGIN, 5, root5)
             .unwrap()
             .sign(&f.ledger),
     )

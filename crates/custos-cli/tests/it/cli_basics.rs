@@ -5,9 +5,7 @@ use std::io::Write as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-fn custos() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_custos"))
-}
+use crate::util::*;
 
 fn sha256sum(args: &[&Path], stdin: Option<&[u8]>) -> Vec<u8> {
     run(Command::new("sha256sum").args(args), stdin)

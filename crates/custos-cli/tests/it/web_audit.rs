@@ -9,11 +9,10 @@
 //! verified. A consistency check against a pasted checkpoint passes for a
 //! real older checkpoint and fails for a forged one.
 
-mod webdriver;
-
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use crate::webdriver::{assert_inert, assert_translated, catalogue_keys, Browser, Demo, Driver};
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderName, Response, StatusCode};
@@ -23,7 +22,6 @@ use custos_core::checkpoint::Checkpoint;
 use custos_core::keys::SigningKey;
 use custos_core::merkle::Hash;
 use serde_json::{json, Value};
-use webdriver::{assert_inert, assert_translated, catalogue_keys, Browser, Demo, Driver};
 
 #[derive(Clone)]
 struct Proxy {

@@ -2,19 +2,14 @@
 //! and tampered bundles, checking exit codes (0 valid, 1 invalid, 2 cannot
 //! read) and the one line that names the file or entry at fault.
 
-#[path = "../../custos-core/tests/bundle_support/mod.rs"]
-mod bundle_support;
-
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-use bundle_support::*;
+use crate::bundle_support::*;
 use custos_core::checkpoint::Checkpoint;
 use custos_core::keys::SigningKey;
 
-fn custos() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_custos"))
-}
+use crate::util::*;
 
 struct Case {
     dir: tempfile::TempDir,
@@ -54,10 +49,6 @@ impl Case {
         }
         cmd.output().unwrap()
     }
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// Exit code 1 and exactly one line on stderr, naming `location`.

@@ -2,9 +2,6 @@
 //! segment into a file, and `custos verify bundle` checks it, each with a
 //! small peak RSS (Linux `VmHWM`, sampled from /proc for the child).
 
-#[path = "../../custos-core/tests/bundle_support/mod.rs"]
-mod bundle_support;
-
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
@@ -25,7 +22,7 @@ fn a_one_gib_bundle_streams_through_writer_and_verifier() {
     let path = dir.path().join("big.tar");
     let before = peak_rss_kib("self").unwrap();
     let file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
-    let ledger = bundle_support::write_big_bundle(file, GIB);
+    let ledger = crate::bundle_support::write_big_bundle(file, GIB);
     let grown = peak_rss_kib("self").unwrap().saturating_sub(before);
     assert!(
         grown < 64 * 1024,
@@ -52,7 +49,7 @@ fn a_one_gib_bundle_streams_through_writer_and_verifier() {
     // (a debug build maps FFmpeg and friends), to compare with.
     let small = dir.path().join("small.tar");
     let file = std::io::BufWriter::new(std::fs::File::create(&small).unwrap());
-    bundle_support::write_big_bundle(file, 16 << 20);
+    crate::bundle_support::write_big_bundle(file, 16 << 20);
     let (out, baseline) = verify_sampled(&small, &key);
     assert!(out.status.success());
     assert!(

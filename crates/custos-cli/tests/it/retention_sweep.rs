@@ -12,13 +12,11 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use crate::garage_fixture::{setup, text, Setup};
 use custos_ingest::object_store::path::Path as ObjectPath;
 use custos_ingest::object_store::ObjectStoreExt;
 use custos_ledger::governance;
-use garage_fixture::{setup, text, Setup};
 use serde_json::Value;
-
-mod garage_fixture;
 
 const MARCH: &str = "2026-03-01T07:01:00Z";
 

@@ -508,8 +508,8 @@ pub(crate) async fn entries(base: &str, token: &str) -> Vec<Value> {
 /// Every message id of both catalogues.
 pub(crate) fn catalogue_keys() -> BTreeSet<String> {
     [
-        include_str!("../../../custos-server/src/ui/i18n/en.ftl"),
-        include_str!("../../../custos-server/src/ui/i18n/zh-CN.ftl"),
+        include_str!("../../../../custos-server/src/ui/i18n/en.ftl"),
+        include_str!("../../../../custos-server/src/ui/i18n/zh-CN.ftl"),
     ]
     .iter()
     .flat_map(|s| s.lines())

@@ -1,0 +1,21 @@
+//! The command line's integration tests (one test binary): the real
+//! `custos` binary against real ledgers, Garage and Chromium. The
+//! end-to-end scenarios are the separate `e2e` target (tests/e2e/).
+
+#[path = "../../../custos-core/tests/bundle_support/mod.rs"]
+mod bundle_support;
+mod garage_fixture;
+mod util;
+mod webdriver;
+
+mod audit_scrub;
+mod cli_basics;
+mod demo;
+mod export_cli;
+mod in_process;
+mod retention_sweep;
+mod verify_bundle;
+mod verify_large;
+mod verify_log;
+mod web_audit;
+mod web_console;
