@@ -2,7 +2,7 @@
 //! `custos` binary against real ledgers, Garage and Chromium. The
 //! end-to-end scenarios are the separate `e2e` target (tests/e2e/).
 
-#[path = "../../../custos-core/tests/bundle_support/mod.rs"]
+#[path = "../../../custos-core/tests/it/bundle_support/mod.rs"]
 mod bundle_support;
 mod garage_fixture;
 mod util;

@@ -6,12 +6,10 @@
 //! Needs tar, jq, openssl 3, xxd, sha256sum, base64 and awk; the test says
 //! so and passes without running when one is missing.
 
-mod bundle_support;
-
 use std::path::Path;
 use std::process::Command;
 
-use bundle_support::*;
+use crate::bundle_support::*;
 use custos_core::bundle::VERIFY_TXT;
 
 const TOOLS: [&str; 7] = ["tar", "jq", "openssl", "xxd", "sha256sum", "base64", "awk"];

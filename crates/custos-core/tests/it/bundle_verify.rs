@@ -1,11 +1,9 @@
 //! Export bundles: an honest bundle passes; each way of tampering with one is
 //! caught, with an error naming the file or entry at fault.
 
-mod bundle_support;
-
+use crate::bundle_support::*;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
-use bundle_support::*;
 use custos_core::bundle::{
     self, BundleError, BundleWriteError, BundleWriter, Origin, Problem, Report,
 };
