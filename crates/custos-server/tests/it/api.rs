@@ -34,6 +34,8 @@ fn method(m: &str) -> Method {
 async fn every_route_with_every_role_no_token_and_a_wrong_token() {
     let t = TestLedger::new().await;
     let wrong = "custos_00000000000000ff_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    // What each caller sees, route by route: reviewed as a snapshot.
+    let mut seen = Vec::new();
     for row in ROUTES {
         let uri = uri_for(row.path);
         let what = format!("{} {}", row.method, row.path);
@@ -42,6 +44,7 @@ async fn every_route_with_every_role_no_token_and_a_wrong_token() {
             let a = t
                 .call(method(row.method), &uri, Some(t.token(role)), None)
                 .await;
+            seen.push(format!("{what} as {role}: {}", answer_line(&a)));
             assert_ne!(
                 a.status,
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -75,6 +78,7 @@ async fn every_route_with_every_role_no_token_and_a_wrong_token() {
             assert_eq!(used_after, expected, "{what} as {role}: token.used entries");
         }
         let a = t.call(method(row.method), &uri, None, None).await;
+        seen.push(format!("{what} without a token: {}", answer_line(&a)));
         match row.access {
             Access::Public => assert!(a.status != StatusCode::UNAUTHORIZED, "{what} without token"),
             Access::Roles(_) => {
@@ -83,6 +87,7 @@ async fn every_route_with_every_role_no_token_and_a_wrong_token() {
             }
         }
         let a = t.call(method(row.method), &uri, Some(wrong), None).await;
+        seen.push(format!("{what} with a wrong token: {}", answer_line(&a)));
         assert_eq!(
             a.status,
             StatusCode::UNAUTHORIZED,
@@ -112,6 +117,18 @@ async fn every_route_with_every_role_no_token_and_a_wrong_token() {
             StatusCode::UNAUTHORIZED,
             "{what} with a forged secret"
         );
+    }
+    insta::assert_snapshot!("answers_by_route_and_role", seen.join("\n"));
+}
+
+/// An answer in one line: its status, and for a refusal its error code and
+/// message (a success's body varies with the log and is not shown).
+fn answer_line(a: &Answer) -> String {
+    if a.status.is_success() {
+        a.status.to_string()
+    } else {
+        let e = a.error();
+        format!("{} {}: {}", a.status.as_u16(), e.error, e.message)
     }
 }
 
