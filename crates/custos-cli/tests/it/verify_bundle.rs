@@ -90,6 +90,8 @@ fn honest_bundle_is_valid_with_a_short_report() {
         assert!(stdout.contains(&want), "no {want:?} in:\n{stdout}");
     }
     assert!(!stdout.contains("warning"), "{stdout}");
+    let bundle = tar.display().to_string();
+    insta::assert_snapshot!("valid_bundle_report", stdout.replace(&bundle, "<bundle>"));
 
     // Without a pin: not valid. Everything else is checked and shown, the
     // origin is unverified, exit 1.
@@ -100,6 +102,10 @@ fn honest_bundle_is_valid_with_a_short_report() {
     assert!(!stdout.contains(": valid"), "{stdout}");
     assert!(stdout.contains("origin unverified"), "{stdout}");
     assert!(stdout.contains("ledger key  NOT PINNED"), "{stdout}");
+    insta::assert_snapshot!(
+        "unpinned_bundle_report",
+        format!("{stdout}--- stderr\n{stderr}").replace(&bundle, "<bundle>")
+    );
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(
         stderr.starts_with(&format!("custos: {}: origin unverified", tar.display())),
