@@ -19,15 +19,15 @@
 //!
 //! - this file: the policy ([`Governance`]), the error
 //!   ([`GovernanceError`]) and the small checks every room shares;
-//! - [`cases`]: open, link segments to, close and read cases;
-//! - [`access`]: access requests and their decision, and the
+//! - `cases.rs`: open, link segments to, close and read cases;
+//! - `access.rs`: access requests and their decision, and the
 //!   [`FootageGate`] in front of every view and export of footage;
-//! - [`holds`]: place, release and read legal holds;
-//! - [`retention`]: where a segment stands against `[retention]`, and the
-//!   sweeper.
+//! - `holds.rs`: place, release and read legal holds;
+//! - `retention.rs`: where a segment stands against `[retention]`, and
+//!   the sweeper.
 //!
-//! Every public item is re-exported here, so callers write
-//! `governance::create_case`, not `governance::cases::create_case`.
+//! The rooms are private; every public item is re-exported here, so its
+//! one path is `governance::create_case`, `governance::FootageGate`, ….
 //!
 //! Linking a segment to a case writes `case.segment_linked` with
 //! `details.segment_id`, which the [`crate::catalogue`] indexes for the
@@ -48,10 +48,10 @@ use crate::catalogue::{SegmentRecord, SEGMENTS};
 use crate::error::{AppendError, ReadError};
 use crate::ledger::Ledger;
 
-pub mod access;
-pub mod cases;
-pub mod holds;
-pub mod retention;
+mod access;
+mod cases;
+mod holds;
+mod retention;
 
 pub use crate::catalogue::{ACCESS_REQUESTS, CASES, HOLDS};
 pub use access::{
