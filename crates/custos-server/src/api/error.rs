@@ -15,6 +15,7 @@ use custos_ledger::append::RejectionKind;
 use custos_ledger::auth::AuthError;
 use custos_ledger::catalogue::SearchError;
 use custos_ledger::error::{AppendError, ReadError, StoreError};
+use custos_ledger::governance::GovernanceError;
 use custos_ledger::ledger::{EventError, TokenError};
 use custos_ledger::wire::ErrorBody;
 
@@ -184,6 +185,16 @@ impl From<SearchError> for ApiError {
         match e {
             SearchError::Store(s) => s.into(),
             other => ApiError::bad_request("bad_query", other.to_string()),
+        }
+    }
+}
+
+impl From<GovernanceError> for ApiError {
+    fn from(e: GovernanceError) -> Self {
+        match e {
+            GovernanceError::Invalid(m) => ApiError::bad_request("invalid_request", m),
+            GovernanceError::Append(a) => a.into(),
+            GovernanceError::Read(r) => r.into(),
         }
     }
 }

@@ -9,7 +9,8 @@
 //!   it with the strict parser of their type ([`JsonBody::parse`] for serde
 //!   types, `Envelope::parse` for envelopes);
 //! - [`Authed`]: the [`Caller`] the authorisation middleware put on the
-//!   request (401 if there is none).
+//!   request (401 if there is none);
+//! - `optional_body`: a JSON body that may be empty (then the default).
 //!
 //! None of these may panic or answer 5xx on anything a client sends.
 
@@ -171,6 +172,21 @@ impl<S: Send + Sync> FromRequestParts<S> for Authed {
             .map(Authed)
             .ok_or_else(|| AuthError::Missing.into())
     }
+}
+
+/// An optional JSON body: empty means the default.
+pub(super) fn optional_body<T: serde::de::DeserializeOwned + Default>(
+    body: &Bytes,
+) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request(
+            "bad_json",
+            format!("the request body is not valid JSON for this request: {e}"),
+        )
+    })
 }
 
 #[cfg(test)]

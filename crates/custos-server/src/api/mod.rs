@@ -48,18 +48,21 @@ use utoipa_axum::routes;
 use custos_ledger::auth::{self, Access, AuthError, Role};
 use custos_ledger::ledger::Ledger;
 
+mod access;
+mod cases;
+mod content;
 pub mod error;
 mod exports;
 pub mod extract;
+mod holds;
 mod log;
 mod ops;
-mod retrieval;
 mod segments;
 mod tokens;
 
+pub(crate) use content::content_response;
 pub use error::ApiError;
 pub(crate) use exports::export_response;
-pub(crate) use retrieval::content_response;
 
 /// Limits of the HTTP layer.
 #[derive(Debug, Clone, Copy)]
@@ -139,15 +142,15 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(log::get_consistency_proof))
         .routes(routes!(segments::search))
         .routes(routes!(segments::get_segment))
-        .routes(routes!(retrieval::get_content))
+        .routes(routes!(content::get_content))
         .routes(routes!(segments::get_custody))
-        .routes(routes!(retrieval::create_case))
-        .routes(routes!(retrieval::link_segments))
-        .routes(routes!(retrieval::place_hold, retrieval::release_hold))
-        .routes(routes!(retrieval::create_access_request))
-        .routes(routes!(retrieval::approve_access_request))
-        .routes(routes!(retrieval::deny_access_request))
-        .routes(routes!(retrieval::close_case))
+        .routes(routes!(cases::create_case))
+        .routes(routes!(cases::link_segments))
+        .routes(routes!(holds::place_hold, holds::release_hold))
+        .routes(routes!(access::create_access_request))
+        .routes(routes!(access::approve_access_request))
+        .routes(routes!(access::deny_access_request))
+        .routes(routes!(cases::close_case))
         .routes(routes!(exports::create_export))
         .routes(routes!(tokens::list_tokens))
         .routes(routes!(tokens::revoke_token))

@@ -134,28 +134,43 @@ pub fn router(app: AppState) -> Router {
         sessions: Arc::new(Sessions::default()),
     };
     Router::new()
-        .route("/", get(pages::home))
-        .route("/login", get(pages::login_form).post(pages::login))
-        .route("/logout", post(pages::logout))
+        .route("/", get(pages::sign_in::home))
+        .route(
+            "/login",
+            get(pages::sign_in::login_form).post(pages::sign_in::login),
+        )
+        .route("/logout", post(pages::sign_in::logout))
         .route("/static/{file}", get(assets::serve))
-        .route("/search", get(pages::search))
-        .route("/segments/{id}", get(pages::segment))
-        .route("/segments/{id}/request", post(pages::request_access))
-        .route("/segments/{id}/media", get(pages::media))
-        .route("/segments/{id}/export", post(pages::export_segment))
-        .route("/segments/{id}/hold", post(pages::place_hold))
-        .route("/segments/{id}/release", post(pages::release_hold))
-        .route("/queue", get(pages::queue))
-        .route("/requests/{id}/decide", post(pages::decide))
-        .route("/cases", get(pages::cases).post(pages::create_case))
-        .route("/cases/{id}", get(pages::case))
-        .route("/cases/{id}/link", post(pages::link))
-        .route("/cases/{id}/close", post(pages::close_case))
-        .route("/cases/{id}/request", post(pages::request_case_access))
-        .route("/cases/{id}/export", post(pages::export_case))
-        .route("/holds", get(pages::holds))
-        .route("/audit", get(pages::audit))
-        .route("/audit/custody/{id}", get(pages::audit_custody))
+        .route("/search", get(pages::search::search))
+        .route("/segments/{id}", get(pages::segments::segment))
+        .route(
+            "/segments/{id}/request",
+            post(pages::access::request_access),
+        )
+        .route("/segments/{id}/media", get(pages::segments::media))
+        .route(
+            "/segments/{id}/export",
+            post(pages::segments::export_segment),
+        )
+        .route("/segments/{id}/hold", post(pages::holds::place_hold))
+        .route("/segments/{id}/release", post(pages::holds::release_hold))
+        .route("/queue", get(pages::access::queue))
+        .route("/requests/{id}/decide", post(pages::access::decide))
+        .route(
+            "/cases",
+            get(pages::cases::cases).post(pages::cases::create_case),
+        )
+        .route("/cases/{id}", get(pages::cases::case))
+        .route("/cases/{id}/link", post(pages::cases::link))
+        .route("/cases/{id}/close", post(pages::cases::close_case))
+        .route(
+            "/cases/{id}/request",
+            post(pages::access::request_case_access),
+        )
+        .route("/cases/{id}/export", post(pages::cases::export_case))
+        .route("/holds", get(pages::holds::holds))
+        .route("/audit", get(pages::audit::audit))
+        .route("/audit/custody/{id}", get(pages::audit::audit_custody))
         .fallback(pages::not_found)
         .layer(middleware::from_fn(security_headers))
         .with_state(state)
