@@ -3,6 +3,8 @@
 //! [`Dock::ingest`] runs one docking of one recorder from attach to the
 //! last wipe, one task per segment, each walking the journal's steps
 //! (see [`crate::journal`] for the steps and what a crash at each leaves).
+//! [`Dock::dock_once`] is the one-shot docking of `custos dock ingest`
+//! (attach, ingest, undock, wait for the ledger) with its [`OnceOutcome`].
 //!
 //! The rooms, in the order a segment meets them:
 //!
@@ -21,7 +23,7 @@
 //!   awaited, the file removed, `segment.wiped`);
 //! - `reappeared.rs`: a file listed again after its segment was wiped (the
 //!   bytes decide); `at_path.rs`: what is at an unlisted record's path;
-//! - `error.rs`: how a step fails.
+//! - `once.rs`: the one-shot lifecycle; `error.rs`: how a step fails.
 //!
 //! Concurrency and backpressure:
 //!
@@ -70,6 +72,7 @@ use crate::transport::{Attached, RecorderTransport};
 mod at_path;
 mod docking;
 mod error;
+mod once;
 mod probe;
 mod reappeared;
 mod record;
@@ -79,6 +82,8 @@ mod upload;
 mod verify;
 mod walk;
 mod wipe;
+
+pub use once::{OnceOutcome, OnceVerdict};
 
 /// The officer id written when neither the recorder nor its file names say.
 pub const UNASSIGNED_OFFICER: &str = "unassigned";
