@@ -2,7 +2,7 @@
 //! `segment.verified`, decide per the wipe policy (Wiping, made durable
 //! before the file is touched; Kept; or Gone when the file left by other
 //! means), then remove the file and record `segment.wiped` only when the
-//! removal is known to be on the recorder ([`Dock::still_attached`] before
+//! removal is known to be on the recorder (`still_attached` before
 //! and after the sync).
 //!
 //! Must never remove a file whose `segment.verified` is not acknowledged
