@@ -57,7 +57,7 @@ pub mod transport;
 pub mod usb;
 pub mod volume;
 
-pub use engine::{Dock, DockError, DockSettings, SessionReport};
+pub use engine::{Dock, DockError, DockSettings, OnceOutcome, OnceVerdict, SessionReport};
 pub use outbox::LedgerLink;
 pub use profile::{Profile, ProfileError, Profiles};
 pub use queue::{EventSink, OfflineQueue};

@@ -94,7 +94,59 @@ pub struct Skipped {
     /// Its path relative to the media root, raw bytes.
     pub relative: Vec<u8>,
     /// Why it was skipped.
-    pub reason: &'static str,
+    pub reason: SkipReason,
+}
+
+/// Why something under the media root is not ingested.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SkipReason {
+    /// A symbolic link: never followed.
+    SymbolicLink,
+    /// Another file system is mounted there.
+    OtherFileSystem,
+    /// A directory deeper than the listing goes.
+    NestedTooDeep,
+    /// A device, socket or pipe.
+    NotRegularFile,
+    /// A file the profile's globs do not take as footage.
+    NotFootage,
+    /// Past the listing's limit on files; listed at a later docking.
+    TooManyFiles,
+}
+
+impl SkipReason {
+    /// The reason in words (what [`std::fmt::Display`] writes).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SkipReason::SymbolicLink => "symbolic link (never followed)",
+            SkipReason::OtherFileSystem => "another file system mounted inside the volume",
+            SkipReason::NestedTooDeep => "directory nested too deep",
+            SkipReason::NotRegularFile => "not a regular file (device, socket or pipe)",
+            SkipReason::NotFootage => "not footage per the profile's globs",
+            SkipReason::TooManyFiles => {
+                "too many files on the volume; the rest waits for the next docking"
+            }
+        }
+    }
+
+    /// Whether the operator should hear of it (the dock logs a warning):
+    /// everything but what is plainly not footage.
+    pub fn worth_a_warning(self) -> bool {
+        match self {
+            SkipReason::SymbolicLink
+            | SkipReason::OtherFileSystem
+            | SkipReason::NestedTooDeep
+            | SkipReason::TooManyFiles => true,
+            SkipReason::NotRegularFile | SkipReason::NotFootage => false,
+        }
+    }
+}
+
+impl std::fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// The result of a listing.
@@ -267,24 +319,21 @@ impl Volume {
                 })
             };
             if kind.is_symlink() {
-                skip(out, "symbolic link (never followed)");
+                skip(out, SkipReason::SymbolicLink);
             } else if meta.dev() != dev {
-                skip(out, "another file system mounted inside the volume");
+                skip(out, SkipReason::OtherFileSystem);
             } else if kind.is_dir() {
                 if depth + 1 >= MAX_DEPTH {
-                    skip(out, "directory nested too deep");
+                    skip(out, SkipReason::NestedTooDeep);
                 } else {
                     self.walk(&entry.path(), relative, depth + 1, dev, storage, out)?;
                 }
             } else if !kind.is_file() {
-                skip(out, "not a regular file (device, socket or pipe)");
+                skip(out, SkipReason::NotRegularFile);
             } else if !storage.is_footage(Path::new(std::ffi::OsStr::from_bytes(&relative))) {
-                skip(out, "not footage per the profile's globs");
+                skip(out, SkipReason::NotFootage);
             } else if out.files.len() >= MAX_FILES {
-                skip(
-                    out,
-                    "too many files on the volume; the rest waits for the next docking",
-                );
+                skip(out, SkipReason::TooManyFiles);
             } else {
                 out.files.push(SourceFile {
                     name,
@@ -422,6 +471,26 @@ mod tests {
     use super::*;
     use crate::profile::Profile;
 
+    #[test]
+    fn skip_reasons_read_as_before_and_warn_as_before() {
+        let all = [
+            SkipReason::SymbolicLink,
+            SkipReason::OtherFileSystem,
+            SkipReason::NestedTooDeep,
+            SkipReason::NotRegularFile,
+            SkipReason::NotFootage,
+            SkipReason::TooManyFiles,
+        ];
+        for r in all {
+            let text = r.to_string();
+            assert_eq!(text, r.as_str());
+            // The dock used to pick the reasons to warn about by these words.
+            let by_words =
+                text.contains("symbolic") || text.contains("file system") || text.contains("too");
+            assert_eq!(r.worth_a_warning(), by_words, "{text}");
+        }
+    }
+
     fn storage(globs: &str) -> StorageSpec {
         let text = format!(
             "name = \"t\"\nmodel = \"m\"\n[storage]\nkind = \"directory\"\nmedia_root = \"DCIM\"\nglobs = [{globs}]\n"
@@ -457,10 +526,10 @@ mod tests {
             .collect();
         assert!(skipped
             .iter()
-            .any(|(n, r)| n == "link.MP4" && r.contains("symbolic")));
+            .any(|(n, r)| n == "link.MP4" && *r == SkipReason::SymbolicLink));
         assert!(skipped
             .iter()
-            .any(|(n, r)| n == "linkdir" && r.contains("symbolic")));
+            .any(|(n, r)| n == "linkdir" && *r == SkipReason::SymbolicLink));
         assert!(skipped.iter().any(|(n, _)| n == "notes.txt"));
 
         // Replace a listed file by a link: open and remove refuse.

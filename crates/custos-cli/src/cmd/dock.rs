@@ -5,7 +5,9 @@
 //! `ingest` exits 0 once every segment is verified, wiped per policy and
 //! every custody event acknowledged by the ledger; 1 when work is left
 //! (the journal keeps it: run the same command again to resume); 2 for bad
-//! usage, configuration or I/O.
+//! usage, configuration or I/O. The docking itself and its verdict are
+//! custos-dock's (`Dock::dock_once`, `OnceVerdict`); this module prints the
+//! verdict and maps it to the exit code.
 
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
@@ -16,7 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use custos_dock::daemon::{self, DaemonOptions};
 use custos_dock::status::{SlotState, StatusBoard};
-use custos_dock::DirectoryTransport;
+use custos_dock::{DirectoryTransport, OnceOutcome, OnceVerdict};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 
@@ -144,8 +146,6 @@ async fn ingest(
         dock.profiles().get(name)?;
     }
     let stop = stop_on_signal();
-    let pump_stop = CancellationToken::new();
-    let pump = dock.start(pump_stop.clone());
     let deadline = Some(Instant::now() + Duration::from_secs(max_wait));
     let slot = format!(
         "dir-{}",
@@ -167,28 +167,28 @@ async fn ingest(
         recorder_id,
         officer_id,
     );
-    let (_transport, report) = dock
-        .ingest(&slot, Box::new(transport), stop.clone(), deadline)
+    let outcome = dock
+        .dock_once(&slot, Box::new(transport), &stop, deadline)
         .await;
-    if report.recorder_id.is_some() && !stop.is_cancelled() {
-        dock.undock(&slot, &report).await;
-    }
-    let drained = dock.drain(deadline, &stop).await;
     bar_stop.cancel();
     if let Some(b) = bars {
         let _ = b.await;
     }
-    let trouble = dock.ledger_trouble();
-    let done = dock.session_done(&report)?;
-    pump_stop.cancel();
-    let _ = pump.await;
+    let outcome = outcome?;
     if let Some(ledger) = assembled.local_ledger {
         ledger.close().await;
     }
+    Ok(report(&source, &outcome))
+}
 
+/// Print what a one-shot docking achieved and map its verdict to the exit
+/// code: 0 only when it is safe to undock, else 1.
+fn report(source: &std::path::Path, outcome: &OnceOutcome) -> ExitCode {
+    let report = &outcome.report;
+    let verdict = outcome.verdict();
     if let Some(e) = &report.error {
         eprintln!("custos: dock ingest {}: {e}", source.display());
-        return Ok(ExitCode::from(1));
+        return ExitCode::from(1);
     }
     let recorder = report.recorder_id.as_deref().unwrap_or("?");
     println!(
@@ -196,7 +196,7 @@ async fn ingest(
         report.segments,
         report.done,
         report.failed.len(),
-        if drained {
+        if outcome.drained {
             ""
         } else {
             "; custody events still queued for the ledger"
@@ -205,21 +205,27 @@ async fn ingest(
     for (segment, why) in &report.failed {
         eprintln!("custos: segment {segment} left unfinished: {why}");
     }
-    if report.is_complete() && drained && done {
-        Ok(ExitCode::SUCCESS)
-    } else {
-        if !drained {
+    match verdict {
+        OnceVerdict::SafeToUndock => ExitCode::SUCCESS,
+        OnceVerdict::EventsQueued => {
             eprintln!(
                 "custos: {} custody events wait for the ledger; they are kept in the journal and sent by the next run{}",
-                dock.events_pending(),
-                trouble.map(|t| format!(" ({t})")).unwrap_or_default()
+                outcome.events_pending,
+                outcome
+                    .ledger_trouble
+                    .as_ref()
+                    .map(|t| format!(" ({t})"))
+                    .unwrap_or_default()
             );
-        } else if !done {
+            ExitCode::from(1)
+        }
+        OnceVerdict::NotAcknowledged => {
             eprintln!(
                 "custos: {recorder}: the ledger has not acknowledged every custody event yet (refused or unanswered); run again to resume"
             );
+            ExitCode::from(1)
         }
-        Ok(ExitCode::from(1))
+        _ => ExitCode::from(1),
     }
 }
 
