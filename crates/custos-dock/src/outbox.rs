@@ -176,6 +176,10 @@ impl Outbox {
             why,
         };
         let _order = self.order.lock().await;
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "an event carries the dock's wall-clock time when it is signed"
+        )]
         let now = Timestamp::from_offset_datetime(time::OffsetDateTime::now_utc())
             .map_err(|e| build(e.to_string()))?;
         let event = Event::of(details, subject, now).map_err(|e| build(e.to_string()))?;

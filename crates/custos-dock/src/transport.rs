@@ -499,9 +499,17 @@ impl RecorderTransport for UsbTransport {
         protocol::unlock(channel.as_mut(), usb, self.password.as_deref())?;
         let clock = match &usb.clock_read {
             Some(_) => {
+                #[expect(
+                    clippy::disallowed_methods,
+                    reason = "the recorder's clock offset is measured against the dock's wall clock around the reading"
+                )]
                 let before = OffsetDateTime::now_utc();
                 let recorder =
                     protocol::read_clock(channel.as_mut(), usb, self.profile.clock.time_zone)?;
+                #[expect(
+                    clippy::disallowed_methods,
+                    reason = "the recorder's clock offset is measured against the dock's wall clock around the reading"
+                )]
                 let after = OffsetDateTime::now_utc();
                 // The reading was taken somewhere between; take the middle.
                 let dock = before + (after - before) / 2;

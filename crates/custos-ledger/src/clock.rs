@@ -18,6 +18,10 @@ pub trait Clock: Send + Sync + std::fmt::Debug {
 pub struct SystemClock;
 
 impl Clock for SystemClock {
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "SystemClock is the ledger's production Clock, the one wall-clock reading behind it"
+    )]
     fn now(&self) -> Timestamp {
         // INVARIANT: the system clock reads a date between 1970 and 9999,
         // which is all a Timestamp refuses to hold.

@@ -113,6 +113,10 @@ struct Recorder {
     image: PathBuf,
 }
 
+#[expect(
+    clippy::disallowed_methods,
+    reason = "a simulated recorder's clock is the wall clock plus its skew"
+)]
 fn now_secs() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -120,10 +124,13 @@ fn now_secs() -> i64 {
         .unwrap_or(0)
 }
 
-fn main() {
-    if let Err(e) = run() {
-        eprintln!("custos-recorder-sim: {e:#}");
-        std::process::exit(2);
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("custos-recorder-sim: {e:#}");
+            std::process::ExitCode::from(2)
+        }
     }
 }
 

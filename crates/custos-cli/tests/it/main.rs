@@ -2,6 +2,9 @@
 //! `custos` binary against real ledgers, Garage and Chromium. The
 //! end-to-end scenarios are the separate `e2e` target (tests/e2e/).
 
+// The custody rules of clippy.toml are for production code: tests delete footage behind the ledger's back and date footage from the real clock.
+#![allow(clippy::disallowed_methods)]
+
 #[path = "../../../custos-core/tests/it/bundle_support/mod.rs"]
 mod bundle_support;
 mod garage_fixture;

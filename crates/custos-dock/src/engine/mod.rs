@@ -212,6 +212,10 @@ struct Session {
     to_upload: AtomicUsize,
 }
 
+#[expect(
+    clippy::disallowed_methods,
+    reason = "the engine's one reading of the dock's wall clock"
+)]
 fn now() -> OffsetDateTime {
     OffsetDateTime::now_utc()
 }

@@ -191,6 +191,10 @@ impl ControlChannel for SimulatedChannel {
                 .into_bytes(),
                 REQ_UNLOCK_STATUS => vec![u8::from(s.last_unlock_ok)],
                 REQ_CLOCK_READ => {
+                    #[expect(
+                        clippy::disallowed_methods,
+                        reason = "a simulated recorder's clock is the wall clock plus its skew"
+                    )]
                     let now = OffsetDateTime::now_utc().unix_timestamp() + s.clock_skew;
                     (now.max(0) as u64).to_le_bytes().to_vec()
                 }
@@ -225,7 +229,13 @@ impl ControlChannel for SimulatedChannel {
                     let bytes: [u8; 8] = data.try_into().map_err(|_| ChannelError::Stall)?;
                     let set = i64::try_from(u64::from_le_bytes(bytes))
                         .map_err(|_| ChannelError::Stall)?;
-                    s.clock_skew = set - OffsetDateTime::now_utc().unix_timestamp();
+                    #[expect(
+                        clippy::disallowed_methods,
+                        reason = "a simulated recorder's clock is the wall clock plus its skew"
+                    )]
+                    {
+                        s.clock_skew = set - OffsetDateTime::now_utc().unix_timestamp();
+                    }
                     Ok(())
                 }
                 _ => Err(ChannelError::Stall),

@@ -6,11 +6,15 @@
 //! S3 outage and a ledger outage against a real Garage node, a real ledger
 //! process and the real `custos` binary.
 
+// The custody rules of clippy.toml are for production code: tests read the real clock.
+#![allow(clippy::disallowed_methods)]
+
 mod clock_reset;
 mod crash;
 mod hostile;
 mod identity;
 mod outage;
+mod profiles;
 mod queue;
 mod refusals;
 mod usb_sim;

@@ -252,7 +252,12 @@ pub async fn sweep(
         } else if let Some(store) = objects {
             match object_store::path::Path::parse(&segment.manifest.object.key) {
                 Ok(key) => {
-                    if let Err(e) = store.delete(&key).await {
+                    #[expect(
+                        clippy::disallowed_methods,
+                        reason = "the retention sweep: the one place footage is deleted"
+                    )]
+                    let deleted = store.delete(&key).await;
+                    if let Err(e) = deleted {
                         error = Some(format!(
                             "deleting object {:?}: {e}",
                             segment.manifest.object.key

@@ -216,6 +216,10 @@ fn setup(dir: &Path, listen: &str) -> anyhow::Result<()> {
 /// Pre-signed events (signing is the dock's cost, not the ledger's).
 fn events(dir: &Path, count: usize) -> anyhow::Result<Vec<custos_core::dsse::Envelope>> {
     let key = SigningKey::load(&dir.join("dock-bench.key"))?;
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "the load generator stamps its events with the wall clock, as a dock would"
+    )]
     let now = Timestamp::from_offset_datetime(time::OffsetDateTime::now_utc())?;
     let run = Instant::now().elapsed().as_nanos() ^ u128::from(std::process::id());
     (0..count)
