@@ -245,7 +245,7 @@ pub enum Problem {
         path: String,
     },
     /// An entry's signed event does not verify.
-    #[error("signed event: {0}")]
+    #[error("signed event: {}", event_problem(.0))]
     Event(EntryError),
     /// An entry differs from the event its actor signed.
     #[error("its {field} differs from the signed event's")]
@@ -380,4 +380,13 @@ pub enum Problem {
         /// The file's.
         found: Digest,
     },
+}
+
+/// What is wrong with a signed event, without the "signed event:" that
+/// [`EntryError`]'s envelope errors already carry (said once, not twice).
+fn event_problem(e: &EntryError) -> String {
+    match e {
+        EntryError::Dsse(d) => d.to_string(),
+        other => other.to_string(),
+    }
 }
