@@ -40,7 +40,7 @@ async fn every_route_with_every_role_no_token_and_a_wrong_token() {
         let uri = uri_for(row.path);
         let what = format!("{} {}", row.method, row.path);
         for role in Role::ALL {
-            let used_before = count_actions(&t, actions::TOKEN_USED).await;
+            let used_before = t.entries_of(actions::TOKEN_USED).len();
             let a = t
                 .call(method(row.method), &uri, Some(t.token(role)), None)
                 .await;
@@ -73,7 +73,7 @@ async fn every_route_with_every_role_no_token_and_a_wrong_token() {
                 assert!(a.error().message.contains(role.as_str()), "{}", a.text());
             }
             // Invariant 4: an admin's token use is an entry, even when refused later.
-            let used_after = count_actions(&t, actions::TOKEN_USED).await;
+            let used_after = t.entries_of(actions::TOKEN_USED).len();
             let expected = used_before + usize::from(role == Role::Admin);
             assert_eq!(used_after, expected, "{what} as {role}: token.used entries");
         }
@@ -130,21 +130,6 @@ fn answer_line(a: &Answer) -> String {
         let e = a.error();
         format!("{} {}: {}", a.status.as_u16(), e.error, e.message)
     }
-}
-
-async fn count_actions(t: &TestLedger, action: &str) -> usize {
-    let size = t.size();
-    let mut n = 0;
-    let mut start = 0;
-    while start < size {
-        let lines = t.ledger.entries(start, None).unwrap();
-        start += lines.len() as u64;
-        n += lines
-            .iter()
-            .filter(|l| l.entry.get().contains(&format!("\"action\":\"{action}\"")))
-            .count();
-    }
-    n
 }
 
 /// The OpenAPI document, whole: any change to a route, a shape or a role
@@ -670,7 +655,7 @@ async fn health_metrics_and_checkpoint_are_served() {
         assert!(m.contains(name), "metrics lack {name}:\n{m}");
     }
     let c = t.get("/v1/checkpoint", None).await;
-    assert!(c.content_type.starts_with("text/plain"));
+    assert!(c.content_type().starts_with("text/plain"));
     let text = c.text();
     assert!(
         text.starts_with(&format!("{ORIGIN}\n{}\n", t.size())),

@@ -27,12 +27,9 @@ fn footage(seed: u8, len: usize) -> Vec<u8> {
 }
 
 struct Fixture {
-    /// The ledger's directory, tokens and router.
+    /// The ledger, its tokens and router.
     t: TestLedger,
-    ledger: Ledger,
     objects: Arc<dyn ObjectStore>,
-    reviewer: String,
-    officer: String,
     footage: Vec<(String, Vec<u8>)>,
     dock: Caller,
 }
@@ -89,10 +86,7 @@ async fn fixture() -> Fixture {
         .await
         .unwrap();
     Fixture {
-        reviewer: t.token(Role::Reviewer).to_owned(),
-        officer: t.token(Role::Officer).to_owned(),
         t,
-        ledger,
         objects,
         footage: footage_list,
         dock,
@@ -119,7 +113,7 @@ async fn export_to_vec(f: &Fixture, segments: &[&str]) -> Result<Vec<u8>, Export
     // The bundle's contents are what this file tests; the footage gate has
     // its own tests (governance.rs), so the export is an operator's.
     let gate = FootageGate::operator(actor);
-    export::export_bundle(&f.ledger, &gate, &request(segments), source, Vec::new())
+    export::export_bundle(&f.t.ledger, &gate, &request(segments), source, Vec::new())
         .await
         .map(|(out, _)| out)
 }
@@ -162,9 +156,9 @@ fn bundle_entries(tar: &[u8]) -> Vec<Entry> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_export_verifies_and_holds_its_own_entry() {
     let f = fixture().await;
-    let before = f.ledger.published().size;
+    let before = f.t.ledger.published().size;
     let tar = export_to_vec(&f, &["seg-a", "seg-b"]).await.unwrap();
-    let report = verify(&tar, &f.ledger).unwrap();
+    let report = verify(&tar, &f.t.ledger).unwrap();
     assert!(report.is_valid());
     assert_eq!(report.checkpoint.size(), report.export_seq + 1);
     assert_eq!(report.segments.len(), 2);
@@ -199,7 +193,7 @@ async fn a_second_export_includes_the_first() {
     let f = fixture().await;
     export_to_vec(&f, &["seg-b"]).await.unwrap();
     let tar = export_to_vec(&f, &["seg-b"]).await.unwrap();
-    verify(&tar, &f.ledger).unwrap();
+    verify(&tar, &f.t.ledger).unwrap();
     let exports = bundle_entries(&tar)
         .into_iter()
         .filter(|e| e.action.as_str() == "export.created")
@@ -210,7 +204,7 @@ async fn a_second_export_includes_the_first() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_segment_is_refused_and_not_recorded() {
     let f = fixture().await;
-    let before = f.ledger.published().size;
+    let before = f.t.ledger.published().size;
     let err = export_to_vec(&f, &["seg-a", "nope"]).await.unwrap_err();
     assert!(
         matches!(err, ExportError::UnknownSegment(ref s) if s == "nope"),
@@ -220,7 +214,7 @@ async fn an_unknown_segment_is_refused_and_not_recorded() {
         export_to_vec(&f, &[]).await.unwrap_err(),
         ExportError::NoSegments
     ));
-    assert_eq!(f.ledger.published().size, before);
+    assert_eq!(f.t.ledger.published().size, before);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -253,7 +247,7 @@ async fn footage_that_does_not_match_its_manifest_fails_the_export() {
 /// approval a reviewer needs before an export yields footage.
 async fn approve(f: &Fixture, token: &str, segment: Option<&str>, case: Option<&str>) {
     use custos_ledger::governance::{self, AccessAsk, Decision};
-    let requester = f.ledger.authenticate(token).unwrap();
+    let requester = f.t.ledger.authenticate(token).unwrap();
     let supervisor = Caller {
         role: Role::Supervisor,
         name: "sup-1".into(),
@@ -265,7 +259,7 @@ async fn approve(f: &Fixture, token: &str, segment: Option<&str>, case: Option<&
         segment: segment.map(str::to_owned),
         reason: "court order 17".into(),
     };
-    let (request, _) = governance::request_access(&f.ledger, &requester, &ask)
+    let (request, _) = governance::request_access(&f.t.ledger, &requester, &ask)
         .await
         .unwrap();
     let decision = Decision {
@@ -274,7 +268,7 @@ async fn approve(f: &Fixture, token: &str, segment: Option<&str>, case: Option<&
         valid_days: None,
     };
     governance::decide(
-        &f.ledger,
+        &f.t.ledger,
         &Governance::default(),
         &supervisor,
         &request.id,
@@ -299,16 +293,16 @@ async fn post_export(f: &Fixture, token: &str, body: Value) -> (StatusCode, Vec<
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn post_exports_streams_a_valid_bundle() {
     let f = fixture().await;
-    approve(&f, &f.reviewer, Some("seg-a"), None).await;
-    approve(&f, &f.reviewer, Some("seg-b"), None).await;
+    approve(&f, f.t.token(Role::Reviewer), Some("seg-a"), None).await;
+    approve(&f, f.t.token(Role::Reviewer), Some("seg-b"), None).await;
     let (status, tar) = post_export(
         &f,
-        &f.reviewer,
+        f.t.token(Role::Reviewer),
         json!({"segments": ["seg-a", "seg-b"], "reason": "discovery"}),
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&tar));
-    let report = verify(&tar, &f.ledger).unwrap();
+    let report = verify(&tar, &f.t.ledger).unwrap();
     assert_eq!(report.segments.len(), 2);
     let last = bundle_entries(&tar).pop().unwrap();
     assert_eq!(last.actor.id, "reviewer-1");
@@ -318,27 +312,33 @@ async fn post_exports_streams_a_valid_bundle() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn post_exports_refusals() {
     let f = fixture().await;
-    approve(&f, &f.reviewer, Some("seg-a"), None).await;
-    approve(&f, &f.reviewer, Some("seg-b"), None).await;
-    let before = f.ledger.published().size;
-    let (status, _) = post_export(&f, &f.officer, json!({"segments": ["seg-a"]})).await;
+    approve(&f, f.t.token(Role::Reviewer), Some("seg-a"), None).await;
+    approve(&f, f.t.token(Role::Reviewer), Some("seg-b"), None).await;
+    let before = f.t.ledger.published().size;
+    let (status, _) =
+        post_export(&f, f.t.token(Role::Officer), json!({"segments": ["seg-a"]})).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    let (status, body) = post_export(&f, &f.reviewer, json!({"segments": ["nope"]})).await;
+    let (status, body) =
+        post_export(&f, f.t.token(Role::Reviewer), json!({"segments": ["nope"]})).await;
     assert_eq!(
         status,
         StatusCode::NOT_FOUND,
         "{}",
         String::from_utf8_lossy(&body)
     );
-    let (status, _) = post_export(&f, &f.reviewer, json!({"segments": []})).await;
+    let (status, _) = post_export(&f, f.t.token(Role::Reviewer), json!({"segments": []})).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     // A missing object is refused before anything is recorded or streamed.
     f.objects
         .delete(&ObjectPath::parse("rec-7/seg-b.mp4").unwrap())
         .await
         .unwrap();
-    let (status, body) =
-        post_export(&f, &f.reviewer, json!({"segments": ["seg-a", "seg-b"]})).await;
+    let (status, body) = post_export(
+        &f,
+        f.t.token(Role::Reviewer),
+        json!({"segments": ["seg-a", "seg-b"]}),
+    )
+    .await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
     let body = String::from_utf8_lossy(&body);
     assert!(
@@ -347,7 +347,7 @@ async fn post_exports_refusals() {
     );
     // No export was recorded (the officer's refusal may be logged by the
     // access middleware, so compare export entries only).
-    let after = f.ledger.entries(before, None).unwrap();
+    let after = f.t.ledger.entries(before, None).unwrap();
     assert!(after
         .iter()
         .all(|l| !l.entry.get().contains("\"export.created\"")));
@@ -362,16 +362,16 @@ async fn a_case_exports_its_linked_segments() {
         token_id: "test".into(),
         key: None,
     };
-    let (case, _) = custos_ledger::governance::create_case(&f.ledger, &supervisor, "Case", None)
+    let (case, _) = custos_ledger::governance::create_case(&f.t.ledger, &supervisor, "Case", None)
         .await
         .unwrap();
-    custos_ledger::governance::link_segments(&f.ledger, &supervisor, &case.id, &["seg-b".into()])
+    custos_ledger::governance::link_segments(&f.t.ledger, &supervisor, &case.id, &["seg-b".into()])
         .await
         .unwrap();
-    approve(&f, &f.reviewer, None, Some(&case.id)).await;
-    let (status, tar) = post_export(&f, &f.reviewer, json!({"case": case.id})).await;
+    approve(&f, f.t.token(Role::Reviewer), None, Some(&case.id)).await;
+    let (status, tar) = post_export(&f, f.t.token(Role::Reviewer), json!({"case": case.id})).await;
     assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&tar));
-    let report = verify(&tar, &f.ledger).unwrap();
+    let report = verify(&tar, &f.t.ledger).unwrap();
     let ids: Vec<&str> = report
         .segments
         .iter()
@@ -381,34 +381,35 @@ async fn a_case_exports_its_linked_segments() {
     let last = bundle_entries(&tar).pop().unwrap();
     assert_eq!(last.details["case"], json!(case.id));
     // A case that links nothing is a 404, and nothing is recorded.
-    let (empty, _) = custos_ledger::governance::create_case(&f.ledger, &supervisor, "Empty", None)
-        .await
-        .unwrap();
-    let (status, _) = post_export(&f, &f.reviewer, json!({"case": empty.id})).await;
+    let (empty, _) =
+        custos_ledger::governance::create_case(&f.t.ledger, &supervisor, "Empty", None)
+            .await
+            .unwrap();
+    let (status, _) = post_export(&f, f.t.token(Role::Reviewer), json!({"case": empty.id})).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_ledger_signs_the_checkpoint_of_any_past_size() {
     let f = fixture().await;
-    let then = f.ledger.published();
+    let then = f.t.ledger.published();
     let dock = dock_caller(&f);
-    f.ledger
+    f.t.ledger
         .append_event(&dock, &docked_event("rec-10").to_json())
         .await
         .unwrap();
-    assert!(f.ledger.published().size > then.size);
+    assert!(f.t.ledger.published().size > then.size);
     // Ed25519 signatures are deterministic: the very checkpoint published then.
     assert_eq!(
-        f.ledger.checkpoint_at(then.size).unwrap(),
+        f.t.ledger.checkpoint_at(then.size).unwrap(),
         then.checkpoint.to_string()
     );
-    let now = f.ledger.published();
+    let now = f.t.ledger.published();
     assert_eq!(
-        f.ledger.checkpoint_at(now.size).unwrap(),
+        f.t.ledger.checkpoint_at(now.size).unwrap(),
         now.checkpoint.to_string()
     );
-    assert!(f.ledger.checkpoint_at(now.size + 1).is_err());
+    assert!(f.t.ledger.checkpoint_at(now.size + 1).is_err());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -421,11 +422,11 @@ async fn an_export_is_bound_to_the_checkpoint_at_its_entry() {
         id: "reviewer-1".into(),
     };
     let gate = FootageGate::operator(actor);
-    let prepared = export::prepare_export(&f.ledger, &gate, &request(&["seg-a"]))
+    let prepared = export::prepare_export(&f.t.ledger, &gate, &request(&["seg-a"]))
         .await
         .unwrap();
     let dock = dock_caller(&f);
-    f.ledger
+    f.t.ledger
         .append_event(&dock, &docked_event("rec-11").to_json())
         .await
         .unwrap();
@@ -438,8 +439,8 @@ async fn an_export_is_bound_to_the_checkpoint_at_its_entry() {
     })
     .await
     .unwrap();
-    let report = verify(&tar, &f.ledger).unwrap();
-    assert!(f.ledger.published().size > report.checkpoint.size());
+    let report = verify(&tar, &f.t.ledger).unwrap();
+    assert!(f.t.ledger.published().size > report.checkpoint.size());
     assert_eq!(report.checkpoint.size(), report.export_seq + 1);
 }
 
@@ -452,7 +453,7 @@ async fn a_case_export_names_every_linked_segment() {
     let ingests = (0..N).map(|i| {
         let id = format!("case-seg-{i:04}");
         let body = ingest_of(&id, &[i as u8]);
-        let ledger = f.ledger.clone();
+        let ledger = f.t.ledger.clone();
         let dock = dock.clone();
         async move { ledger.append_event(&dock, &body).await.unwrap() }
     });
@@ -466,15 +467,15 @@ async fn a_case_export_names_every_linked_segment() {
             segment_id: format!("case-seg-{i:04}"),
         });
         let append = custos_ledger::Append::new(supervisor.clone(), "case-big", details).unwrap();
-        let ledger = f.ledger.clone();
+        let ledger = f.t.ledger.clone();
         async move { ledger.append(append).await.unwrap() }
     });
     futures::future::join_all(links).await;
-    let ids = export::case_segments(&f.ledger, "case-big").unwrap();
+    let ids = export::case_segments(&f.t.ledger, "case-big").unwrap();
     assert_eq!(ids.len(), N);
     assert_eq!(ids[N - 1], format!("case-seg-{:04}", N - 1));
     assert!(matches!(
-        export::case_segments(&f.ledger, "case-none"),
+        export::case_segments(&f.t.ledger, "case-none"),
         Err(ExportError::EmptyCase(_))
     ));
 }

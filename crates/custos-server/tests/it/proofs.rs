@@ -181,7 +181,7 @@ async fn roots_and_proofs_match_an_independent_rfc6962_implementation() {
         )
         .await;
     assert_eq!(a.status, StatusCode::OK);
-    assert_eq!(a.content_type, "application/x-ndjson");
+    assert_eq!(a.content_type(), "application/x-ndjson");
     let mut leaves = Vec::new();
     for (i, line) in a.text().lines().enumerate() {
         let v: Value = serde_json::from_str(line).unwrap();

@@ -24,16 +24,6 @@ use serde_json::Value;
 
 use crate::util::*;
 
-async fn entries_of(t: &TestLedger, action: &str) -> Vec<Value> {
-    let a = t.get("/v1/entries?start=0", Some(Role::Auditor)).await;
-    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
-    a.text()
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap()["entry"].clone())
-        .filter(|e| e["action"] == action)
-        .collect()
-}
-
 #[tokio::test]
 async fn a_revoked_token_is_refused_on_the_very_next_request() {
     let t = TestLedger::new().await;
@@ -56,7 +46,7 @@ async fn a_revoked_token_is_refused_on_the_very_next_request() {
         let a = t.get("/v1/tokens", Some(role)).await;
         assert_eq!(a.status, StatusCode::FORBIDDEN, "{role}");
     }
-    assert!(entries_of(&t, actions::TOKEN_REVOKED).await.is_empty());
+    assert!(t.entries_of(actions::TOKEN_REVOKED).is_empty());
 
     let a = t
         .call(
@@ -72,7 +62,7 @@ async fn a_revoked_token_is_refused_on_the_very_next_request() {
     assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{}", a.text());
     assert_eq!(a.error().error, "revoked_token");
 
-    let revoked = entries_of(&t, actions::TOKEN_REVOKED).await;
+    let revoked = t.entries_of(actions::TOKEN_REVOKED);
     assert_eq!(revoked.len(), 1);
     assert_eq!(revoked[0]["subject"], "reviewer-1");
     assert_eq!(revoked[0]["actor"]["id"], "admin-1");
@@ -104,7 +94,7 @@ async fn a_revoked_token_is_refused_on_the_very_next_request() {
         )
         .await;
     assert_eq!(a.status, StatusCode::NOT_FOUND, "{}", a.text());
-    assert_eq!(entries_of(&t, actions::TOKEN_REVOKED).await.len(), 1);
+    assert_eq!(t.entries_of(actions::TOKEN_REVOKED).len(), 1);
     t.ledger.close().await;
 }
 

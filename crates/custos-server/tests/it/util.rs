@@ -61,7 +61,6 @@ pub(crate) struct LedgerSetup {
 /// A response: status, headers, body.
 pub(crate) struct Answer {
     pub status: StatusCode,
-    pub content_type: String,
     pub headers: HeaderMap,
     pub body: Vec<u8>,
 }
@@ -89,6 +88,11 @@ impl Answer {
 
     pub(crate) fn text(&self) -> String {
         String::from_utf8(self.body.clone()).unwrap()
+    }
+
+    /// The Content-Type header ("" when absent).
+    pub(crate) fn content_type(&self) -> &str {
+        self.header(header::CONTENT_TYPE.as_str())
     }
 
     /// A header's value ("" when absent).
@@ -144,28 +148,17 @@ impl TestLedger {
         let ledger = Ledger::open(options, ledger_key()).unwrap();
         let mut tokens = HashMap::new();
         let mut named = HashMap::new();
-        let per_role = Role::ALL.into_iter().map(|role| {
+        for role in Role::ALL {
             let name = match role {
                 Role::Dock => "dock-01".to_owned(),
                 other => format!("{other}-1"),
             };
-            (name, role, true)
-        });
-        let more = setup
-            .named
-            .iter()
-            .map(|(name, role)| (name.to_string(), *role, false));
-        for (name, role, first) in per_role.chain(more).collect::<Vec<_>>() {
-            let key = (role == Role::Dock).then(|| dock_key().verifier_key());
-            let token = ledger
-                .create_token(admin_actor(), role, &name, key)
-                .await
-                .unwrap()
-                .token;
-            if first {
-                tokens.insert(role, token.clone());
-            }
+            let token = new_token(&ledger, role, &name).await;
+            tokens.insert(role, token.clone());
             named.insert(name, token);
+        }
+        for (name, role) in setup.named {
+            named.insert(name.to_owned(), new_token(&ledger, role, name).await);
         }
         let mut state = AppState::new(ledger.clone());
         if let Some(governance) = setup.governance {
@@ -216,17 +209,12 @@ impl TestLedger {
         let resp = self.app.clone().oneshot(request).await.unwrap();
         let status = resp.status();
         let headers = resp.headers().clone();
-        let content_type = headers
-            .get("content-type")
-            .map(|v| v.to_str().unwrap().to_owned())
-            .unwrap_or_default();
         let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
             .await
             .unwrap()
             .to_vec();
         Answer {
             status,
-            content_type,
             headers,
             body,
         }
@@ -269,6 +257,16 @@ impl TestLedger {
     pub(crate) fn size(&self) -> u64 {
         self.ledger.published().size
     }
+}
+
+/// A new token for `name` in `role` (a dock's registers the dock key).
+async fn new_token(ledger: &Ledger, role: Role, name: &str) -> String {
+    let key = (role == Role::Dock).then(|| dock_key().verifier_key());
+    ledger
+        .create_token(admin_actor(), role, name, key)
+        .await
+        .unwrap()
+        .token
 }
 
 /// An envelope of another payload type signed by the dock key.
