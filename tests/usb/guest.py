@@ -25,7 +25,7 @@ import urllib.request
 
 PASSWORD = "s3cret-dock"
 LEDGER = "http://127.0.0.1:8700"
-STATUS = "http://127.0.0.1:8711/status"
+STATUS = "http://127.0.0.1:8710/status"
 SITE = "/tmp/site"
 
 
@@ -149,7 +149,7 @@ mount_root = "{SITE}/mnt"
 mount_options = "iocharset=iso8859-1"
 usb = true
 slots = []
-status_listen = "127.0.0.1:8711"
+status_listen = "127.0.0.1:8710"
 part_size_mib = 5
 {ledger}"""
         with open(f"{SITE}/custos.toml", "w") as f:

@@ -16,6 +16,9 @@
 //! dock's offline queue retries all of these and sets aside only the final
 //! ones.
 //!
+//! Besides the ledger, [`dock_status`] reads a docking station's status
+//! endpoint (`custos dock status`).
+//!
 //! This crate depends on custos-core and the HTTP client alone: it knows
 //! the API's shapes and codes, never the ledger's rules or storage.
 //!
@@ -236,6 +239,16 @@ impl std::fmt::Debug for LedgerClient {
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long connecting may take before the ledger counts as unreachable.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The status document of the docking station whose status endpoint is at
+/// `base_url` (`http://127.0.0.1:8710`): `GET /status`, no token.
+pub async fn dock_status(
+    base_url: &str,
+) -> Result<custos_core::wire::dock::DockStatus, ClientError> {
+    LedgerClient::new(base_url, None)?
+        .get_json("/status", &[])
+        .await
+}
 
 impl LedgerClient {
     /// A client of the ledger at `base_url` (`http(s)://host:port`), with

@@ -151,8 +151,22 @@ pub struct DockConfig {
     pub slots: Vec<PathBuf>,
     /// Watch USB for recorders (rusb hotplug, or polling).
     pub usb: bool,
-    /// Loopback address of the JSON slot-status endpoint of `custos dock run`.
+    /// Address of the status endpoint of `custos dock run`: the station's
+    /// screen at `/`, JSON at `/status`, Prometheus at `/metrics`. Loopback
+    /// unless set otherwise.
     pub status_listen: String,
+    /// Language of the status screen: `zh-CN` or `en`; absent = the
+    /// browser's (English when it asks for it), else zh-CN.
+    pub status_language: Option<String>,
+    /// A busy slot without progress for this long is flagged stuck (a
+    /// number with a unit `s`, `m`, `h` or `d`).
+    pub stuck_after: String,
+    /// Officer names for the status screen: a text file of `officer_id,name`
+    /// lines (`#` starts a comment).
+    pub roster: Option<PathBuf>,
+    /// Alert when a disk the dock writes to (`data_dir`, a `file://` store)
+    /// has less than this percentage free.
+    pub disk_min_free_percent: u8,
     /// Segments read and uploaded at once, across all slots.
     pub concurrency: u32,
     /// Multipart part size in MiB (at least 5, the S3 minimum).
@@ -176,11 +190,27 @@ impl Default for DockConfig {
             mount_options: String::new(),
             slots: Vec::new(),
             usb: true,
-            status_listen: "127.0.0.1:8711".into(),
+            status_listen: "127.0.0.1:8710".into(),
+            status_language: None,
+            stuck_after: "5m".into(),
+            roster: None,
+            disk_min_free_percent: 5,
             concurrency: 4,
             part_size_mib: 16,
             sm3: false,
         }
+    }
+}
+
+impl DockConfig {
+    /// `stuck_after` as a duration.
+    pub fn stuck_after(&self) -> Result<std::time::Duration, ConfigError> {
+        let bad = |why: String| {
+            ConfigError::Invalid(format!("dock.stuck_after {:?}: {why}", self.stuck_after))
+        };
+        parse_interval(&self.stuck_after)
+            .map_err(bad)?
+            .ok_or_else(|| bad("a slot is always watched; give a time such as \"5m\"".into()))
     }
 }
 
@@ -369,6 +399,20 @@ impl Config {
             }
         }
         r.sweep_every()?;
+        self.dock.stuck_after()?;
+        if let Some(l) = &self.dock.status_language {
+            if !matches!(l.as_str(), "zh-CN" | "en") {
+                return Err(ConfigError::Invalid(format!(
+                    "dock.status_language {l:?}: expected \"zh-CN\" or \"en\""
+                )));
+            }
+        }
+        if self.dock.disk_min_free_percent > 50 {
+            return Err(ConfigError::Invalid(format!(
+                "dock.disk_min_free_percent = {}: at most 50",
+                self.dock.disk_min_free_percent
+            )));
+        }
         let days = self.access.approval_valid_days;
         if !(1..=366).contains(&days) {
             return Err(ConfigError::Invalid(format!(

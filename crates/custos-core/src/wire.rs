@@ -10,11 +10,16 @@
 //! [`InclusionProof`]; its `entries.jsonl` lines are [`EntryLine`]s, the
 //! same type (one definition of each shape).
 //!
+//! The dock's status endpoint, a different server, has its shapes in
+//! [`dock`].
+//!
 //! With the `openapi` feature the types also describe themselves to utoipa
 //! for the server's OpenAPI document.
 //!
 //! This module must never hold behaviour beyond (de)serialisation: the rules
 //! live in the ledger, the transport in the server and the client.
+
+pub mod dock;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;

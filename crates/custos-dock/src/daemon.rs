@@ -28,6 +28,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::Dock;
+use crate::status::watch::{self, WatchSettings};
 use crate::transport::{DirectoryTransport, UsbTransport};
 use crate::usb::locate::SysfsLocator;
 use crate::usb::rusb_link::{RusbDevice, UsbDeviceInfo, UsbEvent, UsbWatcher};
@@ -47,6 +48,10 @@ pub struct DaemonOptions {
     pub poll: Duration,
     /// The status endpoint's address (`None`: no endpoint).
     pub status_listen: Option<String>,
+    /// The status screen's language (`None`: the browser's, else zh-CN).
+    pub status_language: Option<custos_i18n::Lang>,
+    /// What the watch checks (disks).
+    pub watch: WatchSettings,
 }
 
 /// Why the daemon could not start.
@@ -65,7 +70,8 @@ pub enum DaemonError {
 }
 
 /// Run until `stop` is cancelled. `ready` is called with the status
-/// endpoint's address once everything listens.
+/// endpoint's address once everything listens; systemd is told then too
+/// (`READY=1`), and the watch (alerts, disks, watchdog) runs beside.
 pub async fn run(
     dock: Arc<Dock>,
     opts: DaemonOptions,
@@ -75,12 +81,17 @@ pub async fn run(
     let pump = dock.start(stop.clone());
     let mut addr = None;
     if let Some(listen) = &opts.status_listen {
-        let (a, _task) = crate::status::serve(dock.status().clone(), listen, stop.clone())
-            .await
-            .map_err(|source| DaemonError::Status {
-                listen: listen.clone(),
-                source,
-            })?;
+        let (a, _task) = crate::status::serve(
+            dock.status().clone(),
+            opts.status_language,
+            listen,
+            stop.clone(),
+        )
+        .await
+        .map_err(|source| DaemonError::Status {
+            listen: listen.clone(),
+            source,
+        })?;
         addr = Some(a);
     }
     let mut tasks = JoinSet::new();
@@ -95,7 +106,13 @@ pub async fn run(
     if opts.usb {
         tasks.spawn(usb_slots(dock.clone(), opts.clone(), stop.clone()));
     }
+    tasks.spawn(watch::run(
+        dock.status().clone(),
+        opts.watch.clone(),
+        stop.clone(),
+    ));
     ready(addr);
+    watch::ready();
     stop.cancelled().await;
     while tasks.join_next().await.is_some() {}
     let _ = pump.await;
@@ -133,9 +150,19 @@ async fn directory_slot(dock: Arc<Dock>, dir: PathBuf, poll: Duration, stop: Can
         // Unfinished records resume only on the volume they were found on.
         let transport = DirectoryTransport::new(&dir, dock.profiles().clone(), None, None, None);
         let session = stop.child_token();
-        let (_transport, report) = dock
-            .ingest(&slot, Box::new(transport), session.clone(), None)
-            .await;
+        let ingest = dock.ingest(&slot, Box::new(transport), session.clone(), None);
+        tokio::pin!(ingest);
+        // A recorder taken out mid-docking (its directory emptied or
+        // unmounted) ends the session as a USB unplug does: what is not
+        // done stays in the journal for the next docking.
+        let (_transport, report) = tokio::select! {
+            done = &mut ingest => done,
+            () = left(&dir, poll) => {
+                tracing::warn!(slot, "the recorder's directory emptied during the docking");
+                session.cancel();
+                ingest.await
+            }
+        };
         if stop.is_cancelled() {
             return;
         }
@@ -153,6 +180,13 @@ async fn directory_slot(dock: Arc<Dock>, dir: PathBuf, poll: Duration, stop: Can
         if !occupied(&dir) {
             dock.undock(&slot, &report).await;
         }
+    }
+}
+
+/// Returns once `dir` holds nothing (polled every `poll`).
+async fn left(dir: &std::path::Path, poll: Duration) {
+    while occupied(dir) {
+        tokio::time::sleep(poll).await;
     }
 }
 

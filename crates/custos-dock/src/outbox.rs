@@ -96,6 +96,8 @@ pub struct Outbox {
     acks: watch::Sender<u64>,
     /// The last delivery problem, for the status page (`None` when healthy).
     trouble: std::sync::Mutex<Option<String>>,
+    /// Delivery runs that stopped on a failure (for `/metrics`).
+    failed_deliveries: std::sync::atomic::AtomicU64,
     /// True from before the pump takes events off the queue until their
     /// acknowledgements are in the journal (see [`Outbox::settled`]).
     delivering: AtomicBool,
@@ -118,6 +120,7 @@ impl Outbox {
             wake: Notify::new(),
             acks: watch::channel(0).0,
             trouble: std::sync::Mutex::new(None),
+            failed_deliveries: std::sync::atomic::AtomicU64::new(0),
             delivering: AtomicBool::new(false),
         })
     }
@@ -145,6 +148,11 @@ impl Outbox {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// How many delivery runs stopped on a failure so far.
+    pub fn failed_deliveries(&self) -> u64 {
+        self.failed_deliveries.load(Ordering::Relaxed)
     }
 
     fn set_trouble(&self, t: Option<String>) {
@@ -316,6 +324,7 @@ impl Outbox {
                     match delivery.stopped {
                         Some(e) => {
                             stalled = true;
+                            self.failed_deliveries.fetch_add(1, Ordering::Relaxed);
                             if self.trouble().is_none() {
                                 tracing::warn!(error = %e, waiting = delivery.remaining, "the ledger did not take the next event; events wait in the journal and are sent again");
                             }
@@ -338,6 +347,7 @@ impl Outbox {
                 Err(e) => {
                     self.delivering.store(false, Ordering::SeqCst);
                     stalled = true;
+                    self.failed_deliveries.fetch_add(1, Ordering::Relaxed);
                     tracing::error!(error = %e, "the dock's event queue failed");
                     self.set_trouble(Some(e.to_string()));
                 }

@@ -8,6 +8,7 @@
 //! Every failure names the file or setting at fault. This module must never
 //! start a dock with a profile, key or store it could not fully check.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -44,9 +45,44 @@ pub enum SetupError {
     /// The remote ledger's URL is unusable.
     #[error("[dock] ledger_url: {0}")]
     LedgerUrl(String),
+    /// The officer roster is unreadable or malformed.
+    #[error("[dock] roster {path}: {why}")]
+    Roster {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong (with the line number).
+        why: String,
+    },
     /// The dock itself could not start.
     #[error(transparent)]
     Dock(#[from] DockError),
+}
+
+/// Officer names from a roster's text: `officer_id,name` per line, `#`
+/// comments and blank lines ignored. Refuses a line without both parts and
+/// an officer listed twice, naming the line.
+pub fn parse_roster(text: &str) -> Result<BTreeMap<String, String>, String> {
+    let mut names = BTreeMap::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let n = i + 1;
+        let Some((id, name)) = line.split_once(',') else {
+            return Err(format!("line {n}: expected \"officer_id,name\""));
+        };
+        let (id, name) = (id.trim(), name.trim());
+        if id.is_empty() || name.is_empty() {
+            return Err(format!(
+                "line {n}: the officer id and the name must both be given"
+            ));
+        }
+        if names.insert(id.to_owned(), name.to_owned()).is_some() {
+            return Err(format!("line {n}: officer {id} is listed twice"));
+        }
+    }
+    Ok(names)
 }
 
 /// The dock's signing key, `[dock] key_file`.
@@ -83,6 +119,32 @@ pub async fn open(
     let d = &config.dock;
     let profiles = Profiles::load_dir(&d.profiles_dir)?;
     let store = IngestStore::from_url(&config.storage.url)?;
-    let settings = DockSettings::from_config(config);
+    let mut settings = DockSettings::from_config(config);
+    if let Some(path) = &d.roster {
+        let bad = |why: String| SetupError::Roster {
+            path: path.clone(),
+            why,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+        settings.board.roster = parse_roster(&text).map_err(bad)?;
+    }
     Ok(Dock::open(settings, key, store, ledger, profiles).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_roster_names_officers_and_refuses_what_it_cannot_read() {
+        let r = parse_roster("# officers\n100233, 张三\n\n100234,李四\n").unwrap();
+        assert_eq!(r.get("100233").map(String::as_str), Some("张三"));
+        assert_eq!(r.len(), 2);
+        assert_eq!(
+            parse_roster("100233 张三").unwrap_err(),
+            "line 1: expected \"officer_id,name\""
+        );
+        assert!(parse_roster("1,a\n1,b").unwrap_err().contains("line 2"));
+        assert!(parse_roster(",a").unwrap_err().contains("both"));
+    }
 }

@@ -393,13 +393,72 @@ pub fn run_blocking(options: ServeOptions, ready: impl FnOnce(&Server)) -> Resul
         .block_on(run(options, ready))
 }
 
+/// How log lines are written: `CUSTOS_LOG_FORMAT=json` (one JSON object
+/// per line) or text; colour codes only when standard error is a terminal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogFormat {
+    /// One JSON object per line.
+    pub json: bool,
+    /// ANSI colours.
+    pub colour: bool,
+}
+
+impl LogFormat {
+    /// The format for `CUSTOS_LOG_FORMAT`'s value and whether standard
+    /// error is a terminal. `json` (any case) asks for JSON; anything else
+    /// is text.
+    pub fn choose(setting: Option<&str>, terminal: bool) -> LogFormat {
+        let json = setting.is_some_and(|s| s.trim().eq_ignore_ascii_case("json"));
+        LogFormat {
+            json,
+            colour: terminal && !json,
+        }
+    }
+}
+
 /// Send `tracing` output to standard error, filtered by `RUST_LOG`
-/// (default `info`). For binaries; call once.
+/// (default `info`), as [`LogFormat::choose`] says. For binaries; call once.
 pub fn init_logging() {
+    use std::io::IsTerminal as _;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let format = LogFormat::choose(
+        std::env::var("CUSTOS_LOG_FORMAT").ok().as_deref(),
+        std::io::stderr().is_terminal(),
+    );
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .try_init();
+        .with_ansi(format.colour);
+    let _ = if format.json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LogFormat;
+
+    #[test]
+    fn logs_are_json_when_asked_and_coloured_only_on_a_terminal() {
+        assert_eq!(
+            LogFormat::choose(Some("json"), true),
+            LogFormat {
+                json: true,
+                colour: false
+            }
+        );
+        assert_eq!(
+            LogFormat::choose(None, false),
+            LogFormat {
+                json: false,
+                colour: false
+            }
+        );
+        assert!(LogFormat::choose(None, true).colour);
+        assert!(!LogFormat::choose(Some("text"), false).json);
+        assert!(LogFormat::choose(Some(" JSON "), false).json);
+    }
 }

@@ -1,6 +1,7 @@
 //! `custos dock ingest --config FILE --source DIR [--profile NAME]` (one
-//! recorder mounted at DIR) and `custos dock run --config FILE` (the
-//! daemon: USB hotplug, directory slots, slot status).
+//! recorder mounted at DIR), `custos dock run --config FILE` (the daemon:
+//! USB hotplug, directory slots, the station's status screen) and `custos
+//! dock status --config FILE` (the running daemon's slots as a table).
 //!
 //! `ingest` exits 0 once every segment is verified, wiped per policy and
 //! every custody event acknowledged by the ledger; 1 when work is left
@@ -17,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use custos_dock::daemon::{self, DaemonOptions};
+use custos_dock::status::watch::WatchSettings;
 use custos_dock::status::{SlotState, StatusBoard};
 use custos_dock::{DirectoryTransport, OnceOutcome, OnceVerdict};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -64,6 +66,16 @@ enum DockCommand {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
     },
+    /// The running daemon's slots, as a table (read from [dock]
+    /// status_listen); exit 0 when it answered.
+    Status {
+        /// The configuration file.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// Print the JSON document instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub(crate) fn run(args: DockArgs) -> anyhow::Result<ExitCode> {
@@ -100,7 +112,124 @@ pub(crate) fn run(args: DockArgs) -> anyhow::Result<ExitCode> {
             init_logging("info");
             runtime()?.block_on(daemon_main(cfg))
         }
+        DockCommand::Status { config, json } => {
+            let cfg = super::ledger::load_config(&config)?;
+            let url = format!("http://{}", cfg.dock.status_listen);
+            let status = runtime()?
+                .block_on(custos_client::dock_status(&url))
+                .with_context(|| {
+                    format!("the dock's status at {url} (is `custos dock run` running with this configuration?)")
+                })?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&status)?);
+            } else {
+                print!("{}", status_table(&status));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+/// A state in the terminal's words.
+fn state_words(state: SlotState) -> &'static str {
+    match state {
+        SlotState::Empty => "empty",
+        SlotState::Attaching => "identifying",
+        SlotState::Copying => "copying",
+        SlotState::Recording => "recording on the ledger",
+        SlotState::Verifying => "verifying",
+        SlotState::WaitingForLedger => "waiting for the ledger",
+        SlotState::Wiping => "wiping",
+        SlotState::Done => "SAFE TO UNDOCK",
+        SlotState::Incomplete => "incomplete: dock again",
+        SlotState::Unplugged => "UNPLUGGED EARLY: plug back in",
+        SlotState::Error => "error",
+    }
+}
+
+fn mb(bytes: u64) -> String {
+    format!("{:.1}", bytes as f64 / 1e6)
+}
+
+/// The slots as a table for a terminal, then the alerts and the outbox.
+fn status_table(status: &custos_core::wire::dock::DockStatus) -> String {
+    let header = [
+        "SLOT", "RECORDER", "OFFICER", "STATE", "SEGMENTS", "MB", "MB/S", "LEFT", "NOTE",
+    ];
+    let mut rows: Vec<[String; 9]> = vec![header.map(str::to_owned)];
+    for s in &status.slots {
+        let officer = match (&s.officer_id, &s.officer_name) {
+            (Some(id), Some(name)) => format!("{id} {name}"),
+            (Some(id), None) => id.clone(),
+            _ => "-".into(),
+        };
+        let mut note = Vec::new();
+        if s.segments_failed > 0 {
+            note.push(format!("{} left on the recorder", s.segments_failed));
+        }
+        if !s.damaged.is_empty() {
+            note.push(format!("{} damaged", s.damaged.len()));
+        }
+        if !s.late.is_empty() {
+            note.push(format!("{} late", s.late.len()));
+        }
+        if let Some(c) = s.clock {
+            if c.set {
+                note.push(format!("clock set ({:+.1} s)", c.offset_ms as f64 / 1000.0));
+            }
+        }
+        if let Some(secs) = s.stuck_seconds {
+            note.push(format!("no progress for {secs} s"));
+        }
+        if let Some(m) = &s.message {
+            if s.state != SlotState::Done {
+                note.push(m.replace(['\n', '\r'], " "));
+            }
+        }
+        rows.push([
+            s.slot.clone(),
+            s.recorder_id.clone().unwrap_or_else(|| "-".into()),
+            officer,
+            state_words(s.state).to_owned(),
+            format!("{}/{}", s.segments_done, s.segments_total),
+            format!("{}/{}", mb(s.bytes_done), mb(s.bytes_total)),
+            s.bytes_per_second.map(mb).unwrap_or_else(|| "-".into()),
+            s.eta_seconds
+                .map(|e| format!("{}:{:02}", e / 60, e % 60))
+                .unwrap_or_else(|| "-".into()),
+            note.join("; "),
+        ]);
+    }
+    let widths: Vec<usize> = (0..9)
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = format!("dock {}\n", status.dock_id);
+    for r in &rows {
+        let line: Vec<String> = r
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell}{}", " ".repeat(w - cell.chars().count())))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    for a in &status.alerts {
+        out.push_str(&format!(
+            "ALERT {}{}: {} (for {} s)\n",
+            a.kind.as_str(),
+            a.slot
+                .as_ref()
+                .map(|s| format!(" [{s}]"))
+                .unwrap_or_default(),
+            a.message,
+            a.since_seconds
+        ));
+    }
+    out.push_str(&match status.events_pending {
+        0 => "every custody event is on the ledger\n".to_owned(),
+        n => format!("{n} custody events wait for the ledger (kept in the dock's journal)\n"),
+    });
+    out
 }
 
 fn init_logging(default: &str) {
@@ -241,13 +370,21 @@ async fn daemon_main(cfg: custos_core::config::Config) -> anyhow::Result<ExitCod
         mount_options: d.mount_options.clone(),
         poll: Duration::from_secs(1),
         status_listen: Some(d.status_listen.clone()),
+        status_language: d
+            .status_language
+            .as_deref()
+            .and_then(custos_i18n::Lang::from_tag),
+        watch: WatchSettings {
+            disks: watched_disks(&cfg),
+            min_free_percent: d.disk_min_free_percent,
+        },
     };
     let bars = std::io::stderr()
         .is_terminal()
         .then(|| tokio::spawn(draw(dock.status().clone(), stop.clone())));
     daemon::run(dock, opts, stop.clone(), |addr| {
         if let Some(a) = addr {
-            println!("slot status on http://{a}/status");
+            println!("station screen on http://{a}/ (JSON at /status, metrics at /metrics)");
         }
     })
     .await?;
@@ -258,6 +395,16 @@ async fn daemon_main(cfg: custos_core::config::Config) -> anyhow::Result<ExitCod
         ledger.close().await;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The directories whose disks the watch keeps an eye on: the journal's
+/// and a `file://` store's.
+fn watched_disks(cfg: &custos_core::config::Config) -> Vec<PathBuf> {
+    let mut disks = vec![cfg.dock.data_dir.clone()];
+    if let Some(path) = cfg.storage.url.strip_prefix("file://") {
+        disks.push(PathBuf::from(path));
+    }
+    disks
 }
 
 /// One progress bar per slot, from the status board, until `stop`.
@@ -284,28 +431,23 @@ async fn draw(board: Arc<StatusBoard>, stop: CancellationToken) {
             });
             bar.set_length(s.bytes_total.max(1));
             bar.set_position(s.bytes_done);
+            let recorder = s.recorder_id.as_deref().unwrap_or("");
             let state = match s.state {
                 SlotState::Empty => "empty".to_owned(),
-                SlotState::Attaching => "attaching".to_owned(),
-                SlotState::Ingesting => format!(
-                    "{} {}/{} segments{}",
-                    s.recorder_id.as_deref().unwrap_or(""),
+                SlotState::Copying => format!(
+                    "{recorder} copying {}/{} segments{}",
                     s.segments_done,
                     s.segments_total,
                     s.eta_seconds
                         .map(|e| format!(", ETA {e} s"))
                         .unwrap_or_default()
                 ),
-                SlotState::WaitingForLedger => "stored; waiting for the ledger".to_owned(),
-                SlotState::Done => {
-                    format!("{} SAFE TO UNDOCK", s.recorder_id.as_deref().unwrap_or(""))
-                }
-                SlotState::Incomplete => format!(
-                    "{} incomplete: {}",
-                    s.recorder_id.as_deref().unwrap_or(""),
+                SlotState::Incomplete | SlotState::Error | SlotState::Unplugged => format!(
+                    "{recorder} {}: {}",
+                    state_words(s.state),
                     s.message.as_deref().unwrap_or("")
                 ),
-                SlotState::Error => format!("error: {}", s.message.as_deref().unwrap_or("")),
+                st => format!("{recorder} {}", state_words(st)),
             };
             bar.set_message(state);
         }
@@ -315,5 +457,73 @@ async fn draw(board: Arc<StatusBoard>, stop: CancellationToken) {
             }
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use custos_core::wire::dock::{Alert, AlertKind, DockStatus, SlotStatus};
+
+    #[test]
+    fn the_table_lines_up_and_says_what_to_do() {
+        let slot = |name: &str, state, recorder: Option<&str>| SlotStatus {
+            slot: name.into(),
+            state,
+            recorder_id: recorder.map(str::to_owned),
+            model: None,
+            profile: None,
+            officer_id: recorder.map(|_| "100233".to_owned()),
+            officer_name: recorder.map(|_| "张三".to_owned()),
+            segments_total: 4,
+            segments_done: 1,
+            segments_failed: 0,
+            bytes_total: 40_000_000,
+            bytes_done: 12_500_000,
+            bytes_per_second: Some(5_000_000),
+            eta_seconds: Some(75),
+            safe_to_undock: state == SlotState::Done,
+            clock: None,
+            damaged: vec![],
+            late: vec![],
+            message: Some("two\nlines".into()),
+            elapsed_seconds: 3,
+            safe_after_seconds: None,
+            stuck_seconds: None,
+        };
+        let status = DockStatus {
+            dock_id: "dock-01".into(),
+            slots: vec![
+                slot("dir-a", SlotState::Copying, Some("SIM0001")),
+                slot("usb-1-2", SlotState::Done, Some("SIM0002")),
+                slot("dir-b", SlotState::Unplugged, Some("SIM0003")),
+            ],
+            events_pending: 2,
+            oldest_event_age_seconds: Some(4),
+            ledger_trouble: None,
+            alerts: vec![Alert {
+                kind: AlertKind::LedgerUnreachable,
+                slot: None,
+                message: "connection refused".into(),
+                since_seconds: 4,
+            }],
+        };
+        let t = status_table(&status);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines[0], "dock dock-01");
+        assert!(lines[1].starts_with("SLOT     RECORDER  OFFICER"), "{t}");
+        // Columns start at the same character in every row.
+        let at = |l: &str, what: &str| l[..l.find(what).unwrap()].chars().count();
+        assert_eq!(at(lines[1], "STATE"), at(lines[2], "copying"));
+        assert_eq!(at(lines[1], "STATE"), at(lines[3], "SAFE TO UNDOCK"));
+        assert!(lines[2].contains("1:15") && lines[2].contains("12.5/40.0"));
+        assert!(
+            lines[4].contains("UNPLUGGED EARLY: plug back in") && lines[4].contains("two lines")
+        );
+        assert_eq!(
+            lines[5],
+            "ALERT ledger_unreachable: connection refused (for 4 s)"
+        );
+        assert!(lines[6].starts_with("2 custody events wait"));
     }
 }

@@ -23,7 +23,7 @@ use super::walk::Found;
 use super::{Dock, Gone, Session, SessionReport};
 use crate::journal::{to_b64, SegmentRecord, SourceRecord, Step};
 use crate::naming::SourceIdentity;
-use crate::status::SlotState;
+use crate::status::{Recorder, SlotState};
 use crate::transport::{Attached, RecorderTransport};
 use crate::volume::Listing;
 
@@ -81,8 +81,12 @@ impl Dock {
         let bytes: u64 = work.iter().map(|(r, _)| r.source.size).sum();
         self.status.ingesting(
             slot,
-            &recorder_id,
-            &attached.profile.name,
+            &Recorder {
+                id: &recorder_id,
+                model: Some(attached.identity.model.as_str()).filter(|m| !m.is_empty()),
+                profile: &attached.profile.name,
+                officer_id: attached.identity.officer_id.as_deref(),
+            },
             work.len(),
             bytes,
         );
@@ -263,9 +267,9 @@ impl Dock {
         }
         while let Some(joined) = tasks.join_next().await {
             match joined {
-                Ok((_, Ok(()))) => {
+                Ok((id, Ok(()))) => {
                     report.done += 1;
-                    self.status.segment_done(slot);
+                    self.status.segment_done(slot, &id);
                 }
                 Ok((id, Err(e))) => {
                     let (why, cancelled) = match e {
@@ -277,7 +281,7 @@ impl Dock {
                         .journal
                         .update_lazy(recorder_id, &id, |r| r.last_error = Some(why.clone()));
                     tracing::warn!(slot, segment = %id, error = %why, "segment left unfinished");
-                    self.status.segment_failed(slot, &why);
+                    self.status.segment_failed(slot, &id, &why);
                     report.failed.push((id, why));
                 }
                 Err(e) => report

@@ -66,7 +66,7 @@ use tokio_util::sync::CancellationToken;
 use crate::journal::{Journal, JournalError, SegmentRecord};
 use crate::outbox::{LedgerLink, Outbox, OutboxError};
 use crate::profile::Profiles;
-use crate::status::StatusBoard;
+use crate::status::{BoardSettings, StatusBoard};
 use crate::transport::{Attached, RecorderTransport};
 
 mod at_path;
@@ -111,6 +111,8 @@ pub struct DockSettings {
     pub probe: ProbeOptions,
     /// Shortest and longest wait between retries of a failed step.
     pub backoff: (Duration, Duration),
+    /// What the status board needs (`[dock] stuck_after`, `roster`).
+    pub board: BoardSettings,
 }
 
 impl DockSettings {
@@ -133,6 +135,12 @@ impl DockSettings {
             concurrency: d.concurrency.max(1) as usize,
             probe: ProbeOptions::default(),
             backoff: (Duration::from_millis(500), Duration::from_secs(15)),
+            board: BoardSettings {
+                stuck_after: d
+                    .stuck_after()
+                    .unwrap_or(BoardSettings::default().stuck_after),
+                roster: Default::default(),
+            },
         }
     }
 }
@@ -255,7 +263,10 @@ impl Dock {
                 "unacknowledged events from before a restart were queued again"
             );
         }
-        let status = Arc::new(StatusBoard::new(&settings.id));
+        let status = Arc::new(StatusBoard::with_settings(
+            &settings.id,
+            settings.board.clone(),
+        ));
         let uploads = Arc::new(Semaphore::new(settings.concurrency));
         Ok(Arc::new(Dock {
             settings,
@@ -277,11 +288,30 @@ impl Dock {
         let pump = tokio::spawn(outbox.clone().run(stop.clone()));
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_millis(250));
+            // Since when events wait (as this process saw the queue), and
+            // the delivery failures already counted.
+            let mut waiting_since: Option<Instant> = None;
+            let mut failures = 0;
             loop {
                 tokio::select! {
                     _ = stop.cancelled() => break,
-                    _ = tick.tick() => status.set_ledger(outbox.pending(), outbox.trouble()),
+                    _ = tick.tick() => {}
                 }
+                let pending = outbox.pending();
+                waiting_since = match pending {
+                    0 => None,
+                    _ => waiting_since.or_else(|| Some(Instant::now())),
+                };
+                status.set_ledger(
+                    pending,
+                    waiting_since.map(|t| t.elapsed()),
+                    outbox.trouble(),
+                );
+                let now_failed = outbox.failed_deliveries();
+                for _ in failures..now_failed {
+                    status.metrics().ledger_error();
+                }
+                failures = now_failed;
             }
             let _ = pump.await;
         })

@@ -59,6 +59,8 @@ impl Dock {
         let media = probe.to_media();
         if let Some(d) = &media.damaged {
             tracing::warn!(slot = %s.slot, segment = %rec.segment_id, damaged = %d, "damaged recording; ingested and flagged");
+            self.status
+                .damaged(&s.slot, &String::from_utf8_lossy(&rec.original()));
         }
         self.journal
             .update_lazy(&rec.recorder_id, &rec.segment_id, |r| {

@@ -12,13 +12,14 @@ use custos_ingest::ingest_segment;
 
 use super::error::{ingest_error, object_path, StepError};
 use super::stage::{ManifestStage, Probed};
-use super::Dock;
+use super::{Dock, Session};
 use crate::journal::{EventKind, SegmentRecord, Step, UploadRecord};
 
 impl Dock {
     /// Step 3 → 4: manifest, stored next to the object; `segment.ingested`.
     pub(super) async fn record(
         &self,
+        s: &Session,
         rec: &SegmentRecord,
         upload: UploadRecord,
         manifest: ManifestStage,
@@ -54,6 +55,10 @@ impl Dock {
                         key: rec.object_key.clone(),
                     },
                 };
+                if manifest.late {
+                    self.status
+                        .late(&s.slot, &String::from_utf8_lossy(&rec.original()));
+                }
                 let env = manifest
                     .sign(&self.key)
                     .map_err(|e| StepError::Stop(format!("cannot sign the manifest: {e}")))?;

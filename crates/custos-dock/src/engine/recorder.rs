@@ -98,6 +98,9 @@ impl Dock {
         attached: &Attached,
     ) -> Box<dyn RecorderTransport> {
         let profile = &attached.profile;
+        if let Some(c) = attached.clock {
+            self.status.clock(slot, c.offset_ms(), false);
+        }
         let tolerance_ms = i64::try_from(profile.clock.tolerance.as_millis()).unwrap_or(i64::MAX);
         let needed = match (&profile.clock.set, attached.clock) {
             (ClockSet::None, _) => false,
@@ -122,6 +125,9 @@ impl Dock {
         };
         match result {
             Ok(Some(method)) => {
+                if let Some(c) = attached.clock {
+                    self.status.clock(slot, c.offset_ms(), true);
+                }
                 let id = &attached.identity.id;
                 let d = Details::RecorderClockSet(RecorderClockSet {
                     slot: slot.to_owned(),
@@ -179,7 +185,7 @@ impl Dock {
     /// Record that the recorder left `slot` (closes its docking).
     pub async fn undock(&self, slot: &str, report: &SessionReport) {
         let Some(id) = report.recorder_id.as_deref() else {
-            self.status.empty(slot);
+            self.status.left(slot);
             return;
         };
         let open = matches!(self.journal.session(id), Ok(Some(s)) if s.is_open());
@@ -198,6 +204,15 @@ impl Dock {
                 tracing::error!(slot, error = %e, "cannot record the undocking");
             }
         }
-        self.status.empty(slot);
+        if !report.is_complete() {
+            tracing::warn!(
+                slot,
+                recorder = id,
+                done = report.done,
+                segments = report.segments,
+                "the recorder left before the dock was done; plug it back in to finish"
+            );
+        }
+        self.status.left(slot);
     }
 }

@@ -65,7 +65,12 @@ impl Dock {
         };
         let outcome = match outcome {
             Ok(o) => o,
-            Err(e) => return Err(ingest_error(e)),
+            Err(e) => {
+                if matches!(e, custos_ingest::IngestError::Store { .. }) {
+                    self.status.store_error(&s.slot, &e.to_string());
+                }
+                return Err(ingest_error(e));
+            }
         };
         let t = outcome.timings;
         tracing::debug!(

@@ -117,6 +117,8 @@ impl Dock {
             if uploading && rec.step >= Step::Uploaded {
                 left_upload(&mut uploading);
             }
+            self.status
+                .segment_state(&s.slot, &id, shown_state(rec.step));
             if rec.step.is_final() {
                 return Ok(());
             }
@@ -162,7 +164,7 @@ impl Dock {
         match stage {
             Stage::Discovered => self.probe(s, rec, source(file)?).await,
             Stage::Uploading => self.upload(s, rec, source(file)?).await,
-            Stage::Uploaded { upload, manifest } => self.record(rec, upload, manifest).await,
+            Stage::Uploaded { upload, manifest } => self.record(s, rec, upload, manifest).await,
             Stage::Recorded { upload } => self.verify(rec, upload).await,
             Stage::Verified => match found {
                 Found::Unlisted(at @ (AtPath::TheFile | AtPath::Unknown(_))) => Err(
@@ -271,7 +273,7 @@ impl Dock {
                 None => return Err(StepError::Stop("journal: the event was never built".into())),
             }
             if !announced && s.to_upload.load(Ordering::Relaxed) == 0 {
-                self.status.state(&s.slot, SlotState::WaitingForLedger);
+                tracing::debug!(slot = %s.slot, segment = %rec.segment_id, "stored; waiting for the ledger's acknowledgement");
                 announced = true;
             }
             let wait = match s.deadline {
@@ -313,4 +315,16 @@ fn source(file: Option<&SourceFile>) -> Result<&SourceFile, StepError> {
     file.ok_or_else(|| {
         StepError::Stop("the file is no longer on the recorder, and was never stored".into())
     })
+}
+
+/// The state a segment at `step` shows on its slot's tile (`None`: done).
+fn shown_state(step: Step) -> Option<SlotState> {
+    match step {
+        Step::Discovered | Step::Uploading => Some(SlotState::Copying),
+        Step::Uploaded => Some(SlotState::Recording),
+        Step::Recorded => Some(SlotState::Verifying),
+        Step::Verified => Some(SlotState::WaitingForLedger),
+        Step::Wiping => Some(SlotState::Wiping),
+        Step::Wiped | Step::Kept | Step::Gone => None,
+    }
 }

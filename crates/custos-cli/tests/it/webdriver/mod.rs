@@ -507,15 +507,9 @@ pub(crate) async fn entries(base: &str, token: &str) -> Vec<Value> {
 
 /// Every message id of both catalogues.
 pub(crate) fn catalogue_keys() -> BTreeSet<String> {
-    [
-        include_str!("../../../../custos-server/src/ui/i18n/en.ftl"),
-        include_str!("../../../../custos-server/src/ui/i18n/zh-CN.ftl"),
-    ]
-    .iter()
-    .flat_map(|s| s.lines())
-    .filter(|l| l.chars().next().is_some_and(|c| c.is_ascii_alphabetic()))
-    .filter_map(|l| l.split_once('=').map(|(k, _)| k.trim().to_owned()))
-    .collect()
+    let mut keys = custos_i18n::keys(custos_i18n::Lang::En);
+    keys.extend(custos_i18n::keys(custos_i18n::Lang::ZhCn));
+    keys
 }
 
 /// No dialog is open and no element or script came from page content.
