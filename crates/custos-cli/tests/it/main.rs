@@ -14,6 +14,7 @@ mod webdriver;
 mod audit_scrub;
 mod cli_basics;
 mod demo;
+mod dock_screen;
 mod export_cli;
 mod in_process;
 mod retention_sweep;

@@ -56,6 +56,9 @@ impl Dock {
             .officer
             .or_else(|| rec.recorder_officer.clone())
             .unwrap_or_else(|| UNASSIGNED_OFFICER.to_owned());
+        if officer != UNASSIGNED_OFFICER {
+            self.status.officer(&s.slot, &officer);
+        }
         let media = probe.to_media();
         if let Some(d) = &media.damaged {
             tracing::warn!(slot = %s.slot, segment = %rec.segment_id, damaged = %d, "damaged recording; ingested and flagged");

@@ -243,6 +243,18 @@ impl StatusBoard {
         });
     }
 
+    /// The officer a segment's file names give, when the recorder itself
+    /// named none (the first one found is shown).
+    pub fn officer(&self, slot: &str, officer_id: &str) {
+        let name = self.settings.roster.get(officer_id).cloned();
+        self.with(slot, |s| {
+            if s.status.officer_id.is_none() {
+                s.status.officer_id = Some(officer_id.to_owned());
+                s.status.officer_name = name;
+            }
+        });
+    }
+
     /// The recorder's clock as found, and whether the dock set it.
     pub fn clock(&self, slot: &str, offset_ms: i64, set: bool) {
         self.with(slot, |s| {

@@ -126,11 +126,11 @@ fn tile(s: &SlotStatus, c: &Catalogue, lang: Lang) -> Markup {
             header {
                 span.slot { (c.ta("dock-slot", &[("slot", &s.slot)])) }
                 @if let Some(r) = &s.recorder_id {
-                    span.recorder {
-                        @if let Some(m) = &s.model { (m) " · " }
-                        (r)
-                    }
+                    span.recorder { (r) }
                 }
+            }
+            @if let Some(m) = &s.model {
+                p.model { (m) }
             }
             @if let Some(o) = &s.officer_id {
                 p.officer {
