@@ -552,7 +552,7 @@ fn snapshot(s: &Slot, stuck_after: Duration, ledger_trouble: bool) -> SlotStatus
     // not the slot's.
     let waits_on_ledger = st.state == SlotState::WaitingForLedger && ledger_trouble;
     st.stuck_seconds =
-        (st.state.busy() && !waits_on_ledger && quiet >= stuck_after).then(|| quiet.as_secs());
+        (st.state.busy() && !waits_on_ledger && quiet >= stuck_after).then_some(quiet.as_secs());
     st
 }
 
