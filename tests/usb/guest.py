@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The guest side of tests/usb/ (run by tests/usb/init, chrooted into the
 host's files): a ledger process and `custos dock run` on loopback, storage
-on the guest's tmpfs, udevd for hotplug, and the scenarios of issue 9 against
+on the guest's tmpfs (/run/rig), udevd for hotplug, and the scenarios of issue 9 against
 real USB devices: simulated recorders (custos-recorder-sim, configfs gadgets
 on dummy_hcd) and QEMU's usb-storage (plugged through QMP by the host).
 
@@ -26,7 +26,7 @@ import urllib.request
 PASSWORD = "s3cret-dock"
 LEDGER = "http://127.0.0.1:8700"
 STATUS = "http://127.0.0.1:8710/status"
-SITE = "/tmp/site"
+SITE = "/run/rig/site"
 
 
 def say(line):
@@ -78,11 +78,11 @@ class Recorder:
 
     def __init__(self, rig, name, serial, officer, udc, password=PASSWORD, skew=0):
         self.rig, self.serial, self.officer = rig, serial, officer
-        self.image = f"/tmp/{name}.img"
+        self.image = f"/run/rig/{name}.img"
         shutil.copyfile(f"{rig.root}/target/usb-rig/media/{name}.img", self.image)
         self.clips = fat_files(self.image)
         self.log = f"{rig.out}/sim-{name}.log"
-        ready = f"/tmp/{name}.ready"
+        ready = f"/run/rig/{name}.ready"
         if os.path.exists(ready):
             os.unlink(ready)
         env = dict(os.environ, CUSTOS_SIM_PASSWORD=password)
@@ -426,8 +426,11 @@ def s3_unplug_mid_ingest(rig):
     ents = rig.of(rec.serial)
     done_before = len([e for e in ents if e["action"] == "segment.ingested"])
     check(done_before < len(rec.clips), "the ingest finished before the unplug (clips too small)")
-    wait_for("the dock noticing the unplug",
-             lambda: (rig.slot_of(rec.serial) or {}).get("state") in (None, "empty"), 60)
+    # The screen tells the officer to plug it back in (not "empty").
+    def red():
+        s = rig.slot_of(rec.serial) or {}
+        return s.get("state") == "unplugged" and not s.get("safe_to_undock")
+    wait_for("the dock's status turning red (plug it back in)", red, 60)
     # No segment wiped without its segment.verified before it.
     for e in [x for x in rig.of(rec.serial) if x["action"] == "segment.wiped"]:
         prior = [x for x in rig.of(rec.serial) if x["subject"] == e["subject"] and x["seq"] < e["seq"]]
