@@ -173,7 +173,10 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         segments.len()
     );
 
-    step("6/7", "exporting the case for court: DIR/export.tar");
+    step(
+        "6/7",
+        "exporting the case for court: DIR/export.tar (with REPORT.pdf) and DIR/report.pdf",
+    );
     let bundle = dir.join("export.tar");
     let mut export = Command::new(&exe);
     export
@@ -189,6 +192,18 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         .arg("--out")
         .arg(&bundle);
     run_step(export.stdin(Stdio::null()), "custos export")?;
+    let report = dir.join("report.pdf");
+    run_step(
+        Command::new(&exe)
+            .args(["report", "--config"])
+            .arg(&config)
+            .arg("--case")
+            .arg(&case_id)
+            .arg("--out")
+            .arg(&report)
+            .stdin(Stdio::null()),
+        "custos report",
+    )?;
 
     step("7/7", "verifying the bundle offline, as an auditor would");
     let ledger_pub = keys.join("ledger.key.pub");
@@ -216,6 +231,10 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     println!("  objects     {}", dir.join("data/objects").display());
     println!("  ledger      {}", dir.join("data/ledger").display());
     println!("  bundle      {}", bundle.display());
+    println!(
+        "  report      {} (the same as the bundle's REPORT.pdf, as of now)",
+        report.display()
+    );
     println!("  checkpoint  (signed by keys/ledger.key)");
     for line in checkpoint.lines() {
         println!("              {line}");
