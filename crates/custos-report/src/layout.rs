@@ -468,6 +468,16 @@ pub fn layout(m: &dyn Measure, c: &Contents, standalone: bool) -> Vec<Page> {
         })
         .collect();
     cur.table(&list_columns(), &rows, 6.5);
+    cur.heading(text::COVERAGE, 11.0);
+    cur.paragraph(text::COVERAGE_NOTE, 7.5, Face::Sans, MARGIN, CONTENT_W);
+    cur.gap(3.0);
+    if c.coverage.is_empty() {
+        cur.paragraph(text::NO_COVERAGE, 7.5, Face::Sans, MARGIN, CONTENT_W);
+    } else {
+        let cols = plain_columns(&text::COVERAGE_COLUMNS, &[0.15, 0.12, 0.28, 0.45]);
+        let rows: Vec<Vec<String>> = c.coverage.iter().map(|r| r.to_vec()).collect();
+        cur.table(&cols, &rows, 7.0);
+    }
 
     // 3. Per segment, its QR code and custody timeline.
     for seg in &c.segments {

@@ -189,6 +189,9 @@ pub struct Contents {
     pub footer: String,
     /// The list of files.
     pub files: Vec<FileRow>,
+    /// Coverage findings about these files, per recorder: (recorder,
+    /// officer, segment, what).
+    pub coverage: Vec<[String; 4]>,
     /// Per segment, its timeline.
     pub segments: Vec<SegmentPart>,
 }
@@ -502,6 +505,19 @@ pub fn contents(input: &ReportInput) -> Contents {
             cp.size()
         ),
         files,
+        coverage: custos_core::coverage::findings(
+            &input
+                .segments
+                .iter()
+                .map(|s| custos_core::coverage::FileFacts::of(&s.manifest))
+                .collect::<Vec<_>>(),
+        )
+        .into_iter()
+        .map(|f| {
+            let what = f.describe();
+            [f.recorder_id, f.officer_id, f.segment_id, what]
+        })
+        .collect(),
         segments,
     }
 }

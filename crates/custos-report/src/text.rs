@@ -29,6 +29,20 @@ pub const NO_APPROVALS: &str =
     "无：导出人的角色无需审批。 None: the exporter's role needs no approval.";
 /// The list's heading.
 pub const LIST: &str = "电子数据提取固定清单 List of electronic data extracted and fixed";
+/// Coverage heading.
+pub const COVERAGE: &str = "覆盖性检查 Coverage of each recorder's footage";
+/// What the coverage check covers.
+pub const COVERAGE_NOTE: &str = "依据本报告所列文件的清单：记录仪文件编号的缺失（入库前在记录仪上被删除）、时钟跳变、逾期入库。 \
+From the manifests of the files listed here: missing file numbers (deleted on the recorder before docking), clock jumps, late ingests.";
+/// No findings.
+pub const NO_COVERAGE: &str = "未发现问题。 No finding.";
+/// Coverage columns.
+pub const COVERAGE_COLUMNS: [&str; 4] = [
+    "记录仪 Recorder",
+    "民警 Officer",
+    "文件 File (segment)",
+    "发现 Finding",
+];
 /// Timeline heading.
 pub const TIMELINE: &str = "监管链记录 Custody timeline";
 /// Access heading.
