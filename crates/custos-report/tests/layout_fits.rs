@@ -40,7 +40,7 @@ fn manifest(i: usize) -> Manifest {
         "recorded": {"start": start, "end": start, "source": "media"},
         "media": {"container": "mov,mp4,m4a,3gp,3g2,mj2", "duration_ms": 60_000,
                   "streams": [{"index": 0, "kind": "video", "codec": "h264", "width": 1920, "height": 1080}],
-                  "damaged": if i % 7 == 0 { json!("moov atom missing: the file ends early") } else { json!(null) }},
+                  "damaged": if i.is_multiple_of(7) { json!("moov atom missing: the file ends early") } else { json!(null) }},
         "ingested_at": start,
         "object": {"url": "file:///tmp/objects", "key": format!("objects/seg-{i:04}")},
         "late": false
