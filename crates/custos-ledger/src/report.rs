@@ -51,6 +51,9 @@ pub enum ReportError {
     /// Reading the ledger's tables failed.
     #[error("reading the ledger's tables: {0}")]
     Store(#[from] StoreError),
+    /// The thread making the report stopped (a bug: it panicked).
+    #[error("the report maker stopped: {0}")]
+    Stopped(String),
     /// A stored entry does not parse (a bug or a tampered store).
     #[error("entry {seq}: {why}")]
     BadEntry {
