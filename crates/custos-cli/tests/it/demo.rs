@@ -82,7 +82,10 @@ fn demo_runs_start_to_finish_and_leaves_a_verifiable_bundle() {
             .output()
             .unwrap()
     };
-    assert_eq!(verify(&bundle).status.code(), Some(0));
+    let verified = verify(&bundle);
+    assert_eq!(verified.status.code(), Some(0));
+    let said = String::from_utf8_lossy(&verified.stdout);
+    assert!(said.contains("document    REPORT.pdf  sha256:"), "{said}");
 
     // The reports: REPORT.pdf in the bundle (made just before its export
     // entry) and DIR/report.pdf (made after it, from the same tree).

@@ -46,6 +46,9 @@ pub struct Report {
     pub origin: Origin,
     /// The dock keys (`name+hash`) that verified manifests or events.
     pub signing_keys: Vec<String>,
+    /// The documents checked against the export entry (`REPORT.pdf`),
+    /// with their SHA-256; empty for a bundle from before documents.
+    pub documents: Vec<(String, Digest)>,
     /// Things the auditor should know that do not make the bundle invalid.
     pub warnings: Vec<String>,
 }
@@ -154,6 +157,11 @@ impl BundleVerifier {
             checkpoint: vouched.checkpoint,
             origin: vouched.origin,
             signing_keys: signing_keys.into_iter().collect(),
+            documents: self
+                .documents
+                .iter()
+                .map(|(path, seen)| (path.clone(), seen.digests.sha256))
+                .collect(),
             warnings,
         })
     }
