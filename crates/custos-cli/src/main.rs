@@ -37,6 +37,8 @@ enum Command {
     Demo(cmd::demo::DemoArgs),
     /// Build an export bundle: `custos export --config FILE (--case ID | --segment ID...) --out FILE.tar`.
     Export(cmd::export::ExportArgs),
+    /// Write the chain-of-custody report: `custos report --config FILE (--case ID | --segment ID...) --out FILE.pdf`.
+    Report(cmd::report::ReportArgs),
     /// Re-hash stored objects against their manifests: `custos audit scrub --config FILE [--jobs N]`.
     Audit(cmd::audit::AuditArgs),
     /// The retention sweeper on demand: `custos retention sweep --config FILE [--dry-run]`.
@@ -53,6 +55,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Dock(args) => cmd::dock::run(args),
         Command::Demo(args) => cmd::demo::run(args),
         Command::Export(args) => cmd::export::run(args),
+        Command::Report(args) => cmd::report::run(args),
         Command::Audit(args) => cmd::audit::run(args),
         Command::Retention(args) => cmd::retention::run(args),
     }

@@ -94,6 +94,9 @@ pub struct LedgerConfig {
     /// load). Off by default: a dock's own key holder can craft a signature
     /// that a batch accepts and the single check (the auditors') refuses.
     pub batch_signatures: bool,
+    /// The TrueType font (or collection) of chain-of-custody reports: it
+    /// must hold CJK glyphs. Debian's fonts-wqy-microhei by default.
+    pub report_font: PathBuf,
 }
 
 impl Default for LedgerConfig {
@@ -104,6 +107,7 @@ impl Default for LedgerConfig {
             origin: "custos.local/ledger".into(),
             key_file: "./keys/ledger.key".into(),
             batch_signatures: false,
+            report_font: "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc".into(),
         }
     }
 }
@@ -372,6 +376,7 @@ impl Config {
         };
         abs(&mut self.ledger.data_dir);
         abs(&mut self.ledger.key_file);
+        abs(&mut self.ledger.report_font);
         abs(&mut self.dock.key_file);
         abs(&mut self.dock.data_dir);
         abs(&mut self.dock.profiles_dir);

@@ -38,6 +38,7 @@ pub mod bundle;
 pub mod canonical;
 pub mod checkpoint;
 pub mod config;
+pub mod coverage;
 pub mod digest;
 pub mod dsse;
 pub mod entry;

@@ -4,8 +4,10 @@
 //! An export runs in two steps:
 //!
 //! 1. [`prepare_export`] (async, small): gathers every entry about the
-//!    requested segments, appends the `export.created` entry naming them
-//!    (`details.segments`, `details.entries`), waits until it is durable and
+//!    requested segments, makes the chain-of-custody report from them
+//!    ([`crate::report`]), appends the `export.created` entry naming them
+//!    and the report's SHA-256 (`details.segments`, `details.entries`,
+//!    `details.documents`), waits until it is durable and
 //!    published, and collects what the bundle holds besides footage: the
 //!    checkpoint the ledger signs at exactly the export entry's seq + 1
 //!    (whatever the log has grown to meanwhile; [`Ledger::checkpoint_at`]),
@@ -204,6 +206,9 @@ pub enum ExportError {
     /// Writing the bundle failed.
     #[error(transparent)]
     Write(#[from] BundleWriteError),
+    /// Making the bundle's REPORT.pdf failed (before anything was recorded).
+    #[error(transparent)]
+    Report(#[from] crate::report::ReportError),
     /// Writing a downloaded bundle to its output failed.
     #[error("writing the bundle: {0}")]
     Output(#[source] io::Error),
@@ -231,6 +236,8 @@ pub struct PreparedExport {
     /// When the export was recorded (seconds since the Unix epoch), used as
     /// every member's mtime.
     pub mtime: u64,
+    /// `REPORT.pdf`, whose SHA-256 the export entry names.
+    pub report: Vec<u8>,
 }
 
 /// What an export wrote.
@@ -404,27 +411,57 @@ pub async fn prepare_export(
     let published = ledger.published();
     let mut seqs = BTreeSet::new();
     let mut ingested = Vec::with_capacity(segments.len());
-    for record in &records {
+    let mut reported = Vec::with_capacity(records.len());
+    for record in records {
         ingested.push(record.ingested_seq);
-        for seq in crate::catalogue::segment_entries(ledger.store(), &record.segment_id)? {
-            if seq < published.size {
-                seqs.insert(seq);
-            }
-        }
+        let about: Vec<u64> =
+            crate::catalogue::segment_entries(ledger.store(), &record.segment_id)?
+                .into_iter()
+                .filter(|&seq| seq < published.size)
+                .collect();
+        seqs.extend(about.iter().copied());
+        reported.push((record, about));
     }
 
-    // The export entry names them.
+    // The report, made before the export entry that names its SHA-256
+    // (see crate::report): from the same published tree as the entries.
     let export_id = new_export_id();
     let used: std::collections::BTreeMap<String, String> = approvals
         .iter()
         .filter_map(|(segment, request)| Some((segment.clone(), request.clone()?)))
         .collect();
+    // Laying out and drawing takes a while for a large export (about
+    // 10 ms a segment): on a blocking thread, never on the runtime's.
+    let report = {
+        let ledger = ledger.clone();
+        let size = published.size;
+        let case = request.case.clone();
+        let actor = gate.actor.clone();
+        let facts = custos_report::ExportFacts {
+            export_id: export_id.clone(),
+            reason: request.reason.clone(),
+            requests: used.clone(),
+        };
+        tokio::task::spawn_blocking(move || {
+            let font = crate::report::load_font(ledger.report_font())?;
+            let input = crate::report::gather(&ledger, &reported, size, case, &actor, Some(facts))?;
+            custos_report::build(&input, &font).map_err(crate::report::ReportError::from)
+        })
+        .await
+        .map_err(|e| crate::report::ReportError::Stopped(e.to_string()))??
+    };
+
+    // The export entry names them.
     let details = Details::ExportCreated(ExportCreated {
         segments: segments.to_vec(),
         entries: seqs.iter().copied().collect(),
         case: request.case.clone(),
         reason: request.reason.clone(),
         requests: (!used.is_empty()).then_some(used),
+        documents: Some(BTreeMap::from([(
+            custos_core::bundle::REPORT_PATH.to_owned(),
+            custos_core::digest::Digest::sha256(&report),
+        )])),
     });
     let guard_gate = gate.clone();
     let appended = ledger
@@ -547,6 +584,7 @@ pub async fn prepare_export(
         lines,
         proofs,
         mtime,
+        report,
     })
 }
 
@@ -573,6 +611,7 @@ pub fn write_bundle<W: Write>(
     for proof in &prepared.proofs {
         writer.add_proof(proof)?;
     }
+    writer.add_report(&prepared.report)?;
     for manifest in &manifests {
         let reader = source
             .open(manifest)

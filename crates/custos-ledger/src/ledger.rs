@@ -69,6 +69,9 @@ pub struct LedgerOptions {
     /// signature its own dock's key holder crafted to fail the single
     /// check that auditors run (see `[ledger] batch_signatures`).
     pub batch_signatures: bool,
+    /// The font of chain-of-custody reports (`[ledger] report_font`),
+    /// read when a report is made.
+    pub report_font: PathBuf,
 }
 
 impl LedgerOptions {
@@ -81,6 +84,7 @@ impl LedgerOptions {
             startup_window: check::DEFAULT_WINDOW,
             clock: Arc::new(SystemClock),
             batch_signatures: false,
+            report_font: custos_report::DEFAULT_FONT.into(),
         }
     }
 }
@@ -260,6 +264,8 @@ struct Inner {
     batcher: crate::verify::Batcher,
     /// Whether dock events go through `batcher` at all.
     batch_signatures: bool,
+    /// The report font's path.
+    report_font: PathBuf,
 }
 
 impl Drop for Inner {
@@ -389,6 +395,7 @@ impl Ledger {
                 clock: options.clock,
                 batcher: crate::verify::Batcher::default(),
                 batch_signatures: options.batch_signatures,
+                report_font: options.report_font,
             }),
         })
     }
@@ -429,6 +436,11 @@ impl Ledger {
     /// The checkpoint origin.
     pub fn origin(&self) -> &str {
         &self.inner.origin
+    }
+
+    /// The font of chain-of-custody reports.
+    pub fn report_font(&self) -> &std::path::Path {
+        &self.inner.report_font
     }
 
     /// The ledger's clock.

@@ -71,6 +71,7 @@ pub mod governance;
 pub mod layout;
 pub mod ledger;
 pub mod metrics;
+pub mod report;
 pub mod store;
 mod verify;
 /// The JSON shapes of the API (they live in custos-core, shared with the

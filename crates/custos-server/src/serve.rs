@@ -74,6 +74,7 @@ impl ServeOptions {
             listen: l.listen.clone(),
             ledger: LedgerOptions {
                 batch_signatures: l.batch_signatures,
+                report_font: l.report_font.clone(),
                 ..LedgerOptions::new(&l.data_dir, &l.origin)
             },
             key_file: l.key_file.clone(),

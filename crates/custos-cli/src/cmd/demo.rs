@@ -87,7 +87,18 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let recorder = dir.join("recorder");
     let media = recorder.join("DCIM").join("100MEDIA");
     std::fs::create_dir_all(&media).context("creating the recorder's DCIM/100MEDIA")?;
-    let clips = make_clips(&media, args.clips, args.seconds)?;
+    let mut clips = make_clips(&media, args.clips, args.seconds)?;
+    // Someone deletes the second file on the recorder before it is docked:
+    // the report's coverage check names the missing file number.
+    if clips.len() >= 3 {
+        let deleted = clips.remove(1);
+        std::fs::remove_file(&deleted)
+            .with_context(|| format!("deleting {}", deleted.display()))?;
+        println!(
+            "      {} deleted on the recorder before docking (the report shows the gap)",
+            deleted.file_name().unwrap_or_default().to_string_lossy()
+        );
+    }
     let total: u64 = clips
         .iter()
         .map(|c| std::fs::metadata(c).map(|m| m.len()).unwrap_or(0))
@@ -173,7 +184,10 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         segments.len()
     );
 
-    step("6/7", "exporting the case for court: DIR/export.tar");
+    step(
+        "6/7",
+        "exporting the case for court: DIR/export.tar (with REPORT.pdf) and DIR/report.pdf",
+    );
     let bundle = dir.join("export.tar");
     let mut export = Command::new(&exe);
     export
@@ -189,6 +203,18 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         .arg("--out")
         .arg(&bundle);
     run_step(export.stdin(Stdio::null()), "custos export")?;
+    let report = dir.join("report.pdf");
+    run_step(
+        Command::new(&exe)
+            .args(["report", "--config"])
+            .arg(&config)
+            .arg("--case")
+            .arg(&case_id)
+            .arg("--out")
+            .arg(&report)
+            .stdin(Stdio::null()),
+        "custos report",
+    )?;
 
     step("7/7", "verifying the bundle offline, as an auditor would");
     let ledger_pub = keys.join("ledger.key.pub");
@@ -216,6 +242,10 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     println!("  objects     {}", dir.join("data/objects").display());
     println!("  ledger      {}", dir.join("data/ledger").display());
     println!("  bundle      {}", bundle.display());
+    println!(
+        "  report      {} (the same as the bundle's REPORT.pdf, as of now)",
+        report.display()
+    );
     println!("  checkpoint  (signed by keys/ledger.key)");
     for line in checkpoint.lines() {
         println!("              {line}");

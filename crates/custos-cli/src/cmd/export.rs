@@ -106,7 +106,10 @@ fn in_process(cfg: &Config, args: &ExportArgs, partial: &Path) -> anyhow::Result
         .with_context(|| format!("[storage] url {:?}", cfg.storage.url))?;
     let signing = SigningKey::load(&cfg.ledger.key_file)
         .with_context(|| format!("ledger key {}", cfg.ledger.key_file.display()))?;
-    let options = LedgerOptions::new(&cfg.ledger.data_dir, &cfg.ledger.origin);
+    let options = LedgerOptions {
+        report_font: cfg.ledger.report_font.clone(),
+        ..LedgerOptions::new(&cfg.ledger.data_dir, &cfg.ledger.origin)
+    };
     let ledger = Ledger::open(options, signing)
         .with_context(|| format!("opening the ledger in {}", cfg.ledger.data_dir.display()))?;
     let rt = runtime()?;
@@ -159,7 +162,7 @@ fn export_with(
 /// rule for that role (a reviewer needs an approval in force, as through
 /// the API). Without one, the operator who opened the ledger's directory,
 /// named by account and host (`local:<user>@<host>`).
-fn gate(cfg: &Config, ledger: &Ledger) -> anyhow::Result<FootageGate> {
+pub(crate) fn gate(cfg: &Config, ledger: &Ledger) -> anyhow::Result<FootageGate> {
     match cfg.client.token.as_deref() {
         Some(token) => {
             let caller = ledger

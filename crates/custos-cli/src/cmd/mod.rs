@@ -8,6 +8,7 @@ pub(crate) mod hash;
 pub(crate) mod keygen;
 pub(crate) mod ledger;
 pub(crate) mod operator;
+pub(crate) mod report;
 pub(crate) mod retention;
 pub(crate) mod token;
 pub(crate) mod verify;

@@ -267,6 +267,12 @@ fn print_report(shown: &str, report: &Report) {
         _ => println!("  ledger key  unknown"),
     }
     println!("  dock keys   {}", safe(&report.signing_keys.join(", ")));
+    for (path, sha256) in &report.documents {
+        println!(
+            "  document    {}  {sha256} (as the export entry names)",
+            safe(path)
+        );
+    }
     for w in &report.warnings {
         println!("warning: {}", safe(w));
     }

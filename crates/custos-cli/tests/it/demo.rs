@@ -1,8 +1,49 @@
 //! `custos demo` end to end: real ffmpeg clips, the real dock ingest, export
 //! and offline verification, as the README's run command does it (with fewer
-//! and shorter clips).
+//! and shorter clips); its chain-of-custody reports read back with poppler's
+//! pdftotext and pdffonts.
 
+use std::path::Path;
 use std::process::Command;
+
+use base64::Engine as _;
+
+/// The text of a PDF, laid out as on the page (`pdftotext -layout`).
+fn pdf_text(pdf: &Path) -> String {
+    let out = Command::new("pdftotext")
+        .arg("-layout")
+        .arg(pdf)
+        .arg("-")
+        .output()
+        .expect("pdftotext (Debian's poppler-utils, scripts/install-deps) runs");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Whether a custody timeline row of `seq` is in `text`: a line that
+/// starts with the seq, then the entry's date.
+fn has_row(text: &str, seq: u64) -> bool {
+    text.lines().any(|l| {
+        l.trim_start()
+            .strip_prefix(&format!("{seq} "))
+            .is_some_and(|rest| rest.trim_start().starts_with("20"))
+    })
+}
+
+/// Every font of `pdf` is embedded (pdffonts' `emb` column), and one is CJK.
+fn fonts_are_embedded(pdf: &Path) {
+    let out = Command::new("pdffonts").arg(pdf).output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let fonts: Vec<&str> = text.lines().skip(2).collect();
+    assert!(!fonts.is_empty(), "{text}");
+    for font in &fonts {
+        let cols: Vec<&str> = font.split_whitespace().collect();
+        // name, type (two words), encoding, emb, sub, uni, object id, gen
+        assert_eq!(cols[cols.len() - 5], "yes", "not embedded: {font}");
+        assert_eq!(cols[cols.len() - 4], "yes", "not a subset: {font}");
+    }
+    assert!(text.contains("WenQuanYi"), "{text}");
+}
 
 #[test]
 fn demo_runs_start_to_finish_and_leaves_a_verifiable_bundle() {
@@ -10,7 +51,7 @@ fn demo_runs_start_to_finish_and_leaves_a_verifiable_bundle() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("demo");
     let out = Command::new(exe)
-        .args(["demo", "--clips", "2", "--seconds", "3", "--workdir"])
+        .args(["demo", "--clips", "3", "--seconds", "3", "--workdir"])
         .arg(&dir)
         .output()
         .unwrap();
@@ -41,7 +82,95 @@ fn demo_runs_start_to_finish_and_leaves_a_verifiable_bundle() {
             .output()
             .unwrap()
     };
-    assert_eq!(verify(&bundle).status.code(), Some(0));
+    let verified = verify(&bundle);
+    assert_eq!(verified.status.code(), Some(0));
+    let said = String::from_utf8_lossy(&verified.stdout);
+    assert!(said.contains("document    REPORT.pdf  sha256:"), "{said}");
+
+    // The reports: REPORT.pdf in the bundle (made just before its export
+    // entry) and DIR/report.pdf (made after it, from the same tree).
+    let mut entries = String::new();
+    let mut checkpoint = String::new();
+    let mut sha256s = Vec::new();
+    let report_in_bundle = tmp.path().join("REPORT.pdf");
+    let mut archive = tar::Archive::new(std::fs::File::open(&bundle).unwrap());
+    for member in archive.entries().unwrap() {
+        let mut member = member.unwrap();
+        let path = member.path().unwrap().to_string_lossy().into_owned();
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut member, &mut bytes).unwrap();
+        match path.as_str() {
+            "entries.jsonl" => entries = String::from_utf8(bytes).unwrap(),
+            "checkpoint" => checkpoint = String::from_utf8(bytes).unwrap(),
+            "REPORT.pdf" => std::fs::write(&report_in_bundle, bytes).unwrap(),
+            p if p.starts_with("manifests/") => {
+                let envelope: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+                let payload = base64::engine::general_purpose::STANDARD
+                    .decode(envelope["payload"].as_str().unwrap())
+                    .unwrap();
+                let manifest: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+                let sha = manifest["digests"]["sha256"].as_str().unwrap();
+                sha256s.push(sha.strip_prefix("sha256:").unwrap().to_owned());
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(sha256s.len(), 2);
+    let lines: Vec<serde_json::Value> = entries
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let seqs: Vec<u64> = lines.iter().map(|l| l["seq"].as_u64().unwrap()).collect();
+    let export_seq = *seqs.last().unwrap();
+    let root = checkpoint.lines().nth(2).unwrap();
+    let report = dir.join("report.pdf");
+    for pdf in [&report_in_bundle, &report] {
+        let text = pdf_text(pdf);
+        for sha in &sha256s {
+            assert!(
+                text.contains(&format!("sha256 {sha}")),
+                "{sha} in {pdf:?}:\n{text}"
+            );
+        }
+        for &seq in &seqs {
+            // The bundle's report precedes its export entry.
+            if pdf != &report_in_bundle || seq != export_seq {
+                assert!(has_row(&text, seq), "seq {seq} in {pdf:?}:\n{text}");
+            }
+        }
+        for who in [
+            "reviewer:rev-li",
+            "supervisor:sup-wang",
+            "电子数据提取固定清单",
+            // The demo deleted the second of three files on the recorder.
+            "missing file(s) 0002",
+        ] {
+            assert!(text.contains(who), "{who} in {pdf:?}:\n{text}");
+        }
+        assert!(text.contains("page 1 of "), "{text}");
+        fonts_are_embedded(pdf);
+    }
+    // DIR/report.pdf is made from the tree the bundle's checkpoint signs.
+    let text = pdf_text(&report);
+    assert!(text.contains(&format!("root {root}")), "{root}:\n{text}");
+    assert!(!pdf_text(&report_in_bundle).contains(&format!("root {root}")));
+
+    // REPORT.pdf changed by one byte: the bundle no longer verifies.
+    let mut bytes = std::fs::read(&bundle).unwrap();
+    let at = bytes
+        .windows(5)
+        .position(|w| w == b"%PDF-")
+        .expect("the report in the bundle")
+        + 200;
+    bytes[at] ^= 0x01;
+    let tampered = tmp.path().join("tampered-report.tar");
+    std::fs::write(&tampered, bytes).unwrap();
+    let out = verify(&tampered);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("REPORT.pdf"),
+        "{out:?}"
+    );
 
     // One byte of footage changed: the same command now says invalid.
     let mut bytes = std::fs::read(&bundle).unwrap();

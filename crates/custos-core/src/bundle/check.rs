@@ -1,4 +1,4 @@
-//! Steps 2 to 11 of the verification: [`BundleVerifier::finish`] checks the
+//! Steps 2 to 12 of the verification: [`BundleVerifier::finish`] checks the
 //! members step 1 collected, one function per step of the module
 //! documentation (each opens with the step's number and name), and builds
 //! the [`Report`].
@@ -46,6 +46,9 @@ pub struct Report {
     pub origin: Origin,
     /// The dock keys (`name+hash`) that verified manifests or events.
     pub signing_keys: Vec<String>,
+    /// The documents checked against the export entry (`REPORT.pdf`),
+    /// with their SHA-256; empty for a bundle from before documents.
+    pub documents: Vec<(String, Digest)>,
     /// Things the auditor should know that do not make the bundle invalid.
     pub warnings: Vec<String>,
 }
@@ -125,6 +128,7 @@ impl BundleVerifier {
         check_chain(&lines)?;
         let mut signing_keys = check_events(&lines, &dock_keys)?;
         check_nothing_left_out(export, &lines, &seqs, &self.manifests)?;
+        check_documents(export, &self.documents)?;
 
         let ingested = ingested_by_segment(&lines);
         let mut segments = Vec::new();
@@ -153,6 +157,11 @@ impl BundleVerifier {
             checkpoint: vouched.checkpoint,
             origin: vouched.origin,
             signing_keys: signing_keys.into_iter().collect(),
+            documents: self
+                .documents
+                .iter()
+                .map(|(path, seen)| (path.clone(), seen.digests.sha256))
+                .collect(),
             warnings,
         })
     }
@@ -448,6 +457,47 @@ fn check_nothing_left_out(
             return Err(invalid(
                 manifest_location(id),
                 Problem::SegmentNotListed { export: export.seq },
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Step 11, documents are the exported ones: every document the export
+/// entry names is in the bundle with that SHA-256, and every document in
+/// the bundle is named (an export entry without `documents` names none).
+fn check_documents(
+    export: &ParsedLine,
+    documents: &BTreeMap<String, FootageSeen>,
+) -> Result<(), BundleError> {
+    let named = match export.entry.parsed_details() {
+        Ok(Details::ExportCreated(e)) => e.documents.unwrap_or_default(),
+        // Step 9 parsed these details already.
+        _ => BTreeMap::new(),
+    };
+    for (path, expected) in &named {
+        let Some(seen) = documents.get(path) else {
+            return Err(invalid(
+                path.as_str(),
+                Problem::DocumentMissing { export: export.seq },
+            ));
+        };
+        let found = seen.digests.sha256;
+        if found != *expected {
+            return Err(invalid(
+                path.as_str(),
+                Problem::DocumentDigest {
+                    expected: *expected,
+                    found,
+                },
+            ));
+        }
+    }
+    for path in documents.keys() {
+        if !named.contains_key(path) {
+            return Err(invalid(
+                path.as_str(),
+                Problem::DocumentNotListed { export: export.seq },
             ));
         }
     }
@@ -826,6 +876,9 @@ mod tests {
             Problem::ListedEntryMissing { .. } => "ListedEntryMissing",
             Problem::ListedSegmentMissing { .. } => "ListedSegmentMissing",
             Problem::SegmentNotListed { .. } => "SegmentNotListed",
+            Problem::DocumentMissing { .. } => "DocumentMissing",
+            Problem::DocumentNotListed { .. } => "DocumentNotListed",
+            Problem::DocumentDigest { .. } => "DocumentDigest",
             Problem::Envelope(_) => "Envelope",
             Problem::Manifest(_) => "Manifest",
             Problem::UnsafeName(_) => "UnsafeName",
@@ -918,6 +971,12 @@ mod tests {
                 export: 41,
             },
             Problem::SegmentNotListed { export: 41 },
+            Problem::DocumentMissing { export: 41 },
+            Problem::DocumentNotListed { export: 41 },
+            Problem::DocumentDigest {
+                expected: Digest::new(Algorithm::Sha256, [0x55; 32]),
+                found: Digest::new(Algorithm::Sha256, [0x66; 32]),
+            },
             Problem::Envelope(DsseError::NoSignatures),
             Problem::Manifest(ManifestError::EmptyField("officer")),
             Problem::UnsafeName(check_segment_id("../seg").unwrap_err()),

@@ -121,7 +121,7 @@ pub(super) fn invalid(location: impl Into<String>, problem: Problem) -> BundleEr
 pub enum Problem {
     // --- the archive ------------------------------------------------------
     /// A member's path is not part of the bundle layout.
-    #[error("not part of the bundle layout (footage/, manifests/, entries.jsonl, proofs/, checkpoint, keys/, VERIFY.txt)")]
+    #[error("not part of the bundle layout (footage/, manifests/, entries.jsonl, proofs/, checkpoint, keys/, VERIFY.txt, VERIFY.zh-CN.txt, REPORT.pdf)")]
     UnknownMember,
     /// Two members have the same path.
     #[error("appears twice in the archive")]
@@ -331,6 +331,27 @@ pub enum Problem {
     SegmentNotListed {
         /// The export entry's seq.
         export: u64,
+    },
+
+    /// A document the export entry names is not in the bundle.
+    #[error("missing, but the export entry (seq {export}) names it")]
+    DocumentMissing {
+        /// The export entry's seq.
+        export: u64,
+    },
+    /// A document is in the bundle but the export entry does not name it.
+    #[error("not named by the export entry (seq {export})")]
+    DocumentNotListed {
+        /// The export entry's seq.
+        export: u64,
+    },
+    /// A document's SHA-256 is not the one the export entry names.
+    #[error("SHA-256 does not match the export entry (export entry {expected}, file {found})")]
+    DocumentDigest {
+        /// The export entry's digest.
+        expected: Digest,
+        /// The file's.
+        found: Digest,
     },
 
     // --- manifests and footage ----------------------------------------------

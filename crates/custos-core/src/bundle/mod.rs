@@ -15,6 +15,8 @@
 //! | `checkpoint` | the ledger's signed checkpoint (C2SP signed note) every proof is against |
 //! | `keys/<name>.pub` | every public key needed, as C2SP verifier-key files |
 //! | `VERIFY.txt` | how to verify, with `custos` and with standard tools ([`VERIFY_TXT`]) |
+//! | `VERIFY.zh-CN.txt` | the same in Chinese ([`VERIFY_ZH_TXT`]) |
+//! | `REPORT.pdf` | the chain-of-custody report for a court (custos-report); its SHA-256 is in the export entry |
 //!
 //! `<ext>` is the extension of the recorder's original file name, lower-cased,
 //! when it is 1 to [`MAX_EXTENSION_LEN`] ASCII letters and digits (`mp4`,
@@ -36,7 +38,8 @@
 //! `export.created` entry whose `details` name what the bundle must hold,
 //!
 //! ```json
-//! {"segments": ["<segment id>", ...], "entries": [<seq>, ...]}
+//! {"segments": ["<segment id>", ...], "entries": [<seq>, ...],
+//!  "documents": {"REPORT.pdf": "sha256:<hex>"}}
 //! ```
 //!
 //! (`entries`: every entry about those segments that precedes the export
@@ -104,7 +107,11 @@
 //!     of a `segment.ingested` entry in the bundle about that segment: the
 //!     manifest is what the dock sent to the ledger, and the ledger's log
 //!     (step 6) binds it.
-//! 11. **Footage is the recorded bytes.** Each manifest's footage file exists
+//! 11. **Documents are the exported ones.** Every document the export
+//!     entry's `details.documents` names (`REPORT.pdf`) is in the bundle
+//!     with that SHA-256, and a document in the bundle is named there. A
+//!     bundle from before documents existed names none and holds none.
+//! 12. **Footage is the recorded bytes.** Each manifest's footage file exists
 //!     and has the manifest's size and SHA-256 (and SM3 when the manifest
 //!     has one and this build computes SM3); every footage file has a
 //!     manifest.
@@ -137,7 +144,7 @@
 //! paths and names, [`EntryLine`], [`Limits`] and the sorting of a member
 //! path by what it is. `write.rs` is [`BundleWriter`]; `read.rs` is step 1,
 //! [`BundleVerifier`] reading the tar stream member by member; `check.rs`
-//! is [`BundleVerifier::finish`], one function per step 2 to 11, and the
+//! is [`BundleVerifier::finish`], one function per step 2 to 12, and the
 //! [`Report`]; `error.rs` is [`BundleError`] and every [`Problem`]'s
 //! message; `VERIFY.txt` is the text of [`VERIFY_TXT`].
 
@@ -182,6 +189,10 @@ pub const KEYS_DIR: &str = "keys";
 pub const KEY_SUFFIX: &str = ".pub";
 /// The human instructions.
 pub const VERIFY_PATH: &str = "VERIFY.txt";
+/// The human instructions in Chinese.
+pub const VERIFY_ZH_PATH: &str = "VERIFY.zh-CN.txt";
+/// The chain-of-custody report.
+pub const REPORT_PATH: &str = "REPORT.pdf";
 /// Footage extension when the original name has no usable one.
 pub const DEFAULT_FOOTAGE_EXTENSION: &str = "bin";
 /// Longest footage extension taken from an original name.
@@ -202,8 +213,12 @@ pub const MAX_PROOF_BYTES: u64 = 64 << 10;
 pub const MAX_CHECKPOINT_BYTES: u64 = 64 << 10;
 /// Largest key file: 4 KiB (a verifier key is under 300 bytes).
 pub const MAX_KEY_BYTES: u64 = 4 << 10;
-/// Largest `VERIFY.txt`: 1 MiB.
+/// Largest `VERIFY.txt` (and `VERIFY.zh-CN.txt`): 1 MiB.
 pub const MAX_VERIFY_TXT_BYTES: u64 = 1 << 20;
+/// Largest document (`REPORT.pdf`): 1 GiB. It is hashed as it streams,
+/// never held; a report of the largest export (10 000 segments) is far
+/// smaller.
+pub const MAX_DOCUMENT_BYTES: u64 = 1 << 30;
 /// Largest manifest file: the DSSE envelope limit.
 pub const MAX_MANIFEST_BYTES: u64 = crate::dsse::MAX_ENVELOPE_BYTES as u64;
 /// Most members (files and directories) one bundle may have: 1,048,576.
@@ -342,6 +357,7 @@ enum Member {
     Checkpoint,
     Key,
     VerifyTxt,
+    Document,
 }
 
 /// What the member at `path` is, or `None` when the layout has no such
@@ -360,7 +376,8 @@ fn classify(path: &str) -> Option<Member> {
     match path {
         ENTRIES_PATH => return Some(Member::Entries),
         CHECKPOINT_PATH => return Some(Member::Checkpoint),
-        VERIFY_PATH => return Some(Member::VerifyTxt),
+        VERIFY_PATH | VERIFY_ZH_PATH => return Some(Member::VerifyTxt),
+        REPORT_PATH => return Some(Member::Document),
         FOOTAGE_DIR | MANIFESTS_DIR | PROOFS_DIR | KEYS_DIR => return Some(Member::Directory),
         _ => {}
     }
@@ -461,3 +478,7 @@ pub fn verify<R: Read>(
 /// spaces in section 3) are run by the crate's tests against a real bundle,
 /// so they stay correct.
 pub const VERIFY_TXT: &str = include_str!("VERIFY.txt");
+
+/// The text of `VERIFY.zh-CN.txt`: `VERIFY.txt` in Chinese, with the same
+/// commands (its command blocks are run by the tests too).
+pub const VERIFY_ZH_TXT: &str = include_str!("VERIFY.zh-CN.txt");

@@ -2,7 +2,8 @@
 //! reads the tar stream member by member (GNU long names and PAX `path`
 //! records within [`MAX_NAME_HEADER_BYTES`]), refuses a member outside the
 //! layout, twice, over its `MAX_*` size or past the [`Limits`], hashes
-//! footage as it streams and keeps the other members for `check.rs`.
+//! footage and documents as they stream and keeps the other members for
+//! `check.rs`.
 //!
 //! It never holds footage in memory, never reads a header or a member
 //! beyond its limit before refusing it, and tells a truncated archive
@@ -13,8 +14,8 @@ use std::io::{self, Read};
 
 use super::{
     classify, footage_path, invalid, BundleError, Limits, Member, Problem, MAX_CHECKPOINT_BYTES,
-    MAX_ENTRIES_BYTES, MAX_KEY_BYTES, MAX_MANIFEST_BYTES, MAX_NAME_HEADER_BYTES, MAX_PROOF_BYTES,
-    MAX_VERIFY_TXT_BYTES, MEMBER_OVERHEAD,
+    MAX_DOCUMENT_BYTES, MAX_ENTRIES_BYTES, MAX_KEY_BYTES, MAX_MANIFEST_BYTES,
+    MAX_NAME_HEADER_BYTES, MAX_PROOF_BYTES, MAX_VERIFY_TXT_BYTES, MEMBER_OVERHEAD,
 };
 use crate::digest::{Algorithm, Digests, MultiHasher};
 use crate::dsse::Envelope;
@@ -61,6 +62,8 @@ pub struct BundleVerifier {
     pub(super) checkpoint: Option<Vec<u8>>,
     /// The key files, by path.
     pub(super) keys: BTreeMap<String, Vec<u8>>,
+    /// The documents (`REPORT.pdf`), by path: hashed, not held.
+    pub(super) documents: BTreeMap<String, FootageSeen>,
     /// Whether `VERIFY.txt` was seen.
     pub(super) verify_txt: bool,
     buffer: Vec<u8>,
@@ -407,7 +410,26 @@ impl BundleVerifier {
             ));
         }
         let limit = match member {
-            Member::Footage => return self.hash_footage(path, size, &mut data),
+            Member::Footage => {
+                let with_sm3 = self.sm3_wanted.contains(path) && Algorithm::Sm3.is_available();
+                let seen = self.hash_stream(path, size, &mut data, with_sm3)?;
+                self.footage.insert(path.to_owned(), seen);
+                return Ok(());
+            }
+            Member::Document => {
+                if size > MAX_DOCUMENT_BYTES {
+                    return Err(invalid(
+                        path,
+                        Problem::TooLarge {
+                            size,
+                            max: MAX_DOCUMENT_BYTES,
+                        },
+                    ));
+                }
+                let seen = self.hash_stream(path, size, &mut data, false)?;
+                self.documents.insert(path.to_owned(), seen);
+                return Ok(());
+            }
             Member::Manifest(_) => MAX_MANIFEST_BYTES,
             Member::Entries => MAX_ENTRIES_BYTES,
             Member::Proof(_) => MAX_PROOF_BYTES,
@@ -451,19 +473,21 @@ impl BundleVerifier {
             Member::Key => {
                 self.keys.insert(path.to_owned(), bytes);
             }
-            Member::VerifyTxt => self.verify_txt = true,
-            Member::Footage | Member::Directory => {}
+            Member::VerifyTxt => self.verify_txt |= path == super::VERIFY_PATH,
+            Member::Footage | Member::Document | Member::Directory => {}
         }
         Ok(())
     }
 
-    fn hash_footage(
+    /// Hash `size` bytes of `data` (a footage file or a document) as they
+    /// stream, never holding them.
+    fn hash_stream(
         &mut self,
         path: &str,
         size: u64,
         data: &mut impl Read,
-    ) -> Result<(), BundleError> {
-        let with_sm3 = self.sm3_wanted.contains(path) && Algorithm::Sm3.is_available();
+        with_sm3: bool,
+    ) -> Result<FootageSeen, BundleError> {
         // INVARIANT: SM3 is only asked for when this build has it.
         let mut hasher = MultiHasher::new(with_sm3).unwrap_or_else(|_| MultiHasher::sha256());
         if self.buffer.len() != READ_BUFFER {
@@ -483,13 +507,9 @@ impl BundleVerifier {
             hasher.update(&self.buffer[..n]);
             done += n as u64;
         }
-        self.footage.insert(
-            path.to_owned(),
-            FootageSeen {
-                size,
-                digests: hasher.finalize(),
-            },
-        );
-        Ok(())
+        Ok(FootageSeen {
+            size,
+            digests: hasher.finalize(),
+        })
     }
 }

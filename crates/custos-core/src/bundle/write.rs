@@ -13,7 +13,8 @@ use std::io::{self, Read, Write};
 
 use super::{
     footage_path, key_path, key_path_with_hash, manifest_path, proof_path, EntryLine,
-    InclusionProof, UnsafeName, CHECKPOINT_PATH, ENTRIES_PATH, FILE_MODE, VERIFY_PATH, VERIFY_TXT,
+    InclusionProof, UnsafeName, CHECKPOINT_PATH, ENTRIES_PATH, FILE_MODE, REPORT_PATH, VERIFY_PATH,
+    VERIFY_TXT, VERIFY_ZH_PATH, VERIFY_ZH_TXT,
 };
 use crate::dsse::Envelope;
 use crate::keys::VerifierKey;
@@ -63,7 +64,7 @@ pub enum BundleWriteError {
 /// Add members in any order; the recommended one, which lets a streaming
 /// verifier know each manifest before its footage, is keys, checkpoint,
 /// manifests, entries, proofs, then footage. [`BundleWriter::finish`] adds
-/// `VERIFY.txt` and the end-of-archive marker. Headers are deterministic:
+/// `VERIFY.txt`, `VERIFY.zh-CN.txt` and the end-of-archive marker. Headers are deterministic:
 /// GNU format, mode 0644, uid and gid 0, no user or group name, and the
 /// mtime given to [`BundleWriter::with_mtime`] (0 by default). Footage
 /// larger than 8 GiB gets a GNU base-256 size field, which GNU tar, bsdtar
@@ -279,10 +280,17 @@ impl<W: Write> BundleWriter<W> {
         Ok(path)
     }
 
-    /// Add `VERIFY.txt`, write the end-of-archive marker, flush, and hand
-    /// back the output.
+    /// Add `REPORT.pdf`, the chain-of-custody report (the export entry
+    /// must name its SHA-256 in `details.documents`).
+    pub fn add_report(&mut self, pdf: &[u8]) -> Result<(), BundleWriteError> {
+        self.add_bytes(REPORT_PATH, pdf)
+    }
+
+    /// Add `VERIFY.txt` and `VERIFY.zh-CN.txt`, write the end-of-archive
+    /// marker, flush, and hand back the output.
     pub fn finish(mut self) -> Result<W, BundleWriteError> {
         self.add_bytes(VERIFY_PATH, VERIFY_TXT.as_bytes())?;
+        self.add_bytes(VERIFY_ZH_PATH, VERIFY_ZH_TXT.as_bytes())?;
         let mut out = self.tar.into_inner().map_err(BundleWriteError::Write)?;
         out.flush().map_err(BundleWriteError::Write)?;
         Ok(out)

@@ -225,6 +225,11 @@ pub struct ExportCreated {
     /// Per segment, the approved request used (absent when none was).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requests: Option<BTreeMap<String, String>>,
+    /// The bundle's documents besides the evidence, by member path, with
+    /// their SHA-256 (`{"REPORT.pdf": "sha256:..."}`): the bundle verifier
+    /// checks each. Absent in exports made before bundles held a report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub documents: Option<BTreeMap<String, crate::digest::Digest>>,
 }
 
 // ---------------------------------------------------------------------------

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::bundle_support::*;
-use custos_core::bundle::VERIFY_TXT;
+use custos_core::bundle::{VERIFY_TXT, VERIFY_ZH_TXT};
 
 const TOOLS: [&str; 7] = ["tar", "jq", "openssl", "xxd", "sha256sum", "base64", "awk"];
 
@@ -33,9 +33,14 @@ fn have_tools() -> bool {
 
 /// Section 3's commands, with the fill-in lines set to `vars`.
 fn script(vars: &[(&str, String)]) -> String {
-    let section = VERIFY_TXT
-        .split_once("3. With standard tools")
-        .expect("VERIFY.txt has a section 3")
+    script_of(VERIFY_TXT, "3. With standard tools", vars)
+}
+
+/// The commands of `text` after `heading`, with the fill-in lines set.
+fn script_of(text: &str, heading: &str, vars: &[(&str, String)]) -> String {
+    let section = text
+        .split_once(heading)
+        .expect("the text has its section 3")
         .1;
     let mut out = String::from("set -u\n");
     let mut filled = Vec::new();
@@ -137,6 +142,17 @@ fn verify_txt_commands_verify_an_honest_bundle() {
             assert!(out.contains(&format!("prev of next: {leaf}")), "{out}");
         }
     }
+}
+
+/// The Chinese instructions run exactly the English commands (so the
+/// tests of the English ones cover them), fill-in lines aside.
+#[test]
+fn verify_zh_txt_has_the_same_commands() {
+    let vars = vars(SEG_A, 4);
+    assert_eq!(
+        script_of(VERIFY_ZH_TXT, "3. 用标准工具", &vars),
+        script(&vars)
+    );
 }
 
 #[test]

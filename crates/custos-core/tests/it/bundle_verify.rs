@@ -155,6 +155,7 @@ fn the_layout_is_as_documented() {
             FOOTAGE_A,
             FOOTAGE_B,
             "VERIFY.txt",
+            "VERIFY.zh-CN.txt",
         ]
     );
     let mut members = unpack(&f.bundle());
@@ -802,9 +803,26 @@ fn keys_tampered() {
 }
 
 #[test]
+fn a_report_the_export_entry_does_not_name_is_refused() {
+    // The fixture's export entry names no documents (as before reports
+    // existed): its bundle verifies without REPORT.pdf, and one added
+    // afterwards is refused.
+    let f = Fixture::new();
+    let tar = tampered(&f, |m| {
+        m.push(("REPORT.pdf".into(), b"%PDF-1.7 forged".to_vec()))
+    });
+    let (problem, _) = rejected(&tar, &f, "REPORT.pdf");
+    assert!(
+        matches!(problem, Problem::DocumentNotListed { .. }),
+        "{problem}"
+    );
+}
+
+#[test]
 fn every_covered_byte_matters() {
     // Flip one byte at a spread of positions inside every member but
-    // VERIFY.txt (which is only prose): each flip must be refused.
+    // VERIFY.txt and VERIFY.zh-CN.txt (which are only prose): each flip
+    // must be refused.
     let f = Fixture::new();
     let honest = f.bundle();
     let pinned = f.ledger.verifier_key();
@@ -813,7 +831,7 @@ fn every_covered_byte_matters() {
     for member in archive.entries().unwrap() {
         let member = member.unwrap();
         let path = String::from_utf8(member.path_bytes().into_owned()).unwrap();
-        if path != "VERIFY.txt" {
+        if !path.starts_with("VERIFY.") {
             spans.push((path, member.raw_file_position(), member.size()));
         }
     }
