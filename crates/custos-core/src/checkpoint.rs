@@ -25,7 +25,7 @@
 
 use std::fmt;
 
-use crate::keys::{SigningKey, VerifierKey};
+use crate::keys::{Signers, VerifierKey};
 use crate::merkle::Hash;
 use crate::note::{Note, NoteError, SignedNote, VerifyError};
 
@@ -191,11 +191,12 @@ impl Checkpoint {
         checkpoint.with_extensions(extensions)
     }
 
-    /// Sign with the ledger's key: the signed note the ledger serves.
-    pub fn sign(&self, key: &SigningKey) -> String {
-        // INVARIANT: to_body() is a valid note text (see the struct), and one
-        // key is given, so signing cannot fail.
-        Note::sign(&self.to_body(), &[key])
+    /// Sign with the ledger's keys (one signature line per key: Ed25519,
+    /// then SM2 when configured): the signed note the ledger serves.
+    pub fn sign(&self, key: &(impl Signers + ?Sized)) -> String {
+        // INVARIANT: to_body() is a valid note text (see the struct), and a
+        // Signers value holds at least one key, so signing cannot fail.
+        Note::sign(&self.to_body(), &key.signing_keys())
             .expect("INVARIANT: a checkpoint body is a valid note text")
             .to_string()
     }

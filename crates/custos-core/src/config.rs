@@ -16,7 +16,15 @@ use serde::{Deserialize, Serialize};
 pub const MIN_RETENTION_DAYS: u32 = 180;
 
 /// Sections a `CUSTOS_<SECTION>_<KEY>` variable may name.
-const SECTIONS: &[&str] = &["storage", "ledger", "dock", "client", "retention", "access"];
+const SECTIONS: &[&str] = &[
+    "storage",
+    "ledger",
+    "dock",
+    "client",
+    "retention",
+    "access",
+    "crypto",
+];
 
 /// Why a configuration was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -59,6 +67,36 @@ pub struct Config {
     pub retention: RetentionConfig,
     /// `[access]`: which roles need an approved request to see footage.
     pub access: AccessConfig,
+    /// `[crypto]`: which signature suites the dock and the ledger sign with.
+    pub crypto: CryptoConfig,
+}
+
+/// `[crypto]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CryptoConfig {
+    /// The suites every manifest, event and checkpoint is signed with, each
+    /// by its own key: `["ed25519"]` (default), `["sm2"]` or
+    /// `["ed25519", "sm2"]`. Ed25519 keys are `key_file`, SM2 keys
+    /// `sm2_key_file` of `[dock]` and `[ledger]`. Checkpoints always carry
+    /// the ledger's Ed25519 line (what standard C2SP verifiers check); with
+    /// `sm2` they carry an SM2 line beside it.
+    pub signatures: Vec<crate::keys::Algorithm>,
+}
+
+impl Default for CryptoConfig {
+    fn default() -> Self {
+        CryptoConfig {
+            signatures: vec![crate::keys::Algorithm::Ed25519],
+        }
+    }
+}
+
+impl CryptoConfig {
+    /// Whether `algorithm` is configured.
+    pub fn uses(&self, algorithm: crate::keys::Algorithm) -> bool {
+        self.signatures.contains(&algorithm)
+    }
 }
 
 /// `[storage]`.
@@ -90,6 +128,9 @@ pub struct LedgerConfig {
     pub origin: String,
     /// Ed25519 seed that signs checkpoints.
     pub key_file: PathBuf,
+    /// SM2 private key (PKCS#8 PEM) that adds an SM2 line to every
+    /// checkpoint when `[crypto] signatures` holds `sm2`.
+    pub sm2_key_file: PathBuf,
     /// Verify concurrent dock events' signatures in one batch (faster under
     /// load). Off by default: a dock's own key holder can craft a signature
     /// that a batch accepts and the single check (the auditors') refuses.
@@ -106,6 +147,7 @@ impl Default for LedgerConfig {
             data_dir: "./data/ledger".into(),
             origin: "custos.local/ledger".into(),
             key_file: "./keys/ledger.key".into(),
+            sm2_key_file: "./keys/ledger-sm2.key".into(),
             batch_signatures: false,
             report_font: "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc".into(),
         }
@@ -129,8 +171,12 @@ pub enum WipePolicy {
 pub struct DockConfig {
     /// Station id.
     pub id: String,
-    /// Ed25519 seed that signs manifests and events.
+    /// Ed25519 seed that signs manifests and events (when `[crypto]
+    /// signatures` holds `ed25519`).
     pub key_file: PathBuf,
+    /// SM2 private key (PKCS#8 PEM) that signs manifests and events when
+    /// `[crypto] signatures` holds `sm2`.
+    pub sm2_key_file: PathBuf,
     /// Journal (sled) and spool.
     pub data_dir: PathBuf,
     /// The ledger's URL; absent = the ledger runs in-process.
@@ -184,6 +230,7 @@ impl Default for DockConfig {
         DockConfig {
             id: "dock-01".into(),
             key_file: "./keys/dock.key".into(),
+            sm2_key_file: "./keys/dock-sm2.key".into(),
             data_dir: "./data/dock".into(),
             ledger_url: None,
             ledger_token: None,
@@ -376,6 +423,8 @@ impl Config {
         };
         abs(&mut self.ledger.data_dir);
         abs(&mut self.ledger.key_file);
+        abs(&mut self.ledger.sm2_key_file);
+        abs(&mut self.dock.sm2_key_file);
         abs(&mut self.ledger.report_font);
         abs(&mut self.dock.key_file);
         abs(&mut self.dock.data_dir);
@@ -388,6 +437,21 @@ impl Config {
     }
 
     fn check(&self) -> Result<(), ConfigError> {
+        let suites = &self.crypto.signatures;
+        if suites.is_empty() {
+            return Err(ConfigError::Invalid(
+                "crypto.signatures is empty: name at least one of \"ed25519\", \"sm2\"".into(),
+            ));
+        }
+        if suites
+            .iter()
+            .enumerate()
+            .any(|(i, a)| suites[..i].contains(a))
+        {
+            return Err(ConfigError::Invalid(
+                "crypto.signatures names a suite twice".into(),
+            ));
+        }
         let r = &self.retention;
         if r.default_days < MIN_RETENTION_DAYS {
             return Err(ConfigError::RetentionTooShort {

@@ -1,14 +1,30 @@
-//! Ed25519 keys: seed files and C2SP verifier keys.
+//! Signing keys of the two suites: Ed25519 and SM2 (国密 SM2DSA with SM3).
 //!
-//! A *key file* holds exactly the 32-byte Ed25519 seed, mode 0600. Beside it,
-//! `PATH.pub` holds the C2SP signed-note verifier key
-//! `name+hash+base64(0x01 || pubkey)`, where `hash` is the first four bytes of
-//! SHA-256(name || 0x0A || 0x01 || pubkey) as 8 hex digits. `name+hash` is the
-//! key id used in DSSE signatures and the key hash in signed-note signature
-//! lines.
+//! **Ed25519.** A *key file* holds exactly the 32-byte seed, mode 0600.
+//! Beside it, `PATH.pub` holds the C2SP signed-note verifier key
+//! `name+hash+base64(0x01 || pubkey)`, where `hash` is the first four bytes
+//! of SHA-256(name || 0x0A || 0x01 || pubkey) as 8 hex digits.
+//!
+//! **SM2.** The key file is the private key as PKCS#8 PEM (`-----BEGIN
+//! PRIVATE KEY-----`, the form `openssl genpkey -algorithm SM2` writes and
+//! OpenSSL 3 reads), mode 0600. `PATH.pub` holds the verifier key line
+//! `name+hash+base64(0xff || point)` (the 65-byte uncompressed SEC1 point)
+//! followed by the public key as PEM SubjectPublicKeyInfo: OpenSSL skips the
+//! line before `-----BEGIN`, so the same file serves `openssl pkeyutl
+//! -pubin -inkey PATH.pub`. Signed-note type 0xff is the spec's type for
+//! signatures it does not define; the key hash is the first four bytes of
+//! SHA-256(name || 0x0A || 0xff || "sm2dsa-sm3" || point), so the
+//! identifier [`SM2_NOTE_IDENTIFIER`] names the algorithm. SM2 signatures
+//! are SM2DSA with SM3 and the distinguishing identifier [`SM2_DISTID`]
+//! (GB/T 35276's default), DER-encoded `SEQUENCE { r, s }` as OpenSSL
+//! writes and reads them, over the same bytes an Ed25519 signature covers.
+//!
+//! `name+hash` is the key id of either suite: the DSSE `keyid` and the key
+//! hash of signed-note signature lines.
 //!
 //! This is the one module of custos-core that touches the filesystem: the
-//! refusal to load a seed others can read must be the same for every caller.
+//! refusal to load a private key others can read must be the same for every
+//! caller.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -23,6 +39,59 @@ use zeroize::Zeroizing;
 /// The signed-note algorithm byte for Ed25519 (C2SP signed-note).
 pub const ED25519_ALG: u8 = 0x01;
 
+/// The signed-note algorithm byte for types the spec does not define, used
+/// for SM2 with [`SM2_NOTE_IDENTIFIER`] in the key hash.
+pub const SM2_ALG: u8 = 0xff;
+
+/// The identifier of SM2DSA-with-SM3 in an SM2 key's signed-note key hash.
+pub const SM2_NOTE_IDENTIFIER: &str = "sm2dsa-sm3";
+
+/// The SM2 distinguishing identifier (user ID) Custos signs and verifies
+/// with: the default of GB/T 35276 and of OpenSSL's `distid` examples.
+pub const SM2_DISTID: &str = "1234567812345678";
+
+/// A signature suite.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Algorithm {
+    /// Ed25519 (RFC 8032).
+    Ed25519,
+    /// SM2DSA over SM3 (GB/T 32918.2), distinguishing identifier [`SM2_DISTID`].
+    Sm2,
+}
+
+impl Algorithm {
+    /// Every suite, in the order Custos signs with them.
+    pub const ALL: [Algorithm; 2] = [Algorithm::Ed25519, Algorithm::Sm2];
+
+    /// The name used in configuration and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Algorithm::Ed25519 => "ed25519",
+            Algorithm::Sm2 => "sm2",
+        }
+    }
+}
+
+impl fmt::Display for Algorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Algorithm {
+    type Err = KeyError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "ed25519" => Ok(Algorithm::Ed25519),
+            "sm2" => Ok(Algorithm::Sm2),
+            other => Err(KeyError::UnknownAlgorithm(other.to_owned())),
+        }
+    }
+}
+
 /// Errors loading, saving or parsing keys.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -35,7 +104,7 @@ pub enum KeyError {
         /// What the OS said.
         source: std::io::Error,
     },
-    /// The seed file is readable or writable by group or others.
+    /// The key file is readable or writable by group or others.
     #[error("{path}: key file has mode {mode:04o}; it must be readable by its owner only (chmod 600 {path})")]
     TooOpen {
         /// The file.
@@ -43,13 +112,21 @@ pub enum KeyError {
         /// Its permission bits.
         mode: u32,
     },
-    /// The seed file is not exactly 32 bytes.
-    #[error("{path}: key file holds {len} bytes; an Ed25519 seed is exactly 32")]
+    /// The key file is neither a 32-byte Ed25519 seed nor an SM2 PKCS#8 PEM key.
+    #[error("{path}: key file holds {len} bytes; an Ed25519 seed is exactly 32 (an SM2 key is a PKCS#8 PEM file)")]
     BadSeedLength {
         /// The file.
         path: PathBuf,
         /// Its length.
         len: usize,
+    },
+    /// A PEM private key that is not an SM2 PKCS#8 key.
+    #[error("{path}: not an SM2 private key in PKCS#8 PEM: {why}")]
+    BadPrivateKey {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        why: String,
     },
     /// A verifier key string is malformed.
     #[error("malformed verifier key: {0}")]
@@ -57,12 +134,15 @@ pub enum KeyError {
     /// A key name is not allowed (empty, or contains `+`, whitespace or a control character).
     #[error("invalid key name {0:?}: it must be non-empty and contain no '+', space or control characters")]
     BadName(String),
-    /// A `.pub` file does not match the seed beside it.
-    #[error("{path}: verifier key does not match the seed in the key file")]
+    /// A `.pub` file does not match the private key beside it.
+    #[error("{path}: verifier key does not match the private key in the key file")]
     Mismatch {
         /// The `.pub` file.
         path: PathBuf,
     },
+    /// A suite name Custos does not know.
+    #[error("unknown signature suite {0:?}: expected ed25519 or sm2")]
+    UnknownAlgorithm(String),
 }
 
 /// Why a signature did not verify.
@@ -72,6 +152,9 @@ pub enum SignatureError {
     /// Not 64 bytes.
     #[error("signature is {0} bytes, an Ed25519 signature is 64")]
     BadLength(usize),
+    /// An SM2 signature that is not a strict DER `SEQUENCE { r, s }`.
+    #[error("SM2 signature is not a DER SEQUENCE of two integers in [1, n-1]")]
+    BadEncoding,
     /// The signature does not verify under the key.
     #[error("signature does not verify under key {0}")]
     Invalid(String),
@@ -98,15 +181,95 @@ fn key_hash(name: &str, public: &[u8; 32]) -> [u8; 4] {
     [out[0], out[1], out[2], out[3]]
 }
 
-/// An Ed25519 signing key with its name.
+/// First four bytes of SHA-256(name || '\n' || 0xff || "sm2dsa-sm3" || point).
+fn sm2_key_hash(name: &str, point: &[u8]) -> [u8; 4] {
+    let mut h = Sha256::new();
+    h.update(name.as_bytes());
+    h.update([b'\n', SM2_ALG]);
+    h.update(SM2_NOTE_IDENTIFIER.as_bytes());
+    h.update(point);
+    let out = h.finalize();
+    [out[0], out[1], out[2], out[3]]
+}
+
+/// The 65-byte uncompressed SEC1 encoding of an SM2 public key.
+fn sm2_point(key: &sm2::dsa::VerifyingKey) -> Vec<u8> {
+    key.to_sec1_bytes().into_vec()
+}
+
+/// DER `SEQUENCE { INTEGER r, INTEGER s }` of two 32-byte big-endian scalars.
+fn der_signature(r: &[u8], s: &[u8]) -> Vec<u8> {
+    fn integer(out: &mut Vec<u8>, bytes: &[u8]) {
+        let start = bytes
+            .iter()
+            .position(|&b| b != 0)
+            .unwrap_or(bytes.len() - 1);
+        let body = &bytes[start..];
+        let pad = body[0] & 0x80 != 0;
+        out.push(0x02);
+        out.push((body.len() + usize::from(pad)) as u8);
+        if pad {
+            out.push(0);
+        }
+        out.extend_from_slice(body);
+    }
+    let mut inner = Vec::with_capacity(72);
+    integer(&mut inner, r);
+    integer(&mut inner, s);
+    let mut out = Vec::with_capacity(inner.len() + 2);
+    out.push(0x30);
+    out.push(inner.len() as u8);
+    out.extend_from_slice(&inner);
+    out
+}
+
+/// Read a strict DER `SEQUENCE { INTEGER r, INTEGER s }` with positive
+/// integers of at most 32 bytes in minimal form; nothing may follow.
+fn parse_der_signature(der: &[u8]) -> Option<([u8; 32], [u8; 32])> {
+    fn integer(input: &[u8]) -> Option<([u8; 32], &[u8])> {
+        let (&tag, rest) = input.split_first()?;
+        let (&len, rest) = rest.split_first()?;
+        let len = usize::from(len);
+        if tag != 0x02 || len == 0 || len > 33 || rest.len() < len {
+            return None;
+        }
+        let (body, rest) = rest.split_at(len);
+        // Positive, minimal: no leading 0x00 unless the next byte has its top bit set.
+        if body[0] & 0x80 != 0 || (body[0] == 0 && (len == 1 || body[1] & 0x80 == 0)) {
+            return None;
+        }
+        let body = if body[0] == 0 { &body[1..] } else { body };
+        if body.len() > 32 {
+            return None;
+        }
+        let mut out = [0u8; 32];
+        out[32 - body.len()..].copy_from_slice(body);
+        Some((out, rest))
+    }
+    let (&tag, rest) = der.split_first()?;
+    let (&len, rest) = rest.split_first()?;
+    if tag != 0x30 || len & 0x80 != 0 || usize::from(len) != rest.len() {
+        return None;
+    }
+    let (r, rest) = integer(rest)?;
+    let (s, rest) = integer(rest)?;
+    rest.is_empty().then_some((r, s))
+}
+
+enum Secret {
+    Ed25519(ed25519_dalek::SigningKey),
+    Sm2(Box<sm2::dsa::SigningKey>),
+}
+
+/// A signing key of either suite, with its name.
 pub struct SigningKey {
     name: String,
-    inner: ed25519_dalek::SigningKey,
+    inner: Secret,
 }
 
 impl fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Never print the seed.
+        // Never print the private key.
         f.debug_struct("SigningKey")
             .field("key_id", &self.verifier_key().key_id())
             .finish_non_exhaustive()
@@ -114,7 +277,7 @@ impl fmt::Debug for SigningKey {
 }
 
 impl SigningKey {
-    /// A fresh key from the caller's random number generator.
+    /// A fresh Ed25519 key from the caller's random number generator.
     pub fn generate<R: rand_core::CryptoRngCore + ?Sized>(
         name: &str,
         rng: &mut R,
@@ -122,16 +285,49 @@ impl SigningKey {
         check_name(name)?;
         Ok(SigningKey {
             name: name.to_owned(),
-            inner: ed25519_dalek::SigningKey::generate(rng),
+            inner: Secret::Ed25519(ed25519_dalek::SigningKey::generate(rng)),
         })
     }
 
-    /// A key from its 32-byte seed.
+    /// A fresh key of suite `algorithm`.
+    pub fn generate_for<R: rand_core::CryptoRngCore>(
+        algorithm: Algorithm,
+        name: &str,
+        rng: &mut R,
+    ) -> Result<Self, KeyError> {
+        match algorithm {
+            Algorithm::Ed25519 => Self::generate(name, rng),
+            Algorithm::Sm2 => {
+                check_name(name)?;
+                let secret = sm2::SecretKey::random(rng);
+                Self::sm2_from_secret(name, &secret)
+            }
+        }
+    }
+
+    /// An Ed25519 key from its 32-byte seed.
     pub fn from_seed(name: &str, seed: &[u8; 32]) -> Result<Self, KeyError> {
         check_name(name)?;
         Ok(SigningKey {
             name: name.to_owned(),
-            inner: ed25519_dalek::SigningKey::from_bytes(seed),
+            inner: Secret::Ed25519(ed25519_dalek::SigningKey::from_bytes(seed)),
+        })
+    }
+
+    /// An SM2 key from its 32-byte private scalar (big-endian, in [1, n-2]).
+    pub fn sm2_from_bytes(name: &str, scalar: &[u8; 32]) -> Result<Self, KeyError> {
+        check_name(name)?;
+        let secret = sm2::SecretKey::from_slice(scalar)
+            .map_err(|_| KeyError::BadVerifierKey("not a valid SM2 private scalar".into()))?;
+        Self::sm2_from_secret(name, &secret)
+    }
+
+    fn sm2_from_secret(name: &str, secret: &sm2::SecretKey) -> Result<Self, KeyError> {
+        let key = sm2::dsa::SigningKey::new(SM2_DISTID, secret)
+            .map_err(|_| KeyError::BadVerifierKey("not a valid SM2 private key".into()))?;
+        Ok(SigningKey {
+            name: name.to_owned(),
+            inner: Secret::Sm2(Box::new(key)),
         })
     }
 
@@ -140,29 +336,80 @@ impl SigningKey {
         &self.name
     }
 
-    /// The matching verifier key.
-    pub fn verifier_key(&self) -> VerifierKey {
-        let public = self.inner.verifying_key();
-        VerifierKey {
-            name: self.name.clone(),
-            hash: key_hash(&self.name, public.as_bytes()),
-            public,
+    /// The key's suite.
+    pub fn algorithm(&self) -> Algorithm {
+        match self.inner {
+            Secret::Ed25519(_) => Algorithm::Ed25519,
+            Secret::Sm2(_) => Algorithm::Sm2,
         }
     }
 
-    /// Sign `message`; returns the 64-byte signature.
-    pub fn sign(&self, message: &[u8]) -> [u8; 64] {
-        self.inner.sign(message).to_bytes()
+    /// The matching verifier key.
+    pub fn verifier_key(&self) -> VerifierKey {
+        match &self.inner {
+            Secret::Ed25519(k) => {
+                let public = k.verifying_key();
+                VerifierKey {
+                    name: self.name.clone(),
+                    hash: key_hash(&self.name, public.as_bytes()),
+                    public: Public::Ed25519(public),
+                }
+            }
+            Secret::Sm2(k) => {
+                let public = k.verifying_key().clone();
+                let point = sm2_point(&public);
+                VerifierKey {
+                    name: self.name.clone(),
+                    hash: sm2_key_hash(&self.name, &point),
+                    public: Public::Sm2(Box::new(public), point),
+                }
+            }
+        }
     }
 
-    /// Write the seed to `path` (created with mode 0600, never overwriting an
-    /// existing file) and the verifier key to `path.pub`.
+    /// Sign `message`: 64 bytes for Ed25519, a DER `SEQUENCE { r, s }`
+    /// (70 to 72 bytes) for SM2.
+    pub fn sign(&self, message: &[u8]) -> Vec<u8> {
+        match &self.inner {
+            Secret::Ed25519(k) => k.sign(message).to_bytes().to_vec(),
+            Secret::Sm2(k) => {
+                use sm2::dsa::signature::Signer as _;
+                let sig: sm2::dsa::Signature = k.sign(message);
+                der_signature(&sig.r_bytes(), &sig.s_bytes())
+            }
+        }
+    }
+
+    /// The bytes of the key file: the Ed25519 seed, or the SM2 PKCS#8 PEM.
+    fn file_bytes(&self) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+        match &self.inner {
+            Secret::Ed25519(k) => Ok(Zeroizing::new(k.as_bytes().to_vec())),
+            Secret::Sm2(k) => {
+                use sm2::pkcs8::EncodePrivateKey as _;
+                let secret = sm2::SecretKey::from(k.as_nonzero_scalar());
+                let pem = secret
+                    .to_pkcs8_pem(sm2::pkcs8::LineEnding::LF)
+                    .map_err(|e| KeyError::BadVerifierKey(format!("SM2 PKCS#8: {e}")))?;
+                Ok(Zeroizing::new(pem.as_bytes().to_vec()))
+            }
+        }
+    }
+
+    /// What `PATH.pub` holds: the verifier key line, and for SM2 the PEM
+    /// SubjectPublicKeyInfo after it.
+    pub fn public_file_text(&self) -> String {
+        self.verifier_key().public_file_text()
+    }
+
+    /// Write the private key to `path` (created with mode 0600, never
+    /// overwriting an existing file) and the public key to `path.pub`.
     pub fn save(&self, path: &Path) -> Result<(), KeyError> {
         use std::io::Write as _;
         let io = |source| KeyError::Io {
             path: path.to_owned(),
             source,
         };
+        let bytes = self.file_bytes()?;
         let mut opts = std::fs::OpenOptions::new();
         opts.write(true).create_new(true);
         #[cfg(unix)]
@@ -171,20 +418,19 @@ impl SigningKey {
             opts.mode(0o600);
         }
         let mut f = opts.open(path).map_err(io)?;
-        f.write_all(self.inner.as_bytes()).map_err(io)?;
+        f.write_all(&bytes).map_err(io)?;
         f.sync_all().map_err(io)?;
         let pub_path = pub_path(path);
-        std::fs::write(&pub_path, format!("{}\n", self.verifier_key())).map_err(|source| {
-            KeyError::Io {
-                path: pub_path.clone(),
-                source,
-            }
+        std::fs::write(&pub_path, self.public_file_text()).map_err(|source| KeyError::Io {
+            path: pub_path.clone(),
+            source,
         })?;
         Ok(())
     }
 
-    /// Load the seed at `path`. The key's name comes from `path.pub` when it
-    /// exists (and must match the seed), else from the file name without its
+    /// Load the private key at `path`: a 32-byte Ed25519 seed or an SM2
+    /// PKCS#8 PEM key. The key's name comes from `path.pub` when it exists
+    /// (and must match the key), else from the file name without its
     /// extension. Refuses a file that group or others can read or write.
     pub fn load(path: &Path) -> Result<Self, KeyError> {
         let io = |source| KeyError::Io {
@@ -205,18 +451,36 @@ impl SigningKey {
         }
         let _ = meta;
         let bytes = Zeroizing::new(std::fs::read(path).map_err(io)?);
-        let seed: &[u8; 32] = bytes
-            .as_slice()
-            .try_into()
-            .map_err(|_| KeyError::BadSeedLength {
-                path: path.to_owned(),
-                len: bytes.len(),
-            })?;
+        let make: Box<dyn Fn(&str) -> Result<SigningKey, KeyError>> =
+            if bytes.starts_with(b"-----BEGIN") {
+                use sm2::pkcs8::DecodePrivateKey as _;
+                let text = std::str::from_utf8(&bytes).map_err(|_| KeyError::BadPrivateKey {
+                    path: path.to_owned(),
+                    why: "not UTF-8".into(),
+                })?;
+                let secret =
+                    sm2::SecretKey::from_pkcs8_pem(text).map_err(|e| KeyError::BadPrivateKey {
+                        path: path.to_owned(),
+                        why: e.to_string(),
+                    })?;
+                Box::new(move |name| SigningKey::sm2_from_secret(name, &secret))
+            } else {
+                let seed: [u8; 32] =
+                    bytes
+                        .as_slice()
+                        .try_into()
+                        .map_err(|_| KeyError::BadSeedLength {
+                            path: path.to_owned(),
+                            len: bytes.len(),
+                        })?;
+                let seed = Zeroizing::new(seed);
+                Box::new(move |name| SigningKey::from_seed(name, &seed))
+            };
         let pub_path = pub_path(path);
         match std::fs::read_to_string(&pub_path) {
             Ok(text) => {
-                let vk: VerifierKey = text.trim().parse()?;
-                let key = SigningKey::from_seed(&vk.name, seed)?;
+                let vk = VerifierKey::from_public_file_text(&text, None)?;
+                let key = make(vk.name())?;
                 if key.verifier_key() != vk {
                     return Err(KeyError::Mismatch { path: pub_path });
                 }
@@ -227,13 +491,91 @@ impl SigningKey {
                     .file_stem()
                     .and_then(|s| s.to_str())
                     .unwrap_or("custos");
-                SigningKey::from_seed(name, seed)
+                make(name)
             }
             Err(source) => Err(KeyError::Io {
                 path: pub_path,
                 source,
             }),
         }
+    }
+}
+
+/// The keys a party signs with, one per configured suite (`[crypto]
+/// signatures`): every DSSE envelope and checkpoint gets a signature by
+/// each, in this order. Never empty; at most one key per suite.
+#[derive(Debug)]
+pub struct KeySet {
+    keys: Vec<SigningKey>,
+}
+
+impl KeySet {
+    /// A set of `keys`: at least one, and no two of the same suite.
+    pub fn new(keys: Vec<SigningKey>) -> Result<Self, KeyError> {
+        if keys.is_empty() {
+            return Err(KeyError::BadVerifierKey(
+                "a key set needs at least one key".into(),
+            ));
+        }
+        for (i, k) in keys.iter().enumerate() {
+            if keys[..i].iter().any(|o| o.algorithm() == k.algorithm()) {
+                return Err(KeyError::BadVerifierKey(format!(
+                    "two {} keys in one key set",
+                    k.algorithm()
+                )));
+            }
+        }
+        Ok(KeySet { keys })
+    }
+
+    /// The keys, in signing order.
+    pub fn keys(&self) -> &[SigningKey] {
+        &self.keys
+    }
+
+    /// The first key (the one configured first: Ed25519 unless the set is SM2 only).
+    pub fn primary(&self) -> &SigningKey {
+        &self.keys[0]
+    }
+
+    /// The key of suite `algorithm`, if the set has one.
+    pub fn get(&self, algorithm: Algorithm) -> Option<&SigningKey> {
+        self.keys.iter().find(|k| k.algorithm() == algorithm)
+    }
+
+    /// The verifier keys, in signing order.
+    pub fn verifier_keys(&self) -> Vec<VerifierKey> {
+        self.keys.iter().map(SigningKey::verifier_key).collect()
+    }
+}
+
+impl From<SigningKey> for KeySet {
+    fn from(key: SigningKey) -> Self {
+        KeySet { keys: vec![key] }
+    }
+}
+
+/// What a signature is made with: one key or a [`KeySet`] (each of its keys).
+pub trait Signers {
+    /// The keys to sign with, in order; never empty.
+    fn signing_keys(&self) -> Vec<&SigningKey>;
+}
+
+impl Signers for SigningKey {
+    fn signing_keys(&self) -> Vec<&SigningKey> {
+        vec![self]
+    }
+}
+
+impl Signers for KeySet {
+    fn signing_keys(&self) -> Vec<&SigningKey> {
+        self.keys.iter().collect()
+    }
+}
+
+impl<T: Signers + ?Sized> Signers for std::sync::Arc<T> {
+    fn signing_keys(&self) -> Vec<&SigningKey> {
+        (**self).signing_keys()
     }
 }
 
@@ -244,13 +586,31 @@ pub fn pub_path(path: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
-/// A C2SP verifier key: name, 4-byte key hash, Ed25519 public key.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
+enum Public {
+    Ed25519(ed25519_dalek::VerifyingKey),
+    /// The key and its 65-byte uncompressed SEC1 point.
+    Sm2(Box<sm2::dsa::VerifyingKey>, Vec<u8>),
+}
+
+/// A verifier key: name, 4-byte key hash and public key, of either suite.
+#[derive(Clone)]
 pub struct VerifierKey {
     name: String,
     hash: [u8; 4],
-    public: ed25519_dalek::VerifyingKey,
+    public: Public,
 }
+
+impl PartialEq for VerifierKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+            && self.hash == other.hash
+            && self.algorithm() == other.algorithm()
+            && self.public_key() == other.public_key()
+    }
+}
+
+impl Eq for VerifierKey {}
 
 impl fmt::Debug for VerifierKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -264,6 +624,14 @@ impl VerifierKey {
         &self.name
     }
 
+    /// The key's suite.
+    pub fn algorithm(&self) -> Algorithm {
+        match self.public {
+            Public::Ed25519(_) => Algorithm::Ed25519,
+            Public::Sm2(..) => Algorithm::Sm2,
+        }
+    }
+
     /// The 4-byte key hash (the signed-note key id).
     pub fn key_hash(&self) -> [u8; 4] {
         self.hash
@@ -274,12 +642,24 @@ impl VerifierKey {
         format!("{}+{}", self.name, hex::encode(self.hash))
     }
 
-    /// The raw 32-byte public key.
-    pub fn public_key(&self) -> &[u8; 32] {
-        self.public.as_bytes()
+    /// The raw public key: 32 bytes for Ed25519, the 65-byte uncompressed
+    /// point for SM2.
+    pub fn public_key(&self) -> &[u8] {
+        match &self.public {
+            Public::Ed25519(k) => k.as_bytes(),
+            Public::Sm2(_, point) => point,
+        }
     }
 
-    /// Build a verifier key from a name and a raw public key.
+    /// The 32-byte Ed25519 public key, if this is an Ed25519 key.
+    pub fn ed25519_public(&self) -> Option<&[u8; 32]> {
+        match &self.public {
+            Public::Ed25519(k) => Some(k.as_bytes()),
+            Public::Sm2(..) => None,
+        }
+    }
+
+    /// Build an Ed25519 verifier key from a name and a raw public key.
     pub fn from_public(name: &str, public: &[u8; 32]) -> Result<Self, KeyError> {
         check_name(name)?;
         let public = ed25519_dalek::VerifyingKey::from_bytes(public).map_err(|_| {
@@ -288,14 +668,115 @@ impl VerifierKey {
         Ok(VerifierKey {
             name: name.to_owned(),
             hash: key_hash(name, public.as_bytes()),
-            public,
+            public: Public::Ed25519(public),
         })
     }
 
-    /// Verify a 64-byte Ed25519 signature over `message`: `s` must be
-    /// canonical (below the group order) and `[s]B - [k]A`, with `k` =
-    /// SHA-512(R || A || message), must encode to exactly the signature's
-    /// `R` bytes (RFC 8032's cofactorless check, as OpenSSL and Go make it).
+    /// Build an SM2 verifier key from a name and a SEC1 point (compressed
+    /// or not).
+    pub fn from_sm2_point(name: &str, point: &[u8]) -> Result<Self, KeyError> {
+        check_name(name)?;
+        let key = sm2::dsa::VerifyingKey::from_sec1_bytes(SM2_DISTID, point)
+            .map_err(|_| KeyError::BadVerifierKey("public key is not a valid SM2 point".into()))?;
+        let point = sm2_point(&key);
+        Ok(VerifierKey {
+            name: name.to_owned(),
+            hash: sm2_key_hash(name, &point),
+            public: Public::Sm2(Box::new(key), point),
+        })
+    }
+
+    /// The public key as PEM SubjectPublicKeyInfo (SM2 keys only).
+    pub fn sm2_pem(&self) -> Option<String> {
+        use sm2::pkcs8::EncodePublicKey as _;
+        match &self.public {
+            Public::Ed25519(_) => None,
+            Public::Sm2(k, _) => sm2::PublicKey::from(k.as_ref())
+                .to_public_key_pem(sm2::pkcs8::LineEnding::LF)
+                .ok(),
+        }
+    }
+
+    /// What a `.pub` file holds for this key: the verifier key line, then
+    /// for SM2 the PEM SubjectPublicKeyInfo (which OpenSSL reads, skipping
+    /// the line before it).
+    pub fn public_file_text(&self) -> String {
+        let mut text = format!("{self}\n");
+        if let Some(pem) = self.sm2_pem() {
+            text.push_str(&pem);
+        }
+        text
+    }
+
+    /// Read the text of a `.pub` file: a verifier key line (for SM2
+    /// followed by a PEM public key, which must be the same key), or only
+    /// an SM2 PEM SubjectPublicKeyInfo as OpenSSL writes it, named
+    /// `fallback_name` (refused without one).
+    pub fn from_public_file_text(
+        text: &str,
+        fallback_name: Option<&str>,
+    ) -> Result<Self, KeyError> {
+        let text = text.trim();
+        let (line, pem) = match text.find("-----BEGIN") {
+            Some(at) => (text[..at].trim(), Some(&text[at..])),
+            None => (text, None),
+        };
+        let from_pem = |pem: &str, name: &str| -> Result<VerifierKey, KeyError> {
+            use sm2::pkcs8::DecodePublicKey as _;
+            let public = sm2::PublicKey::from_public_key_pem(pem)
+                .map_err(|e| KeyError::BadVerifierKey(format!("not an SM2 PEM public key: {e}")))?;
+            let key = sm2::dsa::VerifyingKey::new(SM2_DISTID, public)
+                .map_err(|_| KeyError::BadVerifierKey("not a valid SM2 public key".into()))?;
+            VerifierKey::from_sm2_point(name, &sm2_point(&key))
+        };
+        match (line.is_empty(), pem) {
+            (false, None) => line.parse(),
+            (false, Some(pem)) => {
+                let vk: VerifierKey = line.parse()?;
+                if from_pem(pem, vk.name())? != vk {
+                    return Err(KeyError::BadVerifierKey(
+                        "the PEM public key is not the key of the verifier key line".into(),
+                    ));
+                }
+                Ok(vk)
+            }
+            (true, Some(pem)) => match fallback_name {
+                Some(name) => from_pem(pem, name),
+                None => Err(KeyError::BadVerifierKey(
+                    "a PEM public key without a verifier key line has no name".into(),
+                )),
+            },
+            (true, None) => Err(KeyError::BadVerifierKey("empty".into())),
+        }
+    }
+
+    /// Read a `.pub` file ([`VerifierKey::from_public_file_text`]); a bare
+    /// PEM key is named after the file (its name without `.pub` and the
+    /// extension before it).
+    pub fn load(path: &Path) -> Result<Self, KeyError> {
+        let text = std::fs::read_to_string(path).map_err(|source| KeyError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        let file = path
+            .file_name()
+            .and_then(|s| s.to_str())
+            .unwrap_or("custos");
+        let stem = file.strip_suffix(".pub").unwrap_or(file);
+        let stem = stem
+            .split('.')
+            .next()
+            .filter(|s| !s.is_empty())
+            .unwrap_or("custos");
+        Self::from_public_file_text(&text, Some(stem))
+    }
+
+    /// Verify a signature over `message`.
+    ///
+    /// Ed25519: a 64-byte signature; `s` must be canonical (below the group
+    /// order) and `[s]B - [k]A`, with `k` = SHA-512(R || A || message), must
+    /// encode to exactly the signature's `R` bytes (RFC 8032's cofactorless
+    /// check, as OpenSSL and Go make it).
     ///
     /// This once tried ed25519-dalek's `verify_strict` first and fell back
     /// to `verify`. Both compare the same recomputed `R` encoding with the
@@ -305,24 +786,44 @@ impl VerifierKey {
     /// per signature (a fifth of the ledger's verification time).
     /// `accepts_exactly_what_strict_or_plain_accepted` holds the two to the
     /// same answers.
+    ///
+    /// SM2: a strict DER `SEQUENCE { r, s }` (r, s in [1, n-1]), SM2DSA
+    /// over SM3 of Z_A || message with the distinguishing identifier
+    /// [`SM2_DISTID`] (GB/T 32918.2 steps B1 to B7).
     pub fn verify(&self, message: &[u8], signature: &[u8]) -> Result<(), SignatureError> {
-        let sig: &[u8; 64] = signature
-            .try_into()
-            .map_err(|_| SignatureError::BadLength(signature.len()))?;
-        let sig = ed25519_dalek::Signature::from_bytes(sig);
-        self.public
-            .verify(message, &sig)
-            .map_err(|_| SignatureError::Invalid(self.key_id()))
+        match &self.public {
+            Public::Ed25519(public) => {
+                let sig: &[u8; 64] = signature
+                    .try_into()
+                    .map_err(|_| SignatureError::BadLength(signature.len()))?;
+                let sig = ed25519_dalek::Signature::from_bytes(sig);
+                public
+                    .verify(message, &sig)
+                    .map_err(|_| SignatureError::Invalid(self.key_id()))
+            }
+            Public::Sm2(public, _) => {
+                use sm2::dsa::signature::Verifier as _;
+                let (r, s) = parse_der_signature(signature).ok_or(SignatureError::BadEncoding)?;
+                let sig = sm2::dsa::Signature::from_scalars(r, s)
+                    .map_err(|_| SignatureError::BadEncoding)?;
+                public
+                    .verify(message, &sig)
+                    .map_err(|_| SignatureError::Invalid(self.key_id()))
+            }
+        }
     }
 }
 
 impl VerifierKey {
-    /// Whether the key lies in Ed25519's prime-order subgroup (no
-    /// small-order component; every key made by [`SigningKey`] does). Only
-    /// such keys are verified in batches ([`verify_batch`]). Costs one
-    /// scalar multiplication: callers keep the answer per key.
+    /// Whether the key is an Ed25519 key in the prime-order subgroup (no
+    /// small-order component; every key made by [`SigningKey`] is). Only
+    /// such keys are verified in batches ([`verify_batch`]); SM2 keys never
+    /// are. Costs one scalar multiplication: callers keep the answer per key.
     pub fn is_torsion_free(&self) -> bool {
-        self.public.to_edwards().is_torsion_free()
+        match &self.public {
+            Public::Ed25519(k) => k.to_edwards().is_torsion_free(),
+            Public::Sm2(..) => false,
+        }
     }
 }
 
@@ -338,6 +839,8 @@ impl VerifierKey {
 /// Signatures under the same key share one term for that key, so a batch
 /// from one dock costs one point per signature (its `R`) plus one, where
 /// ed25519-dalek's `verify_batch` takes two.
+///
+/// Ed25519 only: a batch holding an SM2 key fails.
 ///
 /// `true` means all of them verify; `false` that at least one does not (or
 /// is not 64 bytes, or has a non-canonical `s` or an `R` that is not a
@@ -386,7 +889,10 @@ pub fn verify_batch<R: rand_core::CryptoRngCore + ?Sized>(
         let Some(r) = CompressedEdwardsY(r_bytes).decompress() else {
             return false;
         };
-        let public = key.public.as_bytes();
+        let Public::Ed25519(ed) = &key.public else {
+            return false;
+        };
+        let public = ed.as_bytes();
         let mut h = Sha512::new();
         h.update(r_bytes);
         h.update(public);
@@ -405,7 +911,7 @@ pub fn verify_batch<R: rand_core::CryptoRngCore + ?Sized>(
             None => {
                 keys.push((*public, scalars.len()));
                 scalars.push(z * k);
-                points.push(key.public.to_edwards());
+                points.push(ed.to_edwards());
             }
         }
     }
@@ -415,9 +921,10 @@ pub fn verify_batch<R: rand_core::CryptoRngCore + ?Sized>(
 
 impl fmt::Display for VerifierKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut data = [0u8; 33];
-        data[0] = ED25519_ALG;
-        data[1..].copy_from_slice(self.public.as_bytes());
+        let data = match &self.public {
+            Public::Ed25519(k) => [&[ED25519_ALG][..], k.as_bytes()].concat(),
+            Public::Sm2(_, point) => [&[SM2_ALG][..], point].concat(),
+        };
         write!(
             f,
             "{}+{}+{}",
@@ -448,17 +955,27 @@ impl FromStr for VerifierKey {
         let data = B64
             .decode(data)
             .map_err(|_| bad("key data is not valid base64"))?;
-        if data.len() != 33 {
-            return Err(bad(
-                "key data must be 33 bytes (algorithm byte and 32-byte key)",
-            ));
-        }
-        if data[0] != ED25519_ALG {
-            return Err(bad("key algorithm is not Ed25519 (0x01)"));
-        }
-        let mut public = [0u8; 32];
-        public.copy_from_slice(&data[1..]);
-        let vk = VerifierKey::from_public(name, &public)?;
+        let vk = match data.first() {
+            Some(&ED25519_ALG) => {
+                let public: [u8; 32] = data[1..].try_into().map_err(|_| {
+                    bad("Ed25519 key data must be 33 bytes (algorithm byte and 32-byte key)")
+                })?;
+                VerifierKey::from_public(name, &public)?
+            }
+            Some(&SM2_ALG) => {
+                if data.len() != 66 || data[1] != 0x04 {
+                    return Err(bad(
+                        "SM2 key data must be 66 bytes (0xff and the uncompressed 65-byte point)",
+                    ));
+                }
+                VerifierKey::from_sm2_point(name, &data[1..])?
+            }
+            _ => {
+                return Err(bad(
+                    "key algorithm is neither Ed25519 (0x01) nor SM2 (0xff)",
+                ))
+            }
+        };
         let mut want = [0u8; 4];
         // INVARIANT: hash is 8 hex digits (checked above).
         hex::decode_to_slice(hash, &mut want).map_err(|_| bad("key hash must be 8 hex digits"))?;
@@ -495,12 +1012,15 @@ mod tests {
         let vk = k.verifier_key();
         let former = |msg: &[u8], sig: &[u8; 64]| {
             let sig = ed25519_dalek::Signature::from_bytes(sig);
-            vk.public.verify_strict(msg, &sig).is_ok() || vk.public.verify(msg, &sig).is_ok()
+            let Public::Ed25519(public) = &vk.public else {
+                unreachable!("an Ed25519 key")
+            };
+            public.verify_strict(msg, &sig).is_ok() || public.verify(msg, &sig).is_ok()
         };
         let mut accepted = 0;
         for m in 0..4u8 {
             let msg = vec![m; 40 + usize::from(m)];
-            let good = k.sign(&msg);
+            let good: [u8; 64] = k.sign(&msg).try_into().unwrap();
             for bit in 0..=512 {
                 let mut sig = good;
                 if bit < 512 {
@@ -523,7 +1043,10 @@ mod tests {
         let vk = k.verifier_key();
         assert!(vk.is_torsion_free());
         let messages: Vec<Vec<u8>> = (0..8u8).map(|i| vec![i; 100]).collect();
-        let sigs: Vec<[u8; 64]> = messages.iter().map(|m| k.sign(m)).collect();
+        let sigs: Vec<[u8; 64]> = messages
+            .iter()
+            .map(|m| k.sign(m).try_into().unwrap())
+            .collect();
         let items = |sigs: &[[u8; 64]]| -> Vec<(Vec<u8>, Vec<u8>)> {
             messages
                 .iter()
@@ -565,7 +1088,7 @@ mod tests {
         let sigs: Vec<[u8; 64]> = messages
             .iter()
             .enumerate()
-            .map(|(i, m)| keys[who(i)].sign(m))
+            .map(|(i, m)| keys[who(i)].sign(m).try_into().unwrap())
             .collect();
         let check = |pair: &dyn Fn(usize) -> usize| {
             let items: Vec<(&VerifierKey, &[u8], &[u8])> = messages
@@ -640,5 +1163,167 @@ mod tests {
         // save never overwrites
         assert!(k.save(&path).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn sm2_key(name: &str, byte: u8) -> SigningKey {
+        SigningKey::sm2_from_bytes(name, &[byte; 32]).unwrap()
+    }
+
+    #[test]
+    fn sm2_verifier_key_round_trip_sign_and_refusals() {
+        let k = sm2_key("ledger", 7);
+        assert_eq!(k.algorithm(), Algorithm::Sm2);
+        let vk = k.verifier_key();
+        let text = vk.to_string();
+        let back: VerifierKey = text.parse().unwrap();
+        assert_eq!(back, vk);
+        assert_eq!(back.algorithm(), Algorithm::Sm2);
+        assert_eq!(back.public_key().len(), 65);
+        // The .pub text (line and PEM) reads back, and a bare PEM needs a name.
+        let file = vk.public_file_text();
+        assert_eq!(VerifierKey::from_public_file_text(&file, None).unwrap(), vk);
+        let pem = vk.sm2_pem().unwrap();
+        assert!(VerifierKey::from_public_file_text(&pem, None).is_err());
+        assert_eq!(
+            VerifierKey::from_public_file_text(&pem, Some("ledger")).unwrap(),
+            vk
+        );
+        // A line naming one key over the PEM of another is refused.
+        let other = sm2_key("ledger", 8).verifier_key();
+        let mixed = format!("{vk}\n{}", other.sm2_pem().unwrap());
+        assert!(VerifierKey::from_public_file_text(&mixed, None).is_err());
+
+        let sig = k.sign(b"hello");
+        assert!((70..=72).contains(&sig.len()), "{}", sig.len());
+        vk.verify(b"hello", &sig).unwrap();
+        assert!(vk.verify(b"hellp", &sig).is_err());
+        assert!(other.verify(b"hello", &sig).is_err());
+        // Every single-bit flip of the DER is refused.
+        for bit in 0..sig.len() * 8 {
+            let mut bad = sig.clone();
+            bad[bit / 8] ^= 1 << (bit % 8);
+            assert!(vk.verify(b"hello", &bad).is_err(), "bit {bit}");
+        }
+        // Trailing bytes, truncation, and an Ed25519-sized blob.
+        assert!(vk
+            .verify(b"hello", &[sig.as_slice(), &[0]].concat())
+            .is_err());
+        assert!(vk.verify(b"hello", &sig[..sig.len() - 1]).is_err());
+        assert_eq!(
+            vk.verify(b"hello", &[0u8; 64]),
+            Err(SignatureError::BadEncoding)
+        );
+        // The two suites never verify each other's signatures, and an SM2
+        // key never enters an Ed25519 batch.
+        let ed = SigningKey::from_seed("ledger", &[7; 32]).unwrap();
+        assert!(ed.verifier_key().verify(b"hello", &sig).is_err());
+        assert!(vk.verify(b"hello", &ed.sign(b"hello")).is_err());
+        assert_ne!(ed.verifier_key().key_hash(), vk.key_hash());
+        assert!(!vk.is_torsion_free());
+        assert!(!verify_batch(
+            &[(&vk, b"hello".as_slice(), sig.as_slice())],
+            &mut rand_core::OsRng
+        ));
+    }
+
+    #[test]
+    fn der_signature_codec_is_strict() {
+        let r = [0x80u8; 32];
+        let mut s = [0u8; 32];
+        s[31] = 1;
+        let der = der_signature(&r, &s);
+        assert_eq!(der[..4], [0x30, 0x26, 0x02, 0x21]);
+        assert_eq!(parse_der_signature(&der), Some((r, s)));
+        // Non-minimal integer, negative integer, long-form length.
+        assert!(parse_der_signature(&[0x30, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01]).is_some());
+        assert!(
+            parse_der_signature(&[0x30, 0x07, 0x02, 0x02, 0x00, 0x01, 0x02, 0x01, 0x01]).is_none()
+        );
+        assert!(parse_der_signature(&[0x30, 0x06, 0x02, 0x01, 0x81, 0x02, 0x01, 0x01]).is_none());
+        assert!(
+            parse_der_signature(&[0x30, 0x81, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01]).is_none()
+        );
+        assert!(parse_der_signature(&[]).is_none());
+    }
+
+    /// OpenSSL 3 reads the SM2 key files and verifies Custos's signature
+    /// with the command VERIFY.txt gives; a flipped byte fails in both;
+    /// a key OpenSSL made loads in Custos and its signature verifies here.
+    #[test]
+    fn sm2_interoperates_with_the_openssl_command_line() {
+        use std::process::Command;
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("ledger.key");
+        let k = SigningKey::generate_for(Algorithm::Sm2, "ledger", &mut rand_core::OsRng).unwrap();
+        k.save(&key).unwrap();
+        assert_eq!(
+            SigningKey::load(&key).unwrap().verifier_key(),
+            k.verifier_key()
+        );
+        let message = b"DSSEv1 3 abc 5 hello".to_vec();
+        let msg = dir.path().join("pae");
+        let sig = dir.path().join("sig");
+        std::fs::write(&msg, &message).unwrap();
+        std::fs::write(&sig, k.sign(&message)).unwrap();
+        let verify = |sig: &Path| {
+            Command::new("openssl")
+                .args(["pkeyutl", "-verify", "-pubin", "-inkey"])
+                .arg(pub_path(&key))
+                .args(["-rawin", "-digest", "sm3", "-pkeyopt"])
+                .arg(format!("distid:{SM2_DISTID}"))
+                .arg("-in")
+                .arg(&msg)
+                .arg("-sigfile")
+                .arg(sig)
+                .output()
+                .expect("openssl runs")
+        };
+        let out = verify(&sig);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut flipped = k.sign(&message);
+        let last = flipped.len() - 1;
+        flipped[last] ^= 1;
+        let bad = dir.path().join("bad");
+        std::fs::write(&bad, &flipped).unwrap();
+        assert!(!verify(&bad).status.success());
+        assert!(k.verifier_key().verify(&message, &flipped).is_err());
+
+        // The other way: OpenSSL's key and signature.
+        let theirs = dir.path().join("theirs.key");
+        let ok = |c: &mut Command| assert!(c.status().unwrap().success());
+        ok(Command::new("openssl")
+            .args(["genpkey", "-algorithm", "SM2", "-out"])
+            .arg(&theirs));
+        let theirs_pub = dir.path().join("theirs.pem");
+        ok(Command::new("openssl")
+            .args(["pkey", "-pubout", "-in"])
+            .arg(&theirs)
+            .arg("-out")
+            .arg(&theirs_pub));
+        let their_sig = dir.path().join("their.sig");
+        ok(Command::new("openssl")
+            .args(["pkeyutl", "-sign", "-inkey"])
+            .arg(&theirs)
+            .args(["-rawin", "-digest", "sm3", "-pkeyopt"])
+            .arg(format!("distid:{SM2_DISTID}"))
+            .arg("-in")
+            .arg(&msg)
+            .arg("-out")
+            .arg(&their_sig));
+        let vk = VerifierKey::load(&theirs_pub).unwrap();
+        assert_eq!(vk.name(), "theirs");
+        vk.verify(&message, &std::fs::read(&their_sig).unwrap())
+            .unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(&theirs, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        let loaded = SigningKey::load(&theirs).unwrap();
+        assert_eq!(loaded.verifier_key(), vk);
     }
 }

@@ -38,7 +38,7 @@ use time::{Duration, OffsetDateTime, UtcOffset};
 use crate::canonical::{self, CanonicalError};
 use crate::digest::{Algorithm, Digests};
 use crate::dsse::{DsseError, Envelope, MANIFEST_PAYLOAD_TYPE};
-use crate::keys::{SigningKey, VerifierKey};
+use crate::keys::{Signers, VerifierKey};
 
 /// A segment ingested more than this long after its recording ended is
 /// flagged `late`: the rules require footage to reach the system within 24 h.
@@ -573,10 +573,14 @@ impl Manifest {
 
     /// Validate, then sign the canonical JSON with `key` as a DSSE envelope
     /// of type [`MANIFEST_PAYLOAD_TYPE`].
-    pub fn sign(&self, key: &SigningKey) -> Result<Envelope, ManifestError> {
+    pub fn sign(&self, key: &(impl Signers + ?Sized)) -> Result<Envelope, ManifestError> {
         self.validate()?;
         let payload = self.to_canonical()?;
-        Ok(Envelope::sign(MANIFEST_PAYLOAD_TYPE, payload, &[key])?)
+        Ok(Envelope::sign(
+            MANIFEST_PAYLOAD_TYPE,
+            payload,
+            &key.signing_keys(),
+        )?)
     }
 }
 

@@ -122,7 +122,10 @@ impl Batcher {
 
     /// Whether `key` may be batched (no small-order component), remembered.
     fn batchable(&self, key: &VerifierKey) -> bool {
-        let public = *key.public_key();
+        // SM2 keys are never batched: their signatures are verified one by one.
+        let Some(&public) = key.ed25519_public() else {
+            return false;
+        };
         if let Some(&known) = self
             .torsion_free
             .lock()

@@ -32,7 +32,7 @@ use serde_json::{Map, Value};
 
 use crate::canonical::{self, CanonicalError};
 use crate::dsse::{DsseError, Envelope, EVENT_PAYLOAD_TYPE};
-use crate::keys::{SigningKey, VerifierKey};
+use crate::keys::{Signers, VerifierKey};
 use crate::manifest::Timestamp;
 use crate::merkle::{leaf_hash, Hash};
 
@@ -628,11 +628,11 @@ impl Event {
 
     /// Sign the canonical JSON with `key` as a DSSE envelope of type
     /// [`EVENT_PAYLOAD_TYPE`].
-    pub fn sign(&self, key: &SigningKey) -> Result<Envelope, EntryError> {
+    pub fn sign(&self, key: &(impl Signers + ?Sized)) -> Result<Envelope, EntryError> {
         Ok(Envelope::sign(
             EVENT_PAYLOAD_TYPE,
             self.to_canonical()?,
-            &[key],
+            &key.signing_keys(),
         )?)
     }
 
@@ -715,7 +715,7 @@ mod tests {
     /// subjects that need escaping and non-ASCII names that sort by UTF-16.
     #[test]
     fn entry_body_writes_what_entry_writes() {
-        let key = SigningKey::generate("dock-7", &mut rand_core::OsRng).unwrap();
+        let key = crate::keys::SigningKey::generate("dock-7", &mut rand_core::OsRng).unwrap();
         let time = Timestamp::parse("2026-03-01T12:34:56.123456789Z").unwrap();
         let event = Event::new("recorder.docked", "rec-1", Map::new(), time).unwrap();
         let envelope = event.sign(&key).unwrap();

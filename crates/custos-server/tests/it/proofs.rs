@@ -205,7 +205,11 @@ async fn roots_and_proofs_match_an_independent_rfc6962_implementation() {
     assert_eq!(lines.next(), Some(ORIGIN));
     assert_eq!(lines.next(), Some(size.to_string().as_str()));
     assert_eq!(checkpoint_root(&cp), mth(&leaves));
-    verify_note(&cp, "ledger", ledger_key().verifier_key().public_key());
+    verify_note(
+        &cp,
+        "ledger",
+        ledger_key().verifier_key().ed25519_public().unwrap(),
+    );
 
     // Every inclusion proof and every consistency proof, for every size.
     for n in 1..=size {
