@@ -19,7 +19,7 @@ use std::sync::Arc;
 use custos_client::ClientError;
 use custos_core::config::Config;
 use custos_core::dsse::Envelope;
-use custos_core::keys::SigningKey;
+use custos_core::keys::KeySet;
 use custos_dock::queue::{EventSink, SendEvent};
 use custos_dock::setup::{self, SetupError};
 use custos_dock::{Dock, LedgerLink};
@@ -97,7 +97,7 @@ pub async fn assemble(config: &Config) -> Result<Assembled, AssembleError> {
         Some(remote) => (remote, None),
         None => {
             let ledger = open_local(config, &key).await?;
-            let caller = Caller::in_process_dock(&config.dock.id, key.verifier_key());
+            let caller = Caller::in_process_dock_keys(&config.dock.id, &key.verifier_keys());
             (
                 Arc::new(LocalSink::new(ledger.clone(), caller)),
                 Some(ledger),
@@ -109,24 +109,25 @@ pub async fn assemble(config: &Config) -> Result<Assembled, AssembleError> {
 }
 
 /// Open the ledger of `[ledger]` and register the dock's key with it.
-async fn open_local(config: &Config, dock_key: &SigningKey) -> Result<Ledger, AssembleError> {
+async fn open_local(config: &Config, dock_key: &KeySet) -> Result<Ledger, AssembleError> {
     let l = &config.ledger;
     let failed = |why: String| AssembleError::Ledger {
         path: l.data_dir.clone(),
         why,
     };
-    let ledger_key = SigningKey::load(&l.key_file).map_err(|source| SetupError::Key {
-        what: "ledger",
-        path: l.key_file.clone(),
-        source,
-    })?;
+    let ledger_key =
+        KeySet::load(&config.ledger_key_files()).map_err(|source| SetupError::Key {
+            what: "ledger",
+            path: l.key_file.clone(),
+            source,
+        })?;
     let options = LedgerOptions::new(&l.data_dir, &l.origin);
     let ledger = tokio::task::spawn_blocking(move || Ledger::open(options, ledger_key))
         .await
         .map_err(|e| failed(e.to_string()))?
         .map_err(|e| failed(e.to_string()))?;
     ledger
-        .ensure_dock_key(&config.dock.id, dock_key.verifier_key())
+        .ensure_dock_keys(&config.dock.id, dock_key.verifier_keys())
         .await
         .map_err(|e| failed(format!("registering the dock key: {e}")))?;
     Ok(ledger)

@@ -415,6 +415,31 @@ impl Config {
         Ok(config)
     }
 
+    /// The dock's key files, one per suite of `[crypto] signatures`, in order.
+    pub fn dock_key_files(&self) -> Vec<(crate::keys::Algorithm, &Path)> {
+        use crate::keys::Algorithm;
+        self.crypto
+            .signatures
+            .iter()
+            .map(|&a| match a {
+                Algorithm::Ed25519 => (a, self.dock.key_file.as_path()),
+                Algorithm::Sm2 => (a, self.dock.sm2_key_file.as_path()),
+            })
+            .collect()
+    }
+
+    /// The ledger's key files: its Ed25519 key always (the key standard
+    /// C2SP verifiers check), and its SM2 key when `[crypto] signatures`
+    /// holds `sm2`.
+    pub fn ledger_key_files(&self) -> Vec<(crate::keys::Algorithm, &Path)> {
+        use crate::keys::Algorithm;
+        let mut files = vec![(Algorithm::Ed25519, self.ledger.key_file.as_path())];
+        if self.crypto.uses(Algorithm::Sm2) {
+            files.push((Algorithm::Sm2, self.ledger.sm2_key_file.as_path()));
+        }
+        files
+    }
+
     fn resolve_paths(&mut self, base: &Path) {
         let abs = |p: &mut PathBuf| {
             if p.is_relative() {
@@ -548,6 +573,30 @@ mod tests {
         assert_eq!(c.ledger.data_dir, Path::new("/etc/custos/./data/ledger"));
         assert_eq!(c.storage.url, "file:///etc/custos/./data/objects");
         assert_eq!(c.dock.wipe, WipePolicy::AfterVerified);
+        assert_eq!(c.crypto.signatures, [crate::keys::Algorithm::Ed25519]);
+    }
+
+    #[test]
+    fn crypto_suites() {
+        use crate::keys::Algorithm;
+        let c = parse("[crypto]\nsignatures = [\"ed25519\", \"sm2\"]\n", &[]).unwrap();
+        assert_eq!(c.crypto.signatures, [Algorithm::Ed25519, Algorithm::Sm2]);
+        assert_eq!(c.dock_key_files().len(), 2);
+        assert_eq!(c.ledger_key_files().len(), 2);
+        let c = parse("[crypto]\nsignatures = [\"sm2\"]\n", &[]).unwrap();
+        assert_eq!(
+            c.dock_key_files(),
+            [(Algorithm::Sm2, Path::new("/etc/custos/./keys/dock-sm2.key"))]
+        );
+        // The ledger keeps its Ed25519 line: standard C2SP verifiers check it.
+        assert_eq!(c.ledger_key_files()[0].0, Algorithm::Ed25519);
+        for bad in ["[]", "[\"rsa\"]", "[\"sm2\", \"sm2\"]"] {
+            let err = parse(&format!("[crypto]\nsignatures = {bad}\n"), &[]).unwrap_err();
+            assert!(
+                err.to_string().contains("signatures") || err.to_string().contains("rsa"),
+                "{bad}: {err}"
+            );
+        }
     }
 
     #[test]

@@ -118,6 +118,13 @@ pub enum DsseError {
         /// Why verification failed.
         source: SignatureError,
     },
+    /// A signature by a key that is not one of the signer's registered
+    /// keys ([`Envelope::check_signers`]).
+    #[error("signature by key {keyid:?}, which is not a registered key of the signer")]
+    UntrustedSignature {
+        /// Its keyid (empty when it had none).
+        keyid: String,
+    },
     /// No signature verified under any trusted key.
     #[error("no signature by a trusted key (envelope keyids: {keyids:?})")]
     NoTrustedSignature {
@@ -311,6 +318,35 @@ impl Envelope {
             });
         }
         Ok(accepted)
+    }
+
+    /// The strict rule of a party that knows *all* of the signer's keys (the
+    /// ledger, for a dock whose keys it registered): every signature must
+    /// name one of `keys` by its keyid. Cheap (no signature is verified):
+    /// follow it with [`Envelope::verify_with`] (or an `open` built on it),
+    /// which verifies every signature naming a trusted key and refuses the
+    /// envelope if one fails, so that together a good Ed25519 signature
+    /// never carries a bad or foreign SM2 one. A keyid-less signature is
+    /// refused here too (Custos always writes key ids).
+    pub fn check_signers(&self, keys: &[VerifierKey]) -> Result<(), DsseError> {
+        for signature in &self.signatures {
+            if !keys.iter().any(|k| k.key_id() == signature.keyid) {
+                return Err(DsseError::UntrustedSignature {
+                    keyid: signature.keyid.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// [`Envelope::check_signers`], then [`Envelope::verify_with`].
+    pub fn verify_every_with(
+        &self,
+        keys: &[VerifierKey],
+        check: &mut SignatureCheck<'_>,
+    ) -> Result<Vec<String>, DsseError> {
+        self.check_signers(keys)?;
+        self.verify_with(keys, check)
     }
 
     /// Refuse the envelope unless its payload type is exactly `expected`.

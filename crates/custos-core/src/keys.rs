@@ -528,6 +528,27 @@ impl KeySet {
         Ok(KeySet { keys })
     }
 
+    /// Load one key per suite from its file ([`SigningKey::load`]),
+    /// refusing a file that holds a key of another suite than the one it is
+    /// configured for. Errors name the file.
+    pub fn load(files: &[(Algorithm, &Path)]) -> Result<Self, KeyError> {
+        let mut keys = Vec::with_capacity(files.len());
+        for &(algorithm, path) in files {
+            let key = SigningKey::load(path)?;
+            if key.algorithm() != algorithm {
+                return Err(KeyError::BadPrivateKey {
+                    path: path.to_owned(),
+                    why: format!(
+                        "it holds an {} key where an {algorithm} key is configured",
+                        key.algorithm()
+                    ),
+                });
+            }
+            keys.push(key);
+        }
+        KeySet::new(keys)
+    }
+
     /// The keys, in signing order.
     pub fn keys(&self) -> &[SigningKey] {
         &self.keys

@@ -283,6 +283,14 @@ impl LogVerifier {
                     id: entry.actor.id.clone(),
                 });
             }
+            // As the ledger admits them: every signature by a key
+            // registered to the dock, and each one verifying.
+            envelope
+                .check_signers(keys)
+                .map_err(|e| EntryProblem::EventDoesNotVerify {
+                    dock: entry.actor.id.clone(),
+                    why: e.to_string(),
+                })?;
             let event =
                 Event::open(envelope, keys).map_err(|e| EntryProblem::EventDoesNotVerify {
                     dock: entry.actor.id.clone(),
@@ -298,17 +306,20 @@ impl LogVerifier {
         if let Ok(Details::TokenCreated(TokenCreated {
             role,
             key: Some(text),
+            more_keys,
             ..
         })) = entry.parsed_details()
         {
             if role == "dock" {
-                let key: VerifierKey = text.parse().map_err(|e: crate::keys::KeyError| {
-                    EntryProblem::MalformedDockKey(e.to_string())
-                })?;
-                self.dock_keys
-                    .entry(entry.subject.clone())
-                    .or_default()
-                    .push(key);
+                for text in std::iter::once(&text).chain(&more_keys) {
+                    let key: VerifierKey = text.parse().map_err(|e: crate::keys::KeyError| {
+                        EntryProblem::MalformedDockKey(e.to_string())
+                    })?;
+                    self.dock_keys
+                        .entry(entry.subject.clone())
+                        .or_default()
+                        .push(key);
+                }
             }
         }
         Ok(raw)

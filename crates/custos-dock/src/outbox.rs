@@ -43,7 +43,7 @@ use std::time::Duration;
 
 use custos_core::dsse::Envelope;
 use custos_core::entry::{Details, Event};
-use custos_core::keys::SigningKey;
+use custos_core::keys::KeySet;
 use custos_core::manifest::Timestamp;
 use tokio::sync::{watch, Mutex, Notify};
 use tokio_util::sync::CancellationToken;
@@ -85,7 +85,7 @@ pub struct Outbox {
     journal: Journal,
     queue: OfflineQueue,
     link: LedgerLink,
-    key: Arc<SigningKey>,
+    key: Arc<KeySet>,
     /// Held while an event is built, signed, journalled and queued, so that
     /// queue order is event-time order. Created here, held only in `emit`.
     order: Mutex<()>,
@@ -108,7 +108,7 @@ impl Outbox {
     pub fn new(
         journal: Journal,
         link: LedgerLink,
-        key: Arc<SigningKey>,
+        key: Arc<KeySet>,
     ) -> Result<Outbox, OutboxError> {
         let queue = OfflineQueue::new(journal.outbox_tree()?);
         Ok(Outbox {

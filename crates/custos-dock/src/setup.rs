@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use custos_client::LedgerClient;
 use custos_core::config::Config;
-use custos_core::keys::{KeyError, SigningKey};
+use custos_core::keys::{KeyError, KeySet};
 use custos_ingest::{IngestStore, StoreError};
 
 use crate::engine::{Dock, DockError, DockSettings};
@@ -85,12 +85,20 @@ pub fn parse_roster(text: &str) -> Result<BTreeMap<String, String>, String> {
     Ok(names)
 }
 
-/// The dock's signing key, `[dock] key_file`.
-pub fn dock_key(config: &Config) -> Result<SigningKey, SetupError> {
+/// The dock's signing keys: one per suite of `[crypto] signatures`,
+/// `[dock] key_file` for Ed25519 and `[dock] sm2_key_file` for SM2.
+pub fn dock_key(config: &Config) -> Result<KeySet, SetupError> {
     let d = &config.dock;
-    SigningKey::load(&d.key_file).map_err(|source| SetupError::Key {
+    KeySet::load(&config.dock_key_files()).map_err(|source| SetupError::Key {
         what: "dock",
-        path: d.key_file.clone(),
+        path: match &source {
+            KeyError::Io { path, .. }
+            | KeyError::TooOpen { path, .. }
+            | KeyError::BadSeedLength { path, .. }
+            | KeyError::BadPrivateKey { path, .. }
+            | KeyError::Mismatch { path } => path.clone(),
+            _ => d.key_file.clone(),
+        },
         source,
     })
 }
@@ -113,7 +121,7 @@ pub fn remote_ledger(config: &Config) -> Result<Option<LedgerLink>, SetupError> 
 /// [`remote_ledger`], or a ledger in this process).
 pub async fn open(
     config: &Config,
-    key: SigningKey,
+    key: KeySet,
     ledger: LedgerLink,
 ) -> Result<Arc<Dock>, SetupError> {
     let d = &config.dock;

@@ -57,7 +57,7 @@ use std::time::Instant;
 use custos_core::checkpoint::Checkpoint;
 use custos_core::dsse::Envelope;
 use custos_core::entry::{Action, Actor, Details, Entry, EntryBody, MAX_ENTRY_BYTES};
-use custos_core::keys::SigningKey;
+use custos_core::keys::KeySet;
 use custos_core::manifest::{Manifest, Timestamp};
 use custos_core::merkle::{leaf_hash, CompactRange, Hash, NodeId};
 use serde_json::{Map, Value};
@@ -412,7 +412,7 @@ pub(crate) enum Msg {
 /// compact range.
 pub(crate) struct Writer {
     pub(crate) store: Store,
-    pub(crate) key: std::sync::Arc<SigningKey>,
+    pub(crate) key: std::sync::Arc<KeySet>,
     pub(crate) origin: String,
     pub(crate) clock: SharedClock,
     pub(crate) config: WriterConfig,

@@ -345,6 +345,9 @@ pub struct TokenRecord {
     /// A dock's registered verifier key (C2SP text).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
+    /// A dock's further keys (other suites), registered with the same token.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub more_keys: Vec<String>,
     /// Revoked tokens are refused.
     #[serde(default)]
     pub revoked: bool,
@@ -502,6 +505,7 @@ pub fn generate_token<R: rand_core::CryptoRngCore + ?Sized>(
             secret_sha256: hex::encode(Sha256::digest(secret.as_bytes())),
             created_at: now,
             key: key.map(|k| k.to_string()),
+            more_keys: Vec::new(),
             revoked: false,
             expires_at: None,
             created_seq: None,
@@ -527,6 +531,8 @@ pub struct Caller {
     pub token_id: String,
     /// A dock's registered verifier key.
     pub key: Option<VerifierKey>,
+    /// A dock's further registered keys (its other suites).
+    pub more_keys: Vec<VerifierKey>,
 }
 
 impl Caller {
@@ -538,7 +544,24 @@ impl Caller {
             name: name.to_owned(),
             token_id: "in-process".to_owned(),
             key: Some(key),
+            more_keys: Vec::new(),
         }
+    }
+
+    /// [`Caller::in_process_dock`] for a dock signing with several keys.
+    pub fn in_process_dock_keys(name: &str, keys: &[VerifierKey]) -> Caller {
+        Caller {
+            role: Role::Dock,
+            name: name.to_owned(),
+            token_id: "in-process".to_owned(),
+            key: keys.first().cloned(),
+            more_keys: keys.iter().skip(1).cloned().collect(),
+        }
+    }
+
+    /// Every key registered to this caller (a dock's), first key first.
+    pub fn keys(&self) -> Vec<VerifierKey> {
+        self.key.iter().chain(&self.more_keys).cloned().collect()
     }
 
     /// The actor of entries this caller causes.
@@ -629,6 +652,14 @@ fn load_token(store: &Store, id: &str) -> Result<Option<KnownToken>, AuthError> 
         ),
         None => None,
     };
+    let more_keys = record
+        .more_keys
+        .iter()
+        .map(|text| {
+            text.parse::<VerifierKey>()
+                .map_err(|e| malformed(format!("registered key: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(Some(KnownToken {
         secret_sha256,
         revoked: record.revoked,
@@ -638,6 +669,7 @@ fn load_token(store: &Store, id: &str) -> Result<Option<KnownToken>, AuthError> 
             name: record.name,
             token_id: record.id,
             key,
+            more_keys,
         },
     }))
 }

@@ -360,7 +360,7 @@ fn compare_created(record: &TokenRecord, seq: u64, entry: &Value) -> Result<(), 
         Ok(_) => unreachable!("token.created parses as TokenCreated"),
         Err(e) => return Err(format!("its token.created entry {seq} does not read: {e}")),
     };
-    let checks: [(&str, Option<String>, Option<String>); 5] = [
+    let checks: [(&str, Option<String>, Option<String>); 6] = [
         (
             "name",
             entry["subject"].as_str().map(str::to_owned),
@@ -373,6 +373,11 @@ fn compare_created(record: &TokenRecord, seq: u64, entry: &Value) -> Result<(), 
             Some(record.role.as_str().to_owned()),
         ),
         ("key", created.key, record.key.clone()),
+        (
+            "further keys",
+            Some(created.more_keys.join(" ")),
+            Some(record.more_keys.join(" ")),
+        ),
         (
             "expiry",
             created.expires_at,
@@ -475,7 +480,8 @@ pub fn check_tokens(store: &Store, size: u64, root: &Hash) -> Result<(), CheckEr
         let token = rows.get(&record.token_id);
         let agrees = key_id == key
             && token.is_some_and(|t| {
-                t.key.as_deref() == Some(record.key.as_str()) && t.name == record.dock
+                (t.key.as_deref() == Some(record.key.as_str()) || t.more_keys.contains(&record.key))
+                    && t.name == record.dock
             });
         if !agrees {
             return Err(row_error(

@@ -541,7 +541,7 @@ pub async fn prepare_export(
     }
 
     // The keys: the ledger's, and every dock key that signed something here.
-    let mut keys = vec![ledger.verifier_key().clone()];
+    let mut keys = ledger.verifier_keys();
     let mut seen = BTreeSet::new();
     let signed = entries
         .iter()

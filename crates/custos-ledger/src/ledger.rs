@@ -26,7 +26,7 @@ use custos_core::checkpoint::Checkpoint;
 use custos_core::dsse::{DsseError, Envelope};
 use custos_core::entry::details::{SegmentIngested, TokenCreated, TokenRevoked};
 use custos_core::entry::{actions, Actor, ActorKind, Details, EntryError, Event};
-use custos_core::keys::{SigningKey, VerifierKey};
+use custos_core::keys::{KeyError, KeySet, VerifierKey};
 use custos_core::manifest::{ManifestError, SignedManifest};
 use custos_core::merkle::{
     consistency_proof, inclusion_proof, leaf_hash, CompactRange, Hash, NodeId, ProofError,
@@ -72,9 +72,34 @@ pub struct LedgerOptions {
     /// The font of chain-of-custody reports (`[ledger] report_font`),
     /// read when a report is made.
     pub report_font: PathBuf,
+    /// The SM2 key that adds an SM2 line to every checkpoint (`[ledger]
+    /// sm2_key_file` when `[crypto] signatures` holds `sm2`), beside the
+    /// Ed25519 key file the caller names.
+    pub sm2_key_file: Option<PathBuf>,
 }
 
 impl LedgerOptions {
+    /// Take the SM2 key file from `config` when `[crypto] signatures`
+    /// holds `sm2`.
+    pub fn with_config_keys(mut self, config: &custos_core::config::Config) -> Self {
+        self.sm2_key_file = config
+            .crypto
+            .uses(custos_core::keys::Algorithm::Sm2)
+            .then(|| config.ledger.sm2_key_file.clone());
+        self
+    }
+
+    /// The ledger's signing keys: the Ed25519 key at `key_file`, and the
+    /// SM2 key of [`LedgerOptions::sm2_key_file`] if set.
+    pub fn load_keys(&self, key_file: &std::path::Path) -> Result<KeySet, KeyError> {
+        use custos_core::keys::Algorithm;
+        let mut files = vec![(Algorithm::Ed25519, key_file)];
+        if let Some(sm2) = &self.sm2_key_file {
+            files.push((Algorithm::Sm2, sm2.as_path()));
+        }
+        KeySet::load(&files)
+    }
+
     /// Defaults for a ledger in `data_dir` with checkpoint origin `origin`.
     pub fn new(data_dir: impl Into<PathBuf>, origin: impl Into<String>) -> Self {
         LedgerOptions {
@@ -85,6 +110,7 @@ impl LedgerOptions {
             clock: Arc::new(SystemClock),
             batch_signatures: false,
             report_font: custos_report::DEFAULT_FONT.into(),
+            sm2_key_file: None,
         }
     }
 }
@@ -224,6 +250,9 @@ pub enum TokenError {
     /// `--key` was given for a role other than dock.
     #[error("only dock tokens carry a key (role {0} given)")]
     KeyForNonDock(Role),
+    /// The same key was given twice for one token.
+    #[error("key {0} is given twice")]
+    DuplicateKey(String),
     /// The lifetime reaches beyond the year 9999.
     #[error("a token lifetime of {0:?} reaches beyond the year 9999")]
     LifetimeTooLong(std::time::Duration),
@@ -257,7 +286,7 @@ struct Inner {
     verifier: VerifierKey,
     /// The key that signs checkpoints, shared with the writer thread (which
     /// signs each new tree); [`Ledger::checkpoint_at`] signs past sizes.
-    signer: Arc<SigningKey>,
+    signer: Arc<KeySet>,
     origin: String,
     clock: SharedClock,
     /// Batch verification of dock event signatures ([`crate::verify`]).
@@ -310,7 +339,12 @@ impl Ledger {
     /// another origin, is refused.
     ///
     /// Blocking (it reads the store); it does not need a Tokio runtime.
-    pub fn open(options: LedgerOptions, key: SigningKey) -> Result<Ledger, OpenError> {
+    ///
+    /// `key` is one key or a [`KeySet`]: every checkpoint carries a
+    /// signature line by each (the Ed25519 key first: it is the key the
+    /// ledger is known by, and the one checked here).
+    pub fn open(options: LedgerOptions, key: impl Into<KeySet>) -> Result<Ledger, OpenError> {
+        let key: KeySet = key.into();
         let started = Instant::now();
         Checkpoint::new(&options.origin, 0, custos_core::merkle::empty_root()).map_err(
             |error| OpenError::Origin {
@@ -319,7 +353,7 @@ impl Ledger {
             },
         )?;
         let store = Store::open(&options.data_dir)?;
-        let verifier = key.verifier_key();
+        let verifier = key.primary().verifier_key();
         let (range, checkpoint) = load_or_init(&store, &key, &options.origin)?;
         let opened = Checkpoint::open(checkpoint.as_bytes(), &verifier, Some(&options.origin))
             .map_err(|error| OpenError::Checkpoint {
@@ -431,6 +465,12 @@ impl Ledger {
     /// The key that signs checkpoints.
     pub fn verifier_key(&self) -> &VerifierKey {
         &self.inner.verifier
+    }
+
+    /// Every key that signs checkpoints: the Ed25519 key, then the SM2
+    /// key when one is configured.
+    pub fn verifier_keys(&self) -> Vec<VerifierKey> {
+        self.inner.signer.verifier_keys()
     }
 
     /// The checkpoint origin.
@@ -578,6 +618,31 @@ impl Ledger {
         key: Option<VerifierKey>,
         expires_at: Option<custos_core::manifest::Timestamp>,
     ) -> Result<NewToken, TokenError> {
+        self.create_token_with_keys(creator, role, name, key.into_iter().collect(), expires_at)
+            .await
+    }
+
+    /// [`Ledger::create_token_until`] registering several keys of one dock
+    /// (one per suite it signs with: `custos token create --key A.pub --key
+    /// B.pub`). The ledger then requires every signature of the dock's
+    /// envelopes to be by one of these keys.
+    pub async fn create_token_with_keys(
+        &self,
+        creator: Actor,
+        role: Role,
+        name: &str,
+        keys: Vec<VerifierKey>,
+        expires_at: Option<custos_core::manifest::Timestamp>,
+    ) -> Result<NewToken, TokenError> {
+        let mut keys = keys.into_iter();
+        let key = keys.next();
+        let more_keys: Vec<VerifierKey> = keys.collect();
+        for (i, k) in more_keys.iter().enumerate() {
+            let earlier = key.iter().chain(&more_keys[..i]);
+            if earlier.clone().any(|e| e.key_id() == k.key_id()) {
+                return Err(TokenError::DuplicateKey(k.key_id()));
+            }
+        }
         if !auth::valid_name(name) {
             return Err(TokenError::BadName(name.to_owned()));
         }
@@ -590,6 +655,7 @@ impl Ledger {
         }
         let mut token = auth::generate_token(&mut rand_core::OsRng, role, name, key.as_ref(), now);
         token.record.expires_at = expires_at;
+        token.record.more_keys = more_keys.iter().map(ToString::to_string).collect();
         let mut record = token.record.clone();
         let details = Details::TokenCreated(TokenCreated {
             role: role.as_str().to_owned(),
@@ -598,14 +664,19 @@ impl Ledger {
             expires_at: expires_at.map(|end| end.to_string()),
             key: key.as_ref().map(|k| k.to_string()),
             key_id: key.as_ref().map(|k| k.key_id()),
+            more_keys: more_keys.iter().map(ToString::to_string).collect(),
         });
-        let key_row = key.map(|k| DockKeyRecord {
-            dock: name.to_owned(),
-            key: k.to_string(),
-            token_id: record.id.clone(),
-        });
+        let key_rows: Vec<DockKeyRecord> = key
+            .iter()
+            .chain(&more_keys)
+            .map(|k| DockKeyRecord {
+                dock: name.to_owned(),
+                key: k.to_string(),
+                token_id: record.id.clone(),
+            })
+            .collect();
         let append = Append::new(creator, name, details)?.guard(move |tx| {
-            if let Some(row) = key_row {
+            for row in key_rows {
                 let key_id = row.key.split('+').take(2).collect::<Vec<_>>().join("+");
                 if let Some(old) = tx.get_json::<DockKeyRecord>(DOCK_KEYS, key_id.as_bytes())? {
                     if old.dock != row.dock {
@@ -639,17 +710,32 @@ impl Ledger {
     /// dock changes nothing; one registered to another dock is refused by
     /// `create_token`'s guard (409 `key_registered`), as for any token.
     pub async fn ensure_dock_key(&self, dock: &str, key: VerifierKey) -> Result<(), TokenError> {
-        let known = self
-            .store()
-            .table_get_json::<DockKeyRecord>(DOCK_KEYS, key.key_id().as_bytes())?;
-        if known.is_some_and(|row| row.dock == dock) {
+        self.ensure_dock_keys(dock, vec![key]).await
+    }
+
+    /// [`Ledger::ensure_dock_key`] for a dock signing with several keys:
+    /// nothing happens when every one of them is registered to `dock`
+    /// already; otherwise one token registering all of them is created.
+    pub async fn ensure_dock_keys(
+        &self,
+        dock: &str,
+        keys: Vec<VerifierKey>,
+    ) -> Result<(), TokenError> {
+        let mut all_known = true;
+        for key in &keys {
+            let known = self
+                .store()
+                .table_get_json::<DockKeyRecord>(DOCK_KEYS, key.key_id().as_bytes())?;
+            all_known &= known.is_some_and(|row| row.dock == dock);
+        }
+        if all_known && !keys.is_empty() {
             return Ok(());
         }
         let creator = Actor {
             kind: ActorKind::System,
             id: format!("dock-setup:{dock}"),
         };
-        self.create_token(creator, Role::Dock, dock, Some(key))
+        self.create_token_with_keys(creator, Role::Dock, dock, keys, None)
             .await
             .map(|_| ())
     }
@@ -995,7 +1081,7 @@ fn proof_error(e: ProofError<ReadError>) -> ReadError {
 /// Load the stored tree state and checkpoint, or initialise an empty log.
 fn load_or_init(
     store: &Store,
-    key: &SigningKey,
+    key: &KeySet,
     origin: &str,
 ) -> Result<(CompactRange, String), OpenError> {
     match store.get(layout::META_FORMAT)? {
@@ -1057,26 +1143,43 @@ fn admit_event(
         .key
         .as_ref()
         .ok_or_else(|| EventError::NoKey(caller.name.clone()))?;
-    let opened = Event::open_with(
-        &envelope,
-        std::slice::from_ref(key),
-        &mut |key, message, sig| preverified.check(key, message, sig),
-    )
-    .map_err(|e| match e {
-        EntryError::Dsse(DsseError::NoTrustedSignature { keyids }) => EventError::UnknownKey {
-            dock: caller.name.clone(),
-            expected: key.key_id(),
-            found: keyids,
-        },
-        EntryError::Dsse(DsseError::BadSignature { keyid, source }) => EventError::BadSignature(
-            format!("the signature by {keyid} does not verify: {source}"),
-        ),
-        EntryError::Dsse(DsseError::WrongPayloadType { found, .. }) => {
-            EventError::WrongPayloadType { found }
-        }
-        EntryError::Dsse(other) => EventError::Envelope(other),
-        other => EventError::BadEvent(other.to_string()),
-    })?;
+    let keys = caller.keys();
+    // Every signature must be by a key registered to this dock and verify:
+    // a good Ed25519 signature does not carry a bad or foreign SM2 one.
+    let opened = envelope
+        .check_signers(&keys)
+        .map_err(EntryError::Dsse)
+        .and_then(|()| {
+            Event::open_with(&envelope, &keys, &mut |key, message, sig| {
+                preverified.check(key, message, sig)
+            })
+        })
+        .map_err(|e| match e {
+            EntryError::Dsse(DsseError::UntrustedSignature { keyid }) => EventError::UnknownKey {
+                dock: caller.name.clone(),
+                expected: keys
+                    .iter()
+                    .map(VerifierKey::key_id)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                found: vec![keyid],
+            },
+            EntryError::Dsse(DsseError::NoTrustedSignature { keyids }) => EventError::UnknownKey {
+                dock: caller.name.clone(),
+                expected: key.key_id(),
+                found: keyids,
+            },
+            EntryError::Dsse(DsseError::BadSignature { keyid, source }) => {
+                EventError::BadSignature(format!(
+                    "the signature by {keyid} does not verify: {source}"
+                ))
+            }
+            EntryError::Dsse(DsseError::WrongPayloadType { found, .. }) => {
+                EventError::WrongPayloadType { found }
+            }
+            EntryError::Dsse(other) => EventError::Envelope(other),
+            other => EventError::BadEvent(other.to_string()),
+        })?;
     let event = opened.event;
     let action = event.action.as_str().to_owned();
     if !auth::dock_may(&action) {
@@ -1092,15 +1195,19 @@ fn admit_event(
         }
     })?;
     let manifest = if let Details::SegmentIngested(SegmentIngested { manifest, .. }) = &typed {
-        let signed =
-            SignedManifest::open(manifest.clone(), std::slice::from_ref(key)).map_err(|e| {
-                EventError::BadManifest(match e {
-                    ManifestError::Dsse(d) => {
-                        format!("the manifest envelope does not verify under the dock's key: {d}")
-                    }
-                    other => other.to_string(),
-                })
-            })?;
+        if let Err(e) = manifest.check_signers(&keys) {
+            return Err(EventError::BadManifest(format!(
+                "the manifest envelope does not verify under the dock's keys: {e}"
+            )));
+        }
+        let signed = SignedManifest::open(manifest.clone(), &keys).map_err(|e| {
+            EventError::BadManifest(match e {
+                ManifestError::Dsse(d) => {
+                    format!("the manifest envelope does not verify under the dock's key: {d}")
+                }
+                other => other.to_string(),
+            })
+        })?;
         if signed.manifest.segment_id != event.subject {
             return Err(EventError::BadManifest(format!(
                 "the manifest is for segment {:?} but the event's subject is {:?}",

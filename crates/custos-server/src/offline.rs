@@ -14,7 +14,7 @@
 use std::path::Path;
 
 use custos_core::entry::Actor;
-use custos_core::keys::{SigningKey, VerifierKey};
+use custos_core::keys::VerifierKey;
 
 use crate::serve::ServeError;
 use custos_ledger::auth::{NewToken, Role, TokenInfo};
@@ -61,10 +61,12 @@ fn with_ledger<T: Send>(
     std::thread::scope(|scope| {
         scope
             .spawn(move || {
-                let signing = SigningKey::load(&key_file).map_err(|error| ServeError::Key {
-                    path: key_file.clone(),
-                    error,
-                })?;
+                let signing = options
+                    .load_keys(&key_file)
+                    .map_err(|error| ServeError::Key {
+                        path: key_file.clone(),
+                        error,
+                    })?;
                 let data_dir = options.data_dir.clone();
                 let ledger = Ledger::open(options, signing).map_err(|error| ServeError::Open {
                     path: data_dir,
@@ -109,6 +111,28 @@ pub fn create_token_for(
     key: Option<VerifierKey>,
     lifetime: Option<std::time::Duration>,
 ) -> Result<NewToken, OfflineError> {
+    create_token_with_keys(
+        options,
+        key_file,
+        creator,
+        role,
+        name,
+        key.into_iter().collect(),
+        lifetime,
+    )
+}
+
+/// [`create_token_for`] registering several keys of one dock (one per
+/// suite it signs with), as [`Ledger::create_token_with_keys`] does.
+pub fn create_token_with_keys(
+    options: LedgerOptions,
+    key_file: &Path,
+    creator: Actor,
+    role: Role,
+    name: &str,
+    keys: Vec<VerifierKey>,
+    lifetime: Option<std::time::Duration>,
+) -> Result<NewToken, OfflineError> {
     let name = name.to_owned();
     with_ledger(options, key_file, move |ledger| {
         Box::pin(async move {
@@ -122,7 +146,7 @@ pub fn create_token_for(
                 ),
             };
             Ok(ledger
-                .create_token_until(creator, role, &name, key, expires_at)
+                .create_token_with_keys(creator, role, &name, keys, expires_at)
                 .await?)
         })
     })

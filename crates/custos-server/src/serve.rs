@@ -36,7 +36,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use custos_core::config::Config;
-use custos_core::keys::{KeyError, SigningKey};
+use custos_core::keys::KeyError;
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
@@ -75,7 +75,7 @@ impl ServeOptions {
             ledger: LedgerOptions {
                 batch_signatures: l.batch_signatures,
                 report_font: l.report_font.clone(),
-                ..LedgerOptions::new(&l.data_dir, &l.origin)
+                ..LedgerOptions::new(&l.data_dir, &l.origin).with_config_keys(config)
             },
             key_file: l.key_file.clone(),
             api: ApiConfig::default(),
@@ -210,10 +210,12 @@ pub async fn start(options: ServeOptions) -> Result<Server, ServeError> {
     let data_dir = options.ledger.data_dir.clone();
     let ledger_options = options.ledger.clone();
     let ledger = tokio::task::spawn_blocking(move || {
-        let key = SigningKey::load(&key_file).map_err(|error| ServeError::Key {
-            path: key_file.clone(),
-            error,
-        })?;
+        let key = ledger_options
+            .load_keys(&key_file)
+            .map_err(|error| ServeError::Key {
+                path: key_file.clone(),
+                error,
+            })?;
         Ledger::open(ledger_options, key).map_err(|error| ServeError::Open {
             path: data_dir,
             error,

@@ -20,7 +20,6 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use custos_core::config::Config;
 use custos_core::entry::{Actor, ActorKind};
-use custos_core::keys::SigningKey;
 use custos_ingest::IngestStore;
 use custos_ledger::export::{self, ExportRequest, ExportSummary, ObjectFootage};
 use custos_ledger::governance::{FootageGate, Governance};
@@ -104,12 +103,13 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 fn in_process(cfg: &Config, args: &ExportArgs, partial: &Path) -> anyhow::Result<ExportSummary> {
     let store = IngestStore::from_url(&cfg.storage.url)
         .with_context(|| format!("[storage] url {:?}", cfg.storage.url))?;
-    let signing = SigningKey::load(&cfg.ledger.key_file)
-        .with_context(|| format!("ledger key {}", cfg.ledger.key_file.display()))?;
     let options = LedgerOptions {
         report_font: cfg.ledger.report_font.clone(),
-        ..LedgerOptions::new(&cfg.ledger.data_dir, &cfg.ledger.origin)
+        ..LedgerOptions::new(&cfg.ledger.data_dir, &cfg.ledger.origin).with_config_keys(&cfg)
     };
+    let signing = options
+        .load_keys(&cfg.ledger.key_file)
+        .with_context(|| format!("ledger key {}", cfg.ledger.key_file.display()))?;
     let ledger = Ledger::open(options, signing)
         .with_context(|| format!("opening the ledger in {}", cfg.ledger.data_dir.display()))?;
     let rt = runtime()?;

@@ -40,9 +40,11 @@ pub(crate) fn open_offline(
 )> {
     let store = custos_ingest::IngestStore::from_url(&cfg.storage.url)
         .with_context(|| format!("[storage] url {:?}", cfg.storage.url))?;
-    let signing = custos_core::keys::SigningKey::load(&cfg.ledger.key_file)
+    let options = custos_ledger::LedgerOptions::new(&cfg.ledger.data_dir, &cfg.ledger.origin)
+        .with_config_keys(&cfg);
+    let signing = options
+        .load_keys(&cfg.ledger.key_file)
         .with_context(|| format!("ledger key {}", cfg.ledger.key_file.display()))?;
-    let options = custos_ledger::LedgerOptions::new(&cfg.ledger.data_dir, &cfg.ledger.origin);
     let ledger = custos_ledger::Ledger::open(options, signing).with_context(|| {
         format!(
             "opening the ledger in {} ({hint})",

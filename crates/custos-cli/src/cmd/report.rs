@@ -12,7 +12,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context as _};
-use custos_core::keys::SigningKey;
 use custos_ledger::{export, report, Ledger, LedgerOptions};
 
 /// Arguments of `custos report`.
@@ -46,12 +45,13 @@ pub(crate) fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let font = report::load_font(&cfg.ledger.report_font)?;
-    let signing = SigningKey::load(&cfg.ledger.key_file)
-        .with_context(|| format!("ledger key {}", cfg.ledger.key_file.display()))?;
     let options = LedgerOptions {
         report_font: cfg.ledger.report_font.clone(),
-        ..LedgerOptions::new(&cfg.ledger.data_dir, &cfg.ledger.origin)
+        ..LedgerOptions::new(&cfg.ledger.data_dir, &cfg.ledger.origin).with_config_keys(&cfg)
     };
+    let signing = options
+        .load_keys(&cfg.ledger.key_file)
+        .with_context(|| format!("ledger key {}", cfg.ledger.key_file.display()))?;
     let ledger = Ledger::open(options, signing)
         .with_context(|| format!("opening the ledger in {}", cfg.ledger.data_dir.display()))?;
     let made = (|| -> anyhow::Result<Vec<u8>> {

@@ -1,4 +1,4 @@
-//! `custos token create --config FILE --role ROLE --name NAME [--key NAME.pub]
+//! `custos token create --config FILE --role ROLE --name NAME [--key NAME.pub]...
 //! [--expires 90d]`, `custos token list --config FILE`, `custos token revoke
 //! --config FILE --name NAME [--id ID]`: with the ledger service stopped
 //! (they open its data_dir); a running service answers `GET /v1/tokens`
@@ -35,11 +35,14 @@ enum TokenCommand {
         /// of its entries.
         #[arg(long)]
         name: String,
-        /// A dock's verifier key (NAME.pub); its events must be signed by it.
+        /// A dock's verifier key (NAME.pub, Ed25519 or SM2); its events must
+        /// be signed by it. Repeat it for a dock that signs with several
+        /// suites (`--key dock.key.pub --key dock-sm2.key.pub`): every
+        /// signature of its envelopes must then be by one of these keys.
         /// To replace a dock's key, create a new token with the new key and
         /// revoke the old token (`revoke --name ID --id OLD`).
         #[arg(long, value_name = "NAME.pub")]
-        key: Option<PathBuf>,
+        key: Vec<PathBuf>,
         /// The token stops working this long after now: a number with a
         /// unit s, m, h or d (e.g. 90d). Without it the token has no end.
         #[arg(long, value_name = "DURATION", value_parser = parse_lifetime)]
@@ -112,26 +115,21 @@ pub(crate) fn run(args: TokenArgs) -> anyhow::Result<ExitCode> {
             expires,
         } => {
             let cfg = super::ledger::load_config(&config)?;
-            let key = match key {
-                Some(path) => {
-                    let text = std::fs::read_to_string(&path)
-                        .with_context(|| format!("reading dock key {}", path.display()))?;
-                    Some(
-                        text.trim()
-                            .parse::<VerifierKey>()
-                            .with_context(|| format!("dock key {}", path.display()))?,
-                    )
-                }
-                None => None,
-            };
-            let options = LedgerOptions::new(&cfg.ledger.data_dir, &cfg.ledger.origin);
-            let token = offline::create_token_for(
+            let keys = key
+                .iter()
+                .map(|path| {
+                    VerifierKey::load(path).with_context(|| format!("dock key {}", path.display()))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let options =
+                LedgerOptions::new(&cfg.ledger.data_dir, &cfg.ledger.origin).with_config_keys(&cfg);
+            let token = offline::create_token_with_keys(
                 options,
                 &cfg.ledger.key_file,
                 local_admin(),
                 role,
                 &name,
-                key,
+                keys,
                 expires,
             )
             .with_context(|| format!("creating the {role} token for {name:?}"))?;
@@ -148,7 +146,8 @@ pub(crate) fn run(args: TokenArgs) -> anyhow::Result<ExitCode> {
         }
         TokenCommand::List { config } => {
             let cfg = super::ledger::load_config(&config)?;
-            let options = LedgerOptions::new(&cfg.ledger.data_dir, &cfg.ledger.origin);
+            let options =
+                LedgerOptions::new(&cfg.ledger.data_dir, &cfg.ledger.origin).with_config_keys(&cfg);
             let tokens = offline::list_tokens(options, &cfg.ledger.key_file)
                 .context("listing the tokens")?;
             println!("ID\tROLE\tNAME\tSTATE\tCREATED\tEXPIRES\tKEY");
@@ -169,7 +168,8 @@ pub(crate) fn run(args: TokenArgs) -> anyhow::Result<ExitCode> {
         }
         TokenCommand::Revoke { config, name, id } => {
             let cfg = super::ledger::load_config(&config)?;
-            let options = LedgerOptions::new(&cfg.ledger.data_dir, &cfg.ledger.origin);
+            let options =
+                LedgerOptions::new(&cfg.ledger.data_dir, &cfg.ledger.origin).with_config_keys(&cfg);
             let (seq, ids) = offline::revoke_token(
                 options,
                 &cfg.ledger.key_file,

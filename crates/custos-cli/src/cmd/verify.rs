@@ -27,7 +27,7 @@ use anyhow::Context as _;
 use custos_client::LedgerClient;
 use custos_core::bundle::{self, BundleError, Origin, Report};
 use custos_core::checkpoint::Checkpoint;
-use custos_core::keys::VerifierKey;
+use custos_core::keys::{Algorithm, VerifierKey};
 use custos_core::log::{self, LogProblem, LogVerifier};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -56,6 +56,11 @@ enum VerifyCommand {
         /// A directory of trusted ledger public keys (its *.pub files).
         #[arg(long, value_name = "DIR")]
         trusted_keys: Option<PathBuf>,
+        /// Fail unless this suite (ed25519 or sm2) verified: a pinned ledger
+        /// key of it signed the checkpoint, and a dock key of it signed
+        /// every manifest and event. Repeatable.
+        #[arg(long, value_name = "SUITE")]
+        require: Vec<Algorithm>,
     },
     /// Verify a ledger's whole log: every entry, the prev chain, the tree
     /// root against the signed checkpoint, and consistency with an older
@@ -67,9 +72,15 @@ enum VerifyCommand {
         /// An older signed checkpoint you kept; the log must extend it.
         #[arg(long, value_name = "FILE")]
         checkpoint: Option<PathBuf>,
-        /// The ledger's public key, obtained out of band (required).
+        /// The ledger's public key, obtained out of band (required; Ed25519
+        /// or SM2). Repeatable: the checkpoint's signature by every key given
+        /// must verify.
         #[arg(long, value_name = "FILE.pub")]
-        ledger_key: Option<PathBuf>,
+        ledger_key: Vec<PathBuf>,
+        /// Fail unless the checkpoint carries a verified signature of this
+        /// suite (ed25519 or sm2) by a key given. Repeatable.
+        #[arg(long, value_name = "SUITE")]
+        require: Vec<Algorithm>,
         /// The checkpoint origin to expect (e.g. custos.example.org/ledger).
         #[arg(long)]
         origin: Option<String>,
@@ -85,6 +96,7 @@ pub(crate) fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
             file,
             ledger_key,
             trusted_keys,
+            require,
         } => {
             let mut trusted = Vec::new();
             for path in &ledger_key {
@@ -93,7 +105,7 @@ pub(crate) fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
             if let Some(dir) = &trusted_keys {
                 trusted.extend(read_key_dir(dir)?);
             }
-            verify_bundle(&file, &trusted)
+            verify_bundle(&file, &trusted, &require)
         }
         VerifyCommand::Log {
             ledger,
@@ -101,17 +113,29 @@ pub(crate) fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
             ledger_key,
             origin,
             token,
+            require,
         } => {
-            let Some(ledger_key) = ledger_key else {
+            if ledger_key.is_empty() {
                 eprintln!(
                     "custos: verify log needs --ledger-key FILE.pub: the checkpoint must be checked against a ledger key you obtained yourself, never one the server hands out"
                 );
                 return Ok(ExitCode::from(2));
-            };
+            }
+            let keys = ledger_key
+                .iter()
+                .map(|p| read_key(p))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            for suite in &require {
+                if !keys.iter().any(|k| k.algorithm() == *suite) {
+                    eprintln!("custos: --require {suite} needs a --ledger-key of that suite");
+                    return Ok(ExitCode::from(2));
+                }
+            }
             verify_log(LogArgs {
                 url: ledger,
                 old: checkpoint,
-                key: read_key(&ledger_key)?,
+                key: keys[0].clone(),
+                more_keys: keys[1..].to_vec(),
                 origin,
                 token,
             })
@@ -121,11 +145,7 @@ pub(crate) fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
 
 /// Read a `.pub` verifier-key file.
 fn read_key(path: &Path) -> anyhow::Result<VerifierKey> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading ledger key {}", path.display()))?;
-    text.trim()
-        .parse()
-        .with_context(|| format!("ledger key {}", path.display()))
+    VerifierKey::load(path).with_context(|| format!("ledger key {}", path.display()))
 }
 
 /// Every `*.pub` file in `dir` (not its subdirectories), in name order; a
@@ -165,7 +185,11 @@ fn progress_bar(len: u64, template: &str) -> ProgressBar {
 // ---------------------------------------------------------------------------
 // verify bundle
 
-fn verify_bundle(path: &Path, trusted: &[VerifierKey]) -> anyhow::Result<ExitCode> {
+fn verify_bundle(
+    path: &Path,
+    trusted: &[VerifierKey],
+    require: &[Algorithm],
+) -> anyhow::Result<ExitCode> {
     let file = std::fs::File::open(path).with_context(|| format!("{}", path.display()))?;
     let len = file.metadata().map(|m| m.len()).unwrap_or(0);
     let bar = progress_bar(
@@ -179,6 +203,19 @@ fn verify_bundle(path: &Path, trusted: &[VerifierKey]) -> anyhow::Result<ExitCod
     match result {
         Ok(report) if report.is_valid() => {
             print_report(&shown, &report);
+            for suite in require {
+                let where_missing = if !report.checkpoint_suites.contains(suite) {
+                    Some("the checkpoint has no verified signature by a pinned ledger key of that suite")
+                } else if !report.envelope_suites.contains(suite) {
+                    Some("not every manifest and event has a verified dock signature of that suite")
+                } else {
+                    None
+                };
+                if let Some(why) = where_missing {
+                    eprintln!("custos: {shown}: INVALID: --require {suite}: {why}");
+                    return Ok(ExitCode::from(1));
+                }
+            }
             Ok(ExitCode::SUCCESS)
         }
         Ok(report) => {
@@ -267,6 +304,22 @@ fn print_report(shown: &str, report: &Report) {
         _ => println!("  ledger key  unknown"),
     }
     println!("  dock keys   {}", safe(&report.signing_keys.join(", ")));
+    let names = |suites: &[Algorithm]| {
+        if suites.is_empty() {
+            "none".to_owned()
+        } else {
+            suites
+                .iter()
+                .map(|a| a.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    };
+    println!(
+        "  suites      checkpoint: {}; every manifest and event: {}",
+        names(&report.checkpoint_suites),
+        names(&report.envelope_suites)
+    );
     for (path, sha256) in &report.documents {
         println!(
             "  document    {}  {sha256} (as the export entry names)",
@@ -285,6 +338,9 @@ struct LogArgs {
     url: String,
     old: Option<PathBuf>,
     key: VerifierKey,
+    /// Further ledger keys given (another suite): their checkpoint
+    /// signatures must verify too.
+    more_keys: Vec<VerifierKey>,
     origin: Option<String>,
     token: Option<String>,
 }
@@ -352,6 +408,14 @@ async fn check_log(
             )))
         }
     };
+    for key in &args.more_keys {
+        if let Err(e) = Checkpoint::open(signed.as_bytes(), key, args.origin.as_deref()) {
+            return Ok(Outcome::Invalid(format!(
+                "checkpoint: does not open with ledger key {}: {e}",
+                key.key_id()
+            )));
+        }
+    }
     let size = checkpoint.size();
     let mut verifier = match LogVerifier::new(&checkpoint, old.as_ref().map(|(_, c)| c.size())) {
         Ok(v) => v,
@@ -389,13 +453,23 @@ async fn check_log(
         Err(problem) => return Ok(Outcome::Invalid(problem.to_string())),
     };
 
+    let mut suites: Vec<&str> = std::iter::once(&args.key)
+        .chain(&args.more_keys)
+        .map(|k| k.algorithm().as_str())
+        .collect();
+    suites.dedup();
     let mut report = format!(
-        "ledger {}: valid\n  log         {} size {} root {}\n  ledger key  {} (pinned with --ledger-key)\n  entries     {size}, prev chain intact, tree recomputed, {} dock-signed events verified under their registered keys",
+        "ledger {}: valid\n  log         {} size {} root {}\n  ledger key  {} (pinned with --ledger-key)\n  suites      checkpoint: {}\n  entries     {size}, prev chain intact, tree recomputed, {} dock-signed events verified under their registered keys",
         args.url,
         checkpoint.origin(),
         size,
         checkpoint.root(),
-        args.key.key_id(),
+        std::iter::once(&args.key)
+            .chain(&args.more_keys)
+            .map(VerifierKey::key_id)
+            .collect::<Vec<_>>()
+            .join(", "),
+        suites.join(", "),
         summary.signed_events,
     );
     if let Some((path, old)) = old {

@@ -18,6 +18,7 @@ mod dock_screen;
 mod export_cli;
 mod in_process;
 mod retention_sweep;
+mod sm2_suite;
 mod verify_bundle;
 mod verify_large;
 mod verify_log;

@@ -46,6 +46,12 @@ pub struct Report {
     pub origin: Origin,
     /// The dock keys (`name+hash`) that verified manifests or events.
     pub signing_keys: Vec<String>,
+    /// The suites of the pinned ledger keys whose checkpoint signature
+    /// verified (empty when no key was pinned).
+    pub checkpoint_suites: Vec<crate::keys::Algorithm>,
+    /// The suites with a verified dock signature on *every* manifest and
+    /// signed event of the bundle.
+    pub envelope_suites: Vec<crate::keys::Algorithm>,
     /// The documents checked against the export entry (`REPORT.pdf`),
     /// with their SHA-256; empty for a bundle from before documents.
     pub documents: Vec<(String, Digest)>,
@@ -120,13 +126,27 @@ impl BundleVerifier {
         }
         let keys = check_keys(&self.keys)?;
         let vouched = check_checkpoint(self.checkpoint.as_deref(), trusted, &keys, &mut warnings)?;
-        let dock_keys = dock_keys(&keys, vouched.ledger_key.as_ref());
+        // The ledger's keys are not dock keys: the pinned ones, and the
+        // bundle's keys that signed the checkpoint (the ledger's SM2 key
+        // beside its Ed25519 key, say).
+        let note = self
+            .checkpoint
+            .as_deref()
+            .and_then(|c| SignedNote::parse(c).ok());
+        let signs_checkpoint = |k: &VerifierKey| {
+            note.as_ref()
+                .is_some_and(|n| n.verify(std::slice::from_ref(k)).is_ok())
+        };
+        let mut not_docks: Vec<&VerifierKey> = trusted.iter().collect();
+        not_docks.extend(vouched.ledger_key.as_ref());
+        not_docks.extend(keys.iter().map(|(_, k)| k).filter(|k| signs_checkpoint(k)));
+        let dock_keys = dock_keys(&keys, &not_docks);
         let lines = check_entries(self.entries.as_deref())?;
         let seqs: BTreeSet<u64> = lines.iter().map(|l| l.seq).collect();
         let export = check_checkpoint_is_export(&lines, &vouched.checkpoint)?;
         check_in_log(&self.proofs, &lines, &seqs, &vouched.checkpoint)?;
         check_chain(&lines)?;
-        let mut signing_keys = check_events(&lines, &dock_keys)?;
+        let (mut signing_keys, mut envelope_suites) = check_events(&lines, &dock_keys)?;
         check_nothing_left_out(export, &lines, &seqs, &self.manifests)?;
         check_documents(export, &self.documents)?;
 
@@ -135,6 +155,8 @@ impl BundleVerifier {
         for (id, bytes) in &self.manifests {
             let signed = check_manifest(id, bytes, &dock_keys, &ingested)?;
             signing_keys.extend(signed.signers.iter().cloned());
+            let suites = suites_of(&signed.signers, &dock_keys);
+            envelope_suites.retain(|a| suites.contains(a));
             segments.push(check_footage(
                 id,
                 &signed.manifest,
@@ -145,7 +167,10 @@ impl BundleVerifier {
         check_footage_has_manifest(&self.footage, &segments)?;
 
         for (path, key) in &keys {
-            if Some(key) != vouched.ledger_key.as_ref() && !signing_keys.contains(&key.key_id()) {
+            let ledger = Some(key) == vouched.ledger_key.as_ref()
+                || vouched.checkpoint_keys.contains(&key.key_id())
+                || not_docks.contains(&key);
+            if !ledger && !signing_keys.contains(&key.key_id()) {
                 warnings.push(format!("{path} was not needed: it verified nothing"));
             }
         }
@@ -157,6 +182,8 @@ impl BundleVerifier {
             checkpoint: vouched.checkpoint,
             origin: vouched.origin,
             signing_keys: signing_keys.into_iter().collect(),
+            checkpoint_suites: vouched.checkpoint_suites,
+            envelope_suites,
             documents: self
                 .documents
                 .iter()
@@ -181,11 +208,13 @@ fn check_keys(
                 Problem::Key(KeyError::BadVerifierKey("the file is not UTF-8".into())),
             )
         })?;
-        let line = text.strip_suffix('\n').unwrap_or(text);
-        let key: VerifierKey = line
-            .parse()
+        // An SM2 key file is the verifier key line and its PEM public key
+        // (for OpenSSL), exactly as `custos keygen --algo sm2` writes it.
+        let key = VerifierKey::from_public_file_text(text, None)
             .map_err(|e| invalid(path.as_str(), Problem::Key(e)))?;
-        if key.to_string() != line {
+        let line = text.strip_suffix('\n').unwrap_or(text);
+        let canonical = key.public_file_text();
+        if canonical != text && canonical.strip_suffix('\n') != Some(line) {
             return Err(invalid(
                 path.as_str(),
                 Problem::Key(KeyError::BadVerifierKey(
@@ -218,6 +247,10 @@ struct Vouched {
     checkpoint: Checkpoint,
     origin: Origin,
     ledger_key: Option<VerifierKey>,
+    /// The suites of the pinned keys whose signature verified.
+    checkpoint_suites: Vec<crate::keys::Algorithm>,
+    /// Their key ids.
+    checkpoint_keys: Vec<String>,
 }
 
 /// Step 3, the ledger vouches for a tree: `checkpoint` is a signed note
@@ -230,20 +263,29 @@ fn check_checkpoint(
     warnings: &mut Vec<String>,
 ) -> Result<Vouched, BundleError> {
     let signed = signed.ok_or_else(|| invalid(CHECKPOINT_PATH, Problem::Missing))?;
-    let (checkpoint, origin, ledger_key) = open_checkpoint(signed, trusted, keys)?;
+    let (checkpoint, origin, ledger_key, verified) = open_checkpoint(signed, trusted, keys)?;
     if let (Origin::Pinned { .. }, Some(pinned)) = (&origin, &ledger_key) {
         for (path, key) in keys {
-            if key.name() == pinned.name() && key != pinned {
+            let other_suite_signer = key.algorithm() != pinned.algorithm()
+                && SignedNote::parse(signed)
+                    .is_ok_and(|n| n.verify(std::slice::from_ref(key)).is_ok());
+            if key.name() == pinned.name() && key != pinned && !other_suite_signer {
                 warnings.push(format!(
                     "{path} is a key named like the pinned ledger key but is another key; it was not trusted for the checkpoint"
                 ));
             }
         }
     }
+    let mut checkpoint_suites: Vec<crate::keys::Algorithm> =
+        verified.iter().map(VerifierKey::algorithm).collect();
+    checkpoint_suites.sort();
+    checkpoint_suites.dedup();
     Ok(Vouched {
         checkpoint,
         origin,
         ledger_key,
+        checkpoint_suites,
+        checkpoint_keys: verified.iter().map(VerifierKey::key_id).collect(),
     })
 }
 
@@ -252,10 +294,10 @@ fn check_checkpoint(
 /// signatures name only (linear time however many keys the bundle holds).
 fn dock_keys(
     keys: &[(String, VerifierKey)],
-    ledger_key: Option<&VerifierKey>,
+    ledger_keys: &[&VerifierKey],
 ) -> BTreeMap<String, VerifierKey> {
     keys.iter()
-        .filter(|(_, k)| Some(k) != ledger_key)
+        .filter(|(_, k)| !ledger_keys.contains(&k))
         .map(|(_, k)| (k.key_id(), k.clone()))
         .collect()
 }
@@ -383,14 +425,17 @@ fn check_chain(lines: &[ParsedLine]) -> Result<(), BundleError> {
 fn check_events(
     lines: &[ParsedLine],
     dock_keys: &BTreeMap<String, VerifierKey>,
-) -> Result<BTreeSet<String>, BundleError> {
+) -> Result<(BTreeSet<String>, Vec<crate::keys::Algorithm>), BundleError> {
     let mut signing_keys = BTreeSet::new();
+    let mut suites = crate::keys::Algorithm::ALL.to_vec();
     for line in lines {
         let Some(envelope) = &line.entry.envelope else {
             continue;
         };
         let signed = Event::open(envelope, &named_keys(envelope, dock_keys))
             .map_err(|e| invalid(line.location(), Problem::Event(e)))?;
+        let these = suites_of(&signed.signers, dock_keys);
+        suites.retain(|a| these.contains(a));
         signing_keys.extend(signed.signers);
         let event = signed.event;
         let field = if event.action != line.entry.action {
@@ -406,7 +451,18 @@ fn check_events(
             return Err(invalid(line.location(), Problem::EventMismatch { field }));
         }
     }
-    Ok(signing_keys)
+    Ok((signing_keys, suites))
+}
+
+/// The suites of the keys `signers` (key ids) among `keys`.
+fn suites_of(
+    signers: &[String],
+    keys: &BTreeMap<String, VerifierKey>,
+) -> Vec<crate::keys::Algorithm> {
+    signers
+        .iter()
+        .filter_map(|id| keys.get(id).map(VerifierKey::algorithm))
+        .collect()
 }
 
 /// Step 9, nothing was left out, nothing added: every entry the export
@@ -664,7 +720,7 @@ fn open_checkpoint(
     signed: &[u8],
     trusted: &[VerifierKey],
     keys: &[(String, VerifierKey)],
-) -> Result<(Checkpoint, Origin, Option<VerifierKey>), BundleError> {
+) -> Result<(Checkpoint, Origin, Option<VerifierKey>, Vec<VerifierKey>), BundleError> {
     let note = SignedNote::parse(signed).map_err(|e| {
         invalid(
             CHECKPOINT_PATH,
@@ -677,9 +733,11 @@ fn open_checkpoint(
         // trusted key's signature verifies (as a signed note's rules say).
         let mut opened = None;
         let mut unsigned = None;
+        let mut verified = Vec::new();
         for key in trusted {
             match Checkpoint::open(signed, key, None) {
                 Ok(checkpoint) => {
+                    verified.push(key.clone());
                     opened.get_or_insert((checkpoint, key));
                 }
                 Err(e @ CheckpointError::Signature(VerifyError::NoTrustedSignature { .. })) => {
@@ -701,7 +759,7 @@ fn open_checkpoint(
             let origin = Origin::Pinned {
                 key_id: key.key_id(),
             };
-            return Ok((checkpoint, origin, Some(key.clone())));
+            return Ok((checkpoint, origin, Some(key.clone()), verified));
         }
         // INVARIANT: `trusted` is not empty and no key opened it, so the
         // last one set `unsigned`.
@@ -730,7 +788,7 @@ fn open_checkpoint(
         signers,
         bundle_key: bundle_key.as_ref().map(VerifierKey::key_id),
     };
-    Ok((checkpoint, origin, bundle_key))
+    Ok((checkpoint, origin, bundle_key, Vec::new()))
 }
 
 /// The export entry's `details.segments` and `details.entries`, read

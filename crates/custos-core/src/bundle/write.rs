@@ -186,7 +186,7 @@ impl<W: Write> BundleWriter<W> {
         } else {
             plain
         };
-        self.add_bytes(&path, format!("{key}\n").as_bytes())?;
+        self.add_bytes(&path, key.public_file_text().as_bytes())?;
         self.keys.insert(key.key_id(), path.clone());
         Ok(path)
     }

@@ -359,6 +359,11 @@ pub struct TokenCreated {
     /// That key's id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_id: Option<String>,
+    /// The dock's further verifier keys registered with the same token (a
+    /// dock signing with several suites: `key` is its first key, these the
+    /// others, e.g. its SM2 key beside its Ed25519 key).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub more_keys: Vec<String>,
 }
 
 /// `token.revoked` (the subject is the tokens' name).

@@ -37,11 +37,16 @@ fn script(vars: &[(&str, String)]) -> String {
 }
 
 /// The commands of `text` after `heading`, with the fill-in lines set.
-fn script_of(text: &str, heading: &str, vars: &[(&str, String)]) -> String {
+pub(crate) fn script_of(text: &str, heading: &str, vars: &[(&str, String)]) -> String {
     let section = text
         .split_once(heading)
-        .expect("the text has its section 3")
+        .expect("the text has its section")
         .1;
+    // Up to the next numbered section (section 4, SM2, needs an SM2 bundle).
+    let section = match section.find("\n4. ") {
+        Some(end) if heading.starts_with("3.") => &section[..end],
+        _ => section,
+    };
     let mut out = String::from("set -u\n");
     let mut filled = Vec::new();
     for line in section.lines() {

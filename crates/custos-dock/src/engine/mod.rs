@@ -55,7 +55,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use custos_core::config::{Config, WipePolicy};
-use custos_core::keys::SigningKey;
+use custos_core::keys::KeySet;
 use custos_core::manifest::Timestamp;
 use custos_ingest::{IngestOptions, IngestStore};
 use custos_media::ProbeOptions;
@@ -192,7 +192,7 @@ impl SessionReport {
 #[derive(Debug)]
 pub struct Dock {
     settings: DockSettings,
-    key: Arc<SigningKey>,
+    key: Arc<KeySet>,
     store: IngestStore,
     journal: Journal,
     outbox: Arc<Outbox>,
@@ -241,7 +241,7 @@ impl Dock {
     /// [`Dock::start`] to begin delivering events.
     pub async fn open(
         settings: DockSettings,
-        key: SigningKey,
+        key: impl Into<KeySet>,
         store: IngestStore,
         link: LedgerLink,
         profiles: Profiles,
@@ -254,7 +254,7 @@ impl Dock {
             ));
         }
         let journal = Journal::open(&dir).map_err(|e| DockError::Journal(e, dir.clone()))?;
-        let key = Arc::new(key);
+        let key = Arc::new(key.into());
         let outbox = Arc::new(Outbox::new(journal.clone(), link, key.clone())?);
         let requeued = outbox.requeue_unacknowledged().await?;
         if requeued > 0 {

@@ -253,6 +253,7 @@ async fn approve(f: &Fixture, token: &str, segment: Option<&str>, case: Option<&
         name: "sup-1".into(),
         token_id: "test-supervisor".into(),
         key: None,
+        more_keys: Vec::new(),
     };
     let ask = AccessAsk {
         case: case.map(str::to_owned),
@@ -361,6 +362,7 @@ async fn a_case_exports_its_linked_segments() {
         name: "sup-1".into(),
         token_id: "test".into(),
         key: None,
+        more_keys: Vec::new(),
     };
     let (case, _) = custos_ledger::governance::create_case(&f.t.ledger, &supervisor, "Case", None)
         .await

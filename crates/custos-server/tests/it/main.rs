@@ -12,6 +12,7 @@ mod crash;
 mod export;
 mod governance;
 mod proofs;
+mod sm2_keys;
 mod tamper;
 mod timeouts;
 mod tokens;

@@ -40,6 +40,8 @@ pub(in crate::ui) async fn audit(page: Page, Query(form): Query<AuditForm>) -> R
                 "verify-sig-ok",
                 "verify-sig-bad",
                 "verify-sig-unsupported",
+                "verify-suites-browser",
+                "verify-sm2-not-in-browser",
                 "verify-root-bad",
                 "verify-fetch-failed",
                 "consistency-ok",
@@ -54,6 +56,9 @@ pub(in crate::ui) async fn audit(page: Page, Query(form): Query<AuditForm>) -> R
                         tr { th { (c.t("audit-size")) } td #log-size { (published.size) } }
                         tr { th { (c.t("audit-full-check")) } td #full-check { (ledger.full_check()) } }
                         tr { th { (c.t("audit-key")) } td.mono #ledger-key { (vkey) } }
+                        @for other in ledger.verifier_keys().iter().skip(1) {
+                            tr { th { (c.t("audit-key")) " (" (other.algorithm().as_str().to_uppercase()) ")" } td.mono.ledger-key-more { (other.to_string()) } }
+                        }
                     }
                     h3 { (c.t("audit-checkpoint")) }
                     pre #checkpoint { (published.checkpoint.as_ref()) }
@@ -72,6 +77,7 @@ pub(in crate::ui) async fn audit(page: Page, Query(form): Query<AuditForm>) -> R
                         div #proof data-custody=(format!("/ui/audit/custody/{}", path_part(s))) data-vkey=(vkey) {
                             p #verdict data-state="checking" { (c.t("verify-checking")) }
                             p #signature-result {}
+                            p #suites-result {}
                             ol #proof-results {}
                         }
                     }

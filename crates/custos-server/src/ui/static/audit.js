@@ -4,7 +4,10 @@
 // - its inclusion proof up to the signed checkpoint's root (RFC 9162
 //   2.1.3.2), interior nodes SHA-256(0x01 || left || right),
 // - the checkpoint's Ed25519 signature (C2SP signed note) under the ledger
-//   key shown on the page, where the browser's WebCrypto has Ed25519,
+//   key shown on the page, where the browser's WebCrypto has Ed25519; it
+//   says that Ed25519 is the only suite it checked, and that an SM2 line
+//   on the checkpoint (国密, [crypto] signatures) was NOT checked here:
+//   WebCrypto has no SM2,
 // - the consistency of the current log with a pasted checkpoint (RFC 9162
 //   2.1.4.2).
 // Every text is set with textContent: nothing the server sends is HTML.
@@ -167,6 +170,14 @@
     }
     var sig = await checkSignature(cp, panel.dataset.vkey);
     say(sigOut, msg(sig === 'ok' ? 'verify-sig-ok' : sig === 'bad' ? 'verify-sig-bad' : 'verify-sig-unsupported'), sig);
+    // Any line that is not a 4-byte key hash and a 64-byte Ed25519
+    // signature (an SM2 line's DER signature is 70 to 72 bytes).
+    var others = cp.sigs.filter(function (s) { return s.blob.length !== 68; }).length;
+    var suitesOut = document.getElementById('suites-result');
+    if (suitesOut) {
+      say(suitesOut, msg('verify-suites-browser') + (others > 0 ? ' ' + msg('verify-sm2-not-in-browser') : ''),
+        others > 0 ? 'partial' : 'ok');
+    }
     var all = sig !== 'bad' && (custody.entries || []).length > 0;
     for (var i = 0; i < (custody.entries || []).length; i++) {
       var e = custody.entries[i];
