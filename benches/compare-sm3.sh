@@ -13,7 +13,8 @@
 # `custos hash --algo sm3` is the dock's hashing core with SM3 on: it
 # computes SHA-256 too, on another thread when a core is free, as an ingest
 # does. Needs MIB MiB under target/hash-bench (CUSTOS_BENCH_DIR to put it
-# elsewhere). The machine should be otherwise idle: the figures are wall
+# elsewhere); CUSTOS_BIN=PATH measures that binary instead of building the
+# release one. The machine should be otherwise idle: the figures are wall
 # times.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,8 +26,14 @@ WORK=${CUSTOS_BENCH_DIR:-$PWD/target/hash-bench}
 command -v openssl >/dev/null || { echo "compare-sm3: openssl is needed" >&2; exit 2; }
 openssl dgst -sm3 /dev/null >/dev/null 2>&1 || { echo "compare-sm3: this openssl has no SM3" >&2; exit 2; }
 
-cargo build --release --quiet -p custos-cli --bin custos
-CUSTOS=${CARGO_TARGET_DIR:-$PWD/target}/release/custos
+if [ -n "${CUSTOS_BIN:-}" ]; then
+    # A binary built elsewhere (say so when quoting the figure: the
+    # release profile's LTO is what the goal is about).
+    CUSTOS=$CUSTOS_BIN
+else
+    cargo build --release --quiet -p custos-cli --bin custos
+    CUSTOS=${CARGO_TARGET_DIR:-$PWD/target}/release/custos
+fi
 
 mkdir -p "$WORK"
 FILE=$WORK/sm3-$MIB.bin

@@ -257,7 +257,7 @@ fn parse_der_signature(der: &[u8]) -> Option<([u8; 32], [u8; 32])> {
 }
 
 enum Secret {
-    Ed25519(ed25519_dalek::SigningKey),
+    Ed25519(Box<ed25519_dalek::SigningKey>),
     Sm2(Box<sm2::dsa::SigningKey>),
 }
 
@@ -285,7 +285,7 @@ impl SigningKey {
         check_name(name)?;
         Ok(SigningKey {
             name: name.to_owned(),
-            inner: Secret::Ed25519(ed25519_dalek::SigningKey::generate(rng)),
+            inner: Secret::Ed25519(Box::new(ed25519_dalek::SigningKey::generate(rng))),
         })
     }
 
@@ -310,7 +310,7 @@ impl SigningKey {
         check_name(name)?;
         Ok(SigningKey {
             name: name.to_owned(),
-            inner: Secret::Ed25519(ed25519_dalek::SigningKey::from_bytes(seed)),
+            inner: Secret::Ed25519(Box::new(ed25519_dalek::SigningKey::from_bytes(seed))),
         })
     }
 
@@ -451,31 +451,30 @@ impl SigningKey {
         }
         let _ = meta;
         let bytes = Zeroizing::new(std::fs::read(path).map_err(io)?);
-        let make: Box<dyn Fn(&str) -> Result<SigningKey, KeyError>> =
-            if bytes.starts_with(b"-----BEGIN") {
-                use sm2::pkcs8::DecodePrivateKey as _;
-                let text = std::str::from_utf8(&bytes).map_err(|_| KeyError::BadPrivateKey {
+        let make: KeyMaker = if bytes.starts_with(b"-----BEGIN") {
+            use sm2::pkcs8::DecodePrivateKey as _;
+            let text = std::str::from_utf8(&bytes).map_err(|_| KeyError::BadPrivateKey {
+                path: path.to_owned(),
+                why: "not UTF-8".into(),
+            })?;
+            let secret =
+                sm2::SecretKey::from_pkcs8_pem(text).map_err(|e| KeyError::BadPrivateKey {
                     path: path.to_owned(),
-                    why: "not UTF-8".into(),
+                    why: e.to_string(),
                 })?;
-                let secret =
-                    sm2::SecretKey::from_pkcs8_pem(text).map_err(|e| KeyError::BadPrivateKey {
+            Box::new(move |name| SigningKey::sm2_from_secret(name, &secret))
+        } else {
+            let seed: [u8; 32] =
+                bytes
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| KeyError::BadSeedLength {
                         path: path.to_owned(),
-                        why: e.to_string(),
+                        len: bytes.len(),
                     })?;
-                Box::new(move |name| SigningKey::sm2_from_secret(name, &secret))
-            } else {
-                let seed: [u8; 32] =
-                    bytes
-                        .as_slice()
-                        .try_into()
-                        .map_err(|_| KeyError::BadSeedLength {
-                            path: path.to_owned(),
-                            len: bytes.len(),
-                        })?;
-                let seed = Zeroizing::new(seed);
-                Box::new(move |name| SigningKey::from_seed(name, &seed))
-            };
+            let seed = Zeroizing::new(seed);
+            Box::new(move |name| SigningKey::from_seed(name, &seed))
+        };
         let pub_path = pub_path(path);
         match std::fs::read_to_string(&pub_path) {
             Ok(text) => {
@@ -599,6 +598,9 @@ impl<T: Signers + ?Sized> Signers for std::sync::Arc<T> {
         (**self).signing_keys()
     }
 }
+
+/// Makes the loaded key once its name is known.
+type KeyMaker = Box<dyn Fn(&str) -> Result<SigningKey, KeyError>>;
 
 /// `PATH.pub` for a key file at `PATH`.
 pub fn pub_path(path: &Path) -> PathBuf {

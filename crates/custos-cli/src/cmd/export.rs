@@ -105,7 +105,7 @@ fn in_process(cfg: &Config, args: &ExportArgs, partial: &Path) -> anyhow::Result
         .with_context(|| format!("[storage] url {:?}", cfg.storage.url))?;
     let options = LedgerOptions {
         report_font: cfg.ledger.report_font.clone(),
-        ..LedgerOptions::new(&cfg.ledger.data_dir, &cfg.ledger.origin).with_config_keys(&cfg)
+        ..LedgerOptions::new(&cfg.ledger.data_dir, &cfg.ledger.origin).with_config_keys(cfg)
     };
     let signing = options
         .load_keys(&cfg.ledger.key_file)

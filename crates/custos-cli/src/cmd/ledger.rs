@@ -41,7 +41,7 @@ pub(crate) fn open_offline(
     let store = custos_ingest::IngestStore::from_url(&cfg.storage.url)
         .with_context(|| format!("[storage] url {:?}", cfg.storage.url))?;
     let options = custos_ledger::LedgerOptions::new(&cfg.ledger.data_dir, &cfg.ledger.origin)
-        .with_config_keys(&cfg);
+        .with_config_keys(cfg);
     let signing = options
         .load_keys(&cfg.ledger.key_file)
         .with_context(|| format!("ledger key {}", cfg.ledger.key_file.display()))?;

@@ -13,7 +13,7 @@
 //! | `entries.jsonl` | the custody entries about the footage, one `/v1/entries` line each, in ascending `seq` |
 //! | `proofs/<seq>.json` | each entry's inclusion proof, `/v1/proof/inclusion` format ([`InclusionProof`]) |
 //! | `checkpoint` | the ledger's signed checkpoint (C2SP signed note) every proof is against |
-//! | `keys/<name>.pub` | every public key needed, as C2SP verifier-key files |
+//! | `keys/<name>.pub` | every public key needed, as C2SP verifier-key files (an SM2 key's line is followed by its PEM public key, as `custos keygen --algo sm2` writes it) |
 //! | `VERIFY.txt` | how to verify, with `custos` and with standard tools ([`VERIFY_TXT`]) |
 //! | `VERIFY.zh-CN.txt` | the same in Chinese ([`VERIFY_ZH_TXT`]) |
 //! | `REPORT.pdf` | the chain-of-custody report for a court (custos-report); its SHA-256 is in the export entry |
