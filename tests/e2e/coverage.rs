@@ -73,9 +73,14 @@ fn gap_entries(site: &Site) -> usize {
         .count()
 }
 
-/// Dock `recorder` and check that the dock finished and wiped everything.
+/// Dock `recorder` and check that the dock finished and wiped everything
+/// (an empty recorder names no device: its id is given).
 fn dock(site: &Site, recorder: &std::path::Path) {
-    let out = site.dock_ingest(recorder).output().unwrap();
+    let mut cmd = site.dock_ingest(recorder);
+    if Site::files_on(recorder).is_empty() {
+        cmd.arg("--recorder-id").arg(recorder.file_name().unwrap());
+    }
+    let out = cmd.output().unwrap();
     let stdout = ok("custos dock ingest", &out);
     assert!(stdout.contains("0 left on the recorder"), "{stdout}");
     assert!(
