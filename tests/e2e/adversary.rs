@@ -329,6 +329,7 @@ fn body_for(method: &str, path: &str, segment: &str) -> Option<String> {
             "/v1/segments/{id}/hold" => json!({ "reason": "x" }),
             "/v1/access-requests" => json!({ "segment": segment, "reason": "x" }),
             "/v1/exports" => json!({ "segments": [segment] }),
+            "/v1/coverage/{seq}/explanation" => json!({ "reason": "x" }),
             _ => json!({}),
         }
         .to_string(),
@@ -364,6 +365,7 @@ fn every_role_and_a_stolen_dock_credential_against_every_route() {
                 "/access-requests/ar-0000000000000000",
             )
             .replace("{name}", "rev-e2e")
+            .replace("{seq}", "0")
             .replace("{id}", seg);
         let body = body_for(&method, &path, seg);
         let what = format!("no token: {method} {path}");

@@ -11,7 +11,9 @@
 //! and shows that each DESIGN.md invariant still holds, or that its
 //! violation is reported. `adversary.rs` is DESIGN.md's trust model as
 //! tests: every role, no token and a stolen dock credential against every
-//! route and every event kind they must not use.
+//! route and every event kind they must not use. `coverage.rs` docks
+//! recorders with a deleted file and a clock jump and follows the ledger's
+//! `coverage.gap` findings to a supervisor's explanation.
 //!
 //! Run them with `cargo nextest run -p custos-cli --test e2e` (Garage and
 //! the Python checkers from `scripts/install-deps`).
@@ -20,6 +22,7 @@
 #![allow(clippy::disallowed_methods)]
 
 mod adversary;
+mod coverage;
 mod harness;
 mod ingest;
 mod invariants;

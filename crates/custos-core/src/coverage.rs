@@ -16,6 +16,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::entry::details::CoverageGap;
 use crate::manifest::{Manifest, Timestamp};
 
 /// How far a file may start before the previous one ended without it
@@ -109,11 +110,80 @@ pub struct Finding {
     pub officer_id: String,
     /// The file the finding is about (for a gap, the file after it).
     pub segment_id: String,
+    /// For missing files and a clock jump, the file before it.
+    pub previous_segment_id: Option<String>,
     /// What is wrong.
     pub gap: Gap,
 }
 
 impl Finding {
+    /// The finding's kind, as a `coverage.gap` entry names it:
+    /// `missing_files`, `clock_jump` or `late_ingest`.
+    pub fn kind(&self) -> &'static str {
+        match self.gap {
+            Gap::MissingFiles { .. } => "missing_files",
+            Gap::ClockJump { .. } => "clock_jump",
+            Gap::LateIngest => "late_ingest",
+        }
+    }
+
+    /// What identifies the finding across runs: recorder, kind, the file
+    /// it is about and the file before it. The same files give the same
+    /// key, so a finding is recorded once however often it is found.
+    pub fn key(&self) -> String {
+        format!(
+            "{}\n{}\n{}\n{}",
+            self.recorder_id,
+            self.kind(),
+            self.segment_id,
+            self.previous_segment_id.as_deref().unwrap_or("")
+        )
+    }
+
+    /// The details of the `coverage.gap` entry that records it.
+    pub fn details(&self) -> CoverageGap {
+        let segments = self
+            .previous_segment_id
+            .iter()
+            .chain(std::iter::once(&self.segment_id))
+            .cloned()
+            .collect();
+        let (first, last, from, to) = match &self.gap {
+            Gap::MissingFiles {
+                first,
+                last,
+                from,
+                to,
+            } => (
+                Some(*first),
+                Some(*last),
+                Some(from.to_string()),
+                Some(to.to_string()),
+            ),
+            Gap::ClockJump {
+                previous_end,
+                start,
+            } => (
+                None,
+                None,
+                Some(previous_end.to_string()),
+                Some(start.to_string()),
+            ),
+            Gap::LateIngest => (None, None, None, None),
+        };
+        CoverageGap {
+            recorder_id: self.recorder_id.clone(),
+            officer_id: self.officer_id.clone(),
+            kind: self.kind().to_owned(),
+            segments,
+            first,
+            last,
+            from,
+            to,
+            description: self.describe(),
+        }
+    }
+
     /// One line, Chinese first: what is wrong, for a report.
     pub fn describe(&self) -> String {
         match &self.gap {
@@ -157,33 +227,40 @@ pub fn findings(files: &[FileFacts]) -> Vec<Finding> {
         files.sort_by_key(|f| (f.number, f.start.unix_nanos(), f.segment_id.clone()));
         let mut previous: Option<&FileFacts> = None;
         for f in files {
-            let finding = |gap| Finding {
+            let finding = |gap, before: Option<&FileFacts>| Finding {
                 recorder_id: f.recorder_id.clone(),
                 officer_id: f.officer_id.clone(),
                 segment_id: f.segment_id.clone(),
+                previous_segment_id: before.map(|p| p.segment_id.clone()),
                 gap,
             };
             if let (Some(p), Some(n)) = (previous, f.number) {
                 if let Some(pn) = p.number {
                     if n > pn.saturating_add(1) {
-                        out.push(finding(Gap::MissingFiles {
-                            first: pn + 1,
-                            last: n - 1,
-                            from: p.end,
-                            to: f.start,
-                        }));
+                        out.push(finding(
+                            Gap::MissingFiles {
+                                first: pn + 1,
+                                last: n - 1,
+                                from: p.end,
+                                to: f.start,
+                            },
+                            Some(p),
+                        ));
                     }
                     let early_ns = p.end.unix_nanos() - f.start.unix_nanos();
                     if n > pn && early_ns > OVERLAP_TOLERANCE_MS * 1_000_000 {
-                        out.push(finding(Gap::ClockJump {
-                            previous_end: p.end,
-                            start: f.start,
-                        }));
+                        out.push(finding(
+                            Gap::ClockJump {
+                                previous_end: p.end,
+                                start: f.start,
+                            },
+                            Some(p),
+                        ));
                     }
                 }
             }
             if f.late {
-                out.push(finding(Gap::LateIngest));
+                out.push(finding(Gap::LateIngest, None));
             }
             if f.number.is_some() {
                 previous = Some(f);
@@ -261,6 +338,7 @@ mod tests {
                 recorder_id: "DSJ1A2B3C".into(),
                 officer_id: "012345".into(),
                 segment_id: "seg-9".into(),
+                previous_segment_id: Some("seg-7".into()),
                 gap: Gap::MissingFiles {
                     first: 8,
                     last: 8,
@@ -286,6 +364,13 @@ mod tests {
         assert_eq!(found[0].gap, Gap::LateIngest);
         assert!(matches!(found[1].gap, Gap::ClockJump { .. }));
         assert_eq!(found[1].segment_id, "seg-3");
+        assert_eq!(found[1].kind(), "clock_jump");
+        let d = found[1].details();
+        assert_eq!(d.segments, ["seg-2", "seg-3"]);
+        assert_eq!(d.from.as_deref(), Some("2026-03-01T08:10:00Z"));
+        assert_eq!(d.to.as_deref(), Some("2026-03-01T07:00:00Z"));
+        assert_eq!(found[0].details().segments, ["seg-1"]);
+        assert_ne!(found[0].key(), found[1].key());
     }
 
     #[test]

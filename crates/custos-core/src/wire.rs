@@ -333,6 +333,81 @@ pub struct HoldRecord {
     pub placed_seq: u64,
 }
 
+/// A coverage finding about a recorder's footage, as the ledger recorded it
+/// (`coverage.gap`), and its explanation once a supervisor gave one
+/// (`coverage.explained`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CoverageFinding {
+    /// The seq of its `coverage.gap` entry: its id.
+    pub gap_seq: u64,
+    /// When the ledger recorded it (RFC 3339).
+    pub found_at: String,
+    /// The recorder.
+    pub recorder_id: String,
+    /// The officer.
+    pub officer_id: String,
+    /// `missing_files`, `clock_jump` or `late_ingest`.
+    pub kind: String,
+    /// The segments it is about.
+    pub segments: Vec<String>,
+    /// The first missing file number (missing files only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first: Option<u32>,
+    /// The last missing file number (missing files only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last: Option<u32>,
+    /// Where the gap starts (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// Where it ends (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// One line for a person, Chinese first.
+    pub description: String,
+    /// `open` or `explained`.
+    pub state: String,
+    /// The explanation, once given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<CoverageExplanation>,
+}
+
+/// A supervisor's explanation (中断说明) of a coverage finding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CoverageExplanation {
+    /// The seq of its `coverage.explained` entry.
+    pub seq: u64,
+    /// Who gave it.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub by: Actor,
+    /// When (RFC 3339).
+    pub at: String,
+    /// The explanation.
+    pub reason: String,
+}
+
+/// `GET /v1/coverage`: the findings listed, in the order they were
+/// recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CoverageList {
+    /// The findings.
+    pub findings: Vec<CoverageFinding>,
+}
+
+/// Which coverage findings to list (`GET /v1/coverage`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
+pub struct CoverageQuery {
+    /// Only this recorder's.
+    pub recorder: Option<String>,
+    /// Only this officer's.
+    pub officer: Option<String>,
+    /// `true`: only open findings; `false`: only explained ones.
+    pub open: Option<bool>,
+}
+
 /// Where a segment stands against the retention rules.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -277,6 +277,16 @@ pub const ROUTES: &[RouteAccess] = &[
     },
     RouteAccess {
         method: "GET",
+        path: "/v1/coverage",
+        access: Access::Roles(READERS),
+    },
+    RouteAccess {
+        method: "POST",
+        path: "/v1/coverage/{seq}/explanation",
+        access: Access::Roles(&[Supervisor]),
+    },
+    RouteAccess {
+        method: "GET",
         path: "/v1/tokens",
         access: Access::Roles(&[Admin]),
     },

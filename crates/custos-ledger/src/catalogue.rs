@@ -37,6 +37,10 @@
 //!   dock ingested (the ingesting dock is the manifest's `dock.id`, which
 //!   is the ingest entry's actor) is refused with
 //!   [`RejectionKind::Forbidden`], and nothing is appended;
+//! - a dock's `recorder.undocked` with nothing incomplete marks the
+//!   recorder settled for the coverage check, its `recorder.docked` (or an
+//!   undocking that left files) unmarks it
+//!   ([`crate::governance::COVERAGE_SETTLED`]);
 //! - `case.segment_linked` (subject: the case id, `details.segment_id`)
 //!   links the segment, which must exist, to the case;
 //! - any entry whose subject or details name a known segment
@@ -195,6 +199,9 @@ pub(crate) fn index(
         };
         slot.get_or_insert(entry.seq);
         tx.insert_json(SEGMENTS, &segment_key(&record.segment_id), &record);
+    }
+    if entry.actor.kind == ActorKind::Dock {
+        crate::governance::coverage_index(tx, &entry.subject, details, entry.seq);
     }
     if let Details::CaseSegmentLinked(CaseSegmentLinked { segment_id }) = details {
         let segment = segment_id.as_str();

@@ -591,7 +591,19 @@ impl Ledger {
             _ => Preverified::default(),
         };
         let append = admit_event(caller, envelope, &preverified)?;
-        Ok(self.append(append).await?)
+        let undocked = match (&append.typed, append.actor.kind) {
+            (Details::RecorderUndocked(d), ActorKind::Dock) if d.incomplete.is_empty() => {
+                Some(append.subject.clone())
+            }
+            _ => None,
+        };
+        let receipt = self.append(append).await?;
+        if let Some(recorder) = undocked.filter(|_| !receipt.duplicate) {
+            // The recorder's docking ended with every file done: judge its
+            // footage, without making the dock wait (governance::settle).
+            crate::governance::spawn_settle(self.clone(), recorder);
+        }
+        Ok(receipt)
     }
 
     /// Create a bearer token (and register a dock's key with it), recorded

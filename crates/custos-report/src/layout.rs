@@ -474,7 +474,7 @@ pub fn layout(m: &dyn Measure, c: &Contents, standalone: bool) -> Vec<Page> {
     if c.coverage.is_empty() {
         cur.paragraph(text::NO_COVERAGE, 7.5, Face::Sans, MARGIN, CONTENT_W);
     } else {
-        let cols = plain_columns(&text::COVERAGE_COLUMNS, &[0.15, 0.12, 0.28, 0.45]);
+        let cols = plain_columns(&text::COVERAGE_COLUMNS, &[0.13, 0.09, 0.2, 0.3, 0.28]);
         let rows: Vec<Vec<String>> = c.coverage.iter().map(|r| r.to_vec()).collect();
         cur.table(&cols, &rows, 7.0);
     }

@@ -190,8 +190,8 @@ pub struct Contents {
     /// The list of files.
     pub files: Vec<FileRow>,
     /// Coverage findings about these files, per recorder: (recorder,
-    /// officer, segment, what).
-    pub coverage: Vec<[String; 4]>,
+    /// officer, segment, what, its state on the ledger).
+    pub coverage: Vec<[String; 5]>,
     /// Per segment, its timeline.
     pub segments: Vec<SegmentPart>,
 }
@@ -304,6 +304,68 @@ fn clip(mut text: String, max: usize) -> String {
     text
 }
 
+/// The coverage rows: every finding about the files listed, recomputed
+/// from their manifests, with the state the ledger recorded for it (its
+/// `coverage.gap` entry and, once given, the supervisor's explanation from
+/// `coverage.explained`); then any recorded finding about these files the
+/// recomputation does not repeat (one whose neighbour is not exported).
+fn coverage_rows(input: &ReportInput) -> Vec<[String; 5]> {
+    use custos_core::entry::details::{CoverageExplained, CoverageGap};
+    let mut gaps: Vec<(u64, CoverageGap)> = Vec::new();
+    let mut explained: BTreeMap<u64, (u64, String, CoverageExplained)> = BTreeMap::new();
+    for e in &input.entries {
+        match e.entry.parsed_details() {
+            Ok(Details::CoverageGap(g)) => gaps.push((e.seq, g)),
+            Ok(Details::CoverageExplained(x)) => {
+                explained.insert(x.gap_seq, (e.seq, actor_name(&e.entry.actor), x));
+            }
+            _ => {}
+        }
+    }
+    let state = |seq: u64| match explained.get(&seq) {
+        Some((xseq, who, x)) => format!(
+            "已说明 explained (#{seq}): {} — {who}, #{xseq}",
+            clip(x.reason.clone(), MAX_DETAILS_CHARS)
+        ),
+        None => format!("未说明 open (#{seq})"),
+    };
+    let files: Vec<_> = input
+        .segments
+        .iter()
+        .map(|s| custos_core::coverage::FileFacts::of(&s.manifest))
+        .collect();
+    let mut used = std::collections::BTreeSet::new();
+    let mut rows: Vec<[String; 5]> = custos_core::coverage::findings(&files)
+        .into_iter()
+        .map(|f| {
+            let d = f.details();
+            let recorded = gaps.iter().find(|(_, g)| {
+                g.kind == d.kind && g.segments == d.segments && g.recorder_id == d.recorder_id
+            });
+            let st = match recorded {
+                Some((seq, _)) => {
+                    used.insert(*seq);
+                    state(*seq)
+                }
+                None => "未记录 not recorded in the ledger".to_owned(),
+            };
+            [f.recorder_id, f.officer_id, f.segment_id, d.description, st]
+        })
+        .collect();
+    for (seq, g) in &gaps {
+        if used.insert(*seq) {
+            rows.push([
+                g.recorder_id.clone(),
+                g.officer_id.clone(),
+                g.segments.last().cloned().unwrap_or_default(),
+                g.description.clone(),
+                state(*seq),
+            ]);
+        }
+    }
+    rows
+}
+
 /// A short summary of an entry's details, at most [`MAX_DETAILS_CHARS`].
 pub fn details_summary(entry: &Entry) -> String {
     let text = match entry.parsed_details() {
@@ -359,6 +421,8 @@ pub fn details_summary(entry: &Entry) -> String {
                 .unwrap_or_default(),
             note.map(|n| format!(" note: {n}")).unwrap_or_default()
         ),
+        Ok(Details::CoverageGap(g)) => g.description,
+        Ok(Details::CoverageExplained(x)) => format!("finding #{}: {}", x.gap_seq, x.reason),
         _ => {
             let mut map = entry.details.clone();
             // Signed bytes repeat what the entry says; they are in the bundle.
@@ -505,19 +569,7 @@ pub fn contents(input: &ReportInput) -> Contents {
             cp.size()
         ),
         files,
-        coverage: custos_core::coverage::findings(
-            &input
-                .segments
-                .iter()
-                .map(|s| custos_core::coverage::FileFacts::of(&s.manifest))
-                .collect::<Vec<_>>(),
-        )
-        .into_iter()
-        .map(|f| {
-            let what = f.describe();
-            [f.recorder_id, f.officer_id, f.segment_id, what]
-        })
-        .collect(),
+        coverage: coverage_rows(input),
         segments,
     }
 }

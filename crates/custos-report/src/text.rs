@@ -32,16 +32,18 @@ pub const LIST: &str = "电子数据提取固定清单 List of electronic data e
 /// Coverage heading.
 pub const COVERAGE: &str = "覆盖性检查 Coverage of each recorder's footage";
 /// What the coverage check covers.
-pub const COVERAGE_NOTE: &str = "依据本报告所列文件的清单：记录仪文件编号的缺失（入库前在记录仪上被删除）、时钟跳变、逾期入库。 \
-From the manifests of the files listed here: missing file numbers (deleted on the recorder before docking), clock jumps, late ingests.";
+pub const COVERAGE_NOTE: &str = "依据本报告所列文件的清单：记录仪文件编号的缺失（入库前在记录仪上被删除）、时钟跳变、逾期入库；末列为账本中的 coverage.gap 条目及主管的中断说明（coverage.explained）。 \
+From the manifests of the files listed here: missing file numbers (deleted on the recorder before docking), clock jumps, late ingests. \
+The last column is the finding's coverage.gap entry in the ledger and the supervisor's explanation (coverage.explained), if given.";
 /// No findings.
 pub const NO_COVERAGE: &str = "未发现问题。 No finding.";
 /// Coverage columns.
-pub const COVERAGE_COLUMNS: [&str; 4] = [
+pub const COVERAGE_COLUMNS: [&str; 5] = [
     "记录仪 Recorder",
     "民警 Officer",
     "文件 File (segment)",
     "发现 Finding",
+    "账本记录与中断说明 On the ledger; explanation",
 ];
 /// Timeline heading.
 pub const TIMELINE: &str = "监管链记录 Custody timeline";
@@ -137,6 +139,8 @@ pub fn action_zh(action: &str) -> &'static str {
         "retention.changed" => "保存期限变更",
         "retention.deleted" => "到期删除",
         "audit.scrubbed" => "存储巡检",
+        "coverage.gap" => "覆盖缺口",
+        "coverage.explained" => "中断说明",
         _ => "其他",
     }
 }

@@ -226,6 +226,16 @@ pub async fn start(options: ServeOptions) -> Result<Server, ServeError> {
     if options.verify_on_start {
         ledger.spawn_verify_all()?;
     }
+    // Finish any coverage check a crash or shutdown interrupted
+    // (governance::settle_all); serving does not wait for it.
+    let settling = ledger.clone();
+    tokio::spawn(async move {
+        match custos_ledger::governance::settle_all(&settling).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(findings = n, "coverage findings recorded at start-up"),
+            Err(error) => tracing::warn!(%error, "coverage check at start-up failed"),
+        }
+    });
     let listener = TcpListener::bind(&options.listen)
         .await
         .map_err(|error| ServeError::Bind {

@@ -517,6 +517,35 @@ fn case_and_access(
             governance::decide(&ledger, &policy, &supervisor, &request.id, &decision)
                 .await
                 .context("approving the access request")?;
+            // The coverage check of the recorder (the ledger runs it when
+            // the docking ends; run again here, it records nothing twice),
+            // and the supervisor's explanation of the missing file.
+            governance::settle(&ledger, DEVICE_ID)
+                .await
+                .context("checking the recorder's coverage")?;
+            let open = governance::coverage_findings(
+                &ledger,
+                &custos_ledger::wire::CoverageQuery {
+                    recorder: Some(DEVICE_ID.to_owned()),
+                    open: Some(true),
+                    ..Default::default()
+                },
+            )
+            .context("listing the coverage findings")?;
+            for finding in &open {
+                governance::explain_gap(
+                    &ledger,
+                    &supervisor,
+                    finding.gap_seq,
+                    "记录仪存储已满，民警在现场删除了该文件；已口头报告 (recorder full; the officer deleted the file on scene and reported it)",
+                )
+                .await
+                .context("recording the explanation of the coverage finding")?;
+                println!(
+                    "      coverage finding #{} ({}) explained by the supervisor",
+                    finding.gap_seq, finding.description
+                );
+            }
             anyhow::Ok((case.id, request.id))
         }
         .await;

@@ -63,6 +63,10 @@ fn demo_runs_start_to_finish_and_leaves_a_verifiable_bundle() {
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("Custos demo done"), "{stdout}");
+    assert!(
+        stdout.contains("explained by the supervisor"),
+        "the demo explains its coverage finding:\n{stdout}"
+    );
     assert!(dir.join("custos.toml").is_file());
     let bundle = dir.join("export.tar");
     assert!(bundle.is_file());
@@ -142,8 +146,12 @@ fn demo_runs_start_to_finish_and_leaves_a_verifiable_bundle() {
             "reviewer:rev-li",
             "supervisor:sup-wang",
             "电子数据提取固定清单",
-            // The demo deleted the second of three files on the recorder.
+            // The demo deleted the second of three files on the recorder:
+            // the ledger recorded the gap, the supervisor explained it.
             "missing file(s) 0002",
+            "已说明",
+            "覆盖缺口",
+            "中断说明",
         ] {
             assert!(text.contains(who), "{who} in {pdf:?}:\n{text}");
         }

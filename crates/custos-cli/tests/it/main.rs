@@ -24,3 +24,4 @@ mod verify_large;
 mod verify_log;
 mod web_audit;
 mod web_console;
+mod web_coverage;

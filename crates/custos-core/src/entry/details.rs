@@ -386,6 +386,52 @@ pub struct TokenUsed {
     pub token_id: String,
 }
 
+// ---------------------------------------------------------------------------
+// Coverage of a recorder's footage
+
+/// `coverage.gap`: the ledger found a gap in a recorder's footage (the
+/// subject is the recorder id). Derived by the ledger from the manifests
+/// in its catalogue ([`crate::coverage::findings`]), never by a dock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CoverageGap {
+    /// The recorder.
+    pub recorder_id: String,
+    /// The officer of the file the finding is about.
+    pub officer_id: String,
+    /// `missing_files`, `clock_jump` or `late_ingest`.
+    pub kind: String,
+    /// The segments it is about: for missing files and a clock jump, the
+    /// file before and the file after; for a late ingest, the file.
+    pub segments: Vec<String>,
+    /// The first missing file number (missing files only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first: Option<u32>,
+    /// The last missing file number (missing files only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last: Option<u32>,
+    /// Where the gap starts (RFC 3339): the end of the file before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// Where it ends (RFC 3339): the start of the file after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// One line for a person, Chinese first.
+    pub description: String,
+}
+
+/// `coverage.explained`: a supervisor's explanation (中断说明) of a
+/// `coverage.gap` (the subject is the recorder id).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CoverageExplained {
+    /// The seq of the `coverage.gap` entry explained.
+    pub gap_seq: u64,
+    /// The explanation.
+    pub reason: String,
+    /// The segments the gap is about (repeated from it, so that the
+    /// explanation is listed in their custody).
+    pub segments: Vec<String>,
+}
+
 /// No members (`case.closed`, `hold.released`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct NoDetails {}
@@ -440,6 +486,10 @@ pub enum Details {
     TokenRevoked(TokenRevoked),
     /// `token.used`.
     TokenUsed(TokenUsed),
+    /// `coverage.gap`.
+    CoverageGap(CoverageGap),
+    /// `coverage.explained`.
+    CoverageExplained(CoverageExplained),
     /// Any other action (including names in [`actions::ALL`] that Custos
     /// defines but does not write, such as `retention.changed`): its
     /// details as they are.
@@ -497,6 +547,8 @@ impl Details {
             a::TOKEN_CREATED => Details::TokenCreated(typed(action, d)?),
             a::TOKEN_REVOKED => Details::TokenRevoked(typed(action, d)?),
             a::TOKEN_USED => Details::TokenUsed(typed(action, d)?),
+            a::COVERAGE_GAP => Details::CoverageGap(typed(action, d)?),
+            a::COVERAGE_EXPLAINED => Details::CoverageExplained(typed(action, d)?),
             other => Details::Other {
                 action: other.to_owned(),
                 details: details.clone(),
@@ -530,6 +582,8 @@ impl Details {
             Details::TokenCreated(_) => a::TOKEN_CREATED,
             Details::TokenRevoked(_) => a::TOKEN_REVOKED,
             Details::TokenUsed(_) => a::TOKEN_USED,
+            Details::CoverageGap(_) => a::COVERAGE_GAP,
+            Details::CoverageExplained(_) => a::COVERAGE_EXPLAINED,
             Details::Other { action, .. } => action,
         }
     }
@@ -571,6 +625,8 @@ impl Details {
             Details::TokenCreated(d) => object(d),
             Details::TokenRevoked(d) => object(d),
             Details::TokenUsed(d) => object(d),
+            Details::CoverageGap(d) => object(d),
+            Details::CoverageExplained(d) => object(d),
             Details::Other { details, .. } => details.clone(),
         }
     }
@@ -590,6 +646,8 @@ impl Details {
                 segment_id.iter().map(String::as_str).collect()
             }
             Details::ExportCreated(d) => d.segments.iter().map(String::as_str).collect(),
+            Details::CoverageGap(d) => d.segments.iter().map(String::as_str).collect(),
+            Details::CoverageExplained(d) => d.segments.iter().map(String::as_str).collect(),
             Details::Other { details, .. } => {
                 let one = details.get("segment_id").and_then(Value::as_str);
                 let list = details
@@ -752,6 +810,22 @@ mod tests {
                 json!({"segment_id": "s-1", "anything": [1, {"x": null}]}),
             ),
             ("retention.changed", json!({"days": 30})),
+            (
+                "coverage.gap",
+                json!({"recorder_id": "r-1", "officer_id": "o-42", "kind": "missing_files",
+                "segments": ["s-2", "s-4"], "first": 3, "last": 3,
+                "from": "2026-03-01T08:15:00Z", "to": "2026-03-01T09:00:00Z",
+                "description": "缺失文件 missing file(s) 0003"}),
+            ),
+            (
+                "coverage.gap",
+                json!({"recorder_id": "r-1", "officer_id": "o-42", "kind": "late_ingest",
+                "segments": ["s-2"], "description": "逾期入库"}),
+            ),
+            (
+                "coverage.explained",
+                json!({"gap_seq": 12, "reason": "battery ran out", "segments": ["s-2", "s-4"]}),
+            ),
         ]
     }
 

@@ -98,6 +98,11 @@ pub mod actions {
     pub const TOKEN_USED: &str = "token.used";
     /// A dock's verifier key was registered.
     pub const KEY_REGISTERED: &str = "key.registered";
+    /// The ledger found a gap in a recorder's footage (a missing file, a
+    /// clock jump, a late ingest), from the manifests in its catalogue.
+    pub const COVERAGE_GAP: &str = "coverage.gap";
+    /// A supervisor explained a coverage gap (中断说明).
+    pub const COVERAGE_EXPLAINED: &str = "coverage.explained";
 
     /// Every name above.
     pub const ALL: &[&str] = &[
@@ -126,6 +131,8 @@ pub mod actions {
         TOKEN_REVOKED,
         TOKEN_USED,
         KEY_REGISTERED,
+        COVERAGE_GAP,
+        COVERAGE_EXPLAINED,
     ];
 }
 

@@ -14,6 +14,7 @@
 //! | [`ACCESS_REQUESTS`] | request id | [`AccessRequest`] |
 //! | [`HOLDS`] | segment id | [`HoldRecord`] |
 //! | [`DELETED`] | segment id | seq of its `retention.deleted` entry |
+//! | [`COVERAGE`] and others | see `coverage.rs` | coverage findings |
 //!
 //! ## Rooms
 //!
@@ -23,6 +24,8 @@
 //! - `access.rs`: access requests and their decision, and the
 //!   [`FootageGate`] in front of every view and export of footage;
 //! - `holds.rs`: place, release and read legal holds;
+//! - `coverage.rs`: the ledger's `coverage.gap` findings about each
+//!   recorder's footage and a supervisor's `coverage.explained`;
 //! - `retention.rs`: where a segment stands against `[retention]`, and
 //!   the sweeper.
 //!
@@ -50,6 +53,7 @@ use crate::ledger::Ledger;
 
 mod access;
 mod cases;
+mod coverage;
 mod holds;
 mod retention;
 
@@ -60,6 +64,11 @@ pub use access::{
     MAX_APPROVAL_DAYS,
 };
 pub use cases::{case, cases, close_case, create_case, link_segments, CaseRecord, CaseStatus};
+pub use coverage::{
+    coverage_actor, coverage_finding, coverage_findings, explain_gap, settle, settle_all, COVERAGE,
+    COVERAGE_KEYS, COVERAGE_SETTLED, MAX_EXPLANATION,
+};
+pub(crate) use coverage::{index as coverage_index, spawn_settle};
 pub use custos_core::wire::{HoldRecord, RetentionStatus};
 pub use holds::{hold, holds, place_hold, release_hold};
 pub use retention::{retention_status, sweep, SweepItem, DELETED};

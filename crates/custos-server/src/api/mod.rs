@@ -51,6 +51,7 @@ use custos_ledger::ledger::Ledger;
 mod access;
 mod cases;
 mod content;
+mod coverage;
 pub mod error;
 mod exports;
 pub mod extract;
@@ -152,6 +153,8 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(access::deny_access_request))
         .routes(routes!(cases::close_case))
         .routes(routes!(exports::create_export))
+        .routes(routes!(coverage::list_findings))
+        .routes(routes!(coverage::explain_finding))
         .routes(routes!(tokens::list_tokens))
         .routes(routes!(tokens::revoke_token))
         .routes(routes!(ops::openapi_json))

@@ -169,6 +169,8 @@ pub fn router(app: AppState) -> Router {
         )
         .route("/cases/{id}/export", post(pages::cases::export_case))
         .route("/holds", get(pages::holds::holds))
+        .route("/coverage", get(pages::coverage::coverage))
+        .route("/coverage/{seq}/explain", post(pages::coverage::explain))
         .route("/audit", get(pages::audit::audit))
         .route("/audit/custody/{id}", get(pages::audit::audit_custody))
         .fallback(pages::not_found)

@@ -17,7 +17,8 @@ use crate::util::*;
 fn uri_for(path: &str) -> String {
     let uri = path
         .replace("{id}", "no-such-thing")
-        .replace("{name}", "no-such-thing");
+        .replace("{name}", "no-such-thing")
+        .replace("{seq}", "0");
     match path {
         "/v1/entries" => format!("{uri}?start=0"),
         "/v1/proof/inclusion" => format!("{uri}?index=0&size=1"),

@@ -8,6 +8,7 @@ mod batch_verify;
 mod binding;
 mod bounds;
 mod console;
+mod coverage;
 mod crash;
 mod export;
 mod governance;

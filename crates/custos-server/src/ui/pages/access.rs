@@ -63,7 +63,13 @@ pub(in crate::ui) async fn queue(page: Page) -> Response {
             let c = ctx.c();
             let mut all = governance::access_requests(&state.app.ledger)?;
             all.sort_by_key(|r| (r.status != RequestStatus::Pending, std::cmp::Reverse(r.requested_seq)));
+            let open_findings = super::coverage::open_count(&state.app.ledger)?;
             let body = html! {
+                @if open_findings > 0 {
+                    p.notice #coverage-open-notice {
+                        a href="/ui/coverage" { (c.ta("coverage-open-count", &[("count", &open_findings.to_string())])) }
+                    }
+                }
                 @if all.iter().all(|r| r.status != RequestStatus::Pending) {
                     p #queue-empty { (c.t("queue-empty")) }
                 }

@@ -11,7 +11,8 @@
 //!
 //! Rooms: [`sign_in`] (home, sign-in, sign-out), [`search`],
 //! [`segments`] (one segment, its player and export), [`access`] (access
-//! requests and the approval queue), [`cases`], [`holds`], [`audit`].
+//! requests and the approval queue), [`cases`], [`holds`], [`coverage`]
+//! (coverage findings and their explanations), [`audit`].
 //!
 //! No page may skip [`Page::run`] except the sign-in pages and the
 //! unknown-path answer, which need no session.
@@ -34,6 +35,7 @@ use custos_ledger::governance::RequestStatus;
 pub(super) mod access;
 pub(super) mod audit;
 pub(super) mod cases;
+pub(super) mod coverage;
 pub(super) mod holds;
 pub(super) mod search;
 pub(super) mod segments;
@@ -184,6 +186,9 @@ fn layout(ctx: &Ctx, title: &str, body: Markup, scripts: &[&str]) -> Response {
                             }
                             @if ctx.may("POST", "/v1/access-requests/{id}/approve") {
                                 a #nav-queue href="/ui/queue" { (c.t("nav-queue")) }
+                            }
+                            @if ctx.may("POST", "/v1/coverage/{seq}/explanation") {
+                                a #nav-coverage href="/ui/coverage" { (c.t("nav-coverage")) }
                             }
                             @if ctx.may("POST", "/v1/segments/{id}/hold") {
                                 a #nav-holds href="/ui/holds" { (c.t("nav-holds")) }
