@@ -244,6 +244,50 @@ impl MultiHasher {
     }
 }
 
+/// SM3 alone, for a caller that computes SHA-256 on another thread
+/// ([`MultiHasher::sha256`] there) and puts the two together with
+/// [`Digests`]: with SM3 on, SM3 is the slower of the two, and a spare core
+/// can take SHA-256 off its path.
+#[derive(Clone)]
+pub struct Sm3Hasher {
+    #[cfg(feature = "sm3")]
+    sm3: sm3::Sm3,
+}
+
+impl fmt::Debug for Sm3Hasher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sm3Hasher").finish_non_exhaustive()
+    }
+}
+
+impl Sm3Hasher {
+    /// A hasher with nothing hashed yet, where this build has SM3.
+    pub fn new() -> Result<Self, Sm3Unavailable> {
+        #[cfg(feature = "sm3")]
+        return Ok(Sm3Hasher {
+            sm3: sm3::Sm3::new(),
+        });
+        #[cfg(not(feature = "sm3"))]
+        Err(Sm3Unavailable)
+    }
+
+    /// Hash one more buffer.
+    pub fn update(&mut self, data: &[u8]) {
+        #[cfg(feature = "sm3")]
+        self.sm3.update(data);
+        #[cfg(not(feature = "sm3"))]
+        let _ = data;
+    }
+
+    /// The SM3 digest of everything fed in.
+    pub fn finalize(self) -> Digest {
+        #[cfg(feature = "sm3")]
+        return Digest::new(Algorithm::Sm3, self.sm3.finalize().into());
+        #[cfg(not(feature = "sm3"))]
+        unreachable!("an Sm3Hasher exists only where SM3 is built in")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
