@@ -150,7 +150,8 @@ pub fn hash_source(source: &HashSource, opts: &FileHashOptions) -> Result<Digest
     hash_source_on(source, opts, false)
 }
 
-/// Hash one source; with `split` and SM3 on, SHA-256 on a second thread.
+/// Hash one source; with `split` (which [`hash_sources`] sets only with
+/// SM3 on), SHA-256 on a second thread.
 fn hash_source_on(
     source: &HashSource,
     opts: &FileHashOptions,
@@ -159,7 +160,7 @@ fn hash_source_on(
     let hasher = MultiHasher::new(opts.with_sm3).map_err(|_| HashFileError::Sm3Unavailable)?;
     let size = opts.buffer_size.max(4096);
     let hash = |reader: &mut dyn Read| {
-        if split && opts.with_sm3 {
+        if split {
             hash_reader_split(reader, size)
         } else {
             hash_reader(reader, hasher, size)
