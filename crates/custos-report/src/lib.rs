@@ -28,10 +28,10 @@
 //! embeds the font as a subset. [`build`] runs all of them.
 //!
 //! ```no_run
-//! # fn input() -> custos_report::ReportInput { unimplemented!() }
-//! let font = custos_report::ReportFont::new(std::fs::read(custos_report::DEFAULT_FONT)?)?;
-//! let pdf: Vec<u8> = custos_report::build(&input(), &font)?;
-//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! fn report(input: &custos_report::ReportInput) -> Result<Vec<u8>, Box<dyn std::error::Error>> {
+//!     let font = custos_report::ReportFont::new(std::fs::read(custos_report::DEFAULT_FONT)?)?;
+//!     Ok(custos_report::build(input, &font)?)
+//! }
 //! ```
 //!
 //! # What this crate must never do
