@@ -19,7 +19,7 @@ use custos_core::merkle::verify_consistency;
 use custos_core::note::SignedNote;
 use custos_ledger::export::{self, ExportRequest, ObjectFootage};
 use custos_ledger::governance::FootageGate;
-use custos_ledger::{Ledger, LedgerOptions, OpenError, Role};
+use custos_ledger::{Ledger, LedgerOptions, OpenError, Role, StoreError};
 use object_store::memory::InMemory;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt};
@@ -30,8 +30,18 @@ fn new_key() -> SigningKey {
     SigningKey::from_seed("ledger", &[0x42; 32]).unwrap()
 }
 
-fn open(dir: &Path, keys: Vec<SigningKey>) -> Result<Ledger, OpenError> {
-    Ledger::open(LedgerOptions::new(dir.join("ledger"), ORIGIN), set(keys))
+/// Open the ledger in `dir` with `keys`, waiting while the last one's
+/// store is still locked (sled lets go a moment after a close).
+fn open(dir: &Path, keys: impl Fn() -> Vec<SigningKey>) -> Result<Ledger, OpenError> {
+    for _ in 0..200 {
+        match Ledger::open(LedgerOptions::new(dir.join("ledger"), ORIGIN), set(keys())) {
+            Err(OpenError::Store(StoreError::Locked { .. })) => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            other => return other,
+        }
+    }
+    Ledger::open(LedgerOptions::new(dir.join("ledger"), ORIGIN), set(keys()))
 }
 
 fn set(keys: Vec<SigningKey>) -> KeySet {
@@ -113,7 +123,7 @@ async fn the_ledger_key_is_rotated_with_an_overlap_and_every_bundle_keeps_verify
     let (old_vk, new_vk) = (ledger_key().verifier_key(), new_key().verifier_key());
 
     // Before: the old key alone.
-    let ledger = open(dir.path(), vec![ledger_key()]).unwrap();
+    let ledger = open(dir.path(), || vec![ledger_key()]).unwrap();
     new_token(&ledger, Role::Dock, "dock-01").await;
     ingest(&ledger, &objects, "seg-a", 1).await;
     let before = export(&ledger, &objects, "seg-a").await;
@@ -123,13 +133,13 @@ async fn the_ledger_key_is_rotated_with_an_overlap_and_every_bundle_keeps_verify
     shut(ledger).await;
 
     // The same key again adds nothing.
-    let ledger = open(dir.path(), vec![ledger_key()]).unwrap();
+    let ledger = open(dir.path(), || vec![ledger_key()]).unwrap();
     assert_eq!(ledger.published().size, kept_size);
     shut(ledger).await;
 
     // During: [new, old]. One `ledger.key_added` naming the new key, by
     // the ledger, and its checkpoint signed by both.
-    let ledger = open(dir.path(), vec![new_key(), ledger_key()]).unwrap();
+    let ledger = open(dir.path(), || vec![new_key(), ledger_key()]).unwrap();
     assert_eq!(ledger.published().size, kept_size + 1);
     let added = last_entry(&ledger);
     assert_eq!(added.action.as_str(), "ledger.key_added");
@@ -146,7 +156,7 @@ async fn the_ledger_key_is_rotated_with_an_overlap_and_every_bundle_keeps_verify
 
     // After: [new]. One `ledger.key_retired` naming the old key; the
     // checkpoint signed by the new key only.
-    let ledger = open(dir.path(), vec![new_key()]).unwrap();
+    let ledger = open(dir.path(), || vec![new_key()]).unwrap();
     let retired = last_entry(&ledger);
     assert_eq!(retired.action.as_str(), "ledger.key_retired");
     assert_eq!(retired.details["key_id"], old_vk.key_id());
@@ -187,13 +197,13 @@ async fn the_ledger_key_is_rotated_with_an_overlap_and_every_bundle_keeps_verify
 
     // A key that never overlapped with the last one is refused, and the
     // refusal appends nothing.
-    let stranger = SigningKey::from_seed("ledger", &[0x77; 32]).unwrap();
-    let err = open(dir.path(), vec![stranger]).unwrap_err();
+    let stranger = || vec![SigningKey::from_seed("ledger", &[0x77; 32]).unwrap()];
+    let err = open(dir.path(), stranger).unwrap_err();
     assert!(
         matches!(err, OpenError::Checkpoint { .. }),
         "{err}: a key unknown to the log must not open it"
     );
-    let ledger = open(dir.path(), vec![new_key()]).unwrap();
+    let ledger = open(dir.path(), || vec![new_key()]).unwrap();
     assert_eq!(ledger.published().size, now.size);
     shut(ledger).await;
 }
