@@ -209,11 +209,10 @@ pub(crate) fn run_supervision(args: SupervisionArgs) -> anyhow::Result<ExitCode>
             vec![
                 r.officer_id.clone(),
                 r.recorder_id.clone(),
-                format!(
-                    "{}.{}",
-                    r.recording_ms / 60_000,
-                    (r.recording_ms % 60_000) / 6_000
-                ),
+                {
+                    let s = r.recording_ms / 1000;
+                    format!("{}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60)
+                },
                 r.segments.to_string(),
                 r.late.to_string(),
                 r.damaged.to_string(),
@@ -228,7 +227,7 @@ pub(crate) fn run_supervision(args: SupervisionArgs) -> anyhow::Result<ExitCode>
             &[
                 "OFFICER",
                 "RECORDER",
-                "MINUTES",
+                "RECORDED",
                 "FILES",
                 "LATE",
                 "DAMAGED",

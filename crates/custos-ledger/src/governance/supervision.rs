@@ -221,15 +221,15 @@ pub fn csv_cell(text: &str) -> String {
 }
 
 /// The rows as CSV (RFC 4180, CRLF line ends): the header row, then one
-/// line per row; recording time in minutes with one decimal.
+/// line per row; recording time in minutes with two decimals.
 pub fn to_csv(rows: &[SupervisionRow]) -> String {
     let mut out = CSV_HEADER.join(",");
     out.push_str("\r\n");
     for r in rows {
         let minutes = format!(
-            "{}.{}",
+            "{}.{:02}",
             r.recording_ms / 60_000,
-            (r.recording_ms % 60_000) / 6_000
+            (r.recording_ms % 60_000) / 600
         );
         let cells = [
             csv_cell(&r.officer_id),
@@ -483,7 +483,7 @@ mod tests {
         );
         assert_eq!(
             lines.next(),
-            Some("\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\",'-1+2,1.6,2,0,0,0,0")
+            Some("\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\",'-1+2,1.60,2,0,0,0,0")
         );
         for c in ["+1", "@SUM(A1)", "\tx", "\rx"] {
             assert!(

@@ -275,7 +275,7 @@ async fn supervision_counts_the_period_per_officer_and_recorder() {
     let csv = a.text();
     let lines: Vec<&str> = csv.split("\r\n").collect();
     assert_eq!(lines[0], governance::CSV_HEADER.join(","));
-    assert_eq!(lines[1], "officer-9,rec-9,1.5,3,0,0,1,0");
+    assert_eq!(lines[1], "officer-9,rec-9,1.50,3,0,0,1,0");
     let req = axum::http::Request::get(format!("/v1/supervision?{q}"))
         .header(
             "authorization",

@@ -70,8 +70,10 @@ fn query_string(q: &SupervisionQuery) -> String {
     s.finish()
 }
 
-fn minutes(ms: u64) -> String {
-    format!("{}.{}", ms / 60_000, (ms % 60_000) / 6_000)
+/// Recording time as `h:mm:ss` (a short clip still shows its seconds).
+fn hms(ms: u64) -> String {
+    let s = ms / 1000;
+    format!("{}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60)
 }
 
 /// `GET /ui/supervision`: the period chooser, the table and the CSV link.
@@ -132,7 +134,7 @@ async fn render(state: &UiState, ctx: &Ctx, form: SupervisionForm) -> Result<Res
                             tr.supervision-row data-officer=(r.officer_id) data-recorder=(r.recorder_id) {
                                 td { (r.officer_id) }
                                 td { (r.recorder_id) }
-                                td.num { (minutes(r.recording_ms)) }
+                                td.num { (hms(r.recording_ms)) }
                                 td.num { (r.segments) }
                                 td.num { (r.late) }
                                 td.num { (r.damaged) }
