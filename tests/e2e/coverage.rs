@@ -278,3 +278,146 @@ fn gaps_are_recorded_once_and_a_supervisor_explains_them() {
     assert_eq!(gap_entries(&site), 2);
     assert_eq!(findings(&site, "").len(), 2);
 }
+
+/// `custos coverage list|explain` and `custos supervision` against the
+/// real ledger process, through custos-client with `[client]`'s token:
+/// the table, JSON and CSV forms, the period filter, one explanation and
+/// the refusal of a second, and a reviewer refused the supervisor's view.
+#[test]
+fn coverage_and_supervision_from_the_command_line() {
+    let site = Site::start(SiteOptions::default());
+    let rec = site.recorder("DSJE0005", "070810", 4, 2);
+    let media = rec.join("DCIM/100MEDIA");
+    let third = Site::files_on(&rec)
+        .into_iter()
+        .find(|n| n.ends_with("_0003.MP4"))
+        .unwrap();
+    std::fs::remove_file(media.join(&third)).unwrap();
+    dock(&site, &rec);
+    assert!(
+        poll(Duration::from_secs(30), || !findings(
+            &site,
+            "recorder=DSJE0005"
+        )
+        .is_empty()),
+        "no coverage finding for the recorder missing file 0003"
+    );
+    let run = |args: &[&str]| {
+        let mut cmd = site.custos();
+        cmd.args(args).arg("--config").arg(&site.config);
+        cmd.output().unwrap()
+    };
+
+    // The table: a header row and the finding.
+    let out = run(&["coverage", "list", "--open"]);
+    let table = ok("custos coverage list", &out);
+    let mut lines = table.lines();
+    let header = lines.next().unwrap();
+    assert!(
+        header.starts_with("SEQ") && header.contains("RECORDER"),
+        "{table}"
+    );
+    let row = lines.next().unwrap();
+    assert!(
+        row.contains("DSJE0005") && row.contains("missing_files") && row.contains("0003"),
+        "{table}"
+    );
+    assert!(table.contains("1 finding(s)"), "{table}");
+    let seq: u64 = row.split_whitespace().next().unwrap().parse().unwrap();
+
+    // JSON, and the period filter: nothing about the year 2000.
+    let out = run(&["coverage", "list", "--json", "--recorder", "DSJE0005"]);
+    let v: Value = serde_json::from_str(&ok("custos coverage list --json", &out)).unwrap();
+    assert_eq!(v["findings"][0]["gap_seq"], seq);
+    let out = run(&[
+        "coverage",
+        "list",
+        "--json",
+        "--from",
+        "2000-01-01T00:00:00Z",
+        "--to",
+        "2000-01-02T00:00:00Z",
+    ]);
+    let v: Value = serde_json::from_str(&ok("custos coverage list --from", &out)).unwrap();
+    assert_eq!(v["findings"], serde_json::json!([]));
+
+    // The supervisor's view around now: the officer's row, one open finding.
+    let fmt = &time::format_description::well_known::Rfc3339;
+    let now = time::OffsetDateTime::now_utc();
+    let from = (now - time::Duration::days(3)).format(fmt).unwrap();
+    let to = (now + time::Duration::days(1)).format(fmt).unwrap();
+    let out = run(&["supervision", "--from", &from, "--to", &to]);
+    let table = ok("custos supervision", &out);
+    let row: Vec<&str> = table
+        .lines()
+        .find(|l| l.starts_with("070810"))
+        .unwrap_or_else(|| panic!("no row for the officer:\n{table}"))
+        .split_whitespace()
+        .collect();
+    assert!(table.contains("OFFICER"), "{table}");
+    // officer, recorder, h:mm:ss, files, late, damaged, open, explained
+    assert_eq!(row[1], "DSJE0005", "{table}");
+    assert_eq!(&row[3..], ["3", "0", "0", "1", "0"], "{table}");
+    let out = run(&["supervision", "--from", &from, "--to", &to, "--csv"]);
+    let csv = ok("custos supervision --csv", &out);
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next(),
+        Some("officer_id,recorder_id,recording_minutes,segments,late_ingests,damaged,findings_open,findings_explained")
+    );
+    let cells: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(&cells[..2], ["070810", "DSJE0005"], "{csv}");
+    assert_eq!(cells[3], "3", "{csv}");
+    assert_eq!(&cells[6..], ["1", "0"], "{csv}");
+
+    // A bad period: one line, exit 2, nothing else.
+    let out = run(&["supervision", "--from", "yesterday", "--to", &to]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("from=\\\"yesterday\\\"") || err.contains("yesterday"),
+        "{err}"
+    );
+
+    // The explanation, once.
+    let seq_text = seq.to_string();
+    let out = run(&[
+        "coverage",
+        "explain",
+        &seq_text,
+        "--reason",
+        "存储卡已满 card full",
+    ]);
+    assert!(ok("custos coverage explain", &out).contains("explained"));
+    let size = site.size();
+    let out = run(&["coverage", "explain", &seq_text, "--reason", "again"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("already_explained") || err.contains("already explained"),
+        "{err}"
+    );
+    assert_eq!(
+        site.size(),
+        size,
+        "a refused explanation appended something"
+    );
+    let out = run(&["supervision", "--from", &from, "--to", &to, "--csv"]);
+    let csv = ok("custos supervision --csv", &out);
+    assert!(csv.lines().nth(1).unwrap().ends_with(",0,1"), "{csv}");
+
+    // A reviewer's token: refused the view, and may not explain.
+    let reviewer = site.path("reviewer.toml");
+    let text = std::fs::read_to_string(&site.config)
+        .unwrap()
+        .replace(&site.tokens.supervisor, &site.tokens.reviewer);
+    std::fs::write(&reviewer, text).unwrap();
+    let mut cmd = site.custos();
+    cmd.args(["supervision", "--from", &from, "--to", &to, "--config"])
+        .arg(&reviewer);
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("403") || err.contains("forbidden"), "{err}");
+}

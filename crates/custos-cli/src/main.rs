@@ -43,6 +43,10 @@ enum Command {
     Audit(cmd::audit::AuditArgs),
     /// The retention sweeper on demand: `custos retention sweep --config FILE [--dry-run]`.
     Retention(cmd::retention::RetentionArgs),
+    /// Coverage findings through a running ledger: `custos coverage list|explain --config FILE`.
+    Coverage(cmd::coverage::CoverageArgs),
+    /// Per officer and recorder over a period: `custos supervision --from T --to T [--csv] --config FILE`.
+    Supervision(cmd::coverage::SupervisionArgs),
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -58,6 +62,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Report(args) => cmd::report::run(args),
         Command::Audit(args) => cmd::audit::run(args),
         Command::Retention(args) => cmd::retention::run(args),
+        Command::Coverage(args) => cmd::coverage::run(args),
+        Command::Supervision(args) => cmd::coverage::run_supervision(args),
     }
 }
 

@@ -40,8 +40,9 @@ use serde::de::DeserializeOwned;
 use url::Url;
 
 use custos_core::wire::{
-    ConsistencyProof, Custody, EntryLine, ErrorBody, ExportRequest, Health, InclusionProof,
-    Receipt, SearchResults, SegmentQuery, SegmentView,
+    ConsistencyProof, CoverageList, CoverageQuery, Custody, EntryLine, ErrorBody, ExportRequest,
+    Health, InclusionProof, Receipt, SearchResults, SegmentQuery, SegmentView, Supervision,
+    SupervisionQuery,
 };
 
 /// What went wrong talking to the ledger.
@@ -465,6 +466,71 @@ impl LedgerClient {
         }
         let results: SearchResults = self.get_json("/v1/segments", &q).await?;
         Ok(results.segments)
+    }
+
+    /// `GET /v1/coverage`: the coverage findings `query` asks for.
+    pub async fn coverage(&self, query: &CoverageQuery) -> Result<CoverageList, ClientError> {
+        let mut q = Vec::new();
+        for (name, value) in [
+            ("recorder", &query.recorder),
+            ("officer", &query.officer),
+            ("from", &query.from),
+            ("to", &query.to),
+        ] {
+            if let Some(v) = value {
+                q.push((name, v.clone()));
+            }
+        }
+        if let Some(open) = query.open {
+            q.push(("open", open.to_string()));
+        }
+        self.get_json("/v1/coverage", &q).await
+    }
+
+    /// `POST /v1/coverage/{seq}/explanation`: a supervisor's explanation of
+    /// the finding recorded at entry `seq`.
+    pub async fn explain_finding(&self, seq: u64, reason: &str) -> Result<Receipt, ClientError> {
+        let body = serde_json::json!({ "reason": reason })
+            .to_string()
+            .into_bytes();
+        let path = format!("/v1/coverage/{seq}/explanation");
+        let (_, bytes, url) = self.send(Method::POST, &path, &[], Some(body)).await?;
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::BadResponse {
+            url,
+            why: e.to_string(),
+        })
+    }
+
+    fn supervision_params(query: &SupervisionQuery) -> Vec<(&'static str, String)> {
+        let mut q = Vec::new();
+        for (name, value) in [
+            ("from", &query.from),
+            ("to", &query.to),
+            ("officer", &query.officer),
+            ("recorder", &query.recorder),
+        ] {
+            if let Some(v) = value {
+                q.push((name, v.clone()));
+            }
+        }
+        q
+    }
+
+    /// `GET /v1/supervision`: per officer and recorder over a period.
+    pub async fn supervision(&self, query: &SupervisionQuery) -> Result<Supervision, ClientError> {
+        self.get_json("/v1/supervision", &Self::supervision_params(query))
+            .await
+    }
+
+    /// `GET /v1/supervision?format=csv`: the same rows as the ledger's CSV.
+    pub async fn supervision_csv(&self, query: &SupervisionQuery) -> Result<String, ClientError> {
+        let mut q = Self::supervision_params(query);
+        q.push(("format", "csv".to_owned()));
+        let (_, bytes, url) = self.send(Method::GET, "/v1/supervision", &q, None).await?;
+        String::from_utf8(bytes.to_vec()).map_err(|e| ClientError::BadResponse {
+            url,
+            why: e.to_string(),
+        })
     }
 
     /// `GET /v1/segments/{id}`.

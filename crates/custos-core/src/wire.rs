@@ -406,6 +406,66 @@ pub struct CoverageQuery {
     pub officer: Option<String>,
     /// `true`: only open findings; `false`: only explained ones.
     pub open: Option<bool>,
+    /// Only findings about footage at or after this instant (RFC 3339):
+    /// the time of the gap or clock jump, or of a late file's recording.
+    pub from: Option<String>,
+    /// Only findings about footage before this instant (RFC 3339).
+    pub to: Option<String>,
+}
+
+/// The supervisor's view over a period (`GET /v1/supervision`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
+pub struct SupervisionQuery {
+    /// The period's start (RFC 3339, required, inclusive).
+    pub from: Option<String>,
+    /// The period's end (RFC 3339, required, exclusive; at most 366 days
+    /// after `from`).
+    pub to: Option<String>,
+    /// Only this officer's rows.
+    pub officer: Option<String>,
+    /// Only this recorder's rows.
+    pub recorder: Option<String>,
+    /// `csv` for a CSV file (as `Accept: text/csv` asks); JSON otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
+}
+
+/// One officer with one recorder over the period: what was recorded and
+/// what the coverage check found.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SupervisionRow {
+    /// The officer.
+    pub officer_id: String,
+    /// The recorder.
+    pub recorder_id: String,
+    /// Recording time inside the period, in milliseconds (a file that
+    /// straddles a bound counts only its part inside).
+    pub recording_ms: u64,
+    /// Files recorded (at least partly) in the period.
+    pub segments: u64,
+    /// Of those, docked more than 24 h after their recording ended.
+    pub late: u64,
+    /// Of those, damaged (still ingested).
+    pub damaged: u64,
+    /// Coverage findings about the period not yet explained.
+    pub findings_open: u64,
+    /// Coverage findings about the period explained by a supervisor.
+    pub findings_explained: u64,
+}
+
+/// `GET /v1/supervision`: the rows, by officer then recorder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Supervision {
+    /// The period's start (RFC 3339).
+    pub from: String,
+    /// The period's end (RFC 3339, exclusive).
+    pub to: String,
+    /// One row per officer and recorder with footage or findings in the
+    /// period.
+    pub rows: Vec<SupervisionRow>,
 }
 
 /// Where a segment stands against the retention rules.

@@ -285,6 +285,14 @@ pub const ROUTES: &[RouteAccess] = &[
         path: "/v1/coverage/{seq}/explanation",
         access: Access::Roles(&[Supervisor]),
     },
+    // Per officer and recorder: how each officer records. Supervisors
+    // oversee it, auditors check that nothing was lost; reviewers work on
+    // cases and get no view of officers' work, admins run the system.
+    RouteAccess {
+        method: "GET",
+        path: "/v1/supervision",
+        access: Access::Roles(&[Supervisor, Auditor]),
+    },
     RouteAccess {
         method: "GET",
         path: "/v1/tokens",

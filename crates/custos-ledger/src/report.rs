@@ -208,15 +208,15 @@ pub fn gather(
     })
 }
 
-/// A report on `segments` made outside an export, from the published tree:
-/// nothing is recorded (it yields no footage). Returns the PDF bytes.
-pub fn standalone_report(
+/// The facts of a report on `segments` made outside an export, from the
+/// published tree (for the PDF, [`standalone_report`], and the console's
+/// print view). Records nothing.
+pub fn standalone_input(
     ledger: &Ledger,
     segments: &[String],
     case: Option<String>,
     made_by: &Actor,
-    font: &ReportFont,
-) -> Result<Vec<u8>, ReportError> {
+) -> Result<ReportInput, ReportError> {
     let size = ledger.published().size;
     let mut records = Vec::with_capacity(segments.len());
     for id in segments {
@@ -229,6 +229,18 @@ pub fn standalone_report(
             .collect();
         records.push((record, seqs));
     }
-    let input = gather(ledger, &records, size, case, made_by, None)?;
+    gather(ledger, &records, size, case, made_by, None)
+}
+
+/// A report on `segments` made outside an export, from the published tree:
+/// nothing is recorded (it yields no footage). Returns the PDF bytes.
+pub fn standalone_report(
+    ledger: &Ledger,
+    segments: &[String],
+    case: Option<String>,
+    made_by: &Actor,
+    font: &ReportFont,
+) -> Result<Vec<u8>, ReportError> {
+    let input = standalone_input(ledger, segments, case, made_by)?;
     Ok(custos_report::build(&input, font)?)
 }

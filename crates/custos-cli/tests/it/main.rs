@@ -25,3 +25,4 @@ mod verify_log;
 mod web_audit;
 mod web_console;
 mod web_coverage;
+mod web_supervision;

@@ -221,3 +221,26 @@ coverage-explain = Record the explanation
 coverage-explained-by = { $by }, entry { $seq }
 col-finding = Finding
 col-segments = Segments
+
+## Supervision
+nav-supervision = Supervision
+supervision-title = Supervision: recording by officer and recorder
+supervision-hint = Per officer and recorder over the period: recording time inside it (a file that straddles a bound counts only its part inside), files, late dockings, damaged files, and coverage findings about the period. Times without a zone are the browser's; with no period chosen, the last seven days.
+supervision-from = From
+supervision-to = Until (exclusive)
+supervision-show = Show
+supervision-period = Period
+supervision-csv = Download as CSV
+supervision-none = Nothing was recorded and nothing found in this period.
+supervision-minutes = Recording time (h:mm:ss)
+supervision-late = Late dockings
+supervision-damaged = Damaged files
+supervision-open = Open findings
+supervision-explained = Explained findings
+
+## Custody report
+report-title = Chain-of-custody report (lists custody, no footage)
+report-pdf = Download PDF
+report-view = Print view
+report-print = Print
+report-back = Back to the case

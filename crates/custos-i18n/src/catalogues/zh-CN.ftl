@@ -221,3 +221,26 @@ coverage-explain = 录入中断说明
 coverage-explained-by = { $by }，条目 { $seq }
 col-finding = 发现
 col-segments = 视音频段
+
+## Supervision
+nav-supervision = 执法监督
+supervision-title = 执法全过程记录监督：按民警和记录仪统计
+supervision-hint = 按民警和记录仪统计所选时段内的情况：时段内的录制时长（跨越起止时间的文件只计时段内部分）、文件数、逾期入库、损坏文件，以及涉及该时段的覆盖检查发现。未注明时区的时间按浏览器所在时区；未选择时段时显示最近七天。
+supervision-from = 起
+supervision-to = 止（不含）
+supervision-show = 查询
+supervision-period = 时段
+supervision-csv = 下载 CSV
+supervision-none = 该时段内没有录制记录，也没有覆盖检查发现。
+supervision-minutes = 录制时长（时:分:秒）
+supervision-late = 逾期入库
+supervision-damaged = 损坏文件
+supervision-open = 未说明的发现
+supervision-explained = 已说明的发现
+
+## Custody report
+report-title = 监管链报告（列出监管链，不含视音频）
+report-pdf = 下载 PDF
+report-view = 打印版
+report-print = 打印
+report-back = 返回案件

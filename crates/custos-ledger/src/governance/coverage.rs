@@ -34,6 +34,7 @@
 use custos_core::coverage::{findings, FileFacts, Finding};
 use custos_core::entry::details::CoverageExplained;
 use custos_core::entry::{Actor, ActorKind, Details};
+use custos_core::manifest::Timestamp;
 use custos_core::wire::{CoverageExplanation, CoverageFinding, CoverageQuery, SegmentRecord};
 
 use super::{reject, text, GovernanceError};
@@ -281,11 +282,30 @@ pub fn coverage_finding(
         .map_err(ReadError::from)?)
 }
 
-/// The findings `query` asks for, in the order they were recorded.
+/// The findings `query` asks for, in the order they were recorded. With
+/// `from` and/or `to`, only findings about that time
+/// ([`super::finding_span`]: a finding whose time is unknown is left out
+/// of a period); a malformed instant is refused.
 pub fn coverage_findings(
     ledger: &Ledger,
     query: &CoverageQuery,
 ) -> Result<Vec<CoverageFinding>, GovernanceError> {
+    let from = query
+        .from
+        .as_deref()
+        .map(|t| super::parse_instant("from", t))
+        .transpose()?;
+    let to = query
+        .to
+        .as_deref()
+        .map(|t| super::parse_instant("to", t))
+        .transpose()?;
+    let bounds = (from.is_some() || to.is_some()).then(|| {
+        (
+            from.map_or(i128::MIN / 2, Timestamp::unix_nanos),
+            to.map_or(i128::MAX / 2, Timestamp::unix_nanos),
+        )
+    });
     let mut out = Vec::new();
     for row in ledger.store().table_scan(COVERAGE, b"") {
         let (key, value) = row.map_err(ReadError::from)?;
@@ -300,6 +320,12 @@ pub fn coverage_findings(
             && query
                 .open
                 .is_none_or(|open| open == f.explanation.is_none());
+        let keep = keep
+            && match bounds {
+                None => true,
+                Some((lo, hi)) => super::finding_span(ledger.store(), &f)?
+                    .is_some_and(|(a, b)| super::overlap_ns(lo, hi, a, b).is_some()),
+            };
         if keep {
             out.push(f);
         }

@@ -56,6 +56,7 @@ mod cases;
 mod coverage;
 mod holds;
 mod retention;
+mod supervision;
 
 pub use crate::catalogue::{ACCESS_REQUESTS, CASES, HOLDS};
 pub use access::{
@@ -72,6 +73,11 @@ pub(crate) use coverage::{index as coverage_index, spawn_settle};
 pub use custos_core::wire::{HoldRecord, RetentionStatus};
 pub use holds::{hold, holds, place_hold, release_hold};
 pub use retention::{retention_status, sweep, SweepItem, DELETED};
+pub use supervision::{
+    aggregate, csv_cell, finding_span, overlap_ns, parse_instant, supervision, to_csv,
+    FileFacts as SupervisionFile, FindingFacts as SupervisionFinding, Period, CSV_HEADER,
+    LONGEST_FILE, MAX_PERIOD_DAYS,
+};
 
 /// Longest case title, reason or note, in bytes.
 pub const MAX_TEXT: usize = 4096;

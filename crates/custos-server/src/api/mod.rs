@@ -59,11 +59,13 @@ mod holds;
 mod log;
 mod ops;
 mod segments;
+mod supervision;
 mod tokens;
 
 pub(crate) use content::content_response;
 pub use error::ApiError;
 pub(crate) use exports::export_response;
+pub(crate) use supervision::csv_response as supervision_csv;
 
 /// Limits of the HTTP layer.
 #[derive(Debug, Clone, Copy)]
@@ -155,6 +157,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(exports::create_export))
         .routes(routes!(coverage::list_findings))
         .routes(routes!(coverage::explain_finding))
+        .routes(routes!(supervision::supervision))
         .routes(routes!(tokens::list_tokens))
         .routes(routes!(tokens::revoke_token))
         .routes(routes!(ops::openapi_json))

@@ -18,6 +18,11 @@ pub const FILES: &[(&str, &str, &str)] = &[
         include_str!("static/console.js"),
     ),
     (
+        "report.css",
+        "text/css; charset=utf-8",
+        include_str!("static/report.css"),
+    ),
+    (
         "audit.js",
         "text/javascript; charset=utf-8",
         include_str!("static/audit.js"),

@@ -168,9 +168,13 @@ pub fn router(app: AppState) -> Router {
             post(pages::access::request_case_access),
         )
         .route("/cases/{id}/export", post(pages::cases::export_case))
+        .route("/cases/{id}/report", get(pages::report::report_html))
+        .route("/cases/{id}/report.pdf", get(pages::report::report_pdf))
         .route("/holds", get(pages::holds::holds))
         .route("/coverage", get(pages::coverage::coverage))
         .route("/coverage/{seq}/explain", post(pages::coverage::explain))
+        .route("/supervision", get(pages::supervision::supervision))
+        .route("/supervision.csv", get(pages::supervision::supervision_csv))
         .route("/audit", get(pages::audit::audit))
         .route("/audit/custody/{id}", get(pages::audit::audit_custody))
         .fallback(pages::not_found)

@@ -23,6 +23,7 @@ fn uri_for(path: &str) -> String {
         "/v1/entries" => format!("{uri}?start=0"),
         "/v1/proof/inclusion" => format!("{uri}?index=0&size=1"),
         "/v1/proof/consistency" => format!("{uri}?from=1&to=1"),
+        "/v1/supervision" => format!("{uri}?from=2026-01-01T00:00:00Z&to=2026-01-02T00:00:00Z"),
         _ => uri,
     }
 }

@@ -199,3 +199,134 @@ async fn a_settled_recorder_gets_one_gap_entry_and_a_supervisor_explains_it_once
     assert_eq!(f["state"], "explained");
     assert_eq!(f["explanation"]["reason"], "电池耗尽 battery ran out");
 }
+
+/// The supervisor's view over the API: the period cuts files that straddle
+/// its start, a period with only a gap in it shows the finding, an empty
+/// period has no rows; CSV by `format=csv` and by `Accept`; supervisors
+/// and auditors only; bad periods refused. And `GET /v1/coverage`'s period.
+#[tokio::test]
+async fn supervision_counts_the_period_per_officer_and_recorder() {
+    let t = TestLedger::new().await;
+    assert!(t
+        .post_event(&docked_event("rec-9"))
+        .await
+        .status
+        .is_success());
+    for n in [1, 2, 4] {
+        ingest(&t, n).await;
+    }
+    assert!(t
+        .post_event(&undocked("rec-9", &[]))
+        .await
+        .status
+        .is_success());
+    wait_for_findings(&t, 1).await;
+    let sup = Some(Role::Supervisor);
+
+    // From the middle of file 0001 (07:01:00-07:01:30) on: 15 s of it,
+    // then 0002 and 0004 whole; the gap 07:02:30-07:04:00 is open.
+    let a = t
+        .get(
+            "/v1/supervision?from=2026-03-01T07:01:15Z&to=2026-03-01T08:00:00Z",
+            sup,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    let v = a.json();
+    assert_eq!(v["from"], "2026-03-01T07:01:15Z");
+    let rows = v["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{v}");
+    let r = &rows[0];
+    assert_eq!(r["officer_id"], "officer-9");
+    assert_eq!(r["recorder_id"], "rec-9");
+    assert_eq!(r["recording_ms"], 75_000);
+    assert_eq!(r["segments"], 3);
+    assert_eq!(r["findings_open"], 1);
+    assert_eq!(r["findings_explained"], 0);
+
+    // Only the gap in the period: a row with no files and the finding.
+    let a = t
+        .get(
+            "/v1/supervision?from=2026-03-01T07:03:00Z&to=2026-03-01T07:03:30Z",
+            Some(Role::Auditor),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    let r = &a.json()["rows"][0];
+    assert_eq!(
+        (r["segments"].as_u64(), r["findings_open"].as_u64()),
+        (Some(0), Some(1))
+    );
+    // Nothing in the period: no rows. Another officer: none either.
+    for q in [
+        "from=2026-03-01T06:00:00Z&to=2026-03-01T07:00:00Z",
+        "from=2026-03-01T07:00:00Z&to=2026-03-01T08:00:00Z&officer=officer-1",
+    ] {
+        let a = t.get(&format!("/v1/supervision?{q}"), sup).await;
+        assert_eq!(a.json()["rows"], serde_json::json!([]), "{q}");
+    }
+
+    // CSV: by format=csv and by Accept.
+    let q = "from=2026-03-01T07:00:00%2B08:00&to=2026-03-01T08:00:00Z";
+    let a = t.get(&format!("/v1/supervision?{q}&format=csv"), sup).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    assert_eq!(a.content_type(), "text/csv; charset=utf-8");
+    assert!(a.header("content-disposition").starts_with("attachment"));
+    let csv = a.text();
+    let lines: Vec<&str> = csv.split("\r\n").collect();
+    assert_eq!(lines[0], governance::CSV_HEADER.join(","));
+    assert_eq!(lines[1], "officer-9,rec-9,1.50,3,0,0,1,0");
+    let req = axum::http::Request::get(format!("/v1/supervision?{q}"))
+        .header(
+            "authorization",
+            format!("Bearer {}", t.token(Role::Supervisor)),
+        )
+        .header("accept", "text/html, text/csv;q=0.9")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    assert_eq!(t.send(req).await.text(), csv);
+
+    // Who: supervisors and auditors; not reviewers, admins, docks, officers.
+    for role in [Role::Reviewer, Role::Admin, Role::Dock, Role::Officer] {
+        let a = t.get(&format!("/v1/supervision?{q}"), Some(role)).await;
+        assert_eq!(a.status, StatusCode::FORBIDDEN, "{role:?}");
+    }
+    assert_eq!(
+        t.get(&format!("/v1/supervision?{q}"), None).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // Bad periods: one clear 400 each, saying what is wrong.
+    for (q, says) in [
+        ("", "required"),
+        ("from=2026-03-01T07:00:00Z", "required"),
+        (
+            "from=yesterday&to=2026-03-01T08:00:00Z",
+            "from=\"yesterday\"",
+        ),
+        ("from=2026-03-01T08:00:00Z&to=2026-03-01T07:00:00Z", "after"),
+        ("from=2024-01-01T00:00:00Z&to=2026-03-01T08:00:00Z", "366"),
+        (
+            "from=2026-03-01T07:00:00Z&to=2026-03-01T08:00:00Z&format=xlsx",
+            "format",
+        ),
+    ] {
+        let a = t.get(&format!("/v1/supervision?{q}"), sup).await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{q}: {}", a.text());
+        assert!(a.error().message.contains(says), "{q}: {}", a.text());
+    }
+
+    // GET /v1/coverage by period: the gap is about 07:02:30-07:04:00.
+    for (q, n) in [
+        ("from=2026-03-01T07:03:00Z", 1),
+        ("to=2026-03-01T07:02:00Z", 0),
+        ("from=2026-03-01T07:00:00Z&to=2026-03-01T07:02:31Z", 1),
+        ("from=2026-03-01T08:00:00Z", 0),
+    ] {
+        let a = t.get(&format!("/v1/coverage?{q}"), sup).await;
+        assert_eq!(a.status, StatusCode::OK, "{q}: {}", a.text());
+        assert_eq!(a.json()["findings"].as_array().unwrap().len(), n, "{q}");
+    }
+    let a = t.get("/v1/coverage?from=soon", sup).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.text());
+}

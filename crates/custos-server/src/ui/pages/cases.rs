@@ -135,6 +135,12 @@ pub(in crate::ui) async fn case(page: Page, Path(id): Path<String>) -> Response 
                         label { (c.t("export-reason")) input name="reason"; }
                         button type="submit" { (c.t("export-case")) }
                     }
+                    p #case-report {
+                        (c.t("report-title")) ": "
+                        a #case-report-pdf href=(format!("/ui/cases/{k}/report.pdf")) { (c.t("report-pdf")) }
+                        " · "
+                        a #case-report-html href=(format!("/ui/cases/{k}/report")) { (c.t("report-view")) }
+                    }
                 }
             };
             Ok(layout(&ctx, &c.ta("case-page-title", &[("title", &case.title)]), body, &[]))

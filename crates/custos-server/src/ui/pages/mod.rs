@@ -11,8 +11,9 @@
 //!
 //! Rooms: [`sign_in`] (home, sign-in, sign-out), [`search`],
 //! [`segments`] (one segment, its player and export), [`access`] (access
-//! requests and the approval queue), [`cases`], [`holds`], [`coverage`]
-//! (coverage findings and their explanations), [`audit`].
+//! requests and the approval queue), [`cases`] (and their custody [`report`], PDF and print view), [`holds`], [`coverage`]
+//! (coverage findings and their explanations), [`supervision`] (per
+//! officer and recorder over a period, and its CSV), [`audit`].
 //!
 //! No page may skip [`Page::run`] except the sign-in pages and the
 //! unknown-path answer, which need no session.
@@ -37,9 +38,11 @@ pub(super) mod audit;
 pub(super) mod cases;
 pub(super) mod coverage;
 pub(super) mod holds;
+pub(super) mod report;
 pub(super) mod search;
 pub(super) mod segments;
 pub(super) mod sign_in;
+pub(super) mod supervision;
 
 // ---------------------------------------------------------------------------
 // The one handler wrapper
@@ -189,6 +192,9 @@ fn layout(ctx: &Ctx, title: &str, body: Markup, scripts: &[&str]) -> Response {
                             }
                             @if ctx.may("POST", "/v1/coverage/{seq}/explanation") {
                                 a #nav-coverage href="/ui/coverage" { (c.t("nav-coverage")) }
+                            }
+                            @if ctx.may("GET", "/v1/supervision") {
+                                a #nav-supervision href="/ui/supervision" { (c.t("nav-supervision")) }
                             }
                             @if ctx.may("POST", "/v1/segments/{id}/hold") {
                                 a #nav-holds href="/ui/holds" { (c.t("nav-holds")) }

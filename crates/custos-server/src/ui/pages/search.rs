@@ -31,7 +31,7 @@ pub(in crate::ui) struct SearchForm {
 /// (`YYYY-MM-DDTHH:MM[:SS]`) in the zone `offset` gives — minutes east of
 /// UTC, which console.js sets from the browser for the date entered — or
 /// in UTC when there is none (no JavaScript) or it is not a real offset.
-fn time_field(v: Option<String>, offset: Option<String>) -> Option<String> {
+pub(super) fn time_field(v: Option<String>, offset: Option<String>) -> Option<String> {
     let v = v?;
     if v.ends_with('Z') || v.contains('+') || v.len() > 19 {
         return Some(v);

@@ -29,7 +29,10 @@
   // give the server this browser's offset (minutes east of UTC) for each
   // date entered, so that a time typed is a time on the viewer's clock.
   function searchZones() {
-    var form = document.getElementById('search-form');
+    ['search-form', 'supervision-form'].forEach(zoned);
+  }
+  function zoned(id) {
+    var form = document.getElementById(id);
     if (!form) { return; }
     form.addEventListener('submit', function () {
       ['from', 'to'].forEach(function (name) {
@@ -41,9 +44,15 @@
       });
     });
   }
+  // The report's print view: its button prints the page.
+  function printButton() {
+    var b = document.getElementById('print-report');
+    if (b) { b.addEventListener('click', function () { window.print(); }); }
+  }
   function start() {
     localTimes();
     searchZones();
+    printButton();
   }
   if (document.readyState === 'loading') {
     document.addEventListener('DOMContentLoaded', start);

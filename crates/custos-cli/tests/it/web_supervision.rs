@@ -1,0 +1,171 @@
+//! The supervisor's view and a case's custody report in a real browser,
+//! against the real `custos ledger serve`: the supervision table over the
+//! default period and a chosen one, its CSV download (a header row), both
+//! languages; the case's report as a PDF and as a print view for the
+//! supervisor; refused to a reviewer without an approval (recorded as
+//! `access.refused`) and to an auditor; no supervision page for a
+//! reviewer.
+
+use crate::webdriver::{assert_inert, assert_translated, catalogue_keys, entries, Demo, Driver};
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn supervisor_sees_the_period_and_downloads_the_report() {
+    let exe = env!("CARGO_BIN_EXE_custos");
+    let demo = Demo::new(exe);
+    for n in ["0001", "0002", "0004"] {
+        demo.ingest_named("DSJ8R", &format!("DSJ8R_555002_{n}.MP4"));
+    }
+    let supervisor = demo.token("supervisor");
+    let auditor = demo.token("auditor");
+    let stranger = demo.new_token("reviewer", "rev-zhao");
+    let (_server, base) = demo.serve().await;
+    let keys = catalogue_keys();
+    let downloads = demo.tmp.path().join("downloads");
+    std::fs::create_dir_all(&downloads).unwrap();
+
+    // Wait for the ledger's finding about DSJ8R (0003 missing).
+    let http = reqwest::Client::new();
+    let mut found = false;
+    for _ in 0..100 {
+        let v: serde_json::Value = http
+            .get(format!("{base}/v1/coverage?recorder=DSJ8R"))
+            .bearer_auth(&auditor)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if !v["findings"].as_array().unwrap().is_empty() {
+            found = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(found, "no coverage finding for DSJ8R");
+
+    let driver = Driver::start().await;
+    let sup = driver.browser(&downloads, "zh-CN").await;
+    sup.sign_in(&base, &supervisor).await;
+    sup.click("#nav-supervision").await;
+    sup.find("#supervision tr.supervision-row").await;
+    assert_translated(&sup, "supervision", "zh-CN", &keys).await;
+    assert_inert(&sup, "supervision").await;
+    let row = sup
+        .text("#supervision tr.supervision-row[data-recorder=\"DSJ8R\"]")
+        .await;
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    // officer, recorder, minutes, files 3, late 0, damaged 0, open 1, explained 0
+    assert_eq!(cells[1], "DSJ8R", "{row}");
+    assert_eq!(&cells[3..], ["3", "0", "0", "1", "0"], "{row}");
+    sup.screenshot("supervision-zh-CN").await;
+
+    // The CSV link: the same rows, a header row first.
+    let csv = sup
+        .js_async(
+            "const done = arguments[arguments.length - 1];\
+             fetch(document.getElementById('supervision-csv').href)\
+               .then(r => r.text().then(t => done([r.status, r.headers.get('content-type'), t])));",
+            json!([]),
+        )
+        .await;
+    assert_eq!(csv[0], json!(200), "{csv}");
+    assert_eq!(csv[1], json!("text/csv; charset=utf-8"));
+    let text = csv[2].as_str().unwrap();
+    assert!(
+        text.starts_with("officer_id,recorder_id,recording_minutes,"),
+        "{text}"
+    );
+    assert!(text.contains(",DSJ8R,"), "{text}");
+
+    // A chosen period with nothing in it; a malformed one says so.
+    sup.goto(&format!(
+        "{base}/ui/supervision?from=2000-01-01T00:00&to=2000-01-02T00:00&from_tz=480&to_tz=480"
+    ))
+    .await;
+    sup.find("#supervision-empty").await;
+    // The browser's 00:00 at +08:00, as the period's start (console.js
+    // shows it in local time; the attribute keeps UTC).
+    let start = sup
+        .js(
+            "return document.querySelector('#supervision-period time').getAttribute('datetime');",
+            json!([]),
+        )
+        .await;
+    assert_eq!(start, json!("1999-12-31T16:00:00Z"));
+    sup.goto(&format!("{base}/ui/supervision?from=soon")).await;
+    assert!(sup.text("#supervision-error").await.contains("soon"));
+    sup.goto(&format!("{base}/ui/supervision?lang=en")).await;
+    sup.find("#supervision tr.supervision-row").await;
+    assert_translated(&sup, "supervision", "en", &keys).await;
+    sup.screenshot("supervision-en").await;
+
+    // The demo's case: its report as PDF and as a print view.
+    sup.goto(&format!("{base}/ui/cases?lang=zh-CN")).await;
+    let case_url = sup
+        .js(
+            "return document.querySelector('#cases tr.case a').href;",
+            json!([]),
+        )
+        .await
+        .as_str()
+        .unwrap()
+        .to_owned();
+    sup.goto(&case_url).await;
+    sup.find("#case-report-pdf").await;
+    let pdf = sup
+        .js_async(
+            "const done = arguments[arguments.length - 1];\
+             fetch(document.getElementById('case-report-pdf').href)\
+               .then(r => r.arrayBuffer().then(b => done([r.status, r.headers.get('content-type'),\
+                 String.fromCharCode.apply(null, new Uint8Array(b.slice(0, 5))), b.byteLength])));",
+            json!([]),
+        )
+        .await;
+    assert_eq!(pdf[0], json!(200), "{pdf}");
+    assert_eq!(pdf[1], json!("application/pdf"));
+    assert_eq!(pdf[2], json!("%PDF-"));
+    assert!(pdf[3].as_u64().unwrap() > 10_000, "{pdf}");
+    let before = entries(&base, &auditor).await.len();
+    sup.click("#case-report-html").await;
+    sup.find("#report-files tr.file").await;
+    assert_inert(&sup, "report").await;
+    let files = sup.text("#report-files").await;
+    assert!(files.contains("SHA-256"), "{files}");
+    assert!(sup.text("#report-checkpoint").await.contains("checkpoint"));
+    sup.screenshot("report-print-zh-CN").await;
+    // Making the report recorded nothing.
+    assert_eq!(entries(&base, &auditor).await.len(), before);
+    let report_url = sup.url().await;
+    sup.quit().await;
+
+    // A reviewer without an approval: refused, and the refusal recorded.
+    let rev = driver.browser(&downloads, "en-US").await;
+    rev.sign_in(&base, &stranger).await;
+    assert!(rev.try_find("#nav-supervision").await.is_none());
+    rev.goto(&format!("{base}/ui/supervision")).await;
+    rev.find("#error-detail").await;
+    rev.goto(&report_url).await;
+    let why = rev.text("#error-detail").await;
+    assert!(why.contains("approv"), "{why}");
+    assert!(rev.try_find("#report-files").await.is_none());
+    rev.goto(&format!("{report_url}.pdf")).await;
+    rev.find("#error-detail").await;
+    let log = entries(&base, &auditor).await;
+    let last = log.last().unwrap();
+    assert_eq!(last["action"], "access.refused");
+    assert_eq!(last["actor"]["id"], "rev-zhao");
+    assert_eq!(last["details"]["attempted"], "custody.report");
+    rev.quit().await;
+
+    // An auditor: no report link, and the report refused.
+    let aud = driver.browser(&downloads, "en-US").await;
+    aud.sign_in(&base, &auditor).await;
+    aud.goto(&case_url).await;
+    aud.find("#case-id").await;
+    assert!(aud.try_find("#case-report-pdf").await.is_none());
+    aud.goto(&report_url).await;
+    aud.find("#error-detail").await;
+    aud.quit().await;
+}

@@ -1,0 +1,174 @@
+//! The supervisor's view (执法全过程记录): per officer and recorder over a
+//! period, recording time, files, late and damaged files, open and
+//! explained coverage findings (`GET /v1/supervision`), with a period
+//! chooser (a GET form) and the same rows as a CSV download.
+
+use axum::extract::Query;
+use axum::http::StatusCode;
+use axum::response::Response;
+use maud::html;
+use serde::Deserialize;
+
+use super::search::time_field;
+use super::{layout, opt, Need, Page};
+use crate::ui::{Ctx, UiError, UiState};
+use custos_ledger::governance::{self, GovernanceError};
+use custos_ledger::wire::{Supervision, SupervisionQuery};
+
+/// The period chooser's fields.
+#[derive(Debug, Default, Deserialize)]
+pub(in crate::ui) struct SupervisionForm {
+    from: Option<String>,
+    to: Option<String>,
+    /// Minutes east of UTC of the browser's zone at `from` (console.js).
+    from_tz: Option<String>,
+    /// The same at `to`.
+    to_tz: Option<String>,
+    officer: Option<String>,
+    recorder: Option<String>,
+}
+
+impl SupervisionForm {
+    /// The API query: the period as entered, or the last seven days up to
+    /// now when none is.
+    fn query(&self, state: &UiState) -> SupervisionQuery {
+        let now = state.app.ledger.now();
+        let week_ago = now
+            .checked_add(time::Duration::days(-7))
+            .unwrap_or(now)
+            .to_string();
+        SupervisionQuery {
+            from: time_field(opt(&self.from), opt(&self.from_tz)).or(Some(week_ago)),
+            to: time_field(opt(&self.to), opt(&self.to_tz)).or(Some(now.to_string())),
+            officer: opt(&self.officer),
+            recorder: opt(&self.recorder),
+            format: None,
+        }
+    }
+}
+
+async fn view(state: &UiState, query: SupervisionQuery) -> Result<Supervision, GovernanceError> {
+    let ledger = state.app.ledger.clone();
+    tokio::task::spawn_blocking(move || governance::supervision(&ledger, &query))
+        .await
+        .map_err(|e| GovernanceError::Invalid(format!("counting the supervision view: {e}")))?
+}
+
+/// The link's query string for the same period and filters.
+fn query_string(q: &SupervisionQuery) -> String {
+    let mut s = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in [
+        ("from", &q.from),
+        ("to", &q.to),
+        ("officer", &q.officer),
+        ("recorder", &q.recorder),
+    ] {
+        if let Some(v) = v {
+            s.append_pair(k, v);
+        }
+    }
+    s.finish()
+}
+
+/// Recording time as `h:mm:ss` (a short clip still shows its seconds).
+fn hms(ms: u64) -> String {
+    let s = ms / 1000;
+    format!("{}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60)
+}
+
+/// `GET /ui/supervision`: the period chooser, the table and the CSV link.
+pub(in crate::ui) async fn supervision(
+    page: Page,
+    Query(form): Query<SupervisionForm>,
+) -> Response {
+    page.run(
+        Need::Route("GET", "/v1/supervision"),
+        move |Page { state, ctx }, _| async move { render(&state, &ctx, form).await },
+    )
+    .await
+}
+
+async fn render(state: &UiState, ctx: &Ctx, form: SupervisionForm) -> Result<Response, UiError> {
+    let c = ctx.c();
+    let query = form.query(state);
+    let (found, error) = match view(state, query.clone()).await {
+        Ok(v) => (Some(v), None),
+        Err(GovernanceError::Invalid(m)) => (None, Some(m)),
+        Err(e) => return Err(e.into()),
+    };
+    let v = |o: &Option<String>| o.clone().unwrap_or_default();
+    let body = html! {
+        p.hint { (c.t("supervision-hint")) }
+        form #supervision-form.search method="get" action="/ui/supervision" {
+            label { (c.t("supervision-from")) input name="from" type="datetime-local" step="1" value=(v(&form.from)); }
+            label { (c.t("supervision-to")) input name="to" type="datetime-local" step="1" value=(v(&form.to)); }
+            // Set by console.js on submit: the browser's offset for each date.
+            input name="from_tz" type="hidden" value="";
+            input name="to_tz" type="hidden" value="";
+            label { (c.t("search-officer")) input name="officer" value=(v(&form.officer)); }
+            label { (c.t("search-recorder")) input name="recorder" value=(v(&form.recorder)); }
+            button #supervision-button type="submit" { (c.t("supervision-show")) }
+        }
+        @if let Some(e) = &error { p.error #supervision-error { (e) } }
+        @if let Some(view) = &found {
+            p #supervision-period {
+                (c.t("supervision-period")) " "
+                time.ts datetime=(view.from) title=(view.from) { (view.from) }
+                " – "
+                time.ts datetime=(view.to) title=(view.to) { (view.to) }
+                " · "
+                a #supervision-csv href=(format!("/ui/supervision.csv?{}", query_string(&query))) download { (c.t("supervision-csv")) }
+            }
+            @if view.rows.is_empty() {
+                p #supervision-empty { (c.t("supervision-none")) }
+            } @else {
+                table #supervision {
+                    thead { tr {
+                        th { (c.t("col-officer")) } th { (c.t("col-recorder")) }
+                        th.num { (c.t("supervision-minutes")) } th.num { (c.t("col-segments")) }
+                        th.num { (c.t("supervision-late")) } th.num { (c.t("supervision-damaged")) }
+                        th.num { (c.t("supervision-open")) } th.num { (c.t("supervision-explained")) }
+                    } }
+                    tbody {
+                        @for r in &view.rows {
+                            tr.supervision-row data-officer=(r.officer_id) data-recorder=(r.recorder_id) {
+                                td { (r.officer_id) }
+                                td { (r.recorder_id) }
+                                td.num { (hms(r.recording_ms)) }
+                                td.num { (r.segments) }
+                                td.num { (r.late) }
+                                td.num { (r.damaged) }
+                                td.num.open-findings {
+                                    @if r.findings_open > 0 {
+                                        a href="/ui/coverage" { span.flag.bad { (r.findings_open) } }
+                                    } @else { "0" }
+                                }
+                                td.num { (r.findings_explained) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    Ok(layout(ctx, &c.t("supervision-title"), body, &[]))
+}
+
+/// `GET /ui/supervision.csv`: the same rows as a CSV file.
+pub(in crate::ui) async fn supervision_csv(
+    page: Page,
+    Query(form): Query<SupervisionForm>,
+) -> Response {
+    page.run(
+        Need::Route("GET", "/v1/supervision"),
+        move |Page { state, .. }, _| async move {
+            let query = form.query(&state);
+            let found = view(&state, query).await.map_err(|e| match e {
+                GovernanceError::Invalid(m) => UiError::page(StatusCode::BAD_REQUEST, m),
+                e => e.into(),
+            })?;
+            Ok(crate::api::supervision_csv(&found))
+        },
+    )
+    .await
+}
