@@ -87,6 +87,10 @@ enum VerifyCommand {
         /// A bearer token allowed to read entries (e.g. role auditor).
         #[arg(long, env = "CUSTOS_CLIENT_TOKEN", hide_env_values = true)]
         token: Option<String>,
+        /// CA certificates (PEM) to trust for an https:// ledger (a site's
+        /// private CA) instead of the public web roots.
+        #[arg(long, value_name = "FILE.pem", env = "CUSTOS_CLIENT_LEDGER_CA")]
+        ledger_ca: Option<PathBuf>,
     },
 }
 
@@ -114,6 +118,7 @@ pub(crate) fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
             origin,
             token,
             require,
+            ledger_ca,
         } => {
             if ledger_key.is_empty() {
                 eprintln!(
@@ -138,6 +143,7 @@ pub(crate) fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
                 more_keys: keys[1..].to_vec(),
                 origin,
                 token,
+                ledger_ca,
             })
         }
     }
@@ -343,6 +349,7 @@ struct LogArgs {
     more_keys: Vec<VerifierKey>,
     origin: Option<String>,
     token: Option<String>,
+    ledger_ca: Option<PathBuf>,
 }
 
 /// How `verify log` ended when it did not fail to run.
@@ -373,8 +380,17 @@ fn verify_log(args: LogArgs) -> anyhow::Result<ExitCode> {
         }
         None => None,
     };
-    let client = LedgerClient::new(&args.url, args.token.as_deref())
-        .with_context(|| format!("ledger {}", args.url))?;
+    let mut tls = custos_client::ClientTls::default();
+    if let Some(ca) = &args.ledger_ca {
+        tls = tls.trust_ca("--ledger-ca", ca)?;
+    }
+    let client = LedgerClient::configured(
+        &args.url,
+        args.token.as_deref(),
+        custos_client::DEFAULT_TIMEOUT,
+        &tls,
+    )
+    .with_context(|| format!("ledger {}", args.url))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
