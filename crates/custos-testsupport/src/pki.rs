@@ -83,6 +83,10 @@ impl TestCa {
             .push(DnType::CommonName, names.first().copied().unwrap_or(file));
         params.extended_key_usages = vec![usage];
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "a certificate's validity is checked by rustls against the real clock"
+        )]
         let now = time::OffsetDateTime::now_utc();
         let (from, to) = match validity {
             Validity::Current => (
