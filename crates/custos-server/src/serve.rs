@@ -134,7 +134,7 @@ pub enum ServeError {
         error: std::io::Error,
     },
     /// The TLS files could not be loaded.
-    #[error("TLS: {0}")]
+    #[error(transparent)]
     Tls(#[from] TlsError),
     /// Plain HTTP on an address other hosts reach, not allowed.
     #[error("refusing to serve plain HTTP on {addr}, which is not a loopback address: tokens would cross the network in the clear; set [ledger] tls_cert and tls_key, or allow_plain_http = true (a TLS proxy in front)")]

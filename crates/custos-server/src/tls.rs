@@ -195,9 +195,12 @@ fn build(files: &TlsFiles) -> Result<Arc<ServerConfig>, TlsError> {
         }
         None => builder.with_no_client_auth(),
     };
-    let mut config = builder
-        .with_single_cert(chain, key)
-        .map_err(|e| config_error(e.to_string()))?;
+    let mut config = builder.with_single_cert(chain, key).map_err(|e| match e {
+        rustls::Error::InconsistentKeys(_) => config_error(
+            "the key is not the private key of the certificate (the chain's first)".into(),
+        ),
+        other => config_error(other.to_string()),
+    })?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }

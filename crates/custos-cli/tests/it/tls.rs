@@ -480,3 +480,42 @@ fn plain_http_on_a_non_loopback_address_is_refused_unless_allowed() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn tls_files_that_do_not_load_stop_the_start_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    keygen(dir.path());
+    let ca = TestCa::new(dir.path(), "site-ca").unwrap();
+    let one = ca.server("one", &["127.0.0.1"], Validity::Current).unwrap();
+    let two = ca.server("two", &["127.0.0.1"], Validity::Current).unwrap();
+    std::fs::write(dir.path().join("junk.pem"), "not PEM\n").unwrap();
+    for (cert, key, says) in [
+        (one.cert.clone(), dir.path().join("absent.key"), "tls_key"),
+        (
+            dir.path().join("junk.pem"),
+            one.key.clone(),
+            "no PEM CERTIFICATE",
+        ),
+        (one.cert.clone(), two.key.clone(), "not the private key"),
+    ] {
+        let config = write_config(
+            dir.path(),
+            &format!(
+                "tls_cert = \"{}\"\ntls_key = \"{}\"\n",
+                cert.display(),
+                key.display()
+            ),
+        );
+        let out = custos()
+            .args(["ledger", "serve", "--config"])
+            .arg(&config)
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap();
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(says), "want {says:?}: {stderr}");
+        assert!(!dir.path().join("ledger").exists(), "nothing was opened");
+    }
+}
