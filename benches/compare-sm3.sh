@@ -10,11 +10,18 @@
 #
 #   custos / openssl (SM3 throughput)   >= 1.0
 #
+# Then the ingest with SM3 on against the same ingest with SHA-256 only
+# (crates/custos-ingest/examples/upload.rs into the local filesystem store
+# under the bench directory: put CUSTOS_BENCH_DIR on tmpfs, or the disk's
+# fsync decides), in the same alternating rounds:
+#
+#   ingest SHA-256+SM3 / ingest SHA-256 only (wall time)   reported
+#
 # `custos hash --algo sm3` is the dock's hashing core with SM3 on: it
 # computes SHA-256 too, on another thread when a core is free, as an ingest
 # does. Needs MIB MiB under target/hash-bench (CUSTOS_BENCH_DIR to put it
-# elsewhere); CUSTOS_BIN=PATH measures that binary instead of building the
-# release one. The machine should be otherwise idle: the figures are wall
+# elsewhere); CUSTOS_BIN=PATH and CUSTOS_UPLOAD_BIN=PATH measure those
+# binaries instead of building the release ones. The machine should be otherwise idle: the figures are wall
 # times.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,6 +40,12 @@ if [ -n "${CUSTOS_BIN:-}" ]; then
 else
     cargo build --release --quiet -p custos-cli --bin custos
     CUSTOS=${CARGO_TARGET_DIR:-$PWD/target}/release/custos
+fi
+if [ -n "${CUSTOS_UPLOAD_BIN:-}" ]; then
+    UPLOAD=$CUSTOS_UPLOAD_BIN
+else
+    cargo build --release --quiet -p custos-ingest --example upload
+    UPLOAD=${CARGO_TARGET_DIR:-$PWD/target}/release/examples/upload
 fi
 
 mkdir -p "$WORK"
@@ -55,11 +68,21 @@ measure() { # NAME CMD...: append the wall seconds to $RES/NAME
     end=$(date +%s.%N)
     echo "$end - $start" | bc -l >> "$RES/$name"
 }
+STORE=$WORK/sm3-ingest-store
+ingest() { # NAME [--sm3]: one ingest of the file into a fresh local store
+    rm -rf "$STORE"
+    measure "$1" "$UPLOAD" --url "file://$STORE" --key "bench/$1.bin" ${2:-} "$FILE"
+    rm -rf "$STORE"
+}
 for r in $(seq 1 "$ROUNDS"); do
     if [ $(( r % 2 )) -eq 1 ]; then
         measure custos "$CUSTOS" hash --algo sm3 "$FILE"
         measure openssl openssl dgst -sm3 "$FILE"
+        ingest ingest-sm3 --sm3
+        ingest ingest-sha
     else
+        ingest ingest-sha
+        ingest ingest-sm3 --sm3
         measure openssl openssl dgst -sm3 "$FILE"
         measure custos "$CUSTOS" hash --algo sm3 "$FILE"
     fi
@@ -76,4 +99,9 @@ c=$(median "$RES/custos"); o=$(median "$RES/openssl")
 printf '%-30s %10.3f %10.0f\n' "custos hash --algo sm3" "$c" "$(echo "$BYTES / $c / 1000000" | bc -l)"
 printf '%-30s %10.3f %10.0f\n' "openssl dgst -sm3" "$o" "$(echo "$BYTES / $o / 1000000" | bc -l)"
 printf 'custos / openssl (throughput): %.2fx  (goal >= 1.0)\n' "$(echo "$o / $c" | bc -l)"
+m=$(median "$RES/ingest-sm3"); h=$(median "$RES/ingest-sha")
+printf '%-30s %10.3f %10.0f\n' "ingest, SHA-256 + SM3" "$m" "$(echo "$BYTES / $m / 1000000" | bc -l)"
+printf '%-30s %10.3f %10.0f\n' "ingest, SHA-256 only" "$h" "$(echo "$BYTES / $h / 1000000" | bc -l)"
+printf 'ingest SHA-256+SM3 / SHA-256 only (wall): %.2fx; SM3 ingest / openssl dgst -sm3 (throughput): %.2fx\n' \
+    "$(echo "$m / $h" | bc -l)" "$(echo "$o / $m" | bc -l)"
 printf 'load average at the end: %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"

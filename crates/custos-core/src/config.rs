@@ -128,6 +128,12 @@ pub struct LedgerConfig {
     pub origin: String,
     /// Ed25519 seed that signs checkpoints.
     pub key_file: PathBuf,
+    /// Ed25519 seeds that sign checkpoints, newest first, while the
+    /// ledger's key is rotated: `[new, old]` (each checkpoint is signed by
+    /// every one). When set, its first file is the ledger's key and
+    /// `key_file` is not read.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub key_files: Vec<PathBuf>,
     /// SM2 private key (PKCS#8 PEM) that adds an SM2 line to every
     /// checkpoint when `[crypto] signatures` holds `sm2`.
     pub sm2_key_file: PathBuf,
@@ -155,6 +161,13 @@ pub struct LedgerConfig {
     pub allow_plain_http: bool,
 }
 
+impl LedgerConfig {
+    /// The keys being rotated out: `key_files` after the first.
+    pub fn older_key_files(&self) -> &[PathBuf] {
+        self.key_files.get(1..).unwrap_or_default()
+    }
+}
+
 impl Default for LedgerConfig {
     fn default() -> Self {
         LedgerConfig {
@@ -162,6 +175,7 @@ impl Default for LedgerConfig {
             data_dir: "./data/ledger".into(),
             origin: "custos.local/ledger".into(),
             key_file: "./keys/ledger.key".into(),
+            key_files: Vec::new(),
             sm2_key_file: "./keys/ledger-sm2.key".into(),
             batch_signatures: false,
             report_font: "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc".into(),
@@ -462,11 +476,17 @@ impl Config {
     }
 
     /// The ledger's key files: its Ed25519 key always (the key standard
-    /// C2SP verifiers check), and its SM2 key when `[crypto] signatures`
-    /// holds `sm2`.
+    /// C2SP verifiers check; with `key_files`, each of them, newest first),
+    /// and its SM2 key when `[crypto] signatures` holds `sm2`.
     pub fn ledger_key_files(&self) -> Vec<(crate::keys::Algorithm, &Path)> {
         use crate::keys::Algorithm;
         let mut files = vec![(Algorithm::Ed25519, self.ledger.key_file.as_path())];
+        files.extend(
+            self.ledger
+                .older_key_files()
+                .iter()
+                .map(|p| (Algorithm::Ed25519, p.as_path())),
+        );
         if self.crypto.uses(Algorithm::Sm2) {
             files.push((Algorithm::Sm2, self.ledger.sm2_key_file.as_path()));
         }
@@ -481,6 +501,10 @@ impl Config {
         };
         abs(&mut self.ledger.data_dir);
         abs(&mut self.ledger.key_file);
+        self.ledger.key_files.iter_mut().for_each(abs);
+        if let Some(newest) = self.ledger.key_files.first() {
+            self.ledger.key_file = newest.clone();
+        }
         abs(&mut self.ledger.sm2_key_file);
         abs(&mut self.dock.sm2_key_file);
         abs(&mut self.ledger.report_font);
@@ -522,6 +546,16 @@ impl Config {
         {
             return Err(ConfigError::Invalid(
                 "crypto.signatures names a suite twice".into(),
+            ));
+        }
+        let files = &self.ledger.key_files;
+        if files
+            .iter()
+            .enumerate()
+            .any(|(i, f)| files[..i].contains(f))
+        {
+            return Err(ConfigError::Invalid(
+                "ledger.key_files names a file twice".into(),
             ));
         }
         let r = &self.retention;
@@ -645,6 +679,29 @@ mod tests {
         assert_eq!(c.storage.url, "file:///etc/custos/./data/objects");
         assert_eq!(c.dock.wipe, WipePolicy::AfterVerified);
         assert_eq!(c.crypto.signatures, [crate::keys::Algorithm::Ed25519]);
+    }
+
+    #[test]
+    fn ledger_key_rotation() {
+        use crate::keys::Algorithm;
+        let c = parse(
+            "[ledger]\nkey_files = [\"keys/new.key\", \"keys/old.key\"]\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.ledger.key_file, Path::new("/etc/custos/keys/new.key"));
+        assert_eq!(
+            c.ledger_key_files(),
+            [
+                (Algorithm::Ed25519, Path::new("/etc/custos/keys/new.key")),
+                (Algorithm::Ed25519, Path::new("/etc/custos/keys/old.key")),
+            ]
+        );
+        let c = parse("", &[]).unwrap();
+        assert!(c.ledger.older_key_files().is_empty());
+        assert_eq!(c.ledger_key_files().len(), 1);
+        let err = parse("[ledger]\nkey_files = [\"a.key\", \"a.key\"]\n", &[]).unwrap_err();
+        assert!(err.to_string().contains("key_files"), "{err}");
     }
 
     #[test]

@@ -501,26 +501,29 @@ impl SigningKey {
 }
 
 /// The keys a party signs with, one per configured suite (`[crypto]
-/// signatures`): every DSSE envelope and checkpoint gets a signature by
-/// each, in this order. Never empty; at most one key per suite.
+/// signatures`), and for a ledger whose key is being rotated its old keys
+/// too: every DSSE envelope and checkpoint gets a signature by each, in
+/// this order. Never empty; never the same key twice.
 #[derive(Debug)]
 pub struct KeySet {
     keys: Vec<SigningKey>,
 }
 
 impl KeySet {
-    /// A set of `keys`: at least one, and no two of the same suite.
+    /// A set of `keys`: at least one, and no key twice (two keys with the
+    /// same key id would sign twice under one name). Several keys of one
+    /// suite are a rotation: the first of a suite is its current key.
     pub fn new(keys: Vec<SigningKey>) -> Result<Self, KeyError> {
         if keys.is_empty() {
             return Err(KeyError::BadVerifierKey(
                 "a key set needs at least one key".into(),
             ));
         }
-        for (i, k) in keys.iter().enumerate() {
-            if keys[..i].iter().any(|o| o.algorithm() == k.algorithm()) {
+        let ids: Vec<String> = keys.iter().map(|k| k.verifier_key().key_id()).collect();
+        for (i, id) in ids.iter().enumerate() {
+            if ids[..i].contains(id) {
                 return Err(KeyError::BadVerifierKey(format!(
-                    "two {} keys in one key set",
-                    k.algorithm()
+                    "the key {id} is in the key set twice"
                 )));
             }
         }
@@ -558,7 +561,7 @@ impl KeySet {
         &self.keys[0]
     }
 
-    /// The key of suite `algorithm`, if the set has one.
+    /// The (current) key of suite `algorithm`, if the set has one.
     pub fn get(&self, algorithm: Algorithm) -> Option<&SigningKey> {
         self.keys.iter().find(|k| k.algorithm() == algorithm)
     }
@@ -1012,6 +1015,27 @@ impl FromStr for VerifierKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_set_holds_a_rotation_but_never_one_key_twice() {
+        let old = SigningKey::from_seed("ledger", &[1; 32]).unwrap();
+        let new = SigningKey::from_seed("ledger", &[2; 32]).unwrap();
+        let new_id = new.verifier_key().key_id();
+        let set = KeySet::new(vec![new, old]).unwrap();
+        assert_eq!(set.keys().len(), 2);
+        assert_eq!(set.primary().verifier_key().key_id(), new_id);
+        assert_eq!(
+            set.get(Algorithm::Ed25519).unwrap().verifier_key().key_id(),
+            new_id
+        );
+        let twice = vec![
+            SigningKey::from_seed("ledger", &[1; 32]).unwrap(),
+            SigningKey::from_seed("ledger", &[1; 32]).unwrap(),
+        ];
+        let err = KeySet::new(twice).unwrap_err();
+        assert!(err.to_string().contains("twice"), "{err}");
+        assert!(KeySet::new(Vec::new()).is_err());
+    }
 
     #[test]
     fn verifier_key_round_trip_and_sign() {

@@ -30,7 +30,7 @@ use std::io::{self, Read as _};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use custos_core::digest::MultiHasher;
+use crate::split::StreamHasher;
 
 use bytes::{BufMut, Bytes};
 use object_store::PutPayload;
@@ -154,7 +154,7 @@ pub(crate) struct Filled {
     pub buf: Vec<u8>,
     /// The hasher lent to the read, back (it has hashed `buf`), when the
     /// source hashes inline.
-    pub hasher: Option<MultiHasher>,
+    pub hasher: Option<StreamHasher>,
     /// Time spent hashing inside the read.
     pub hashing: Duration,
 }
@@ -174,7 +174,7 @@ pub(crate) trait PartSource: Send {
         &mut self,
         buf: Vec<u8>,
         limit: usize,
-        hasher: Option<MultiHasher>,
+        hasher: Option<StreamHasher>,
     ) -> impl Future<Output = Result<Filled, (io::Error, usize)>> + Send;
 }
 
@@ -187,7 +187,7 @@ impl<R: AsyncRead + Unpin + Send> PartSource for AsyncSource<R> {
         &mut self,
         mut buf: Vec<u8>,
         limit: usize,
-        hasher: Option<MultiHasher>,
+        hasher: Option<StreamHasher>,
     ) -> Result<Filled, (io::Error, usize)> {
         buf.reserve(limit.saturating_sub(buf.len()));
         while buf.len() < limit {
@@ -245,7 +245,7 @@ impl PartSource for FileSource {
         &mut self,
         mut buf: Vec<u8>,
         limit: usize,
-        mut hasher: Option<MultiHasher>,
+        mut hasher: Option<StreamHasher>,
     ) -> Result<Filled, (io::Error, usize)> {
         let Some((mut file, mut step)) = self.state.take() else {
             return Err((io::Error::other("an earlier read of this file failed"), 0));
@@ -348,7 +348,7 @@ mod tests {
         let mut src = FileSource::new(std::fs::File::open(&path).unwrap());
         assert!(src.hashes_inline());
         let a = src
-            .fill(pool.take(), 100, Some(MultiHasher::sha256()))
+            .fill(pool.take(), 100, Some(StreamHasher::sha256()))
             .await
             .unwrap();
         let h = a.hasher.expect("the hasher comes back");

@@ -8,10 +8,11 @@
 //! measured slower: handing buffers between cores costs more than the
 //! reads it would overlap; see benches/README.md.) With SM3 on and a core
 //! to spare (one file on two cores), SM3 stays on the reading thread and
-//! SHA-256, several times faster, runs on the spare core from the same
-//! buffers (`hash_reader_split`): the reading thread computes only SM3, as
-//! `openssl dgst -sm3` does. This module must never load a whole file into memory:
-//! one 64 KiB buffer per thread, `SPLIT_BUFFERS` of them when split.
+//! SHA-256, several times faster, runs on the spare core
+//! ([`StreamHasher`], module `split`): the reading thread computes only
+//! SM3, as `openssl dgst -sm3` does. This module must never load a whole
+//! file into memory: one 64 KiB buffer per thread, and the split hasher's
+//! few batches.
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
@@ -19,9 +20,11 @@ use std::fmt;
 use std::io::{self, Read};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::mpsc;
 
-use custos_core::digest::{Digests, MultiHasher, Sm3Hasher};
+use custos_core::digest::Digests;
+
+use crate::split::StreamHasher;
 
 /// Default read size: 64 KiB, small enough to stay in the core's cache
 /// between the read and the hash, large enough that system calls are
@@ -103,7 +106,7 @@ pub fn hash_sources<F>(sources: &[HashSource], opts: &FileHashOptions, mut emit:
 where
     F: FnMut(usize, Result<Digests, HashFileError>),
 {
-    if MultiHasher::new(opts.with_sm3).is_err() {
+    if opts.with_sm3 && custos_core::digest::MultiHasher::new(true).is_err() {
         for i in 0..sources.len() {
             emit(i, Err(HashFileError::Sm3Unavailable));
         }
@@ -157,15 +160,10 @@ fn hash_source_on(
     opts: &FileHashOptions,
     split: bool,
 ) -> Result<Digests, HashFileError> {
-    let hasher = MultiHasher::new(opts.with_sm3).map_err(|_| HashFileError::Sm3Unavailable)?;
+    let hasher = StreamHasher::with_split(opts.with_sm3, split)
+        .map_err(|_| HashFileError::Sm3Unavailable)?;
     let size = opts.buffer_size.max(4096);
-    let hash = |reader: &mut dyn Read| {
-        if split {
-            hash_reader_split(reader, size)
-        } else {
-            hash_reader(reader, hasher, size)
-        }
-    };
+    let hash = |reader: &mut dyn Read| hash_reader(reader, hasher, size);
     let r = match source {
         HashSource::Stdin => hash(&mut io::stdin().lock()),
         HashSource::File(path) => match std::fs::File::open(path) {
@@ -179,12 +177,14 @@ fn hash_source_on(
     })
 }
 
-/// Hash everything `reader` yields, reading and hashing on this thread.
+/// Hash everything `reader` yields, reading and hashing on this thread
+/// (SHA-256 on a second one when `hasher` is split).
 pub fn hash_reader<R: Read>(
     mut reader: R,
-    mut hasher: MultiHasher,
+    hasher: impl Into<StreamHasher>,
     buffer_size: usize,
 ) -> io::Result<Digests> {
+    let mut hasher = hasher.into();
     let mut buf = vec![0u8; buffer_size.max(1)];
     loop {
         match reader.read(&mut buf) {
@@ -197,77 +197,10 @@ pub fn hash_reader<R: Read>(
     Ok(hasher.finalize())
 }
 
-/// Buffers in flight between the reading (SM3) thread and the SHA-256
-/// thread of [`hash_reader_split`].
-pub(crate) const SPLIT_BUFFERS: usize = 4;
-
-/// SHA-256 and SM3 of everything `reader` yields: read and SM3 on this
-/// thread, SHA-256 on another from the same buffers (each handed over
-/// behind an `Arc` and handed back for the next read).
-pub(crate) fn hash_reader_split<R: Read + ?Sized>(
-    reader: &mut R,
-    buffer_size: usize,
-) -> io::Result<Digests> {
-    let mut sm3 = Sm3Hasher::new().map_err(io::Error::other)?;
-    let size = buffer_size.max(1);
-    let (to_sha, sha_rx) = mpsc::sync_channel::<(Arc<Vec<u8>>, usize)>(SPLIT_BUFFERS);
-    let (back_tx, back_rx) = mpsc::channel::<Arc<Vec<u8>>>();
-    std::thread::scope(|s| {
-        let sha = s.spawn(move || {
-            let mut h = MultiHasher::sha256();
-            for (buf, n) in sha_rx {
-                h.update(&buf[..n]);
-                // The reader may have stopped: then the buffer just goes.
-                let _ = back_tx.send(buf);
-            }
-            h.finalize().sha256
-        });
-        let mut unused = SPLIT_BUFFERS;
-        let read = loop {
-            let mut buf = if unused > 0 {
-                unused -= 1;
-                vec![0u8; size]
-            } else {
-                match back_rx.recv() {
-                    // This thread dropped its own handle at the end of the
-                    // step that read into it: the returned one is the last.
-                    Ok(b) => Arc::try_unwrap(b).unwrap_or_else(|_| vec![0u8; size]),
-                    Err(_) => break Err(io::Error::other("the SHA-256 thread stopped")),
-                }
-            };
-            let got = loop {
-                match reader.read(&mut buf) {
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    other => break other,
-                }
-            };
-            let n = match got {
-                Ok(0) => break Ok(()),
-                Ok(n) => n,
-                Err(e) => break Err(e),
-            };
-            let buf = Arc::new(buf);
-            if to_sha.send((Arc::clone(&buf), n)).is_err() {
-                break Err(io::Error::other("the SHA-256 thread stopped"));
-            }
-            sm3.update(&buf[..n]);
-        };
-        drop(to_sha);
-        let sha256 = sha
-            .join()
-            .map_err(|_| io::Error::other("the SHA-256 thread panicked"))?;
-        read?;
-        Ok(Digests {
-            sha256,
-            sm3: Some(sm3.finalize()),
-        })
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use custos_core::digest::Digest;
+    use custos_core::digest::{Digest, MultiHasher};
     use std::io::Write;
 
     #[test]
@@ -275,11 +208,17 @@ mod tests {
         let data: Vec<u8> = (0..300_007u32).map(|i| (i * 31 % 251) as u8).collect();
         for size in [7, 4096, 65536, 1 << 20] {
             let one = hash_reader(&data[..], MultiHasher::new(true).unwrap(), size).unwrap();
-            let two = hash_reader_split(&mut &data[..], size).unwrap();
+            let two = hash_reader(
+                &data[..],
+                StreamHasher::with_split(true, true).unwrap(),
+                size,
+            )
+            .unwrap();
             assert_eq!(one, two, "buffer size {size}");
             assert!(two.sm3.is_some());
         }
-        let empty = hash_reader_split(&mut io::empty(), 65536).unwrap();
+        let split = StreamHasher::with_split(true, true).unwrap();
+        let empty = hash_reader(io::empty(), split, 65536).unwrap();
         assert_eq!(empty.sha256, Digest::sha256(b""));
     }
 
@@ -296,7 +235,8 @@ mod tests {
                 Ok(1)
             }
         }
-        let err = hash_reader_split(&mut Fails(10), 4096).unwrap_err();
+        let split = StreamHasher::with_split(true, true).unwrap();
+        let err = hash_reader(Fails(10), split, 4096).unwrap_err();
         assert_eq!(err.to_string(), "the disk went away");
     }
 

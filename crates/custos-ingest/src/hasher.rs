@@ -14,7 +14,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use custos_core::digest::{Digests, MultiHasher};
+use crate::split::StreamHasher;
+use custos_core::digest::Digests;
 
 use crate::buffers::{Chunk, Filled, HashChunk, PartSource};
 use tokio::sync::mpsc;
@@ -71,7 +72,7 @@ pub(crate) struct HasherDied(pub String);
 impl<T: Chunks> HashWorker<T> {
     /// Start a thread hashing SHA-256 (and SM3 when `with_sm3`), accepting
     /// up to `queue` buffers ahead of it.
-    pub(crate) fn start(hasher: MultiHasher, queue: usize) -> Self {
+    pub(crate) fn start(hasher: StreamHasher, queue: usize) -> Self {
         let (tx, mut rx) = mpsc::channel::<T>(queue.max(1));
         let hashed = Arc::new(AtomicU64::new(0));
         let counter = hashed.clone();
@@ -134,7 +135,7 @@ pub(crate) enum Hashing {
     Inline {
         /// `None` while lent to a read (or lost with a failed one). Boxed:
         /// the hasher states are a few hundred bytes.
-        hasher: Option<Box<MultiHasher>>,
+        hasher: Option<Box<StreamHasher>>,
         bytes: u64,
         busy: Duration,
     },
@@ -145,7 +146,7 @@ const HASH_QUEUE_CHUNKS: usize = 2;
 
 impl Hashing {
     /// The right place for `source`.
-    pub(crate) fn start<S: PartSource>(source: &S, hasher: MultiHasher) -> Self {
+    pub(crate) fn start<S: PartSource>(source: &S, hasher: StreamHasher) -> Self {
         if source.hashes_inline() {
             Hashing::Inline {
                 hasher: Some(Box::new(hasher)),
@@ -158,7 +159,7 @@ impl Hashing {
     }
 
     /// The hasher for the next read, when the source hashes inline.
-    pub(crate) fn lend(&mut self) -> Option<MultiHasher> {
+    pub(crate) fn lend(&mut self) -> Option<StreamHasher> {
         match self {
             Hashing::Inline { hasher, .. } => hasher.take().map(|h| *h),
             Hashing::Thread(_) => None,
@@ -227,7 +228,7 @@ mod tests {
 
     #[tokio::test]
     async fn hashes_buffers_in_order() {
-        let w = HashWorker::start(MultiHasher::sha256(), 2);
+        let w = HashWorker::start(StreamHasher::sha256(), 2);
         let mut all = Vec::new();
         for i in 0..50u8 {
             let b = Bytes::from(vec![i; 1000 + i as usize]);

@@ -62,6 +62,7 @@ mod pool;
 mod progress;
 mod retry;
 mod segment;
+mod split;
 mod store;
 mod taken;
 mod verify;
@@ -80,6 +81,7 @@ pub use options::{
 pub use pool::IngestPool;
 pub use progress::{NoProgress, Progress, ProgressSink};
 pub use segment::{ingest_file, ingest_segment, IngestOutcome, StoreReceipt, Timings};
+pub use split::{Sm3Stream, SplitHasher, StreamHasher};
 pub use store::IngestStore;
 pub use verify::{hash_object, verify_object, Verified, VerifyMethod, VerifyMode, READ_BACK_BATCH};
 

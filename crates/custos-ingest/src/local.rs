@@ -31,7 +31,8 @@ use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use custos_core::digest::{Digests, MultiHasher};
+use crate::split::StreamHasher;
+use custos_core::digest::Digests;
 use object_store::local::LocalFileSystem;
 use object_store::{PutPayload, PutResult};
 use tokio::sync::Semaphore;
@@ -216,7 +217,7 @@ impl Run<'_> {
     ) -> Result<IngestOutcome, IngestError> {
         self.opts.validate()?;
         let hasher =
-            MultiHasher::new(self.opts.with_sm3).map_err(|_| IngestError::Sm3Unavailable)?;
+            StreamHasher::new(self.opts.with_sm3).map_err(|_| IngestError::Sm3Unavailable)?;
         let store = self.store;
         let StoreKind::Local(local) = store.kind() else {
             return Err(IngestError::Internal {

@@ -39,7 +39,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use custos_core::digest::{Digest, Digests, MultiHasher};
+use crate::split::StreamHasher;
+use custos_core::digest::{Digest, Digests};
 use object_store::path::Path;
 use object_store::PutResult;
 use tokio::io::AsyncRead;
@@ -313,7 +314,7 @@ impl Run<'_> {
     {
         self.opts.validate()?;
         let hasher =
-            MultiHasher::new(self.opts.with_sm3).map_err(|_| IngestError::Sm3Unavailable)?;
+            StreamHasher::new(self.opts.with_sm3).map_err(|_| IngestError::Sm3Unavailable)?;
 
         // Step 1 (module `taken`).
         if let Some(existing) = self.head().await? {

@@ -25,7 +25,8 @@
 
 use std::sync::Arc;
 
-use custos_core::digest::{Digests, MultiHasher};
+use crate::split::StreamHasher;
+use custos_core::digest::Digests;
 use object_store::{ObjectMeta, ObjectStoreExt, PutResult};
 use tokio::sync::Semaphore;
 
@@ -58,7 +59,7 @@ impl Run<'_> {
         &mut self,
         source: &mut S,
         existing: ObjectMeta,
-        hasher: MultiHasher,
+        hasher: StreamHasher,
     ) -> Result<IngestOutcome, IngestError>
     where
         S: PartSource,
@@ -109,7 +110,7 @@ impl Run<'_> {
                 },
             });
         }
-        let stored: Hashed = read_back(self.store, self.key, &meta, MultiHasher::sha256())
+        let stored: Hashed = read_back(self.store, self.key, &meta, StreamHasher::sha256())
             .await
             .map_err(|e| IngestError::Compare {
                 key: self.key.to_string(),

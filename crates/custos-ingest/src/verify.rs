@@ -14,8 +14,9 @@
 
 use std::time::Instant;
 
+use crate::split::StreamHasher;
 use bytes::Bytes;
-use custos_core::digest::{Digest, Digests, MultiHasher};
+use custos_core::digest::{Digest, Digests};
 use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::{GetOptions, GetResultPayload, ObjectMeta, ObjectStoreExt};
@@ -96,7 +97,7 @@ pub async fn verify_object(
         tracing::info!(%key, "store receipt not usable; reading the object back");
     }
     let hasher =
-        MultiHasher::new(expected.sm3.is_some()).map_err(|_| VerifyError::Sm3Unavailable)?;
+        StreamHasher::new(expected.sm3.is_some()).map_err(|_| VerifyError::Sm3Unavailable)?;
     let hashed = read_back(&store, key, &meta, hasher).await?;
     check(key, expected.sha256, hashed.digests.sha256)?;
     if let (Some(want), Some(got)) = (expected.sm3, hashed.digests.sm3) {
@@ -119,7 +120,7 @@ pub async fn hash_object(
 ) -> Result<(u64, Digests), VerifyError> {
     let store = store.into();
     let meta = head(&store, key).await?;
-    let hasher = MultiHasher::new(with_sm3).map_err(|_| VerifyError::Sm3Unavailable)?;
+    let hasher = StreamHasher::new(with_sm3).map_err(|_| VerifyError::Sm3Unavailable)?;
     let h = read_back(&store, key, &meta, hasher).await?;
     Ok((h.bytes, h.digests))
 }
@@ -161,7 +162,7 @@ pub(crate) async fn read_back(
     store: &IngestStore,
     key: &Path,
     meta: &ObjectMeta,
-    hasher: MultiHasher,
+    hasher: StreamHasher,
 ) -> Result<Hashed, VerifyError> {
     let name = key.to_string();
     let store_err = |source: object_store::Error| match source {

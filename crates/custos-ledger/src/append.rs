@@ -65,7 +65,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::catalogue;
 use crate::clock::SharedClock;
-use crate::error::{AppendError, StoreError};
+use crate::error::{AppendError, OpenError, StoreError};
 use crate::layout;
 use crate::ledger::{Published, Shared};
 use crate::store::Store;
@@ -502,6 +502,34 @@ impl Writer {
             }
         }
         let _ = self.store.flush();
+    }
+
+    /// Before the thread starts: write `appends` as one batch on the
+    /// calling thread (the ledger's own entries at start-up).
+    pub(crate) fn append_now(&mut self, appends: Vec<Append>) -> Result<Vec<Receipt>, OpenError> {
+        let mut batch = Vec::with_capacity(appends.len());
+        let mut answers = Vec::with_capacity(appends.len());
+        for mut append in appends {
+            append
+                .prepare(None)
+                .map_err(|e| OpenError::KeyChange(e.to_string()))?;
+            let (reply, answer) = oneshot::channel();
+            batch.push(Request {
+                append,
+                reply,
+                queued: Instant::now(),
+            });
+            answers.push(answer);
+        }
+        self.write_batch(&mut batch);
+        answers
+            .into_iter()
+            .map(|mut answer| match answer.try_recv() {
+                Ok(Ok(receipt)) => Ok(receipt),
+                Ok(Err(e)) => Err(OpenError::KeyChange(e.to_string())),
+                Err(_) => Err(OpenError::KeyChange("no answer from the writer".into())),
+            })
+            .collect()
     }
 
     /// Write `requests` (emptied, its capacity kept for the next batch).

@@ -420,6 +420,10 @@ pub struct TokenInfo {
     /// A dock's registered key id (`name+hash`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_id: Option<String>,
+    /// The key ids of a dock's further keys (other suites), registered
+    /// with the same token.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub more_key_ids: Vec<String>,
 }
 
 impl TokenInfo {
@@ -440,12 +444,15 @@ impl TokenInfo {
             expires_at: record.expires_at,
             revoked: record.revoked,
             state: state.to_owned(),
-            key_id: record
-                .key
-                .as_deref()
-                .map(|k| k.split('+').take(2).collect::<Vec<_>>().join("+")),
+            key_id: record.key.as_deref().map(key_id_of),
+            more_key_ids: record.more_keys.iter().map(|k| key_id_of(k)).collect(),
         }
     }
+}
+
+/// The `name+hash` of a verifier key's C2SP text (`name+hash+key`).
+fn key_id_of(text: &str) -> String {
+    text.split('+').take(2).collect::<Vec<_>>().join("+")
 }
 
 /// Every stored token, by id.

@@ -139,6 +139,10 @@ pub enum OpenError {
     /// The writer thread could not be started.
     #[error("starting the ledger writer thread: {0}")]
     Thread(std::io::Error),
+    /// The entries recording a change of the ledger's keys could not be
+    /// appended.
+    #[error("refusing to start: recording the change of ledger keys failed: {0}")]
+    KeyChange(String),
 }
 
 /// An append failed; nothing was added.

@@ -76,24 +76,35 @@ pub struct LedgerOptions {
     /// sm2_key_file` when `[crypto] signatures` holds `sm2`), beside the
     /// Ed25519 key file the caller names.
     pub sm2_key_file: Option<PathBuf>,
+    /// Older Ed25519 keys still signing every checkpoint while the
+    /// ledger's key is rotated (`[ledger] key_files` after the first).
+    pub older_key_files: Vec<PathBuf>,
 }
 
 impl LedgerOptions {
     /// Take the SM2 key file from `config` when `[crypto] signatures`
-    /// holds `sm2`.
+    /// holds `sm2`, and the older keys of a rotation (`[ledger]
+    /// key_files`).
     pub fn with_config_keys(mut self, config: &custos_core::config::Config) -> Self {
         self.sm2_key_file = config
             .crypto
             .uses(custos_core::keys::Algorithm::Sm2)
             .then(|| config.ledger.sm2_key_file.clone());
+        self.older_key_files = config.ledger.older_key_files().to_vec();
         self
     }
 
-    /// The ledger's signing keys: the Ed25519 key at `key_file`, and the
+    /// The ledger's signing keys: the Ed25519 key at `key_file`, the older
+    /// keys of a rotation ([`LedgerOptions::older_key_files`]), and the
     /// SM2 key of [`LedgerOptions::sm2_key_file`] if set.
     pub fn load_keys(&self, key_file: &std::path::Path) -> Result<KeySet, KeyError> {
         use custos_core::keys::Algorithm;
         let mut files = vec![(Algorithm::Ed25519, key_file)];
+        files.extend(
+            self.older_key_files
+                .iter()
+                .map(|p| (Algorithm::Ed25519, p.as_path())),
+        );
         if let Some(sm2) = &self.sm2_key_file {
             files.push((Algorithm::Sm2, sm2.as_path()));
         }
@@ -111,6 +122,7 @@ impl LedgerOptions {
             batch_signatures: false,
             report_font: custos_report::DEFAULT_FONT.into(),
             sm2_key_file: None,
+            older_key_files: Vec::new(),
         }
     }
 }
@@ -355,12 +367,25 @@ impl Ledger {
         let store = Store::open(&options.data_dir)?;
         let verifier = key.primary().verifier_key();
         let (range, checkpoint) = load_or_init(&store, &key, &options.origin)?;
-        let opened = Checkpoint::open(checkpoint.as_bytes(), &verifier, Some(&options.origin))
-            .map_err(|error| OpenError::Checkpoint {
-                key: verifier.key_id(),
-                origin: options.origin.clone(),
-                error,
-            })?;
+        // Any configured key may open the stored checkpoint: during a
+        // rotation the last one was signed by the old key only.
+        let opened = match Checkpoint::open(checkpoint.as_bytes(), &verifier, Some(&options.origin))
+        {
+            Ok(opened) => opened,
+            Err(error) => key
+                .verifier_keys()
+                .iter()
+                .skip(1)
+                .find_map(|k| {
+                    Checkpoint::open(checkpoint.as_bytes(), k, Some(&options.origin)).ok()
+                })
+                .ok_or_else(|| OpenError::Checkpoint {
+                    key: verifier.key_id(),
+                    origin: options.origin.clone(),
+                    error,
+                })?,
+        };
+        let key_changes = key_changes(&checkpoint, &key, &options.origin)?;
         if opened.size() != range.size() {
             return Err(TamperError::Tree(format!(
                 "the stored tree state has size {}, the signed checkpoint {}",
@@ -398,7 +423,7 @@ impl Ledger {
             .set(i64::try_from(range.size()).unwrap_or(i64::MAX));
         let (tx, rx) = mpsc::channel(options.writer.queue.max(1));
         let key = Arc::new(key);
-        let writer = Writer {
+        let mut writer = Writer {
             store: store.clone(),
             key: key.clone(),
             origin: options.origin.clone(),
@@ -408,6 +433,14 @@ impl Ledger {
             last_leaf,
             shared: shared.clone(),
         };
+        // Keys added or retired since the last checkpoint are on the record
+        // before anything else is appended (and the checkpoint that covers
+        // them is signed by the new set).
+        if !key_changes.is_empty() {
+            for receipt in writer.append_now(key_changes)? {
+                tracing::info!(seq = receipt.seq, "ledger key change recorded");
+            }
+        }
         let handle = std::thread::Builder::new()
             .name("custos-ledger-writer".into())
             .spawn(move || writer.run(rx))
@@ -1091,6 +1124,46 @@ fn proof_error(e: ProofError<ReadError>) -> ReadError {
 }
 
 /// Load the stored tree state and checkpoint, or initialise an empty log.
+/// The `ledger.key_added` and `ledger.key_retired` entries that bring the
+/// record up to `keys`: a configured key that did not sign the stored
+/// checkpoint is added; a key that signed it and is no longer configured
+/// is retired.
+fn key_changes(checkpoint: &str, keys: &KeySet, origin: &str) -> Result<Vec<Append>, OpenError> {
+    use custos_core::entry::details::{LedgerKeyAdded, LedgerKeyRetired};
+    let note = custos_core::note::SignedNote::parse(checkpoint.as_bytes())
+        .map_err(|e| TamperError::Tree(format!("the stored checkpoint is malformed: {e}")))?;
+    let signed = note.signatures();
+    let configured = keys.verifier_keys();
+    let actor = Actor {
+        kind: ActorKind::Ledger,
+        id: "keys".into(),
+    };
+    let mut out = Vec::new();
+    let invalid = |e: AppendError| OpenError::KeyChange(e.to_string());
+    for k in &configured {
+        if !signed
+            .iter()
+            .any(|s| s.name() == k.name() && s.key_hash() == k.key_hash())
+        {
+            let details = Details::LedgerKeyAdded(LedgerKeyAdded {
+                key: k.to_string(),
+                key_id: k.key_id(),
+            });
+            out.push(Append::new(actor.clone(), origin, details).map_err(invalid)?);
+        }
+    }
+    for s in signed {
+        if !configured
+            .iter()
+            .any(|k| s.name() == k.name() && s.key_hash() == k.key_hash())
+        {
+            let details = Details::LedgerKeyRetired(LedgerKeyRetired { key_id: s.key_id() });
+            out.push(Append::new(actor.clone(), origin, details).map_err(invalid)?);
+        }
+    }
+    Ok(out)
+}
+
 fn load_or_init(
     store: &Store,
     key: &KeySet,

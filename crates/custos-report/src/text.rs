@@ -141,6 +141,8 @@ pub fn action_zh(action: &str) -> &'static str {
         "audit.scrubbed" => "存储巡检",
         "coverage.gap" => "覆盖缺口",
         "coverage.explained" => "中断说明",
+        "ledger.key_added" => "账本密钥启用",
+        "ledger.key_retired" => "账本密钥停用",
         _ => "其他",
     }
 }

@@ -161,7 +161,7 @@ pub(crate) fn run(args: TokenArgs) -> anyhow::Result<ExitCode> {
                     t.created_at,
                     t.expires_at
                         .map_or_else(|| "-".to_owned(), |e| e.to_string()),
-                    t.key_id.as_deref().unwrap_or("-"),
+                    keys_column(&t.key_id, &t.more_key_ids),
                 );
             }
             Ok(ExitCode::SUCCESS)
@@ -185,5 +185,20 @@ pub(crate) fn run(args: TokenArgs) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// The KEY column of `custos token list`: a dock's key ids, comma
+/// separated, or `-`.
+fn keys_column(first: &Option<String>, more: &[String]) -> String {
+    let ids: Vec<String> = first
+        .iter()
+        .chain(more)
+        .map(|k| k.escape_debug().to_string())
+        .collect();
+    if ids.is_empty() {
+        "-".to_owned()
+    } else {
+        ids.join(",")
     }
 }

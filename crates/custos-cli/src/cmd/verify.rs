@@ -1,5 +1,5 @@
 //! `custos verify bundle FILE.tar (--ledger-key FILE.pub... | --trusted-keys DIR)` and
-//! `custos verify log --ledger URL --ledger-key FILE.pub [--checkpoint FILE]`.
+//! `custos verify log --ledger URL --ledger-key FILE.pub... [--checkpoint FILE]`.
 //!
 //! `verify bundle` is offline: it streams the tar through
 //! [`custos_core::bundle`]'s verifier (footage hashed as it passes, with a
@@ -73,8 +73,9 @@ enum VerifyCommand {
         #[arg(long, value_name = "FILE")]
         checkpoint: Option<PathBuf>,
         /// The ledger's public key, obtained out of band (required; Ed25519
-        /// or SM2). Repeatable: the checkpoint's signature by every key given
-        /// must verify.
+        /// or SM2). Repeatable: the checkpoint (and --checkpoint) must be
+        /// signed by one of them, as a ledger's old and new key are while
+        /// its key is rotated.
         #[arg(long, value_name = "FILE.pub")]
         ledger_key: Vec<PathBuf>,
         /// Fail unless the checkpoint carries a verified signature of this
@@ -139,8 +140,8 @@ pub(crate) fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
             verify_log(LogArgs {
                 url: ledger,
                 old: checkpoint,
-                key: keys[0].clone(),
-                more_keys: keys[1..].to_vec(),
+                keys,
+                require,
                 origin,
                 token,
                 ledger_ca,
@@ -343,13 +344,57 @@ fn print_report(shown: &str, report: &Report) {
 struct LogArgs {
     url: String,
     old: Option<PathBuf>,
-    key: VerifierKey,
-    /// Further ledger keys given (another suite): their checkpoint
-    /// signatures must verify too.
-    more_keys: Vec<VerifierKey>,
+    /// The pinned ledger keys: a checkpoint is the ledger's when any of
+    /// them signed it (several keys of one suite: a key rotation).
+    keys: Vec<VerifierKey>,
+    /// Suites one of whose pinned keys must have signed the checkpoint.
+    require: Vec<Algorithm>,
     origin: Option<String>,
     token: Option<String>,
     ledger_ca: Option<PathBuf>,
+}
+
+/// Open a signed checkpoint with whichever pinned keys signed it: the
+/// checkpoint and those keys, or why none did.
+fn open_pinned<'k>(
+    signed: &[u8],
+    args: &'k LogArgs,
+) -> Result<(Checkpoint, Vec<&'k VerifierKey>), String> {
+    let mut opened = None;
+    let mut by = Vec::new();
+    let mut last_error = None;
+    for key in &args.keys {
+        match Checkpoint::open(signed, key, args.origin.as_deref()) {
+            Ok(c) => {
+                opened.get_or_insert(c);
+                by.push(key);
+            }
+            Err(e) => last_error = Some(e),
+        }
+    }
+    let ids = || {
+        args.keys
+            .iter()
+            .map(VerifierKey::key_id)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let Some(checkpoint) = opened else {
+        return Err(match last_error {
+            Some(e) if args.keys.len() == 1 => {
+                format!("does not open with ledger key {}: {e}", ids())
+            }
+            _ => format!("does not open with any pinned ledger key ({})", ids()),
+        });
+    };
+    for suite in &args.require {
+        if !by.iter().any(|k| k.algorithm() == *suite) {
+            return Err(format!(
+                "no pinned {suite} ledger key signed it (--require {suite})"
+            ));
+        }
+    }
+    Ok((checkpoint, by))
 }
 
 /// How `verify log` ended when it did not fail to run.
@@ -366,14 +411,10 @@ fn verify_log(args: LogArgs) -> anyhow::Result<ExitCode> {
     let old = match &args.old {
         Some(path) => {
             let text = std::fs::read(path).with_context(|| format!("{}", path.display()))?;
-            match Checkpoint::open(&text, &args.key, args.origin.as_deref()) {
-                Ok(c) => Some((path.clone(), c)),
-                Err(e) => {
-                    eprintln!(
-                        "custos: {}: INVALID: does not open with ledger key {}: {e}",
-                        path.display(),
-                        args.key.key_id()
-                    );
+            match open_pinned(&text, &args) {
+                Ok((c, _)) => Some((path.clone(), c)),
+                Err(why) => {
+                    eprintln!("custos: {}: INVALID: {why}", path.display());
                     return Ok(ExitCode::from(1));
                 }
             }
@@ -415,23 +456,10 @@ async fn check_log(
     old: Option<(PathBuf, Checkpoint)>,
 ) -> anyhow::Result<Outcome> {
     let signed = client.checkpoint().await?;
-    let checkpoint = match Checkpoint::open(signed.as_bytes(), &args.key, args.origin.as_deref()) {
-        Ok(c) => c,
-        Err(e) => {
-            return Ok(Outcome::Invalid(format!(
-                "checkpoint: does not open with ledger key {}: {e}",
-                args.key.key_id()
-            )))
-        }
+    let (checkpoint, signed_by) = match open_pinned(signed.as_bytes(), args) {
+        Ok(opened) => opened,
+        Err(why) => return Ok(Outcome::Invalid(format!("checkpoint: {why}"))),
     };
-    for key in &args.more_keys {
-        if let Err(e) = Checkpoint::open(signed.as_bytes(), key, args.origin.as_deref()) {
-            return Ok(Outcome::Invalid(format!(
-                "checkpoint: does not open with ledger key {}: {e}",
-                key.key_id()
-            )));
-        }
-    }
     let size = checkpoint.size();
     let mut verifier = match LogVerifier::new(&checkpoint, old.as_ref().map(|(_, c)| c.size())) {
         Ok(v) => v,
@@ -469,10 +497,7 @@ async fn check_log(
         Err(problem) => return Ok(Outcome::Invalid(problem.to_string())),
     };
 
-    let mut suites: Vec<&str> = std::iter::once(&args.key)
-        .chain(&args.more_keys)
-        .map(|k| k.algorithm().as_str())
-        .collect();
+    let mut suites: Vec<&str> = signed_by.iter().map(|k| k.algorithm().as_str()).collect();
     suites.dedup();
     let mut report = format!(
         "ledger {}: valid\n  log         {} size {} root {}\n  ledger key  {} (pinned with --ledger-key)\n  suites      checkpoint: {}\n  entries     {size}, prev chain intact, tree recomputed, {} dock-signed events verified under their registered keys",
@@ -480,9 +505,9 @@ async fn check_log(
         checkpoint.origin(),
         size,
         checkpoint.root(),
-        std::iter::once(&args.key)
-            .chain(&args.more_keys)
-            .map(VerifierKey::key_id)
+        signed_by
+            .iter()
+            .map(|k| k.key_id())
             .collect::<Vec<_>>()
             .join(", "),
         suites.join(", "),

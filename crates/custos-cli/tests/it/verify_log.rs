@@ -482,3 +482,136 @@ fn an_altered_signed_event_is_caught() {
         "entry 1: signed event does not verify under the keys registered for dock",
     );
 }
+
+impl RealLedger {
+    /// Stop the server, set `[ledger] key_files` to these files of the
+    /// ledger's directory, and start it again (on a new port).
+    fn restart_with_key_files(&mut self, files: &[&str]) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+        let config = self.dir.path().join("custos.toml");
+        let list = files
+            .iter()
+            .map(|f| format!("\"./{f}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
+        std::fs::write(
+            &config,
+            format!("[ledger]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"./ledger\"\norigin = \"{ORIGIN}\"\nkey_files = [{list}]\n"),
+        )
+        .unwrap();
+        let mut serve = custos();
+        serve
+            .args(["ledger", "serve", "--config"])
+            .arg(&config)
+            .env("RUST_LOG", "warn")
+            .stderr(Stdio::null());
+        let (server, url) = custos_testsupport::serve_ledger(serve).unwrap();
+        self.server = server;
+        self.url = url;
+    }
+}
+
+fn verify_log_keys(url: &str, keys: &[&Path], old: Option<&Path>, token: &str) -> Output {
+    let mut cmd = custos();
+    cmd.args(["verify", "log", "--ledger", url, "--token", token])
+        .env_remove("CUSTOS_CLIENT_TOKEN");
+    for key in keys {
+        cmd.arg("--ledger-key").arg(key);
+    }
+    if let Some(old) = old {
+        cmd.arg("--checkpoint").arg(old);
+    }
+    cmd.output().unwrap()
+}
+
+/// `[ledger] key_files = [new, old]`, then `[new]`: the served log records
+/// both changes, `verify log` accepts the checkpoint under any pinned key
+/// that signed it, and a checkpoint kept before the rotation (old key) is
+/// proved consistent with one signed by the new key alone.
+#[test]
+fn a_rotated_ledger_key_verifies_under_either_pinned_key() {
+    let fixture = Fixture::new();
+    let dock = &fixture.dock;
+    let mut ledger = RealLedger::start(dock);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let append = |ledger: &RealLedger, env| {
+        rt.block_on(ledger.client().append_envelope(&env)).unwrap();
+    };
+    append(
+        &ledger,
+        event(dock, "dock.heartbeat", "dock-01", json!({ "n": 0 })),
+    );
+    let kept = rt.block_on(ledger.client().checkpoint()).unwrap();
+    let kept_path = ledger.dir.path().join("kept.checkpoint");
+    std::fs::write(&kept_path, &kept).unwrap();
+
+    let keygen = custos()
+        .args(["keygen", "--out"])
+        .arg(ledger.dir.path().join("new.key"))
+        .output()
+        .unwrap();
+    assert!(keygen.status.success(), "{}", text(&keygen.stderr));
+    let old_pub = ledger.key_pub();
+    let new_pub = ledger.dir.path().join("new.key.pub");
+
+    ledger.restart_with_key_files(&["new.key", "ledger.key"]);
+    append(
+        &ledger,
+        event(dock, "dock.heartbeat", "dock-01", json!({ "n": 1 })),
+    );
+    let token = ledger.auditor_token.clone();
+    // Both keys sign during the overlap: either alone verifies today's
+    // checkpoint; the kept one opens with the old key only.
+    let out = verify_log_keys(&ledger.url, &[&old_pub], Some(&kept_path), &token);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = verify_log_keys(&ledger.url, &[&new_pub], None, &token);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = verify_log_keys(&ledger.url, &[&new_pub], Some(&kept_path), &token);
+    assert_invalid(
+        &out,
+        "kept.checkpoint: INVALID: does not open with ledger key new+",
+    );
+
+    ledger.restart_with_key_files(&["new.key"]);
+    append(
+        &ledger,
+        event(dock, "dock.heartbeat", "dock-01", json!({ "n": 2 })),
+    );
+    let out = verify_log_keys(&ledger.url, &[&old_pub], None, &token);
+    assert_invalid(&out, "checkpoint: does not open with ledger key ledger+");
+    // The kept checkpoint opens only with the old key, today's only with
+    // the new: the auditor pins both and the log is proved to have grown.
+    let out = verify_log_keys(&ledger.url, &[&new_pub, &old_pub], Some(&kept_path), &token);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(stdout.contains("consistent  with"), "{stdout}");
+    let new_id = custos_core::keys::VerifierKey::load(&new_pub)
+        .unwrap()
+        .key_id();
+    assert!(
+        stdout.contains(&format!("ledger key  {new_id} (pinned")),
+        "only the new key signed today's checkpoint:\n{stdout}"
+    );
+    // The log names both changes, in order, by the ledger.
+    let entries = rt
+        .block_on(
+            LedgerClient::new(&ledger.url, Some(&token))
+                .unwrap()
+                .entries(0, None),
+        )
+        .unwrap();
+    let changes: Vec<(String, String)> = entries
+        .iter()
+        .map(|l| Entry::parse(l.entry.get().as_bytes()).unwrap())
+        .filter(|e| e.action.as_str().starts_with("ledger.key_"))
+        .map(|e| (e.action.as_str().to_owned(), e.actor.id))
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            ("ledger.key_added".to_owned(), "keys".to_owned()),
+            ("ledger.key_retired".to_owned(), "keys".to_owned())
+        ]
+    );
+}

@@ -432,6 +432,30 @@ pub struct CoverageExplained {
     pub segments: Vec<String>,
 }
 
+// ---------------------------------------------------------------------------
+// The ledger's own keys
+
+/// `ledger.key_added`: from this entry's checkpoint on, `key` signs the
+/// ledger's checkpoints too (the subject is the ledger's origin). Appended
+/// by the ledger when it starts with a key that did not sign its last
+/// checkpoint: auditors learn the new key from a log the old key vouches
+/// for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerKeyAdded {
+    /// The C2SP verifier key (`name+hash+base64`).
+    pub key: String,
+    /// Its key id (`name+hash`).
+    pub key_id: String,
+}
+
+/// `ledger.key_retired`: the key `key_id`, which signed the ledger's last
+/// checkpoint, signs no more (the subject is the ledger's origin).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerKeyRetired {
+    /// The retired key's id (`name+hash`).
+    pub key_id: String,
+}
+
 /// No members (`case.closed`, `hold.released`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct NoDetails {}
@@ -490,6 +514,10 @@ pub enum Details {
     CoverageGap(CoverageGap),
     /// `coverage.explained`.
     CoverageExplained(CoverageExplained),
+    /// `ledger.key_added`.
+    LedgerKeyAdded(LedgerKeyAdded),
+    /// `ledger.key_retired`.
+    LedgerKeyRetired(LedgerKeyRetired),
     /// Any other action (including names in [`actions::ALL`] that Custos
     /// defines but does not write, such as `retention.changed`): its
     /// details as they are.
@@ -549,6 +577,8 @@ impl Details {
             a::TOKEN_USED => Details::TokenUsed(typed(action, d)?),
             a::COVERAGE_GAP => Details::CoverageGap(typed(action, d)?),
             a::COVERAGE_EXPLAINED => Details::CoverageExplained(typed(action, d)?),
+            a::LEDGER_KEY_ADDED => Details::LedgerKeyAdded(typed(action, d)?),
+            a::LEDGER_KEY_RETIRED => Details::LedgerKeyRetired(typed(action, d)?),
             other => Details::Other {
                 action: other.to_owned(),
                 details: details.clone(),
@@ -584,6 +614,8 @@ impl Details {
             Details::TokenUsed(_) => a::TOKEN_USED,
             Details::CoverageGap(_) => a::COVERAGE_GAP,
             Details::CoverageExplained(_) => a::COVERAGE_EXPLAINED,
+            Details::LedgerKeyAdded(_) => a::LEDGER_KEY_ADDED,
+            Details::LedgerKeyRetired(_) => a::LEDGER_KEY_RETIRED,
             Details::Other { action, .. } => action,
         }
     }
@@ -627,6 +659,8 @@ impl Details {
             Details::TokenUsed(d) => object(d),
             Details::CoverageGap(d) => object(d),
             Details::CoverageExplained(d) => object(d),
+            Details::LedgerKeyAdded(d) => object(d),
+            Details::LedgerKeyRetired(d) => object(d),
             Details::Other { details, .. } => details.clone(),
         }
     }
@@ -826,6 +860,12 @@ mod tests {
                 "coverage.explained",
                 json!({"gap_seq": 12, "reason": "battery ran out", "segments": ["s-2", "s-4"]}),
             ),
+            (
+                "ledger.key_added",
+                json!({"key": "ledger+0a0b0c0d+AeGx6vSgfxAfXz1NRWKPPcyDl7tHITKUEQpn9ZSc3ubE",
+                "key_id": "ledger+0a0b0c0d"}),
+            ),
+            ("ledger.key_retired", json!({"key_id": "ledger+0a0b0c0d"})),
         ]
     }
 

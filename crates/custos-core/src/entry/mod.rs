@@ -103,6 +103,11 @@ pub mod actions {
     pub const COVERAGE_GAP: &str = "coverage.gap";
     /// A supervisor explained a coverage gap (中断说明).
     pub const COVERAGE_EXPLAINED: &str = "coverage.explained";
+    /// A key began signing the ledger's checkpoints (a key rotation, or an
+    /// SM2 key configured beside the Ed25519 one).
+    pub const LEDGER_KEY_ADDED: &str = "ledger.key_added";
+    /// A key stopped signing the ledger's checkpoints.
+    pub const LEDGER_KEY_RETIRED: &str = "ledger.key_retired";
 
     /// Every name above.
     pub const ALL: &[&str] = &[
@@ -133,6 +138,8 @@ pub mod actions {
         KEY_REGISTERED,
         COVERAGE_GAP,
         COVERAGE_EXPLAINED,
+        LEDGER_KEY_ADDED,
+        LEDGER_KEY_RETIRED,
     ];
 }
 

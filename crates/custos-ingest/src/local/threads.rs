@@ -18,7 +18,8 @@ use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use custos_core::digest::{Digests, MultiHasher};
+use crate::split::StreamHasher;
+use custos_core::digest::Digests;
 
 use crate::buffers::FILE_READ_STEP;
 
@@ -149,7 +150,7 @@ pub(crate) struct ReadDone {
 /// other core just wrote out costs more than this user-space copy.)
 pub(crate) fn read_and_hash(
     mut file: File,
-    mut hasher: MultiHasher,
+    mut hasher: StreamHasher,
     to_writer: SyncSender<Msg>,
     free: Receiver<Vec<u8>>,
     shared: &Shared,
@@ -223,7 +224,7 @@ pub(crate) fn read_and_hash(
 /// there and written from there. Ends with the file synced.
 pub(crate) fn read_hash_write(
     mut file: File,
-    mut hasher: MultiHasher,
+    mut hasher: StreamHasher,
     mut out: File,
     shared: &Shared,
 ) -> Result<(ReadDone, Duration), (ReadFail, Option<io::Error>)> {
@@ -323,7 +324,7 @@ mod tests {
         let writer = std::thread::spawn(move || write_chunks(out, ch.from_reader, ch.back, &s2));
         let r = read_and_hash(
             File::open(&src).unwrap(),
-            MultiHasher::sha256(),
+            StreamHasher::sha256(),
             ch.to_writer,
             ch.free,
             &shared,
@@ -370,7 +371,7 @@ mod tests {
             let shared = Shared::default();
             let (done, _) = read_hash_write(
                 File::open(&src).unwrap(),
-                MultiHasher::sha256(),
+                StreamHasher::sha256(),
                 out,
                 &shared,
             )

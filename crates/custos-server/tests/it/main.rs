@@ -12,6 +12,7 @@ mod coverage;
 mod crash;
 mod export;
 mod governance;
+mod key_rotation;
 mod proofs;
 mod sm2_keys;
 mod tamper;

@@ -58,6 +58,14 @@ async fn every_signature_must_be_by_a_registered_key_and_verify() {
         .unwrap();
     let dock = ledger.authenticate(&token.token).unwrap();
     assert_eq!(dock.keys().len(), 2);
+    // The token list names both keys.
+    let listed = ledger.tokens().unwrap();
+    let info = listed.iter().find(|t| t.name == "dock-01").unwrap();
+    assert_eq!(
+        info.key_id.as_deref(),
+        Some(dock_key().verifier_key().key_id().as_str())
+    );
+    assert_eq!(info.more_key_ids, vec![sm2_dock().verifier_key().key_id()]);
 
     // Both suites, both registered: accepted; the envelope and its manifest
     // carry an Ed25519 and an SM2 signature.

@@ -36,7 +36,19 @@ async fn closed_ledger(dir: &Path) {
 
 /// Change one stored value with sled directly, as an intruder with disk access would.
 fn poke(dir: &Path, key: &[u8], change: impl FnOnce(Vec<u8>) -> Option<Vec<u8>>) {
-    let db = sled::open(dir).unwrap();
+    // sled lets go of its lock when its flusher thread has stopped, a
+    // moment after the ledger closed (longer on a loaded machine).
+    let mut tries = 0;
+    let db = loop {
+        match sled::open(dir) {
+            Ok(db) => break db,
+            Err(e) if tries < 200 && e.to_string().contains("lock") => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(e) => panic!("opening {} with sled: {e}", dir.display()),
+        }
+    };
     let tree = db.open_tree(layout::TREE_NAME).unwrap();
     let old = tree
         .get(key)

@@ -260,7 +260,7 @@ impl TestLedger {
 }
 
 /// A new token for `name` in `role` (a dock's registers the dock key).
-async fn new_token(ledger: &Ledger, role: Role, name: &str) -> String {
+pub(crate) async fn new_token(ledger: &Ledger, role: Role, name: &str) -> String {
     let key = (role == Role::Dock).then(|| dock_key().verifier_key());
     ledger
         .create_token(admin_actor(), role, name, key)
