@@ -72,11 +72,19 @@ pub(crate) fn ok(what: &str, out: &Output) -> String {
 pub(crate) struct SiteOptions {
     /// `[dock] concurrency`.
     pub concurrency: u32,
+    /// The site's own PKI: the ledger serves HTTPS with a certificate of
+    /// the site CA and asks docks for their station certificate
+    /// (`tls_client_ca`); the dock and the client trust that CA
+    /// (`ledger_ca`), the dock presents its certificate.
+    pub tls: bool,
 }
 
 impl Default for SiteOptions {
     fn default() -> Self {
-        SiteOptions { concurrency: 2 }
+        SiteOptions {
+            concurrency: 2,
+            tls: false,
+        }
     }
 }
 
@@ -101,6 +109,8 @@ pub(crate) struct Site {
     port: u16,
     pub tokens: Tokens,
     ledger: Option<Child>,
+    /// The site CA's certificate, with [`SiteOptions::tls`].
+    pub ca: Option<PathBuf>,
 }
 
 impl Site {
@@ -122,7 +132,11 @@ impl Site {
             port,
             tokens: Tokens::default(),
             ledger: None,
+            ca: None,
         };
+        if opts.tls {
+            site.make_pki();
+        }
         for name in ["ledger", DOCK_ID] {
             let key = site.path(&format!("keys/{name}.key"));
             ok(
@@ -154,6 +168,20 @@ impl Site {
         self.dir.path().join(rel)
     }
 
+    /// The site CA (pki/site-ca.pem), the ledger's server certificate for
+    /// 127.0.0.1 (pki/ledger.crt) and the dock's station certificate
+    /// naming its id (pki/station.crt).
+    fn make_pki(&mut self) {
+        use custos_testsupport::pki::{TestCa, Validity};
+        let pki = self.path("pki");
+        std::fs::create_dir(&pki).unwrap();
+        let ca = TestCa::new(&pki, "site-ca").unwrap();
+        ca.server("ledger", &["127.0.0.1", "localhost"], Validity::Current)
+            .unwrap();
+        ca.client("station", &[DOCK_ID]).unwrap();
+        self.ca = Some(ca.cert_path());
+    }
+
     /// The dock's verifier key file.
     pub(crate) fn dock_key(&self) -> PathBuf {
         self.path(&format!("keys/{DOCK_ID}.key.pub"))
@@ -165,7 +193,8 @@ impl Site {
     }
 
     pub(crate) fn ledger_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        let scheme = if self.ca.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     /// The configuration: S3 storage on Garage, the ledger on its port, the
@@ -174,6 +203,15 @@ impl Site {
     fn write_config(&self, opts: &SiteOptions) {
         let t = &self.tokens;
         let profiles = repo().join("firmware-profiles");
+        let (ledger_tls, dock_tls, client_tls) = if self.ca.is_some() {
+            (
+                "tls_cert = \"./pki/ledger.crt\"\ntls_key = \"./pki/ledger.key\"\ntls_client_ca = \"./pki/site-ca.pem\"\n",
+                "ledger_ca = \"./pki/site-ca.pem\"\ntls_cert = \"./pki/station.crt\"\ntls_key = \"./pki/station.key\"\n",
+                "ledger_ca = \"./pki/site-ca.pem\"\n",
+            )
+        } else {
+            ("", "", "")
+        };
         let text = format!(
             r#"[storage]
 url = "{storage}"
@@ -183,7 +221,7 @@ listen = "127.0.0.1:{port}"
 data_dir = "./ledger"
 origin = "{ORIGIN}"
 key_file = "./keys/ledger.key"
-
+{ledger_tls}
 [dock]
 id = "{DOCK_ID}"
 key_file = "./keys/{DOCK_ID}.key"
@@ -196,11 +234,11 @@ usb = false
 status_listen = "127.0.0.1:0"
 concurrency = {concurrency}
 part_size_mib = 5
-
+{dock_tls}
 [client]
 ledger_url = "{url}"
 token = "{supervisor}"
-"#,
+{client_tls}"#,
             storage = self.garage.storage_url(),
             port = self.port,
             url = self.ledger_url(),
@@ -279,12 +317,21 @@ token = "{supervisor}"
     /// GET a public path of the ledger.
     fn http_get(&self, path: &str) -> Result<String, String> {
         let url = format!("{}{path}", self.ledger_url());
+        let mut client = reqwest::Client::builder();
+        if let Some(ca) = &self.ca {
+            let pem = std::fs::read(ca).map_err(|e| e.to_string())?;
+            let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| e.to_string())?;
+            client = client
+                .tls_built_in_root_certs(false)
+                .add_root_certificate(cert);
+        }
+        let client = client.build().map_err(|e| e.to_string())?;
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| e.to_string())?
             .block_on(async {
-                let resp = reqwest::get(&url).await.map_err(|e| e.to_string())?;
+                let resp = client.get(&url).send().await.map_err(|e| e.to_string())?;
                 if !resp.status().is_success() {
                     return Err(format!("GET {url}: {}", resp.status()));
                 }
@@ -392,6 +439,10 @@ token = "{supervisor}"
             .env("CUSTOS_E2E_TOKEN", &self.tokens.auditor)
             .env("PYTHONDONTWRITEBYTECODE", "1")
             .stdin(Stdio::null());
+        if let Some(ca) = &self.ca {
+            // urllib's default context trusts the site CA (OpenSSL reads it).
+            cmd.env("SSL_CERT_FILE", ca);
+        }
         cmd.output().unwrap()
     }
 

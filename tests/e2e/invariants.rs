@@ -61,7 +61,10 @@ fn check_nothing_lost_yet(site: &Site, rec: &Path) {
 fn dock_killed_mid_ingest_twice_resumes_with_every_segment_stored_once() {
     // One segment at a time, each a two-part multipart upload, so that the
     // kills land between and inside segments.
-    let site = Site::start(SiteOptions { concurrency: 1 });
+    let site = Site::start(SiteOptions {
+        concurrency: 1,
+        ..SiteOptions::default()
+    });
     let rec = site.recorder("DSJK0003", "070809", 4, 2);
     let total = Site::files_on(&rec).len();
 

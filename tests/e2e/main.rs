@@ -13,7 +13,8 @@
 //! tests: every role, no token and a stolen dock credential against every
 //! route and every event kind they must not use. `coverage.rs` docks
 //! recorders with a deleted file and a clock jump and follows the ledger's
-//! `coverage.gap` findings to a supervisor's explanation.
+//! `coverage.gap` findings to a supervisor's explanation. `tls.rs` runs the
+//! site over TLS with a private CA and station certificates.
 //!
 //! Run them with `cargo nextest run -p custos-cli --test e2e` (Garage and
 //! the Python checkers from `scripts/install-deps`).
@@ -26,3 +27,4 @@ mod coverage;
 mod harness;
 mod ingest;
 mod invariants;
+mod tls;

@@ -16,6 +16,13 @@
 //! dock's offline queue retries all of these and sets aside only the final
 //! ones.
 //!
+//! Over `https://`, [`ClientTls`] holds what the site's PKI gives a client:
+//! the CA that issued the ledger's certificate (`ledger_ca`: then only it
+//! is trusted, not the public web roots) and, for a docking station, its
+//! client certificate and key (mutual TLS). A refused handshake (an
+//! unknown issuer, an expired certificate, a name that does not match) is
+//! [`ClientError::Unreachable`], its message naming rustls's reason.
+//!
 //! Besides the ledger, [`dock_status`] reads a docking station's status
 //! endpoint (`custos dock status`).
 //!
@@ -29,6 +36,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use custos_core::checkpoint::{Checkpoint, CheckpointError};
@@ -57,8 +65,9 @@ pub enum ClientError {
         /// What is wrong.
         why: String,
     },
-    /// The ledger could not be reached, or did not answer in time.
-    #[error("cannot reach the ledger at {url}: {error}")]
+    /// The ledger could not be reached, or did not answer in time, or the
+    /// TLS handshake failed.
+    #[error("cannot reach the ledger at {url}: {}", error_chain(error))]
     Unreachable {
         /// The request URL.
         url: String,
@@ -105,6 +114,143 @@ pub enum ClientError {
     /// Writing what the ledger sent to the caller's output failed.
     #[error("writing what the ledger sent: {0}")]
     Output(#[source] std::io::Error),
+    /// A TLS file of the client (`ledger_ca`, `tls_cert`, `tls_key`) could
+    /// not be read or used.
+    #[error("{what} {path}: {why}")]
+    TlsFile {
+        /// The setting, e.g. `[dock] ledger_ca`.
+        what: String,
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        why: String,
+    },
+}
+
+/// An error and its sources, `: `-separated on one line (reqwest's own
+/// message leaves out why a request failed, e.g. the certificate refused).
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        let more = e.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = e.source();
+    }
+    text
+}
+
+/// The TLS side of a client: the CA it trusts for the ledger and the
+/// client certificate it presents (see the crate documentation).
+#[derive(Clone, Default)]
+pub struct ClientTls {
+    /// CA certificates trusted instead of the public web roots.
+    ca: Vec<reqwest::Certificate>,
+    /// The client certificate and key.
+    identity: Option<reqwest::Identity>,
+}
+
+impl std::fmt::Debug for ClientTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientTls")
+            .field("ca_certificates", &self.ca.len())
+            .field("client_certificate", &self.identity.is_some())
+            .finish()
+    }
+}
+
+impl ClientTls {
+    /// Trust the CA certificates of the PEM file `path` (setting `what`,
+    /// e.g. `[dock] ledger_ca`, for error messages) for the ledger,
+    /// instead of the public web roots.
+    pub fn trust_ca(mut self, what: &str, path: &Path) -> Result<ClientTls, ClientError> {
+        let bad = |why: String| ClientError::TlsFile {
+            what: what.to_owned(),
+            path: path.to_owned(),
+            why,
+        };
+        let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| bad(format!("not PEM certificates: {}", error_chain(&e))))?;
+        if certs.is_empty() {
+            return Err(bad("no PEM CERTIFICATE block in the file".into()));
+        }
+        self.ca.extend(certs);
+        Ok(self)
+    }
+
+    /// Present the client certificate (chain) of the PEM file `cert` with
+    /// the private key of the PEM file `key` (setting names `what_cert`,
+    /// `what_key` for error messages).
+    pub fn present(
+        mut self,
+        (what_cert, cert): (&str, &Path),
+        (what_key, key): (&str, &Path),
+    ) -> Result<ClientTls, ClientError> {
+        let read = |what: &str, path: &Path| {
+            std::fs::read(path).map_err(|e| ClientError::TlsFile {
+                what: what.to_owned(),
+                path: path.to_owned(),
+                why: e.to_string(),
+            })
+        };
+        let mut pem = read(what_cert, cert)?;
+        if !pem.windows(16).any(|w| w == b"-----BEGIN CERTI") {
+            return Err(ClientError::TlsFile {
+                what: what_cert.to_owned(),
+                path: cert.to_owned(),
+                why: "no PEM CERTIFICATE block in the file".into(),
+            });
+        }
+        pem.push(b'\n');
+        pem.extend(read(what_key, key)?);
+        let identity = reqwest::Identity::from_pem(&pem).map_err(|e| ClientError::TlsFile {
+            what: what_key.to_owned(),
+            path: key.to_owned(),
+            why: format!(
+                "not a PEM private key for {}: {}",
+                cert.display(),
+                error_chain(&e)
+            ),
+        })?;
+        self.identity = Some(identity);
+        Ok(self)
+    }
+
+    /// From the optional files of a configuration section: `ca` (named
+    /// `SECTION ledger_ca`) and `cert` with `key` (`SECTION tls_cert`,
+    /// `tls_key`; one without the other is an error).
+    pub fn from_files(
+        section: &str,
+        ca: Option<&Path>,
+        cert: Option<&Path>,
+        key: Option<&Path>,
+    ) -> Result<ClientTls, ClientError> {
+        let mut tls = ClientTls::default();
+        if let Some(ca) = ca {
+            tls = tls.trust_ca(&format!("{section} ledger_ca"), ca)?;
+        }
+        match (cert, key) {
+            (Some(cert), Some(key)) => {
+                tls = tls.present(
+                    (&format!("{section} tls_cert"), cert),
+                    (&format!("{section} tls_key"), key),
+                )?;
+            }
+            (None, None) => {}
+            (Some(path), None) | (None, Some(path)) => {
+                return Err(ClientError::TlsFile {
+                    what: format!("{section} tls_cert/tls_key"),
+                    path: path.to_owned(),
+                    why: "a client certificate needs both tls_cert and tls_key".into(),
+                })
+            }
+        }
+        Ok(tls)
+    }
 }
 
 impl From<CheckpointError> for ClientError {
@@ -149,9 +295,10 @@ impl ClientError {
             | ClientError::Server { .. }
             | ClientError::BadResponse { .. } => true,
             ClientError::Rejected { .. } => !self.is_final_refusal(),
-            ClientError::BadUrl { .. } | ClientError::Checkpoint(_) | ClientError::Output(_) => {
-                false
-            }
+            ClientError::BadUrl { .. }
+            | ClientError::Checkpoint(_)
+            | ClientError::Output(_)
+            | ClientError::TlsFile { .. } => false,
         }
     }
 
@@ -264,6 +411,16 @@ impl LedgerClient {
         token: Option<&str>,
         timeout: Duration,
     ) -> Result<LedgerClient, ClientError> {
+        Self::configured(base_url, token, timeout, &ClientTls::default())
+    }
+
+    /// [`LedgerClient::with_timeout`] with the site's TLS settings.
+    pub fn configured(
+        base_url: &str,
+        token: Option<&str>,
+        timeout: Duration,
+        tls: &ClientTls,
+    ) -> Result<LedgerClient, ClientError> {
         let bad = |why: &str| ClientError::BadUrl {
             url: base_url.to_owned(),
             why: why.to_owned(),
@@ -272,11 +429,21 @@ impl LedgerClient {
         if !matches!(base.scheme(), "http" | "https") {
             return Err(bad("the scheme must be http or https"));
         }
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
+            .use_rustls_tls()
             .timeout(timeout)
-            .connect_timeout(CONNECT_TIMEOUT)
-            .build()
-            .map_err(|e| bad(&e.to_string()))?;
+            .connect_timeout(CONNECT_TIMEOUT);
+        if !tls.ca.is_empty() {
+            // The site's private CA, and it alone.
+            builder = builder.tls_built_in_root_certs(false);
+            for cert in &tls.ca {
+                builder = builder.add_root_certificate(cert.clone());
+            }
+        }
+        if let Some(identity) = &tls.identity {
+            builder = builder.identity(identity.clone());
+        }
+        let http = builder.build().map_err(|e| bad(&e.to_string()))?;
         Ok(LedgerClient {
             http,
             base,

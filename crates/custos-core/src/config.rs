@@ -144,6 +144,21 @@ pub struct LedgerConfig {
     /// The TrueType font (or collection) of chain-of-custody reports: it
     /// must hold CJK glyphs. Debian's fonts-wqy-microhei by default.
     pub report_font: PathBuf,
+    /// The service's TLS certificate chain (PEM, leaf first); with
+    /// `tls_key`, the API and the console are served over HTTPS only.
+    /// Re-read on SIGHUP.
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of `tls_cert` (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub tls_key: Option<PathBuf>,
+    /// CA certificates (PEM) of the docking stations' client certificates:
+    /// when set, every request made with a dock token must come over a
+    /// connection whose client certificate this CA issued and that names
+    /// the dock (a DNS subjectAltName equal to the dock's id). Others
+    /// (console users, auditors) connect without a certificate.
+    pub tls_client_ca: Option<PathBuf>,
+    /// Serve plain HTTP on an address that is not loopback. Refused
+    /// unless set: bearer tokens would cross the network in the clear.
+    pub allow_plain_http: bool,
 }
 
 impl LedgerConfig {
@@ -164,6 +179,10 @@ impl Default for LedgerConfig {
             sm2_key_file: "./keys/ledger-sm2.key".into(),
             batch_signatures: false,
             report_font: "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc".into(),
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
+            allow_plain_http: false,
         }
     }
 }
@@ -237,6 +256,14 @@ pub struct DockConfig {
     pub part_size_mib: u32,
     /// Compute SM3 digests as well as SHA-256.
     pub sm3: bool,
+    /// CA certificates (PEM) trusted for an `https://` `ledger_url` (a
+    /// site's private CA); absent = the public web roots.
+    pub ledger_ca: Option<PathBuf>,
+    /// The station's client certificate (PEM), presented to the ledger
+    /// over TLS; required when the ledger sets `tls_client_ca`.
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of `tls_cert` (PEM).
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for DockConfig {
@@ -263,6 +290,9 @@ impl Default for DockConfig {
             concurrency: 4,
             part_size_mib: 16,
             sm3: false,
+            ledger_ca: None,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -287,6 +317,9 @@ pub struct ClientConfig {
     pub ledger_url: Option<String>,
     /// Bearer token.
     pub token: Option<String>,
+    /// CA certificates (PEM) trusted for an `https://` `ledger_url` (a
+    /// site's private CA); absent = the public web roots.
+    pub ledger_ca: Option<PathBuf>,
 }
 
 /// `[retention]`.
@@ -478,6 +511,20 @@ impl Config {
         abs(&mut self.dock.key_file);
         abs(&mut self.dock.data_dir);
         abs(&mut self.dock.profiles_dir);
+        for p in [
+            &mut self.ledger.tls_cert,
+            &mut self.ledger.tls_key,
+            &mut self.ledger.tls_client_ca,
+            &mut self.dock.ledger_ca,
+            &mut self.dock.tls_cert,
+            &mut self.dock.tls_key,
+            &mut self.client.ledger_ca,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            abs(p);
+        }
         if let Some(rest) = self.storage.url.strip_prefix("file://") {
             if !rest.starts_with('/') {
                 self.storage.url = format!("file://{}", base.join(rest).display());
@@ -546,6 +593,30 @@ impl Config {
             return Err(ConfigError::Invalid(format!(
                 "access.approval_valid_days = {days}: an approval stays in force from 1 to 366 days"
             )));
+        }
+        let l = &self.ledger;
+        match (&l.tls_cert, &l.tls_key) {
+            (Some(_), None) => {
+                return Err(ConfigError::Invalid(
+                    "ledger.tls_cert is set without ledger.tls_key: give both or neither".into(),
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::Invalid(
+                    "ledger.tls_key is set without ledger.tls_cert: give both or neither".into(),
+                ))
+            }
+            _ => {}
+        }
+        if l.tls_client_ca.is_some() && l.tls_cert.is_none() {
+            return Err(ConfigError::Invalid(
+                "ledger.tls_client_ca needs ledger.tls_cert and ledger.tls_key: client certificates are asked for over TLS only".into(),
+            ));
+        }
+        if self.dock.tls_cert.is_some() != self.dock.tls_key.is_some() {
+            return Err(ConfigError::Invalid(
+                "dock.tls_cert and dock.tls_key go together: give both or neither".into(),
+            ));
         }
         let url = &self.storage.url;
         if !(url.starts_with("file://") || url.starts_with("s3://")) {
@@ -724,5 +795,44 @@ mod tests {
         assert_eq!(every("15m"), Some(Duration::from_secs(900)));
         assert_eq!(every("6h"), Some(Duration::from_secs(21_600)));
         assert_eq!(every("7d"), Some(Duration::from_secs(604_800)));
+    }
+
+    #[test]
+    fn tls_settings() {
+        let c = parse(
+            "[ledger]\ntls_cert = \"tls/ledger.crt\"\ntls_key = \"tls/ledger.key\"\ntls_client_ca = \"/pki/ca.pem\"\n[dock]\nledger_ca = \"ca.pem\"\ntls_cert = \"d.crt\"\ntls_key = \"d.key\"\n[client]\nledger_ca = \"ca.pem\"\n",
+            &[("CUSTOS_LEDGER_ALLOW_PLAIN_HTTP", "true")],
+        )
+        .unwrap();
+        assert_eq!(
+            c.ledger.tls_cert.as_deref(),
+            Some(Path::new("/etc/custos/tls/ledger.crt"))
+        );
+        assert_eq!(
+            c.ledger.tls_client_ca.as_deref(),
+            Some(Path::new("/pki/ca.pem"))
+        );
+        assert_eq!(
+            c.dock.ledger_ca.as_deref(),
+            Some(Path::new("/etc/custos/ca.pem"))
+        );
+        assert_eq!(
+            c.client.ledger_ca.as_deref(),
+            Some(Path::new("/etc/custos/ca.pem"))
+        );
+        assert!(c.ledger.allow_plain_http);
+        assert!(!Config::default().ledger.allow_plain_http);
+        for (bad, says) in [
+            ("[ledger]\ntls_cert = \"c\"\n", "without ledger.tls_key"),
+            ("[ledger]\ntls_key = \"k\"\n", "without ledger.tls_cert"),
+            ("[ledger]\ntls_client_ca = \"ca\"\n", "tls_client_ca needs"),
+            (
+                "[dock]\ntls_cert = \"c\"\n",
+                "dock.tls_cert and dock.tls_key",
+            ),
+        ] {
+            let err = parse(bad, &[]).unwrap_err().to_string();
+            assert!(err.contains(says), "{bad}: {err}");
+        }
     }
 }

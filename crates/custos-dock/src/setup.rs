@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use custos_client::LedgerClient;
+use custos_client::{ClientTls, LedgerClient};
 use custos_core::config::Config;
 use custos_core::keys::{KeyError, KeySet};
 use custos_ingest::{IngestStore, StoreError};
@@ -45,6 +45,10 @@ pub enum SetupError {
     /// The remote ledger's URL is unusable.
     #[error("[dock] ledger_url: {0}")]
     LedgerUrl(String),
+    /// A TLS file of `[dock]` (`ledger_ca`, `tls_cert`, `tls_key`) is
+    /// unusable.
+    #[error("{0}")]
+    Tls(String),
     /// The officer roster is unreadable or malformed.
     #[error("[dock] roster {path}: {why}")]
     Roster {
@@ -103,7 +107,8 @@ pub fn dock_key(config: &Config) -> Result<KeySet, SetupError> {
     })
 }
 
-/// The remote ledger of `[dock] ledger_url` (with `ledger_token`), or
+/// The remote ledger of `[dock] ledger_url` (with `ledger_token`, and over
+/// `https://` trusting `ledger_ca` and presenting `tls_cert`), or
 /// `None` when the configuration names none (the dock then needs a ledger
 /// in its own process).
 pub fn remote_ledger(config: &Config) -> Result<Option<LedgerLink>, SetupError> {
@@ -111,8 +116,20 @@ pub fn remote_ledger(config: &Config) -> Result<Option<LedgerLink>, SetupError> 
     let Some(url) = &d.ledger_url else {
         return Ok(None);
     };
-    let client = LedgerClient::new(url, d.ledger_token.as_deref())
-        .map_err(|e| SetupError::LedgerUrl(e.to_string()))?;
+    let tls = ClientTls::from_files(
+        "[dock]",
+        d.ledger_ca.as_deref(),
+        d.tls_cert.as_deref(),
+        d.tls_key.as_deref(),
+    )
+    .map_err(|e| SetupError::Tls(e.to_string()))?;
+    let client = LedgerClient::configured(
+        url,
+        d.ledger_token.as_deref(),
+        custos_client::DEFAULT_TIMEOUT,
+        &tls,
+    )
+    .map_err(|e| SetupError::LedgerUrl(e.to_string()))?;
     Ok(Some(Arc::new(client)))
 }
 

@@ -5,7 +5,9 @@
 //! error shape, extractors, role checks and OpenAPI document), the web
 //! console under `/ui/` ([`ui`]: sessions, pages, message catalogues),
 //! [`serve`] (binding, hyper's connection loop with a header-read timeout,
-//! signals, shutdown, the scheduled retention sweep) and [`offline`] (token
+//! signals, shutdown, the scheduled retention sweep), [`tls`] (the
+//! service's certificate, reloaded on SIGHUP, and the binding of dock
+//! tokens to station certificates) and [`offline`] (token
 //! administration with the service stopped). The `custos-ledger-bench`
 //! binary is the append bench's load generator and a server the crash tests
 //! can kill.
@@ -22,6 +24,7 @@
 pub mod api;
 pub mod offline;
 pub mod serve;
+pub mod tls;
 pub mod ui;
 
 pub use api::{app, ApiConfig, AppState};

@@ -33,6 +33,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use custos_core::config::Config;
@@ -42,6 +43,7 @@ use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::api::{app, ApiConfig, AppState};
+use crate::tls::{ConnectionInfo, TlsError, TlsFiles, TlsSetup};
 use custos_ledger::error::OpenError;
 use custos_ledger::ledger::{Ledger, LedgerOptions};
 
@@ -64,6 +66,10 @@ pub struct ServeOptions {
     /// Run the retention sweeper every this long (`None`: never). It needs
     /// [`custos_ledger::governance::Governance::objects`].
     pub sweep_interval: Option<Duration>,
+    /// Serve HTTPS with these files (`None`: plain HTTP).
+    pub tls: Option<TlsFiles>,
+    /// Serve plain HTTP on an address that is not loopback (else refused).
+    pub allow_plain_http: bool,
 }
 
 impl ServeOptions {
@@ -85,6 +91,16 @@ impl ServeOptions {
                 .with_retention(config.retention.clone()),
             // `Config::parse` refused an interval that does not parse.
             sweep_interval: config.retention.sweep_every().ok().flatten(),
+            // `Config::parse` refused a certificate without its key.
+            tls: match (&l.tls_cert, &l.tls_key) {
+                (Some(cert), Some(key)) => Some(TlsFiles {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                    client_ca: l.tls_client_ca.clone(),
+                }),
+                _ => None,
+            },
+            allow_plain_http: l.allow_plain_http,
         }
     }
 }
@@ -117,6 +133,15 @@ pub enum ServeError {
         /// Why (its message is part of this one's).
         error: std::io::Error,
     },
+    /// The TLS files could not be loaded.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// Plain HTTP on an address other hosts reach, not allowed.
+    #[error("refusing to serve plain HTTP on {addr}, which is not a loopback address: tokens would cross the network in the clear; set [ledger] tls_cert and tls_key, or allow_plain_http = true (a TLS proxy in front)")]
+    PlainHttp {
+        /// The listen address.
+        addr: String,
+    },
     /// Serving failed.
     #[error("serving the ledger API: {0}")]
     Io(std::io::Error),
@@ -140,6 +165,8 @@ pub struct Server {
     task: JoinHandle<std::io::Result<()>>,
     /// The scheduled retention sweep, if one runs.
     sweeper: Option<Sweeper>,
+    /// The TLS configuration, when it serves HTTPS.
+    tls: Option<Arc<TlsSetup>>,
 }
 
 /// The scheduled retention sweep's task and its stop signal.
@@ -204,8 +231,39 @@ async fn sweep_once(ledger: &Ledger, governance: &custos_ledger::governance::Gov
     }
 }
 
+/// Whether every address `listen` names is a loopback address (a name is
+/// resolved as binding resolves it).
+async fn loopback_only(listen: &str) -> Result<bool, ServeError> {
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host(listen)
+        .await
+        .map_err(|error| ServeError::Bind {
+            addr: listen.to_owned(),
+            error,
+        })?
+        .collect();
+    Ok(!addrs.is_empty() && addrs.iter().all(|a| a.ip().is_loopback()))
+}
+
 /// Open the ledger and start serving (see the module documentation).
 pub async fn start(options: ServeOptions) -> Result<Server, ServeError> {
+    // The network settings first: a refusal here changes nothing.
+    let tls = match &options.tls {
+        Some(files) => Some(Arc::new(TlsSetup::load(files.clone())?)),
+        None => {
+            if !loopback_only(&options.listen).await? {
+                if !options.allow_plain_http {
+                    return Err(ServeError::PlainHttp {
+                        addr: options.listen.clone(),
+                    });
+                }
+                tracing::warn!(
+                    listen = %options.listen,
+                    "serving plain HTTP on an address that is not loopback ([ledger] allow_plain_http = true): bearer tokens and footage cross the network unencrypted unless a TLS proxy fronts every path to it"
+                );
+            }
+            None
+        }
+    };
     let key_file = options.key_file.clone();
     let data_dir = options.ledger.data_dir.clone();
     let ledger_options = options.ledger.clone();
@@ -264,25 +322,29 @@ pub async fn start(options: ServeOptions) -> Result<Server, ServeError> {
     let task = tokio::spawn(serve_connections(
         listener,
         router,
+        tls.clone(),
         options.api.request_timeout,
         stopped,
     ));
-    tracing::info!(%addr, "ledger API listening");
+    tracing::info!(%addr, tls = tls.is_some(), "ledger API listening");
     Ok(Server {
         addr,
         ledger,
         stop,
         task,
         sweeper,
+        tls,
     })
 }
 
 /// Accept connections and serve `router` on each (HTTP/1.1, headers read
-/// within `header_timeout`) until `stopped` fires; then stop accepting,
-/// let every connection finish its request in flight, and return.
+/// within `header_timeout`; over TLS when `tls` is given, the handshake
+/// within the same time) until `stopped` fires; then stop accepting, let
+/// every connection finish its request in flight, and return.
 async fn serve_connections(
     listener: TcpListener,
     router: axum::Router,
+    tls: Option<Arc<TlsSetup>>,
     header_timeout: Duration,
     mut stopped: oneshot::Receiver<()>,
 ) -> std::io::Result<()> {
@@ -293,8 +355,8 @@ async fn serve_connections(
             _ = &mut stopped => break,
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             accepted = listener.accept() => {
-                let stream = match accepted {
-                    Ok((stream, _)) => stream,
+                let (stream, peer) = match accepted {
+                    Ok(accepted) => accepted,
                     Err(e) => {
                         // Out of file descriptors and the like: wait, retry.
                         tracing::warn!(error = %e, "accepting a connection failed");
@@ -303,27 +365,40 @@ async fn serve_connections(
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let service = hyper_util::service::TowerToHyperService::new(router.clone());
-                let mut closing = closing_rx.clone();
+                let router = router.clone();
+                let closing = closing_rx.clone();
+                let acceptor = tls.as_ref().map(|t| (t.acceptor(), t.docks_need_certificate()));
                 connections.spawn(async move {
-                    let mut builder = hyper::server::conn::http1::Builder::new();
-                    builder
-                        .timer(hyper_util::rt::TokioTimer::new())
-                        .header_read_timeout(header_timeout);
-                    let conn = builder
-                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                        .with_upgrades();
-                    tokio::pin!(conn);
-                    let result = tokio::select! {
-                        result = conn.as_mut() => result,
-                        _ = closing.changed() => {
-                            conn.as_mut().graceful_shutdown();
-                            conn.await
+                    let Some((acceptor, docks_need_certificate)) = acceptor else {
+                        let info = ConnectionInfo::default();
+                        serve_one(stream, router, info, header_timeout, closing).await;
+                        return;
+                    };
+                    let handshake =
+                        tokio::time::timeout(header_timeout, acceptor.accept(stream)).await;
+                    let stream = match handshake {
+                        Ok(Ok(stream)) => stream,
+                        Ok(Err(e)) => {
+                            tracing::info!(%peer, error = %e, "TLS handshake refused");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                            return;
                         }
                     };
-                    if let Err(e) = result {
-                        tracing::debug!(error = %e, "connection ended with an error");
-                    }
+                    let client_certificate = stream
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .and_then(|chain| chain.first())
+                        .map(|c| c.clone().into_owned());
+                    let info = ConnectionInfo {
+                        tls: true,
+                        docks_need_certificate,
+                        client_certificate,
+                    };
+                    serve_one(stream, router, info, header_timeout, closing).await;
                 });
             }
         }
@@ -334,15 +409,68 @@ async fn serve_connections(
     Ok(())
 }
 
+/// Serve HTTP/1.1 on one connection, each request stamped with `info`,
+/// until the client closes it or `closing` asks it to finish.
+async fn serve_one<S>(
+    stream: S,
+    router: axum::Router,
+    info: ConnectionInfo,
+    header_timeout: Duration,
+    mut closing: watch::Receiver<bool>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    use tower::ServiceExt as _;
+    let stamped = router.map_request(move |mut req: axum::http::Request<hyper::body::Incoming>| {
+        req.extensions_mut().insert(info.clone());
+        req
+    });
+    let service = hyper_util::service::TowerToHyperService::new(stamped);
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    let conn = builder
+        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+        .with_upgrades();
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        result = conn.as_mut() => result,
+        _ = closing.changed() => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
+}
+
 impl Server {
+    /// Read the TLS files again (SIGHUP): new connections get the new
+    /// certificate, open ones keep theirs; on an error the old one stays.
+    /// Without TLS, nothing to do.
+    pub fn reload_tls(&self) -> Result<(), TlsError> {
+        match &self.tls {
+            Some(tls) => tls.reload(),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether it serves HTTPS.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
     /// The bound address.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
     }
 
-    /// `http://ADDR`.
+    /// `http://ADDR`, or `https://ADDR` over TLS.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// The ledger it serves.
@@ -387,12 +515,62 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// The stream of SIGHUPs (registered when called).
+#[cfg(unix)]
+fn hangups() -> Option<tokio::signal::unix::Signal> {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(error) => {
+            tracing::warn!(%error, "cannot listen for SIGHUP: the TLS certificate is not reloadable");
+            None
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn hangups() -> Option<()> {
+    None
+}
+
+/// On every SIGHUP, reload the TLS files (one log line either way).
+#[cfg(unix)]
+async fn reload_on_hangup(
+    hangups: Option<tokio::signal::unix::Signal>,
+    tls: Option<Arc<TlsSetup>>,
+) {
+    {
+        let Some(mut hangups) = hangups else { return };
+        while hangups.recv().await.is_some() {
+            match &tls {
+                None => tracing::info!("SIGHUP: no TLS certificate to reload (plain HTTP)"),
+                Some(tls) => match tls.reload() {
+                    Ok(()) => tracing::info!(
+                        cert = %tls.files().cert.display(),
+                        "SIGHUP: TLS certificate reloaded; new connections use it"
+                    ),
+                    Err(error) => tracing::error!(
+                        "SIGHUP: TLS reload failed, still serving the previous certificate: {error}"
+                    ),
+                },
+            }
+        }
+    }
+}
+
+#[cfg(not(unix))]
+async fn reload_on_hangup(_: Option<()>, _: Option<Arc<TlsSetup>>) {}
+
 /// Start, call `ready` with the server (to print its URL), serve until
 /// Ctrl-C or SIGTERM, then shut down cleanly.
 pub async fn run(options: ServeOptions, ready: impl FnOnce(&Server)) -> Result<(), ServeError> {
     let server = start(options).await?;
+    // Listening for SIGHUP before `ready` says the service is up: from
+    // then on a SIGHUP reloads, it never ends the process.
+    let reloads = tokio::spawn(reload_on_hangup(hangups(), server.tls.clone()));
     ready(&server);
     shutdown_signal().await;
+    reloads.abort();
     tracing::info!("shutting down");
     server.shutdown().await
 }

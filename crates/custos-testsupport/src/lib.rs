@@ -12,6 +12,9 @@
 //! gives its address, and [`create_token`] makes a bearer token offline
 //! through `custos token create`, as an operator would.
 //!
+//! [`pki`] makes a site's private CA and the certificates it issues (the
+//! ledger's, a station's) for the TLS tests.
+//!
 //! [`fixtures`] holds the keys, manifests and signed events tests build
 //! again and again (fixed seeds and times: every run signs the same bytes).
 //!
@@ -21,6 +24,7 @@
 //! install it, when the `garage` binary is missing. Nothing here is a mock.
 
 pub mod fixtures;
+pub mod pki;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

@@ -88,6 +88,10 @@ enum VerifyCommand {
         /// A bearer token allowed to read entries (e.g. role auditor).
         #[arg(long, env = "CUSTOS_CLIENT_TOKEN", hide_env_values = true)]
         token: Option<String>,
+        /// CA certificates (PEM) to trust for an https:// ledger (a site's
+        /// private CA) instead of the public web roots.
+        #[arg(long, value_name = "FILE.pem", env = "CUSTOS_CLIENT_LEDGER_CA")]
+        ledger_ca: Option<PathBuf>,
     },
 }
 
@@ -115,6 +119,7 @@ pub(crate) fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
             origin,
             token,
             require,
+            ledger_ca,
         } => {
             if ledger_key.is_empty() {
                 eprintln!(
@@ -139,6 +144,7 @@ pub(crate) fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
                 require,
                 origin,
                 token,
+                ledger_ca,
             })
         }
     }
@@ -345,6 +351,7 @@ struct LogArgs {
     require: Vec<Algorithm>,
     origin: Option<String>,
     token: Option<String>,
+    ledger_ca: Option<PathBuf>,
 }
 
 /// Open a signed checkpoint with whichever pinned keys signed it: the
@@ -414,8 +421,17 @@ fn verify_log(args: LogArgs) -> anyhow::Result<ExitCode> {
         }
         None => None,
     };
-    let client = LedgerClient::new(&args.url, args.token.as_deref())
-        .with_context(|| format!("ledger {}", args.url))?;
+    let mut tls = custos_client::ClientTls::default();
+    if let Some(ca) = &args.ledger_ca {
+        tls = tls.trust_ca("--ledger-ca", ca)?;
+    }
+    let client = LedgerClient::configured(
+        &args.url,
+        args.token.as_deref(),
+        custos_client::DEFAULT_TIMEOUT,
+        &tls,
+    )
+    .with_context(|| format!("ledger {}", args.url))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

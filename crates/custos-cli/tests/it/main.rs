@@ -19,6 +19,7 @@ mod export_cli;
 mod in_process;
 mod retention_sweep;
 mod sm2_suite;
+mod tls;
 mod verify_bundle;
 mod verify_large;
 mod verify_log;

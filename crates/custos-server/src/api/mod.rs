@@ -14,8 +14,9 @@
 //! 3. per-route metrics;
 //! 4. the body size limit ([`ApiConfig::max_body_bytes`], answered 413 by
 //!    the body extractors);
-//! 5. on a matched route, `authorize`: the tamper refusal, then the token,
-//!    then the role matrix of [`custos_ledger::auth::ROUTES`], then the
+//! 5. on a matched route, `authorize`: the tamper refusal, then the token
+//!    (a dock token also needs the station's client certificate when the
+//!    service asks for one, [`crate::tls`]), then the role matrix of [`custos_ledger::auth::ROUTES`], then the
 //!    `token.used` entry for an admin;
 //! 6. the handler (thin: it parses, calls the [`Ledger`], answers).
 //!
@@ -384,6 +385,26 @@ async fn authorize(
         Some(token) => Some(state.ledger.authenticate(token)?),
         None => None,
     };
+    if let Some(caller) = caller.as_ref().filter(|c| c.role == Role::Dock) {
+        // A dock token counts only with the station's certificate, when
+        // the service asks for one (crate::tls, `[ledger] tls_client_ca`).
+        if let Some(connection) = req.extensions().get::<crate::tls::ConnectionInfo>() {
+            if let Err(refusal) = connection.check_dock(&caller.name) {
+                tracing::warn!(token_id = %caller.token_id, "dock token refused: {refusal}");
+                let code = match refusal {
+                    crate::tls::DockCertificateRefusal::Missing { .. } => {
+                        "client_certificate_required"
+                    }
+                    _ => "client_certificate_mismatch",
+                };
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    code,
+                    refusal.to_string(),
+                ));
+            }
+        }
+    }
     if let Some(caller) = &caller {
         if caller.role == Role::Admin {
             // Invariant 4: every use of an admin token is on the record,

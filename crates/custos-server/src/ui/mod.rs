@@ -225,7 +225,8 @@ pub struct Ctx {
     pub lang_chosen: bool,
     /// The session and its cookie value, if signed in.
     pub session: Option<(String, Session)>,
-    /// TLS (directly or as a proxy in front says): cookies get `Secure`.
+    /// TLS (the service's own, [`crate::tls`], or as a proxy in front
+    /// says): cookies get `Secure`.
     pub secure: bool,
     /// The request path and query, for the language switcher.
     pub path: String,
@@ -276,6 +277,10 @@ impl FromRequestParts<UiState> for Ctx {
             }
         });
         let secure = parts.uri.scheme_str() == Some("https")
+            || parts
+                .extensions
+                .get::<crate::tls::ConnectionInfo>()
+                .is_some_and(|c| c.tls)
             || parts
                 .headers
                 .get("x-forwarded-proto")

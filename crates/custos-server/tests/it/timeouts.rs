@@ -32,6 +32,8 @@ async fn server() -> (tempfile::TempDir, Server, String) {
         verify_on_start: false,
         governance: Default::default(),
         sweep_interval: None,
+        tls: None,
+        allow_plain_http: false,
     };
     let server = serve::start(options).await.unwrap();
     let token = server
