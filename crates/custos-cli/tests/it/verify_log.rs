@@ -101,13 +101,7 @@ impl RealLedger {
         let dock_token = token(&config, "dock", dock.name(), Some(&dock_pub));
         let auditor_token = token(&config, "auditor", "aud-1", None);
 
-        let mut serve = custos();
-        serve
-            .args(["ledger", "serve", "--config"])
-            .arg(&config)
-            .env("RUST_LOG", "warn")
-            .stderr(Stdio::null());
-        let (server, url) = custos_testsupport::serve_ledger(serve).unwrap();
+        let (server, url) = serve_real(&config);
         RealLedger {
             dir,
             server,
@@ -128,6 +122,17 @@ impl RealLedger {
     fn client(&self) -> LedgerClient {
         LedgerClient::new(&self.url, Some(&self.dock_token)).unwrap()
     }
+}
+
+/// Start `custos ledger serve --config CONFIG`: the process and its URL.
+fn serve_real(config: &Path) -> (Child, String) {
+    let mut serve = custos();
+    serve
+        .args(["ledger", "serve", "--config"])
+        .arg(config)
+        .env("RUST_LOG", "warn")
+        .stderr(Stdio::null());
+    custos_testsupport::serve_ledger(serve).unwrap()
 }
 
 fn event(
@@ -500,13 +505,7 @@ impl RealLedger {
             format!("[ledger]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"./ledger\"\norigin = \"{ORIGIN}\"\nkey_files = [{list}]\n"),
         )
         .unwrap();
-        let mut serve = custos();
-        serve
-            .args(["ledger", "serve", "--config"])
-            .arg(&config)
-            .env("RUST_LOG", "warn")
-            .stderr(Stdio::null());
-        let (server, url) = custos_testsupport::serve_ledger(serve).unwrap();
+        let (server, url) = serve_real(&config);
         self.server = server;
         self.url = url;
     }

@@ -282,6 +282,22 @@ pub fn coverage_finding(
         .map_err(ReadError::from)?)
 }
 
+/// Every recorded finding, in the order they were recorded (a row that
+/// does not parse is an error naming it).
+pub(crate) fn recorded_findings(
+    store: &crate::store::Store,
+) -> impl Iterator<Item = Result<CoverageFinding, ReadError>> + '_ {
+    store.table_scan(COVERAGE, b"").map(|row| {
+        let (key, value) = row.map_err(ReadError::from)?;
+        serde_json::from_slice(&value).map_err(|e| {
+            ReadError::from(StoreError::Malformed {
+                what: format!("coverage row {}", hex::encode(&key)),
+                why: e.to_string(),
+            })
+        })
+    })
+}
+
 /// The findings `query` asks for, in the order they were recorded. With
 /// `from` and/or `to`, only findings about that time
 /// ([`super::finding_span`]: a finding whose time is unknown is left out
@@ -307,14 +323,8 @@ pub fn coverage_findings(
         )
     });
     let mut out = Vec::new();
-    for row in ledger.store().table_scan(COVERAGE, b"") {
-        let (key, value) = row.map_err(ReadError::from)?;
-        let f: CoverageFinding = serde_json::from_slice(&value).map_err(|e| {
-            ReadError::from(StoreError::Malformed {
-                what: format!("coverage row {}", hex::encode(&key)),
-                why: e.to_string(),
-            })
-        })?;
+    for f in recorded_findings(ledger.store()) {
+        let f = f?;
         let keep = query.recorder.as_ref().is_none_or(|r| *r == f.recorder_id)
             && query.officer.as_ref().is_none_or(|o| *o == f.officer_id)
             && query

@@ -35,7 +35,7 @@ use time::format_description::well_known::Rfc3339;
 
 use super::GovernanceError;
 use crate::catalogue::{self, BY_TIME};
-use crate::error::{ReadError, StoreError};
+use crate::error::ReadError;
 use crate::layout::{composite, split_composite, time_key};
 use crate::ledger::Ledger;
 use crate::store::Store;
@@ -314,14 +314,8 @@ pub fn supervision(
     }
 
     let mut findings = Vec::new();
-    for row in store.table_scan(super::COVERAGE, b"") {
-        let (key, value) = row.map_err(ReadError::from)?;
-        let f: CoverageFinding = serde_json::from_slice(&value).map_err(|e| {
-            ReadError::from(StoreError::Malformed {
-                what: format!("coverage row {}", hex::encode(&key)),
-                why: e.to_string(),
-            })
-        })?;
+    for f in super::coverage::recorded_findings(store) {
+        let f = f?;
         if !wanted(&f.officer_id, &f.recorder_id) {
             continue;
         }
