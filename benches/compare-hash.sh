@@ -33,7 +33,7 @@ command -v sha256sum >/dev/null || { echo "compare-hash: sha256sum is needed" >&
 [ -x "$TIME" ] || { echo "compare-hash: GNU time is needed at $TIME (apt-get install time)" >&2; exit 2; }
 
 cargo build --release --quiet -p custos-cli --bin custos
-CUSTOS=$PWD/target/release/custos
+CUSTOS=${CARGO_TARGET_DIR:-$PWD/target}/release/custos
 
 mkdir -p "$WORK"
 make_file() { # NAME MIB: incompressible bytes (AES-CTR keystream), made once
@@ -143,3 +143,4 @@ printf 'custos / sha256sum, one file:            %.2fx\n' "$(ratio custos-1 sha2
 printf 'custos four files / custos one file:     %.2fx  (target >= 1.8 on two cores)\n' "$(ratio custos-4 custos-1)"
 printf 'custos / 4 x openssl, four files:        %.2fx\n' "$(ratio custos-4 openssl-4)"
 printf 'load average at the end: %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
+benches/machine.sh

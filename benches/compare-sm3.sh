@@ -105,3 +105,4 @@ printf '%-30s %10.3f %10.0f\n' "ingest, SHA-256 only" "$h" "$(echo "$BYTES / $h 
 printf 'ingest SHA-256+SM3 / SHA-256 only (wall): %.2fx; SM3 ingest / openssl dgst -sm3 (throughput): %.2fx\n' \
     "$(echo "$m / $h" | bc -l)" "$(echo "$o / $m" | bc -l)"
 printf 'load average at the end: %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
+benches/machine.sh

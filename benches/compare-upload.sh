@@ -37,7 +37,7 @@ command -v openssl >/dev/null || { echo "compare-upload: openssl is needed" >&2;
 [ -x "$TIME" ] || { echo "compare-upload: GNU time is needed at $TIME (apt-get install time)" >&2; exit 2; }
 
 cargo build --release --quiet -p custos-ingest --example upload
-UPLOAD=$PWD/target/release/examples/upload
+UPLOAD=${CARGO_TARGET_DIR:-$PWD/target}/release/examples/upload
 
 mkdir -p "$WORK"
 DATA=$WORK/segment-1g.bin
@@ -166,3 +166,4 @@ printf 'custos / aws s3 cp (S3 upload):          %.2fx  (target >= 1.0)\n' "$(ec
 printf 'custos local ingest / openssl hash-only: %.2fx  (target >= 0.8)\n' "$(echo "${TPUT[custos-local]} / ${TPUT[openssl]}" | bc -l)"
 printf 'peak RSS, 4 GiB segment: S3 %d KiB, local %d KiB  (target <= 65536)\n' "$(max_rss "$RES/big-s3")" "$(max_rss "$RES/big-local")"
 printf 'load average at the end: %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
+benches/machine.sh

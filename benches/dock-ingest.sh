@@ -37,7 +37,7 @@ command -v curl >/dev/null || { echo "dock-ingest: curl is needed" >&2; exit 2; 
 command -v python3 >/dev/null || { echo "dock-ingest: python3 is needed" >&2; exit 2; }
 
 cargo build --release --quiet --bin custos
-CUSTOS=$PWD/target/release/custos
+CUSTOS=${CARGO_TARGET_DIR:-$PWD/target}/release/custos
 
 mkdir -p "$WORK"
 SEED=$WORK/seed-${GIB}g
@@ -193,3 +193,4 @@ for s in sorted(status["slots"], key=lambda s: s["slot"]):
           f"safe to undock after {s['safe_after_seconds']:.2f} s")
 PY
 rm -rf "$STORE"
+benches/machine.sh

@@ -24,7 +24,7 @@ for tool in openssl curl python3 /usr/bin/time; do
 done
 
 cargo build --release --quiet --bin custos
-CUSTOS=$PWD/target/release/custos
+CUSTOS=${CARGO_TARGET_DIR:-$PWD/target}/release/custos
 
 rm -rf "$WORK"
 mkdir -p "$WORK/keys" "$WORK/rec/DCIM/100MEDIA"
@@ -90,3 +90,4 @@ print(f"  custos export peak RSS: {rss_kib / 1024:.1f} MiB ({rss_kib / 1024 / (g
 print(f"  wall time: {secs:.2f} s ({gib * 1024 / secs:.0f} MiB/s)")
 PY
 rm -rf "$WORK/objects" "$WORK/rec" "$WORK/export.tar"
+benches/machine.sh

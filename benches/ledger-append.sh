@@ -24,7 +24,7 @@ ENTRIES=${ENTRIES:-1000000}
 ROUNDS=${ROUNDS:-1}
 [[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || { echo "ROUNDS must be a positive integer, not '$ROUNDS'" >&2; exit 1; }
 cargo build --release -q -p custos-server --bin custos-ledger-bench
-BIN=$PWD/target/release/custos-ledger-bench
+BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/custos-ledger-bench
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/custos-ledger-bench.XXXXXX")
 PID=""
 
@@ -91,3 +91,4 @@ echo "server-side time of those requests (custos_ledger_http_request_seconds, cu
 curl -s "$URL/metrics" | grep 'http_request_seconds_bucket{method="GET",route="/v1/proof/inclusion"' \
     | sed -n 's/.*le="\([^"]*\)"} \(.*\)/  <= \1 s: \2/p' | head -9
 stop_server
+benches/machine.sh
