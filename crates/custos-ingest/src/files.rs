@@ -22,7 +22,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 
-use custos_core::digest::Digests;
+use custos_core::digest::{Digests, MultiHasher};
 
 use crate::split::StreamHasher;
 
@@ -106,7 +106,7 @@ pub fn hash_sources<F>(sources: &[HashSource], opts: &FileHashOptions, mut emit:
 where
     F: FnMut(usize, Result<Digests, HashFileError>),
 {
-    if opts.with_sm3 && custos_core::digest::MultiHasher::new(true).is_err() {
+    if MultiHasher::new(opts.with_sm3).is_err() {
         for i in 0..sources.len() {
             emit(i, Err(HashFileError::Sm3Unavailable));
         }
@@ -200,7 +200,7 @@ pub fn hash_reader<R: Read>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use custos_core::digest::{Digest, MultiHasher};
+    use custos_core::digest::Digest;
     use std::io::Write;
 
     #[test]

@@ -238,10 +238,10 @@ impl SplitHasher {
             Some(Err(panic)) => std::panic::resume_unwind(panic),
             None => unreachable!("the thread is joined only here"),
         };
-        let sm3 = std::mem::replace(&mut self.sm3, Sm3Hasher::new().expect("SM3 is built in"));
         Digests {
             sha256,
-            sm3: Some(sm3.finalize()),
+            // A copy of the state (a few dozen bytes): `Drop` keeps `self`.
+            sm3: Some(self.sm3.clone().finalize()),
         }
     }
 
