@@ -343,28 +343,9 @@ pub struct CoverageFinding {
     pub gap_seq: u64,
     /// When the ledger recorded it (RFC 3339).
     pub found_at: String,
-    /// The recorder.
-    pub recorder_id: String,
-    /// The officer.
-    pub officer_id: String,
-    /// `missing_files`, `clock_jump` or `late_ingest`.
-    pub kind: String,
-    /// The segments it is about.
-    pub segments: Vec<String>,
-    /// The first missing file number (missing files only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub first: Option<u32>,
-    /// The last missing file number (missing files only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last: Option<u32>,
-    /// Where the gap starts (RFC 3339).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub from: Option<String>,
-    /// Where it ends (RFC 3339).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub to: Option<String>,
-    /// One line for a person, Chinese first.
-    pub description: String,
+    /// What the `coverage.gap` entry says (its members, inline).
+    #[serde(flatten)]
+    pub gap: crate::entry::details::CoverageGap,
     /// `open` or `explained`.
     pub state: String,
     /// The explanation, once given.

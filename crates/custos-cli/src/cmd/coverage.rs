@@ -133,12 +133,12 @@ pub(crate) fn run(args: CoverageArgs) -> anyhow::Result<ExitCode> {
                 .findings
                 .iter()
                 .map(|f| {
-                    let files = match (f.first, f.last) {
+                    let files = match (f.gap.first, f.gap.last) {
                         (Some(a), Some(b)) if a == b => format!("{a:04}"),
                         (Some(a), Some(b)) => format!("{a:04}-{b:04}"),
                         _ => String::new(),
                     };
-                    let when = match (&f.from, &f.to) {
+                    let when = match (&f.gap.from, &f.gap.to) {
                         (Some(a), Some(b)) => format!("{a} - {b}"),
                         _ => String::new(),
                     };
@@ -148,9 +148,9 @@ pub(crate) fn run(args: CoverageArgs) -> anyhow::Result<ExitCode> {
                     };
                     vec![
                         f.gap_seq.to_string(),
-                        f.recorder_id.clone(),
-                        f.officer_id.clone(),
-                        f.kind.clone(),
+                        f.gap.recorder_id.clone(),
+                        f.gap.officer_id.clone(),
+                        f.gap.kind.clone(),
                         files,
                         when,
                         state,

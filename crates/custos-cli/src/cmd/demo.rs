@@ -543,7 +543,7 @@ fn case_and_access(
                 .context("recording the explanation of the coverage finding")?;
                 println!(
                     "      coverage finding #{} ({}) explained by the supervisor",
-                    finding.gap_seq, finding.description
+                    finding.gap_seq, finding.gap.description
                 );
             }
             anyhow::Ok((case.id, request.id))

@@ -393,6 +393,7 @@ pub struct TokenUsed {
 /// subject is the recorder id). Derived by the ledger from the manifests
 /// in its catalogue ([`crate::coverage::findings`]), never by a dock.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CoverageGap {
     /// The recorder.
     pub recorder_id: String,

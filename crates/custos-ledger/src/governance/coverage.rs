@@ -142,15 +142,7 @@ async fn record_gap(
                     let record = CoverageFinding {
                         gap_seq: seq,
                         found_at: tx.time().to_string(),
-                        recorder_id: row.recorder_id,
-                        officer_id: row.officer_id,
-                        kind: row.kind,
-                        segments: row.segments,
-                        first: row.first,
-                        last: row.last,
-                        from: row.from,
-                        to: row.to,
-                        description: row.description,
+                        gap: row,
                         state: "open".into(),
                         explanation: None,
                     };
@@ -233,12 +225,12 @@ pub async fn explain_gap(
     let details = Details::CoverageExplained(CoverageExplained {
         gap_seq,
         reason: reason.clone(),
-        segments: finding.segments.clone(),
+        segments: finding.gap.segments.clone(),
     });
     let me = caller.actor();
     Ok(ledger
         .append(
-            Append::new(caller.actor(), &finding.recorder_id, details)?.guard(move |tx| {
+            Append::new(caller.actor(), &finding.gap.recorder_id, details)?.guard(move |tx| {
                 let key = gap_seq.to_be_bytes();
                 let Some(mut row) = tx.get_json::<CoverageFinding>(COVERAGE, &key)? else {
                     return Err(reject(
@@ -325,8 +317,14 @@ pub fn coverage_findings(
     let mut out = Vec::new();
     for f in recorded_findings(ledger.store()) {
         let f = f?;
-        let keep = query.recorder.as_ref().is_none_or(|r| *r == f.recorder_id)
-            && query.officer.as_ref().is_none_or(|o| *o == f.officer_id)
+        let keep = query
+            .recorder
+            .as_ref()
+            .is_none_or(|r| *r == f.gap.recorder_id)
+            && query
+                .officer
+                .as_ref()
+                .is_none_or(|o| *o == f.gap.officer_id)
             && query
                 .open
                 .is_none_or(|open| open == f.explanation.is_none());

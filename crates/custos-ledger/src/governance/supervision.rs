@@ -252,11 +252,11 @@ pub fn to_csv(rows: &[SupervisionRow]) -> String {
 /// them.
 pub fn finding_span(store: &Store, f: &CoverageFinding) -> Result<Option<(i128, i128)>, ReadError> {
     let parse = |t: &Option<String>| t.as_deref().and_then(|t| Timestamp::parse(t).ok());
-    if let (Some(a), Some(b)) = (parse(&f.from), parse(&f.to)) {
+    if let (Some(a), Some(b)) = (parse(&f.gap.from), parse(&f.gap.to)) {
         return Ok(Some((a.unix_nanos(), b.unix_nanos())));
     }
     let mut span: Option<(i128, i128)> = None;
-    for id in &f.segments {
+    for id in &f.gap.segments {
         if let Some(r) = catalogue::segment(store, id)? {
             let (s, e) = (
                 r.manifest.recorded.start.unix_nanos(),
@@ -316,14 +316,14 @@ pub fn supervision(
     let mut findings = Vec::new();
     for f in super::coverage::recorded_findings(store) {
         let f = f?;
-        if !wanted(&f.officer_id, &f.recorder_id) {
+        if !wanted(&f.gap.officer_id, &f.gap.recorder_id) {
             continue;
         }
         findings.push(FindingFacts {
             span: finding_span(store, &f)?,
             open: f.explanation.is_none(),
-            officer_id: f.officer_id,
-            recorder_id: f.recorder_id,
+            officer_id: f.gap.officer_id,
+            recorder_id: f.gap.recorder_id,
         });
     }
 

@@ -51,22 +51,22 @@ fn table(ctx: &Ctx, id: &str, findings: &[CoverageFinding], form: Option<&Sessio
             } }
             tbody {
                 @for f in findings {
-                    tr.finding data-seq=(f.gap_seq) data-kind=(f.kind) {
-                        td { (f.recorder_id) }
-                        td { (f.officer_id) }
+                    tr.finding data-seq=(f.gap_seq) data-kind=(f.gap.kind) {
+                        td { (f.gap.recorder_id) }
+                        td { (f.gap.officer_id) }
                         td {
-                            strong { (c.t(&format!("coverage-kind-{}", f.kind))) }
-                            @if let (Some(a), Some(b)) = (f.first, f.last) {
+                            strong { (c.t(&format!("coverage-kind-{}", f.gap.kind))) }
+                            @if let (Some(a), Some(b)) = (f.gap.first, f.gap.last) {
                                 " " @if a == b { (format!("{a:04}")) } @else { (format!("{a:04}–{b:04}")) }
                             }
                             br;
                             small { (c.t("coverage-found")) " " (f.found_at) " · #" (f.gap_seq) }
                         }
                         td {
-                            @if let (Some(from), Some(to)) = (&f.from, &f.to) { (from) " – " (to) }
+                            @if let (Some(from), Some(to)) = (&f.gap.from, &f.gap.to) { (from) " – " (to) }
                         }
                         td {
-                            @for s in &f.segments {
+                            @for s in &f.gap.segments {
                                 a href=(format!("/ui/segments/{}", path_part(s))) { (s) } br;
                             }
                         }
