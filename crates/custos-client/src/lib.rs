@@ -801,6 +801,43 @@ impl LedgerClient {
     }
 }
 
+impl LedgerClient {
+    /// `GET /v1/backup` (an admin's token): copy the ledger's streamed
+    /// backup into `out`, chunk by chunk, calling `progress` with the bytes
+    /// written so far; returns the bytes written and the backup's size
+    /// (the `x-custos-backup-size` header). A transfer cut short is an
+    /// error: `out` then holds a partial backup that must be discarded.
+    pub async fn backup<W: std::io::Write>(
+        &self,
+        out: &mut W,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<(u64, Option<u64>), ClientError> {
+        let (mut response, shown) = self
+            .start(Method::GET, "/v1/backup", &[], None, Some(EXPORT_TIMEOUT))
+            .await?;
+        let size = response
+            .headers()
+            .get("x-custos-backup-size")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
+        let mut written = 0u64;
+        loop {
+            let chunk = response
+                .chunk()
+                .await
+                .map_err(|e| ClientError::BadResponse {
+                    url: shown.clone(),
+                    why: format!("the backup stopped after {written} bytes: {e}"),
+                })?;
+            let Some(chunk) = chunk else { break };
+            out.write_all(&chunk).map_err(ClientError::Output)?;
+            written += chunk.len() as u64;
+            progress(written);
+        }
+        Ok((written, size))
+    }
+}
+
 /// The code and message of an error answer's body (`{"error","message"}`),
 /// or `unknown` and the start of the body as text.
 fn error_of(bytes: &[u8]) -> (String, String) {

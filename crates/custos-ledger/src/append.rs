@@ -406,6 +406,9 @@ pub(crate) enum Msg {
     Append(Box<Request>),
     /// Finish what is queued, flush, stop; then answer.
     Close(oneshot::Sender<()>),
+    /// Between two batches, answer the tree size and the rows a backup
+    /// copies ([`crate::backup`]): the state exactly as of that size.
+    Snapshot(oneshot::Sender<Result<crate::backup::Snapshot, StoreError>>),
 }
 
 /// The writer thread's state. Owned by the thread; nobody else touches the
@@ -434,19 +437,139 @@ fn completed_nodes(index: u64) -> impl Iterator<Item = NodeId> {
 }
 
 /// Everything one batch accumulates before the commit (steps 2 and 3).
-struct Pending {
+pub(crate) struct Pending {
     /// A copy of the tree, advanced by each append of the batch.
-    range: CompactRange,
+    pub(crate) range: CompactRange,
     /// The leaf hash of the batch's last entry so far.
-    last_leaf: Option<Hash>,
+    pub(crate) last_leaf: Option<Hash>,
     /// State-table writes (key → value, `None` to remove).
-    state: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    pub(crate) state: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     /// Envelope digests appended in this batch, for in-batch duplicates.
-    in_batch: HashMap<[u8; 32], (u64, Hash)>,
+    pub(crate) in_batch: HashMap<[u8; 32], (u64, Hash)>,
     /// Node chunks extended by the batch, whole (see `layout::node_chunk`).
-    chunks: BTreeMap<[u8; 10], Vec<u8>>,
+    pub(crate) chunks: BTreeMap<[u8; 10], Vec<u8>>,
     /// Entries and de-duplication keys.
-    sled_batch: sled::Batch,
+    pub(crate) sled_batch: sled::Batch,
+}
+
+impl Pending {
+    /// An empty batch that continues the tree `range` whose last leaf is
+    /// `last_leaf`.
+    pub(crate) fn new(range: CompactRange, last_leaf: Option<Hash>) -> Pending {
+        Pending {
+            range,
+            last_leaf,
+            state: BTreeMap::new(),
+            in_batch: HashMap::new(),
+            chunks: BTreeMap::new(),
+            sled_batch: sled::Batch::default(),
+        }
+    }
+}
+
+/// An entry with its fixed bytes, as [`integrate`] takes it.
+pub(crate) struct Sequenced<'a> {
+    /// The entry.
+    pub(crate) entry: &'a Entry,
+    /// Its canonical bytes (the leaf).
+    pub(crate) bytes: Vec<u8>,
+    /// Its details, typed.
+    pub(crate) typed: &'a Details,
+    /// The opened manifest of a `segment.ingested` entry.
+    pub(crate) manifest: Option<&'a Manifest>,
+    /// SHA-256 of its envelope's canonical JSON, if it carries one.
+    pub(crate) dedup: Option<[u8; 32]>,
+}
+
+/// Step 3 for one entry whose bytes are fixed (`entry.seq` is the size of
+/// `pending.range`): index it in the catalogue on `tx` (which may already
+/// hold its guard's writes), stage those writes, extend the tree nodes,
+/// and put the entry and its de-duplication key in the batch. Nothing is
+/// changed when it fails. The writer calls it for every new entry, and a
+/// restore ([`crate::backup`]) for every entry of a backup, so the tree,
+/// the catalogue and the de-duplication index are derived by this one
+/// code path.
+pub(crate) fn integrate(
+    store: &Store,
+    pending: &mut Pending,
+    sequenced: Sequenced<'_>,
+    guard: Option<Guard>,
+) -> Result<Hash, AppendError> {
+    let Sequenced {
+        entry,
+        bytes,
+        typed,
+        manifest,
+        dedup,
+    } = sequenced;
+    let seq = entry.seq;
+    let Pending {
+        range,
+        last_leaf,
+        state,
+        in_batch,
+        chunks,
+        sled_batch,
+    } = pending;
+    let mut tx = StateTx::new(store, state, seq, entry.time);
+    if let Some(guard) = guard {
+        match guard(&mut tx) {
+            Ok(()) => {}
+            Err(GuardError::Rejected(r)) => return Err(AppendError::Rejected(r)),
+            Err(GuardError::Store(e)) => return Err(AppendError::Storage(e.to_string())),
+        }
+    }
+    match catalogue::index(&mut tx, entry, typed, manifest) {
+        Ok(()) => {}
+        Err(GuardError::Rejected(r)) => return Err(AppendError::Rejected(r)),
+        Err(GuardError::Store(e)) => return Err(AppendError::Storage(e.to_string())),
+    }
+    // Load every chunk this append will extend before changing the
+    // range, so that a read error leaves nothing half done.
+    for id in completed_nodes(seq) {
+        load_chunk(store, chunks, id).map_err(AppendError::Storage)?;
+    }
+    let staged = tx.staged;
+    state.extend(staged);
+
+    let leaf = leaf_hash(&bytes);
+    for (id, hash) in range.append(leaf) {
+        let (key, _) = layout::node_chunk(id);
+        // INVARIANT: load_chunk loaded every chunk of completed_nodes(seq),
+        // which are exactly the nodes append() completes.
+        chunks
+            .get_mut(&key)
+            .expect("INVARIANT: chunk loaded above")
+            .extend_from_slice(hash.as_bytes());
+    }
+    sled_batch.insert(&layout::entry_key(seq)[..], bytes);
+    if let Some(digest) = dedup {
+        sled_batch.insert(&layout::dedup_key(&digest)[..], &seq.to_be_bytes()[..]);
+        in_batch.insert(digest, (seq, leaf));
+    }
+    *last_leaf = Some(leaf);
+    Ok(leaf)
+}
+
+/// Make sure `chunks` holds the chunk of node `id`, read from the store
+/// on first use, and that the chunk ends exactly where `id` goes.
+fn load_chunk(
+    store: &Store,
+    chunks: &mut BTreeMap<[u8; 10], Vec<u8>>,
+    id: NodeId,
+) -> Result<(), String> {
+    let (key, offset) = layout::node_chunk(id);
+    if let std::collections::btree_map::Entry::Vacant(slot) = chunks.entry(key) {
+        let stored = store.get(&key).map_err(|e| e.to_string())?;
+        slot.insert(stored.map(|v| v.to_vec()).unwrap_or_default());
+    }
+    let len = chunks[&key].len();
+    if len != offset {
+        return Err(format!(
+            "the stored chunk of tree {id} holds {len} bytes where {offset} were expected"
+        ));
+    }
+    Ok(())
 }
 
 /// What happened to one append of a batch.
@@ -468,9 +591,11 @@ impl Writer {
                 break;
             };
             let mut close = None;
+            let mut snapshots = Vec::new();
             let mut take = |msg: Msg, batch: &mut Vec<Request>| match msg {
                 Msg::Append(request) => batch.push(*request),
                 Msg::Close(done) => close = Some(done),
+                Msg::Snapshot(reply) => snapshots.push(reply),
             };
             take(first, &mut batch);
             while batch.len() < self.config.max_batch {
@@ -481,6 +606,9 @@ impl Writer {
             }
             if !batch.is_empty() {
                 self.write_batch(&mut batch);
+            }
+            for reply in snapshots {
+                let _ = reply.send(self.snapshot());
             }
             if let Some(done) = close {
                 // Refuse new sends, then write what was already admitted.
@@ -502,6 +630,15 @@ impl Writer {
             }
         }
         let _ = self.store.flush();
+    }
+
+    /// The tree size as stored and published, and the rows a backup
+    /// copies: read between batches, so they belong to that size.
+    fn snapshot(&self) -> Result<crate::backup::Snapshot, StoreError> {
+        Ok(crate::backup::Snapshot {
+            size: self.range.size(),
+            rows: crate::backup::copied_rows(&self.store)?,
+        })
     }
 
     /// Before the thread starts: write `appends` as one batch on the
@@ -543,14 +680,7 @@ impl Writer {
             return;
         }
         let started = Instant::now();
-        let mut pending = Pending {
-            range: self.range.clone(),
-            last_leaf: self.last_leaf,
-            state: BTreeMap::new(),
-            in_batch: HashMap::new(),
-            chunks: BTreeMap::new(),
-            sled_batch: sled::Batch::default(),
-        };
+        let mut pending = Pending::new(self.range.clone(), self.last_leaf);
         let mut outcomes = Vec::with_capacity(requests.len());
         let mut replies = Vec::with_capacity(requests.len());
 
@@ -634,16 +764,8 @@ impl Writer {
 
     /// Steps 2 and 3 for one append: sequence it and stage its writes.
     fn sequence(&self, append: Append, pending: &mut Pending) -> Outcome {
-        let Pending {
-            range,
-            last_leaf,
-            state,
-            in_batch,
-            chunks,
-            sled_batch,
-        } = pending;
         if let Some(digest) = append.dedup {
-            if let Some(&(seq, leaf)) = in_batch.get(&digest) {
+            if let Some(&(seq, leaf)) = pending.in_batch.get(&digest) {
                 return Outcome::Duplicate { seq, leaf };
             }
             match self.lookup_duplicate(&digest) {
@@ -652,22 +774,13 @@ impl Writer {
                 Err(e) => return Outcome::Failed(e),
             }
         }
-        let seq = range.size();
+        let seq = pending.range.size();
         let time = self.clock.now();
-        let mut tx = StateTx::new(&self.store, state, seq, time);
-        if let Some(guard) = append.guard {
-            match guard(&mut tx) {
-                Ok(()) => {}
-                Err(GuardError::Rejected(r)) => return Outcome::Failed(AppendError::Rejected(r)),
-                Err(GuardError::Store(e)) => {
-                    return Outcome::Failed(AppendError::Storage(e.to_string()))
-                }
-            }
-        }
+        let last_leaf = pending.last_leaf;
         let entry = Entry {
             seq,
             time,
-            prev: *last_leaf,
+            prev: last_leaf,
             actor: append.actor,
             action: append.action,
             subject: append.subject,
@@ -675,7 +788,7 @@ impl Writer {
             envelope: append.envelope,
         };
         let bytes = match &append.body {
-            Some(body) => body.to_bytes(seq, *last_leaf, time),
+            Some(body) => body.to_bytes(seq, last_leaf, time),
             None => entry.to_bytes(),
         };
         debug_assert!(
@@ -692,61 +805,17 @@ impl Writer {
             }
             Err(e) => return Outcome::Failed(e.into()),
         };
-        match catalogue::index(&mut tx, &entry, &append.typed, append.manifest.as_deref()) {
-            Ok(()) => {}
-            Err(GuardError::Rejected(r)) => return Outcome::Failed(AppendError::Rejected(r)),
-            Err(GuardError::Store(e)) => {
-                return Outcome::Failed(AppendError::Storage(e.to_string()))
-            }
+        let sequenced = Sequenced {
+            entry: &entry,
+            bytes,
+            typed: &append.typed,
+            manifest: append.manifest.as_deref(),
+            dedup: append.dedup,
+        };
+        match integrate(&self.store, pending, sequenced, append.guard) {
+            Ok(leaf) => Outcome::New { seq, leaf },
+            Err(e) => Outcome::Failed(e),
         }
-        // Load every chunk this append will extend before changing the
-        // range, so that a read error leaves nothing half done.
-        for id in completed_nodes(seq) {
-            if let Err(e) = self.load_chunk(chunks, id) {
-                return Outcome::Failed(AppendError::Storage(e));
-            }
-        }
-        let staged = tx.staged;
-        state.extend(staged);
-
-        let leaf = leaf_hash(&bytes);
-        for (id, hash) in range.append(leaf) {
-            let (key, _) = layout::node_chunk(id);
-            // INVARIANT: load_chunk loaded every chunk of completed_nodes(seq),
-            // which are exactly the nodes append() completes.
-            chunks
-                .get_mut(&key)
-                .expect("INVARIANT: chunk loaded above")
-                .extend_from_slice(hash.as_bytes());
-        }
-        sled_batch.insert(&layout::entry_key(seq)[..], bytes);
-        if let Some(digest) = append.dedup {
-            sled_batch.insert(&layout::dedup_key(&digest)[..], &seq.to_be_bytes()[..]);
-            in_batch.insert(digest, (seq, leaf));
-        }
-        *last_leaf = Some(leaf);
-        Outcome::New { seq, leaf }
-    }
-
-    /// Make sure `chunks` holds the chunk of node `id`, read from the store
-    /// on first use, and that the chunk ends exactly where `id` goes.
-    fn load_chunk(
-        &self,
-        chunks: &mut BTreeMap<[u8; 10], Vec<u8>>,
-        id: NodeId,
-    ) -> Result<(), String> {
-        let (key, offset) = layout::node_chunk(id);
-        if let std::collections::btree_map::Entry::Vacant(slot) = chunks.entry(key) {
-            let stored = self.store.get(&key).map_err(|e| e.to_string())?;
-            slot.insert(stored.map(|v| v.to_vec()).unwrap_or_default());
-        }
-        let len = chunks[&key].len();
-        if len != offset {
-            return Err(format!(
-                "the stored chunk of tree {id} holds {len} bytes where {offset} were expected"
-            ));
-        }
-        Ok(())
     }
 
     fn lookup_duplicate(&self, digest: &[u8; 32]) -> Result<Option<(u64, Hash)>, AppendError> {

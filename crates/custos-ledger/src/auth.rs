@@ -303,6 +303,12 @@ pub const ROUTES: &[RouteAccess] = &[
         path: "/v1/tokens/{name}/revoke",
         access: Access::Roles(&[Admin]),
     },
+    // A backup holds every token's hash and every dock key: admin only.
+    RouteAccess {
+        method: "GET",
+        path: "/v1/backup",
+        access: Access::Roles(&[Admin]),
+    },
     RouteAccess {
         method: "GET",
         path: "/v1/openapi.json",

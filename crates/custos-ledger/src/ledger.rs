@@ -467,6 +467,21 @@ impl Ledger {
         })
     }
 
+    /// The writer's [`crate::backup::Snapshot`], taken between two batches.
+    pub(crate) async fn writer_snapshot(
+        &self,
+    ) -> Result<crate::backup::Snapshot, crate::backup::BackupError> {
+        let (reply, answer) = oneshot::channel();
+        self.inner
+            .tx
+            .send(Msg::Snapshot(reply))
+            .await
+            .map_err(|_| crate::backup::BackupError::Closed)?;
+        Ok(answer
+            .await
+            .map_err(|_| crate::backup::BackupError::Closed)??)
+    }
+
     /// Finish the appends already queued, flush, and stop the writer. Later
     /// appends fail with [`AppendError::Closed`]; reads keep working.
     pub async fn close(&self) {

@@ -27,6 +27,8 @@
 //! - [`governance`]: cases, access, holds, retention and its sweeper;
 //!   [`audit`]: what the audit scrub checks and how it is recorded;
 //! - [`auth`]: roles, tokens, registered dock keys, the role matrix;
+//! - [`backup`]: a backup's stream at a fixed size, and the restore that
+//!   re-derives the tree and catalogue from it;
 //! - [`wire`]: the JSON shapes shared by server and client (custos-core's).
 //!
 //! ## Example
@@ -62,6 +64,7 @@
 pub mod append;
 pub mod audit;
 pub mod auth;
+pub mod backup;
 pub mod catalogue;
 pub mod check;
 pub mod clock;

@@ -1,4 +1,5 @@
-//! `custos ledger serve --config FILE`: the ledger HTTP API.
+//! `custos ledger serve --config FILE`: the ledger HTTP API; `custos ledger
+//! backup` and `custos ledger restore` ([`super::backup`]).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -23,6 +24,16 @@ enum LedgerCommand {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
     },
+    /// Back the ledger up at its size now (appends continue): entries, the
+    /// signed checkpoint of that size, tokens (hashed) and dock keys, and
+    /// the state the entries cannot re-create. Through the running ledger
+    /// with `[client] ledger_url` and an admin's token; else the stopped
+    /// ledger's data_dir.
+    Backup(super::backup::BackupArgs),
+    /// Restore a backup into an empty data_dir: the tree and catalogue are
+    /// re-derived from the entries and checked against the backup's
+    /// signed checkpoint and every --checkpoint OLD kept by an auditor.
+    Restore(super::backup::RestoreArgs),
 }
 
 /// Read and parse the configuration file, with `CUSTOS_*` overrides from
@@ -81,6 +92,8 @@ pub(crate) fn load_config(path: &Path) -> anyhow::Result<Config> {
 
 pub(crate) fn run(args: LedgerArgs) -> anyhow::Result<ExitCode> {
     match args.command {
+        LedgerCommand::Backup(args) => super::backup::run_backup(args),
+        LedgerCommand::Restore(args) => super::backup::run_restore(args),
         LedgerCommand::Serve { config } => {
             let cfg = load_config(&config)?;
             serve::init_logging();

@@ -1,6 +1,7 @@
 //! One module per subcommand; each has an `Args` struct and a `run`.
 
 pub(crate) mod audit;
+pub(crate) mod backup;
 pub(crate) mod coverage;
 pub(crate) mod demo;
 pub(crate) mod dock;

@@ -12,6 +12,7 @@ mod util;
 mod webdriver;
 
 mod audit_scrub;
+mod backup_restore;
 mod cli_basics;
 mod demo;
 mod dock_screen;

@@ -31,7 +31,7 @@ use custos_ledger::wire::ErrorBody;
 /// Bytes gathered before a chunk is handed to the response body.
 const CHUNK: usize = 256 << 10;
 /// Chunks in flight between the writer thread and the response.
-const CHANNEL_CHUNKS: usize = 4;
+pub(super) const CHANNEL_CHUNKS: usize = 4;
 
 /// The body of `POST /v1/exports`: segment ids or a case, and a reason.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -75,12 +75,20 @@ impl From<ExportError> for ApiError {
 
 /// A [`Write`] that sends chunks of [`CHUNK`] bytes into a bounded channel,
 /// blocking while the response is behind. Used from a blocking thread only.
-struct ChannelWriter {
+pub(super) struct ChannelWriter {
     buf: BytesMut,
     tx: mpsc::Sender<io::Result<Bytes>>,
 }
 
 impl ChannelWriter {
+    /// A writer into `tx`.
+    pub(super) fn new(tx: mpsc::Sender<io::Result<Bytes>>) -> ChannelWriter {
+        ChannelWriter {
+            buf: BytesMut::with_capacity(CHUNK),
+            tx,
+        }
+    }
+
     fn send(&mut self) -> io::Result<()> {
         if self.buf.is_empty() {
             return Ok(());
@@ -89,7 +97,7 @@ impl ChannelWriter {
         self.tx.blocking_send(Ok(chunk)).map_err(|_| {
             io::Error::new(
                 io::ErrorKind::BrokenPipe,
-                "the client stopped reading the export",
+                "the client stopped reading the answer",
             )
         })
     }

@@ -50,6 +50,7 @@ use custos_ledger::auth::{self, Access, AuthError, Role};
 use custos_ledger::ledger::Ledger;
 
 mod access;
+mod backup;
 mod cases;
 mod content;
 mod coverage;
@@ -161,6 +162,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(supervision::supervision))
         .routes(routes!(tokens::list_tokens))
         .routes(routes!(tokens::revoke_token))
+        .routes(routes!(backup::get_backup))
         .routes(routes!(ops::openapi_json))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::metrics))
