@@ -433,6 +433,22 @@ fn a_large_log_is_backed_up_while_it_grows_and_restored_and_bad_backups_are_refu
         )))
         .unwrap();
     assert!(again.duplicate, "{again:?}");
+    // Without [client] ledger_url the command opens data_dir itself, which
+    // the running service holds: one line says how to go through it.
+    let out = custos()
+        .args(["ledger", "backup", "--config"])
+        .arg(&site.config)
+        .arg("--out")
+        .arg(site.path("offline.backup"))
+        .env_remove("CUSTOS_CLIENT_LEDGER_URL")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("[client] ledger_url"), "{stderr}");
+    assert!(!site.path("offline.backup").exists());
+    assert!(!site.path("offline.backup.partial").exists());
     drop(server);
 
     // Refusals, each into an empty data_dir of its own.
@@ -489,6 +505,35 @@ fn a_large_log_is_backed_up_while_it_grows_and_restored_and_bad_backups_are_refu
     std::fs::write(&fork_path, fork).unwrap();
     let out = restore(&target, &backup, &[&kept_path, &fork_path]);
     assert_refused(&out, "inconsistent with checkpoint", &target_dir, &[]);
+
+    // A stopped ledger is backed up from its data_dir, and that backup
+    // restores (the forked log: its checkpoint is consistent with it).
+    let fork_config = site.client_config("fork.toml", "./fork", None);
+    let fork_backup = site.path("fork.backup");
+    let out = custos()
+        .args(["ledger", "backup", "--config"])
+        .arg(&fork_config)
+        .arg("--out")
+        .arg(&fork_backup)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = restore(&target, &fork_backup, &[&fork_path]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("restored 50 entries"),
+        "{}",
+        text(&out.stderr)
+    );
+    // ...but not next to the main log's kept checkpoint.
+    std::fs::remove_dir_all(&target_dir).unwrap();
+    let out = restore(&target, &fork_backup, &[&kept_path]);
+    assert_refused(
+        &out,
+        "the backup is older than what was seen",
+        &target_dir,
+        &[],
+    );
 
     std::fs::create_dir_all(&target_dir).unwrap();
     std::fs::write(target_dir.join("notes.txt"), "not a ledger").unwrap();
