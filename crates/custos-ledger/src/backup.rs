@@ -29,13 +29,17 @@
 //! {"type":"checkpoint","text":"<the signed note of size N>"}
 //! {"type":"row","table":"tokens","key":"<base64>","value":"<base64>"}      R times
 //! {"type":"entry","seq":0,"entry":{…the exact leaf bytes…}}              N times
-//! {"type":"end","entries":N,"rows":R,"sha256":"<hex>"}
+//! {"type":"end","entries":N,"rows":R,"sha256":"<hex>","seal":"<signed note>"}
 //! ```
 //!
 //! `sha256` is the SHA-256 of every byte before the `end` line: a changed
-//! byte anywhere, a missing line or a cut-off file is refused. The entries
-//! are also checked against the signed checkpoint (the recomputed root),
-//! which a changed file cannot forge without the ledger's key.
+//! byte anywhere, a missing line or a cut-off file is refused. `seal` is a
+//! C2SP signed note by the ledger's keys over [`seal_text`] (format,
+//! origin, size, rows, `sha256`), so that the rows, which no checkpoint
+//! covers, cannot be changed either without the ledger's key (the note's
+//! second line is the origin, never a number, so it never parses as a
+//! checkpoint). The entries are also checked against the signed checkpoint
+//! (the recomputed root).
 //!
 //! # Restore
 //!
@@ -151,6 +155,10 @@ pub enum BackupError {
         /// The digest the `end` line carries.
         expected: String,
     },
+    /// The end line's seal does not hold: the backup was changed by
+    /// someone without the ledger's key, or made by another ledger.
+    #[error("the backup was altered or made by another ledger: {0}")]
+    Seal(String),
     /// The backup's checkpoint does not open or does not match its entries.
     #[error("the backup's checkpoint: {0}")]
     Checkpoint(String),
@@ -310,6 +318,14 @@ struct End {
     entries: u64,
     rows: u64,
     sha256: String,
+    seal: String,
+}
+
+/// The text a backup's seal signs: the format, the origin, the size, the
+/// row count and the SHA-256 of the backup before its end line, a line
+/// each.
+pub fn seal_text(origin: &str, size: u64, rows: u64, sha256: &str) -> String {
+    format!("{FORMAT}\n{origin}\n{size}\n{rows}\n{sha256}\n")
 }
 
 /// The `type` of a line, read before the line itself.
@@ -414,11 +430,16 @@ pub fn write_backup<W: Write>(
         });
     }
     let sha256 = hex::encode(out.hash.clone().finalize());
+    let rows = snapshot.rows.len() as u64;
+    let seal = ledger
+        .sign_note(&seal_text(ledger.origin(), size, rows, &sha256))
+        .map_err(|e| BackupError::Checkpoint(format!("sealing the backup: {e}")))?;
     let end = json_line(&End {
         kind: "end".into(),
         entries: size,
-        rows: snapshot.rows.len() as u64,
+        rows,
         sha256: sha256.clone(),
+        seal,
     });
     out.line(&end).map_err(write)?;
     out.inner.flush().map_err(io("writing the backup"))?;
@@ -789,6 +810,7 @@ fn restore_into(
                         expected: line.sha256,
                     });
                 }
+                check_seal(&line, &header, &options.keys)?;
                 end = Some(line);
                 break;
             }
@@ -851,6 +873,24 @@ fn restore_into(
         root,
         checked: options.checkpoints.len(),
     })
+}
+
+/// The end line's seal: signed by a configured ledger key, over this
+/// backup's origin, size, rows and SHA-256.
+fn check_seal(end: &End, header: &Header, keys: &[VerifierKey]) -> Result<(), BackupError> {
+    let bad = BackupError::Seal;
+    let note = custos_core::note::SignedNote::parse(end.seal.as_bytes())
+        .map_err(|e| bad(format!("the seal is malformed: {e}")))?;
+    note.verify(keys).map_err(|e| {
+        bad(format!(
+            "the seal is not signed by a configured ledger key: {e}"
+        ))
+    })?;
+    let expected = seal_text(&header.origin, header.size, header.rows, &end.sha256);
+    if note.text() != expected {
+        return Err(bad("the seal is for another backup".into()));
+    }
+    Ok(())
 }
 
 /// Derive entry `seq` of a backup into `pending` through the writer's

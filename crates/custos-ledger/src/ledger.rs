@@ -467,6 +467,14 @@ impl Ledger {
         })
     }
 
+    /// `text` as a C2SP signed note by the ledger's keys (the key set that
+    /// signs checkpoints). For notes that can never parse as a checkpoint
+    /// (a backup's seal, [`crate::backup`]).
+    pub(crate) fn sign_note(&self, text: &str) -> Result<String, custos_core::note::NoteError> {
+        use custos_core::keys::Signers as _;
+        Ok(custos_core::note::Note::sign(text, &self.inner.signer.signing_keys())?.to_string())
+    }
+
     /// The writer's [`crate::backup::Snapshot`], taken between two batches.
     pub(crate) async fn writer_snapshot(
         &self,

@@ -469,14 +469,6 @@ fn a_large_log_is_backed_up_while_it_grows_and_restored_and_bad_backups_are_refu
     let out = restore(&target, &flipped_path, &[]);
     assert_refused(&out, "restoring", &target_dir, &[]);
 
-    // A flipped byte in a state row (the first row, a token's hash).
-    let row_at = bytes.windows(7).position(|w| w == br#""value""#).unwrap() + 12;
-    let mut flipped = bytes.clone();
-    flipped[row_at] = if flipped[row_at] == b'A' { b'B' } else { b'A' };
-    std::fs::write(&flipped_path, &flipped).unwrap();
-    let out = restore(&target, &flipped_path, &[]);
-    assert_refused(&out, "the backup was altered", &target_dir, &[]);
-
     let truncated = site.path("truncated.backup");
     let cut = bytes[..bytes.len() / 10]
         .iter()
@@ -509,6 +501,7 @@ fn a_large_log_is_backed_up_while_it_grows_and_restored_and_bad_backups_are_refu
     // A stopped ledger is backed up from its data_dir, and that backup
     // restores (the forked log: its checkpoint is consistent with it).
     let fork_config = site.client_config("fork.toml", "./fork", None);
+    token(&fork_config, "auditor", "aud-fork", None);
     let fork_backup = site.path("fork.backup");
     let out = custos()
         .args(["ledger", "backup", "--config"])
@@ -520,8 +513,9 @@ fn a_large_log_is_backed_up_while_it_grows_and_restored_and_bad_backups_are_refu
     assert!(out.status.success(), "{}", text(&out.stderr));
     let out = restore(&target, &fork_backup, &[&fork_path]);
     assert!(out.status.success(), "{}", text(&out.stderr));
+    let fork_bytes = std::fs::read(&fork_backup).unwrap();
     assert!(
-        text(&out.stderr).contains("restored 50 entries"),
+        text(&out.stderr).contains("restored 51 entries"),
         "{}",
         text(&out.stderr)
     );
@@ -531,6 +525,39 @@ fn a_large_log_is_backed_up_while_it_grows_and_restored_and_bad_backups_are_refu
     assert_refused(
         &out,
         "the backup is older than what was seen",
+        &target_dir,
+        &[],
+    );
+
+    // A flipped byte in a state row of the small backup (a token's hash: its first row).
+    let row_at = fork_bytes
+        .windows(7)
+        .position(|w| w == br#""value""#)
+        .unwrap()
+        + 12;
+    let mut flipped = fork_bytes.clone();
+    flipped[row_at] = if flipped[row_at] == b'A' { b'B' } else { b'A' };
+    std::fs::write(&flipped_path, &flipped).unwrap();
+    let out = restore(&target, &flipped_path, &[]);
+    assert_refused(&out, "the backup was altered", &target_dir, &[]);
+
+    // The same change with the SHA-256 of the end line made to fit (anyone
+    // can): the seal, signed by the ledger's key, does not.
+    let end_at = flipped[..flipped.len() - 1]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .unwrap()
+        + 1;
+    let sha = custos_core::digest::Digest::sha256(&flipped[..end_at]).hex();
+    let mut end: Value = serde_json::from_slice(&flipped[end_at..]).unwrap();
+    end["sha256"] = sha.into();
+    let mut forged = flipped[..end_at].to_vec();
+    forged.extend_from_slice(format!("{end}\n").as_bytes());
+    std::fs::write(&flipped_path, &forged).unwrap();
+    let out = restore(&target, &flipped_path, &[]);
+    assert_refused(
+        &out,
+        "the backup was altered or made by another ledger",
         &target_dir,
         &[],
     );
