@@ -964,3 +964,105 @@ fn commit(store: &Store, pending: &mut Pending) -> Result<(), BackupError> {
         .map_err(StoreError::from)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::Role;
+    use crate::LedgerOptions;
+    use custos_core::entry::{Actor, ActorKind};
+    use custos_core::keys::SigningKey;
+
+    const ORIGIN: &str = "backup.unit/ledger";
+
+    fn admin() -> Actor {
+        Actor {
+            kind: ActorKind::Admin,
+            id: "admin-1".into(),
+        }
+    }
+
+    /// Every key and value of the store but the marker written at open.
+    fn dump(dir: &Path) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let store = Store::open(dir).unwrap();
+        store
+            .tree()
+            .iter()
+            .map(|kv| kv.unwrap())
+            .filter(|(k, _)| k.as_ref() != b"Mobject_keys")
+            .map(|(k, v)| (k.to_vec(), v.to_vec()))
+            .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_restore_writes_what_the_writer_wrote() {
+        let key = SigningKey::from_seed("ledger", &[9; 32]).unwrap();
+        let dock = SigningKey::from_seed("dock-1", &[4; 32]).unwrap();
+        let from = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(
+            LedgerOptions::new(from.path(), ORIGIN),
+            SigningKey::from_seed("ledger", &[9; 32]).unwrap(),
+        )
+        .unwrap();
+        ledger
+            .create_token(admin(), Role::Dock, "dock-1", Some(dock.verifier_key()))
+            .await
+            .unwrap();
+        ledger
+            .create_token(admin(), Role::Auditor, "aud-1", None)
+            .await
+            .unwrap();
+        for i in 0..300u64 {
+            let mut details = serde_json::Map::new();
+            details.insert("n".into(), i.into());
+            let details = Details::Other {
+                action: "test.loaded".into(),
+                details,
+            };
+            ledger
+                .append(crate::Append::new(admin(), format!("object-{i}"), details).unwrap())
+                .await
+                .unwrap();
+        }
+        ledger.revoke_token(admin(), "aud-1", None).await.unwrap();
+        let snapshot = snapshot(&ledger).await.unwrap();
+        assert_eq!(snapshot.size, ledger.published().size);
+        assert!(snapshot.rows.iter().any(|r| r.table == "tokens"));
+        assert!(snapshot.rows.iter().any(|r| r.table == "dock_keys"));
+        let mut file = Vec::new();
+        let summary = write_backup(&ledger, &snapshot, &mut file, &mut |_| {}).unwrap();
+        assert_eq!(summary.entries, snapshot.size);
+        ledger.close().await;
+        drop(ledger);
+        assert_eq!(
+            check_backup(&file[..]).unwrap(),
+            (ORIGIN.to_owned(), summary.entries, summary.rows)
+        );
+
+        let to = tempfile::tempdir().unwrap();
+        let options = RestoreOptions {
+            data_dir: to.path().join("ledger"),
+            origin: ORIGIN.into(),
+            keys: vec![key.verifier_key()],
+            checkpoints: Vec::new(),
+        };
+        let restored = restore(&options, &file[..], &mut |_, _| {}).unwrap();
+        assert_eq!(restored.entries, summary.entries);
+        // Byte for byte: the entries, every tree node chunk, the tree
+        // state, the checkpoint, the catalogue and the copied rows.
+        assert_eq!(dump(from.path()), dump(&options.data_dir));
+
+        // Another ledger key's backup is refused, and nothing is left.
+        let other = RestoreOptions {
+            data_dir: to.path().join("other"),
+            keys: vec![dock.verifier_key()],
+            ..options.clone()
+        };
+        let err = restore(&other, &file[..], &mut |_, _| {}).unwrap_err();
+        assert!(matches!(err, BackupError::Checkpoint(_)), "{err}");
+        assert!(!other.data_dir.exists());
+        // A restore refuses the directory it filled.
+        let err = restore(&options, &file[..], &mut |_, _| {}).unwrap_err();
+        assert!(matches!(err, BackupError::NotEmpty(_)), "{err}");
+    }
+}
