@@ -61,7 +61,7 @@ pub struct Config {
     pub ledger: LedgerConfig,
     /// `[dock]`: the docking station.
     pub dock: DockConfig,
-    /// `[client]`: what export, verify log and audit talk to.
+    /// `[client]`: what export, verify log, audit and ledger backup talk to.
     pub client: ClientConfig,
     /// `[retention]`: how long footage is kept.
     pub retention: RetentionConfig,
