@@ -98,6 +98,9 @@ pub enum PublishError {
     /// An entry or tile could not be encoded.
     #[error("{0}")]
     Tile(#[from] TileError),
+    /// The blocking task that read the ledger panicked or was cancelled.
+    #[error("reading the ledger for the tiles: {0}")]
+    Task(String),
     /// Someone else writes to the same place: publishing stops.
     #[error("another writer publishes to this tiles store: {0}; this ledger stops publishing there (nothing was overwritten)")]
     SecondWriter(String),
@@ -223,7 +226,7 @@ impl Publisher {
                     .collect::<Result<Vec<_>, PublishError>>()
             })
             .await
-            .map_err(|e| PublishError::Read(ReadError::OutOfRange(e.to_string())))??;
+            .map_err(|e| PublishError::Task(e.to_string()))??;
             self.put_all(contents).await?;
         }
         for chunk in tiles.chunks(WRITES_IN_FLIGHT * 4) {
@@ -239,7 +242,7 @@ impl Publisher {
                     .collect::<Result<Vec<_>, PublishError>>()
             })
             .await
-            .map_err(|e| PublishError::Read(ReadError::OutOfRange(e.to_string())))??;
+            .map_err(|e| PublishError::Task(e.to_string()))??;
             self.put_all(contents).await?;
         }
         Ok(())
