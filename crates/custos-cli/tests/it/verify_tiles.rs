@@ -365,3 +365,73 @@ fn tiles_in_a_garage_bucket_verify_and_a_flipped_byte_is_named() {
     assert_valid(&site.verify(&tiles_url, None), size);
     drop(serving);
 }
+
+#[test]
+fn tiles_that_cannot_be_read_exit_2_and_tiles_needs_a_pinned_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("ledger.pub");
+    let signer = SigningKey::from_seed("ledger", &[3; 32]).unwrap();
+    std::fs::write(&key, format!("{}\n", signer.verifier_key())).unwrap();
+    let run = |args: &[&str]| {
+        custos()
+            .args(["verify", "log"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let missing = dir.path().join("no-such-dir");
+    let out = run(&[
+        "--tiles",
+        missing.to_str().unwrap(),
+        "--ledger-key",
+        key.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("not a directory"),
+        "{}",
+        text(&out.stderr)
+    );
+    // A directory without a checkpoint: nothing to verify, cannot read.
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let out = run(&[
+        "--tiles",
+        empty.to_str().unwrap(),
+        "--ledger-key",
+        key.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("checkpoint"),
+        "{}",
+        text(&out.stderr)
+    );
+    // No pinned key: refused before anything is read.
+    let out = run(&["--tiles", empty.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("--ledger-key"),
+        "{}",
+        text(&out.stderr)
+    );
+    // --state without --tiles, --tiles with --ledger: usage errors.
+    let out = run(&[
+        "--ledger",
+        "http://127.0.0.1:1",
+        "--state",
+        "x",
+        "--ledger-key",
+        key.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let out = run(&[
+        "--ledger",
+        "http://127.0.0.1:1",
+        "--tiles",
+        "x",
+        "--ledger-key",
+        key.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+}
