@@ -159,12 +159,43 @@ pub struct LedgerConfig {
     /// Serve plain HTTP on an address that is not loopback. Refused
     /// unless set: bearer tokens would cross the network in the clear.
     pub allow_plain_http: bool,
+    /// Where `custos ledger serve` publishes the log as C2SP tlog-tiles:
+    /// `file:///dir`, `file://./rel`, `s3://bucket[/prefix]` (the `AWS_*`
+    /// variables, as `[storage] url`), `off`, or empty (the default): the
+    /// directory `<data_dir>-tiles` beside the ledger's sled directory
+    /// ([`Config::tiles_url`]).
+    pub tiles_url: String,
+    /// At most one published checkpoint per this long while entries
+    /// arrive: a number with a unit `ms`, `s`, `m` (default `1s`).
+    pub checkpoint_interval: String,
 }
 
 impl LedgerConfig {
     /// The keys being rotated out: `key_files` after the first.
     pub fn older_key_files(&self) -> &[PathBuf] {
         self.key_files.get(1..).unwrap_or_default()
+    }
+
+    /// Where the tiles are published (`tiles_url` resolved; `None`: `off`).
+    pub fn tiles_url(&self) -> Option<String> {
+        match self.tiles_url.trim() {
+            "" => Some(format!("file://{}-tiles", self.data_dir.display())),
+            t if t.eq_ignore_ascii_case("off") => None,
+            t => Some(t.to_owned()),
+        }
+    }
+
+    /// `checkpoint_interval` as a duration.
+    pub fn checkpoint_every(&self) -> Result<std::time::Duration, ConfigError> {
+        let bad = |why: String| {
+            ConfigError::Invalid(format!(
+                "ledger.checkpoint_interval {:?}: {why}",
+                self.checkpoint_interval
+            ))
+        };
+        parse_interval(&self.checkpoint_interval)
+            .map_err(bad)?
+            .ok_or_else(|| bad("checkpoints are always published; give a time such as \"1s\" (or tiles_url = \"off\")".into()))
     }
 }
 
@@ -183,6 +214,8 @@ impl Default for LedgerConfig {
             tls_key: None,
             tls_client_ca: None,
             allow_plain_http: false,
+            tiles_url: String::new(),
+            checkpoint_interval: "1s".into(),
         }
     }
 }
@@ -358,7 +391,7 @@ impl RetentionConfig {
     }
 }
 
-/// `off`, or a positive whole number followed by `s`, `m`, `h` or `d`.
+/// `off`, or a positive whole number followed by `ms`, `s`, `m`, `h` or `d`.
 fn parse_interval(text: &str) -> Result<Option<std::time::Duration>, String> {
     let t = text.trim();
     if t.eq_ignore_ascii_case("off") {
@@ -368,6 +401,9 @@ fn parse_interval(text: &str) -> Result<Option<std::time::Duration>, String> {
     let split = t.find(|c: char| !c.is_ascii_digit()).ok_or(expected)?;
     let (n, unit) = t.split_at(split);
     let n: u64 = n.parse().map_err(|_| expected)?;
+    if unit == "ms" && n > 0 {
+        return Ok(Some(std::time::Duration::from_millis(n)));
+    }
     let secs = match unit {
         "s" => 1,
         "m" => 60,
@@ -525,9 +561,11 @@ impl Config {
         {
             abs(p);
         }
-        if let Some(rest) = self.storage.url.strip_prefix("file://") {
-            if !rest.starts_with('/') {
-                self.storage.url = format!("file://{}", base.join(rest).display());
+        for url in [&mut self.storage.url, &mut self.ledger.tiles_url] {
+            if let Some(rest) = url.strip_prefix("file://") {
+                if !rest.starts_with('/') {
+                    *url = format!("file://{}", base.join(rest).display());
+                }
             }
         }
     }
@@ -574,6 +612,7 @@ impl Config {
             }
         }
         r.sweep_every()?;
+        self.ledger.checkpoint_every()?;
         self.dock.stuck_after()?;
         if let Some(l) = &self.dock.status_language {
             if !matches!(l.as_str(), "zh-CN" | "en") {
@@ -679,6 +718,41 @@ mod tests {
         assert_eq!(c.storage.url, "file:///etc/custos/./data/objects");
         assert_eq!(c.dock.wipe, WipePolicy::AfterVerified);
         assert_eq!(c.crypto.signatures, [crate::keys::Algorithm::Ed25519]);
+    }
+
+    #[test]
+    fn tiles_url_and_checkpoint_interval() {
+        let c = parse("", &[]).unwrap();
+        assert_eq!(
+            c.ledger.tiles_url().as_deref(),
+            Some("file:///etc/custos/./data/ledger-tiles")
+        );
+        assert_eq!(
+            c.ledger.checkpoint_every().unwrap(),
+            std::time::Duration::from_secs(1)
+        );
+        let c = parse(
+            "[ledger]\ntiles_url = \"file://./tiles\"\ncheckpoint_interval = \"250ms\"\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            c.ledger.tiles_url().as_deref(),
+            Some("file:///etc/custos/./tiles")
+        );
+        assert_eq!(
+            c.ledger.checkpoint_every().unwrap(),
+            std::time::Duration::from_millis(250)
+        );
+        let c = parse("[ledger]\ntiles_url = \"off\"\n", &[]).unwrap();
+        assert_eq!(c.ledger.tiles_url(), None);
+        let c = parse("", &[("CUSTOS_LEDGER_TILES_URL", "s3://b/p")]).unwrap();
+        assert_eq!(c.ledger.tiles_url().as_deref(), Some("s3://b/p"));
+        for bad in ["often", "0ms", "off", "1x"] {
+            let e =
+                parse(&format!("[ledger]\ncheckpoint_interval = \"{bad}\"\n"), &[]).unwrap_err();
+            assert!(e.to_string().contains("ledger.checkpoint_interval"), "{e}");
+        }
     }
 
     #[test]

@@ -47,4 +47,5 @@ pub mod log;
 pub mod manifest;
 pub mod merkle;
 pub mod note;
+pub mod tiles;
 pub mod wire;

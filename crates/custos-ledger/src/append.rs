@@ -56,10 +56,11 @@ use std::time::Instant;
 
 use custos_core::checkpoint::Checkpoint;
 use custos_core::dsse::Envelope;
-use custos_core::entry::{Action, Actor, Details, Entry, EntryBody, MAX_ENTRY_BYTES};
+use custos_core::entry::{Action, Actor, Details, Entry, EntryBody};
 use custos_core::keys::KeySet;
 use custos_core::manifest::{Manifest, Timestamp};
 use custos_core::merkle::{leaf_hash, CompactRange, Hash, NodeId};
+use custos_core::tiles::MAX_ENTRY_LEN;
 use serde_json::{Map, Value};
 use tokio::sync::{mpsc, oneshot};
 
@@ -370,13 +371,20 @@ impl Append {
                 Some(computed.as_slice())
             }
         };
-        self.body = Some(EntryBody::new(
+        let body = EntryBody::new(
             &self.actor,
             &self.action,
             &self.subject,
             &self.details,
             envelope_json,
-        )?);
+        )?;
+        // Refused here already when the body alone is too long, so that a
+        // hopeless append never waits for the writer (which checks the
+        // entry's exact length).
+        if body.min_len() > MAX_ENTRY_LEN {
+            return Err(too_long(body.min_len(), "at least "));
+        }
+        self.body = Some(body);
         Ok(())
     }
 
@@ -388,6 +396,14 @@ impl Append {
         self.guard = Some(Box::new(guard));
         self
     }
+}
+
+/// The refusal of an entry longer than a tlog-tiles entry bundle holds
+/// ([`MAX_ENTRY_LEN`]): every entry must be publishable as tiles.
+fn too_long(len: usize, at_least: &str) -> AppendError {
+    AppendError::Invalid(format!(
+        "the entry would be {at_least}{len} bytes, more than the {MAX_ENTRY_LEN} bytes a custody entry may hold (the limit of a tlog-tiles entry bundle)"
+    ))
 }
 
 /// One queued append and where to answer it.
@@ -796,13 +812,8 @@ impl Writer {
             "the prepared body of entry {seq} differs from the entry's canonical bytes"
         );
         let bytes = match bytes {
-            Ok(b) if b.len() <= MAX_ENTRY_BYTES => b,
-            Ok(b) => {
-                return Outcome::Failed(AppendError::Invalid(format!(
-                    "the entry would be {} bytes, more than the {MAX_ENTRY_BYTES} a ledger entry may hold",
-                    b.len()
-                )))
-            }
+            Ok(b) if b.len() <= MAX_ENTRY_LEN => b,
+            Ok(b) => return Outcome::Failed(too_long(b.len(), "")),
             Err(e) => return Outcome::Failed(e.into()),
         };
         let sequenced = Sequenced {

@@ -23,6 +23,8 @@
 //! - `verify`: dock event signatures of concurrent requests verified
 //!   together in one batch equation;
 //! - [`store`] and [`layout`]: what lives where in sled;
+//! - [`tiles`]: the log published as C2SP tlog-tiles in an object store
+//!   (derived state, written from sled);
 //! - [`catalogue`]: the segment index fed by `segment.ingested` manifests;
 //! - [`governance`]: cases, access, holds, retention and its sweeper;
 //!   [`audit`]: what the audit scrub checks and how it is recorded;
@@ -76,6 +78,7 @@ pub mod ledger;
 pub mod metrics;
 pub mod report;
 pub mod store;
+pub mod tiles;
 mod verify;
 /// The JSON shapes of the API (they live in custos-core, shared with the
 /// client).

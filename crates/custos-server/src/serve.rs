@@ -18,6 +18,10 @@
 //! left half done: its entry written, its object not yet deleted) before
 //! the ledger closes.
 //!
+//! With `[ledger] tiles_url`, the tiles publisher
+//! ([`custos_ledger::tiles`]) runs on a task of its own; shutdown lets it
+//! publish once more, after the last request and before the ledger closes.
+//!
 //! A `kill -9` skips all of it; the append path's crash rules
 //! ([`custos_ledger::append`]) still hold: nothing acknowledged is lost.
 //!
@@ -70,6 +74,9 @@ pub struct ServeOptions {
     pub tls: Option<TlsFiles>,
     /// Serve plain HTTP on an address that is not loopback (else refused).
     pub allow_plain_http: bool,
+    /// Publish the log as tlog-tiles here (`None`: not published). The
+    /// caller builds the store from `[ledger] tiles_url`.
+    pub tiles: Option<custos_ledger::tiles::PublishOptions>,
 }
 
 impl ServeOptions {
@@ -101,8 +108,34 @@ impl ServeOptions {
                 _ => None,
             },
             allow_plain_http: l.allow_plain_http,
+            tiles: None,
         }
     }
+}
+
+/// The tiles publisher's settings from `[ledger] tiles_url` and
+/// `checkpoint_interval` (`None` when `tiles_url = "off"`); the store is
+/// built as `[storage] url`'s is (custos-ingest's `IngestStore::from_url`).
+pub fn tiles_options(
+    config: &Config,
+) -> Result<Option<custos_ledger::tiles::PublishOptions>, ServeError> {
+    let Some(url) = config.ledger.tiles_url() else {
+        return Ok(None);
+    };
+    let bad = |reason: String| ServeError::Tiles {
+        url: url.clone(),
+        reason,
+    };
+    let store = custos_ingest::IngestStore::from_url(&url).map_err(|e| bad(e.to_string()))?;
+    let interval = config
+        .ledger
+        .checkpoint_every()
+        .map_err(|e| bad(e.to_string()))?;
+    Ok(Some(custos_ledger::tiles::PublishOptions {
+        store: store.object_store().clone(),
+        url: url.clone(),
+        interval,
+    }))
 }
 
 /// Why the service could not start or stopped with an error.
@@ -145,6 +178,14 @@ pub enum ServeError {
     /// Serving failed.
     #[error("serving the ledger API: {0}")]
     Io(std::io::Error),
+    /// `[ledger] tiles_url` or `checkpoint_interval` cannot be used.
+    #[error("configuration [ledger] tiles_url {url:?}: {reason}")]
+    Tiles {
+        /// The URL.
+        url: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 impl From<std::io::Error> for ServeError {
@@ -165,6 +206,9 @@ pub struct Server {
     task: JoinHandle<std::io::Result<()>>,
     /// The scheduled retention sweep, if one runs.
     sweeper: Option<Sweeper>,
+    /// The tiles publisher, if the log is published; stopped after the
+    /// ledger's last append, before it closes.
+    publisher: Option<custos_ledger::tiles::PublisherTask>,
     /// The TLS configuration, when it serves HTTPS.
     tls: Option<Arc<TlsSetup>>,
 }
@@ -313,6 +357,10 @@ pub async fn start(options: ServeOptions) -> Result<Server, ServeError> {
         }
         None => None,
     };
+    let publisher = options
+        .tiles
+        .clone()
+        .map(|tiles| custos_ledger::tiles::spawn(ledger.clone(), tiles));
     let router = app(AppState {
         ledger: ledger.clone(),
         config: options.api,
@@ -333,6 +381,7 @@ pub async fn start(options: ServeOptions) -> Result<Server, ServeError> {
         stop,
         task,
         sweeper,
+        publisher,
         tls,
     })
 }
@@ -487,6 +536,9 @@ impl Server {
             .map_err(|e| ServeError::Io(std::io::Error::other(e)))?;
         if let Some(sweeper) = self.sweeper {
             sweeper.stop().await;
+        }
+        if let Some(publisher) = self.publisher {
+            publisher.stop().await;
         }
         self.ledger.close().await;
         Ok(served?)

@@ -107,6 +107,7 @@ pub(crate) fn run(args: LedgerArgs) -> anyhow::Result<ExitCode> {
             options.governance = policy
                 .with_retention(cfg.retention.clone())
                 .with_store(store.object_store().clone());
+            options.tiles = serve::tiles_options(&cfg)?;
             let sweep = match options.sweep_interval {
                 Some(every) => format!("retention sweep every {every:?}"),
                 None => "scheduled retention sweep off".to_owned(),

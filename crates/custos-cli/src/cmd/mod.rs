@@ -14,3 +14,4 @@ pub(crate) mod report;
 pub(crate) mod retention;
 pub(crate) mod token;
 pub(crate) mod verify;
+pub(crate) mod verify_tiles;

@@ -1,5 +1,7 @@
 //! `custos verify bundle FILE.tar (--ledger-key FILE.pub... | --trusted-keys DIR)` and
-//! `custos verify log --ledger URL --ledger-key FILE.pub... [--checkpoint FILE]`.
+//! `custos verify log --ledger URL --ledger-key FILE.pub... [--checkpoint FILE]`
+//! (and `--tiles URL|DIR [--state DIR]` instead of `--ledger`: the log read
+//! from its published tiles, [`super::verify_tiles`]).
 //!
 //! `verify bundle` is offline: it streams the tar through
 //! [`custos_core::bundle`]'s verifier (footage hashed as it passes, with a
@@ -67,8 +69,23 @@ enum VerifyCommand {
     /// checkpoint. Exit 0 valid, 1 invalid, 2 cannot reach or bad usage.
     Log {
         /// The ledger's base URL (http(s)://host:port).
-        #[arg(long, value_name = "URL")]
-        ledger: String,
+        #[arg(
+            long,
+            value_name = "URL",
+            required_unless_present = "tiles",
+            conflicts_with = "tiles"
+        )]
+        ledger: Option<String>,
+        /// Read the log from its published C2SP tlog-tiles instead of the
+        /// API (no token): a directory, file:///dir or s3://bucket[/prefix]
+        /// (the AWS_* variables, as for [storage] url). Every tile and the
+        /// root are recomputed from the entry bundles.
+        #[arg(long, value_name = "URL|DIR", conflicts_with_all = ["checkpoint", "token"])]
+        tiles: Option<String>,
+        /// With --tiles: keep the last verified checkpoint in DIR, and
+        /// require the next run's log to extend it (a fork is refused).
+        #[arg(long, value_name = "DIR", requires = "tiles")]
+        state: Option<PathBuf>,
         /// An older signed checkpoint you kept; the log must extend it.
         #[arg(long, value_name = "FILE")]
         checkpoint: Option<PathBuf>,
@@ -114,6 +131,8 @@ pub(crate) fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         }
         VerifyCommand::Log {
             ledger,
+            tiles,
+            state,
             checkpoint,
             ledger_key,
             origin,
@@ -137,8 +156,20 @@ pub(crate) fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::from(2));
                 }
             }
+            if let Some(tiles) = tiles {
+                return crate::cmd::verify_tiles::verify_tiles(
+                    crate::cmd::verify_tiles::TilesArgs {
+                        location: tiles,
+                        state,
+                        keys,
+                        require,
+                        origin,
+                    },
+                );
+            }
             verify_log(LogArgs {
-                url: ledger,
+                // clap requires --ledger when --tiles is absent.
+                url: ledger.unwrap_or_default(),
                 old: checkpoint,
                 keys,
                 require,
@@ -360,11 +391,22 @@ fn open_pinned<'k>(
     signed: &[u8],
     args: &'k LogArgs,
 ) -> Result<(Checkpoint, Vec<&'k VerifierKey>), String> {
+    open_with_keys(signed, &args.keys, &args.require, args.origin.as_deref())
+}
+
+/// [`open_pinned`] with its parts: the pinned `keys`, the suites that
+/// must have signed, the origin to expect.
+pub(crate) fn open_with_keys<'k>(
+    signed: &[u8],
+    keys: &'k [VerifierKey],
+    require: &[Algorithm],
+    origin: Option<&str>,
+) -> Result<(Checkpoint, Vec<&'k VerifierKey>), String> {
     let mut opened = None;
     let mut by = Vec::new();
     let mut last_error = None;
-    for key in &args.keys {
-        match Checkpoint::open(signed, key, args.origin.as_deref()) {
+    for key in keys {
+        match Checkpoint::open(signed, key, origin) {
             Ok(c) => {
                 opened.get_or_insert(c);
                 by.push(key);
@@ -373,21 +415,20 @@ fn open_pinned<'k>(
         }
     }
     let ids = || {
-        args.keys
-            .iter()
+        keys.iter()
             .map(VerifierKey::key_id)
             .collect::<Vec<_>>()
             .join(", ")
     };
     let Some(checkpoint) = opened else {
         return Err(match last_error {
-            Some(e) if args.keys.len() == 1 => {
+            Some(e) if keys.len() == 1 => {
                 format!("does not open with ledger key {}: {e}", ids())
             }
             _ => format!("does not open with any pinned ledger key ({})", ids()),
         });
     };
-    for suite in &args.require {
+    for suite in require {
         if !by.iter().any(|k| k.algorithm() == *suite) {
             return Err(format!(
                 "no pinned {suite} ledger key signed it (--require {suite})"

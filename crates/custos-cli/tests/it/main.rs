@@ -24,6 +24,7 @@ mod tls;
 mod verify_bundle;
 mod verify_large;
 mod verify_log;
+mod verify_tiles;
 mod web_audit;
 mod web_console;
 mod web_coverage;

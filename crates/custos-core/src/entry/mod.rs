@@ -525,6 +525,12 @@ impl EntryBody {
         })
     }
 
+    /// A lower bound of the entry's length in bytes, whatever its `seq`,
+    /// `prev` and `time`: what the body alone takes.
+    pub fn min_len(&self) -> usize {
+        self.head.len() + self.subject.len()
+    }
+
     /// The entry's canonical bytes at `seq`, after `prev`, at `time`:
     /// what [`Entry::to_bytes`] returns for it, with the same checks.
     pub fn to_bytes(

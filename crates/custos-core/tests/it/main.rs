@@ -16,3 +16,4 @@ mod merkle_props;
 mod merkle_vectors;
 mod note_checkpoint;
 mod note_format;
+mod tiles_props;

@@ -42,6 +42,7 @@ async fn events_wait_while_the_ledger_is_down_and_arrive_in_order() {
         sweep_interval: None,
         tls: None,
         allow_plain_http: false,
+        tiles: None,
     };
     let down = LedgerClient::new(&dead_url(), Some("custos_0000000000000000_x")).unwrap();
     let events: Vec<_> = (0..5).map(|i| docked_event(&format!("rec-{i}"))).collect();

@@ -141,7 +141,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Serve { config } => {
             let cfg = load_config(&config)?;
             serve::init_logging();
-            serve::run_blocking(ServeOptions::from_config(&cfg), |server| {
+            let mut options = ServeOptions::from_config(&cfg);
+            options.tiles = serve::tiles_options(&cfg)?;
+            serve::run_blocking(options, |server| {
                 println!("listening on {}", server.url());
             })?;
             Ok(())
@@ -273,6 +275,7 @@ async fn append(
     let server_pid = server_pid.map(|p| p.to_string());
     let cpu = |pid: &Option<String>| pid.as_deref().map(cpu_time).transpose();
     let (client_cpu, server_cpu) = (cpu_time("self")?, cpu(&server_pid)?);
+    let watcher = CheckpointWatcher::spawn(dir)?;
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..clients.max(1) {
@@ -284,16 +287,19 @@ async fn append(
                 let Some(env) = envelopes.get(i) else { break };
                 let t = Instant::now();
                 let receipt = client.append_envelope(env).await?;
-                out.push((t.elapsed(), receipt));
+                let acked = Instant::now();
+                out.push((acked - t, acked, receipt));
             }
             anyhow::Ok(out)
         }));
     }
     let mut latencies = Vec::with_capacity(count);
+    let mut acked = Vec::with_capacity(count);
     let mut lines = String::new();
     for task in tasks {
-        for (lat, receipt) in task.await?? {
+        for (lat, at, receipt) in task.await?? {
             latencies.push(lat);
+            acked.push((receipt.seq, at));
             if acks.is_some() {
                 lines.push_str(&format!("{} {}\n", receipt.seq, receipt.leaf_hash));
             }
@@ -316,7 +322,101 @@ async fn append(
         latencies,
     );
     println!("  CPU time (user + sys) per append: client {client_cpu:.0} us{server_cpu}");
+    if let Some(watcher) = watcher {
+        watcher.report(&acked).await?;
+    }
     Ok(())
+}
+
+/// Watches the published tiles' `checkpoint` (a `file://` tiles_url) and
+/// notes when each size first appeared, to measure the time from an
+/// append's acknowledgement to the first published checkpoint covering it.
+struct CheckpointWatcher {
+    seen: Arc<std::sync::Mutex<Vec<(u64, Instant)>>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// How often the watcher reads the checkpoint: the measurement's resolution.
+const WATCH_EVERY: Duration = Duration::from_millis(5);
+
+impl CheckpointWatcher {
+    fn spawn(dir: &Path) -> anyhow::Result<Option<CheckpointWatcher>> {
+        let cfg = load_config(&dir.join("custos.toml"))?;
+        let Some(path) = cfg
+            .ledger
+            .tiles_url()
+            .and_then(|u| u.strip_prefix("file://").map(PathBuf::from))
+        else {
+            println!("  append to publication: not measured (tiles not in a file:// directory)");
+            return Ok(None);
+        };
+        let checkpoint = path.join(custos_core::tiles::CHECKPOINT_PATH);
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (seen2, stop2) = (seen.clone(), stop.clone());
+        let task = tokio::spawn(async move {
+            let mut last = None;
+            while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Ok(text) = tokio::fs::read_to_string(&checkpoint).await {
+                    let size = text.lines().nth(1).and_then(|l| l.parse::<u64>().ok());
+                    if let Some(size) = size.filter(|s| Some(*s) != last) {
+                        last = Some(size);
+                        // A poisoned lock only loses the measurement.
+                        if let Ok(mut seen) = seen2.lock() {
+                            seen.push((size, Instant::now()));
+                        }
+                    }
+                }
+                tokio::time::sleep(WATCH_EVERY).await;
+            }
+        });
+        Ok(Some(CheckpointWatcher { seen, stop, task }))
+    }
+
+    async fn report(self, acked: &[(u64, Instant)]) -> anyhow::Result<()> {
+        let Some(last) = acked.iter().map(|(seq, _)| *seq).max() else {
+            return Ok(());
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            let covered = self
+                .seen
+                .lock()
+                .map_err(|_| anyhow::anyhow!("watcher lock poisoned"))?
+                .last()
+                .is_some_and(|(size, _)| *size > last);
+            if covered {
+                break;
+            }
+            tokio::time::sleep(WATCH_EVERY).await;
+        }
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.task.await?;
+        let seen = self
+            .seen
+            .lock()
+            .map_err(|_| anyhow::anyhow!("watcher lock poisoned"))?
+            .clone();
+        let mut lat = Vec::with_capacity(acked.len());
+        for (seq, at) in acked {
+            let published = seen
+                .iter()
+                .find(|(size, _)| size > seq)
+                .with_context(|| format!("entry {seq} was not published within 30 s"))?
+                .1;
+            lat.push(published.saturating_duration_since(*at));
+        }
+        lat.sort_unstable();
+        println!(
+            "  append to publication (acknowledged to first published checkpoint covering it, read every {} ms): p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+            WATCH_EVERY.as_millis(),
+            percentile(&lat, 0.50).as_secs_f64() * 1e3,
+            percentile(&lat, 0.99).as_secs_f64() * 1e3,
+            percentile(&lat, 1.0).as_secs_f64() * 1e3,
+        );
+        Ok(())
+    }
 }
 
 async fn bulk_load(config: &Path, count: u64) -> anyhow::Result<()> {

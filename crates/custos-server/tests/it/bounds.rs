@@ -68,3 +68,44 @@ async fn entries_are_streamed_a_chunk_at_a_time_and_read_whole() {
         .collect();
     assert_eq!(lines, expected);
 }
+
+/// A docking event whose `serial` is `len` bytes long.
+fn docked_with_serial(subject: &str, len: usize) -> custos_core::dsse::Envelope {
+    use custos_core::entry::details::RecorderDocked;
+    use custos_core::entry::Details;
+    let details = Details::RecorderDocked(RecorderDocked {
+        slot: "1".into(),
+        profile: "generic".into(),
+        model: "BWC-T".into(),
+        transport: "simulated".into(),
+        clock_offset_ms: None,
+        recorder_time: None,
+        serial: Some("s".repeat(len)),
+        officer_id: None,
+        firmware: None,
+    });
+    event(details.action(), subject, details.to_map())
+}
+
+/// Every entry must fit a tlog-tiles entry bundle (two-byte length
+/// prefix): a larger event is refused with one clear line and adds nothing;
+/// one that fits is accepted.
+#[tokio::test]
+async fn an_event_larger_than_an_entry_bundle_allows_is_refused() {
+    let t = TestLedger::new().await;
+    let size = t.size();
+    // The entry holds the details twice: decoded, and base64 in the envelope.
+    let a = t.post_event(&docked_with_serial("rec-big", 40_000)).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.text());
+    let err = a.error();
+    assert_eq!(err.error, "invalid_entry");
+    assert!(err.message.contains("65535"), "{}", err.message);
+    assert!(!err.message.contains('\n'), "{}", err.message);
+    assert_eq!(t.size(), size, "a refused event added an entry");
+    // Just inside the bound after the writer adds seq, prev and time.
+    let a = t.post_event(&docked_with_serial("rec-fits", 20_000)).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text());
+    let entry = t.ledger.entry(size).unwrap();
+    assert!(entry.len() <= custos_core::tiles::MAX_ENTRY_LEN);
+    assert!(entry.len() > 45_000, "{}", entry.len());
+}

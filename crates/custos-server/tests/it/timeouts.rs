@@ -34,6 +34,7 @@ async fn server() -> (tempfile::TempDir, Server, String) {
         sweep_interval: None,
         tls: None,
         allow_plain_http: false,
+        tiles: None,
     };
     let server = serve::start(options).await.unwrap();
     let token = server
