@@ -77,6 +77,8 @@ pub(crate) struct SiteOptions {
     /// (`tls_client_ca`); the dock and the client trust that CA
     /// (`ledger_ca`), the dock presents its certificate.
     pub tls: bool,
+    /// Garage nodes: 1, or a cluster (three replicas of every object).
+    pub storage_nodes: usize,
 }
 
 impl Default for SiteOptions {
@@ -84,6 +86,7 @@ impl Default for SiteOptions {
         SiteOptions {
             concurrency: 2,
             tls: false,
+            storage_nodes: 1,
         }
     }
 }
@@ -116,7 +119,8 @@ pub(crate) struct Site {
 impl Site {
     /// Garage, keys, configuration, tokens, and the ledger service running.
     pub(crate) fn start(opts: SiteOptions) -> Site {
-        let garage = Garage::start().expect("starting Garage (the e2e tests need it)");
+        let garage =
+            Garage::cluster(opts.storage_nodes).expect("starting Garage (the e2e tests need it)");
         let dir = tempfile::Builder::new()
             .prefix("custos-e2e-")
             .tempdir()

@@ -13,7 +13,7 @@ use std::time::Duration;
 use crate::harness::{ok, poll, wait_for, Site, SiteOptions};
 
 /// Spawn `custos dock ingest` of `rec`, its output appended to logs/.
-fn spawn_dock(site: &Site, rec: &Path) -> Child {
+pub(crate) fn spawn_dock(site: &Site, rec: &Path) -> Child {
     let log = |name: &str| {
         std::fs::OpenOptions::new()
             .create(true)

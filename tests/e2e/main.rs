@@ -14,7 +14,8 @@
 //! route and every event kind they must not use. `coverage.rs` docks
 //! recorders with a deleted file and a clock jump and follows the ledger's
 //! `coverage.gap` findings to a supervisor's explanation. `tls.rs` runs the
-//! site over TLS with a private CA and station certificates.
+//! site over TLS with a private CA and station certificates. `cluster.rs`
+//! stores into a three-node Garage cluster and loses a node mid-ingest.
 //!
 //! Run them with `cargo nextest run -p custos-cli --test e2e` (Garage and
 //! the Python checkers from `scripts/install-deps`).
@@ -23,6 +24,7 @@
 #![allow(clippy::disallowed_methods)]
 
 mod adversary;
+mod cluster;
 mod coverage;
 mod harness;
 mod ingest;

@@ -47,6 +47,11 @@ enum Command {
     Coverage(cmd::coverage::CoverageArgs),
     /// Per officer and recorder over a period: `custos supervision --from T --to T [--csv] --config FILE`.
     Supervision(cmd::coverage::SupervisionArgs),
+    /// Print a shell completion script: `custos completions bash|zsh|fish|elvish|powershell`.
+    Completions(cmd::docs::CompletionsArgs),
+    /// Write the manual pages (custos.1 and one per subcommand) into a directory.
+    #[command(hide = true)]
+    Man(cmd::docs::ManArgs),
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -64,6 +69,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Retention(args) => cmd::retention::run(args),
         Command::Coverage(args) => cmd::coverage::run(args),
         Command::Supervision(args) => cmd::coverage::run_supervision(args),
+        Command::Completions(args) => cmd::docs::run_completions(args),
+        Command::Man(args) => cmd::docs::run_man(args),
     }
 }
 

@@ -220,6 +220,24 @@ pub struct Health {
     pub message: Option<String>,
 }
 
+/// `GET /livez` and `GET /readyz`: whether the process answers, and whether
+/// it can do its work (the ledger serving and appending, the object store
+/// answering).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Readiness {
+    /// `live` (`/livez`); `ready`, or why not: `tampered`,
+    /// `storage_failed`, `store_unreachable` (`/readyz`).
+    pub status: String,
+    /// The object store footage is read from: `ok`, `unreachable` or
+    /// `not_configured` (`/readyz` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<String>,
+    /// Details when not ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
 /// A segment as the API shows it: the catalogue record and its status.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -321,6 +321,16 @@ pub const ROUTES: &[RouteAccess] = &[
     },
     RouteAccess {
         method: "GET",
+        path: "/livez",
+        access: Access::Public,
+    },
+    RouteAccess {
+        method: "GET",
+        path: "/readyz",
+        access: Access::Public,
+    },
+    RouteAccess {
+        method: "GET",
         path: "/metrics",
         access: Access::Public,
     },

@@ -585,33 +585,114 @@ fn hangups() -> Option<()> {
     None
 }
 
-/// On every SIGHUP, reload the TLS files (one log line either way).
+/// How often the TLS files are looked at for a change.
+const TLS_WATCH_INTERVAL: Duration = Duration::from_secs(5);
+
+/// How often the certificate's end is warned about while it is near.
+const EXPIRY_WARNING_INTERVAL: Duration = Duration::from_secs(24 * 3600);
+
+/// The TLS files' keeper: on every SIGHUP, and whenever a file changed on
+/// disk, reload them (one log line either way); at start, after each
+/// reload and once a day, warn when the certificate ends within
+/// [`crate::tls::EXPIRY_WARNING_DAYS`] or has ended.
 #[cfg(unix)]
-async fn reload_on_hangup(
+async fn keep_tls(
     hangups: Option<tokio::signal::unix::Signal>,
     tls: Option<Arc<TlsSetup>>,
+    ledger: Ledger,
 ) {
-    {
-        let Some(mut hangups) = hangups else { return };
-        while hangups.recv().await.is_some() {
-            match &tls {
-                None => tracing::info!("SIGHUP: no TLS certificate to reload (plain HTTP)"),
-                Some(tls) => match tls.reload() {
-                    Ok(()) => tracing::info!(
-                        cert = %tls.files().cert.display(),
-                        "SIGHUP: TLS certificate reloaded; new connections use it"
-                    ),
-                    Err(error) => tracing::error!(
-                        "SIGHUP: TLS reload failed, still serving the previous certificate: {error}"
-                    ),
-                },
+    let Some(tls) = tls else {
+        // Plain HTTP: a SIGHUP has nothing to reload.
+        if let Some(mut hangups) = hangups {
+            while hangups.recv().await.is_some() {
+                tracing::info!("SIGHUP: no TLS certificate to reload (plain HTTP)");
             }
+        }
+        return;
+    };
+    let mut hangups = hangups;
+    let mut file_check = tokio::time::interval(TLS_WATCH_INTERVAL);
+    file_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_warning: Option<tokio::time::Instant> = None;
+    loop {
+        let hangup = async {
+            match hangups.as_mut() {
+                Some(h) => h.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        let reloaded = tokio::select! {
+            signal = hangup => {
+                if signal.is_none() {
+                    hangups = None;
+                    continue;
+                }
+                match tls.reload() {
+                    Ok(()) => {
+                        tracing::info!(
+                            cert = %tls.files().cert.display(),
+                            "SIGHUP: TLS certificate reloaded; new connections use it"
+                        );
+                        true
+                    }
+                    Err(error) => {
+                        tracing::error!(
+                            "SIGHUP: TLS reload failed, still serving the previous certificate: {error}"
+                        );
+                        false
+                    }
+                }
+            }
+            _ = file_check.tick() => match tls.reload_if_changed() {
+                Ok(changed) => {
+                    if changed {
+                        tracing::info!(
+                            cert = %tls.files().cert.display(),
+                            "the TLS files changed: certificate reloaded; new connections use it"
+                        );
+                    }
+                    changed
+                }
+                Err(error) => {
+                    tracing::error!(
+                        "the TLS files changed but do not load; still serving the previous certificate: {error}"
+                    );
+                    false
+                }
+            },
+        };
+        let due = last_warning.is_none_or(|t| t.elapsed() >= EXPIRY_WARNING_INTERVAL);
+        if reloaded || due {
+            last_warning = Some(tokio::time::Instant::now());
+            warn_if_ending(&tls, &ledger);
         }
     }
 }
 
+/// One warning (or error, once ended) when the certificate in force ends
+/// soon, by the ledger's clock.
+fn warn_if_ending(tls: &TlsSetup, ledger: &Ledger) {
+    let Some(not_after) = tls.not_after() else {
+        return;
+    };
+    let cert = tls.files().cert.display();
+    match crate::tls::expiry(not_after, ledger.now().unix_seconds()) {
+        None => {}
+        Some(crate::tls::Expiry::Soon { days }) => tracing::warn!(
+            %cert,
+            days_left = days,
+            "the ledger's TLS certificate ends in {days} days: renew it (replace the files; they are re-read)"
+        ),
+        Some(crate::tls::Expiry::Ended { days }) => tracing::error!(
+            %cert,
+            days_ago = days,
+            "the ledger's TLS certificate ended {days} days ago: clients refuse it; renew it now"
+        ),
+    }
+}
+
 #[cfg(not(unix))]
-async fn reload_on_hangup(_: Option<()>, _: Option<Arc<TlsSetup>>) {}
+async fn keep_tls(_: Option<()>, _: Option<Arc<TlsSetup>>, _: Ledger) {}
 
 /// Start, call `ready` with the server (to print its URL), serve until
 /// Ctrl-C or SIGTERM, then shut down cleanly.
@@ -619,7 +700,11 @@ pub async fn run(options: ServeOptions, ready: impl FnOnce(&Server)) -> Result<(
     let server = start(options).await?;
     // Listening for SIGHUP before `ready` says the service is up: from
     // then on a SIGHUP reloads, it never ends the process.
-    let reloads = tokio::spawn(reload_on_hangup(hangups(), server.tls.clone()));
+    let reloads = tokio::spawn(keep_tls(
+        hangups(),
+        server.tls.clone(),
+        server.ledger.clone(),
+    ));
     ready(&server);
     shutdown_signal().await;
     reloads.abort();

@@ -8,7 +8,15 @@
 //! whole of it loaded, so that a broken file is one error line and the
 //! service keeps the certificate it had. Connections already open keep the
 //! session they negotiated: nothing is dropped by a reload. The client CA
-//! is re-read with the certificate.
+//! is re-read with the certificate. [`TlsSetup::reload_if_changed`] does
+//! the same when a file's size or modification time changed since it was
+//! read (the serve loop asks every few seconds, so a renewal tool that only
+//! replaces the files needs no signal); a set of files that failed to load
+//! is not retried until one of them changes again.
+//!
+//! [`expiry`] says when the certificate in force ends soon (within
+//! [`EXPIRY_WARNING_DAYS`]) or has ended, for the warning the serve loop
+//! logs at start, after each reload and once a day.
 //!
 //! # Client certificates of docking stations
 //!
@@ -31,7 +39,8 @@
 //! load whole.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::SystemTime;
 
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
@@ -77,42 +86,104 @@ pub enum TlsError {
     },
 }
 
+/// Warn this many days before the certificate in force ends.
+pub const EXPIRY_WARNING_DAYS: i64 = 30;
+
+/// The size and modification time of each TLS file (`None`: unreadable),
+/// to notice a file replaced on disk.
+type FileStamp = Vec<Option<(SystemTime, u64)>>;
+
+/// A configuration built from the files, with what it was built from.
+#[derive(Debug)]
+struct Loaded {
+    config: Arc<ServerConfig>,
+    /// The end of the leaf certificate's validity (Unix seconds), when it
+    /// parses.
+    not_after: Option<i64>,
+    stamp: FileStamp,
+}
+
 /// The TLS configuration in force, swapped whole by [`TlsSetup::reload`].
 #[derive(Debug)]
 pub struct TlsSetup {
     files: TlsFiles,
-    current: RwLock<Arc<ServerConfig>>,
+    current: RwLock<Loaded>,
+    /// The files as they were when they last failed to load.
+    failed: Mutex<Option<FileStamp>>,
 }
 
 impl TlsSetup {
     /// Load `files` (see the module documentation).
     pub fn load(files: TlsFiles) -> Result<TlsSetup, TlsError> {
-        let config = build(&files)?;
+        let loaded = load(&files)?;
         Ok(TlsSetup {
             files,
-            current: RwLock::new(config),
+            current: RwLock::new(loaded),
+            failed: Mutex::new(None),
         })
     }
 
     /// Read the files again; on success the new configuration serves every
     /// connection accepted from now on, on failure the old one stays.
     pub fn reload(&self) -> Result<(), TlsError> {
-        let config = build(&self.files)?;
-        *self
-            .current
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = config;
-        Ok(())
+        let result = load(&self.files);
+        self.take(result)
+    }
+
+    /// [`TlsSetup::reload`] when a file changed on disk since it was last
+    /// read (or last failed to load): `Ok(true)` when a new certificate now
+    /// serves, `Ok(false)` when nothing changed.
+    pub fn reload_if_changed(&self) -> Result<bool, TlsError> {
+        let stamp = stamp(&self.files);
+        let unchanged = self.read().stamp == stamp
+            || self
+                .failed
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .as_ref()
+                == Some(&stamp);
+        if unchanged {
+            return Ok(false);
+        }
+        self.reload().map(|()| true)
+    }
+
+    fn take(&self, result: Result<Loaded, TlsError>) -> Result<(), TlsError> {
+        let mut failed = self
+            .failed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match result {
+            Ok(loaded) => {
+                *failed = None;
+                *self
+                    .current
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = loaded;
+                Ok(())
+            }
+            Err(e) => {
+                *failed = Some(stamp(&self.files));
+                Err(e)
+            }
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Loaded> {
+        self.current
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The acceptor of the configuration in force.
     pub fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
-        let config = self
-            .current
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
-        tokio_rustls::TlsAcceptor::from(config)
+        tokio_rustls::TlsAcceptor::from(self.read().config.clone())
+    }
+
+    /// The end of the validity of the certificate in force (Unix seconds),
+    /// when its leaf parses as X.509.
+    pub fn not_after(&self) -> Option<i64> {
+        self.read().not_after
     }
 
     /// Whether requests with a dock token need a client certificate
@@ -152,8 +223,71 @@ fn pem_error(e: &rustls_pki_types::pem::Error) -> String {
     }
 }
 
-fn build(files: &TlsFiles) -> Result<Arc<ServerConfig>, TlsError> {
+/// Whether a certificate ending at `not_after` deserves a warning at `now`
+/// (both Unix seconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiry {
+    /// It ends within [`EXPIRY_WARNING_DAYS`]: in this many whole days.
+    Soon {
+        /// Whole days left (0: less than one).
+        days: i64,
+    },
+    /// It has ended, this many whole days ago: clients refuse it.
+    Ended {
+        /// Whole days since it ended.
+        days: i64,
+    },
+}
+
+/// When to warn about a certificate ending at `not_after` (see [`Expiry`]);
+/// `None` when it has more than [`EXPIRY_WARNING_DAYS`] to run.
+pub fn expiry(not_after: i64, now: i64) -> Option<Expiry> {
+    const DAY: i64 = 86_400;
+    let left = not_after.saturating_sub(now);
+    if left < 0 {
+        Some(Expiry::Ended {
+            days: left.saturating_neg() / DAY,
+        })
+    } else if left <= EXPIRY_WARNING_DAYS * DAY {
+        Some(Expiry::Soon { days: left / DAY })
+    } else {
+        None
+    }
+}
+
+fn stamp(files: &TlsFiles) -> FileStamp {
+    std::iter::once(&files.cert)
+        .chain(std::iter::once(&files.key))
+        .chain(files.client_ca.as_ref())
+        .map(|p| {
+            let m = std::fs::metadata(p).ok()?;
+            Some((m.modified().ok()?, m.len()))
+        })
+        .collect()
+}
+
+/// The files' stamp (taken first: a file replaced while it is read shows
+/// as changed at the next look), then the configuration they make.
+fn load(files: &TlsFiles) -> Result<Loaded, TlsError> {
+    let stamp = stamp(files);
+    let (config, not_after) = build(files)?;
+    Ok(Loaded {
+        config,
+        not_after,
+        stamp,
+    })
+}
+
+/// The end of a certificate's validity (Unix seconds); `None` when it does
+/// not parse as X.509 (rustls, not this, decides whether it serves).
+fn not_after(cert: &CertificateDer<'_>) -> Option<i64> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
+    Some(parsed.validity().not_after.timestamp())
+}
+
+fn build(files: &TlsFiles) -> Result<(Arc<ServerConfig>, Option<i64>), TlsError> {
     let chain = certificates("[ledger] tls_cert", &files.cert)?;
+    let leaf_not_after = chain.first().and_then(not_after);
     let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| TlsError::File {
         what: "[ledger] tls_key",
         path: files.key.clone(),
@@ -202,7 +336,7 @@ fn build(files: &TlsFiles) -> Result<Arc<ServerConfig>, TlsError> {
         other => config_error(other.to_string()),
     })?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
+    Ok((Arc::new(config), leaf_not_after))
 }
 
 /// What a connection proved, stamped on each of its requests by the
@@ -256,5 +390,33 @@ impl ConnectionInfo {
         let cert = webpki::EndEntityCert::try_from(der).map_err(|_| other())?;
         cert.verify_is_valid_for_subject_name(&name)
             .map_err(|_| other())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: i64 = 86_400;
+
+    #[test]
+    fn expiry_warns_within_thirty_days_and_after_the_end() {
+        let now = 1_800_000_000;
+        assert_eq!(expiry(now + 365 * DAY, now), None);
+        assert_eq!(expiry(now + 30 * DAY + 1, now), None);
+        assert_eq!(expiry(now + 30 * DAY, now), Some(Expiry::Soon { days: 30 }));
+        assert_eq!(
+            expiry(now + 10 * DAY + 5, now),
+            Some(Expiry::Soon { days: 10 })
+        );
+        assert_eq!(expiry(now, now), Some(Expiry::Soon { days: 0 }));
+        assert_eq!(expiry(now - 1, now), Some(Expiry::Ended { days: 0 }));
+        assert_eq!(expiry(now - 3 * DAY, now), Some(Expiry::Ended { days: 3 }));
+        assert_eq!(
+            expiry(i64::MIN, i64::MAX),
+            Some(Expiry::Ended {
+                days: i64::MAX / DAY
+            })
+        );
     }
 }

@@ -1,11 +1,13 @@
 //! # custos-testsupport: real servers for the tests
 //!
-//! Every test that needs S3 uses [`Garage`]: a real, single-node Garage
-//! object store on free loopback ports with its data in a temporary
-//! directory, laid out, with a key and a bucket made through the `garage`
-//! command, and stopped when the value is dropped. Its data is on disk, so a
-//! test can [`Garage::stop`] it mid-upload and [`Garage::start_again`] it to
-//! find what it had acknowledged.
+//! Every test that needs S3 uses [`Garage`]: a real Garage object store on
+//! free loopback ports with its data in a temporary directory — one node
+//! ([`Garage::start`]), or a cluster that replicates every object three
+//! times ([`Garage::cluster`]) — laid out, with a key and a bucket made
+//! through the `garage` command, and stopped when the value is dropped. Its
+//! data is on disk, so a test can [`Garage::stop`] it (or one node of a
+//! cluster, [`Garage::stop_node`]) mid-upload and start it again to find
+//! what it had acknowledged.
 //!
 //! The other real process most tests need is the ledger service:
 //! [`serve_ledger`] starts `custos ledger serve` and waits for the line that
@@ -79,15 +81,26 @@ fn free_port() -> Result<u16> {
     Ok(l.local_addr()?.port())
 }
 
-/// A running single-node Garage on loopback. Dropping it kills the server and
-/// removes its directory.
+/// A running Garage on loopback: one node ([`Garage::start`]) or a
+/// cluster of several ([`Garage::cluster`]), each node with its own ports,
+/// metadata and data under one temporary directory. Dropping it kills every
+/// node and removes the directory. Clients talk to node 0's S3 port (as a
+/// site's clients talk to one address in front of the cluster).
 #[derive(Debug)]
 pub struct Garage {
     binary: PathBuf,
     dir: tempfile::TempDir,
+    nodes: Vec<GarageNode>,
+    bucket: String,
+}
+
+/// One node of a [`Garage`].
+#[derive(Debug)]
+struct GarageNode {
+    dir: PathBuf,
     config: PathBuf,
     s3_port: u16,
-    bucket: String,
+    rpc_port: u16,
     /// The server process; `None` while stopped.
     child: Option<Child>,
 }
@@ -97,20 +110,41 @@ static BUCKET_SEQ: AtomicU32 = AtomicU32::new(0);
 impl Garage {
     /// Start a node, lay it out, and create the access key and a bucket.
     pub fn start() -> Result<Garage> {
+        Self::cluster(1)
+    }
+
+    /// Start `nodes` nodes that know each other, each in its own zone, with
+    /// every object stored on min(`nodes`, 3) of them (Garage's
+    /// `replication_factor`; writes and reads need a majority of those),
+    /// then the key and a bucket.
+    pub fn cluster(nodes: usize) -> Result<Garage> {
+        if nodes == 0 {
+            bail!("a Garage cluster needs at least one node");
+        }
         let binary = garage_binary()?;
         let dir = tempfile::Builder::new()
             .prefix("custos-garage-")
             .tempdir()
             .context("creating Garage's temporary directory")?;
-        let (s3_port, rpc_port, admin_port) = (free_port()?, free_port()?, free_port()?);
-        let config = dir.path().join("garage.toml");
-        let text = format!(
-            r#"metadata_dir = "{meta}"
+        let replication = nodes.min(3);
+        let mut list = Vec::with_capacity(nodes);
+        for i in 0..nodes {
+            // Node 0 keeps the layout of a single node's directory.
+            let node_dir = if nodes == 1 {
+                dir.path().to_path_buf()
+            } else {
+                dir.path().join(format!("node-{i}"))
+            };
+            std::fs::create_dir_all(&node_dir).context("creating a Garage node's directory")?;
+            let (s3_port, rpc_port, admin_port) = (free_port()?, free_port()?, free_port()?);
+            let config = node_dir.join("garage.toml");
+            let text = format!(
+                r#"metadata_dir = "{meta}"
 data_dir = "{data}"
 db_engine = "sqlite"
 metadata_fsync = true
 data_fsync = true
-replication_factor = 1
+replication_factor = {replication}
 rpc_bind_addr = "127.0.0.1:{rpc_port}"
 rpc_public_addr = "127.0.0.1:{rpc_port}"
 rpc_secret = "{RPC_SECRET}"
@@ -123,29 +157,38 @@ root_domain = ".s3.garage.localhost"
 [admin]
 api_bind_addr = "127.0.0.1:{admin_port}"
 "#,
-            meta = dir.path().join("meta").display(),
-            data = dir.path().join("data").display(),
-        );
-        std::fs::write(&config, text).context("writing garage.toml")?;
+                meta = node_dir.join("meta").display(),
+                data = node_dir.join("data").display(),
+            );
+            std::fs::write(&config, text).context("writing garage.toml")?;
+            list.push(GarageNode {
+                dir: node_dir,
+                config,
+                s3_port,
+                rpc_port,
+                child: None,
+            });
+        }
         let n = BUCKET_SEQ.fetch_add(1, Ordering::Relaxed);
         let bucket = format!("custos-test-{}-{n}", std::process::id());
         let mut g = Garage {
             binary,
             dir,
-            config,
-            s3_port,
+            nodes: list,
             bucket,
-            child: None,
         };
-        g.spawn()?;
-        g.setup().context("laying out the Garage test node")?;
+        for i in 0..nodes {
+            g.spawn(i)?;
+        }
+        g.setup().context("laying out the Garage test cluster")?;
         Ok(g)
     }
 
-    fn garage(&self, args: &[&str]) -> Result<String> {
+    /// Run the `garage` command against node `node`.
+    fn garage_on(&self, node: usize, args: &[&str]) -> Result<String> {
         let out = Command::new(&self.binary)
             .arg("-c")
-            .arg(&self.config)
+            .arg(&self.nodes[node].config)
             .args(args)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
@@ -160,6 +203,10 @@ api_bind_addr = "127.0.0.1:{admin_port}"
             );
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    fn garage(&self, args: &[&str]) -> Result<String> {
+        self.garage_on(0, args)
     }
 
     /// Retry `f` until it succeeds or the start timeout passes.
@@ -182,15 +229,15 @@ api_bind_addr = "127.0.0.1:{admin_port}"
         }
     }
 
-    fn spawn(&mut self) -> Result<()> {
+    fn spawn(&mut self, node: usize) -> Result<()> {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(self.log_path())
+            .open(self.node_log_path(node))
             .context("opening Garage's log file")?;
         let child = Command::new(&self.binary)
             .arg("-c")
-            .arg(&self.config)
+            .arg(&self.nodes[node].config)
             .arg("server")
             .env("RUST_LOG", "garage=info")
             .stdin(Stdio::null())
@@ -198,23 +245,39 @@ api_bind_addr = "127.0.0.1:{admin_port}"
             .stderr(log)
             .spawn()
             .with_context(|| format!("starting {}", self.binary.display()))?;
-        self.child = Some(child);
+        self.nodes[node].child = Some(child);
         self.retry("waiting for Garage to answer", || {
-            self.garage(&["status"]).map(|_| ())
+            self.garage_on(node, &["status"]).map(|_| ())
         })?;
         Ok(())
     }
 
-    fn setup(&self) -> Result<()> {
-        let id = self.retry("reading Garage's node id", || {
-            let out = self.garage(&["node", "id", "-q"])?;
+    /// Node `node`'s id, as `garage node id` prints it (without the address).
+    fn node_id(&self, node: usize) -> Result<String> {
+        self.retry("reading Garage's node id", || {
+            let out = self.garage_on(node, &["node", "id", "-q"])?;
             let id = out.trim().split('@').next().unwrap_or("").to_owned();
             if id.is_empty() {
                 bail!("empty node id");
             }
             Ok(id)
-        })?;
-        self.garage(&["layout", "assign", "-z", "dc1", "-c", "1G", &id])?;
+        })
+    }
+
+    fn setup(&self) -> Result<()> {
+        let ids = (0..self.nodes.len())
+            .map(|i| self.node_id(i))
+            .collect::<Result<Vec<_>>>()?;
+        for (i, id) in ids.iter().enumerate().skip(1) {
+            let peer = format!("{id}@127.0.0.1:{}", self.nodes[i].rpc_port);
+            self.retry("connecting the Garage nodes", || {
+                self.garage(&["node", "connect", &peer]).map(|_| ())
+            })?;
+        }
+        for (i, id) in ids.iter().enumerate() {
+            let zone = format!("dc{}", i + 1);
+            self.garage(&["layout", "assign", "-z", &zone, "-c", "1G", id])?;
+        }
         self.garage(&["layout", "apply", "--version", "1"])?;
         self.retry("importing the test key", || {
             self.garage(&[
@@ -241,43 +304,106 @@ api_bind_addr = "127.0.0.1:{admin_port}"
             "--key",
             ACCESS_KEY,
         ])?;
-        self.wait_s3()
+        for node in 0..self.nodes.len() {
+            self.wait_s3(node)?;
+        }
+        Ok(())
     }
 
-    /// Wait until the S3 endpoint accepts connections.
-    fn wait_s3(&self) -> Result<()> {
+    /// Wait until node `node`'s S3 endpoint accepts connections.
+    fn wait_s3(&self, node: usize) -> Result<()> {
+        let port = self.nodes[node].s3_port;
         self.retry("waiting for Garage's S3 port", || {
-            std::net::TcpStream::connect(("127.0.0.1", self.s3_port))
+            std::net::TcpStream::connect(("127.0.0.1", port))
                 .map(|_| ())
                 .context("connecting to the S3 port")
         })
     }
 
-    /// Kill the server (SIGKILL), keeping its data on disk.
+    /// Kill every node (SIGKILL), keeping their data on disk.
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
+        for node in 0..self.nodes.len() {
+            self.stop_node(node);
+        }
+    }
+
+    /// Start every stopped node again on the same ports and data after
+    /// [`Garage::stop`].
+    pub fn start_again(&mut self) -> Result<()> {
+        for node in 0..self.nodes.len() {
+            self.start_node(node)?;
+        }
+        Ok(())
+    }
+
+    /// Kill node `node` (SIGKILL), keeping its data on disk: a storage
+    /// server lost mid-work.
+    pub fn stop_node(&mut self, node: usize) {
+        if let Some(mut child) = self.nodes[node].child.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
     }
 
-    /// Start the server again on the same ports and data after [`Garage::stop`].
-    pub fn start_again(&mut self) -> Result<()> {
-        if self.child.is_some() {
+    /// Start node `node` again on its ports and data (a no-op while it runs).
+    pub fn start_node(&mut self, node: usize) -> Result<()> {
+        if self.nodes[node].child.is_some() {
             return Ok(());
         }
-        self.spawn()?;
-        self.wait_s3()
+        self.spawn(node)?;
+        self.wait_s3(node)
     }
 
-    /// Whether the server process is running.
+    /// Ask node `node` for a full sync of its metadata tables and a resync of
+    /// its blocks with the others (what Garage otherwise does on its own
+    /// schedule after a node comes back).
+    pub fn repair_node(&self, node: usize) -> Result<()> {
+        self.garage_on(node, &["repair", "--yes", "tables"])?;
+        self.garage_on(node, &["repair", "--yes", "blocks"])?;
+        Ok(())
+    }
+
+    /// The names of the data blocks node `node` holds on disk (Garage keeps
+    /// each block as a file named by its hash, `.zst` when compressed).
+    pub fn blocks_on(&self, node: usize) -> Result<std::collections::BTreeSet<String>> {
+        fn walk(dir: &Path, out: &mut std::collections::BTreeSet<String>) -> Result<()> {
+            let entries = match std::fs::read_dir(dir) {
+                Ok(e) => e,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
+            };
+            for entry in entries {
+                let entry = entry?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if entry.file_type()?.is_dir() {
+                    walk(&entry.path(), out)?;
+                } else {
+                    let hash = name.trim_end_matches(".zst");
+                    if hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+                        out.insert(hash.to_owned());
+                    }
+                }
+            }
+            Ok(())
+        }
+        let mut out = std::collections::BTreeSet::new();
+        walk(&self.nodes[node].dir.join("data"), &mut out)?;
+        Ok(out)
+    }
+
+    /// Whether every node's server process is running.
     pub fn is_running(&self) -> bool {
-        self.child.is_some()
+        self.nodes.iter().all(|n| n.child.is_some())
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// How many nodes the cluster has.
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// `http://127.0.0.1:PORT` (node 0).
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.s3_port)
+        format!("http://127.0.0.1:{}", self.nodes[0].s3_port)
     }
 
     /// The S3 region name.
@@ -295,7 +421,7 @@ api_bind_addr = "127.0.0.1:{admin_port}"
         SECRET_KEY
     }
 
-    /// The bucket made for this node.
+    /// The bucket made for this cluster.
     pub fn bucket(&self) -> &str {
         &self.bucket
     }
@@ -315,7 +441,7 @@ api_bind_addr = "127.0.0.1:{admin_port}"
     }
 
     /// The standard AWS variables that point an S3 client (object_store's
-    /// `from_env`, the aws CLI, boto3) at this node.
+    /// `from_env`, the aws CLI, boto3) at node 0.
     pub fn env(&self) -> Vec<(&'static str, String)> {
         vec![
             ("AWS_ENDPOINT_URL", self.endpoint()),
@@ -344,12 +470,18 @@ api_bind_addr = "127.0.0.1:{admin_port}"
             .with_virtual_hosted_style_request(false)
     }
 
-    /// The server's log file (printed in failure messages).
+    /// Node 0's log file (printed in failure messages).
     pub fn log_path(&self) -> PathBuf {
-        self.dir.path().join("garage.log")
+        self.node_log_path(0)
     }
 
-    /// The node's directory (config, metadata, data, log).
+    /// Node `node`'s log file.
+    pub fn node_log_path(&self, node: usize) -> PathBuf {
+        self.nodes[node].dir.join("garage.log")
+    }
+
+    /// The cluster's directory (each node's config, metadata, data, log;
+    /// a single node's directly in it).
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }

@@ -40,6 +40,8 @@ pub enum Validity {
     Current,
     /// Expired: from sixty days ago to thirty days ago.
     Expired,
+    /// Near its end: from a day ago to ten days from now.
+    EndingSoon,
 }
 
 impl TestCa {
@@ -96,6 +98,10 @@ impl TestCa {
             Validity::Expired => (
                 now - time::Duration::days(60),
                 now - time::Duration::days(30),
+            ),
+            Validity::EndingSoon => (
+                now - time::Duration::days(1),
+                now + time::Duration::days(10),
             ),
         };
         params.not_before = from;

@@ -37,7 +37,7 @@ enum AuditCommand {
     /// missing or altered objects (exit 1 when there is any).
     Scrub {
         /// The configuration file ([ledger] data_dir and key_file, [storage] url).
-        #[arg(long, value_name = "FILE")]
+        #[arg(long, value_name = "FILE", env = "CUSTOS_CONFIG", default_value = super::DEFAULT_CONFIG)]
         config: PathBuf,
         /// Objects read and hashed at once.
         #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]

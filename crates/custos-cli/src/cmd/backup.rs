@@ -28,7 +28,7 @@ pub(crate) struct BackupArgs {
     /// The configuration file: `[client] ledger_url`, `token` (an admin's)
     /// and `ledger_ca` for a running ledger; without `ledger_url`, `[ledger]
     /// data_dir`, origin and key files of a stopped one.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", env = "CUSTOS_CONFIG", default_value = super::DEFAULT_CONFIG)]
     config: PathBuf,
     /// Where to write the backup (written as FILE.partial, then renamed).
     #[arg(long, value_name = "FILE")]
@@ -40,7 +40,7 @@ pub(crate) struct BackupArgs {
 pub(crate) struct RestoreArgs {
     /// The configuration file: `[ledger] data_dir` (empty), origin and key
     /// files (the backup's checkpoint must be signed by one of its keys).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", env = "CUSTOS_CONFIG", default_value = super::DEFAULT_CONFIG)]
     config: PathBuf,
     /// The backup, as `custos ledger backup` wrote it.
     #[arg(value_name = "BACKUP")]

@@ -24,7 +24,7 @@ enum CoverageCommand {
     /// List coverage findings (missing files, clock jumps, late dockings).
     List {
         /// The configuration file ([client] ledger_url and token).
-        #[arg(long, value_name = "FILE")]
+        #[arg(long, value_name = "FILE", env = "CUSTOS_CONFIG", default_value = super::DEFAULT_CONFIG)]
         config: PathBuf,
         /// Only this recorder's.
         #[arg(long, value_name = "ID")]
@@ -53,7 +53,7 @@ enum CoverageCommand {
         #[arg(long, value_name = "TEXT")]
         reason: String,
         /// The configuration file ([client] ledger_url and a supervisor's token).
-        #[arg(long, value_name = "FILE")]
+        #[arg(long, value_name = "FILE", env = "CUSTOS_CONFIG", default_value = super::DEFAULT_CONFIG)]
         config: PathBuf,
     },
 }
@@ -77,7 +77,7 @@ pub(crate) struct SupervisionArgs {
     #[arg(long)]
     csv: bool,
     /// The configuration file ([client] ledger_url and token).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", env = "CUSTOS_CONFIG", default_value = super::DEFAULT_CONFIG)]
     config: PathBuf,
 }
 

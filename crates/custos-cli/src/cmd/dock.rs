@@ -37,7 +37,7 @@ enum DockCommand {
     /// verified (and wiped, per policy) and on the record.
     Ingest {
         /// The configuration file.
-        #[arg(long, value_name = "FILE")]
+        #[arg(long, value_name = "FILE", env = "CUSTOS_CONFIG", default_value = super::DEFAULT_CONFIG)]
         config: PathBuf,
         /// The recorder's files (its mounted volume).
         #[arg(long, value_name = "DIR")]
@@ -63,14 +63,14 @@ enum DockCommand {
     /// slot status in the terminal and as JSON on [dock] status_listen.
     Run {
         /// The configuration file.
-        #[arg(long, value_name = "FILE")]
+        #[arg(long, value_name = "FILE", env = "CUSTOS_CONFIG", default_value = super::DEFAULT_CONFIG)]
         config: PathBuf,
     },
     /// The running daemon's slots, as a table (read from [dock]
     /// status_listen); exit 0 when it answered.
     Status {
         /// The configuration file.
-        #[arg(long, value_name = "FILE")]
+        #[arg(long, value_name = "FILE", env = "CUSTOS_CONFIG", default_value = super::DEFAULT_CONFIG)]
         config: PathBuf,
         /// Print the JSON document instead of the table.
         #[arg(long)]

@@ -29,7 +29,7 @@ use custos_ledger::{Ledger, LedgerOptions};
 #[derive(Debug, clap::Args)]
 pub(crate) struct ExportArgs {
     /// The configuration file ([ledger], [storage], [client]).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", env = "CUSTOS_CONFIG", default_value = super::DEFAULT_CONFIG)]
     config: PathBuf,
     /// Export every segment linked to this case.
     #[arg(

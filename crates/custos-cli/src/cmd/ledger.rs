@@ -21,7 +21,7 @@ enum LedgerCommand {
     /// Serve the ledger HTTP API (prints the URL it listens on).
     Serve {
         /// The configuration file ([ledger] listen, data_dir, origin, key_file).
-        #[arg(long, value_name = "FILE")]
+        #[arg(long, value_name = "FILE", env = "CUSTOS_CONFIG", default_value = super::DEFAULT_CONFIG)]
         config: PathBuf,
     },
     /// Back the ledger up at its size now (appends continue): entries, the

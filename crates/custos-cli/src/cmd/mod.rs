@@ -1,10 +1,15 @@
 //! One module per subcommand; each has an `Args` struct and a `run`.
 
+/// The configuration file every command reads when neither `--config` nor
+/// `CUSTOS_CONFIG` names one (where the Debian package installs it).
+pub(crate) const DEFAULT_CONFIG: &str = "/etc/custos/custos.toml";
+
 pub(crate) mod audit;
 pub(crate) mod backup;
 pub(crate) mod coverage;
 pub(crate) mod demo;
 pub(crate) mod dock;
+pub(crate) mod docs;
 pub(crate) mod export;
 pub(crate) mod hash;
 pub(crate) mod keygen;

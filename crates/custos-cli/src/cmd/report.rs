@@ -18,7 +18,7 @@ use custos_ledger::{export, report, Ledger, LedgerOptions};
 #[derive(Debug, clap::Args)]
 pub(crate) struct ReportArgs {
     /// The configuration file ([ledger], [client] token for who makes it).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", env = "CUSTOS_CONFIG", default_value = super::DEFAULT_CONFIG)]
     config: PathBuf,
     /// Report on every segment linked to this case.
     #[arg(

@@ -30,7 +30,7 @@ enum RetentionCommand {
     /// deletion recorded first; --dry-run lists what would go.
     Sweep {
         /// The configuration file ([ledger], [storage] url, [retention]).
-        #[arg(long, value_name = "FILE")]
+        #[arg(long, value_name = "FILE", env = "CUSTOS_CONFIG", default_value = super::DEFAULT_CONFIG)]
         config: PathBuf,
         /// List what would be deleted; change nothing.
         #[arg(long)]

@@ -26,7 +26,7 @@ enum TokenCommand {
     /// Works with the ledger service stopped (it opens the ledger's data_dir).
     Create {
         /// The configuration file ([ledger] data_dir, origin, key_file).
-        #[arg(long, value_name = "FILE")]
+        #[arg(long, value_name = "FILE", env = "CUSTOS_CONFIG", default_value = super::DEFAULT_CONFIG)]
         config: PathBuf,
         /// dock, officer, reviewer, supervisor, auditor or admin.
         #[arg(long)]
@@ -52,7 +52,7 @@ enum TokenCommand {
     /// Never shows a secret.
     List {
         /// The configuration file ([ledger] data_dir, origin, key_file).
-        #[arg(long, value_name = "FILE")]
+        #[arg(long, value_name = "FILE", env = "CUSTOS_CONFIG", default_value = super::DEFAULT_CONFIG)]
         config: PathBuf,
     },
     /// Revoke the tokens in force held by NAME (or only the one with --id):
@@ -60,7 +60,7 @@ enum TokenCommand {
     /// stays registered, so what it signed before still verifies.
     Revoke {
         /// The configuration file ([ledger] data_dir, origin, key_file).
-        #[arg(long, value_name = "FILE")]
+        #[arg(long, value_name = "FILE", env = "CUSTOS_CONFIG", default_value = super::DEFAULT_CONFIG)]
         config: PathBuf,
         /// The token holder's name.
         #[arg(long)]

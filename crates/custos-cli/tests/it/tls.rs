@@ -2,8 +2,9 @@
 //! site CA and certificates made in the test (rcgen): a dock token counts
 //! only with its station's certificate when `tls_client_ca` is set, clients
 //! refuse a certificate from a CA they do not trust or one that expired,
-//! the console's cookies are `Secure`, SIGHUP swaps the certificate without
-//! dropping an open connection (and a broken file keeps the old one), and
+//! the console's cookies are `Secure`, SIGHUP (or replacing the files)
+//! swaps the certificate without dropping an open connection (and a broken
+//! file keeps the old one), a certificate near its end is warned about, and
 //! plain HTTP on an address other hosts reach is refused unless the
 //! configuration allows it.
 
@@ -413,6 +414,97 @@ fn sighup_swaps_the_certificate_and_keeps_open_connections() {
     assert!(failures[0].contains("tls_cert"), "{}", failures[0]);
     assert!(failures[0].contains("still serving the previous certificate"));
     assert_eq!(fresh_cert(), seen, "the previous certificate still serves");
+}
+
+#[test]
+fn a_replaced_certificate_file_is_served_without_a_signal() {
+    let ledger = TlsLedger::start(Setup {
+        client_ca: false,
+        validity: Validity::Current,
+    });
+    let rt = runtime();
+    let url = format!("{}/healthz", ledger.url);
+    let fresh_cert = || {
+        let fresh = https_client(&ledger.ca.cert_path());
+        let resp = rt.block_on(fresh.get(&url).send()).unwrap();
+        served_cert(&resp)
+    };
+    let old = fresh_cert();
+    // A renewal tool replaces the files (key first) and signals nobody.
+    let renewed = ledger
+        .ca
+        .server("renewed", &["127.0.0.1", "localhost"], Validity::Current)
+        .unwrap();
+    std::fs::copy(&renewed.key, &ledger.server_cert.key).unwrap();
+    std::fs::copy(&renewed.cert, &ledger.server_cert.cert).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seen = fresh_cert();
+    while seen == old && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        seen = fresh_cert();
+    }
+    assert_ne!(
+        seen,
+        old,
+        "the replaced files were not picked up: {}",
+        ledger.log()
+    );
+    let pem_body: String = std::fs::read_to_string(&renewed.cert)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    use base64::Engine as _;
+    assert_eq!(
+        base64::engine::general_purpose::STANDARD
+            .decode(pem_body)
+            .unwrap(),
+        seen
+    );
+    assert!(
+        ledger
+            .log()
+            .contains("the TLS files changed: certificate reloaded"),
+        "{}",
+        ledger.log()
+    );
+}
+
+#[test]
+fn a_certificate_near_its_end_is_warned_about_at_start() {
+    let ledger = TlsLedger::start(Setup {
+        client_ca: false,
+        validity: Validity::EndingSoon,
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !ledger.log().contains("TLS certificate ends in") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let log = ledger.log();
+    let warnings: Vec<_> = log
+        .lines()
+        .filter(|l| l.contains("TLS certificate ends in"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{log}");
+    // Ten days from now, less the moments since it was made.
+    assert!(
+        warnings[0].contains("ends in 9 days") || warnings[0].contains("ends in 10 days"),
+        "{}",
+        warnings[0]
+    );
+    assert!(warnings[0].contains("WARN"), "{}", warnings[0]);
+
+    // A certificate with a year to run is not warned about.
+    let fine = TlsLedger::start(Setup {
+        client_ca: false,
+        validity: Validity::Current,
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        !fine.log().contains("TLS certificate end"),
+        "{}",
+        fine.log()
+    );
 }
 
 #[test]

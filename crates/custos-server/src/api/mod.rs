@@ -165,6 +165,8 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(backup::get_backup))
         .routes(routes!(ops::openapi_json))
         .routes(routes!(ops::healthz))
+        .routes(routes!(ops::livez))
+        .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))
 }
 

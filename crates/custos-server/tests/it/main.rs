@@ -14,6 +14,7 @@ mod export;
 mod governance;
 mod key_rotation;
 mod proofs;
+mod readiness;
 mod sm2_keys;
 mod tamper;
 mod timeouts;

@@ -218,6 +218,18 @@ async fn an_old_entry_changed_is_found_by_the_full_check_and_the_service_stops_s
         .unwrap();
     let resp = router.clone().oneshot(req).await.unwrap();
     assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+    // Not ready either, though the process is live.
+    for (uri, status) in [
+        ("/readyz", StatusCode::SERVICE_UNAVAILABLE),
+        ("/livez", StatusCode::OK),
+    ] {
+        let req = axum::http::Request::builder()
+            .uri(uri)
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let resp = router.clone().oneshot(req).await.unwrap();
+        assert_eq!(resp.status(), status, "{uri}");
+    }
     let sup = custos_core::entry::Actor {
         kind: custos_core::entry::ActorKind::Supervisor,
         id: "sup-1".into(),
