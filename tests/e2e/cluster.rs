@@ -102,6 +102,7 @@ fn a_storage_node_lost_mid_ingest_loses_nothing_and_the_cluster_heals() {
     // Garage's repair (asked for here, as an operator would) queues them
     // for it; block copies then follow on Garage's own schedule.
     site.garage.start_node(LOST).unwrap();
+    site.garage.wait_connected(LOST).unwrap();
     let expected = site.garage.blocks_on(0).unwrap();
     assert!(!expected.is_empty(), "node 0 holds no blocks");
     let missing = expected

@@ -49,8 +49,11 @@ use crate::error::{AppendError, ReadError, StoreError};
 use crate::governance::{FootageGate, GovernanceError};
 use crate::ledger::Ledger;
 
-/// Most segments one export may name (the export entry lists them all, and
-/// an entry is at most 2 MiB).
+/// Most segments one export may name. The export entry lists them all and
+/// every earlier entry about them, and an entry must fit a tlog-tiles entry
+/// bundle (65,535 bytes), which in practice refuses an export of a few
+/// hundred segments with long histories well before this count
+/// (`invalid_entry`: make it in parts).
 pub const MAX_EXPORT_SEGMENTS: usize = 10_000;
 
 /// Where footage bytes come from: the object store, in production.

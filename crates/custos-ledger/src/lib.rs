@@ -38,6 +38,7 @@
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use custos_core::entry::details::{CaseCreated, Details};
 //! use custos_core::entry::{Actor, ActorKind};
 //! use custos_core::keys::SigningKey;
 //! use custos_ledger::{append::Append, Ledger, LedgerOptions};
@@ -46,7 +47,8 @@
 //! let key = SigningKey::from_seed("ledger", &[7; 32])?;
 //! let ledger = Ledger::open(LedgerOptions::new(dir.path(), "example.org/ledger"), key)?;
 //! let actor = Actor { kind: ActorKind::Supervisor, id: "sup-1".into() };
-//! let receipt = ledger.append(Append::new(actor, "case.created", "case-42")?).await?;
+//! let details = Details::CaseCreated(CaseCreated { title: "Night patrol".into(), category: None });
+//! let receipt = ledger.append(Append::new(actor, "case-42", details)?).await?;
 //! assert_eq!(receipt.seq, 0);
 //! let proof = ledger.inclusion_proof(0, ledger.published().size)?;
 //! assert!(proof.hashes.is_empty()); // a tree of one leaf

@@ -354,6 +354,28 @@ api_bind_addr = "127.0.0.1:{admin_port}"
         self.wait_s3(node)
     }
 
+    /// Wait until node 0 counts node `node` among its healthy peers again
+    /// (asking it to connect, rather than waiting for Garage's own retry).
+    pub fn wait_connected(&self, node: usize) -> Result<()> {
+        let id = self.node_id(node)?;
+        let address = format!("127.0.0.1:{}", self.nodes[node].rpc_port);
+        let peer = format!("{id}@{address}");
+        self.retry("waiting for the node to rejoin the cluster", || {
+            self.garage(&["node", "connect", &peer])?;
+            let status = self.garage(&["status"])?;
+            let healthy = status
+                .split("==== HEALTHY NODES ====")
+                .nth(1)
+                .and_then(|rest| rest.split("====").next())
+                .unwrap_or("");
+            if healthy.contains(&address) {
+                Ok(())
+            } else {
+                bail!("node {node} is not among the healthy nodes:\n{status}")
+            }
+        })
+    }
+
     /// Ask node `node` for a full sync of its metadata tables and a resync of
     /// its blocks with the others (what Garage otherwise does on its own
     /// schedule after a node comes back).
