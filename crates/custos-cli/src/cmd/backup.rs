@@ -141,19 +141,7 @@ fn remote(cfg: &Config, url: &str, partial: &Path) -> anyhow::Result<()> {
         cfg.client.token.as_deref().context(
             "[client] token (an admin's) is needed to back up through [client] ledger_url",
         )?;
-    let tls = custos_client::ClientTls::from_files(
-        "[client]",
-        cfg.client.ledger_ca.as_deref(),
-        None,
-        None,
-    )?;
-    let client = custos_client::LedgerClient::configured(
-        url,
-        Some(token),
-        custos_client::DEFAULT_TIMEOUT,
-        &tls,
-    )
-    .with_context(|| format!("[client] ledger_url {url}"))?;
+    let client = super::client_with_token(cfg, url, token)?;
     let mut out = create(partial)?;
     let mut progress = Progress::new();
     let (bytes, size) = runtime()?

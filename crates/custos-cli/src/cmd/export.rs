@@ -190,19 +190,7 @@ fn remote(cfg: &Config, url: &str, args: &ExportArgs, partial: &Path) -> anyhow:
         case: args.case.clone(),
         reason: args.reason.clone(),
     };
-    let tls = custos_client::ClientTls::from_files(
-        "[client]",
-        cfg.client.ledger_ca.as_deref(),
-        None,
-        None,
-    )?;
-    let client = custos_client::LedgerClient::configured(
-        url,
-        Some(token),
-        custos_client::DEFAULT_TIMEOUT,
-        &tls,
-    )
-    .with_context(|| format!("[client] ledger_url {url}"))?;
+    let client = super::client_with_token(cfg, url, token)?;
     let mut out = create(partial)?;
     let rt = runtime()?;
     rt.block_on(client.export(&request, &mut out))

@@ -20,3 +20,21 @@ pub(crate) mod retention;
 pub(crate) mod token;
 pub(crate) mod verify;
 pub(crate) mod verify_tiles;
+
+/// A client of the ledger at `url` (`[client] ledger_url`) with `token`,
+/// trusting `[client] ledger_ca` when set.
+pub(crate) fn client_with_token(
+    cfg: &custos_core::config::Config,
+    url: &str,
+    token: &str,
+) -> anyhow::Result<custos_client::LedgerClient> {
+    use anyhow::Context as _;
+    let tls = custos_client::ClientTls::from_files(
+        "[client]",
+        cfg.client.ledger_ca.as_deref(),
+        None,
+        None,
+    )?;
+    custos_client::LedgerClient::configured(url, Some(token), custos_client::DEFAULT_TIMEOUT, &tls)
+        .with_context(|| format!("[client] ledger_url {url}"))
+}
