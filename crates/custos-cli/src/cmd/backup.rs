@@ -113,11 +113,6 @@ pub(crate) fn run_backup(args: BackupArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn create(path: &Path) -> anyhow::Result<BufWriter<File>> {
-    let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
-    Ok(BufWriter::with_capacity(1 << 20, file))
-}
-
 fn finish(out: BufWriter<File>, path: &Path) -> anyhow::Result<()> {
     let file = out
         .into_inner()
@@ -127,14 +122,6 @@ fn finish(out: BufWriter<File>, path: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("syncing {}", path.display()))
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the runtime")
-}
-
 /// Through the running ledger's `GET /v1/backup`.
 fn remote(cfg: &Config, url: &str, partial: &Path) -> anyhow::Result<()> {
     let token =
@@ -142,9 +129,9 @@ fn remote(cfg: &Config, url: &str, partial: &Path) -> anyhow::Result<()> {
             "[client] token (an admin's) is needed to back up through [client] ledger_url",
         )?;
     let client = super::client_with_token(cfg, url, token)?;
-    let mut out = create(partial)?;
+    let mut out = super::create_buffered(partial)?;
     let mut progress = Progress::new();
-    let (bytes, size) = runtime()?
+    let (bytes, size) = super::client_runtime()?
         .block_on(client.backup(&mut out, &mut |bytes| {
             progress.tick(|| format!("backup: {} MiB received", bytes >> 20));
         }))
@@ -174,11 +161,11 @@ fn offline(cfg: &Config, partial: &Path) -> anyhow::Result<()> {
             cfg.ledger.data_dir.display()
         )
     })?;
-    let rt = runtime()?;
+    let rt = super::client_runtime()?;
     let result = (|| {
         let snapshot = rt.block_on(backup::snapshot(&ledger))?;
         let size = snapshot.size;
-        let mut out = create(partial)?;
+        let mut out = super::create_buffered(partial)?;
         let mut progress = Progress::new();
         backup::write_backup(&ledger, &snapshot, &mut out, &mut |done| {
             progress.tick(|| format!("backup: {done} of {size} entries"));

@@ -12,8 +12,7 @@
 //! In process, the export passes the same footage gate as through the API
 //! (see [`gate`]) and its entry names who made it.
 
-use std::fs::File;
-use std::io::{BufWriter, Write as _};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -86,19 +85,6 @@ pub(crate) fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn create(partial: &Path) -> anyhow::Result<BufWriter<File>> {
-    let file = File::create(partial).with_context(|| format!("creating {}", partial.display()))?;
-    Ok(BufWriter::with_capacity(1 << 20, file))
-}
-
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the runtime")
-}
-
 /// The ledger opened here: export through [`custos_ledger::export`].
 fn in_process(cfg: &Config, args: &ExportArgs, partial: &Path) -> anyhow::Result<ExportSummary> {
     let store = IngestStore::from_url(&cfg.storage.url)
@@ -112,7 +98,7 @@ fn in_process(cfg: &Config, args: &ExportArgs, partial: &Path) -> anyhow::Result
         .with_context(|| format!("ledger key {}", cfg.ledger.key_file.display()))?;
     let ledger = Ledger::open(options, signing)
         .with_context(|| format!("opening the ledger in {}", cfg.ledger.data_dir.display()))?;
-    let rt = runtime()?;
+    let rt = super::client_runtime()?;
     let result =
         gate(cfg, &ledger).and_then(|gate| export_with(&rt, &ledger, &gate, store, args, partial));
     rt.block_on(ledger.close());
@@ -145,7 +131,7 @@ fn export_with(
         .block_on(export::prepare_export(ledger, gate, &request))
         .context("recording the export")?;
     let source = ObjectFootage::new(store.object_store().clone(), rt.handle().clone());
-    let out = create(partial)?;
+    let out = super::create_buffered(partial)?;
     let (out, summary) = export::write_bundle(&prepared, &source, out)
         .with_context(|| format!("writing {}", partial.display()))?;
     let file = out
@@ -191,8 +177,8 @@ fn remote(cfg: &Config, url: &str, args: &ExportArgs, partial: &Path) -> anyhow:
         reason: args.reason.clone(),
     };
     let client = super::client_with_token(cfg, url, token)?;
-    let mut out = create(partial)?;
-    let rt = runtime()?;
+    let mut out = super::create_buffered(partial)?;
+    let rt = super::client_runtime()?;
     rt.block_on(client.export(&request, &mut out))
         .with_context(|| format!("exporting through {url}"))?;
     out.flush()

@@ -38,3 +38,24 @@ pub(crate) fn client_with_token(
     custos_client::LedgerClient::configured(url, Some(token), custos_client::DEFAULT_TIMEOUT, &tls)
         .with_context(|| format!("[client] ledger_url {url}"))
 }
+
+/// `path` created (truncated) for writing, behind a 1 MiB buffer: where a
+/// streamed bundle or backup lands before it is checked and renamed.
+pub(crate) fn create_buffered(
+    path: &std::path::Path,
+) -> anyhow::Result<std::io::BufWriter<std::fs::File>> {
+    use anyhow::Context as _;
+    let file =
+        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    Ok(std::io::BufWriter::with_capacity(1 << 20, file))
+}
+
+/// A small runtime for a command that talks to the ledger over HTTP.
+pub(crate) fn client_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    use anyhow::Context as _;
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the runtime")
+}

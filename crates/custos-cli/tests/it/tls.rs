@@ -345,6 +345,31 @@ fn hangup(child: &Child) {
     assert!(out.status.success(), "{}", text(&out.stderr));
 }
 
+/// The DER of the certificate in a PEM file.
+fn der_of_pem(path: &Path) -> Vec<u8> {
+    let body: String = std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .unwrap()
+}
+
+/// The certificate a new connection gets, asked until it is no longer
+/// `old` or `limit` passes.
+fn served_after_change(fresh_cert: impl Fn() -> Vec<u8>, old: &[u8], limit: Duration) -> Vec<u8> {
+    let deadline = Instant::now() + limit;
+    let mut seen = fresh_cert();
+    while seen == old && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        seen = fresh_cert();
+    }
+    seen
+}
+
 #[test]
 fn sighup_swaps_the_certificate_and_keeps_open_connections() {
     let ledger = TlsLedger::start(Setup {
@@ -365,32 +390,15 @@ fn sighup_swaps_the_certificate_and_keeps_open_connections() {
         .unwrap();
     std::fs::copy(&renewed.cert, &ledger.server_cert.cert).unwrap();
     std::fs::copy(&renewed.key, &ledger.server_cert.key).unwrap();
-    let new = std::fs::read(&renewed.cert).unwrap();
     hangup(&ledger.child);
     let fresh_cert = || {
         let fresh = https_client(&ledger.ca.cert_path());
         let resp = rt.block_on(fresh.get(&url).send()).unwrap();
         served_cert(&resp)
     };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut seen = fresh_cert();
-    while seen == old && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-        seen = fresh_cert();
-    }
+    let seen = served_after_change(fresh_cert, &old, Duration::from_secs(10));
     assert_ne!(seen, old, "new connections get the renewed certificate");
-    let pem_body: String = String::from_utf8(new)
-        .unwrap()
-        .lines()
-        .filter(|l| !l.starts_with("-----"))
-        .collect();
-    use base64::Engine as _;
-    assert_eq!(
-        base64::engine::general_purpose::STANDARD
-            .decode(pem_body)
-            .unwrap(),
-        seen
-    );
+    assert_eq!(der_of_pem(&renewed.cert), seen);
 
     // The kept-alive connection was not dropped: it still speaks with the
     // certificate it negotiated (a new connection would get the new one).
@@ -437,30 +445,14 @@ fn a_replaced_certificate_file_is_served_without_a_signal() {
         .unwrap();
     std::fs::copy(&renewed.key, &ledger.server_cert.key).unwrap();
     std::fs::copy(&renewed.cert, &ledger.server_cert.cert).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut seen = fresh_cert();
-    while seen == old && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(200));
-        seen = fresh_cert();
-    }
+    let seen = served_after_change(fresh_cert, &old, Duration::from_secs(30));
     assert_ne!(
         seen,
         old,
         "the replaced files were not picked up: {}",
         ledger.log()
     );
-    let pem_body: String = std::fs::read_to_string(&renewed.cert)
-        .unwrap()
-        .lines()
-        .filter(|l| !l.starts_with("-----"))
-        .collect();
-    use base64::Engine as _;
-    assert_eq!(
-        base64::engine::general_purpose::STANDARD
-            .decode(pem_body)
-            .unwrap(),
-        seen
-    );
+    assert_eq!(der_of_pem(&renewed.cert), seen);
     assert!(
         ledger
             .log()

@@ -28,18 +28,9 @@ pub(super) struct OpenApiDoc(pub Arc<String>);
 )]
 pub(super) async fn healthz(State(state): State<AppState>) -> Response {
     let size = state.ledger.published().size;
-    let (status, code, message) = match (state.ledger.refusal(), state.ledger.append_refusal()) {
-        (Some(t), _) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "tampered",
-            Some(t.to_string()),
-        ),
-        (None, Some(a)) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "storage_failed",
-            Some(a.to_string()),
-        ),
-        (None, None) => (StatusCode::OK, "ok", None),
+    let (status, code, message) = match ledger_refusal(&state) {
+        Some((code, message)) => (StatusCode::SERVICE_UNAVAILABLE, code, Some(message)),
+        None => (StatusCode::OK, "ok", None),
     };
     (
         status,
@@ -51,6 +42,18 @@ pub(super) async fn healthz(State(state): State<AppState>) -> Response {
         }),
     )
         .into_response()
+}
+
+/// Why the ledger refuses to serve (`tampered`) or to append
+/// (`storage_failed`), with the details; `None` while it does both.
+fn ledger_refusal(state: &AppState) -> Option<(&'static str, String)> {
+    if let Some(t) = state.ledger.refusal() {
+        return Some(("tampered", t.to_string()));
+    }
+    state
+        .ledger
+        .append_refusal()
+        .map(|a| ("storage_failed", a.to_string()))
 }
 
 /// How long `/readyz` waits for the object store before calling it
@@ -91,15 +94,10 @@ pub(super) async fn readyz(State(state): State<AppState>) -> Response {
         None => Ok("not_configured"),
         Some(objects) => probe_store(objects.as_ref()).await.map(|()| "ok"),
     };
-    let (status, message) = match (
-        state.ledger.refusal(),
-        state.ledger.append_refusal(),
-        &store,
-    ) {
-        (Some(t), _, _) => ("tampered", Some(t.to_string())),
-        (None, Some(a), _) => ("storage_failed", Some(a.to_string())),
-        (None, None, Err(e)) => ("store_unreachable", Some(e.clone())),
-        (None, None, Ok(_)) => ("ready", None),
+    let (status, message) = match (ledger_refusal(&state), &store) {
+        (Some((code, message)), _) => (code, Some(message)),
+        (None, Err(e)) => ("store_unreachable", Some(e.clone())),
+        (None, Ok(_)) => ("ready", None),
     };
     let code = if status == "ready" {
         StatusCode::OK
