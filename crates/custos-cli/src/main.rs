@@ -13,7 +13,7 @@ mod cmd;
 
 /// Body-worn-camera evidence: ingest, custody ledger, verification.
 #[derive(Debug, Parser)]
-#[command(name = "custos", version, about, long_about = None)]
+#[command(name = "custos", version)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
