@@ -24,6 +24,25 @@ pub(crate) const ORIGIN: &str = "e2e.custos.test/ledger";
 /// The dock's station id (and key name).
 pub(crate) const DOCK_ID: &str = "dock-e2e";
 
+/// The id of the site's dock number `n` (from 0): [`DOCK_ID`], then
+/// `dock-e2e-2`, `dock-e2e-3`, ….
+pub(crate) fn dock_id(n: usize) -> String {
+    if n == 0 {
+        DOCK_ID.to_owned()
+    } else {
+        format!("{DOCK_ID}-{}", n + 1)
+    }
+}
+
+/// A file name for dock `n`: `base` for the first dock, `base-N` after it.
+fn numbered(base: &str, n: usize) -> String {
+    if n == 0 {
+        base.to_owned()
+    } else {
+        format!("{base}-{}", n + 1)
+    }
+}
+
 /// The repository's root (this file is in tests/e2e/).
 pub(crate) fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -79,6 +98,9 @@ pub(crate) struct SiteOptions {
     pub tls: bool,
     /// Garage nodes: 1, or a cluster (three replicas of every object).
     pub storage_nodes: usize,
+    /// Docking stations, each with its own id, key, token, data_dir,
+    /// station certificate and configuration file ([`Site::dock_config`]).
+    pub docks: usize,
 }
 
 impl Default for SiteOptions {
@@ -87,6 +109,7 @@ impl Default for SiteOptions {
             concurrency: 2,
             tls: false,
             storage_nodes: 1,
+            docks: 1,
         }
     }
 }
@@ -95,7 +118,10 @@ impl Default for SiteOptions {
 /// one per role.
 #[derive(Debug, Default)]
 pub(crate) struct Tokens {
+    /// The first dock's.
     pub dock: String,
+    /// Every dock's, in dock order (the first is `dock`).
+    pub docks: Vec<String>,
     pub auditor: String,
     pub supervisor: String,
     pub reviewer: String,
@@ -114,6 +140,15 @@ pub(crate) struct Site {
     ledger: Option<Child>,
     /// The site CA's certificate, with [`SiteOptions::tls`].
     pub ca: Option<PathBuf>,
+    /// How many docking stations the site has.
+    docks: usize,
+    /// The ledger's verifier keys the checks accept (a checkpoint signed
+    /// by any of them): its first key, and those a rotation adds.
+    pub ledger_keys: Vec<PathBuf>,
+    /// The ledger's signing keys as `[ledger] key_files` names them, newest
+    /// first; empty: `key_file = "./keys/ledger.key"`.
+    ledger_key_files: Vec<String>,
+    opts: SiteOptions,
 }
 
 impl Site {
@@ -137,33 +172,42 @@ impl Site {
             tokens: Tokens::default(),
             ledger: None,
             ca: None,
+            docks: opts.docks.max(1),
+            ledger_keys: Vec::new(),
+            ledger_key_files: Vec::new(),
+            opts: opts.clone(),
         };
+        site.ledger_keys.push(site.ledger_key());
         if opts.tls {
             site.make_pki();
         }
-        for name in ["ledger", DOCK_ID] {
+        let names = std::iter::once("ledger".to_owned()).chain((0..site.docks).map(dock_id));
+        for name in names {
             let key = site.path(&format!("keys/{name}.key"));
             ok(
                 "custos keygen",
                 &site
                     .custos()
-                    .args(["keygen", "--name", name, "--out"])
+                    .args(["keygen", "--name", &name, "--out"])
                     .arg(&key)
                     .output()
                     .unwrap(),
             );
         }
-        site.write_config(&opts);
-        let dock_pub = site.dock_key();
+        site.write_config();
+        let docks: Vec<String> = (0..site.docks)
+            .map(|n| site.token("dock", &dock_id(n), Some(&site.dock_key_of(n))))
+            .collect();
         site.tokens = Tokens {
-            dock: site.token("dock", DOCK_ID, Some(&dock_pub)),
+            dock: docks[0].clone(),
+            docks,
             auditor: site.token("auditor", "aud-e2e", None),
             supervisor: site.token("supervisor", "sup-e2e", None),
             reviewer: site.token("reviewer", "rev-e2e", None),
             officer: site.token("officer", "off-e2e", None),
             admin: site.token("admin", "adm-e2e", None),
         };
-        site.write_config(&opts);
+        site.write_config();
         site.start_ledger();
         site
     }
@@ -182,13 +226,26 @@ impl Site {
         let ca = TestCa::new(&pki, "site-ca").unwrap();
         ca.server("ledger", &["127.0.0.1", "localhost"], Validity::Current)
             .unwrap();
-        ca.client("station", &[DOCK_ID]).unwrap();
+        for n in 0..self.docks {
+            ca.client(&numbered("station", n), &[&dock_id(n)]).unwrap();
+        }
         self.ca = Some(ca.cert_path());
     }
 
-    /// The dock's verifier key file.
-    pub(crate) fn dock_key(&self) -> PathBuf {
-        self.path(&format!("keys/{DOCK_ID}.key.pub"))
+    /// Dock `n`'s verifier key file.
+    pub(crate) fn dock_key_of(&self, n: usize) -> PathBuf {
+        self.path(&format!("keys/{}.key.pub", dock_id(n)))
+    }
+
+    /// Dock `n`'s configuration file: the site's `custos.toml` for the
+    /// first dock, `custos-dock-N.toml` for the others (the same but for
+    /// the `[dock]` section).
+    pub(crate) fn dock_config(&self, n: usize) -> PathBuf {
+        if n == 0 {
+            self.config.clone()
+        } else {
+            self.path(&format!("custos-dock-{}.toml", n + 1))
+        }
     }
 
     /// The ledger's verifier key file.
@@ -203,20 +260,48 @@ impl Site {
 
     /// The configuration: S3 storage on Garage, the ledger on its port, the
     /// dock reaching it over HTTP with its token, export through the
-    /// service with the supervisor's token.
-    fn write_config(&self, opts: &SiteOptions) {
+    /// service with the supervisor's token; one file per dock
+    /// ([`Site::dock_config`]).
+    fn write_config(&self) {
+        for n in 0..self.docks {
+            std::fs::write(self.dock_config(n), self.config_text(n)).unwrap();
+        }
+    }
+
+    /// Rotate the ledger's key in every configuration file: `[ledger]
+    /// key_files = files` (newest first, relative to the site). Takes
+    /// effect at the ledger's next start.
+    pub(crate) fn set_ledger_key_files(&mut self, files: &[&str]) {
+        self.ledger_key_files = files.iter().map(|f| (*f).to_owned()).collect();
+        self.write_config();
+    }
+
+    fn config_text(&self, dock: usize) -> String {
+        let opts = &self.opts;
+        let ledger_keys = if self.ledger_key_files.is_empty() {
+            "key_file = \"./keys/ledger.key\"".to_owned()
+        } else {
+            let quoted: Vec<String> = self
+                .ledger_key_files
+                .iter()
+                .map(|f| format!("{f:?}"))
+                .collect();
+            format!("key_files = [{}]", quoted.join(", "))
+        };
         let t = &self.tokens;
         let profiles = repo().join("firmware-profiles");
+        let id = dock_id(dock);
+        let station = numbered("station", dock);
         let (ledger_tls, dock_tls, client_tls) = if self.ca.is_some() {
             (
-                "tls_cert = \"./pki/ledger.crt\"\ntls_key = \"./pki/ledger.key\"\ntls_client_ca = \"./pki/site-ca.pem\"\n",
-                "ledger_ca = \"./pki/site-ca.pem\"\ntls_cert = \"./pki/station.crt\"\ntls_key = \"./pki/station.key\"\n",
+                "tls_cert = \"./pki/ledger.crt\"\ntls_key = \"./pki/ledger.key\"\ntls_client_ca = \"./pki/site-ca.pem\"\n".to_owned(),
+                format!("ledger_ca = \"./pki/site-ca.pem\"\ntls_cert = \"./pki/{station}.crt\"\ntls_key = \"./pki/{station}.key\"\n"),
                 "ledger_ca = \"./pki/site-ca.pem\"\n",
             )
         } else {
-            ("", "", "")
+            (String::new(), String::new(), "")
         };
-        let text = format!(
+        format!(
             r#"[storage]
 url = "{storage}"
 
@@ -224,14 +309,14 @@ url = "{storage}"
 listen = "127.0.0.1:{port}"
 data_dir = "./ledger"
 origin = "{ORIGIN}"
-key_file = "./keys/ledger.key"
+{ledger_keys}
 {ledger_tls}
 [dock]
-id = "{DOCK_ID}"
-key_file = "./keys/{DOCK_ID}.key"
-data_dir = "./dock"
+id = "{id}"
+key_file = "./keys/{id}.key"
+data_dir = "./{data_dir}"
 ledger_url = "{url}"
-ledger_token = "{dock}"
+ledger_token = "{dock_token}"
 profiles_dir = "{profiles}"
 wipe = "after-verified"
 usb = false
@@ -246,12 +331,12 @@ token = "{supervisor}"
             storage = self.garage.storage_url(),
             port = self.port,
             url = self.ledger_url(),
-            dock = t.dock,
+            data_dir = numbered("dock", dock),
+            dock_token = t.docks.get(dock).map(String::as_str).unwrap_or_default(),
             supervisor = t.supervisor,
             profiles = profiles.display(),
             concurrency = opts.concurrency,
-        );
-        std::fs::write(&self.config, text).unwrap();
+        )
     }
 
     /// The `custos` binary with the S3 variables of the site's Garage and
@@ -423,10 +508,15 @@ token = "{supervisor}"
 
     /// `custos dock ingest` of `recorder`, ready to run or spawn.
     pub(crate) fn dock_ingest(&self, recorder: &Path) -> Command {
+        self.dock_ingest_at(0, recorder)
+    }
+
+    /// `custos dock ingest` of `recorder` at dock `n`.
+    pub(crate) fn dock_ingest_at(&self, n: usize, recorder: &Path) -> Command {
         let mut cmd = self.custos();
         cmd.args(["dock", "ingest", "--progress", "never", "--max-wait", "90"])
             .arg("--config")
-            .arg(&self.config)
+            .arg(self.dock_config(n))
             .arg("--source")
             .arg(recorder);
         cmd
@@ -485,22 +575,18 @@ token = "{supervisor}"
         let mut store = self.store_args(recorders);
         store.extend(["--segments".into(), n.clone()]);
         self.check("check_store.py", &store);
-        self.check(
-            "check_signatures.py",
-            &[
-                "--ledger-key".into(),
-                self.ledger_key().into(),
-                "--dock-key".into(),
-                self.dock_key().into(),
-            ],
-        );
-        let mut log: Vec<OsString> = vec![
-            "--ledger-key".into(),
-            self.ledger_key().into(),
-            "--segments".into(),
-            n,
-            "--wiped".into(),
-        ];
+        let ledger_keys: Vec<OsString> = self
+            .ledger_keys
+            .iter()
+            .flat_map(|k| ["--ledger-key".into(), k.into()])
+            .collect();
+        let mut signatures = ledger_keys.clone();
+        for d in 0..self.docks {
+            signatures.extend(["--dock-key".into(), self.dock_key_of(d).into()]);
+        }
+        self.check("check_signatures.py", &signatures);
+        let mut log = ledger_keys;
+        log.extend(["--segments".into(), n, "--wiped".into()]);
         for e in earlier {
             log.extend(["--earlier".into(), e.into()]);
         }

@@ -8,7 +8,7 @@
 
 use std::ffi::OsString;
 
-use crate::harness::{ok, Site, SiteOptions};
+use crate::harness::{ok, Site, SiteOptions, DOCK_ID};
 
 #[test]
 fn docked_footage_passes_every_independent_check_and_tampering_is_caught() {
@@ -67,8 +67,33 @@ fn docked_footage_passes_every_independent_check_and_tampering_is_caught() {
         ],
     );
 
-    // The checkers can fail: manifests checked against another key, and a
-    // kept checkpoint (validly signed) that today's log does not extend.
+    // The checkers can fail: manifests checked against another key of the
+    // dock's name, entries of a dock whose key was not given, and a kept
+    // checkpoint (validly signed) that today's log does not extend.
+    let impostor = site.path("keys/impostor.key");
+    ok(
+        "custos keygen (an impostor's key)",
+        &site
+            .custos()
+            .args(["keygen", "--name", DOCK_ID, "--out"])
+            .arg(&impostor)
+            .output()
+            .unwrap(),
+    );
+    let out = site.checker(
+        "check_signatures.py",
+        &[
+            "--ledger-key".into(),
+            site.ledger_key().into(),
+            "--dock-key".into(),
+            site.path("keys/impostor.key.pub").into(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&format!("no valid signature by {DOCK_ID}+")),
+        "{out:?}"
+    );
     let out = site.checker(
         "check_signatures.py",
         &[
@@ -80,7 +105,7 @@ fn docked_footage_passes_every_independent_check_and_tampering_is_caught() {
     );
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("no valid signature by ledger+"),
+        String::from_utf8_lossy(&out.stderr).contains("whose key this check was not given"),
         "{out:?}"
     );
     let forged = site.path("forged.checkpoint");

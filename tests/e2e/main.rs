@@ -16,6 +16,9 @@
 //! `coverage.gap` findings to a supervisor's explanation. `tls.rs` runs the
 //! site over TLS with a private CA and station certificates. `cluster.rs`
 //! stores into a three-node Garage cluster and loses a node mid-ingest.
+//! `site.rs` runs all of it at once, as an agency's site: TLS with station
+//! certificates, two docks, the cluster, a ledger key rotation, a node
+//! lost, a backup and a restore, and every bundle still verifying.
 //!
 //! Run them with `cargo nextest run -p custos-cli --test e2e` (Garage and
 //! the Python checkers from `scripts/install-deps`).
@@ -29,4 +32,5 @@ mod coverage;
 mod harness;
 mod ingest;
 mod invariants;
+mod site;
 mod tls;

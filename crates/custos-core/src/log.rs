@@ -23,7 +23,7 @@
 //! checkpoint at fault. This module must never accept an entry it could not
 //! check, nor trust a key that the log did not register before the entry.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::checkpoint::Checkpoint;
 use crate::entry::details::TokenCreated;
@@ -153,9 +153,18 @@ pub struct LogSummary {
     pub size: u64,
     /// Entries that carried a dock-signed event, each verified.
     pub signed_events: u64,
-    /// The root of the first `old_size` entries, when an older size was
-    /// given and reached (for [`check_consistency`]).
-    pub root_at_old: Option<Hash>,
+    /// The root of the first `n` entries for each older size `n` given to
+    /// [`LogVerifier::new`] (for [`check_consistency`]; see
+    /// [`LogSummary::root_at`]).
+    pub roots_at_old: BTreeMap<u64, Hash>,
+}
+
+impl LogSummary {
+    /// The recomputed root of the first `size` entries, if `size` was one
+    /// of the older sizes given to [`LogVerifier::new`].
+    pub fn root_at(&self, size: u64) -> Option<Hash> {
+        self.roots_at_old.get(&size).copied()
+    }
 }
 
 /// The check of one log against one checkpoint (see the module docs).
@@ -163,9 +172,10 @@ pub struct LogSummary {
 pub struct LogVerifier {
     size: u64,
     root: Hash,
-    old_size: Option<u64>,
+    /// The sizes of older checkpoints whose roots are wanted.
+    old_sizes: BTreeSet<u64>,
     range: CompactRange,
-    root_at_old: Option<Hash>,
+    roots_at_old: BTreeMap<u64, Hash>,
     previous: Option<Vec<u8>>,
     /// Dock id -> keys registered for it so far.
     dock_keys: BTreeMap<String, Vec<VerifierKey>>,
@@ -173,19 +183,25 @@ pub struct LogVerifier {
 }
 
 impl LogVerifier {
-    /// A check of the log `checkpoint` signs; `old_size` is the size of an
-    /// older checkpoint kept by the auditor, if any (refused if larger).
-    pub fn new(checkpoint: &Checkpoint, old_size: Option<u64>) -> Result<Self, LogProblem> {
+    /// A check of the log `checkpoint` signs; `old_sizes` are the sizes of
+    /// older checkpoints kept by the auditor, if any (refused if one is
+    /// larger: the log shrank).
+    pub fn new(checkpoint: &Checkpoint, old_sizes: &[u64]) -> Result<Self, LogProblem> {
         let size = checkpoint.size();
-        if let Some(old_size) = old_size.filter(|o| *o > size) {
+        if let Some(&old_size) = old_sizes.iter().filter(|o| **o > size).max() {
             return Err(LogProblem::Shrank { size, old_size });
+        }
+        let old_sizes: BTreeSet<u64> = old_sizes.iter().copied().collect();
+        let mut roots_at_old = BTreeMap::new();
+        if old_sizes.contains(&0) {
+            roots_at_old.insert(0, merkle::empty_root());
         }
         Ok(LogVerifier {
             size,
             root: checkpoint.root(),
-            old_size,
+            old_sizes,
             range: CompactRange::new(),
-            root_at_old: (old_size == Some(0)).then(merkle::empty_root),
+            roots_at_old,
             previous: None,
             dock_keys: BTreeMap::new(),
             signed_events: 0,
@@ -216,8 +232,9 @@ impl LogVerifier {
             .map_err(|problem| LogProblem::Entry { seq, problem })?;
         self.range.push(merkle::leaf_hash(&raw));
         self.previous = Some(raw);
-        if Some(self.range.size()) == self.old_size {
-            self.root_at_old = Some(self.range.root());
+        if self.old_sizes.contains(&self.range.size()) {
+            self.roots_at_old
+                .insert(self.range.size(), self.range.root());
         }
         Ok(())
     }
@@ -243,7 +260,7 @@ impl LogVerifier {
         Ok(LogSummary {
             size: self.size,
             signed_events: self.signed_events,
-            root_at_old: self.root_at_old,
+            roots_at_old: self.roots_at_old,
         })
     }
 
@@ -328,7 +345,7 @@ impl LogVerifier {
 
 /// The older checkpoint's tree must be a prefix of the new one: the root
 /// recomputed from the entries at the old size (`root_at_old`, from
-/// [`LogSummary`]) must be the old checkpoint's, and the ledger's
+/// [`LogSummary::root_at`]) must be the old checkpoint's, and the ledger's
 /// consistency proof `hashes` (RFC 9162 §2.1.4.2; empty when the sizes are
 /// equal or the old tree is empty) must verify.
 pub fn check_consistency(
@@ -405,7 +422,7 @@ mod tests {
         old: Option<u64>,
         served: &[EntryLine],
     ) -> Result<LogSummary, LogProblem> {
-        let mut v = LogVerifier::new(checkpoint, old)?;
+        let mut v = LogVerifier::new(checkpoint, old.as_slice())?;
         for line in served {
             v.push(line)?;
         }
@@ -419,18 +436,35 @@ mod tests {
         assert_eq!(summary.size, 7);
         assert_eq!(summary.signed_events, 0);
         let old = checkpoint_of(&leaves[..3]);
-        assert_eq!(summary.root_at_old, Some(old.root()));
+        assert_eq!(summary.root_at(3), Some(old.root()));
         let new = checkpoint_of(&leaves);
         let hashes: Vec<Hash> = leaves.iter().map(|l| merkle::leaf_hash(l)).collect();
         let tree = merkle::MemoryTree::from_leaves(&hashes);
         let proof = merkle::consistency_proof(&tree, 3, 7).unwrap();
         assert!(needs_consistency_proof(&old, &new));
-        check_consistency(&old, &new, summary.root_at_old, &proof).unwrap();
+        check_consistency(&old, &new, summary.root_at(old.size()), &proof).unwrap();
         // A proof that does not fit is refused.
         assert!(matches!(
-            check_consistency(&old, &new, summary.root_at_old, &proof[1..]),
+            check_consistency(&old, &new, summary.root_at(old.size()), &proof[1..]),
             Err(LogProblem::ConsistencyProof(_))
         ));
+
+        // Several kept checkpoints at once: each size's own root, the empty
+        // tree's too, and none for a size that was not asked for.
+        let mut v = LogVerifier::new(&new, &[5, 0, 2, 5]).unwrap();
+        for line in lines(&leaves) {
+            v.push(&line).unwrap();
+        }
+        let summary = v.finish().unwrap();
+        for n in [0, 2, 5] {
+            let want = if n == 0 {
+                merkle::empty_root()
+            } else {
+                checkpoint_of(&leaves[..n]).root()
+            };
+            assert_eq!(summary.root_at(n as u64), Some(want), "size {n}");
+        }
+        assert_eq!(summary.root_at(3), None);
     }
 
     #[test]
@@ -479,7 +513,7 @@ mod tests {
         );
         // A shrunk log.
         assert_eq!(
-            LogVerifier::new(&checkpoint_of(&leaves[..2]), Some(3)).unwrap_err(),
+            LogVerifier::new(&checkpoint_of(&leaves[..2]), &[1, 3]).unwrap_err(),
             LogProblem::Shrank {
                 size: 2,
                 old_size: 3
@@ -494,7 +528,7 @@ mod tests {
         let forked_old = checkpoint_of(&prefix_fork);
         let summary = run(&cp, Some(2), &lines(&leaves)).unwrap();
         assert!(matches!(
-            check_consistency(&forked_old, &cp, summary.root_at_old, &[]),
+            check_consistency(&forked_old, &cp, summary.root_at(forked_old.size()), &[]),
             Err(LogProblem::Fork { old_size: 2, .. })
         ));
     }

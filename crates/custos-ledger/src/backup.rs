@@ -533,6 +533,11 @@ pub struct RestoreOptions {
     /// Checkpoints kept by auditors: (file name, signed note text). The
     /// restored log must be consistent with each.
     pub checkpoints: Vec<(String, String)>,
+    /// Keys the ledger signed with before a rotation retired them: a kept
+    /// checkpoint may be signed by one of these or by one of `keys`. They
+    /// never open the backup's own checkpoint or its seal, which must be
+    /// by a key the ledger signs with now.
+    pub retired_keys: Vec<VerifierKey>,
 }
 
 /// What [`restore`] restored.
@@ -708,8 +713,14 @@ fn restore_into(
 
     // The auditors' checkpoints: the root each must find at its size.
     let mut wanted: BTreeMap<u64, Vec<(String, Hash)>> = BTreeMap::new();
+    let kept_keys: Vec<VerifierKey> = options
+        .keys
+        .iter()
+        .chain(&options.retired_keys)
+        .cloned()
+        .collect();
     for (file, text) in &options.checkpoints {
-        let old = open_checkpoint(text, &options.keys, &options.origin).map_err(|why| {
+        let old = open_checkpoint(text, &kept_keys, &options.origin).map_err(|why| {
             BackupError::Inconsistent {
                 file: file.clone(),
                 why,
@@ -1045,6 +1056,7 @@ mod tests {
             origin: ORIGIN.into(),
             keys: vec![key.verifier_key()],
             checkpoints: Vec::new(),
+            retired_keys: Vec::new(),
         };
         let restored = restore(&options, &file[..], &mut |_, _| {}).unwrap();
         assert_eq!(restored.entries, summary.entries);
@@ -1052,10 +1064,12 @@ mod tests {
         // state, the checkpoint, the catalogue and the copied rows.
         assert_eq!(dump(from.path()), dump(&options.data_dir));
 
-        // Another ledger key's backup is refused, and nothing is left.
+        // Another ledger key's backup is refused, and nothing is left; a
+        // retired key opens kept checkpoints only, never the backup's.
         let other = RestoreOptions {
             data_dir: to.path().join("other"),
             keys: vec![dock.verifier_key()],
+            retired_keys: vec![key.verifier_key()],
             ..options.clone()
         };
         let err = restore(&other, &file[..], &mut |_, _| {}).unwrap_err();

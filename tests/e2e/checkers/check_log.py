@@ -13,7 +13,10 @@ Custos code):
   segment.ingested, one segment.verified and (with --wiped) one
   segment.wiped entry, in that order.
 
-    check_log.py --ledger URL --ledger-key ledger.pub [--earlier FILE]... [--segments N] [--wiped]
+    check_log.py --ledger URL --ledger-key ledger.pub... [--earlier FILE]... [--segments N] [--wiped]
+
+(--ledger-key repeated: a checkpoint signed by any of them is the ledger's,
+as while its key is rotated.)
 """
 
 import argparse
@@ -23,7 +26,7 @@ from collections import defaultdict
 from datetime import datetime
 
 from custos_check import (run, Ledger, Report, VerifierKey, add_ledger_args, b64decode,
-                          leaf_hash, merkle_root, parse_checkpoint, verify_note)
+                          leaf_hash, merkle_root, parse_checkpoint, verify_note_any)
 
 STEPS = ["segment.ingested", "segment.verified", "segment.wiped"]
 
@@ -31,18 +34,19 @@ STEPS = ["segment.ingested", "segment.verified", "segment.wiped"]
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     add_ledger_args(p)
-    p.add_argument("--ledger-key", required=True)
+    p.add_argument("--ledger-key", action="append", required=True)
     p.add_argument("--earlier", action="append", default=[], help="an older checkpoint file")
     p.add_argument("--segments", type=int)
     p.add_argument("--wiped", action="store_true")
     args = p.parse_args()
     r = Report("check_log")
-    key = VerifierKey.load(args.ledger_key)
+    keys = [VerifierKey.load(k) for k in args.ledger_key]
+    keyids = ", ".join(k.keyid for k in keys)
     ledger = Ledger(args.ledger, args.token)
 
-    body = verify_note(ledger.checkpoint(), key)
+    body, _ = verify_note_any(ledger.checkpoint(), keys)
     if body is None:
-        r.fail(f"checkpoint: no valid signature by {key.keyid}")
+        r.fail(f"checkpoint: no valid signature by {keyids}")
         r.finish("")
     origin, size, root = parse_checkpoint(body)
     entries = ledger.entries(size)
@@ -63,8 +67,8 @@ def main():
 
     for path in args.earlier:
         with open(path, encoding="utf-8") as f:
-            old = verify_note(f.read(), key)
-        if not r.check(old is not None, f"{path}: no valid signature by {key.keyid}"):
+            old, _ = verify_note_any(f.read(), keys)
+        if not r.check(old is not None, f"{path}: no valid signature by {keyids}"):
             continue
         old_origin, old_size, old_root = parse_checkpoint(old)
         r.check(old_origin == origin, f"{path}: origin {old_origin!r}, now {origin!r}")

@@ -157,6 +157,16 @@ def verify_note(note, key):
     return None
 
 
+def verify_note_any(note, keys):
+    """(text, key) for the first of `keys` that validly signed the note, or
+    (None, None)."""
+    for key in keys:
+        text = verify_note(note, key)
+        if text is not None:
+            return text, key
+    return None, None
+
+
 def parse_checkpoint(text):
     """(origin, size, root bytes) of a tlog-checkpoint body."""
     lines = text.split("\n")

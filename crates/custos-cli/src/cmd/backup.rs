@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use custos_core::config::Config;
+use custos_core::keys::VerifierKey;
 use custos_ledger::backup::{self, RestoreOptions};
 use custos_ledger::{Ledger, LedgerOptions};
 
@@ -50,6 +51,12 @@ pub(crate) struct RestoreArgs {
     /// for several.
     #[arg(long, value_name = "OLD")]
     checkpoint: Vec<PathBuf>,
+    /// The verifier key (`.pub`) of a ledger key retired since an OLD
+    /// checkpoint was signed: it may open those kept checkpoints, never
+    /// the backup's own, which a configured key must have signed. Repeat it
+    /// for several.
+    #[arg(long = "retired-key", value_name = "FILE.pub")]
+    retired_key: Vec<PathBuf>,
 }
 
 /// Progress on standard error, at most once a second.
@@ -192,11 +199,20 @@ pub(crate) fn run_restore(args: RestoreArgs) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("reading checkpoint {}", path.display()))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let retired_keys = args
+        .retired_key
+        .iter()
+        .map(|path| {
+            VerifierKey::load(path)
+                .with_context(|| format!("retired ledger key {}", path.display()))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let options = RestoreOptions {
         data_dir: cfg.ledger.data_dir.clone(),
         origin: cfg.ledger.origin.clone(),
         keys,
         checkpoints,
+        retired_keys,
     };
     let file = File::open(&args.backup)
         .with_context(|| format!("reading backup {}", args.backup.display()))?;

@@ -1,5 +1,5 @@
 //! `custos verify bundle FILE.tar (--ledger-key FILE.pub... | --trusted-keys DIR)` and
-//! `custos verify log --ledger URL --ledger-key FILE.pub... [--checkpoint FILE]`
+//! `custos verify log --ledger URL --ledger-key FILE.pub... [--checkpoint FILE]...`
 //! (and `--tiles URL|DIR [--state DIR]` instead of `--ledger`: the log read
 //! from its published tiles, [`super::verify_tiles`]).
 //!
@@ -87,8 +87,9 @@ enum VerifyCommand {
         #[arg(long, value_name = "DIR", requires = "tiles")]
         state: Option<PathBuf>,
         /// An older signed checkpoint you kept; the log must extend it.
+        /// Repeatable: the log must extend each.
         #[arg(long, value_name = "FILE")]
-        checkpoint: Option<PathBuf>,
+        checkpoint: Vec<PathBuf>,
         /// The ledger's public key, obtained out of band (required; Ed25519
         /// or SM2). Repeatable: the checkpoint (and --checkpoint) must be
         /// signed by one of them, as a ledger's old and new key are while
@@ -374,7 +375,8 @@ fn print_report(shown: &str, report: &Report) {
 
 struct LogArgs {
     url: String,
-    old: Option<PathBuf>,
+    /// Older checkpoints the auditor kept.
+    old: Vec<PathBuf>,
     /// The pinned ledger keys: a checkpoint is the ledger's when any of
     /// them signed it (several keys of one suite: a key rotation).
     keys: Vec<VerifierKey>,
@@ -447,21 +449,19 @@ enum Outcome {
 }
 
 fn verify_log(args: LogArgs) -> anyhow::Result<ExitCode> {
-    // The older checkpoint first: a file of ours that does not open is the
+    // The older checkpoints first: a file of ours that does not open is the
     // auditor's problem to see before any network traffic.
-    let old = match &args.old {
-        Some(path) => {
-            let text = std::fs::read(path).with_context(|| format!("{}", path.display()))?;
-            match open_pinned(&text, &args) {
-                Ok((c, _)) => Some((path.clone(), c)),
-                Err(why) => {
-                    eprintln!("custos: {}: INVALID: {why}", path.display());
-                    return Ok(ExitCode::from(1));
-                }
+    let mut old = Vec::with_capacity(args.old.len());
+    for path in &args.old {
+        let text = std::fs::read(path).with_context(|| format!("{}", path.display()))?;
+        match open_pinned(&text, &args) {
+            Ok((c, _)) => old.push((path.clone(), c)),
+            Err(why) => {
+                eprintln!("custos: {}: INVALID: {why}", path.display());
+                return Ok(ExitCode::from(1));
             }
         }
-        None => None,
-    };
+    }
     let mut tls = custos_client::ClientTls::default();
     if let Some(ca) = &args.ledger_ca {
         tls = tls.trust_ca("--ledger-ca", ca)?;
@@ -494,7 +494,7 @@ fn verify_log(args: LogArgs) -> anyhow::Result<ExitCode> {
 async fn check_log(
     client: &LedgerClient,
     args: &LogArgs,
-    old: Option<(PathBuf, Checkpoint)>,
+    old: Vec<(PathBuf, Checkpoint)>,
 ) -> anyhow::Result<Outcome> {
     let signed = client.checkpoint().await?;
     let (checkpoint, signed_by) = match open_pinned(signed.as_bytes(), args) {
@@ -502,10 +502,14 @@ async fn check_log(
         Err(why) => return Ok(Outcome::Invalid(format!("checkpoint: {why}"))),
     };
     let size = checkpoint.size();
-    let mut verifier = match LogVerifier::new(&checkpoint, old.as_ref().map(|(_, c)| c.size())) {
+    let old_sizes: Vec<u64> = old.iter().map(|(_, c)| c.size()).collect();
+    let mut verifier = match LogVerifier::new(&checkpoint, &old_sizes) {
         Ok(v) => v,
         Err(LogProblem::Shrank { size, old_size }) => {
-            let path = old.as_ref().map(|(p, _)| p.display().to_string());
+            let path = old
+                .iter()
+                .find(|(_, c)| c.size() == old_size)
+                .map(|(p, _)| p.display().to_string());
             return Ok(Outcome::Invalid(format!(
                 "checkpoint: size {size} is smaller than {old_size} in {}: the log shrank",
                 path.unwrap_or_default()
@@ -554,7 +558,7 @@ async fn check_log(
         suites.join(", "),
         summary.signed_events,
     );
-    if let Some((path, old)) = old {
+    for (path, old) in old {
         let hashes = if log::needs_consistency_proof(&old, &checkpoint) {
             client
                 .consistency_proof(old.size(), checkpoint.size())
@@ -564,7 +568,7 @@ async fn check_log(
             Vec::new()
         };
         if let Err(problem) =
-            log::check_consistency(&old, &checkpoint, summary.root_at_old, &hashes)
+            log::check_consistency(&old, &checkpoint, summary.root_at(old.size()), &hashes)
         {
             return Ok(Outcome::Invalid(format!("{}: {problem}", path.display())));
         }

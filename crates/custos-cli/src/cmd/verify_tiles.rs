@@ -179,14 +179,16 @@ async fn check(store: &dyn ObjectStore, args: &TilesArgs) -> Result<String, Stop
             )));
         }
     }
-    let mut verifier = LogVerifier::new(&checkpoint, kept.as_ref().map(|(_, c)| c.size()))
-        .map_err(|problem| match (problem, &kept) {
-            (LogProblem::Shrank { size, old_size }, Some((path, _))) => Stop::Invalid(format!(
+    let mut verifier =
+        LogVerifier::new(&checkpoint, kept.as_ref().map(|(_, c)| c.size()).as_slice()).map_err(
+            |problem| match (problem, &kept) {
+                (LogProblem::Shrank { size, old_size }, Some((path, _))) => Stop::Invalid(format!(
                 "{CHECKPOINT_PATH}: size {size} is smaller than {old_size} in {}: the log shrank",
                 path.display()
             )),
-            (problem, _) => Stop::Invalid(problem.to_string()),
-        })?;
+                (problem, _) => Stop::Invalid(problem.to_string()),
+            },
+        )?;
     // Steps 3 and 4.
     let mut builder = TileBuilder::new();
     let mut tiles_checked = 0u64;
@@ -230,7 +232,7 @@ async fn check(store: &dyn ObjectStore, args: &TilesArgs) -> Result<String, Stop
         summary.signed_events,
     );
     if let Some((path, old)) = &kept {
-        if summary.root_at_old != Some(old.root()) {
+        if summary.root_at(old.size()) != Some(old.root()) {
             return Err(Stop::Invalid(format!(
                 "{CHECKPOINT_PATH} of size {size} does not extend the checkpoint of size {} kept in {}: the log forked",
                 old.size(),

@@ -246,6 +246,19 @@ fn a_real_ledger_verifies_and_extends_the_checkpoint_kept() {
         Some(&ledger.auditor_token),
     );
     assert_invalid(&out, "the log was rewritten (a fork)");
+    // Kept beside an honest one, the fork is still caught, and named.
+    let out = custos()
+        .args(["verify", "log", "--ledger", &ledger.url, "--ledger-key"])
+        .arg(ledger.key_pub())
+        .arg("--checkpoint")
+        .arg(&kept_path)
+        .arg("--checkpoint")
+        .arg(&forked)
+        .args(["--token", &ledger.auditor_token])
+        .env_remove("CUSTOS_CLIENT_TOKEN")
+        .output()
+        .unwrap();
+    assert_invalid(&out, "forked.checkpoint");
 
     // A kept checkpoint larger than today's: the log shrank.
     let larger = ledger.dir.path().join("larger.checkpoint");
