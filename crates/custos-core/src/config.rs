@@ -137,6 +137,12 @@ pub struct LedgerConfig {
     /// SM2 private key (PKCS#8 PEM) that adds an SM2 line to every
     /// checkpoint when `[crypto] signatures` holds `sm2`.
     pub sm2_key_file: PathBuf,
+    /// SM2 keys that sign checkpoints, newest first, while the ledger's SM2
+    /// key is rotated: `[new, old]` (each adds its line to every
+    /// checkpoint). When set, its first file is the ledger's SM2 key and
+    /// `sm2_key_file` is not read.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sm2_key_files: Vec<PathBuf>,
     /// Verify concurrent dock events' signatures in one batch (faster under
     /// load). Off by default: a dock's own key holder can craft a signature
     /// that a batch accepts and the single check (the auditors') refuses.
@@ -176,6 +182,11 @@ impl LedgerConfig {
         self.key_files.get(1..).unwrap_or_default()
     }
 
+    /// The SM2 keys being rotated out: `sm2_key_files` after the first.
+    pub fn older_sm2_key_files(&self) -> &[PathBuf] {
+        self.sm2_key_files.get(1..).unwrap_or_default()
+    }
+
     /// Where the tiles are published (`tiles_url` resolved; `None`: `off`).
     pub fn tiles_url(&self) -> Option<String> {
         match self.tiles_url.trim() {
@@ -208,6 +219,7 @@ impl Default for LedgerConfig {
             key_file: "./keys/ledger.key".into(),
             key_files: Vec::new(),
             sm2_key_file: "./keys/ledger-sm2.key".into(),
+            sm2_key_files: Vec::new(),
             batch_signatures: false,
             report_font: "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc".into(),
             tls_cert: None,
@@ -513,7 +525,8 @@ impl Config {
 
     /// The ledger's key files: its Ed25519 key always (the key standard
     /// C2SP verifiers check; with `key_files`, each of them, newest first),
-    /// and its SM2 key when `[crypto] signatures` holds `sm2`.
+    /// and its SM2 key when `[crypto] signatures` holds `sm2` (with
+    /// `sm2_key_files`, each of them, newest first).
     pub fn ledger_key_files(&self) -> Vec<(crate::keys::Algorithm, &Path)> {
         use crate::keys::Algorithm;
         let mut files = vec![(Algorithm::Ed25519, self.ledger.key_file.as_path())];
@@ -525,6 +538,12 @@ impl Config {
         );
         if self.crypto.uses(Algorithm::Sm2) {
             files.push((Algorithm::Sm2, self.ledger.sm2_key_file.as_path()));
+            files.extend(
+                self.ledger
+                    .older_sm2_key_files()
+                    .iter()
+                    .map(|p| (Algorithm::Sm2, p.as_path())),
+            );
         }
         files
     }
@@ -542,6 +561,10 @@ impl Config {
             self.ledger.key_file = newest.clone();
         }
         abs(&mut self.ledger.sm2_key_file);
+        self.ledger.sm2_key_files.iter_mut().for_each(abs);
+        if let Some(newest) = self.ledger.sm2_key_files.first() {
+            self.ledger.sm2_key_file = newest.clone();
+        }
         abs(&mut self.dock.sm2_key_file);
         abs(&mut self.ledger.report_font);
         abs(&mut self.dock.key_file);
@@ -586,15 +609,19 @@ impl Config {
                 "crypto.signatures names a suite twice".into(),
             ));
         }
-        let files = &self.ledger.key_files;
-        if files
-            .iter()
-            .enumerate()
-            .any(|(i, f)| files[..i].contains(f))
-        {
-            return Err(ConfigError::Invalid(
-                "ledger.key_files names a file twice".into(),
-            ));
+        for (name, files) in [
+            ("key_files", &self.ledger.key_files),
+            ("sm2_key_files", &self.ledger.sm2_key_files),
+        ] {
+            if files
+                .iter()
+                .enumerate()
+                .any(|(i, f)| files[..i].contains(f))
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "ledger.{name} names a file twice"
+                )));
+            }
         }
         let r = &self.retention;
         if r.default_days < MIN_RETENTION_DAYS {
@@ -776,6 +803,33 @@ mod tests {
         assert_eq!(c.ledger_key_files().len(), 1);
         let err = parse("[ledger]\nkey_files = [\"a.key\", \"a.key\"]\n", &[]).unwrap_err();
         assert!(err.to_string().contains("key_files"), "{err}");
+
+        // The SM2 key rotates the same way, after the Ed25519 keys.
+        let c = parse(
+            "[crypto]\nsignatures = [\"ed25519\", \"sm2\"]\n[ledger]\nsm2_key_files = [\"keys/sm2-new.key\", \"keys/sm2-old.key\"]\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            c.ledger.sm2_key_file,
+            Path::new("/etc/custos/keys/sm2-new.key")
+        );
+        assert_eq!(
+            c.ledger_key_files()[1..],
+            [
+                (Algorithm::Sm2, Path::new("/etc/custos/keys/sm2-new.key")),
+                (Algorithm::Sm2, Path::new("/etc/custos/keys/sm2-old.key")),
+            ]
+        );
+        // Without the suite, no SM2 key is read, rotating or not.
+        let c = parse(
+            "[ledger]\nsm2_key_files = [\"keys/sm2-new.key\", \"keys/sm2-old.key\"]\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.ledger_key_files().len(), 1);
+        let err = parse("[ledger]\nsm2_key_files = [\"a.key\", \"a.key\"]\n", &[]).unwrap_err();
+        assert!(err.to_string().contains("sm2_key_files"), "{err}");
     }
 
     #[test]

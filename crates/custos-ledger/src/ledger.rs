@@ -79,24 +79,30 @@ pub struct LedgerOptions {
     /// Older Ed25519 keys still signing every checkpoint while the
     /// ledger's key is rotated (`[ledger] key_files` after the first).
     pub older_key_files: Vec<PathBuf>,
+    /// Older SM2 keys still signing every checkpoint while the ledger's SM2
+    /// key is rotated (`[ledger] sm2_key_files` after the first); read
+    /// only with [`LedgerOptions::sm2_key_file`].
+    pub older_sm2_key_files: Vec<PathBuf>,
 }
 
 impl LedgerOptions {
     /// Take the SM2 key file from `config` when `[crypto] signatures`
     /// holds `sm2`, and the older keys of a rotation (`[ledger]
-    /// key_files`).
+    /// key_files`, `sm2_key_files`).
     pub fn with_config_keys(mut self, config: &custos_core::config::Config) -> Self {
         self.sm2_key_file = config
             .crypto
             .uses(custos_core::keys::Algorithm::Sm2)
             .then(|| config.ledger.sm2_key_file.clone());
         self.older_key_files = config.ledger.older_key_files().to_vec();
+        self.older_sm2_key_files = config.ledger.older_sm2_key_files().to_vec();
         self
     }
 
     /// The ledger's signing keys: the Ed25519 key at `key_file`, the older
     /// keys of a rotation ([`LedgerOptions::older_key_files`]), and the
-    /// SM2 key of [`LedgerOptions::sm2_key_file`] if set.
+    /// SM2 key of [`LedgerOptions::sm2_key_file`] if set, with the older
+    /// SM2 keys of its rotation.
     pub fn load_keys(&self, key_file: &std::path::Path) -> Result<KeySet, KeyError> {
         use custos_core::keys::Algorithm;
         let mut files = vec![(Algorithm::Ed25519, key_file)];
@@ -107,6 +113,11 @@ impl LedgerOptions {
         );
         if let Some(sm2) = &self.sm2_key_file {
             files.push((Algorithm::Sm2, sm2.as_path()));
+            files.extend(
+                self.older_sm2_key_files
+                    .iter()
+                    .map(|p| (Algorithm::Sm2, p.as_path())),
+            );
         }
         KeySet::load(&files)
     }
@@ -123,6 +134,7 @@ impl LedgerOptions {
             report_font: custos_report::DEFAULT_FONT.into(),
             sm2_key_file: None,
             older_key_files: Vec::new(),
+            older_sm2_key_files: Vec::new(),
         }
     }
 }

@@ -207,3 +207,108 @@ async fn the_ledger_key_is_rotated_with_an_overlap_and_every_bundle_keeps_verify
     assert_eq!(ledger.published().size, now.size);
     shut(ledger).await;
 }
+
+/// Open the ledger the way `custos ledger serve` does: its options and keys
+/// from a configuration file's text (`[crypto]`, `[ledger] key_file`,
+/// `sm2_key_file` or `sm2_key_files`), relative to `dir`.
+fn open_configured(dir: &Path, ledger_keys: &str) -> Ledger {
+    let text = format!(
+        "[crypto]\nsignatures = [\"ed25519\", \"sm2\"]\n[ledger]\ndata_dir = \"./ledger\"\norigin = \"{ORIGIN}\"\nkey_file = \"./keys/ledger.key\"\n{ledger_keys}\n"
+    );
+    let config =
+        custos_core::config::Config::parse(&text, dir, std::iter::empty::<(String, String)>())
+            .unwrap();
+    for _ in 0..200 {
+        let options = LedgerOptions::new(&config.ledger.data_dir, &config.ledger.origin)
+            .with_config_keys(&config);
+        let keys = options.load_keys(&config.ledger.key_file).unwrap();
+        match Ledger::open(options, keys) {
+            Err(OpenError::Store(StoreError::Locked { .. })) => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            other => return other.unwrap(),
+        }
+    }
+    panic!("the ledger's store stayed locked");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ledger_sm2_key_is_rotated_through_sm2_key_files_like_its_ed25519_key() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("keys")).unwrap();
+    let ed = ledger_key();
+    let sm2_old = SigningKey::sm2_from_bytes("ledger", &[0x21; 32]).unwrap();
+    let sm2_new = SigningKey::sm2_from_bytes("ledger", &[0x22; 32]).unwrap();
+    for (key, file) in [
+        (&ed, "ledger.key"),
+        (&sm2_old, "sm2-old.key"),
+        (&sm2_new, "sm2-new.key"),
+    ] {
+        key.save(&dir.path().join("keys").join(file)).unwrap();
+    }
+    let (ed_vk, old_vk, new_vk) = (
+        ed.verifier_key(),
+        sm2_old.verifier_key(),
+        sm2_new.verifier_key(),
+    );
+
+    // Before: one SM2 key beside the Ed25519 key.
+    let ledger = open_configured(dir.path(), "sm2_key_file = \"./keys/sm2-old.key\"");
+    new_token(&ledger, Role::Dock, "dock-01").await;
+    let kept = ledger.published().checkpoint.to_string();
+    assert_eq!(signers(&kept), [ed_vk.key_id(), old_vk.key_id()]);
+    shut(ledger).await;
+
+    // During: sm2_key_files = [new, old]. One `ledger.key_added` naming the
+    // new SM2 key; every checkpoint carries both SM2 lines.
+    let ledger = open_configured(
+        dir.path(),
+        "sm2_key_files = [\"./keys/sm2-new.key\", \"./keys/sm2-old.key\"]",
+    );
+    let added = last_entry(&ledger);
+    assert_eq!(added.action.as_str(), "ledger.key_added");
+    assert_eq!(added.details["key"], new_vk.to_string());
+    let during = ledger.published().checkpoint.to_string();
+    assert_eq!(
+        signers(&during),
+        [ed_vk.key_id(), new_vk.key_id(), old_vk.key_id()]
+    );
+    shut(ledger).await;
+
+    // After: [new]. One `ledger.key_retired` naming the old SM2 key.
+    let ledger = open_configured(dir.path(), "sm2_key_files = [\"./keys/sm2-new.key\"]");
+    let retired = last_entry(&ledger);
+    assert_eq!(retired.action.as_str(), "ledger.key_retired");
+    assert_eq!(retired.details["key_id"], old_vk.key_id());
+    let after = ledger.published().checkpoint.to_string();
+    assert_eq!(signers(&after), [ed_vk.key_id(), new_vk.key_id()]);
+
+    // An SM2 auditor: the old key opens the checkpoints up to the overlap,
+    // the new one those from it on; the log only grew.
+    for (text, opens_old, opens_new) in [
+        (&kept, true, false),
+        (&during, true, true),
+        (&after, false, true),
+    ] {
+        assert_eq!(
+            Checkpoint::open(text.as_bytes(), &old_vk, Some(ORIGIN)).is_ok(),
+            opens_old
+        );
+        assert_eq!(
+            Checkpoint::open(text.as_bytes(), &new_vk, Some(ORIGIN)).is_ok(),
+            opens_new
+        );
+    }
+    let kept = Checkpoint::open(kept.as_bytes(), &old_vk, Some(ORIGIN)).unwrap();
+    let now = Checkpoint::open(after.as_bytes(), &new_vk, Some(ORIGIN)).unwrap();
+    let proof = ledger.consistency_proof(kept.size(), now.size()).unwrap();
+    verify_consistency(
+        kept.size(),
+        now.size(),
+        &proof.hashes,
+        &kept.root(),
+        &now.root(),
+    )
+    .unwrap();
+    shut(ledger).await;
+}
