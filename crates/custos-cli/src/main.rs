@@ -54,7 +54,21 @@ enum Command {
     Man(cmd::docs::ManArgs),
 }
 
+impl Command {
+    /// The log level shown on standard error unless `RUST_LOG` says
+    /// otherwise: services log what they do, every other command only its
+    /// warnings (a retry, a slow store) and errors.
+    fn log_default(&self) -> &'static str {
+        match self {
+            Command::Ledger(args) => args.log_default(),
+            Command::Dock(args) => args.log_default(),
+            _ => "warn",
+        }
+    }
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    cmd::init_logging(cli.command.log_default());
     match cli.command {
         Command::Keygen(args) => cmd::keygen::run(args),
         Command::Hash(args) => cmd::hash::run(args),

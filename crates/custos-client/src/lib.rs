@@ -365,12 +365,47 @@ impl ClientError {
     }
 }
 
+/// How a [`LedgerClient`] tries a request again after a failure that may
+/// pass ([`LedgerClient::retrying`]). A request that may have reached the
+/// ledger is tried again only when sending it twice changes nothing (a
+/// GET); a POST is sent again only when it never left (the connection was
+/// not made) or the ledger turned it away unread (429).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retries {
+    /// Attempts in all, the first included (1: no retry).
+    pub attempts: u32,
+    /// The wait before the second attempt; it doubles after each.
+    pub first_delay: Duration,
+}
+
+impl Retries {
+    /// No retry: one attempt (the dock's default, whose journal retries).
+    pub const NONE: Retries = Retries {
+        attempts: 1,
+        first_delay: Duration::ZERO,
+    };
+
+    /// A command line's: four attempts, 1 s, 2 s and 4 s apart, so that a
+    /// ledger restarting or a proxy's brief failure does not end a command.
+    pub const COMMAND: Retries = Retries {
+        attempts: 4,
+        first_delay: Duration::from_secs(1),
+    };
+
+    /// The wait after failed attempt `attempt` (from 1).
+    pub fn delay(&self, attempt: u32) -> Duration {
+        self.first_delay
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
+    }
+}
+
 /// A client of one ledger, with one bearer token.
 #[derive(Clone)]
 pub struct LedgerClient {
     http: reqwest::Client,
     base: Url,
     token: Option<String>,
+    retries: Retries,
 }
 
 impl std::fmt::Debug for LedgerClient {
@@ -448,7 +483,16 @@ impl LedgerClient {
             http,
             base,
             token: token.map(str::to_owned),
+            retries: Retries::NONE,
         })
+    }
+
+    /// This client, trying each request again as `retries` says after a
+    /// failure that may pass, with a `warn` log line for each retry that
+    /// names the URL, the failure and the wait (never the token).
+    pub fn retrying(mut self, retries: Retries) -> LedgerClient {
+        self.retries = retries;
+        self
     }
 
     /// The ledger's base URL.
@@ -465,7 +509,39 @@ impl LedgerClient {
 
     /// Send a request and return the response of a successful one, with its
     /// URL as shown in errors; the body is read only for an error answer.
+    /// Tried again as [`LedgerClient::retrying`] says.
     async fn start(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<Vec<u8>>,
+        timeout: Option<Duration>,
+    ) -> Result<(reqwest::Response, String), ClientError> {
+        let mut attempt = 1;
+        loop {
+            let result = self
+                .start_once(method.clone(), path, query, body.clone(), timeout)
+                .await;
+            match result {
+                Err(e) if attempt < self.retries.attempts && may_send_again(&method, &e) => {
+                    let wait = self.retries.delay(attempt);
+                    tracing::warn!(
+                        "{e}; trying again in {} s (attempt {} of {})",
+                        wait.as_secs_f32(),
+                        attempt + 1,
+                        self.retries.attempts
+                    );
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// One attempt of [`LedgerClient::start`].
+    async fn start_once(
         &self,
         method: Method,
         path: &str,
@@ -863,6 +939,55 @@ fn encode_segment(id: &str) -> String {
     out
 }
 
+/// Whether a request that failed with `error` may be sent again: the
+/// failure may pass (the ledger unreachable, failing, overloaded or slow:
+/// not a refusal a retry cannot lift in a command's few seconds), and a
+/// second copy cannot do what the first did — a GET, or a request that
+/// never reached the ledger (no connection) or that it turned away unread
+/// (429).
+fn may_send_again(method: &Method, error: &ClientError) -> bool {
+    let passing = match error {
+        ClientError::Unreachable { .. } | ClientError::Server { .. } => true,
+        ClientError::Rejected { status, .. } => matches!(status, 408 | 429),
+        _ => false,
+    };
+    if let ClientError::Unreachable { error, .. } = error {
+        if refused_by_tls(error) {
+            // A certificate the site's CA did not issue, or expired: no
+            // retry changes it.
+            return false;
+        }
+    }
+    let unread = match error {
+        ClientError::Unreachable { error, .. } => error.is_connect(),
+        ClientError::Rejected { status, .. } => *status == 429,
+        _ => false,
+    };
+    passing && (*method == Method::GET || *method == Method::HEAD || unread)
+}
+
+/// Whether the TLS handshake refused the ledger's certificate (or ours):
+/// rustls's error somewhere in `error`'s chain, also inside (nested) I/O
+/// errors, which do not list what they wrap as their source.
+fn refused_by_tls(error: &reqwest::Error) -> bool {
+    fn is_rustls(e: &(dyn std::error::Error + 'static)) -> bool {
+        if e.downcast_ref::<rustls::Error>().is_some() {
+            return true;
+        }
+        e.downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+            .is_some_and(|inner| is_rustls(inner))
+    }
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = next {
+        if is_rustls(e) {
+            return true;
+        }
+        next = e.source();
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -933,5 +1058,102 @@ mod tests {
             LedgerClient::new("http://h", Some("custos_secret")).unwrap()
         );
         assert!(!shown.contains("custos_secret"));
+    }
+
+    /// A ledger stand-in on loopback that answers its `n`th connection with
+    /// `answers[n]` (the raw status line and body), then closes; how many
+    /// connections it took.
+    fn scripted(
+        answers: Vec<(&'static str, &'static str)>,
+    ) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use std::io::{Read as _, Write as _};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let taken = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = taken.clone();
+        std::thread::spawn(move || {
+            for (status, body) in answers {
+                let Ok((mut conn, _)) = listener.accept() else {
+                    return;
+                };
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let mut buf = [0u8; 4096];
+                let _ = conn.read(&mut buf);
+                let reply = format!(
+                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = conn.write_all(reply.as_bytes());
+            }
+        });
+        (url, taken)
+    }
+
+    const QUICK: Retries = Retries {
+        attempts: 3,
+        first_delay: Duration::from_millis(50),
+    };
+    const FAILING: (&str, &str) = (
+        "503 Service Unavailable",
+        r#"{"error":"store_unreachable","message":"the store did not answer"}"#,
+    );
+
+    #[tokio::test]
+    async fn a_read_is_tried_again_after_a_failure_that_may_pass() {
+        let (url, taken) = scripted(vec![FAILING, FAILING, ("200 OK", "origin\n1\nroot\n")]);
+        let client = LedgerClient::new(&url, None).unwrap().retrying(QUICK);
+        assert_eq!(client.checkpoint().await.unwrap(), "origin\n1\nroot\n");
+        assert_eq!(taken.load(std::sync::atomic::Ordering::SeqCst), 3);
+
+        // Without retries (the dock's default), the first failure is the
+        // answer.
+        let (url, taken) = scripted(vec![FAILING, ("200 OK", "x")]);
+        let err = LedgerClient::new(&url, None)
+            .unwrap()
+            .checkpoint()
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, ClientError::Server { status: 503, .. }),
+            "{err}"
+        );
+        assert_eq!(taken.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+        // Attempts run out: the last failure is the answer.
+        let (url, taken) = scripted(vec![FAILING, FAILING, FAILING, ("200 OK", "x")]);
+        let client = LedgerClient::new(&url, None).unwrap().retrying(QUICK);
+        assert!(client.checkpoint().await.is_err());
+        assert_eq!(taken.load(std::sync::atomic::Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_write_the_ledger_may_have_read_is_never_sent_twice() {
+        let (url, taken) = scripted(vec![FAILING, ("200 OK", "{}")]);
+        let client = LedgerClient::new(&url, Some("t")).unwrap().retrying(QUICK);
+        let err = client.explain_finding(7, "battery").await.unwrap_err();
+        assert!(
+            matches!(err, ClientError::Server { status: 503, .. }),
+            "{err}"
+        );
+        assert_eq!(taken.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn which_failures_are_sent_again() {
+        let server = ClientError::answered("u", 502, "bad_gateway", "m");
+        assert!(may_send_again(&Method::GET, &server));
+        assert!(!may_send_again(&Method::POST, &server));
+        let busy = rejected(429, "too_many_requests");
+        assert!(may_send_again(&Method::GET, &busy));
+        assert!(may_send_again(&Method::POST, &busy));
+        for status in [400, 401, 403, 404, 409, 422] {
+            assert!(
+                !may_send_again(&Method::GET, &rejected(status, "x")),
+                "{status}"
+            );
+        }
+        assert_eq!(Retries::COMMAND.delay(1), Duration::from_secs(1));
+        assert_eq!(Retries::COMMAND.delay(3), Duration::from_secs(4));
+        assert_eq!(Retries::NONE.attempts, 1);
     }
 }

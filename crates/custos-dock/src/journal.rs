@@ -693,6 +693,21 @@ mod tests {
     use super::*;
     use custos_core::keys::SigningKey;
 
+    /// Open the journal a moment after it was closed: sled's flusher
+    /// thread lets go of the directory's lock shortly after the last handle
+    /// is dropped, so the open is tried until the lock is free (5 s).
+    fn reopen(dir: &Path) -> Journal {
+        let mut last = None;
+        for _ in 0..100 {
+            match Journal::open(dir) {
+                Ok(j) => return j,
+                Err(e) => last = Some(e),
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("the journal stayed locked: {last:?}");
+    }
+
     fn record(id: &str) -> SegmentRecord {
         SegmentRecord {
             segment_id: id.into(),
@@ -739,7 +754,7 @@ mod tests {
             j.update("R1", "sg-1", |r| r.step = Step::Uploading)
                 .unwrap();
         }
-        let j = Journal::open(dir.path()).unwrap();
+        let j = reopen(dir.path());
         let r = j.segment("R1", "sg-1").unwrap().unwrap();
         assert_eq!(r.step, Step::Uploading);
         assert_eq!(r.relative(), b"A\xff.MP4");

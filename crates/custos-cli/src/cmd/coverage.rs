@@ -94,8 +94,7 @@ fn client(config: &Path) -> anyhow::Result<(LedgerClient, tokio::runtime::Runtim
         .token
         .as_deref()
         .context("[client] token is needed to ask the ledger")?;
-    let client = LedgerClient::new(&url, Some(token))
-        .with_context(|| format!("[client] ledger_url {url}"))?;
+    let client = super::client_with_token(&cfg, &url, token)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -31,6 +31,18 @@ pub(crate) struct DockArgs {
     command: DockCommand,
 }
 
+impl DockArgs {
+    /// The log level shown unless `RUST_LOG` says otherwise: the station's
+    /// service logs what it does (`info`); a one-shot ingest, whose progress
+    /// has its own lines, and the status table only what goes wrong.
+    pub(crate) fn log_default(&self) -> &'static str {
+        match self.command {
+            DockCommand::Run { .. } => "info",
+            _ => "warn",
+        }
+    }
+}
+
 #[derive(Debug, clap::Subcommand)]
 enum DockCommand {
     /// Ingest one recorder mounted at DIR; exit 0 when every segment is
@@ -96,7 +108,6 @@ pub(crate) fn run(args: DockArgs) -> anyhow::Result<ExitCode> {
                 other => bail!("--progress {other:?}: expected auto, always or never"),
             };
             let cfg = super::ledger::load_config(&config)?;
-            init_logging("warn");
             runtime()?.block_on(ingest(
                 cfg,
                 source,
@@ -109,7 +120,6 @@ pub(crate) fn run(args: DockArgs) -> anyhow::Result<ExitCode> {
         }
         DockCommand::Run { config } => {
             let cfg = super::ledger::load_config(&config)?;
-            init_logging("info");
             runtime()?.block_on(daemon_main(cfg))
         }
         DockCommand::Status { config, json } => {
@@ -230,13 +240,6 @@ fn status_table(status: &custos_core::wire::dock::DockStatus) -> String {
         n => format!("{n} custody events wait for the ledger (kept in the dock's journal)\n"),
     });
     out
-}
-
-fn init_logging(default: &str) {
-    if std::env::var_os("RUST_LOG").is_none() {
-        std::env::set_var("RUST_LOG", default);
-    }
-    custos_server::serve::init_logging();
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

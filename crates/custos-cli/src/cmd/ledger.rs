@@ -16,6 +16,17 @@ pub(crate) struct LedgerArgs {
     command: LedgerCommand,
 }
 
+impl LedgerArgs {
+    /// The log level shown unless `RUST_LOG` says otherwise: the service
+    /// logs what it does (`info`); backup and restore only what goes wrong.
+    pub(crate) fn log_default(&self) -> &'static str {
+        match self.command {
+            LedgerCommand::Serve { .. } => "info",
+            LedgerCommand::Backup(_) | LedgerCommand::Restore(_) => "warn",
+        }
+    }
+}
+
 #[derive(Debug, clap::Subcommand)]
 enum LedgerCommand {
     /// Serve the ledger HTTP API (prints the URL it listens on).
@@ -96,7 +107,6 @@ pub(crate) fn run(args: LedgerArgs) -> anyhow::Result<ExitCode> {
         LedgerCommand::Restore(args) => super::backup::run_restore(args),
         LedgerCommand::Serve { config } => {
             let cfg = load_config(&config)?;
-            serve::init_logging();
             let mut options = ServeOptions::from_config(&cfg);
             // Footage is read from the `[storage] url` store; who needs an
             // approved request is `[access] approval_required`.

@@ -21,8 +21,26 @@ pub(crate) mod token;
 pub(crate) mod verify;
 pub(crate) mod verify_tiles;
 
+/// Log to standard error (text, or JSON with `CUSTOS_LOG_FORMAT=json`;
+/// colour only on a terminal) at `RUST_LOG`'s filter; when it is unset, at
+/// level `default`, and the object store client's retries as well (it
+/// logs them as `info`): a command says each time it tries again.
+/// Every command calls it once, before it does anything.
+pub(crate) fn init_logging(default: &str) {
+    if std::env::var_os("RUST_LOG").is_none() {
+        // Before any thread is started: main calls this first.
+        std::env::set_var(
+            "RUST_LOG",
+            format!("{default},object_store::client::retry=info"),
+        );
+    }
+    custos_server::serve::init_logging();
+}
+
 /// A client of the ledger at `url` (`[client] ledger_url`) with `token`,
-/// trusting `[client] ledger_ca` when set.
+/// trusting `[client] ledger_ca` when set; it tries a request again after a
+/// failure that may pass ([`custos_client::Retries::COMMAND`]), saying so
+/// in a `warn` line.
 pub(crate) fn client_with_token(
     cfg: &custos_core::config::Config,
     url: &str,
@@ -36,6 +54,7 @@ pub(crate) fn client_with_token(
         None,
     )?;
     custos_client::LedgerClient::configured(url, Some(token), custos_client::DEFAULT_TIMEOUT, &tls)
+        .map(|c| c.retrying(custos_client::Retries::COMMAND))
         .with_context(|| format!("[client] ledger_url {url}"))
 }
 

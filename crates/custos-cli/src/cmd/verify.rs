@@ -472,7 +472,8 @@ fn verify_log(args: LogArgs) -> anyhow::Result<ExitCode> {
         custos_client::DEFAULT_TIMEOUT,
         &tls,
     )
-    .with_context(|| format!("ledger {}", args.url))?;
+    .with_context(|| format!("ledger {}", args.url))?
+    .retrying(custos_client::Retries::COMMAND);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -115,6 +115,25 @@ impl RealLedger {
         self.dir.path().join("ledger.key.pub")
     }
 
+    /// Kill the service (its data stays).
+    fn stop(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+    }
+
+    /// Start the service again, on `port` (the one it had).
+    fn restart_on(&mut self, port: u16) {
+        let config = self.dir.path().join("custos.toml");
+        let text = std::fs::read_to_string(&config).unwrap().replace(
+            "listen = \"127.0.0.1:0\"",
+            &format!("listen = \"127.0.0.1:{port}\""),
+        );
+        std::fs::write(&config, text).unwrap();
+        let (server, url) = serve_real(&config);
+        assert_eq!(url, self.url);
+        self.server = server;
+    }
+
     fn key(&self) -> SigningKey {
         SigningKey::load(&self.dir.path().join("ledger.key")).unwrap()
     }
@@ -312,11 +331,57 @@ fn usage_and_reachability_errors_exit_2() {
         .local_addr()
         .unwrap()
         .port();
+    // The command tries again three times, saying so each time, then ends
+    // with one line of its own.
     let out = verify_log(&format!("http://127.0.0.1:{port}"), &key, None, None);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("cannot reach"), "{stderr}");
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 4, "{stderr}");
+    for (n, line) in lines[..3].iter().enumerate() {
+        assert!(line.contains("WARN"), "{line}");
+        assert!(
+            line.contains(&format!(
+                "trying again in {} s (attempt {} of 4)",
+                1 << n,
+                n + 2
+            )),
+            "{line}"
+        );
+    }
+    assert!(lines[3].starts_with("custos: cannot reach"), "{stderr}");
+}
+
+#[test]
+fn a_ledger_that_comes_up_late_is_waited_for() {
+    // The command starts while the ledger is down; the ledger starts a
+    // moment later, and the command's retries find it.
+    let dock = SigningKey::from_seed("dock-01", &[2; 32]).unwrap();
+    let mut ledger = RealLedger::start(&dock);
+    let port: u16 = ledger.url.rsplit(':').next().unwrap().parse().unwrap();
+    ledger.stop();
+    let mut cmd = custos();
+    cmd.args(["verify", "log", "--ledger", &ledger.url, "--ledger-key"])
+        .arg(ledger.key_pub())
+        .args(["--token", &ledger.auditor_token])
+        .env_remove("CUSTOS_CLIENT_TOKEN")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    ledger.restart_on(port);
+    let out = child.wait_with_output().unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("trying again in 1 s (attempt 2 of 4)"),
+        "{stderr}"
+    );
+    assert!(
+        text(&out.stdout).contains(": valid"),
+        "{}",
+        text(&out.stdout)
+    );
 }
 
 // ---------------------------------------------------------------------------
