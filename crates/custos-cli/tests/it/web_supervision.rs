@@ -59,6 +59,26 @@ async fn supervisor_sees_the_period_and_downloads_the_report() {
     // officer, recorder, minutes, files 3, late 0, damaged 0, open 1, explained 0
     assert_eq!(cells[1], "DSJ8R", "{row}");
     assert_eq!(&cells[3..], ["3", "0", "0", "1", "0"], "{row}");
+    // The recorder's sums, and totals that are the sums of the rows.
+    let rec = sup
+        .text("#supervision-recorders tr.supervision-sum[data-id=\"DSJ8R\"]")
+        .await;
+    let cells: Vec<&str> = rec.split_whitespace().collect();
+    assert_eq!(&cells[2..], ["3", "0", "0", "1", "0"], "{rec}");
+    let sums = sup
+        .js(
+            "const n = (sel, i) => [...document.querySelectorAll(sel)]\
+               .map(tr => Number(tr.cells[i].textContent)).reduce((a, b) => a + b, 0);\
+             const total = id => Number(document.querySelector(id + ' tfoot tr').cells[2].textContent);\
+             return [n('#supervision tr.supervision-row', 3),\
+                     total('#supervision-officers'), total('#supervision-recorders'),\
+                     n('#supervision-officers tbody tr', 2)];",
+            json!([]),
+        )
+        .await;
+    let files = sums[0].as_u64().unwrap();
+    assert!(files >= 3, "{sums}");
+    assert_eq!(sums, json!([files, files, files, files]));
     sup.screenshot("supervision-zh-CN").await;
 
     // The CSV link: the same rows, a header row first.
@@ -140,7 +160,9 @@ async fn supervisor_sees_the_period_and_downloads_the_report() {
     let report_url = sup.url().await;
     sup.quit().await;
 
-    // A reviewer without an approval: refused, and the refusal recorded.
+    // A reviewer without an approval: refused, the refusal recorded and
+    // nothing else appended.
+    let before = entries(&base, &auditor).await.len();
     let rev = driver.browser(&downloads, "en-US").await;
     rev.sign_in(&base, &stranger).await;
     assert!(rev.try_find("#nav-supervision").await.is_none());
@@ -157,6 +179,11 @@ async fn supervisor_sees_the_period_and_downloads_the_report() {
     assert_eq!(last["action"], "access.refused");
     assert_eq!(last["actor"]["id"], "rev-zhao");
     assert_eq!(last["details"]["attempted"], "custody.report");
+    let added = &log[before..];
+    assert!(
+        !added.is_empty() && added.iter().all(|e| e["action"] == "access.refused"),
+        "{added:?}"
+    );
     rev.quit().await;
 
     // An auditor: no report link, and the report refused.

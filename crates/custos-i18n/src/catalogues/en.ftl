@@ -237,6 +237,10 @@ supervision-late = Late dockings
 supervision-damaged = Damaged files
 supervision-open = Open findings
 supervision-explained = Explained findings
+supervision-by-officer = By officer
+supervision-by-recorder = By recorder
+supervision-by-pair = By officer and recorder
+supervision-total = Total
 
 ## Custody report
 report-title = Chain-of-custody report (lists custody, no footage)

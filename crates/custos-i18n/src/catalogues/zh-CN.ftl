@@ -237,6 +237,10 @@ supervision-late = 逾期入库
 supervision-damaged = 损坏文件
 supervision-open = 未说明的发现
 supervision-explained = 已说明的发现
+supervision-by-officer = 按民警
+supervision-by-recorder = 按记录仪
+supervision-by-pair = 按民警和记录仪
+supervision-total = 合计
 
 ## Custody report
 report-title = 监管链报告（列出监管链，不含视音频）

@@ -1,19 +1,20 @@
-//! The supervisor's view (执法全过程记录): per officer and recorder over a
-//! period, recording time, files, late and damaged files, open and
-//! explained coverage findings (`GET /v1/supervision`), with a period
-//! chooser (a GET form) and the same rows as a CSV download.
+//! The supervisor's view (执法全过程记录): over a period, per officer, per
+//! recorder and per officer with each recorder, the recording time, files,
+//! late and damaged files, open and explained coverage findings
+//! (`GET /v1/supervision`), with a period chooser (a GET form) and the
+//! rows as a CSV download.
 
 use axum::extract::Query;
 use axum::http::StatusCode;
 use axum::response::Response;
-use maud::html;
+use maud::{html, Markup};
 use serde::Deserialize;
 
 use super::search::time_field;
 use super::{layout, opt, Need, Page};
 use crate::ui::{Ctx, UiError, UiState};
 use custos_ledger::governance::{self, GovernanceError};
-use custos_ledger::wire::{Supervision, SupervisionQuery};
+use custos_ledger::wire::{Supervision, SupervisionCounts, SupervisionQuery, SupervisionSum};
 
 /// The period chooser's fields.
 #[derive(Debug, Default, Deserialize)]
@@ -76,7 +77,51 @@ fn hms(ms: u64) -> String {
     format!("{}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60)
 }
 
-/// `GET /ui/supervision`: the period chooser, the table and the CSV link.
+/// The counting columns of one row (recording time to explained findings);
+/// open findings link to the Coverage page.
+fn count_cells(c: &SupervisionCounts) -> Markup {
+    html! {
+        td.num { (hms(c.recording_ms)) }
+        td.num { (c.segments) }
+        td.num { (c.late) }
+        td.num { (c.damaged) }
+        td.num.open-findings {
+            @if c.findings_open > 0 {
+                a href="/ui/coverage" { span.flag.bad { (c.findings_open) } }
+            } @else { "0" }
+        }
+        td.num { (c.findings_explained) }
+    }
+}
+
+/// A table of sums, one per officer or one per recorder, and the total.
+fn sums_table(
+    ctx: &Ctx,
+    id: &str,
+    who: &str,
+    sums: &[SupervisionSum],
+    total: &SupervisionCounts,
+) -> Markup {
+    let c = ctx.c();
+    html! {
+        table.supervision-sums #(id) {
+            thead { tr {
+                th { (who) }
+                th.num { (c.t("supervision-minutes")) } th.num { (c.t("col-segments")) }
+                th.num { (c.t("supervision-late")) } th.num { (c.t("supervision-damaged")) }
+                th.num { (c.t("supervision-open")) } th.num { (c.t("supervision-explained")) }
+            } }
+            tbody {
+                @for s in sums {
+                    tr.supervision-sum data-id=(s.id) { td { (s.id) } (count_cells(&s.counts)) }
+                }
+            }
+            tfoot { tr.supervision-total { th { (c.t("supervision-total")) } (count_cells(total)) } }
+        }
+    }
+}
+
+/// `GET /ui/supervision`: the period chooser, the tables and the CSV link.
 pub(in crate::ui) async fn supervision(
     page: Page,
     Query(form): Query<SupervisionForm>,
@@ -122,6 +167,11 @@ async fn render(state: &UiState, ctx: &Ctx, form: SupervisionForm) -> Result<Res
             @if view.rows.is_empty() {
                 p #supervision-empty { (c.t("supervision-none")) }
             } @else {
+                h2 { (c.t("supervision-by-officer")) }
+                (sums_table(ctx, "supervision-officers", &c.t("col-officer"), &view.by_officer, &view.total))
+                h2 { (c.t("supervision-by-recorder")) }
+                (sums_table(ctx, "supervision-recorders", &c.t("col-recorder"), &view.by_recorder, &view.total))
+                h2 { (c.t("supervision-by-pair")) }
                 table #supervision {
                     thead { tr {
                         th { (c.t("col-officer")) } th { (c.t("col-recorder")) }
@@ -134,16 +184,7 @@ async fn render(state: &UiState, ctx: &Ctx, form: SupervisionForm) -> Result<Res
                             tr.supervision-row data-officer=(r.officer_id) data-recorder=(r.recorder_id) {
                                 td { (r.officer_id) }
                                 td { (r.recorder_id) }
-                                td.num { (hms(r.recording_ms)) }
-                                td.num { (r.segments) }
-                                td.num { (r.late) }
-                                td.num { (r.damaged) }
-                                td.num.open-findings {
-                                    @if r.findings_open > 0 {
-                                        a href="/ui/coverage" { span.flag.bad { (r.findings_open) } }
-                                    } @else { "0" }
-                                }
-                                td.num { (r.findings_explained) }
+                                (count_cells(&SupervisionCounts::from(r)))
                             }
                         }
                     }
