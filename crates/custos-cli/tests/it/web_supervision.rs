@@ -155,6 +155,43 @@ async fn supervisor_sees_the_period_and_downloads_the_report() {
     assert!(files.contains("SHA-256"), "{files}");
     assert!(sup.text("#report-checkpoint").await.contains("checkpoint"));
     sup.screenshot("report-print-zh-CN").await;
+    // Printed: A4 pages without the navigation, the hashes on paper; page 1
+    // rendered to look at (report-print-zh-CN-1.png).
+    let pdf = sup.print_pdf("report-print-zh-CN").await;
+    let info = poppler("pdfinfo", &[pdf.as_os_str()]);
+    assert!(
+        info.contains("Page size:       595.2 x 841.68 pts (A4)") || info.contains("(A4)"),
+        "{info}"
+    );
+    let printed = poppler("pdftotext", &[pdf.as_os_str(), "-".as_ref()]);
+    assert!(printed.contains("电子数据提取固定清单"), "{printed}");
+    assert!(
+        !printed.contains("下载 PDF"),
+        "the navigation was printed:\n{printed}"
+    );
+    let hash = files
+        .split_whitespace()
+        .find(|w| w.len() == 64 && w.chars().all(|c| c.is_ascii_hexdigit()))
+        .unwrap_or_else(|| panic!("no SHA-256 in the file list: {files}"));
+    assert!(
+        printed.replace(['\n', ' '], "").contains(hash),
+        "{hash} not printed:\n{printed}"
+    );
+    let png = pdf.with_extension("");
+    poppler(
+        "pdftoppm",
+        &[
+            "-png".as_ref(),
+            "-r".as_ref(),
+            "60".as_ref(),
+            "-f".as_ref(),
+            "1".as_ref(),
+            "-l".as_ref(),
+            "2".as_ref(),
+            pdf.as_os_str(),
+            png.as_os_str(),
+        ],
+    );
     // Making the report recorded nothing.
     assert_eq!(entries(&base, &auditor).await.len(), before);
     let report_url = sup.url().await;
@@ -195,4 +232,18 @@ async fn supervisor_sees_the_period_and_downloads_the_report() {
     aud.goto(&report_url).await;
     aud.find("#error-detail").await;
     aud.quit().await;
+}
+
+/// Runs a poppler-utils tool; its standard output.
+fn poppler(tool: &str, args: &[&std::ffi::OsStr]) -> String {
+    let out = std::process::Command::new(tool)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{tool}: {e}"));
+    assert!(
+        out.status.success(),
+        "{tool}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }

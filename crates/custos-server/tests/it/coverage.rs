@@ -286,6 +286,33 @@ async fn supervision_counts_the_period_per_officer_and_recorder() {
         .unwrap();
     assert_eq!(t.send(req).await.text(), csv);
 
+    // A recorder names the officer (it is trusted with nothing): a name a
+    // spreadsheet would run as a formula stays text in the CSV.
+    let mut m = manifest(
+        "evil_0001",
+        "+rec-evil",
+        "=HYPERLINK(\"http://evil.example\",\"x\")",
+        "2026-03-02T07:00:00Z",
+    );
+    m.recorded.end = custos_core::manifest::Timestamp::parse("2026-03-02T07:00:30Z").unwrap();
+    let a = t
+        .post_event(&ingest_event_with(&crate::util::dock_key(), &m))
+        .await;
+    assert!(a.status.is_success(), "{}", a.text());
+    let a = t
+        .get(
+            "/v1/supervision?from=2026-03-02&to=2026-03-02&format=csv",
+            sup,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    assert_eq!(
+        a.text().split("\r\n").nth(1),
+        Some("\"'=HYPERLINK(\"\"http://evil.example\"\",\"\"x\"\")\",'+rec-evil,0.50,1,0,0,0,0"),
+        "{}",
+        a.text()
+    );
+
     // Who: supervisors and auditors; not reviewers, admins, docks, officers.
     for role in [Role::Reviewer, Role::Admin, Role::Dock, Role::Officer] {
         let a = t.get(&format!("/v1/supervision?{q}"), Some(role)).await;
