@@ -99,6 +99,25 @@ async fn supervisor_sees_the_period_and_downloads_the_report() {
     );
     assert!(text.contains(",DSJ8R,"), "{text}");
 
+    // The recorder's open finding links to the Coverage page showing the
+    // findings of that recorder about the period: the one about DSJ8R.
+    sup.click("#supervision-recorders tr.supervision-sum[data-id=\"DSJ8R\"] td.open-findings a")
+        .await;
+    let filter = sup.text("#coverage-filter").await;
+    assert!(filter.contains("DSJ8R"), "{filter}");
+    assert_eq!(sup.find_all("#coverage-open tr.finding").await.len(), 1);
+    assert!(sup.text("#coverage-open").await.contains("DSJ8R"));
+    assert_translated(&sup, "coverage (filtered)", "zh-CN", &keys).await;
+    assert_inert(&sup, "coverage (filtered)").await;
+    sup.screenshot("coverage-filtered-zh-CN").await;
+    sup.goto(&format!("{base}/ui/coverage?recorder=DSJ1A2B3C"))
+        .await;
+    sup.find("#coverage-empty").await;
+    sup.goto(&format!("{base}/ui/coverage?from=soon")).await;
+    assert!(sup.text("#error-detail").await.contains("soon"));
+    sup.click("#nav-supervision").await;
+    sup.find("#supervision tr.supervision-row").await;
+
     // A chosen period with nothing in it; a malformed one says so.
     sup.goto(&format!(
         "{base}/ui/supervision?from=2000-01-01T00:00&to=2000-01-02T00:00&from_tz=480&to_tz=480"
@@ -223,9 +242,18 @@ async fn supervisor_sees_the_period_and_downloads_the_report() {
     );
     rev.quit().await;
 
-    // An auditor: no report link, and the report refused.
+    // An auditor: the supervision view with its open finding, but no link
+    // to the Coverage page (a supervisor's); no report link, and the
+    // report refused.
     let aud = driver.browser(&downloads, "en-US").await;
     aud.sign_in(&base, &auditor).await;
+    aud.click("#nav-supervision").await;
+    let total = aud
+        .text("#supervision-recorders tr.supervision-total")
+        .await;
+    assert!(total.split_whitespace().any(|w| w == "1"), "{total}");
+    assert!(aud.try_find("td.open-findings a").await.is_none());
+    assert!(aud.try_find("#nav-coverage").await.is_none());
     aud.goto(&case_url).await;
     aud.find("#case-id").await;
     assert!(aud.try_find("#case-report-pdf").await.is_none());

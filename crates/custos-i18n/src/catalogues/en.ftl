@@ -219,6 +219,8 @@ coverage-gap-time = Gap
 coverage-explanation = Explanation (中断说明)
 coverage-explain = Record the explanation
 coverage-explained-by = { $by }, entry { $seq }
+coverage-filtered = Only the findings of
+coverage-show-all = all findings
 col-finding = Finding
 col-segments = Segments
 

@@ -219,6 +219,8 @@ coverage-gap-time = 中断时段
 coverage-explanation = 中断说明
 coverage-explain = 录入中断说明
 coverage-explained-by = { $by }，条目 { $seq }
+coverage-filtered = 仅显示以下范围的发现：
+coverage-show-all = 显示全部发现
 col-finding = 发现
 col-segments = 视音频段
 

@@ -11,10 +11,10 @@ use maud::{html, Markup};
 use serde::Deserialize;
 
 use super::search::time_field;
-use super::{layout, opt, Need, Page};
+use super::{coverage, layout, opt, Need, Page};
 use crate::ui::{Ctx, UiError, UiState};
 use custos_ledger::governance::{self, GovernanceError};
-use custos_ledger::wire::{Supervision, SupervisionCounts, SupervisionQuery, SupervisionSum};
+use custos_ledger::wire::{Supervision, SupervisionCounts, SupervisionQuery};
 
 /// The period chooser's fields.
 #[derive(Debug, Default, Deserialize)]
@@ -78,8 +78,9 @@ fn hms(ms: u64) -> String {
 }
 
 /// The counting columns of one row (recording time to explained findings);
-/// open findings link to the Coverage page.
-fn count_cells(c: &SupervisionCounts) -> Markup {
+/// open findings link to the Coverage page showing them (`coverage`), for
+/// those who may open it.
+fn count_cells(c: &SupervisionCounts, coverage: Option<String>) -> Markup {
     html! {
         td.num { (hms(c.recording_ms)) }
         td.num { (c.segments) }
@@ -87,22 +88,36 @@ fn count_cells(c: &SupervisionCounts) -> Markup {
         td.num { (c.damaged) }
         td.num.open-findings {
             @if c.findings_open > 0 {
-                a href="/ui/coverage" { span.flag.bad { (c.findings_open) } }
+                @if let Some(href) = coverage {
+                    a href=(href) { span.flag.bad { (c.findings_open) } }
+                } @else { span.flag.bad { (c.findings_open) } }
             } @else { "0" }
         }
         td.num { (c.findings_explained) }
     }
 }
 
-/// A table of sums, one per officer or one per recorder, and the total.
-fn sums_table(
-    ctx: &Ctx,
-    id: &str,
-    who: &str,
-    sums: &[SupervisionSum],
-    total: &SupervisionCounts,
-) -> Markup {
+/// Which table of sums: per officer or per recorder.
+#[derive(Clone, Copy)]
+enum Per {
+    Officer,
+    Recorder,
+}
+
+/// A table of sums, one row per officer or per recorder, and the total.
+fn sums_table(ctx: &Ctx, view: &Supervision, per: Per) -> Markup {
     let c = ctx.c();
+    let (id, who, sums) = match per {
+        Per::Officer => ("supervision-officers", c.t("col-officer"), &view.by_officer),
+        Per::Recorder => (
+            "supervision-recorders",
+            c.t("col-recorder"),
+            &view.by_recorder,
+        ),
+    };
+    let link = |recorder: Option<&str>, officer: Option<&str>| {
+        may_explain(ctx).then(|| coverage::filtered_href(recorder, officer, &view.from, &view.to))
+    };
     html! {
         table.supervision-sums #(id) {
             thead { tr {
@@ -113,12 +128,22 @@ fn sums_table(
             } }
             tbody {
                 @for s in sums {
-                    tr.supervision-sum data-id=(s.id) { td { (s.id) } (count_cells(&s.counts)) }
+                    @let href = match per {
+                        Per::Officer => link(None, Some(&s.id)),
+                        Per::Recorder => link(Some(&s.id), None),
+                    };
+                    tr.supervision-sum data-id=(s.id) { td { (s.id) } (count_cells(&s.counts, href)) }
                 }
             }
-            tfoot { tr.supervision-total { th { (c.t("supervision-total")) } (count_cells(total)) } }
+            tfoot { tr.supervision-total { th { (c.t("supervision-total")) } (count_cells(&view.total, link(None, None))) } }
         }
     }
+}
+
+/// Whether the caller may open the Coverage page (supervisors; auditors
+/// read the counts here but explain nothing).
+fn may_explain(ctx: &Ctx) -> bool {
+    ctx.may("POST", "/v1/coverage/{seq}/explanation")
 }
 
 /// `GET /ui/supervision`: the period chooser, the tables and the CSV link.
@@ -168,9 +193,9 @@ async fn render(state: &UiState, ctx: &Ctx, form: SupervisionForm) -> Result<Res
                 p #supervision-empty { (c.t("supervision-none")) }
             } @else {
                 h2 { (c.t("supervision-by-officer")) }
-                (sums_table(ctx, "supervision-officers", &c.t("col-officer"), &view.by_officer, &view.total))
+                (sums_table(ctx, view, Per::Officer))
                 h2 { (c.t("supervision-by-recorder")) }
-                (sums_table(ctx, "supervision-recorders", &c.t("col-recorder"), &view.by_recorder, &view.total))
+                (sums_table(ctx, view, Per::Recorder))
                 h2 { (c.t("supervision-by-pair")) }
                 table #supervision {
                     thead { tr {
@@ -184,7 +209,12 @@ async fn render(state: &UiState, ctx: &Ctx, form: SupervisionForm) -> Result<Res
                             tr.supervision-row data-officer=(r.officer_id) data-recorder=(r.recorder_id) {
                                 td { (r.officer_id) }
                                 td { (r.recorder_id) }
-                                (count_cells(&SupervisionCounts::from(r)))
+                                (count_cells(
+                                    &SupervisionCounts::from(r),
+                                    may_explain(ctx).then(|| coverage::filtered_href(
+                                        Some(&r.recorder_id), Some(&r.officer_id), &view.from, &view.to,
+                                    )),
+                                ))
                             }
                         }
                     }
