@@ -188,6 +188,21 @@ async fn supervisor_sees_the_period_and_downloads_the_report() {
         !printed.contains("下载 PDF"),
         "the navigation was printed:\n{printed}"
     );
+    // As on the PDF's pages: the checkpoint and "page N of M" on each page.
+    let pages: usize = info
+        .lines()
+        .find_map(|l| l.strip_prefix("Pages:"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{info}"));
+    assert_eq!(
+        printed.matches("检查点 checkpoint").count(),
+        pages,
+        "{printed}"
+    );
+    assert!(
+        printed.contains(&format!("page {pages} of {pages}")),
+        "{printed}"
+    );
     let hash = files
         .split_whitespace()
         .find(|w| w.len() == 64 && w.chars().all(|c| c.is_ascii_hexdigit()))

@@ -118,6 +118,9 @@ pub(in crate::ui) async fn report_html(page: Page, Path(id): Path<String>) -> Re
                             " · "
                             button #print-report type="button" { (c.t("report-print")) }
                         }
+                        // A frame whose foot the browser repeats on every
+                        // printed page: the checkpoint, as on the PDF's pages.
+                        table.frame { tfoot { tr { td { p.mono.small.page-foot { (m.footer) } } } } tbody { tr { td {
                         header {
                             h1 { (text::TITLE) }
                             p.en { (text::TITLE_EN) }
@@ -182,6 +185,7 @@ pub(in crate::ui) async fn report_html(page: Page, Path(id): Path<String>) -> Re
                                 }
                             }
                         }
+                        } } } }
                         footer { p.mono.small #report-checkpoint { (m.footer) } }
                     }
                 }
