@@ -133,6 +133,22 @@ async fn supervisor_sees_the_period_and_downloads_the_report() {
         )
         .await;
     assert_eq!(start, json!("1999-12-31T16:00:00Z"));
+    // Dates alone are the API's UTC days, `to`'s day included.
+    sup.goto(&format!(
+        "{base}/ui/supervision?from=2000-01-01&to=2000-01-01"
+    ))
+    .await;
+    sup.find("#supervision-empty").await;
+    let csv_href = sup
+        .js(
+            "return document.getElementById('supervision-csv').getAttribute('href');",
+            json!([]),
+        )
+        .await;
+    assert_eq!(
+        csv_href,
+        json!("/ui/supervision.csv?from=2000-01-01T00%3A00%3A00Z&to=2000-01-02T00%3A00%3A00Z")
+    );
     sup.goto(&format!("{base}/ui/supervision?from=soon")).await;
     assert!(sup.text("#supervision-error").await.contains("soon"));
     sup.goto(&format!("{base}/ui/supervision?lang=en")).await;

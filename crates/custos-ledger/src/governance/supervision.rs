@@ -369,7 +369,10 @@ pub fn supervision(
     ledger: &Ledger,
     query: &SupervisionQuery,
 ) -> Result<Supervision, GovernanceError> {
-    let period = Period::parse(query.from.as_deref(), query.to.as_deref(), ledger.now())?;
+    // Whole seconds: a default period reads (and names its CSV) cleanly.
+    let now = ledger.now();
+    let now = Timestamp::from_unix_seconds(now.unix_seconds()).unwrap_or(now);
+    let period = Period::parse(query.from.as_deref(), query.to.as_deref(), now)?;
     let store = ledger.store();
     let wanted = |officer: &str, recorder: &str| {
         query.officer.as_deref().is_none_or(|o| o == officer)

@@ -30,17 +30,17 @@ pub(in crate::ui) struct SupervisionForm {
 }
 
 impl SupervisionForm {
-    /// The API query: the period as entered, or the last seven days up to
-    /// now when none is.
-    fn query(&self, state: &UiState) -> SupervisionQuery {
-        let now = state.app.ledger.now();
-        let week_ago = now
-            .checked_add(time::Duration::days(-7))
-            .unwrap_or(now)
-            .to_string();
+    /// The API query: the period as entered; a bound not entered is the
+    /// ledger's default (up to now, seven days).
+    fn query(&self) -> SupervisionQuery {
+        // A date alone (a link such as ?from=2026-12-01) is the API's UTC day.
+        let bound = |v: &Option<String>, tz: &Option<String>| match opt(v) {
+            Some(d) if d.len() == 10 => Some(d),
+            v => time_field(v, opt(tz)),
+        };
         SupervisionQuery {
-            from: time_field(opt(&self.from), opt(&self.from_tz)).or(Some(week_ago)),
-            to: time_field(opt(&self.to), opt(&self.to_tz)).or(Some(now.to_string())),
+            from: bound(&self.from, &self.from_tz),
+            to: bound(&self.to, &self.to_tz),
             officer: opt(&self.officer),
             recorder: opt(&self.recorder),
             format: None,
@@ -55,15 +55,13 @@ async fn view(state: &UiState, query: SupervisionQuery) -> Result<Supervision, G
         .map_err(|e| GovernanceError::Invalid(format!("counting the supervision view: {e}")))?
 }
 
-/// The link's query string for the same period and filters.
-fn query_string(q: &SupervisionQuery) -> String {
+/// The CSV link's query string: the period shown (the defaults resolved,
+/// so the file holds what the page showed) and the same filters.
+fn query_string(view: &Supervision, q: &SupervisionQuery) -> String {
     let mut s = url::form_urlencoded::Serializer::new(String::new());
-    for (k, v) in [
-        ("from", &q.from),
-        ("to", &q.to),
-        ("officer", &q.officer),
-        ("recorder", &q.recorder),
-    ] {
+    s.append_pair("from", &view.from)
+        .append_pair("to", &view.to);
+    for (k, v) in [("officer", &q.officer), ("recorder", &q.recorder)] {
         if let Some(v) = v {
             s.append_pair(k, v);
         }
@@ -160,7 +158,7 @@ pub(in crate::ui) async fn supervision(
 
 async fn render(state: &UiState, ctx: &Ctx, form: SupervisionForm) -> Result<Response, UiError> {
     let c = ctx.c();
-    let query = form.query(state);
+    let query = form.query();
     let (found, error) = match view(state, query.clone()).await {
         Ok(v) => (Some(v), None),
         Err(GovernanceError::Invalid(m)) => (None, Some(m)),
@@ -187,7 +185,7 @@ async fn render(state: &UiState, ctx: &Ctx, form: SupervisionForm) -> Result<Res
                 " – "
                 time.ts datetime=(view.to) title=(view.to) { (view.to) }
                 " · "
-                a #supervision-csv href=(format!("/ui/supervision.csv?{}", query_string(&query))) download { (c.t("supervision-csv")) }
+                a #supervision-csv href=(format!("/ui/supervision.csv?{}", query_string(view, &query))) download { (c.t("supervision-csv")) }
             }
             @if view.rows.is_empty() {
                 p #supervision-empty { (c.t("supervision-none")) }
@@ -233,7 +231,7 @@ pub(in crate::ui) async fn supervision_csv(
     page.run(
         Need::Route("GET", "/v1/supervision"),
         move |Page { state, .. }, _| async move {
-            let query = form.query(&state);
+            let query = form.query();
             let found = view(&state, query).await.map_err(|e| match e {
                 GovernanceError::Invalid(m) => UiError::page(StatusCode::BAD_REQUEST, m),
                 e => e.into(),
