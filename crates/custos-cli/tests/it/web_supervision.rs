@@ -1,10 +1,12 @@
 //! The supervisor's view and a case's custody report in a real browser,
 //! against the real `custos ledger serve`: the supervision table over the
 //! default period and a chosen one, its CSV download (a header row), both
-//! languages; the case's report as a PDF and as a print view for the
-//! supervisor; refused to a reviewer without an approval (recorded as
-//! `access.refused`) and to an auditor; no supervision page for a
-//! reviewer.
+//! languages; the case's report as a PDF and as a print view (printed:
+//! A4, the checkpoint and page numbers on each page) for the supervisor, a
+//! segment's for the reviewer whose approval covers it (recording
+//! nothing); both refused to a reviewer without an approval (recorded as
+//! `access.refused`, nothing else) and to an auditor; no supervision page
+//! for a reviewer.
 
 use crate::webdriver::{assert_inert, assert_translated, catalogue_keys, entries, Demo, Driver};
 use serde_json::json;
@@ -245,7 +247,69 @@ async fn supervisor_sees_the_period_and_downloads_the_report() {
     // Making the report recorded nothing.
     assert_eq!(entries(&base, &auditor).await.len(), before);
     let report_url = sup.url().await;
+    let segment = sup
+        .js(
+            "return document.querySelector('#report-files tr.file').dataset.segment;",
+            json!([]),
+        )
+        .await
+        .as_str()
+        .unwrap()
+        .to_owned();
     sup.quit().await;
+    let segment_report = format!("{base}/ui/segments/{segment}/report");
+
+    // The reviewer whose approval covers the case: the segment's report,
+    // in English, recording nothing (opened directly: the segment's page
+    // itself plays the footage, a logged view).
+    let approved = demo.token("reviewer");
+    let before = entries(&base, &auditor).await.len();
+    let rev = driver.browser(&downloads, "en-US").await;
+    rev.sign_in(&base, &approved).await;
+    rev.goto(&format!("{segment_report}?lang=en")).await;
+    assert_eq!(rev.find_all("#report-files tr.file").await.len(), 1);
+    rev.find(&format!(
+        "#report-files tr.file[data-segment=\"{segment}\"]"
+    ))
+    .await;
+    assert!(!rev.text("#report-cover").await.contains("case-"));
+    assert!(rev.text("#report-back").await.contains("segment"));
+    // The approval it was made under: the case's, which covers the segment.
+    let approvals = rev.text("#report-approvals").await;
+    assert!(
+        approvals.contains("reviewer:rev-li") && approvals.contains("case-"),
+        "{approvals}"
+    );
+    assert_inert(&rev, "segment report").await;
+    rev.screenshot("report-segment-en").await;
+    let pdf = rev
+        .js_async(
+            "const done = arguments[arguments.length - 1];\
+             fetch(document.getElementById('report-pdf').href)\
+               .then(r => r.arrayBuffer().then(b => done([r.status, r.headers.get('content-type')])));",
+            json!([]),
+        )
+        .await;
+    assert_eq!(pdf, json!([200, "application/pdf"]));
+    let log = entries(&base, &auditor).await;
+    assert_eq!(log.len(), before, "{:?}", &log[before..]);
+    // The segment's page links to it (read as text: opened, its player
+    // would record a view).
+    let page = rev
+        .js_async(
+            "const done = arguments[arguments.length - 1];\
+             fetch(document.getElementById('report-back').href).then(r => r.text()).then(done);",
+            json!([]),
+        )
+        .await;
+    let page = page.as_str().unwrap();
+    assert!(
+        page.contains(&format!(
+            "id=\"segment-report-html\" href=\"/ui/segments/{segment}/report\""
+        )),
+        "{page}"
+    );
+    rev.quit().await;
 
     // A reviewer without an approval: refused, the refusal recorded and
     // nothing else appended.
@@ -261,6 +325,11 @@ async fn supervisor_sees_the_period_and_downloads_the_report() {
     assert!(rev.try_find("#report-files").await.is_none());
     rev.goto(&format!("{report_url}.pdf")).await;
     rev.find("#error-detail").await;
+    for url in [segment_report.clone(), format!("{segment_report}.pdf")] {
+        rev.goto(&url).await;
+        let why = rev.text("#error-detail").await;
+        assert!(why.contains("approv"), "{url}: {why}");
+    }
     let log = entries(&base, &auditor).await;
     let last = log.last().unwrap();
     assert_eq!(last["action"], "access.refused");
@@ -290,6 +359,9 @@ async fn supervisor_sees_the_period_and_downloads_the_report() {
     assert!(aud.try_find("#case-report-pdf").await.is_none());
     aud.goto(&report_url).await;
     aud.find("#error-detail").await;
+    aud.goto(&segment_report).await;
+    aud.find("#error-detail").await;
+    assert!(aud.try_find("#report-files").await.is_none());
     aud.quit().await;
 }
 

@@ -250,3 +250,4 @@ report-pdf = Download PDF
 report-view = Print view
 report-print = Print
 report-back = Back to the case
+report-back-segment = Back to the segment

@@ -250,3 +250,4 @@ report-pdf = 下载 PDF
 report-view = 打印版
 report-print = 打印
 report-back = 返回案件
+report-back-segment = 返回视音频片段
