@@ -3,7 +3,7 @@
 //! files, and the coverage findings still open or explained; and its CSV
 //! form.
 //!
-//! The counting is pure ([`Period`], [`aggregate`], [`to_csv`]) and apart
+//! The counting is pure ([`Period`], [`aggregate`], [`sums`], [`to_csv`]) and apart
 //! from the reading ([`supervision`]), which gathers the facts from the
 //! catalogue and the coverage table.
 //!
@@ -23,7 +23,12 @@
 //! whose job it is, and auditors, who check that nothing was lost; not
 //! reviewers, who work on cases, not on how officers record (DESIGN.md's
 //! trust model gives them metadata to find footage, not a view of each
-//! officer's work), nor admins.
+//! officer's work), nor admins (trusted with tokens and keys: users,
+//! tokens, keys and stations, not how each officer records).
+//!
+//! A period's bounds are RFC 3339 date-times or UTC dates ([`Bound`]); a
+//! missing `to` is now, a missing `from` [`DEFAULT_PERIOD_DAYS`] before
+//! `to` ([`Period::parse`]).
 //!
 //! This module never writes to the log and never reads footage.
 
