@@ -358,6 +358,18 @@ fn coverage_and_supervision_from_the_command_line() {
     // officer, recorder, h:mm:ss, files, late, damaged, open, explained
     assert_eq!(row[1], "DSJE0005", "{table}");
     assert_eq!(&row[3..], ["3", "0", "0", "1", "0"], "{table}");
+    // No period given: the last seven days, which hold these files; the
+    // total line sums the rows.
+    let out = run(&["supervision"]);
+    let table = ok("custos supervision (no period)", &out);
+    assert!(table.lines().any(|l| l.starts_with("070810")), "{table}");
+    let total: Vec<&str> = table
+        .lines()
+        .find(|l| l.starts_with("TOTAL"))
+        .unwrap_or_else(|| panic!("no total line:\n{table}"))
+        .split_whitespace()
+        .collect();
+    assert_eq!(&total[2..], ["3", "0", "0", "1", "0"], "{table}");
     let out = run(&["supervision", "--from", &from, "--to", &to, "--csv"]);
     let csv = ok("custos supervision --csv", &out);
     let mut lines = csv.lines();

@@ -405,10 +405,12 @@ pub struct CoverageQuery {
     pub officer: Option<String>,
     /// `true`: only open findings; `false`: only explained ones.
     pub open: Option<bool>,
-    /// Only findings about footage at or after this instant (RFC 3339):
-    /// the time of the gap or clock jump, or of a late file's recording.
+    /// Only findings about footage at or after this instant (RFC 3339, or
+    /// a date: that UTC day's start): the time of the gap or clock jump,
+    /// or of a late file's recording.
     pub from: Option<String>,
-    /// Only findings about footage before this instant (RFC 3339).
+    /// Only findings about footage before this instant (RFC 3339, or a
+    /// date: that UTC day included).
     pub to: Option<String>,
 }
 
@@ -416,10 +418,13 @@ pub struct CoverageQuery {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
 pub struct SupervisionQuery {
-    /// The period's start (RFC 3339, required, inclusive).
+    /// The period's start, inclusive: an RFC 3339 date-time, or a date
+    /// (`2026-12-01`, from that UTC day's start). Seven days before `to`
+    /// when not given.
     pub from: Option<String>,
-    /// The period's end (RFC 3339, required, exclusive; at most 366 days
-    /// after `from`).
+    /// The period's end, exclusive: an RFC 3339 date-time, or a date
+    /// (`2026-12-07`: that UTC day is included). Now when not given. At
+    /// most 366 days after `from`.
     pub to: Option<String>,
     /// Only this officer's rows.
     pub officer: Option<String>,
@@ -454,7 +459,60 @@ pub struct SupervisionRow {
     pub findings_explained: u64,
 }
 
-/// `GET /v1/supervision`: the rows, by officer then recorder.
+/// Counts summed over several officer-and-recorder rows.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SupervisionCounts {
+    /// Recording time inside the period, in milliseconds.
+    pub recording_ms: u64,
+    /// Files recorded (at least partly) in the period.
+    pub segments: u64,
+    /// Of those, docked more than 24 h after their recording ended.
+    pub late: u64,
+    /// Of those, damaged.
+    pub damaged: u64,
+    /// Coverage findings about the period not yet explained.
+    pub findings_open: u64,
+    /// Coverage findings about the period explained by a supervisor.
+    pub findings_explained: u64,
+}
+
+impl From<&SupervisionRow> for SupervisionCounts {
+    fn from(row: &SupervisionRow) -> Self {
+        let mut c = SupervisionCounts::default();
+        c.add(row);
+        c
+    }
+}
+
+impl SupervisionCounts {
+    /// Adds `row`'s counts (saturating).
+    pub fn add(&mut self, row: &SupervisionRow) {
+        self.recording_ms = self.recording_ms.saturating_add(row.recording_ms);
+        self.segments = self.segments.saturating_add(row.segments);
+        self.late = self.late.saturating_add(row.late);
+        self.damaged = self.damaged.saturating_add(row.damaged);
+        self.findings_open = self.findings_open.saturating_add(row.findings_open);
+        self.findings_explained = self
+            .findings_explained
+            .saturating_add(row.findings_explained);
+    }
+}
+
+/// One officer's (over all their recorders) or one recorder's (over all
+/// its officers) counts in the period.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SupervisionSum {
+    /// The officer or recorder.
+    pub id: String,
+    /// Its counts.
+    #[serde(flatten)]
+    pub counts: SupervisionCounts,
+}
+
+/// `GET /v1/supervision`: the rows, by officer then recorder, and their
+/// sums per officer, per recorder and in all.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Supervision {
@@ -465,6 +523,12 @@ pub struct Supervision {
     /// One row per officer and recorder with footage or findings in the
     /// period.
     pub rows: Vec<SupervisionRow>,
+    /// The rows summed per officer, by officer.
+    pub by_officer: Vec<SupervisionSum>,
+    /// The rows summed per recorder, by recorder.
+    pub by_recorder: Vec<SupervisionSum>,
+    /// All rows summed.
+    pub total: SupervisionCounts,
 }
 
 /// Where a segment stands against the retention rules.

@@ -143,15 +143,21 @@ pub fn gather(
         });
     }
 
-    // Every access request about the case or the segments, besides those
-    // the export and the views used.
+    // Every access request about the case, the segments or a case they are
+    // linked to (a reviewer's approval for a case covers a segment's own
+    // report), besides those the export and the views used.
     let ids: std::collections::BTreeSet<&str> =
         records.iter().map(|(r, _)| r.segment_id.as_str()).collect();
+    let linked: std::collections::BTreeSet<&str> = records
+        .iter()
+        .flat_map(|(r, _)| r.cases.iter().map(String::as_str))
+        .chain(case.as_deref())
+        .collect();
     for r in crate::governance::access_requests(ledger).map_err(|e| ReportError::BadEntry {
         seq: 0,
         why: format!("access requests: {e}"),
     })? {
-        let about_case = r.case.is_some() && r.case == case;
+        let about_case = r.case.as_deref().is_some_and(|c| linked.contains(c));
         let about_segment = r.segment.as_deref().is_some_and(|s| ids.contains(s));
         if about_case || about_segment {
             request_ids.push(r.id);

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use custos_client::LedgerClient;
-use custos_core::wire::{CoverageQuery, SupervisionQuery};
+use custos_core::wire::{CoverageQuery, SupervisionCounts, SupervisionQuery};
 
 /// Arguments of `custos coverage`.
 #[derive(Debug, clap::Args)]
@@ -35,10 +35,12 @@ enum CoverageCommand {
         /// Only findings not yet explained.
         #[arg(long)]
         open: bool,
-        /// Only findings about footage from this instant (RFC 3339).
+        /// Only findings about footage from this instant (RFC 3339, or a
+        /// date: that UTC day's start).
         #[arg(long, value_name = "TIME")]
         from: Option<String>,
-        /// Only findings about footage before this instant (RFC 3339).
+        /// Only findings about footage before this instant (RFC 3339, or a
+        /// date: that UTC day included).
         #[arg(long, value_name = "TIME")]
         to: Option<String>,
         /// Print the ledger's JSON instead of a table.
@@ -61,12 +63,14 @@ enum CoverageCommand {
 /// Arguments of `custos supervision`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct SupervisionArgs {
-    /// The period's start (RFC 3339, inclusive).
+    /// The period's start, inclusive: RFC 3339, or a date (that UTC day's
+    /// start). Default: seven days before --to.
     #[arg(long, value_name = "TIME")]
-    from: String,
-    /// The period's end (RFC 3339, exclusive).
+    from: Option<String>,
+    /// The period's end, exclusive: RFC 3339, or a date (that UTC day
+    /// included). Default: now.
     #[arg(long, value_name = "TIME")]
-    to: String,
+    to: Option<String>,
     /// Only this officer.
     #[arg(long, value_name = "ID")]
     officer: Option<String>,
@@ -184,8 +188,8 @@ pub(crate) fn run(args: CoverageArgs) -> anyhow::Result<ExitCode> {
 pub(crate) fn run_supervision(args: SupervisionArgs) -> anyhow::Result<ExitCode> {
     let (client, rt, url) = client(&args.config)?;
     let query = SupervisionQuery {
-        from: Some(args.from),
-        to: Some(args.to),
+        from: args.from,
+        to: args.to,
         officer: args.officer,
         recorder: args.recorder,
         format: None,
@@ -201,25 +205,27 @@ pub(crate) fn run_supervision(args: SupervisionArgs) -> anyhow::Result<ExitCode>
         .block_on(client.supervision(&query))
         .with_context(|| format!("asking {url} for the supervision view"))?;
     println!("period {} - {}", view.from, view.to);
-    let rows: Vec<Vec<String>> = view
+    let cells = |officer: &str, recorder: &str, c: &SupervisionCounts| {
+        let s = c.recording_ms / 1000;
+        vec![
+            officer.to_owned(),
+            recorder.to_owned(),
+            format!("{}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60),
+            c.segments.to_string(),
+            c.late.to_string(),
+            c.damaged.to_string(),
+            c.findings_open.to_string(),
+            c.findings_explained.to_string(),
+        ]
+    };
+    let mut rows: Vec<Vec<String>> = view
         .rows
         .iter()
-        .map(|r| {
-            vec![
-                r.officer_id.clone(),
-                r.recorder_id.clone(),
-                {
-                    let s = r.recording_ms / 1000;
-                    format!("{}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60)
-                },
-                r.segments.to_string(),
-                r.late.to_string(),
-                r.damaged.to_string(),
-                r.findings_open.to_string(),
-                r.findings_explained.to_string(),
-            ]
-        })
+        .map(|r| cells(&r.officer_id, &r.recorder_id, &SupervisionCounts::from(r)))
         .collect();
+    if !rows.is_empty() {
+        rows.push(cells("TOTAL", "", &view.total));
+    }
     print!(
         "{}",
         table(

@@ -219,6 +219,8 @@ coverage-gap-time = Gap
 coverage-explanation = Explanation (中断说明)
 coverage-explain = Record the explanation
 coverage-explained-by = { $by }, entry { $seq }
+coverage-filtered = Only the findings of
+coverage-show-all = all findings
 col-finding = Finding
 col-segments = Segments
 
@@ -237,6 +239,10 @@ supervision-late = Late dockings
 supervision-damaged = Damaged files
 supervision-open = Open findings
 supervision-explained = Explained findings
+supervision-by-officer = By officer
+supervision-by-recorder = By recorder
+supervision-by-pair = By officer and recorder
+supervision-total = Total
 
 ## Custody report
 report-title = Chain-of-custody report (lists custody, no footage)
@@ -244,3 +250,4 @@ report-pdf = Download PDF
 report-view = Print view
 report-print = Print
 report-back = Back to the case
+report-back-segment = Back to the segment

@@ -219,6 +219,8 @@ coverage-gap-time = 中断时段
 coverage-explanation = 中断说明
 coverage-explain = 录入中断说明
 coverage-explained-by = { $by }，条目 { $seq }
+coverage-filtered = 仅显示以下范围的发现：
+coverage-show-all = 显示全部发现
 col-finding = 发现
 col-segments = 视音频段
 
@@ -237,6 +239,10 @@ supervision-late = 逾期入库
 supervision-damaged = 损坏文件
 supervision-open = 未说明的发现
 supervision-explained = 已说明的发现
+supervision-by-officer = 按民警
+supervision-by-recorder = 按记录仪
+supervision-by-pair = 按民警和记录仪
+supervision-total = 合计
 
 ## Custody report
 report-title = 监管链报告（列出监管链，不含视音频）
@@ -244,3 +250,4 @@ report-pdf = 下载 PDF
 report-view = 打印版
 report-print = 打印
 report-back = 返回案件
+report-back-segment = 返回视音频片段

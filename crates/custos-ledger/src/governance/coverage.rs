@@ -301,12 +301,12 @@ pub fn coverage_findings(
     let from = query
         .from
         .as_deref()
-        .map(|t| super::parse_instant("from", t))
+        .map(|t| super::parse_bound("from", t, super::Bound::Start))
         .transpose()?;
     let to = query
         .to
         .as_deref()
-        .map(|t| super::parse_instant("to", t))
+        .map(|t| super::parse_bound("to", t, super::Bound::End))
         .transpose()?;
     let bounds = (from.is_some() || to.is_some()).then(|| {
         (

@@ -74,9 +74,10 @@ pub use custos_core::wire::{HoldRecord, RetentionStatus};
 pub use holds::{hold, holds, place_hold, release_hold};
 pub use retention::{retention_status, sweep, SweepItem, DELETED};
 pub use supervision::{
-    aggregate, csv_cell, finding_span, overlap_ns, parse_instant, supervision, to_csv,
-    FileFacts as SupervisionFile, FindingFacts as SupervisionFinding, Period, CSV_HEADER,
-    LONGEST_FILE, MAX_PERIOD_DAYS,
+    aggregate, csv_cell, finding_span, overlap_ns, parse_bound, sums, supervision, to_csv,
+    view as supervision_view, Bound, FileFacts as SupervisionFile,
+    FindingFacts as SupervisionFinding, Period, CSV_HEADER, DEFAULT_PERIOD_DAYS, LONGEST_FILE,
+    MAX_PERIOD_DAYS,
 };
 
 /// Longest case title, reason or note, in bytes.

@@ -3,7 +3,7 @@
 //! files, and the coverage findings still open or explained; and its CSV
 //! form.
 //!
-//! The counting is pure ([`Period`], [`aggregate`], [`to_csv`]) and apart
+//! The counting is pure ([`Period`], [`aggregate`], [`sums`], [`to_csv`]) and apart
 //! from the reading ([`supervision`]), which gathers the facts from the
 //! catalogue and the coverage table.
 //!
@@ -23,14 +23,22 @@
 //! whose job it is, and auditors, who check that nothing was lost; not
 //! reviewers, who work on cases, not on how officers record (DESIGN.md's
 //! trust model gives them metadata to find footage, not a view of each
-//! officer's work), nor admins.
+//! officer's work), nor admins (trusted with tokens and keys: users,
+//! tokens, keys and stations, not how each officer records).
+//!
+//! A period's bounds are RFC 3339 date-times or UTC dates ([`Bound`]); a
+//! missing `to` is now, a missing `from` [`DEFAULT_PERIOD_DAYS`] before
+//! `to` ([`Period::parse`]).
 //!
 //! This module never writes to the log and never reads footage.
 
 use std::collections::BTreeMap;
 
 use custos_core::manifest::Timestamp;
-use custos_core::wire::{CoverageFinding, Supervision, SupervisionQuery, SupervisionRow};
+use custos_core::wire::{
+    CoverageFinding, Supervision, SupervisionCounts, SupervisionQuery, SupervisionRow,
+    SupervisionSum,
+};
 use time::format_description::well_known::Rfc3339;
 
 use super::GovernanceError;
@@ -57,31 +65,83 @@ pub struct Period {
     pub to: Timestamp,
 }
 
-/// An RFC 3339 instant given as `param`, in UTC.
-pub fn parse_instant(param: &str, text: &str) -> Result<Timestamp, GovernanceError> {
-    time::OffsetDateTime::parse(text, &Rfc3339)
-        .ok()
+/// Which end of a period a bound is. A date alone (`2026-12-01`, a UTC
+/// day) as a [`Bound::Start`] is that day's first instant; as a
+/// [`Bound::End`] the next day's, so the day itself is included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bound {
+    /// `from`: inclusive.
+    Start,
+    /// `to`: exclusive.
+    End,
+}
+
+/// The period asked for when none is: the seven days up to `to`.
+pub const DEFAULT_PERIOD_DAYS: i64 = 7;
+
+/// A UTC day `YYYY-MM-DD`, if `text` is one.
+fn parse_date(text: &str) -> Option<time::Date> {
+    let b = text.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        let part = text.get(r)?;
+        part.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| part.parse().ok())
+            .flatten()
+    };
+    let year = i32::try_from(num(0..4)?).ok()?;
+    let month = time::Month::try_from(u8::try_from(num(5..7)?).ok()?).ok()?;
+    time::Date::from_calendar_date(year, month, u8::try_from(num(8..10)?).ok()?).ok()
+}
+
+/// A period bound given as `param`: an RFC 3339 date-time (any offset,
+/// read as UTC) or a UTC date (see [`Bound`]).
+pub fn parse_bound(param: &str, text: &str, bound: Bound) -> Result<Timestamp, GovernanceError> {
+    let instant = match parse_date(text) {
+        Some(day) => {
+            let day = match bound {
+                Bound::Start => Some(day),
+                Bound::End => day.next_day(),
+            };
+            day.map(|d| d.midnight().assume_utc())
+        }
+        None => time::OffsetDateTime::parse(text, &Rfc3339).ok(),
+    };
+    instant
         .and_then(|t| Timestamp::from_offset_datetime(t).ok())
         .ok_or_else(|| {
             GovernanceError::Invalid(format!(
-                "{param}={text:?} is not an RFC 3339 date-time such as 2026-12-01T00:00:00+08:00"
+                "{param}={text:?} is neither an RFC 3339 date-time such as \
+                 2026-12-01T00:00:00+08:00 nor a date such as 2026-12-01 (UTC)"
             ))
         })
 }
 
 impl Period {
-    /// The period of `from` and `to`: both required, `from` before `to`,
-    /// at most [`MAX_PERIOD_DAYS`] long.
-    pub fn parse(from: Option<&str>, to: Option<&str>) -> Result<Period, GovernanceError> {
-        let (Some(from), Some(to)) = (from, to) else {
-            return Err(GovernanceError::Invalid(
-                "from and to are required: the period's start and end (RFC 3339)".into(),
-            ));
+    /// The period of `from` and `to` (see [`parse_bound`]): `to` defaults
+    /// to `now`, `from` to [`DEFAULT_PERIOD_DAYS`] before `to`; `from`
+    /// must be before `to` and the period at most [`MAX_PERIOD_DAYS`] long.
+    pub fn parse(
+        from: Option<&str>,
+        to: Option<&str>,
+        now: Timestamp,
+    ) -> Result<Period, GovernanceError> {
+        let to = match to {
+            Some(t) => parse_bound("to", t, Bound::End)?,
+            None => now,
         };
-        let period = Period {
-            from: parse_instant("from", from)?,
-            to: parse_instant("to", to)?,
+        let from = match from {
+            Some(f) => parse_bound("from", f, Bound::Start)?,
+            None => to
+                .checked_add(time::Duration::days(-DEFAULT_PERIOD_DAYS))
+                .ok_or_else(|| {
+                    GovernanceError::Invalid(format!("to={to} leaves no room for a period"))
+                })?,
         };
+        let period = Period { from, to };
         if period.to.unix_nanos() <= period.from.unix_nanos() {
             return Err(GovernanceError::Invalid(format!(
                 "to ({}) must be after from ({})",
@@ -183,6 +243,46 @@ pub fn aggregate(
     rows.into_values().collect()
 }
 
+/// The rows summed per officer, per recorder (each by id) and in all.
+/// Each row belongs to exactly one officer and one recorder, so each
+/// file and finding is counted once in every sum.
+pub fn sums(
+    rows: &[SupervisionRow],
+) -> (Vec<SupervisionSum>, Vec<SupervisionSum>, SupervisionCounts) {
+    let mut officers: BTreeMap<&str, SupervisionCounts> = BTreeMap::new();
+    let mut recorders: BTreeMap<&str, SupervisionCounts> = BTreeMap::new();
+    let mut total = SupervisionCounts::default();
+    for r in rows {
+        officers.entry(&r.officer_id).or_default().add(r);
+        recorders.entry(&r.recorder_id).or_default().add(r);
+        total.add(r);
+    }
+    let list = |m: BTreeMap<&str, SupervisionCounts>| {
+        m.into_iter()
+            .map(|(id, counts)| SupervisionSum {
+                id: id.to_owned(),
+                counts,
+            })
+            .collect()
+    };
+    (list(officers), list(recorders), total)
+}
+
+/// The view of `period` from its facts: the rows ([`aggregate`]) and their
+/// [`sums`].
+pub fn view(period: &Period, files: &[FileFacts], findings: &[FindingFacts]) -> Supervision {
+    let rows = aggregate(period, files, findings);
+    let (by_officer, by_recorder, total) = sums(&rows);
+    Supervision {
+        from: period.from.to_string(),
+        to: period.to.to_string(),
+        rows,
+        by_officer,
+        by_recorder,
+        total,
+    }
+}
+
 fn blank(officer: &str, recorder: &str) -> SupervisionRow {
     SupervisionRow {
         officer_id: officer.to_owned(),
@@ -268,13 +368,16 @@ pub fn finding_span(store: &Store, f: &CoverageFinding) -> Result<Option<(i128, 
     Ok(span)
 }
 
-/// The supervisor's view that `query` asks for. A missing or malformed
-/// period is refused ([`Period::parse`]).
+/// The supervisor's view that `query` asks for; a period not given ends
+/// at the ledger's now ([`Period::parse`], which refuses a malformed one).
 pub fn supervision(
     ledger: &Ledger,
     query: &SupervisionQuery,
 ) -> Result<Supervision, GovernanceError> {
-    let period = Period::parse(query.from.as_deref(), query.to.as_deref())?;
+    // Whole seconds: a default period reads (and names its CSV) cleanly.
+    let now = ledger.now();
+    let now = Timestamp::from_unix_seconds(now.unix_seconds()).unwrap_or(now);
+    let period = Period::parse(query.from.as_deref(), query.to.as_deref(), now)?;
     let store = ledger.store();
     let wanted = |officer: &str, recorder: &str| {
         query.officer.as_deref().is_none_or(|o| o == officer)
@@ -327,11 +430,7 @@ pub fn supervision(
         });
     }
 
-    Ok(Supervision {
-        from: period.from.to_string(),
-        to: period.to.to_string(),
-        rows: aggregate(&period, &files, &findings),
-    })
+    Ok(view(&period, &files, &findings))
 }
 
 #[cfg(test)]
@@ -344,8 +443,17 @@ mod tests {
         Timestamp::parse(text).unwrap().unix_nanos()
     }
 
+    fn now() -> Timestamp {
+        Timestamp::parse("2026-12-07T12:00:00Z").unwrap()
+    }
+
     fn day() -> Period {
-        Period::parse(Some("2026-12-01T00:00:00Z"), Some("2026-12-02T00:00:00Z")).unwrap()
+        Period::parse(
+            Some("2026-12-01T00:00:00Z"),
+            Some("2026-12-02T00:00:00Z"),
+            now(),
+        )
+        .unwrap()
     }
 
     fn file(officer: &str, recorder: &str, start: i128, minutes: i128) -> FileFacts {
@@ -446,18 +554,81 @@ mod tests {
 
     #[test]
     fn bad_periods_are_refused_with_what_is_wrong() {
-        let err = |f: Option<&str>, t: Option<&str>| Period::parse(f, t).unwrap_err().to_string();
-        assert!(err(None, Some("2026-12-01T00:00:00Z")).contains("required"));
+        let err =
+            |f: Option<&str>, t: Option<&str>| Period::parse(f, t, now()).unwrap_err().to_string();
         assert!(err(Some("yesterday"), Some("2026-12-01T00:00:00Z")).contains("from=\"yesterday\""));
+        assert!(err(Some("2026-12-01"), Some("2026-13-01")).contains("to=\"2026-13-01\""));
+        assert!(err(Some("2026-12-1"), None).contains("from="));
         assert!(err(Some("2026-12-02T00:00:00Z"), Some("2026-12-01T00:00:00Z")).contains("after"));
+        assert!(
+            err(Some("2026-12-08"), None).contains("after"),
+            "from after now"
+        );
         assert!(err(Some("2025-01-01T00:00:00Z"), Some("2026-12-01T00:00:00Z")).contains("366"));
         // Any offset is accepted and read as UTC.
         let p = Period::parse(
             Some("2026-12-01T08:00:00+08:00"),
             Some("2026-12-02T00:00:00Z"),
+            now(),
         )
         .unwrap();
         assert_eq!(p.from.to_string(), "2026-12-01T00:00:00Z");
+    }
+
+    #[test]
+    fn dates_are_utc_days_and_a_missing_bound_has_a_default() {
+        let p = |f: Option<&str>, t: Option<&str>| {
+            let p = Period::parse(f, t, now()).unwrap();
+            (p.from.to_string(), p.to.to_string())
+        };
+        // A date as `to` includes that day: one day from the same date.
+        assert_eq!(
+            p(Some("2026-12-01"), Some("2026-12-01")),
+            ("2026-12-01T00:00:00Z".into(), "2026-12-02T00:00:00Z".into())
+        );
+        assert_eq!(
+            p(Some("2024-02-29"), Some("2024-12-31")).1,
+            "2025-01-01T00:00:00Z"
+        );
+        // None: the last seven days up to now; only `to`: the seven days before it.
+        assert_eq!(
+            p(None, None),
+            ("2026-11-30T12:00:00Z".into(), "2026-12-07T12:00:00Z".into())
+        );
+        assert_eq!(
+            p(None, Some("2026-06-30")),
+            ("2026-06-24T00:00:00Z".into(), "2026-07-01T00:00:00Z".into())
+        );
+        assert_eq!(
+            p(Some("2026-12-06"), None),
+            ("2026-12-06T00:00:00Z".into(), "2026-12-07T12:00:00Z".into())
+        );
+        assert!(Period::parse(Some("2026-02-30"), None, now()).is_err());
+    }
+
+    #[test]
+    fn sums_per_officer_and_recorder() {
+        let t = ts("2026-12-01T08:00:00Z");
+        let files = [
+            file("o1", "r1", t, 10),
+            file("o1", "r2", t, 20),
+            file("o2", "r1", t, 30),
+        ];
+        let v = view(&day(), &files, &[finding("o2", "r1", (t, t + MIN), true)]);
+        assert_eq!(v.rows.len(), 3);
+        let ids = |s: &[SupervisionSum]| s.iter().map(|x| x.id.clone()).collect::<Vec<_>>();
+        assert_eq!(ids(&v.by_officer), ["o1", "o2"]);
+        assert_eq!(ids(&v.by_recorder), ["r1", "r2"]);
+        assert_eq!(v.by_officer[0].counts.recording_ms, 30 * 60_000);
+        assert_eq!(v.by_recorder[0].counts.recording_ms, 40 * 60_000);
+        assert_eq!(v.by_recorder[0].counts.findings_open, 1);
+        assert_eq!((v.total.segments, v.total.findings_open), (3, 1));
+        assert_eq!(v.total.recording_ms, 60 * 60_000);
+        let empty = view(&day(), &[], &[]);
+        assert!(
+            empty.rows.is_empty() && empty.by_officer.is_empty() && empty.by_recorder.is_empty()
+        );
+        assert_eq!(empty.total, SupervisionCounts::default());
     }
 
     #[test]
@@ -487,5 +658,109 @@ mod tests {
         }
         assert_eq!(csv_cell("DSJ-01"), "DSJ-01");
         assert_eq!(csv_cell("a,b"), "\"a,b\"");
+    }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// A day's period, and facts around it: up to 40 files of up to two
+        /// hours starting from a day before to a day after, by 3 officers
+        /// on 3 recorders, and up to 10 findings.
+        fn facts() -> impl Strategy<Value = (Vec<FileFacts>, Vec<FindingFacts>)> {
+            let from = ts("2026-12-01T00:00:00Z");
+            let file = (
+                0..3u8,
+                0..3u8,
+                -1440i128..2880,
+                0i128..120,
+                any::<bool>(),
+                any::<bool>(),
+            )
+                .prop_map(move |(o, r, start, len, late, damaged)| FileFacts {
+                    late,
+                    damaged,
+                    ..file(&format!("o{o}"), &format!("r{r}"), from + start * MIN, len)
+                });
+            let finding = (0..3u8, 0..3u8, -1440i128..2880, -10i128..60, any::<bool>()).prop_map(
+                move |(o, r, start, len, open)| {
+                    let a = from + start * MIN;
+                    finding(&format!("o{o}"), &format!("r{r}"), (a, a + len * MIN), open)
+                },
+            );
+            (
+                proptest::collection::vec(file, 0..40),
+                proptest::collection::vec(finding, 0..10),
+            )
+        }
+
+        proptest! {
+            #[test]
+            fn every_file_and_finding_counts_once_and_totals_are_the_rows_sums(
+                (files, findings) in facts()
+            ) {
+                let p = day();
+                let v = view(&p, &files, &findings);
+                // Each file meeting the period is counted once, in its own row.
+                let inside: Vec<&FileFacts> = files
+                    .iter()
+                    .filter(|f| p.overlap(f.start, f.end).is_some())
+                    .collect();
+                prop_assert_eq!(v.total.segments, inside.len() as u64);
+                prop_assert_eq!(v.total.late, inside.iter().filter(|f| f.late).count() as u64);
+                prop_assert_eq!(v.total.damaged, inside.iter().filter(|f| f.damaged).count() as u64);
+                for r in &v.rows {
+                    let mine = inside
+                        .iter()
+                        .filter(|f| f.officer_id == r.officer_id && f.recorder_id == r.recorder_id)
+                        .count() as u64;
+                    prop_assert_eq!(r.segments, mine);
+                    // No row holds more time than the period.
+                    prop_assert!(u128::from(r.recording_ms) <= 86_400_000 * u128::from(r.segments.max(1)));
+                }
+                let met = findings
+                    .iter()
+                    .filter(|f| f.span.is_some_and(|(a, b)| p.overlap(a, b).is_some()))
+                    .count() as u64;
+                prop_assert_eq!(v.total.findings_open + v.total.findings_explained, met);
+                // The totals, per officer and per recorder, are the rows' sums.
+                let mut sum = SupervisionCounts::default();
+                for r in &v.rows {
+                    sum.add(r);
+                }
+                prop_assert_eq!(&sum, &v.total);
+                for list in [&v.by_officer, &v.by_recorder] {
+                    let mut s = SupervisionCounts::default();
+                    for x in list.iter() {
+                        let as_row = SupervisionRow {
+                            recording_ms: x.counts.recording_ms,
+                            segments: x.counts.segments,
+                            late: x.counts.late,
+                            damaged: x.counts.damaged,
+                            findings_open: x.counts.findings_open,
+                            findings_explained: x.counts.findings_explained,
+                            ..SupervisionRow::default()
+                        };
+                        s.add(&as_row);
+                    }
+                    prop_assert_eq!(&s, &v.total);
+                }
+                // Rows are unique per officer and recorder, in order.
+                let keys: Vec<_> = v.rows.iter().map(|r| (&r.officer_id, &r.recorder_id)).collect();
+                prop_assert!(keys.windows(2).all(|w| w[0] < w[1]));
+            }
+
+            #[test]
+            fn csv_has_a_line_per_row_and_no_cell_starts_a_formula(
+                officer in "[=+@\\-]?[A-Za-z0-9,\"=]{0,8}",
+            ) {
+                let row = SupervisionRow { officer_id: officer.clone(), recorder_id: "r".into(), ..SupervisionRow::default() };
+                let csv = to_csv(&[row]);
+                prop_assert_eq!(csv.matches("\r\n").count(), 2);
+                let cell = csv_cell(&officer);
+                let bare = cell.strip_prefix('"').unwrap_or(&cell);
+                prop_assert!(!bare.starts_with(['=', '+', '-', '@']), "{}", cell);
+            }
+        }
     }
 }

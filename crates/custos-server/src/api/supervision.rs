@@ -49,7 +49,7 @@ fn wants_csv(q: &SupervisionQuery, headers: &HeaderMap) -> Result<bool, ApiError
     params(SupervisionQuery),
     responses(
         (status = 200, description = "The rows (JSON, or text/csv with format=csv or Accept: text/csv)", body = Supervision),
-        (status = 400, description = "No period, a malformed one, or one longer than 366 days", body = ErrorBody),
+        (status = 400, description = "A malformed period, one ending before it starts, or one longer than 366 days", body = ErrorBody),
     )
 )]
 pub(super) async fn supervision(

@@ -149,6 +149,14 @@ pub fn router(app: AppState) -> Router {
         )
         .route("/segments/{id}/media", get(pages::segments::media))
         .route(
+            "/segments/{id}/report",
+            get(pages::report::segment_report_html),
+        )
+        .route(
+            "/segments/{id}/report.pdf",
+            get(pages::report::segment_report_pdf),
+        )
+        .route(
             "/segments/{id}/export",
             post(pages::segments::export_segment),
         )

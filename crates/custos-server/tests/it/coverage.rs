@@ -286,6 +286,33 @@ async fn supervision_counts_the_period_per_officer_and_recorder() {
         .unwrap();
     assert_eq!(t.send(req).await.text(), csv);
 
+    // A recorder names the officer (it is trusted with nothing): a name a
+    // spreadsheet would run as a formula stays text in the CSV.
+    let mut m = manifest(
+        "evil_0001",
+        "+rec-evil",
+        "=HYPERLINK(\"http://evil.example\",\"x\")",
+        "2026-03-02T07:00:00Z",
+    );
+    m.recorded.end = custos_core::manifest::Timestamp::parse("2026-03-02T07:00:30Z").unwrap();
+    let a = t
+        .post_event(&ingest_event_with(&crate::util::dock_key(), &m))
+        .await;
+    assert!(a.status.is_success(), "{}", a.text());
+    let a = t
+        .get(
+            "/v1/supervision?from=2026-03-02&to=2026-03-02&format=csv",
+            sup,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    assert_eq!(
+        a.text().split("\r\n").nth(1),
+        Some("\"'=HYPERLINK(\"\"http://evil.example\"\",\"\"x\"\")\",'+rec-evil,0.50,1,0,0,0,0"),
+        "{}",
+        a.text()
+    );
+
     // Who: supervisors and auditors; not reviewers, admins, docks, officers.
     for role in [Role::Reviewer, Role::Admin, Role::Dock, Role::Officer] {
         let a = t.get(&format!("/v1/supervision?{q}"), Some(role)).await;
@@ -298,8 +325,11 @@ async fn supervision_counts_the_period_per_officer_and_recorder() {
 
     // Bad periods: one clear 400 each, saying what is wrong.
     for (q, says) in [
-        ("", "required"),
-        ("from=2026-03-01T07:00:00Z", "required"),
+        ("from=2026-03-01T07:00:00Z&to=2026-3-1", "to=\"2026-3-1\""),
+        (
+            "from=2026-03-01T07:00:00Z&to=2026-02-30",
+            "to=\"2026-02-30\"",
+        ),
         (
             "from=yesterday&to=2026-03-01T08:00:00Z",
             "from=\"yesterday\"",
@@ -316,12 +346,55 @@ async fn supervision_counts_the_period_per_officer_and_recorder() {
         assert!(a.error().message.contains(says), "{q}: {}", a.text());
     }
 
+    // Dates are UTC days (a `to` date includes its day), with the sums per
+    // officer, per recorder and in all; no period is the last seven days
+    // up to now (2026 holds nothing then: an empty view, not an error).
+    let a = t
+        .get("/v1/supervision?from=2026-03-01&to=2026-03-01", sup)
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    let v = a.json();
+    assert_eq!(
+        (v["from"].as_str(), v["to"].as_str()),
+        (Some("2026-03-01T00:00:00Z"), Some("2026-03-02T00:00:00Z"))
+    );
+    assert_eq!(v["rows"][0]["segments"], 3);
+    assert_eq!(v["by_officer"][0]["id"], "officer-9");
+    assert_eq!(v["by_recorder"][0]["id"], "rec-9");
+    assert_eq!(
+        v["by_recorder"][0]["recording_ms"],
+        v["rows"][0]["recording_ms"]
+    );
+    assert_eq!(
+        (
+            v["total"]["segments"].as_u64(),
+            v["total"]["findings_open"].as_u64()
+        ),
+        (Some(3), Some(1))
+    );
+    let a = t.get("/v1/supervision", sup).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    let v = a.json();
+    assert_eq!(v["rows"], serde_json::json!([]), "{v}");
+    assert_eq!(v["total"]["segments"], 0);
+    let (from, to) = (
+        v["from"].as_str().unwrap().to_owned(),
+        v["to"].as_str().unwrap().to_owned(),
+    );
+    let (from, to) = (
+        custos_core::manifest::Timestamp::parse(&from).unwrap(),
+        custos_core::manifest::Timestamp::parse(&to).unwrap(),
+    );
+    assert_eq!(to.duration_since(from), time::Duration::days(7));
+
     // GET /v1/coverage by period: the gap is about 07:02:30-07:04:00.
     for (q, n) in [
         ("from=2026-03-01T07:03:00Z", 1),
         ("to=2026-03-01T07:02:00Z", 0),
         ("from=2026-03-01T07:00:00Z&to=2026-03-01T07:02:31Z", 1),
         ("from=2026-03-01T08:00:00Z", 0),
+        ("from=2026-03-01&to=2026-03-01", 1),
+        ("to=2026-02-28", 0),
     ] {
         let a = t.get(&format!("/v1/coverage?{q}"), sup).await;
         assert_eq!(a.status, StatusCode::OK, "{q}: {}", a.text());

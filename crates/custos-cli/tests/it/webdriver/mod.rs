@@ -337,6 +337,25 @@ impl Browser {
         std::fs::write(screenshot_dir().join(format!("{name}.png")), png).unwrap();
     }
 
+    /// Print the page as the browser prints it (A4, the page's print CSS,
+    /// backgrounds off) into `target/ui-screenshots/NAME.pdf`; its path.
+    pub(crate) async fn print_pdf(&self, name: &str) -> PathBuf {
+        let v = self
+            .call(
+                "POST",
+                "/print",
+                json!({ "page": { "width": 21.0, "height": 29.7 }, "background": false }),
+            )
+            .await
+            .unwrap();
+        let pdf = base64::engine::general_purpose::STANDARD
+            .decode(v.as_str().unwrap())
+            .unwrap();
+        let path = screenshot_dir().join(format!("{name}.pdf"));
+        std::fs::write(&path, pdf).unwrap();
+        path
+    }
+
     /// The browser console's messages so far.
     pub(crate) async fn console_log(&self) -> Vec<String> {
         self.call("POST", "/se/log", json!({"type": "browser"}))

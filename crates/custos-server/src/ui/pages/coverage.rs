@@ -1,30 +1,95 @@
 //! Coverage of recorders' footage, the supervisor's page: the ledger's
 //! open findings (`coverage.gap`) with a form to record each one's
 //! explanation (`coverage.explained`, the 中断说明), then the explained
-//! ones.
+//! ones; all of them, or (from the Supervision page's links) those of one
+//! recorder and/or officer about a period.
 
-use axum::extract::{Form, Path};
+use axum::extract::{Form, Path, Query};
 use axum::http::StatusCode;
 use axum::response::Response;
 use maud::{html, Markup};
+use serde::Deserialize;
 
-use super::{csrf_field, layout, path_part, see_other, Need, Page, ReasonForm};
+use super::{csrf_field, layout, opt, path_part, see_other, Need, Page, ReasonForm};
 use crate::ui::{Ctx, Session, UiError};
 use custos_ledger::governance;
 use custos_ledger::wire::{CoverageFinding, CoverageQuery};
 
+/// Which findings the page shows (`GET /v1/coverage`'s filters); none:
+/// all of them.
+#[derive(Debug, Default, Deserialize)]
+pub(in crate::ui) struct CoverageFilter {
+    recorder: Option<String>,
+    officer: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+}
+
+impl CoverageFilter {
+    fn query(&self) -> CoverageQuery {
+        CoverageQuery {
+            recorder: opt(&self.recorder),
+            officer: opt(&self.officer),
+            from: opt(&self.from),
+            to: opt(&self.to),
+            ..CoverageQuery::default()
+        }
+    }
+}
+
+/// The Coverage page's address showing the findings of `recorder` and/or
+/// `officer` about `[from, to)` (the Supervision page's links).
+pub(in crate::ui) fn filtered_href(
+    recorder: Option<&str>,
+    officer: Option<&str>,
+    from: &str,
+    to: &str,
+) -> String {
+    let mut q = url::form_urlencoded::Serializer::new(String::new());
+    if let Some(r) = recorder {
+        q.append_pair("recorder", r);
+    }
+    if let Some(o) = officer {
+        q.append_pair("officer", o);
+    }
+    q.append_pair("from", from).append_pair("to", to);
+    format!("/ui/coverage?{}", q.finish())
+}
+
 /// `GET /ui/coverage`: open findings first, each with its explanation
 /// form; then the explained ones.
-pub(in crate::ui) async fn coverage(page: Page) -> Response {
+pub(in crate::ui) async fn coverage(page: Page, Query(filter): Query<CoverageFilter>) -> Response {
     page.run(
         Need::Route("POST", "/v1/coverage/{seq}/explanation"),
         move |Page { state, ctx }, session| async move {
             let c = ctx.c();
-            let all = governance::coverage_findings(&state.app.ledger, &CoverageQuery::default())?;
+            let query = filter.query();
+            let all = governance::coverage_findings(&state.app.ledger, &query)?;
             let (open, explained): (Vec<_>, Vec<_>) =
                 all.into_iter().partition(|f| f.explanation.is_none());
+            let filtered = query != CoverageQuery::default();
             let body = html! {
                 p.hint { (c.t("coverage-hint")) }
+                @if filtered {
+                    p #coverage-filter {
+                        (c.t("coverage-filtered")) " "
+                        @for (label, value) in [
+                            (c.t("col-recorder"), &query.recorder),
+                            (c.t("col-officer"), &query.officer),
+                        ] {
+                            @if let Some(v) = value { span.filter { (label) " " strong { (v) } } " " }
+                        }
+                        @for (label, value) in [
+                            (c.t("supervision-from"), &query.from),
+                            (c.t("supervision-to"), &query.to),
+                        ] {
+                            @if let Some(v) = value {
+                                span.filter { (label) " " strong { time.ts datetime=(v) title=(v) { (v) } } } " "
+                            }
+                        }
+                        "· " a #coverage-all href="/ui/coverage" { (c.t("coverage-show-all")) }
+                    }
+                }
                 h2 { (c.t("coverage-open-title")) }
                 @if open.is_empty() { p #coverage-empty { (c.t("coverage-none-open")) } }
                 @else { (table(&ctx, "coverage-open", &open, Some(&session))) }
@@ -60,10 +125,12 @@ fn table(ctx: &Ctx, id: &str, findings: &[CoverageFinding], form: Option<&Sessio
                                 " " @if a == b { (format!("{a:04}")) } @else { (format!("{a:04}–{b:04}")) }
                             }
                             br;
-                            small { (c.t("coverage-found")) " " (f.found_at) " · #" (f.gap_seq) }
+                            small { (c.t("coverage-found")) " " time.ts datetime=(f.found_at) title=(f.found_at) { (f.found_at) } " · #" (f.gap_seq) }
                         }
                         td {
-                            @if let (Some(from), Some(to)) = (&f.gap.from, &f.gap.to) { (from) " – " (to) }
+                            @if let (Some(from), Some(to)) = (&f.gap.from, &f.gap.to) {
+                                time.ts datetime=(from) title=(from) { (from) } " – " time.ts datetime=(to) title=(to) { (to) }
+                            }
                         }
                         td {
                             @for s in &f.gap.segments {

@@ -1,6 +1,7 @@
-//! A case's chain-of-custody report in the console: the PDF `custos report`
-//! writes (a download) and a print-friendly HTML view of the same contents
-//! ([`custos_report::model::contents`]), bilingual like the PDF.
+//! A case's or one segment's chain-of-custody report in the console: the
+//! PDF `custos report` writes (a download) and a print-friendly HTML view
+//! of the same contents ([`custos_report::model::contents`]), bilingual
+//! like the PDF.
 //!
 //! The report yields no footage but lists names, hashes and custody, so it
 //! is gated as an export is (`POST /v1/exports`'s roles, then the footage
@@ -33,15 +34,46 @@ fn report_error(e: ReportError) -> UiError {
     UiError::page(status, e.to_string())
 }
 
-/// The report's facts for `case`, once the caller passed the export's gate.
+/// What a report is about: a case (`custos report --case`) or one segment
+/// (`--segment`).
+#[derive(Debug, Clone)]
+enum Scope {
+    Case(String),
+    Segment(String),
+}
+
+impl Scope {
+    /// The console page the report belongs to.
+    fn page(&self) -> String {
+        match self {
+            Scope::Case(id) => format!("/ui/cases/{}", path_part(id)),
+            Scope::Segment(id) => format!("/ui/segments/{}", path_part(id)),
+        }
+    }
+
+    fn id(&self) -> &str {
+        match self {
+            Scope::Case(id) | Scope::Segment(id) => id,
+        }
+    }
+}
+
+/// The report's facts for `scope`, once the caller passed the export's
+/// gate.
 async fn gated_input(
     state: &UiState,
     session: &Session,
-    case: &str,
+    scope: &Scope,
 ) -> Result<(Ledger, ReportInput), UiError> {
     let ledger = state.app.ledger.clone();
-    let ids = export::case_segments(&ledger, case)
-        .map_err(|e| UiError::page(StatusCode::NOT_FOUND, e.to_string()))?;
+    let (ids, case) = match scope {
+        Scope::Case(case) => (
+            export::case_segments(&ledger, case)
+                .map_err(|e| UiError::page(StatusCode::NOT_FOUND, e.to_string()))?,
+            Some(case.clone()),
+        ),
+        Scope::Segment(id) => (vec![id.clone()], None),
+    };
     let mut records = Vec::with_capacity(ids.len());
     for id in &ids {
         records.push(
@@ -52,9 +84,9 @@ async fn gated_input(
     }
     let gate = FootageGate::for_caller(&state.app.governance, &session.caller);
     gate.precheck(&ledger, &records, ATTEMPTED).await?;
-    let (l, case, actor) = (ledger.clone(), case.to_owned(), gate.actor.clone());
+    let (l, actor) = (ledger.clone(), gate.actor.clone());
     let input =
-        tokio::task::spawn_blocking(move || report::standalone_input(&l, &ids, Some(case), &actor))
+        tokio::task::spawn_blocking(move || report::standalone_input(&l, &ids, case, &actor))
             .await
             .map_err(|e| UiError::page(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
             .map_err(report_error)?;
@@ -63,10 +95,31 @@ async fn gated_input(
 
 /// `GET /ui/cases/{id}/report.pdf`: the case's report as a PDF download.
 pub(in crate::ui) async fn report_pdf(page: Page, Path(id): Path<String>) -> Response {
+    pdf(page, Scope::Case(id)).await
+}
+
+/// `GET /ui/segments/{id}/report.pdf`: one segment's report as a PDF.
+pub(in crate::ui) async fn segment_report_pdf(page: Page, Path(id): Path<String>) -> Response {
+    pdf(page, Scope::Segment(id)).await
+}
+
+/// `GET /ui/cases/{id}/report`: the case's report as a print-friendly page.
+pub(in crate::ui) async fn report_html(page: Page, Path(id): Path<String>) -> Response {
+    print_view(page, Scope::Case(id)).await
+}
+
+/// `GET /ui/segments/{id}/report`: one segment's report as a
+/// print-friendly page.
+pub(in crate::ui) async fn segment_report_html(page: Page, Path(id): Path<String>) -> Response {
+    print_view(page, Scope::Segment(id)).await
+}
+
+/// The report of `scope` as a PDF download.
+async fn pdf(page: Page, scope: Scope) -> Response {
     page.run(
         Need::Route("POST", "/v1/exports"),
         move |Page { state, .. }, session| async move {
-            let (ledger, input) = gated_input(&state, &session, &id).await?;
+            let (ledger, input) = gated_input(&state, &session, &scope).await?;
             let font_path = ledger.report_font().to_owned();
             let pdf = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, ReportError> {
                 let font = report::load_font(&font_path)?;
@@ -81,7 +134,7 @@ pub(in crate::ui) async fn report_pdf(page: Page, Path(id): Path<String>) -> Res
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/pdf"),
             );
-            let name = format!("custody-report-{}.pdf", path_part(&id));
+            let name = format!("custody-report-{}.pdf", path_part(scope.id()));
             if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
                 h.insert(header::CONTENT_DISPOSITION, v);
             }
@@ -91,16 +144,17 @@ pub(in crate::ui) async fn report_pdf(page: Page, Path(id): Path<String>) -> Res
     .await
 }
 
-/// `GET /ui/cases/{id}/report`: the same report as a print-friendly page
-/// (report.css: A4, no navigation, tables that break between rows).
-pub(in crate::ui) async fn report_html(page: Page, Path(id): Path<String>) -> Response {
+/// The report of `scope` as a print-friendly page (report.css: A4, no
+/// navigation, tables that break between rows).
+async fn print_view(page: Page, scope: Scope) -> Response {
     page.run(
         Need::Route("POST", "/v1/exports"),
         move |Page { state, ctx }, session| async move {
             let c = ctx.c();
-            let (_, input) = gated_input(&state, &session, &id).await?;
+            let (_, input) = gated_input(&state, &session, &scope).await?;
             let m = contents(&input);
-            let k = path_part(&id);
+            let back = scope.page();
+            let id = scope.id();
             let markup = html! {
                 (DOCTYPE)
                 html lang="zh-CN" {
@@ -112,12 +166,17 @@ pub(in crate::ui) async fn report_html(page: Page, Path(id): Path<String>) -> Re
                     }
                     body.report {
                         nav.screen-only lang=(ctx.lang.tag()) {
-                            a href=(format!("/ui/cases/{k}")) { (c.t("report-back")) }
+                            a #report-back href=(back) {
+                                (c.t(match scope { Scope::Case(_) => "report-back", Scope::Segment(_) => "report-back-segment" }))
+                            }
                             " · "
-                            a #report-pdf href=(format!("/ui/cases/{k}/report.pdf")) { (c.t("report-pdf")) }
+                            a #report-pdf href=(format!("{back}/report.pdf")) { (c.t("report-pdf")) }
                             " · "
                             button #print-report type="button" { (c.t("report-print")) }
                         }
+                        // A frame whose foot the browser repeats on every
+                        // printed page: the checkpoint, as on the PDF's pages.
+                        table.frame { tfoot { tr { td { p.mono.small.page-foot { (m.footer) } } } } tbody { tr { td {
                         header {
                             h1 { (text::TITLE) }
                             p.en { (text::TITLE_EN) }
@@ -182,6 +241,7 @@ pub(in crate::ui) async fn report_html(page: Page, Path(id): Path<String>) -> Re
                                 }
                             }
                         }
+                        } } } }
                         footer { p.mono.small #report-checkpoint { (m.footer) } }
                     }
                 }

@@ -165,6 +165,12 @@ async fn segment_page(
                             label { (c.t("export-reason")) input #export-reason name="reason"; }
                             button #export-button type="submit" { (c.t("export-button")) }
                         }
+                        p #segment-report {
+                            (c.t("report-title")) ": "
+                            a #segment-report-pdf href=(format!("/ui/segments/{seg}/report.pdf")) { (c.t("report-pdf")) }
+                            " · "
+                            a #segment-report-html href=(format!("/ui/segments/{seg}/report")) { (c.t("report-view")) }
+                        }
                     }
                 } @else {
                     p #needs-approval { (c.t("access-needed")) }

@@ -1,19 +1,20 @@
-//! The supervisor's view (执法全过程记录): per officer and recorder over a
-//! period, recording time, files, late and damaged files, open and
-//! explained coverage findings (`GET /v1/supervision`), with a period
-//! chooser (a GET form) and the same rows as a CSV download.
+//! The supervisor's view (执法全过程记录): over a period, per officer, per
+//! recorder and per officer with each recorder, the recording time, files,
+//! late and damaged files, open and explained coverage findings
+//! (`GET /v1/supervision`), with a period chooser (a GET form) and the
+//! rows as a CSV download.
 
 use axum::extract::Query;
 use axum::http::StatusCode;
 use axum::response::Response;
-use maud::html;
+use maud::{html, Markup};
 use serde::Deserialize;
 
 use super::search::time_field;
-use super::{layout, opt, Need, Page};
+use super::{coverage, layout, opt, Need, Page};
 use crate::ui::{Ctx, UiError, UiState};
 use custos_ledger::governance::{self, GovernanceError};
-use custos_ledger::wire::{Supervision, SupervisionQuery};
+use custos_ledger::wire::{Supervision, SupervisionCounts, SupervisionQuery};
 
 /// The period chooser's fields.
 #[derive(Debug, Default, Deserialize)]
@@ -29,17 +30,17 @@ pub(in crate::ui) struct SupervisionForm {
 }
 
 impl SupervisionForm {
-    /// The API query: the period as entered, or the last seven days up to
-    /// now when none is.
-    fn query(&self, state: &UiState) -> SupervisionQuery {
-        let now = state.app.ledger.now();
-        let week_ago = now
-            .checked_add(time::Duration::days(-7))
-            .unwrap_or(now)
-            .to_string();
+    /// The API query: the period as entered; a bound not entered is the
+    /// ledger's default (up to now, seven days).
+    fn query(&self) -> SupervisionQuery {
+        // A date alone (a link such as ?from=2026-12-01) is the API's UTC day.
+        let bound = |v: &Option<String>, tz: &Option<String>| match opt(v) {
+            Some(d) if d.len() == 10 => Some(d),
+            v => time_field(v, opt(tz)),
+        };
         SupervisionQuery {
-            from: time_field(opt(&self.from), opt(&self.from_tz)).or(Some(week_ago)),
-            to: time_field(opt(&self.to), opt(&self.to_tz)).or(Some(now.to_string())),
+            from: bound(&self.from, &self.from_tz),
+            to: bound(&self.to, &self.to_tz),
             officer: opt(&self.officer),
             recorder: opt(&self.recorder),
             format: None,
@@ -54,15 +55,13 @@ async fn view(state: &UiState, query: SupervisionQuery) -> Result<Supervision, G
         .map_err(|e| GovernanceError::Invalid(format!("counting the supervision view: {e}")))?
 }
 
-/// The link's query string for the same period and filters.
-fn query_string(q: &SupervisionQuery) -> String {
+/// The CSV link's query string: the period shown (the defaults resolved,
+/// so the file holds what the page showed) and the same filters.
+fn query_string(view: &Supervision, q: &SupervisionQuery) -> String {
     let mut s = url::form_urlencoded::Serializer::new(String::new());
-    for (k, v) in [
-        ("from", &q.from),
-        ("to", &q.to),
-        ("officer", &q.officer),
-        ("recorder", &q.recorder),
-    ] {
+    s.append_pair("from", &view.from)
+        .append_pair("to", &view.to);
+    for (k, v) in [("officer", &q.officer), ("recorder", &q.recorder)] {
         if let Some(v) = v {
             s.append_pair(k, v);
         }
@@ -76,7 +75,76 @@ fn hms(ms: u64) -> String {
     format!("{}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60)
 }
 
-/// `GET /ui/supervision`: the period chooser, the table and the CSV link.
+/// The counting columns of one row (recording time to explained findings);
+/// open findings link to the Coverage page showing them (`coverage`), for
+/// those who may open it.
+fn count_cells(c: &SupervisionCounts, coverage: Option<String>) -> Markup {
+    html! {
+        td.num { (hms(c.recording_ms)) }
+        td.num { (c.segments) }
+        td.num { (c.late) }
+        td.num { (c.damaged) }
+        td.num.open-findings {
+            @if c.findings_open > 0 {
+                @if let Some(href) = coverage {
+                    a href=(href) { span.flag.bad { (c.findings_open) } }
+                } @else { span.flag.bad { (c.findings_open) } }
+            } @else { "0" }
+        }
+        td.num { (c.findings_explained) }
+    }
+}
+
+/// Which table of sums: per officer or per recorder.
+#[derive(Clone, Copy)]
+enum Per {
+    Officer,
+    Recorder,
+}
+
+/// A table of sums, one row per officer or per recorder, and the total.
+fn sums_table(ctx: &Ctx, view: &Supervision, per: Per) -> Markup {
+    let c = ctx.c();
+    let (id, who, sums) = match per {
+        Per::Officer => ("supervision-officers", c.t("col-officer"), &view.by_officer),
+        Per::Recorder => (
+            "supervision-recorders",
+            c.t("col-recorder"),
+            &view.by_recorder,
+        ),
+    };
+    let link = |recorder: Option<&str>, officer: Option<&str>| {
+        may_explain(ctx).then(|| coverage::filtered_href(recorder, officer, &view.from, &view.to))
+    };
+    html! {
+        table.supervision-sums #(id) {
+            thead { tr {
+                th { (who) }
+                th.num { (c.t("supervision-minutes")) } th.num { (c.t("col-segments")) }
+                th.num { (c.t("supervision-late")) } th.num { (c.t("supervision-damaged")) }
+                th.num { (c.t("supervision-open")) } th.num { (c.t("supervision-explained")) }
+            } }
+            tbody {
+                @for s in sums {
+                    @let href = match per {
+                        Per::Officer => link(None, Some(&s.id)),
+                        Per::Recorder => link(Some(&s.id), None),
+                    };
+                    tr.supervision-sum data-id=(s.id) { td { (s.id) } (count_cells(&s.counts, href)) }
+                }
+            }
+            tfoot { tr.supervision-total { th { (c.t("supervision-total")) } (count_cells(&view.total, link(None, None))) } }
+        }
+    }
+}
+
+/// Whether the caller may open the Coverage page (supervisors; auditors
+/// read the counts here but explain nothing).
+fn may_explain(ctx: &Ctx) -> bool {
+    ctx.may("POST", "/v1/coverage/{seq}/explanation")
+}
+
+/// `GET /ui/supervision`: the period chooser, the tables and the CSV link.
 pub(in crate::ui) async fn supervision(
     page: Page,
     Query(form): Query<SupervisionForm>,
@@ -90,7 +158,7 @@ pub(in crate::ui) async fn supervision(
 
 async fn render(state: &UiState, ctx: &Ctx, form: SupervisionForm) -> Result<Response, UiError> {
     let c = ctx.c();
-    let query = form.query(state);
+    let query = form.query();
     let (found, error) = match view(state, query.clone()).await {
         Ok(v) => (Some(v), None),
         Err(GovernanceError::Invalid(m)) => (None, Some(m)),
@@ -117,11 +185,16 @@ async fn render(state: &UiState, ctx: &Ctx, form: SupervisionForm) -> Result<Res
                 " – "
                 time.ts datetime=(view.to) title=(view.to) { (view.to) }
                 " · "
-                a #supervision-csv href=(format!("/ui/supervision.csv?{}", query_string(&query))) download { (c.t("supervision-csv")) }
+                a #supervision-csv href=(format!("/ui/supervision.csv?{}", query_string(view, &query))) download { (c.t("supervision-csv")) }
             }
             @if view.rows.is_empty() {
                 p #supervision-empty { (c.t("supervision-none")) }
             } @else {
+                h2 { (c.t("supervision-by-officer")) }
+                (sums_table(ctx, view, Per::Officer))
+                h2 { (c.t("supervision-by-recorder")) }
+                (sums_table(ctx, view, Per::Recorder))
+                h2 { (c.t("supervision-by-pair")) }
                 table #supervision {
                     thead { tr {
                         th { (c.t("col-officer")) } th { (c.t("col-recorder")) }
@@ -134,16 +207,12 @@ async fn render(state: &UiState, ctx: &Ctx, form: SupervisionForm) -> Result<Res
                             tr.supervision-row data-officer=(r.officer_id) data-recorder=(r.recorder_id) {
                                 td { (r.officer_id) }
                                 td { (r.recorder_id) }
-                                td.num { (hms(r.recording_ms)) }
-                                td.num { (r.segments) }
-                                td.num { (r.late) }
-                                td.num { (r.damaged) }
-                                td.num.open-findings {
-                                    @if r.findings_open > 0 {
-                                        a href="/ui/coverage" { span.flag.bad { (r.findings_open) } }
-                                    } @else { "0" }
-                                }
-                                td.num { (r.findings_explained) }
+                                (count_cells(
+                                    &SupervisionCounts::from(r),
+                                    may_explain(ctx).then(|| coverage::filtered_href(
+                                        Some(&r.recorder_id), Some(&r.officer_id), &view.from, &view.to,
+                                    )),
+                                ))
                             }
                         }
                     }
@@ -162,7 +231,7 @@ pub(in crate::ui) async fn supervision_csv(
     page.run(
         Need::Route("GET", "/v1/supervision"),
         move |Page { state, .. }, _| async move {
-            let query = form.query(&state);
+            let query = form.query();
             let found = view(&state, query).await.map_err(|e| match e {
                 GovernanceError::Invalid(m) => UiError::page(StatusCode::BAD_REQUEST, m),
                 e => e.into(),
