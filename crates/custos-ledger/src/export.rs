@@ -37,7 +37,7 @@ use object_store::{ObjectStore, ObjectStoreExt};
 
 use custos_core::bundle::{BundleWriteError, BundleWriter, EntryLine, InclusionProof};
 use custos_core::dsse::Envelope;
-use custos_core::entry::details::{ExportCreated, SegmentIngested};
+use custos_core::entry::details::{ExportCreated, ExportListed, SegmentIngested};
 use custos_core::entry::{actions, Details, Entry};
 use custos_core::keys::VerifierKey;
 use custos_core::manifest::Manifest;
@@ -49,12 +49,100 @@ use crate::error::{AppendError, ReadError, StoreError};
 use crate::governance::{FootageGate, GovernanceError};
 use crate::ledger::Ledger;
 
-/// Most segments one export may name. The export entry lists them all and
-/// every earlier entry about them, and an entry must fit a tlog-tiles entry
-/// bundle (65,535 bytes), which in practice refuses an export of a few
-/// hundred segments with long histories well before this count
-/// (`invalid_entry`: make it in parts).
+/// Most segments one export may name. Its listing (the segments, every
+/// earlier entry about them, the approvals used) goes into its
+/// `export.created` entry when it fits one entry (a tlog-tiles entry
+/// bundle holds 65,535 bytes), else into `export.listed` parts that the
+/// `export.created` names ([`listing_parts`]).
 pub const MAX_EXPORT_SEGMENTS: usize = 10_000;
+
+/// The longest `details` (as JSON) of an export's own entries: what a
+/// custody entry may hold, less room for its other fields (seq, prev,
+/// time, actor, action, subject).
+pub const EXPORT_DETAILS_BUDGET: usize = custos_core::tiles::MAX_ENTRY_LEN - 1024;
+
+/// Append one of the export's own entries (`export.listed` or
+/// `export.created`, subject `export_id`) by the gate's actor, guarded by
+/// the approvals it relies on (still in force in the writer); a refusal is
+/// on the record ([`FootageGate::refused_in_guard`]). Its seq.
+async fn append_export_entry(
+    ledger: &Ledger,
+    gate: &FootageGate,
+    approvals: &crate::governance::Approvals,
+    export_id: &str,
+    segments: &[String],
+    details: Details,
+) -> Result<u64, ExportError> {
+    let guard_gate = gate.clone();
+    let approvals = approvals.clone();
+    let appended = ledger
+        .append(
+            Append::new(gate.actor.clone(), export_id, details)?
+                .guard(move |tx| guard_gate.check_in(tx, &approvals)),
+        )
+        .await;
+    match appended {
+        Ok(receipt) => Ok(receipt.seq),
+        Err(e) => Err(ExportError::Refused(
+            gate.refused_in_guard(ledger, e, segments, actions::EXPORT_CREATED)
+                .await,
+        )),
+    }
+}
+
+/// The length of `details` as an entry holds them (JSON).
+fn details_len(details: &Details) -> usize {
+    serde_json::to_vec(&details.to_map()).map_or(usize::MAX, |v| v.len())
+}
+
+/// A large export's listing in parts: the segments in their order, each
+/// with the seqs of the entries about it (`about`) and its approved
+/// request (`requests`), packed greedily into `export.listed` details of
+/// at most `budget` bytes each. A segment whose own listing exceeds the
+/// budget cannot be listed ([`ExportError::SegmentTooLong`]).
+pub fn listing_parts(
+    about: &[(String, Vec<u64>)],
+    requests: &BTreeMap<String, String>,
+    budget: usize,
+) -> Result<Vec<ExportListed>, ExportError> {
+    fn part(segments: &[&(String, Vec<u64>)], requests: &BTreeMap<String, String>) -> ExportListed {
+        let entries: BTreeSet<u64> = segments
+            .iter()
+            .flat_map(|(_, a)| a.iter().copied())
+            .collect();
+        let used: BTreeMap<String, String> = segments
+            .iter()
+            .filter_map(|(id, _)| Some((id.clone(), requests.get(id)?.clone())))
+            .collect();
+        ExportListed {
+            segments: segments.iter().map(|(id, _)| id.clone()).collect(),
+            entries: entries.into_iter().collect(),
+            requests: (!used.is_empty()).then_some(used),
+        }
+    }
+    let fits = |p: &ExportListed| details_len(&Details::ExportListed(p.clone())) <= budget;
+    let mut parts = Vec::new();
+    let mut current: Vec<&(String, Vec<u64>)> = Vec::new();
+    for segment in about {
+        current.push(segment);
+        if fits(&part(&current, requests)) {
+            continue;
+        }
+        current.pop();
+        if current.is_empty() {
+            return Err(ExportError::SegmentTooLong(segment.0.clone()));
+        }
+        parts.push(part(&current, requests));
+        current = vec![segment];
+        if !fits(&part(&current, requests)) {
+            return Err(ExportError::SegmentTooLong(segment.0.clone()));
+        }
+    }
+    if !current.is_empty() {
+        parts.push(part(&current, requests));
+    }
+    Ok(parts)
+}
 
 /// Where footage bytes come from: the object store, in production.
 ///
@@ -138,6 +226,10 @@ pub enum ExportError {
     /// The request names more segments than one export may hold.
     #[error("the export names {0} segments; at most {MAX_EXPORT_SEGMENTS} fit in one")]
     TooManySegments(usize),
+    /// One segment's own listing (the entries about it) is longer than an
+    /// entry may hold.
+    #[error("segment {0:?} has more custody entries than one export entry can list")]
+    SegmentTooLong(String),
     /// A requested segment is not in the catalogue.
     #[error("segment {0:?} was never ingested")]
     UnknownSegment(String),
@@ -426,6 +518,12 @@ pub async fn prepare_export(
         reported.push((record, about));
     }
 
+    // Each segment with the entries about it: the export's listing.
+    let about: Vec<(String, Vec<u64>)> = reported
+        .iter()
+        .map(|(record, about)| (record.segment_id.clone(), about.clone()))
+        .collect();
+
     // The report, made before the export entry that names its SHA-256
     // (see crate::report): from the same published tree as the entries.
     let export_id = new_export_id();
@@ -454,35 +552,49 @@ pub async fn prepare_export(
         .map_err(|e| crate::report::ReportError::Stopped(e.to_string()))??
     };
 
-    // The export entry names them.
-    let details = Details::ExportCreated(ExportCreated {
+    // The export entry names them, or, when that would not fit one entry,
+    // names the `export.listed` parts appended just before it that do.
+    let mut export = ExportCreated {
         segments: segments.to_vec(),
         entries: seqs.iter().copied().collect(),
         case: request.case.clone(),
         reason: request.reason.clone(),
-        requests: (!used.is_empty()).then_some(used),
+        requests: (!used.is_empty()).then(|| used.clone()),
         documents: Some(BTreeMap::from([(
             custos_core::bundle::REPORT_PATH.to_owned(),
             custos_core::digest::Digest::sha256(&report),
         )])),
-    });
-    let guard_gate = gate.clone();
-    let appended = ledger
-        .append(
-            Append::new(gate.actor.clone(), &export_id, details)?
-                .guard(move |tx| guard_gate.check_in(tx, &approvals)),
-        )
-        .await;
-    let receipt = match appended {
-        Ok(r) => r,
-        Err(e) => {
-            return Err(ExportError::Refused(
-                gate.refused_in_guard(ledger, e, &segments, actions::EXPORT_CREATED)
-                    .await,
-            ))
-        }
+        parts: None,
     };
-    let export_seq = receipt.seq;
+    if details_len(&Details::ExportCreated(export.clone())) > EXPORT_DETAILS_BUDGET {
+        let mut parts = Vec::new();
+        for part in listing_parts(&about, &used, EXPORT_DETAILS_BUDGET)? {
+            let seq = append_export_entry(
+                ledger,
+                gate,
+                &approvals,
+                &export_id,
+                &segments,
+                Details::ExportListed(part),
+            )
+            .await?;
+            seqs.insert(seq);
+            parts.push(seq);
+        }
+        export.segments = Vec::new();
+        export.entries = Vec::new();
+        export.requests = None;
+        export.parts = Some(parts);
+    }
+    let export_seq = append_export_entry(
+        ledger,
+        gate,
+        &approvals,
+        &export_id,
+        &segments,
+        Details::ExportCreated(export),
+    )
+    .await?;
     seqs.insert(export_seq);
 
     // The checkpoint at exactly export_seq + 1, so that the export entry
@@ -645,4 +757,67 @@ pub async fn export_bundle<W: Write + Send + 'static>(
         .map_err(|e| {
             ExportError::Output(io::Error::other(format!("the bundle writer stopped: {e}")))
         })?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn about(n: usize, entries_each: u64) -> Vec<(String, Vec<u64>)> {
+        (0..n)
+            .map(|i| {
+                let first = i as u64 * entries_each;
+                (
+                    format!("seg-{i:05}"),
+                    (first..first + entries_each).collect(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn parts_hold_every_segment_once_in_order_and_fit_the_budget() {
+        for (n, each, budget) in [(1, 1, 2_000), (50, 3, 2_000), (400, 7, 9_000), (37, 1, 300)] {
+            let about = about(n, each);
+            let requests: BTreeMap<String, String> = about
+                .iter()
+                .step_by(3)
+                .map(|(id, _)| (id.clone(), format!("req-{id}")))
+                .collect();
+            let parts = listing_parts(&about, &requests, budget).unwrap();
+            let segments: Vec<&String> = parts.iter().flat_map(|p| &p.segments).collect();
+            let want: Vec<&String> = about.iter().map(|(id, _)| id).collect();
+            assert_eq!(segments, want, "n {n}");
+            for part in &parts {
+                assert!(details_len(&Details::ExportListed(part.clone())) <= budget);
+                let mine: BTreeSet<u64> = about
+                    .iter()
+                    .filter(|(id, _)| part.segments.contains(id))
+                    .flat_map(|(_, a)| a.iter().copied())
+                    .collect();
+                assert_eq!(part.entries, mine.into_iter().collect::<Vec<_>>());
+                for (id, req) in part.requests.iter().flatten() {
+                    assert!(part.segments.contains(id));
+                    assert_eq!(requests.get(id), Some(req));
+                }
+            }
+            // Greedy: no two neighbouring parts would fit in one.
+            for pair in parts.windows(2) {
+                let mut both = pair[0].clone();
+                both.segments.extend(pair[1].segments.iter().cloned());
+                both.entries.extend(pair[1].entries.iter().copied());
+                assert!(details_len(&Details::ExportListed(both)) > budget);
+            }
+        }
+    }
+
+    #[test]
+    fn a_segment_too_long_for_any_part_is_named() {
+        let about = about(3, 200);
+        let err = listing_parts(&about, &BTreeMap::new(), 500).unwrap_err();
+        assert!(
+            matches!(err, ExportError::SegmentTooLong(ref id) if id == "seg-00000"),
+            "{err}"
+        );
+    }
 }

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use base64::Engine as _;
 
 use custos_core::checkpoint::Checkpoint;
-use custos_core::entry::details::{AccessDecision, ExportCreated, SegmentViewed};
+use custos_core::entry::details::{AccessDecision, ExportCreated, ExportListed, SegmentViewed};
 use custos_core::entry::{actions, Details, Entry};
 use custos_core::keys::VerifierKey;
 use custos_core::manifest::{Manifest, TimeSource, Timestamp};
@@ -401,13 +401,24 @@ pub fn details_summary(entry: &Entry) -> String {
             entries,
             case,
             reason,
+            parts,
             ..
         })) => format!(
-            "{} segment(s), {} entries{}{}",
-            segments.len(),
-            entries.len(),
+            "{}{}{}",
+            match parts {
+                Some(parts) => format!("listed in {} part(s)", parts.len()),
+                None => format!("{} segment(s), {} entries", segments.len(), entries.len()),
+            },
             case.map(|c| format!(", case {c}")).unwrap_or_default(),
             reason.map(|r| format!(", reason: {r}")).unwrap_or_default()
+        ),
+        Ok(Details::ExportListed(ExportListed {
+            segments, entries, ..
+        })) => format!(
+            "part of export {}: {} segment(s), {} entries",
+            entry.subject,
+            segments.len(),
+            entries.len()
         ),
         Ok(Details::AccessApproved(AccessDecision {
             note, valid_days, ..

@@ -474,7 +474,7 @@ fn check_nothing_left_out(
     seqs: &BTreeSet<u64>,
     manifests: &BTreeMap<String, Vec<u8>>,
 ) -> Result<(), BundleError> {
-    let (listed_segments, listed_entries) = export_lists(&export.entry)
+    let (listed_segments, listed_entries) = export_lists(export, lines)
         .map_err(|why| invalid(export.location(), Problem::ExportDetails(why)))?;
     for seq in &listed_entries {
         if !seqs.contains(seq) {
@@ -791,16 +791,66 @@ fn open_checkpoint(
     Ok((checkpoint, origin, bundle_key, Vec::new()))
 }
 
-/// The export entry's `details.segments` and `details.entries`, read
-/// through its typed details (the one parse of an `export.created`).
-fn export_lists(entry: &Entry) -> Result<(BTreeSet<String>, BTreeSet<u64>), String> {
-    match entry.parsed_details().map_err(|e| e.to_string())? {
-        Details::ExportCreated(export) => Ok((
-            export.segments.into_iter().collect(),
-            export.entries.into_iter().collect(),
-        )),
-        other => Err(format!("the entry is a {}, not an export", other.action())),
+/// The export's listing: the export entry's `details.segments` and
+/// `details.entries`, read through its typed details (the one parse of an
+/// `export.created`); for an export in parts, the union of its
+/// `export.listed` parts' lists, with the parts' own seqs among the
+/// entries. Each part must be in the bundle (`lines`), before the export
+/// entry, an `export.listed` by the same actor about the same export.
+fn export_lists(
+    export: &ParsedLine,
+    lines: &[ParsedLine],
+) -> Result<(BTreeSet<String>, BTreeSet<u64>), String> {
+    let created = match export.entry.parsed_details().map_err(|e| e.to_string())? {
+        Details::ExportCreated(created) => created,
+        other => return Err(format!("the entry is a {}, not an export", other.action())),
+    };
+    let mut segments: BTreeSet<String> = created.segments.into_iter().collect();
+    let mut entries: BTreeSet<u64> = created.entries.into_iter().collect();
+    let Some(parts) = created.parts else {
+        return Ok((segments, entries));
+    };
+    if !segments.is_empty() || !entries.is_empty() || created.requests.is_some() {
+        return Err(
+            "an export in parts lists its segments, entries and approvals in its parts only".into(),
+        );
     }
+    if parts.is_empty() {
+        return Err("an export in parts names no part".into());
+    }
+    for seq in parts {
+        let line = lines
+            .iter()
+            .find(|l| l.seq == seq)
+            .ok_or_else(|| format!("its part, entry {seq}, is not in {ENTRIES_PATH}"))?;
+        let e = &line.entry;
+        if seq >= export.seq
+            || e.subject != export.entry.subject
+            || e.actor.kind != export.entry.actor.kind
+            || e.actor.id != export.entry.actor.id
+        {
+            return Err(format!(
+                "its part, entry {seq}, is not an earlier entry of the same export by the same actor"
+            ));
+        }
+        match e
+            .parsed_details()
+            .map_err(|err| format!("its part, entry {seq}: {err}"))?
+        {
+            Details::ExportListed(part) => {
+                segments.extend(part.segments);
+                entries.extend(part.entries);
+                entries.insert(seq);
+            }
+            other => {
+                return Err(format!(
+                    "its part, entry {seq}, is a {}, not an export.listed",
+                    other.action()
+                ))
+            }
+        }
+    }
+    Ok((segments, entries))
 }
 
 /// One line of `entries.jsonl`, checked on its own (step 4).

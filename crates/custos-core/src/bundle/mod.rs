@@ -100,7 +100,11 @@
 //!    signed event's.
 //! 9. **Nothing was left out, nothing added.** Every entry the export entry
 //!    lists is in `entries.jsonl`, every other entry there is listed, and
-//!    the listed segments are exactly the bundle's manifests.
+//!    the listed segments are exactly the bundle's manifests. An export too
+//!    large for one entry lists in `export.listed` parts (each an earlier
+//!    entry in the bundle by the same actor about the same export, named in
+//!    the export entry's `details.parts`): its listing is their union, and
+//!    the parts are listed too.
 //! 10. **Manifests are the ingested ones.** Each manifest envelope verifies
 //!     under a dock key in `keys/`, is a valid manifest for the segment its
 //!     file name says, and is, envelope for envelope, the `details.manifest`

@@ -230,6 +230,27 @@ pub struct ExportCreated {
     /// checks each. Absent in exports made before bundles held a report.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub documents: Option<BTreeMap<String, crate::digest::Digest>>,
+    /// An export too large for one entry ([`crate::tiles::MAX_ENTRY_LEN`])
+    /// lists its segments, entries and approvals in `export.listed`
+    /// entries made just before this one, and names their seqs here; then
+    /// `segments`, `entries` and `requests` are empty, and the listing is
+    /// the union of the parts'. Absent for an export listed in full.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parts: Option<Vec<u64>>,
+}
+
+/// `export.listed` (the subject is the export's id, as its
+/// `export.created`'s): one part of a large export's listing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportListed {
+    /// The segments of this part.
+    pub segments: Vec<String>,
+    /// The seqs of every custody entry about them in the bundle (all
+    /// before this entry).
+    pub entries: Vec<u64>,
+    /// Per segment of this part, the approved request used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests: Option<BTreeMap<String, String>>,
 }
 
 // ---------------------------------------------------------------------------
@@ -497,6 +518,8 @@ pub enum Details {
     AccessRefused(AccessRefused),
     /// `export.created`.
     ExportCreated(ExportCreated),
+    /// `export.listed`.
+    ExportListed(ExportListed),
     /// `hold.placed`.
     HoldPlaced(HoldPlaced),
     /// `hold.released`.
@@ -563,6 +586,7 @@ impl Details {
             a::ACCESS_DENIED => Details::AccessDenied(typed(action, d)?),
             a::ACCESS_REFUSED => Details::AccessRefused(typed(action, d)?),
             a::EXPORT_CREATED => Details::ExportCreated(typed(action, d)?),
+            a::EXPORT_LISTED => Details::ExportListed(typed(action, d)?),
             a::HOLD_PLACED => Details::HoldPlaced(typed(action, d)?),
             a::HOLD_RELEASED => Details::HoldReleased(typed(action, d)?),
             a::RETENTION_DELETED => Details::RetentionDeleted(typed(action, d)?),
@@ -606,6 +630,7 @@ impl Details {
             Details::AccessDenied(_) => a::ACCESS_DENIED,
             Details::AccessRefused(_) => a::ACCESS_REFUSED,
             Details::ExportCreated(_) => a::EXPORT_CREATED,
+            Details::ExportListed(_) => a::EXPORT_LISTED,
             Details::HoldPlaced(_) => a::HOLD_PLACED,
             Details::HoldReleased(_) => a::HOLD_RELEASED,
             Details::RetentionDeleted(_) => a::RETENTION_DELETED,
@@ -647,6 +672,7 @@ impl Details {
             Details::AccessApproved(d) | Details::AccessDenied(d) => object(d),
             Details::AccessRefused(d) => object(d),
             Details::ExportCreated(d) => object(d),
+            Details::ExportListed(d) => object(d),
             Details::HoldPlaced(d) => object(d),
             Details::RetentionDeleted(d) => object(d),
             Details::AuditScrubbed(AuditScrubbed::Finding(d)) => object(d),
@@ -681,6 +707,7 @@ impl Details {
                 segment_id.iter().map(String::as_str).collect()
             }
             Details::ExportCreated(d) => d.segments.iter().map(String::as_str).collect(),
+            Details::ExportListed(d) => d.segments.iter().map(String::as_str).collect(),
             Details::CoverageGap(d) => d.segments.iter().map(String::as_str).collect(),
             Details::CoverageExplained(d) => d.segments.iter().map(String::as_str).collect(),
             Details::Other { details, .. } => {
@@ -797,6 +824,14 @@ mod tests {
                 "export.created",
                 json!({"segments": ["s-1", "s-2"], "entries": [1], "case": "case-1",
                 "reason": "court", "requests": {"s-1": "ar-1"}}),
+            ),
+            (
+                "export.created",
+                json!({"segments": [], "entries": [], "reason": "court", "parts": [7, 9]}),
+            ),
+            (
+                "export.listed",
+                json!({"segments": ["s-1"], "entries": [0, 3], "requests": {"s-1": "ar-1"}}),
             ),
             ("hold.placed", json!({"reason": "R"})),
             ("hold.released", json!({})),
@@ -941,6 +976,13 @@ mod tests {
                 json!({"segments": ["a", "b"], "entries": []})
             ),
             ["a", "b"]
+        );
+        assert_eq!(
+            named(
+                "export.listed",
+                json!({"segments": ["c", "a"], "entries": [4]})
+            ),
+            ["c", "a"]
         );
         assert_eq!(
             named(

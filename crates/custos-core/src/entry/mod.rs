@@ -80,6 +80,9 @@ pub mod actions {
     pub const ACCESS_REFUSED: &str = "access.refused";
     /// An export bundle was built.
     pub const EXPORT_CREATED: &str = "export.created";
+    /// One part of a large export's listing (its segments and their
+    /// entries), appended before the `export.created` that names the parts.
+    pub const EXPORT_LISTED: &str = "export.listed";
     /// A legal hold was placed.
     pub const HOLD_PLACED: &str = "hold.placed";
     /// A legal hold was released.
@@ -127,6 +130,7 @@ pub mod actions {
         ACCESS_DENIED,
         ACCESS_REFUSED,
         EXPORT_CREATED,
+        EXPORT_LISTED,
         HOLD_PLACED,
         HOLD_RELEASED,
         RETENTION_CHANGED,

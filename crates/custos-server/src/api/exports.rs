@@ -53,6 +53,7 @@ impl From<ExportError> for ApiError {
         match e {
             ExportError::NoSegments
             | ExportError::TooManySegments(_)
+            | ExportError::SegmentTooLong(_)
             | ExportError::CaseTooLarge { .. } => {
                 ApiError::bad_request("bad_export", e.to_string())
             }

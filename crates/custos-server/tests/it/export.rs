@@ -481,3 +481,113 @@ async fn a_case_export_names_every_linked_segment() {
         Err(ExportError::EmptyCase(_))
     ));
 }
+
+/// The members of a tar, in order (path, bytes).
+fn unpack(tar: &[u8]) -> Vec<(String, Vec<u8>)> {
+    use std::io::Read as _;
+    let mut archive = tar::Archive::new(tar);
+    archive
+        .entries()
+        .unwrap()
+        .map(|m| {
+            let mut m = m.unwrap();
+            let path = m.path().unwrap().to_string_lossy().into_owned();
+            let mut bytes = Vec::new();
+            m.read_to_end(&mut bytes).unwrap();
+            (path, bytes)
+        })
+        .collect()
+}
+
+fn pack(members: &[(String, Vec<u8>)]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for (path, bytes) in members {
+        let mut header = tar::Header::new_ustar();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o644);
+        builder.append_data(&mut header, path, &bytes[..]).unwrap();
+    }
+    builder.into_inner().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_too_large_for_one_entry_is_listed_in_parts_and_verifies() {
+    let f = fixture().await;
+    // 450 segments with 150-byte ids: their listing (some 70 KB) does not
+    // fit one custody entry (65,535 bytes).
+    let ids: Vec<String> = (0..450)
+        .map(|i| format!("{i:04}-{}", "s".repeat(145)))
+        .collect();
+    for (i, id) in ids.iter().enumerate() {
+        let bytes = footage(i as u8, 100);
+        f.objects
+            .put(
+                &ObjectPath::parse(format!("rec-7/{id}.mp4")).unwrap(),
+                bytes.clone().into(),
+            )
+            .await
+            .unwrap();
+        f.t.ledger
+            .append_event(&f.dock, &ingest_of(id, &bytes))
+            .await
+            .unwrap();
+    }
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let tar = export_to_vec(&f, &refs).await.unwrap();
+    let report = verify(&tar, &f.t.ledger).unwrap();
+    assert!(report.is_valid());
+    assert_eq!(report.segments.len(), 450);
+
+    // The listing is in parts just before the export entry, which names
+    // them and lists nothing itself.
+    let entries = bundle_entries(&tar);
+    let parts: Vec<&Entry> = entries
+        .iter()
+        .filter(|e| e.action.as_str() == "export.listed")
+        .collect();
+    assert!(parts.len() >= 2, "{} parts", parts.len());
+    let last = entries.last().unwrap();
+    assert_eq!(last.action.as_str(), "export.created");
+    let part_seqs: Vec<u64> = parts.iter().map(|e| e.seq).collect();
+    assert_eq!(last.details["parts"], json!(part_seqs));
+    assert_eq!(last.details["segments"], json!([]));
+    let mut listed: Vec<String> = Vec::new();
+    for part in &parts {
+        assert_eq!(part.subject, last.subject);
+        assert_eq!(part.actor, last.actor);
+        listed.extend(
+            part.details["segments"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s.as_str().unwrap().to_owned()),
+        );
+    }
+    assert_eq!(listed, ids, "every segment in one part, in order");
+    // The export is on each segment's custody record, through its part.
+    let custody = custos_ledger::catalogue::segment_entries(f.t.ledger.store(), &ids[449]).unwrap();
+    assert!(custody.contains(&parts.last().unwrap().seq), "{custody:?}");
+
+    // A bundle with a part taken out (its line and its proof) fails, and
+    // says which part.
+    let gone = parts[0].seq;
+    let mut members = unpack(&tar);
+    for (path, bytes) in members.iter_mut() {
+        if path == bundle::ENTRIES_PATH {
+            let text = String::from_utf8(bytes.clone()).unwrap();
+            let kept: String = text
+                .lines()
+                .filter(|l| serde_json::from_str::<Value>(l).unwrap()["seq"] != json!(gone))
+                .map(|l| format!("{l}\n"))
+                .collect();
+            *bytes = kept.into_bytes();
+        }
+    }
+    members.retain(|(path, _)| path != &format!("proofs/{gone}.json"));
+    let doctored = pack(&members);
+    let why = match verify(&doctored, &f.t.ledger) {
+        Ok(report) => panic!("a bundle without its part verified: {report:?}"),
+        Err(e) => e.to_string(),
+    };
+    assert!(why.contains(&format!("its part, entry {gone}")), "{why}");
+}
