@@ -434,6 +434,34 @@ pub struct Media {
     pub damaged: Option<String>,
 }
 
+impl Media {
+    /// The container's name as people know it (`MP4` for FFmpeg's
+    /// `mov,mp4,m4a,3gp,3g2,mj2`), or FFmpeg's own name when it is none of
+    /// the formats recorders write.
+    pub fn container_label(&self) -> &str {
+        let c = self.container.to_ascii_lowercase();
+        let split: Vec<&str> = c.split(',').map(str::trim).collect();
+        let has = |name: &str| split.contains(&name);
+        if has("mp4") {
+            "MP4"
+        } else if has("mov") {
+            "QuickTime MOV"
+        } else if has("webm") && has("matroska") {
+            "Matroska / WebM"
+        } else if has("matroska") {
+            "Matroska"
+        } else if has("avi") {
+            "AVI"
+        } else if has("mpegts") {
+            "MPEG-TS"
+        } else if has("mpeg") {
+            "MPEG-PS"
+        } else {
+            &self.container
+        }
+    }
+}
+
 /// Where the segment's bytes are stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObjectRef {
@@ -721,5 +749,24 @@ mod tests {
         ] {
             assert!(serde_json::from_str::<OriginalName>(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn containers_have_the_names_people_know() {
+        let label = |c: &str| {
+            Media {
+                container: c.into(),
+                duration_ms: None,
+                streams: Vec::new(),
+                damaged: None,
+            }
+            .container_label()
+            .to_owned()
+        };
+        assert_eq!(label("mov,mp4,m4a,3gp,3g2,mj2"), "MP4");
+        assert_eq!(label("matroska,webm"), "Matroska / WebM");
+        assert_eq!(label("mpegts"), "MPEG-TS");
+        assert_eq!(label("avi"), "AVI");
+        assert_eq!(label("h264"), "h264");
     }
 }

@@ -285,7 +285,7 @@ pub fn file_row(number: usize, seg: &SegmentFacts) -> FileRow {
             .duration_ms
             .map(duration_text)
             .unwrap_or_else(|| "未知 unknown".into()),
-        format: format!("{}\n{}", m.media.container, codecs.join(", ")),
+        format: format!("{}\n{}", m.media.container_label(), codecs.join(", ")),
         size: format!("{} B", m.size),
         digests,
         flags: if flags.is_empty() {

@@ -128,7 +128,7 @@ async fn segment_page(
                 tr { th { (c.t("col-recorder")) } td { (m.recorder.id) " · " (m.recorder.model) " · " (m.recorder.profile) } }
                 tr { th { (c.t("col-dock")) } td { (m.dock.id) " (" (c.ta("clock-offset", &[("ms", &m.dock.clock_offset_ms.to_string())])) ")" } }
                 tr { th { (c.t("col-ingested")) } td { (time(m.ingested_at)) " · " (c.ta("entry-number", &[("seq", &record.ingested_seq.to_string())])) } }
-                tr { th { (c.t("col-container")) } td { (m.media.container) } }
+                tr { th { (c.t("col-container")) } td { (m.media.container_label()) } }
                 tr { th { (c.t("col-streams")) } td {
                     @for s in &m.media.streams {
                         span.stream { (format!("#{} {:?} {}", s.index, s.kind, s.codec)) @if let (Some(w), Some(h)) = (s.width, s.height) { " " (w) "×" (h) } } " "
