@@ -17,3 +17,4 @@ mod merkle_vectors;
 mod note_checkpoint;
 mod note_format;
 mod tiles_props;
+mod witness_formats;
