@@ -24,6 +24,7 @@ const SECTIONS: &[&str] = &[
     "retention",
     "access",
     "crypto",
+    "witness",
 ];
 
 /// Why a configuration was refused.
@@ -69,6 +70,57 @@ pub struct Config {
     pub access: AccessConfig,
     /// `[crypto]`: which signature suites the dock and the ledger sign with.
     pub crypto: CryptoConfig,
+    /// `[witness]`: `custos witness serve`, a C2SP tlog-witness.
+    pub witness: WitnessConfig,
+}
+
+/// `[witness]`: a witness that cosigns other logs' checkpoints.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WitnessConfig {
+    /// Listen address of `POST /add-checkpoint` (plain HTTP: what crosses
+    /// it is public and signed).
+    pub listen: String,
+    /// The witness's Ed25519 seed (`custos keygen`, mode 0600); its name
+    /// is the witness's name.
+    pub key_file: PathBuf,
+    /// Where the latest cosigned checkpoint of each log is kept.
+    pub state_dir: PathBuf,
+    /// The logs it witnesses (`[[witness.logs]]`).
+    pub logs: Vec<WitnessedLogConfig>,
+}
+
+impl Default for WitnessConfig {
+    fn default() -> Self {
+        WitnessConfig {
+            listen: "127.0.0.1:8710".into(),
+            key_file: "./keys/witness.key".into(),
+            state_dir: "./data/witness".into(),
+            logs: Vec::new(),
+        }
+    }
+}
+
+/// `[[witness.logs]]`: one log a witness witnesses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WitnessedLogConfig {
+    /// Its checkpoint origin line.
+    pub origin: String,
+    /// Its verifier key(s) (`name+hash+base64`, the ledger key's `.pub`).
+    pub keys: Vec<String>,
+}
+
+/// `[[ledger.witnesses]]`: a witness the ledger submits its checkpoints to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LedgerWitnessConfig {
+    /// Its submission prefix (`http://host:port`; `/add-checkpoint` is
+    /// appended).
+    pub url: String,
+    /// Its cosigner key, `name+hash+base64(0x04 || key)` (what `custos
+    /// witness key` prints); the name is the witness's.
+    pub key: String,
 }
 
 /// `[crypto]`.
@@ -168,6 +220,16 @@ pub struct LedgerConfig {
     /// At most one published checkpoint per this long while entries
     /// arrive: a number with a unit `ms`, `s`, `m` (default `1s`).
     pub checkpoint_interval: String,
+    /// Witnesses each new published checkpoint is submitted to
+    /// (`[[ledger.witnesses]]`); their cosignatures are added to it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub witnesses: Vec<LedgerWitnessConfig>,
+    /// How many witness cosignatures an export's policy file requires
+    /// (at most the number of witnesses; default 0).
+    pub witness_quorum: u32,
+    /// How long the ledger waits for a witness's answer before publishing
+    /// without its cosignature (default `1s`).
+    pub witness_timeout: String,
 }
 
 impl LedgerConfig {
@@ -183,6 +245,19 @@ impl LedgerConfig {
             t if t.eq_ignore_ascii_case("off") => None,
             t => Some(t.to_owned()),
         }
+    }
+
+    /// `witness_timeout` as a duration.
+    pub fn witness_wait(&self) -> Result<std::time::Duration, ConfigError> {
+        let bad = |why: String| {
+            ConfigError::Invalid(format!(
+                "ledger.witness_timeout {:?}: {why}",
+                self.witness_timeout
+            ))
+        };
+        parse_interval(&self.witness_timeout)
+            .map_err(bad)?
+            .ok_or_else(|| bad("give a time such as \"1s\"".into()))
     }
 
     /// `checkpoint_interval` as a duration.
@@ -216,6 +291,9 @@ impl Default for LedgerConfig {
             allow_plain_http: false,
             tiles_url: String::new(),
             checkpoint_interval: "1s".into(),
+            witnesses: Vec::new(),
+            witness_quorum: 0,
+            witness_timeout: "1s".into(),
         }
     }
 }
@@ -547,6 +625,8 @@ impl Config {
         abs(&mut self.dock.key_file);
         abs(&mut self.dock.data_dir);
         abs(&mut self.dock.profiles_dir);
+        abs(&mut self.witness.key_file);
+        abs(&mut self.witness.state_dir);
         for p in [
             &mut self.ledger.tls_cert,
             &mut self.ledger.tls_key,
@@ -613,6 +693,37 @@ impl Config {
         }
         r.sweep_every()?;
         self.ledger.checkpoint_every()?;
+        self.ledger.witness_wait()?;
+        if self.ledger.witness_quorum as usize > self.ledger.witnesses.len() {
+            return Err(ConfigError::Invalid(format!(
+                "ledger.witness_quorum = {} but only {} witness(es) are configured",
+                self.ledger.witness_quorum,
+                self.ledger.witnesses.len()
+            )));
+        }
+        for w in &self.ledger.witnesses {
+            w.key
+                .parse::<crate::cosignature::CosignerKey>()
+                .map_err(|e| ConfigError::Invalid(format!("ledger.witnesses: {e}")))?;
+            if !(w.url.starts_with("http://") || w.url.starts_with("https://")) {
+                return Err(ConfigError::Invalid(format!(
+                    "ledger.witnesses url {:?}: expected http://host:port or https://...",
+                    w.url
+                )));
+            }
+        }
+        for log in &self.witness.logs {
+            if log.origin.is_empty() || log.keys.is_empty() {
+                return Err(ConfigError::Invalid(
+                    "witness.logs: each log needs an origin and at least one key".into(),
+                ));
+            }
+            for key in &log.keys {
+                key.parse::<crate::keys::VerifierKey>().map_err(|e| {
+                    ConfigError::Invalid(format!("witness.logs {:?} key: {e}", log.origin))
+                })?;
+            }
+        }
         self.dock.stuck_after()?;
         if let Some(l) = &self.dock.status_language {
             if !matches!(l.as_str(), "zh-CN" | "en") {

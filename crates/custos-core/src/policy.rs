@@ -7,17 +7,19 @@
 //!
 //! ```text
 //! # Custos trust policy (comments and blank lines are ignored)
+//! origin custos.example.org/ledger
 //! log custos.example.org/ledger+1a2b3c4d+AeF...
 //! witness court.example/w1+5e6f7a8b+BK1...
 //! witness procuratorate.example/w1+9c0d1e2f+BHm... https://witness.example/
 //! quorum 1
 //! ```
 //!
+//! - `origin <origin>` (optional, at most once): the checkpoint's origin
+//!   line must be exactly this.
 //! - `log <verifier key>`: the ledger's C2SP verifier key
 //!   (`name+hash+base64(0x01 || key)`, or an SM2 key); one or more lines (a
 //!   ledger signing with Ed25519 and SM2, or during a key rotation); the
-//!   checkpoint must carry a valid signature by one of them, and its origin
-//!   must be the key's name.
+//!   checkpoint must carry a valid signature by one of them.
 //! - `witness <cosigner key> [<url>]`: a witness's `cosignature/v1` key
 //!   (`name+hash+base64(0x04 || key)`, [`CosignerKey`]); the URL where the
 //!   log submits to it is informational. Names must be distinct.
@@ -80,6 +82,7 @@ pub enum PolicyError {
 /// A trust policy: log keys, witnesses, quorum.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
+    origin: Option<String>,
     logs: Vec<VerifierKey>,
     witnesses: Vec<(CosignerKey, Option<String>)>,
     quorum: usize,
@@ -119,6 +122,7 @@ impl Policy {
             }
         }
         Ok(Policy {
+            origin: None,
             logs,
             witnesses,
             quorum,
@@ -131,6 +135,7 @@ impl Policy {
         let mut logs = Vec::new();
         let mut witnesses: Vec<(CosignerKey, Option<String>)> = Vec::new();
         let mut quorum = None;
+        let mut origin = None;
         for (i, raw) in text.lines().enumerate() {
             let line = i + 1;
             let err = |reason: String| PolicyError::Line { line, reason };
@@ -151,6 +156,12 @@ impl Policy {
                     }
                     witnesses.push((key, rest.first().map(|s| (*s).to_owned())));
                 }
+                ["origin", o] => {
+                    if origin.is_some() {
+                        return Err(err("a second 'origin' line".into()));
+                    }
+                    origin = Some((*o).to_owned());
+                }
                 ["quorum", k] => {
                     if quorum.is_some() {
                         return Err(err("a second 'quorum' line".into()));
@@ -161,13 +172,19 @@ impl Policy {
                 }
                 _ => {
                     return Err(err(format!(
-                        "expected 'log <key>', 'witness <key> [<url>]' or 'quorum <k>', found {content:?}"
+                        "expected 'origin <origin>', 'log <key>', 'witness <key> [<url>]' or 'quorum <k>', found {content:?}"
                     )))
                 }
             }
         }
         let quorum = quorum.ok_or(PolicyError::NoQuorum)?;
-        Policy::new(logs, witnesses, quorum)
+        Ok(Policy::new(logs, witnesses, quorum)?.with_origin(origin))
+    }
+
+    /// Require this origin (`None`: any).
+    pub fn with_origin(mut self, origin: Option<String>) -> Self {
+        self.origin = origin;
+        self
     }
 
     /// The log keys.
@@ -185,8 +202,7 @@ impl Policy {
         self.quorum
     }
 
-    /// Check a signed checkpoint: signed by a log key whose name is its
-    /// origin, and cosigned by at least the quorum of witnesses.
+    /// Check a signed checkpoint: signed by a log key, and cosigned by at least the quorum of witnesses.
     pub fn verify(&self, signed: &[u8]) -> Result<Verified, PolicyError> {
         let note = SignedNote::parse(signed).map_err(CheckpointError::from)?;
         self.verify_note(&note)
@@ -194,14 +210,16 @@ impl Policy {
 
     /// [`Policy::verify`] on a parsed note.
     pub fn verify_note(&self, note: &SignedNote) -> Result<Verified, PolicyError> {
-        let signers = note.verify(&self.logs).map_err(CheckpointError::from)?;
+        note.verify(&self.logs).map_err(CheckpointError::from)?;
         let checkpoint = Checkpoint::parse(note.text())?;
-        if !signers.iter().any(|s| s == checkpoint.origin()) {
-            return Err(CheckpointError::OriginMismatch {
-                expected: signers.join(", "),
-                found: checkpoint.origin().to_owned(),
+        if let Some(origin) = &self.origin {
+            if checkpoint.origin() != origin {
+                return Err(CheckpointError::OriginMismatch {
+                    expected: origin.clone(),
+                    found: checkpoint.origin().to_owned(),
+                }
+                .into());
             }
-            .into());
         }
         let witnesses = verify_quorum(note, &self.witnesses(), self.quorum)?;
         Ok(Verified {
@@ -219,6 +237,9 @@ impl fmt::Display for Policy {
             "# Custos trust policy: the ledger's key, the witnesses that cosign its"
         )?;
         writeln!(f, "# checkpoints, and how many of them must have cosigned.")?;
+        if let Some(origin) = &self.origin {
+            writeln!(f, "origin {origin}")?;
+        }
         for log in &self.logs {
             writeln!(f, "log {log}")?;
         }

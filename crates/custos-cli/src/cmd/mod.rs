@@ -20,6 +20,7 @@ pub(crate) mod retention;
 pub(crate) mod token;
 pub(crate) mod verify;
 pub(crate) mod verify_tiles;
+pub(crate) mod witness;
 
 /// A client of the ledger at `url` (`[client] ledger_url`) with `token`,
 /// trusting `[client] ledger_ca` when set.

@@ -86,6 +86,11 @@ enum VerifyCommand {
         /// require the next run's log to extend it (a fork is refused).
         #[arg(long, value_name = "DIR", requires = "tiles")]
         state: Option<PathBuf>,
+        /// With --tiles: a trust policy file (log key, witnesses, quorum);
+        /// the published checkpoint must carry the quorum of valid witness
+        /// cosignatures. Its log keys count as --ledger-key.
+        #[arg(long, value_name = "FILE", requires = "tiles")]
+        policy: Option<PathBuf>,
         /// An older signed checkpoint you kept; the log must extend it.
         #[arg(long, value_name = "FILE")]
         checkpoint: Option<PathBuf>,
@@ -133,6 +138,7 @@ pub(crate) fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
             ledger,
             tiles,
             state,
+            policy,
             checkpoint,
             ledger_key,
             origin,
@@ -140,16 +146,20 @@ pub(crate) fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
             require,
             ledger_ca,
         } => {
-            if ledger_key.is_empty() {
+            let policy = policy.map(|p| read_policy(&p)).transpose()?;
+            if ledger_key.is_empty() && policy.is_none() {
                 eprintln!(
                     "custos: verify log needs --ledger-key FILE.pub: the checkpoint must be checked against a ledger key you obtained yourself, never one the server hands out"
                 );
                 return Ok(ExitCode::from(2));
             }
-            let keys = ledger_key
+            let mut keys = ledger_key
                 .iter()
                 .map(|p| read_key(p))
                 .collect::<anyhow::Result<Vec<_>>>()?;
+            if let Some(policy) = &policy {
+                keys.extend(policy.logs().iter().cloned());
+            }
             for suite in &require {
                 if !keys.iter().any(|k| k.algorithm() == *suite) {
                     eprintln!("custos: --require {suite} needs a --ledger-key of that suite");
@@ -164,6 +174,7 @@ pub(crate) fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
                         keys,
                         require,
                         origin,
+                        policy,
                     },
                 );
             }
@@ -179,6 +190,12 @@ pub(crate) fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
             })
         }
     }
+}
+
+/// Read a trust policy file ([`custos_core::policy`]).
+pub(crate) fn read_policy(path: &Path) -> anyhow::Result<custos_core::policy::Policy> {
+    let bytes = std::fs::read(path).with_context(|| format!("policy {}", path.display()))?;
+    custos_core::policy::Policy::parse(&bytes).with_context(|| format!("policy {}", path.display()))
 }
 
 /// Read a `.pub` verifier-key file.

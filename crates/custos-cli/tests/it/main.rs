@@ -29,3 +29,4 @@ mod web_audit;
 mod web_console;
 mod web_coverage;
 mod web_supervision;
+mod witness;
