@@ -91,6 +91,67 @@ fn demo_runs_start_to_finish_and_leaves_a_verifiable_bundle() {
     let said = String::from_utf8_lossy(&verified.stdout);
     assert!(said.contains("document    REPORT.pdf  sha256:"), "{said}");
 
+    // The demo's witness cosigned: the bundle carries tlog-proofs and a
+    // policy, and verifies under the auditor's policy; so do the tiles.
+    assert!(
+        stdout.contains("witness     "),
+        "the demo names its witness:\n{stdout}"
+    );
+    let policy = dir.join("policy.txt");
+    let with_policy = Command::new(exe)
+        .args(["verify", "bundle"])
+        .arg(&bundle)
+        .arg("--policy")
+        .arg(&policy)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&with_policy.stdout);
+    assert_eq!(with_policy.status.code(), Some(0), "{said}");
+    assert!(
+        said.contains("cosigned by witness.custos.demo/w1 (the policy's quorum: 1)"),
+        "{said}"
+    );
+    let tiles = Command::new(exe)
+        .args(["verify", "log", "--tiles"])
+        .arg(dir.join("data/ledger-tiles"))
+        .arg("--policy")
+        .arg(&policy)
+        .output()
+        .unwrap();
+    assert_eq!(
+        tiles.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&tiles.stderr)
+    );
+    // A policy asking for a witness that did not cosign is not met.
+    let stricter = dir.join("policy-2.txt");
+    let other = custos_core::keys::SigningKey::from_seed("court.example/w1", &[3; 32]).unwrap();
+    std::fs::write(
+        &stricter,
+        std::fs::read_to_string(&policy).unwrap().replace(
+            "\nquorum 1\n",
+            &format!(
+                "\nwitness {}\nquorum 2\n",
+                custos_core::cosignature::CosignerKey::of(&other).unwrap()
+            ),
+        ),
+    )
+    .unwrap();
+    let refused = Command::new(exe)
+        .args(["verify", "bundle"])
+        .arg(&bundle)
+        .arg("--policy")
+        .arg(&stricter)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("INVALID") && err.contains("requires 2"),
+        "{err}"
+    );
+
     // The reports: REPORT.pdf in the bundle (made just before its export
     // entry) and DIR/report.pdf (made after it, from the same tree).
     let mut entries = String::new();

@@ -7,6 +7,7 @@ mod bundle_support;
 
 mod bundle_standard_tools;
 mod bundle_verify;
+mod bundle_witnessed;
 mod canonical_bytes;
 mod formats_canonical;
 mod formats_dsse;
