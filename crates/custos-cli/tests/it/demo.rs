@@ -30,6 +30,24 @@ fn has_row(text: &str, seq: u64) -> bool {
     })
 }
 
+/// The leaf bytes of the entry a tlog-proof names, from `entries.jsonl`'s
+/// lines.
+fn raw_of(lines: &[serde_json::Value], proof: &[u8]) -> Vec<u8> {
+    let index: u64 = String::from_utf8_lossy(proof)
+        .lines()
+        .find_map(|l| l.strip_prefix("index "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let line = lines
+        .iter()
+        .find(|l| l["seq"].as_u64() == Some(index))
+        .unwrap();
+    base64::engine::general_purpose::STANDARD
+        .decode(line["raw"].as_str().unwrap())
+        .unwrap()
+}
+
 /// Every font of `pdf` is embedded (pdffonts' `emb` column), and one is CJK.
 fn fonts_are_embedded(pdf: &Path) {
     let out = Command::new("pdffonts").arg(pdf).output().unwrap();
@@ -157,6 +175,7 @@ fn demo_runs_start_to_finish_and_leaves_a_verifiable_bundle() {
     let mut entries = String::new();
     let mut checkpoint = String::new();
     let mut sha256s = Vec::new();
+    let mut tlog_proofs = Vec::new();
     let report_in_bundle = tmp.path().join("REPORT.pdf");
     let mut archive = tar::Archive::new(std::fs::File::open(&bundle).unwrap());
     for member in archive.entries().unwrap() {
@@ -167,6 +186,7 @@ fn demo_runs_start_to_finish_and_leaves_a_verifiable_bundle() {
         match path.as_str() {
             "entries.jsonl" => entries = String::from_utf8(bytes).unwrap(),
             "checkpoint" => checkpoint = String::from_utf8(bytes).unwrap(),
+            p if p.starts_with("tlog-proofs/") => tlog_proofs.push(bytes),
             "REPORT.pdf" => std::fs::write(&report_in_bundle, bytes).unwrap(),
             p if p.starts_with("manifests/") => {
                 let envelope: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
@@ -188,6 +208,32 @@ fn demo_runs_start_to_finish_and_leaves_a_verifiable_bundle() {
     let seqs: Vec<u64> = lines.iter().map(|l| l["seq"].as_u64().unwrap()).collect();
     let export_seq = *seqs.last().unwrap();
     let root = checkpoint.lines().nth(2).unwrap();
+
+    // Interoperability: every tlog-proof of the bundle, and the published
+    // cosigned checkpoint, read by signed_note and tlog_tiles.
+    let policy_text = std::fs::read_to_string(dir.join("policy.txt")).unwrap();
+    let key_of = |word: &str| {
+        policy_text
+            .lines()
+            .find_map(|l| l.strip_prefix(word))
+            .unwrap()
+            .to_owned()
+    };
+    let (ledger_vkey, witness_vkey) = (key_of("log "), key_of("witness "));
+    assert_eq!(tlog_proofs.len(), seqs.len(), "one tlog-proof per entry");
+    for proof in &tlog_proofs {
+        let index = crate::interop::check_tlog_proof(
+            proof,
+            &raw_of(&lines, proof),
+            &ledger_vkey,
+            &witness_vkey,
+        );
+        assert!(seqs.contains(&index));
+    }
+    let published = std::fs::read(dir.join("data/ledger-tiles/checkpoint")).unwrap();
+    let cp = crate::interop::check_cosigned(&published, &ledger_vkey, &witness_vkey);
+    assert_eq!(cp.origin(), "custos.demo/ledger");
+    assert!(cp.size() > export_seq);
     let report = dir.join("report.pdf");
     for pdf in [&report_in_bundle, &report] {
         let text = pdf_text(pdf);

@@ -18,6 +18,7 @@ mod demo;
 mod dock_screen;
 mod export_cli;
 mod in_process;
+mod interop;
 mod retention_sweep;
 mod sm2_suite;
 mod tls;

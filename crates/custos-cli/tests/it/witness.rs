@@ -393,8 +393,12 @@ fn a_ledger_publishes_cosigned_checkpoints_and_its_fork_gets_no_cosignature() {
     // in the tiles and on GET /v1/checkpoint.
     let serving = a.serve();
     let n = a.append(&serving, "common", 5);
-    let verified = policy.verify(&a.published(n)).unwrap();
+    let published = a.published(n);
+    let verified = policy.verify(&published).unwrap();
     assert_eq!(verified.witnesses, [WITNESS_NAME]);
+    // Code Custos did not write reads it too.
+    let cp = crate::interop::check_cosigned(&published, &a.key_line(), &wkey.to_string());
+    assert_eq!((cp.origin(), cp.size()), (ORIGIN, n));
     let rt = tokio::runtime::Runtime::new().unwrap();
     let served = rt
         .block_on(async {
