@@ -156,12 +156,12 @@ impl WitnessSubmitter {
         let sent = self.client.post(&url).body(body).send().await;
         let response = match sent {
             Ok(r) => r,
-            Err(e) => return Outcome::Failed(e.to_string()),
+            Err(e) => return Outcome::Failed(with_sources(&e)),
         };
         let status = response.status();
         let bytes = match response.bytes().await {
             Ok(b) => b,
-            Err(e) => return Outcome::Failed(e.to_string()),
+            Err(e) => return Outcome::Failed(with_sources(&e)),
         };
         if status == reqwest::StatusCode::CONFLICT {
             return match parse_size_body(&bytes) {
@@ -232,6 +232,19 @@ impl WitnessSubmitter {
         }
         None
     }
+}
+
+/// An error with its sources (reqwest's own line hides whether it was a
+/// refused connection or a timeout).
+fn with_sources(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }
 
 impl custos_ledger::tiles::Cosigner for WitnessSubmitter {

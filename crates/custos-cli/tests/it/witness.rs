@@ -508,3 +508,41 @@ fn a_ledger_publishes_cosigned_checkpoints_and_its_fork_gets_no_cosignature() {
     let log_a = std::fs::read_to_string(&serving_a.log).unwrap();
     assert!(log_a.contains(WITNESS_NAME), "{log_a}");
 }
+
+#[test]
+fn a_witness_that_never_answers_holds_up_neither_appends_nor_publication() {
+    let a = LedgerSite::new();
+    // A witness whose connections are accepted by the kernel and never
+    // answered.
+    let hole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", hole.local_addr().unwrap());
+    let silent =
+        CosignerKey::of(&SigningKey::from_seed("silent.test/w", &[8; 32]).unwrap()).unwrap();
+    std::fs::write(
+        &a.config,
+        LedgerSite::config_text(&url, &silent)
+            .replace("witness_timeout = \"2s\"", "witness_timeout = \"300ms\""),
+    )
+    .unwrap();
+    let serving = a.serve();
+    let started = Instant::now();
+    let n = a.append(&serving, "quiet", 30);
+    let appending = started.elapsed();
+    // Published all the same, signed by the ledger, without a cosignature.
+    let published = a.published(n);
+    let ledger_key: custos_core::keys::VerifierKey = a.key_line().parse().unwrap();
+    Checkpoint::open(&published, &ledger_key, Some(ORIGIN)).unwrap();
+    assert_eq!(SignedNote::parse(&published).unwrap().signatures().len(), 1);
+    assert!(
+        appending < Duration::from_secs(10),
+        "30 appends took {appending:?} beside a silent witness"
+    );
+    let log = std::fs::read_to_string(&serving.log).unwrap();
+    assert!(
+        log.contains("silent.test/w")
+            && log.contains("did not cosign")
+            && log.contains("timed out"),
+        "{log}"
+    );
+    drop(hole);
+}
