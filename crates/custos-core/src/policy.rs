@@ -63,6 +63,9 @@ pub enum PolicyError {
     /// No `quorum` line.
     #[error("policy has no 'quorum <k>' line")]
     NoQuorum,
+    /// Two witnesses share a name.
+    #[error("policy names witness {0} twice")]
+    DuplicateWitness(String),
     /// The quorum exceeds the witnesses.
     #[error("policy quorum {quorum} is more than its {witnesses} witness(es)")]
     QuorumTooLarge {
@@ -115,10 +118,7 @@ impl Policy {
         }
         for (i, (w, _)) in witnesses.iter().enumerate() {
             if witnesses[..i].iter().any(|(o, _)| o.name() == w.name()) {
-                return Err(PolicyError::Line {
-                    line: 0,
-                    reason: format!("witness {} is named twice", w.name()),
-                });
+                return Err(PolicyError::DuplicateWitness(w.name().to_owned()));
             }
         }
         Ok(Policy {

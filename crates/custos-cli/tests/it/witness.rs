@@ -210,6 +210,8 @@ fn a_witness_refuses_what_the_spec_refuses_and_never_goes_back_after_sigkill() {
     // witness's size is at least the last one it answered with a
     // cosignature, and it refuses anything older.
     let url = witness.url.clone();
+    let progress = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(5));
+    let seen = progress.clone();
     let submitter = std::thread::spawn(move || {
         let log = SigningKey::from_seed(ORIGIN, &[42; 32]).unwrap();
         let t = tree_of("a", 200);
@@ -220,10 +222,16 @@ fn a_witness_refuses_what_the_spec_refuses_and_never_goes_back_after_sigkill() {
                 Ok(a) if a.status == 200 => cosigned = new,
                 _ => break,
             }
+            seen.store(cosigned, std::sync::atomic::Ordering::SeqCst);
         }
         cosigned
     });
-    std::thread::sleep(Duration::from_millis(300));
+    // Kill it once a few submissions went through, while more are coming.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while progress.load(std::sync::atomic::Ordering::SeqCst) < 10 {
+        assert!(Instant::now() < deadline, "no submission got through");
+        std::thread::sleep(Duration::from_millis(5));
+    }
     drop(witness); // SIGKILL
     let last_cosigned = submitter.join().unwrap();
     assert!(
@@ -451,7 +459,8 @@ fn a_ledger_publishes_cosigned_checkpoints_and_its_fork_gets_no_cosignature() {
     let honest = std::fs::read_to_string(&checkpoint).unwrap();
     let last = honest.trim_end().rsplit('\n').next().unwrap().to_owned();
     let mut doctored_line = last.clone();
-    let at = doctored_line.len() - 3;
+    // Inside the base64, away from its last (padded) group: still base64.
+    let at = doctored_line.len() - 20;
     let c = if &doctored_line[at..=at] == "A" {
         "B"
     } else {
