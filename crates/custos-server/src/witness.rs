@@ -254,6 +254,15 @@ fn add_checkpoint(inner: &Inner, body: &[u8]) -> Response {
     let path = state_file(&inner.state_dir, &log.origin);
     if let Err(e) = write_durably(&path, &stored.to_bytes()) {
         tracing::error!(path = %path.display(), error = %e, "witness: could not store the new tree head; not cosigning");
+        // The rename may have happened before the error (a failed
+        // directory sync): keep in memory what the file now says, so that
+        // this process and the next one after a restart agree.
+        if let Ok(on_disk) = load_heads(&inner.state_dir, std::slice::from_ref(log)) {
+            match on_disk.get(&log.origin) {
+                Some(head) => heads.insert(log.origin.clone(), *head),
+                None => heads.remove(&log.origin),
+            };
+        }
         return text(
             StatusCode::SERVICE_UNAVAILABLE,
             format!("the witness could not store its state: {e}"),
