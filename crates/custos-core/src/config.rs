@@ -701,6 +701,11 @@ impl Config {
                 self.ledger.witnesses.len()
             )));
         }
+        if !self.ledger.witnesses.is_empty() && self.ledger.tiles_url().is_none() {
+            return Err(ConfigError::Invalid(
+                "ledger.witnesses needs the published tiles: the checkpoints the witnesses cosign are the tiles' (tiles_url is \"off\")".into(),
+            ));
+        }
         for w in &self.ledger.witnesses {
             w.key
                 .parse::<crate::cosignature::CosignerKey>()
@@ -980,6 +985,66 @@ mod tests {
         assert_eq!(every("15m"), Some(Duration::from_secs(900)));
         assert_eq!(every("6h"), Some(Duration::from_secs(21_600)));
         assert_eq!(every("7d"), Some(Duration::from_secs(604_800)));
+    }
+
+    #[test]
+    fn witnesses_are_checked() {
+        let key = "w.example/w1+5b4b3e43+BAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+        let ok_key = crate::cosignature::CosignerKey::from_public(
+            "w.example/w1",
+            &[
+                0xd7, 0x5a, 0x98, 0x01, 0x82, 0xb1, 0x0a, 0xb7, 0xd5, 0x4b, 0xfe, 0xd3, 0xc9, 0x64,
+                0x07, 0x3a, 0x0e, 0xe1, 0x72, 0xf3, 0xda, 0xa6, 0x23, 0x25, 0xaf, 0x02, 0x1a, 0x68,
+                0xf7, 0x07, 0x51, 0x1a,
+            ],
+        )
+        .unwrap()
+        .to_string();
+        let with = |url: &str, key: &str, extra: &str| {
+            parse(
+                &format!(
+                    "[ledger]\n{extra}\n[[ledger.witnesses]]\nurl = \"{url}\"\nkey = \"{key}\"\n"
+                ),
+                &[],
+            )
+        };
+        let c = with("http://w.example:8710", &ok_key, "witness_quorum = 1").unwrap();
+        assert_eq!(c.ledger.witnesses.len(), 1);
+        assert_eq!(
+            c.ledger.witness_wait().unwrap(),
+            std::time::Duration::from_secs(1)
+        );
+        for (url, key, extra, says) in [
+            ("http://w.example", key, "", "witness key"),
+            ("ftp://w.example", ok_key.as_str(), "", "url"),
+            (
+                "http://w.example",
+                ok_key.as_str(),
+                "witness_quorum = 2",
+                "witness_quorum",
+            ),
+            (
+                "http://w.example",
+                ok_key.as_str(),
+                "tiles_url = \"off\"",
+                "tiles",
+            ),
+            (
+                "http://w.example",
+                ok_key.as_str(),
+                "witness_timeout = \"soon\"",
+                "witness_timeout",
+            ),
+        ] {
+            let err = with(url, key, extra).unwrap_err().to_string();
+            assert!(err.contains(says), "{says}: {err}");
+        }
+        let bad_log = parse(
+            "[witness]\n[[witness.logs]]\norigin = \"o\"\nkeys = [\"nope\"]\n",
+            &[],
+        )
+        .unwrap_err();
+        assert!(bad_log.to_string().contains("witness.logs"), "{bad_log}");
     }
 
     #[test]
