@@ -15,6 +15,9 @@
 # Usage: benches/ledger-append.sh            (ENTRIES=100000 for a quick run;
 #                                            ROUNDS=5 repeats the 64-client run
 #                                            five times and prints the median)
+#        WITNESS=1 benches/ledger-append.sh  (the appends run with a witness:
+#                                            every checkpoint is submitted to it
+#                                            and published with its cosignature)
 #        CUSTOS_LEDGER_BATCH_SIGNATURES=true benches/ledger-append.sh
 #                                            (batched signature checks; off
 #                                            by default, see ARCHITECTURE.md)
@@ -26,6 +29,8 @@ cd "$(dirname "$0")/.."
 
 ENTRIES=${ENTRIES:-1000000}
 ROUNDS=${ROUNDS:-1}
+WITNESS=${WITNESS:-0}
+WPID=""
 [[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || { echo "ROUNDS must be a positive integer, not '$ROUNDS'" >&2; exit 1; }
 cargo build --release -q -p custos-server --bin custos-ledger-bench
 BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/custos-ledger-bench
@@ -34,6 +39,7 @@ PID=""
 
 cleanup() {
     if [[ -n "$PID" ]]; then kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi
+    if [[ -n "$WPID" ]]; then kill "$WPID" 2>/dev/null || true; wait "$WPID" 2>/dev/null || true; fi
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -62,6 +68,12 @@ stop_server() {
 
 echo "== durable appends over HTTP (machine: $(nproc) cores; $(uptime | sed 's/.*load/load/'))"
 "$BIN" setup --dir "$WORK/appends" > /dev/null
+if [[ "$WITNESS" == 1 ]]; then
+    RUST_LOG=warn "$BIN" witness --dir "$WORK/appends" > "$WORK/witness.out" &
+    WPID=$!
+    for _ in $(seq 1 600); do grep -q '^listening on ' "$WORK/witness.out" && break; sleep 0.01; done
+    echo "with a witness on $(sed -n 's/^listening on //p' "$WORK/witness.out"): each checkpoint published with its cosignature"
+fi
 start_server "$WORK/appends/custos.toml"
 "$BIN" append --url "$URL" --dir "$WORK/appends" --clients 1 --count 2000 --server-pid "$PID"
 "$BIN" append --url "$URL" --dir "$WORK/appends" --clients 8 --count 8000 --server-pid "$PID"

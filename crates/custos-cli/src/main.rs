@@ -27,6 +27,8 @@ enum Command {
     Hash(cmd::hash::HashArgs),
     /// The custody ledger service: `custos ledger serve --config FILE`.
     Ledger(cmd::ledger::LedgerArgs),
+    /// A C2SP tlog-witness cosigning other ledgers' checkpoints: `custos witness serve|key --config FILE`.
+    Witness(cmd::witness::WitnessArgs),
     /// Bearer tokens: `custos token create|list|revoke --config FILE ...` (service stopped).
     Token(cmd::token::TokenArgs),
     /// Verify an export bundle offline, or a ledger's whole log: `custos verify bundle|log`.
@@ -73,6 +75,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Keygen(args) => cmd::keygen::run(args),
         Command::Hash(args) => cmd::hash::run(args),
         Command::Ledger(args) => cmd::ledger::run(args),
+        Command::Witness(args) => cmd::witness::run(args),
         Command::Token(args) => cmd::token::run(args),
         Command::Verify(args) => cmd::verify::run(args),
         Command::Dock(args) => cmd::dock::run(args),

@@ -24,6 +24,7 @@ const SECTIONS: &[&str] = &[
     "retention",
     "access",
     "crypto",
+    "witness",
 ];
 
 /// Why a configuration was refused.
@@ -69,6 +70,57 @@ pub struct Config {
     pub access: AccessConfig,
     /// `[crypto]`: which signature suites the dock and the ledger sign with.
     pub crypto: CryptoConfig,
+    /// `[witness]`: `custos witness serve`, a C2SP tlog-witness.
+    pub witness: WitnessConfig,
+}
+
+/// `[witness]`: a witness that cosigns other logs' checkpoints.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WitnessConfig {
+    /// Listen address of `POST /add-checkpoint` (plain HTTP: what crosses
+    /// it is public and signed).
+    pub listen: String,
+    /// The witness's Ed25519 seed (`custos keygen`, mode 0600); its name
+    /// is the witness's name.
+    pub key_file: PathBuf,
+    /// Where the latest cosigned checkpoint of each log is kept.
+    pub state_dir: PathBuf,
+    /// The logs it witnesses (`[[witness.logs]]`).
+    pub logs: Vec<WitnessedLogConfig>,
+}
+
+impl Default for WitnessConfig {
+    fn default() -> Self {
+        WitnessConfig {
+            listen: "127.0.0.1:8710".into(),
+            key_file: "./keys/witness.key".into(),
+            state_dir: "./data/witness".into(),
+            logs: Vec::new(),
+        }
+    }
+}
+
+/// `[[witness.logs]]`: one log a witness witnesses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WitnessedLogConfig {
+    /// Its checkpoint origin line.
+    pub origin: String,
+    /// Its verifier key(s) (`name+hash+base64`, the ledger key's `.pub`).
+    pub keys: Vec<String>,
+}
+
+/// `[[ledger.witnesses]]`: a witness the ledger submits its checkpoints to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LedgerWitnessConfig {
+    /// Its submission prefix (`http://host:port`; `/add-checkpoint` is
+    /// appended).
+    pub url: String,
+    /// Its cosigner key, `name+hash+base64(0x04 || key)` (what `custos
+    /// witness key` prints); the name is the witness's.
+    pub key: String,
 }
 
 /// `[crypto]`.
@@ -174,6 +226,16 @@ pub struct LedgerConfig {
     /// At most one published checkpoint per this long while entries
     /// arrive: a number with a unit `ms`, `s`, `m` (default `1s`).
     pub checkpoint_interval: String,
+    /// Witnesses each new published checkpoint is submitted to
+    /// (`[[ledger.witnesses]]`); their cosignatures are added to it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub witnesses: Vec<LedgerWitnessConfig>,
+    /// How many witness cosignatures an export's policy file requires
+    /// (at most the number of witnesses; default 0).
+    pub witness_quorum: u32,
+    /// How long the ledger waits for a witness's answer before publishing
+    /// without its cosignature (default `1s`).
+    pub witness_timeout: String,
 }
 
 impl LedgerConfig {
@@ -194,6 +256,19 @@ impl LedgerConfig {
             t if t.eq_ignore_ascii_case("off") => None,
             t => Some(t.to_owned()),
         }
+    }
+
+    /// `witness_timeout` as a duration.
+    pub fn witness_wait(&self) -> Result<std::time::Duration, ConfigError> {
+        let bad = |why: String| {
+            ConfigError::Invalid(format!(
+                "ledger.witness_timeout {:?}: {why}",
+                self.witness_timeout
+            ))
+        };
+        parse_interval(&self.witness_timeout)
+            .map_err(bad)?
+            .ok_or_else(|| bad("give a time such as \"1s\"".into()))
     }
 
     /// `checkpoint_interval` as a duration.
@@ -228,6 +303,9 @@ impl Default for LedgerConfig {
             allow_plain_http: false,
             tiles_url: String::new(),
             checkpoint_interval: "1s".into(),
+            witnesses: Vec::new(),
+            witness_quorum: 0,
+            witness_timeout: "1s".into(),
         }
     }
 }
@@ -570,6 +648,8 @@ impl Config {
         abs(&mut self.dock.key_file);
         abs(&mut self.dock.data_dir);
         abs(&mut self.dock.profiles_dir);
+        abs(&mut self.witness.key_file);
+        abs(&mut self.witness.state_dir);
         for p in [
             &mut self.ledger.tls_cert,
             &mut self.ledger.tls_key,
@@ -640,6 +720,42 @@ impl Config {
         }
         r.sweep_every()?;
         self.ledger.checkpoint_every()?;
+        self.ledger.witness_wait()?;
+        if self.ledger.witness_quorum as usize > self.ledger.witnesses.len() {
+            return Err(ConfigError::Invalid(format!(
+                "ledger.witness_quorum = {} but only {} witness(es) are configured",
+                self.ledger.witness_quorum,
+                self.ledger.witnesses.len()
+            )));
+        }
+        if !self.ledger.witnesses.is_empty() && self.ledger.tiles_url().is_none() {
+            return Err(ConfigError::Invalid(
+                "ledger.witnesses needs the published tiles: the checkpoints the witnesses cosign are the tiles' (tiles_url is \"off\")".into(),
+            ));
+        }
+        for w in &self.ledger.witnesses {
+            w.key
+                .parse::<crate::cosignature::CosignerKey>()
+                .map_err(|e| ConfigError::Invalid(format!("ledger.witnesses: {e}")))?;
+            if !(w.url.starts_with("http://") || w.url.starts_with("https://")) {
+                return Err(ConfigError::Invalid(format!(
+                    "ledger.witnesses url {:?}: expected http://host:port or https://...",
+                    w.url
+                )));
+            }
+        }
+        for log in &self.witness.logs {
+            if log.origin.is_empty() || log.keys.is_empty() {
+                return Err(ConfigError::Invalid(
+                    "witness.logs: each log needs an origin and at least one key".into(),
+                ));
+            }
+            for key in &log.keys {
+                key.parse::<crate::keys::VerifierKey>().map_err(|e| {
+                    ConfigError::Invalid(format!("witness.logs {:?} key: {e}", log.origin))
+                })?;
+            }
+        }
         self.dock.stuck_after()?;
         if let Some(l) = &self.dock.status_language {
             if !matches!(l.as_str(), "zh-CN" | "en") {
@@ -923,6 +1039,66 @@ mod tests {
         assert_eq!(every("15m"), Some(Duration::from_secs(900)));
         assert_eq!(every("6h"), Some(Duration::from_secs(21_600)));
         assert_eq!(every("7d"), Some(Duration::from_secs(604_800)));
+    }
+
+    #[test]
+    fn witnesses_are_checked() {
+        let key = "w.example/w1+5b4b3e43+BAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+        let ok_key = crate::cosignature::CosignerKey::from_public(
+            "w.example/w1",
+            &[
+                0xd7, 0x5a, 0x98, 0x01, 0x82, 0xb1, 0x0a, 0xb7, 0xd5, 0x4b, 0xfe, 0xd3, 0xc9, 0x64,
+                0x07, 0x3a, 0x0e, 0xe1, 0x72, 0xf3, 0xda, 0xa6, 0x23, 0x25, 0xaf, 0x02, 0x1a, 0x68,
+                0xf7, 0x07, 0x51, 0x1a,
+            ],
+        )
+        .unwrap()
+        .to_string();
+        let with = |url: &str, key: &str, extra: &str| {
+            parse(
+                &format!(
+                    "[ledger]\n{extra}\n[[ledger.witnesses]]\nurl = \"{url}\"\nkey = \"{key}\"\n"
+                ),
+                &[],
+            )
+        };
+        let c = with("http://w.example:8710", &ok_key, "witness_quorum = 1").unwrap();
+        assert_eq!(c.ledger.witnesses.len(), 1);
+        assert_eq!(
+            c.ledger.witness_wait().unwrap(),
+            std::time::Duration::from_secs(1)
+        );
+        for (url, key, extra, says) in [
+            ("http://w.example", key, "", "witness key"),
+            ("ftp://w.example", ok_key.as_str(), "", "url"),
+            (
+                "http://w.example",
+                ok_key.as_str(),
+                "witness_quorum = 2",
+                "witness_quorum",
+            ),
+            (
+                "http://w.example",
+                ok_key.as_str(),
+                "tiles_url = \"off\"",
+                "tiles",
+            ),
+            (
+                "http://w.example",
+                ok_key.as_str(),
+                "witness_timeout = \"soon\"",
+                "witness_timeout",
+            ),
+        ] {
+            let err = with(url, key, extra).unwrap_err().to_string();
+            assert!(err.contains(says), "{says}: {err}");
+        }
+        let bad_log = parse(
+            "[witness]\n[[witness.logs]]\norigin = \"o\"\nkeys = [\"nope\"]\n",
+            &[],
+        )
+        .unwrap_err();
+        assert!(bad_log.to_string().contains("witness.logs"), "{bad_log}");
     }
 
     #[test]

@@ -15,6 +15,9 @@
 //! - [`merkle`]: RFC 6962 / RFC 9162 §2.1 tree hashing, inclusion and
 //!   consistency proofs, and a compact range for O(log n) appends;
 //! - [`note`] and [`checkpoint`]: C2SP signed notes and tlog-checkpoints;
+//! - [`cosignature`], [`witness`], [`tlog_proof`] and [`policy`]: witnesses'
+//!   C2SP cosignatures, the tlog-witness `add-checkpoint` request and the
+//!   witness's decision, offline tlog-proofs, and the auditor's trust policy;
 //! - [`config`]: the configuration file and its environment overrides;
 //! - [`bundle`]: the export bundle (tar) writer and its offline verifier;
 //! - [`log`]: the auditor's check of a whole log against its checkpoint
@@ -38,6 +41,7 @@ pub mod bundle;
 pub mod canonical;
 pub mod checkpoint;
 pub mod config;
+pub mod cosignature;
 pub mod coverage;
 pub mod digest;
 pub mod dsse;
@@ -47,5 +51,8 @@ pub mod log;
 pub mod manifest;
 pub mod merkle;
 pub mod note;
+pub mod policy;
 pub mod tiles;
+pub mod tlog_proof;
 pub mod wire;
+pub mod witness;

@@ -181,6 +181,48 @@ pub struct NoteSignature {
 }
 
 impl NoteSignature {
+    /// A signature line from its parts (a cosignature made elsewhere, e.g.
+    /// [`crate::cosignature::cosign`]). The name must be a valid key name.
+    pub fn new(name: &str, key_hash: [u8; 4], signature: Vec<u8>) -> Result<Self, NoteError> {
+        let line = NoteSignature {
+            name: name.to_owned(),
+            key_hash,
+            signature,
+        };
+        // Round-trip through the parser: one set of rules for the line.
+        parse_signature_line(&line.to_string())
+            .map_err(|reason| NoteError::BadSignatureLine { line: 1, reason })
+    }
+
+    /// Parse signature lines (each `— name base64` and a newline), as a
+    /// witness answers `add-checkpoint`; at most [`MAX_SIGNATURES`].
+    pub fn parse_lines(text: &str) -> Result<Vec<NoteSignature>, NoteError> {
+        check_controls(text, 1)?;
+        let Some(body) = text.strip_suffix('\n') else {
+            return Err(if text.is_empty() {
+                NoteError::NoSignatures
+            } else {
+                NoteError::SignatureNotTerminated
+            });
+        };
+        let count = body.split('\n').count();
+        if count > MAX_SIGNATURES {
+            return Err(NoteError::TooManySignatures {
+                count,
+                max: MAX_SIGNATURES,
+            });
+        }
+        body.split('\n')
+            .enumerate()
+            .map(|(i, line)| {
+                parse_signature_line(line).map_err(|reason| NoteError::BadSignatureLine {
+                    line: i + 1,
+                    reason,
+                })
+            })
+            .collect()
+    }
+
     /// The key name.
     pub fn name(&self) -> &str {
         &self.name
@@ -305,6 +347,27 @@ impl SignedNote {
             signature: key.sign(self.note.text.as_bytes()).to_vec(),
         };
         if let Some(old) = self.signatures.iter_mut().find(|s| s.matches(&vk)) {
+            *old = sig;
+            return Ok(());
+        }
+        if self.signatures.len() >= MAX_SIGNATURES {
+            return Err(NoteError::TooManySignatures {
+                count: self.signatures.len() + 1,
+                max: MAX_SIGNATURES,
+            });
+        }
+        self.signatures.push(sig);
+        Ok(())
+    }
+
+    /// Add a signature line made elsewhere (a witness's cosignature),
+    /// replacing one with the same key name and key ID.
+    pub fn push_signature(&mut self, sig: NoteSignature) -> Result<(), NoteError> {
+        if let Some(old) = self
+            .signatures
+            .iter_mut()
+            .find(|s| s.name == sig.name && s.key_hash == sig.key_hash)
+        {
             *old = sig;
             return Ok(());
         }

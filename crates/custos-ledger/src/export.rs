@@ -14,8 +14,12 @@
 //!    the entry lines, their inclusion proofs at that size, the signed
 //!    manifests and
 //!    the keys (the ledger's and every dock key that signed a manifest or an
-//!    event in the bundle). All of it is bounded by the number of entries,
-//!    never by the size of the footage.
+//!    event in the bundle). With witnesses ([`Ledger::witness_policy`]), it
+//!    also waits (at most 15 s) for the first checkpoint the tiles
+//!    publisher published with the witnesses' cosignatures that covers the
+//!    export entry, and proves every entry under it: one C2SP tlog-proof per
+//!    entry, and the policy file. All of it is bounded by the number of
+//!    entries, never by the size of the footage.
 //! 2. [`write_bundle`] (blocking): writes the tar through
 //!    [`BundleWriter`], streaming each segment's footage from a
 //!    [`FootageSource`] through a fixed buffer.
@@ -333,6 +337,78 @@ pub struct PreparedExport {
     pub mtime: u64,
     /// `REPORT.pdf`, whose SHA-256 the export entry names.
     pub report: Vec<u8>,
+    /// With witnesses: one C2SP tlog-proof per line against the first
+    /// published checkpoint covering the export entry, with the witnesses'
+    /// cosignatures it carries (empty without witnesses, or when none was
+    /// published in time).
+    pub tlog_proofs: Vec<custos_core::tlog_proof::TlogProof>,
+    /// With witnesses: the ledger's trust policy (`policy.txt`).
+    pub policy: Option<custos_core::policy::Policy>,
+}
+
+/// How long an export waits for a published (witnessed) checkpoint that
+/// covers its export entry: a publication comes every
+/// `checkpoint_interval` plus at most the witnesses' timeout.
+const WITNESS_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// With witnesses: wait for the published checkpoint that covers `size`
+/// entries and prove each of `seqs` under it (see
+/// [`PreparedExport::tlog_proofs`]).
+async fn witness_proofs(
+    ledger: &Ledger,
+    seqs: &BTreeSet<u64>,
+    size: u64,
+) -> Result<
+    (
+        Vec<custos_core::tlog_proof::TlogProof>,
+        Option<custos_core::policy::Policy>,
+    ),
+    ExportError,
+> {
+    use custos_core::checkpoint::Checkpoint;
+    use custos_core::note::SignedNote;
+    let Some(policy) = ledger.witness_policy() else {
+        return Ok((Vec::new(), None));
+    };
+    let parse = |note: &str| -> Option<(SignedNote, Checkpoint)> {
+        let signed = SignedNote::parse(note.as_bytes()).ok()?;
+        let cp = Checkpoint::parse(signed.text()).ok()?;
+        Some((signed, cp))
+    };
+    let mut watch = ledger.watch_cosigned();
+    let deadline = tokio::time::Instant::now() + WITNESS_WAIT;
+    let found = loop {
+        let current = watch.borrow_and_update().clone();
+        if let Some(found) = current
+            .as_deref()
+            .and_then(parse)
+            .filter(|(_, cp)| cp.size() >= size)
+        {
+            break Some(found);
+        }
+        match tokio::time::timeout_at(deadline, watch.changed()).await {
+            Ok(Ok(())) => continue,
+            _ => break None,
+        }
+    };
+    let Some((note, cp)) = found else {
+        tracing::warn!(
+            size,
+            "export: no published checkpoint covers the export entry yet; the bundle carries no tlog-proofs"
+        );
+        return Ok((Vec::new(), Some((*policy).clone())));
+    };
+    let mut proofs = Vec::with_capacity(seqs.len());
+    for &seq in seqs {
+        let proof = ledger.inclusion_proof(seq, cp.size())?;
+        proofs.push(custos_core::tlog_proof::TlogProof {
+            extra: None,
+            index: seq,
+            proof: proof.hashes,
+            checkpoint: note.clone(),
+        });
+    }
+    Ok((proofs, Some((*policy).clone())))
 }
 
 /// What an export wrote.
@@ -609,6 +685,7 @@ pub async fn prepare_export(
     }
     let size = export_seq + 1;
     let checkpoint = ledger.checkpoint_at(size)?;
+    let (tlog_proofs, policy) = witness_proofs(ledger, &seqs, size).await?;
 
     let mut lines = Vec::with_capacity(seqs.len());
     let mut proofs = Vec::with_capacity(seqs.len());
@@ -700,6 +777,8 @@ pub async fn prepare_export(
         proofs,
         mtime,
         report,
+        tlog_proofs,
+        policy,
     })
 }
 
@@ -725,6 +804,12 @@ pub fn write_bundle<W: Write>(
     writer.add_entry_lines(&prepared.lines)?;
     for proof in &prepared.proofs {
         writer.add_proof(proof)?;
+    }
+    for proof in &prepared.tlog_proofs {
+        writer.add_tlog_proof(proof)?;
+    }
+    if let Some(policy) = &prepared.policy {
+        writer.add_policy(policy)?;
     }
     writer.add_report(&prepared.report)?;
     for manifest in &manifests {

@@ -319,6 +319,12 @@ struct Inner {
     batch_signatures: bool,
     /// The report font's path.
     report_font: PathBuf,
+    /// The witnesses' policy (`[[ledger.witnesses]]`, `witness_quorum`),
+    /// set by the service that submits checkpoints to them.
+    witness_policy: RwLock<Option<Arc<custos_core::policy::Policy>>>,
+    /// The latest checkpoint published to the tiles, with the witnesses'
+    /// cosignatures collected for it.
+    cosigned: tokio::sync::watch::Sender<Option<Arc<str>>>,
 }
 
 impl Drop for Inner {
@@ -475,8 +481,45 @@ impl Ledger {
                 batcher: crate::verify::Batcher::default(),
                 batch_signatures: options.batch_signatures,
                 report_font: options.report_font,
+                witness_policy: RwLock::new(None),
+                cosigned: tokio::sync::watch::Sender::new(None),
             }),
         })
+    }
+
+    /// The policy of the witnesses this ledger's checkpoints are submitted
+    /// to (`None`: no witness).
+    pub fn witness_policy(&self) -> Option<Arc<custos_core::policy::Policy>> {
+        self.inner
+            .witness_policy
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Name the witnesses' policy (the service that submits to them does).
+    pub fn set_witness_policy(&self, policy: custos_core::policy::Policy) {
+        *self
+            .inner
+            .witness_policy
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(policy));
+    }
+
+    /// The latest checkpoint published with its witnesses' cosignatures
+    /// (as the tiles' `checkpoint` holds it), if any was published.
+    pub fn cosigned_checkpoint(&self) -> Option<Arc<str>> {
+        self.inner.cosigned.borrow().clone()
+    }
+
+    /// Watch [`Ledger::cosigned_checkpoint`] change.
+    pub fn watch_cosigned(&self) -> tokio::sync::watch::Receiver<Option<Arc<str>>> {
+        self.inner.cosigned.subscribe()
+    }
+
+    /// Record the checkpoint just published with its cosignatures.
+    pub(crate) fn set_cosigned(&self, note: Arc<str>) {
+        self.inner.cosigned.send_replace(Some(note));
     }
 
     /// `text` as a C2SP signed note by the ledger's keys (the key set that

@@ -32,6 +32,14 @@
 //! **Invariant:** a checkpoint is written only after every tile and bundle
 //! it covers.
 //!
+//! **Witnesses.** With a [`Cosigner`] ([`PublishOptions::cosigner`]), the
+//! checkpoint of step 3 is first submitted to the witnesses, and written
+//! with the cosignatures that came back in time (possibly none: a witness
+//! that is down delays a publication by its timeout at most, and never an
+//! append, which does not wait for the publisher). The written note is
+//! then [`Ledger::cosigned_checkpoint`], which `GET /v1/checkpoint` and
+//! exports use.
+//!
 //! At start-up the publisher lists the store's `tile/` objects, checks that
 //! a stored checkpoint is one of this log's (same origin, a size this
 //! ledger has, the root this ledger's tree has at that size: not a second
@@ -78,6 +86,25 @@ pub struct PublishOptions {
     pub url: String,
     /// At most one checkpoint per this long (`[ledger] checkpoint_interval`).
     pub interval: Duration,
+    /// Who collects witnesses' cosignatures on each new checkpoint.
+    pub cosigner: Option<Arc<dyn Cosigner>>,
+}
+
+/// Collects witnesses' cosignatures on a checkpoint the ledger is about to
+/// publish (implemented over HTTP by custos-server).
+pub trait Cosigner: Send + Sync + std::fmt::Debug {
+    /// The signed checkpoint `note` (of `ledger`'s tree at its size) with
+    /// the cosignatures collected within the witnesses' timeout added.
+    /// Never fails: a witness that does not answer is left out (and warned
+    /// about by the implementation).
+    fn cosign<'a>(
+        &'a self,
+        ledger: &'a Ledger,
+        note: &'a str,
+    ) -> futures::future::BoxFuture<'a, String>;
+
+    /// The witnesses' keys and the quorum an export's policy requires.
+    fn witnesses(&self) -> (Vec<custos_core::cosignature::CosignerKey>, usize);
 }
 
 /// Why a publication failed.
@@ -138,6 +165,8 @@ pub struct Publisher {
     /// What the store's checkpoint held when this publisher last read or
     /// wrote it (`None`: there was none).
     stored: Option<Stored>,
+    /// The witnesses, if any.
+    cosigner: Option<Arc<dyn Cosigner>>,
 }
 
 impl Publisher {
@@ -147,12 +176,14 @@ impl Publisher {
     pub async fn start(
         ledger: Ledger,
         store: Arc<dyn ObjectStore>,
+        cosigner: Option<Arc<dyn Cosigner>>,
     ) -> Result<Publisher, PublishError> {
         let mut publisher = Publisher {
             ledger,
             store,
             size: 0,
             stored: None,
+            cosigner,
         };
         publisher.stored = publisher.read_checkpoint().await?;
         if let Some(stored) = &publisher.stored {
@@ -361,7 +392,11 @@ impl Publisher {
                 "the stored checkpoint changed since this ledger last wrote it".into(),
             ));
         }
-        let text = Bytes::from(snapshot.checkpoint.as_bytes().to_vec());
+        let note: String = match &self.cosigner {
+            Some(c) => c.cosign(&self.ledger, &snapshot.checkpoint).await,
+            None => snapshot.checkpoint.to_string(),
+        };
+        let text = Bytes::from(note.clone().into_bytes());
         let mode = match &now {
             None => PutMode::Create,
             Some(s) if s.version.e_tag.is_some() || s.version.version.is_some() => {
@@ -403,6 +438,7 @@ impl Publisher {
             Some(s) if s.bytes == text => {
                 self.stored = Some(s);
                 self.size = snapshot.size;
+                self.ledger.set_cosigned(note.into());
                 Ok(())
             }
             _ => Err(PublishError::SecondWriter(
@@ -448,9 +484,28 @@ pub fn spawn(ledger: Ledger, options: PublishOptions) -> PublisherTask {
     let (stop, mut stopped) = watch::channel(false);
     let every = options.interval.max(Duration::from_millis(10));
     let url = options.url.clone();
+    if let Some(cosigner) = &options.cosigner {
+        let (witnesses, quorum) = cosigner.witnesses();
+        match custos_core::policy::Policy::new(
+            ledger.verifier_keys(),
+            witnesses.into_iter().map(|w| (w, None)).collect(),
+            quorum,
+        ) {
+            Ok(policy) => {
+                ledger.set_witness_policy(policy.with_origin(Some(ledger.origin().to_owned())))
+            }
+            Err(error) => tracing::error!(%error, "witnesses: no policy for exports"),
+        }
+    }
     let task = tokio::spawn(async move {
         let mut publisher = loop {
-            match Publisher::start(ledger.clone(), options.store.clone()).await {
+            match Publisher::start(
+                ledger.clone(),
+                options.store.clone(),
+                options.cosigner.clone(),
+            )
+            .await
+            {
                 Ok(p) => break p,
                 Err(error) if error.is_fatal() => {
                     tracing::error!(tiles = %url, %error, "tiles: not publishing");

@@ -7,8 +7,10 @@
 //! [`serve`] (binding, hyper's connection loop with a header-read timeout,
 //! signals, shutdown, the scheduled retention sweep), [`tls`] (the
 //! service's certificate, reloaded on SIGHUP, and the binding of dock
-//! tokens to station certificates) and [`offline`] (token
-//! administration with the service stopped). The `custos-ledger-bench`
+//! tokens to station certificates), [`offline`] (token administration with
+//! the service stopped) and [`witness`] (`custos witness serve`: a C2SP
+//! tlog-witness that cosigns other ledgers' checkpoints) and [`cosign`]
+//! (the ledger submitting its checkpoints to its witnesses). The `custos-ledger-bench`
 //! binary is the append bench's load generator and a server the crash tests
 //! can kill.
 //!
@@ -22,9 +24,11 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod cosign;
 pub mod offline;
 pub mod serve;
 pub mod tls;
 pub mod ui;
+pub mod witness;
 
 pub use api::{app, ApiConfig, AppState};

@@ -131,10 +131,14 @@ pub fn tiles_options(
         .ledger
         .checkpoint_every()
         .map_err(|e| bad(e.to_string()))?;
+    let cosigner = crate::cosign::WitnessSubmitter::from_config(config)
+        .map_err(|e| bad(format!("[[ledger.witnesses]]: {e}")))?
+        .map(|w| std::sync::Arc::new(w) as std::sync::Arc<dyn custos_ledger::tiles::Cosigner>);
     Ok(Some(custos_ledger::tiles::PublishOptions {
         store: store.object_store().clone(),
         url: url.clone(),
         interval,
+        cosigner,
     }))
 }
 

@@ -10,7 +10,10 @@
 //! is removed, so `FILE.tar` is only ever a whole bundle.
 //!
 //! In process, the export passes the same footage gate as through the API
-//! (see [`gate`]) and its entry names who made it.
+//! (see [`gate`]) and its entry names who made it; with `[[ledger.witnesses]]`
+//! the tiles publisher runs for the export's time, so that the bundle's
+//! tlog-proofs are against a checkpoint the witnesses cosigned, as the
+//! running ledger's are.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -99,8 +102,21 @@ fn in_process(cfg: &Config, args: &ExportArgs, partial: &Path) -> anyhow::Result
     let ledger = Ledger::open(options, signing)
         .with_context(|| format!("opening the ledger in {}", cfg.ledger.data_dir.display()))?;
     let rt = super::client_runtime()?;
+    // With witnesses, the tiles publisher runs here for the export's time:
+    // it publishes the export entry's checkpoint with the witnesses'
+    // cosignatures, under which the bundle's tlog-proofs are made.
+    let publisher = if cfg.ledger.witnesses.is_empty() {
+        None
+    } else {
+        let tiles = custos_server::serve::tiles_options(cfg).context("[ledger] tiles_url")?;
+        let _in_runtime = rt.enter();
+        tiles.map(|tiles| custos_ledger::tiles::spawn(ledger.clone(), tiles))
+    };
     let result =
         gate(cfg, &ledger).and_then(|gate| export_with(&rt, &ledger, &gate, store, args, partial));
+    if let Some(publisher) = publisher {
+        rt.block_on(publisher.stop());
+    }
     rt.block_on(ledger.close());
     result
 }

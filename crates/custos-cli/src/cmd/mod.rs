@@ -20,6 +20,7 @@ pub(crate) mod retention;
 pub(crate) mod token;
 pub(crate) mod verify;
 pub(crate) mod verify_tiles;
+pub(crate) mod witness;
 
 /// Log to standard error (text, or JSON with `CUSTOS_LOG_FORMAT=json`;
 /// colour only on a terminal) at `RUST_LOG`'s filter; when it is unset, at

@@ -63,6 +63,12 @@ enum VerifyCommand {
         /// every manifest and event. Repeatable.
         #[arg(long, value_name = "SUITE")]
         require: Vec<Algorithm>,
+        /// A trust policy file (ledger key, witnesses, quorum): every entry
+        /// must also be proven by a tlog-proof under a checkpoint cosigned
+        /// by the policy's quorum of witnesses. Its log keys are pinned as
+        /// --ledger-key.
+        #[arg(long, value_name = "FILE")]
+        policy: Option<PathBuf>,
     },
     /// Verify a ledger's whole log: every entry, the prev chain, the tree
     /// root against the signed checkpoint, and consistency with an older
@@ -86,6 +92,11 @@ enum VerifyCommand {
         /// require the next run's log to extend it (a fork is refused).
         #[arg(long, value_name = "DIR", requires = "tiles")]
         state: Option<PathBuf>,
+        /// With --tiles: a trust policy file (log key, witnesses, quorum);
+        /// the published checkpoint must carry the quorum of valid witness
+        /// cosignatures. Its log keys count as --ledger-key.
+        #[arg(long, value_name = "FILE", requires = "tiles")]
+        policy: Option<PathBuf>,
         /// An older signed checkpoint you kept; the log must extend it.
         /// Repeatable: the log must extend each.
         #[arg(long, value_name = "FILE")]
@@ -120,6 +131,7 @@ pub(crate) fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
             ledger_key,
             trusted_keys,
             require,
+            policy,
         } => {
             let mut trusted = Vec::new();
             for path in &ledger_key {
@@ -128,12 +140,21 @@ pub(crate) fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
             if let Some(dir) = &trusted_keys {
                 trusted.extend(read_key_dir(dir)?);
             }
-            verify_bundle(&file, &trusted, &require)
+            let policy = policy.map(|p| read_policy(&p)).transpose()?;
+            if let Some(policy) = &policy {
+                for key in policy.logs() {
+                    if !trusted.contains(key) {
+                        trusted.push(key.clone());
+                    }
+                }
+            }
+            verify_bundle(&file, &trusted, &require, policy.as_ref())
         }
         VerifyCommand::Log {
             ledger,
             tiles,
             state,
+            policy,
             checkpoint,
             ledger_key,
             origin,
@@ -141,16 +162,20 @@ pub(crate) fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
             require,
             ledger_ca,
         } => {
-            if ledger_key.is_empty() {
+            let policy = policy.map(|p| read_policy(&p)).transpose()?;
+            if ledger_key.is_empty() && policy.is_none() {
                 eprintln!(
                     "custos: verify log needs --ledger-key FILE.pub: the checkpoint must be checked against a ledger key you obtained yourself, never one the server hands out"
                 );
                 return Ok(ExitCode::from(2));
             }
-            let keys = ledger_key
+            let mut keys = ledger_key
                 .iter()
                 .map(|p| read_key(p))
                 .collect::<anyhow::Result<Vec<_>>>()?;
+            if let Some(policy) = &policy {
+                keys.extend(policy.logs().iter().cloned());
+            }
             for suite in &require {
                 if !keys.iter().any(|k| k.algorithm() == *suite) {
                     eprintln!("custos: --require {suite} needs a --ledger-key of that suite");
@@ -165,6 +190,7 @@ pub(crate) fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
                         keys,
                         require,
                         origin,
+                        policy,
                     },
                 );
             }
@@ -180,6 +206,12 @@ pub(crate) fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
             })
         }
     }
+}
+
+/// Read a trust policy file ([`custos_core::policy`]).
+pub(crate) fn read_policy(path: &Path) -> anyhow::Result<custos_core::policy::Policy> {
+    let bytes = std::fs::read(path).with_context(|| format!("policy {}", path.display()))?;
+    custos_core::policy::Policy::parse(&bytes).with_context(|| format!("policy {}", path.display()))
 }
 
 /// Read a `.pub` verifier-key file.
@@ -228,6 +260,7 @@ fn verify_bundle(
     path: &Path,
     trusted: &[VerifierKey],
     require: &[Algorithm],
+    policy: Option<&custos_core::policy::Policy>,
 ) -> anyhow::Result<ExitCode> {
     let file = std::fs::File::open(path).with_context(|| format!("{}", path.display()))?;
     let len = file.metadata().map(|m| m.len()).unwrap_or(0);
@@ -236,7 +269,8 @@ fn verify_bundle(
         "{spinner} verifying {bytes}/{total_bytes} [{wide_bar}] {bytes_per_sec}, {eta} left",
     );
     let reader = BufReader::with_capacity(1 << 20, file);
-    let result = bundle::verify(reader, trusted, &mut |done| bar.set_position(done));
+    let result =
+        bundle::verify_with_policy(reader, trusted, policy, &mut |done| bar.set_position(done));
     bar.finish_and_clear();
     let shown = safe(&path.display().to_string());
     match result {
@@ -341,6 +375,23 @@ fn print_report(shown: &str, report: &Report) {
             println!("  ledger key  NOT PINNED: the checkpoint carries {claims}{own}");
         }
         _ => println!("  ledger key  unknown"),
+    }
+    if let Some(w) = &report.witnessed {
+        match w.quorum {
+            Some(quorum) => println!(
+                "  witnesses   every entry proven by a tlog-proof under the checkpoint of size {} cosigned by {} (the policy's quorum: {quorum})",
+                w.size,
+                if w.witnesses.is_empty() {
+                    "no witness".to_owned()
+                } else {
+                    safe(&w.witnesses.join(", "))
+                }
+            ),
+            None => println!(
+                "  tlog-proofs {} entries proven under the checkpoint of size {} (witness cosignatures not checked: no --policy)",
+                w.proofs, w.size
+            ),
+        }
     }
     println!("  dock keys   {}", safe(&report.signing_keys.join(", ")));
     let names = |suites: &[Algorithm]| {

@@ -1,9 +1,11 @@
-//! `custos verify log --tiles URL|DIR --ledger-key FILE.pub... [--state DIR]`:
+//! `custos verify log --tiles URL|DIR --ledger-key FILE.pub... [--policy FILE] [--state DIR]`:
 //! the auditor's check of a log from its published C2SP tlog-tiles alone
 //! (no token, no API).
 //!
 //! 1. The `checkpoint` must open with a pinned ledger key
 //!    ([`super::verify::open_with_keys`], the rules of `verify log`).
+//!    With `--policy`, it must also carry the policy's quorum of valid
+//!    witness cosignatures ([`custos_core::policy::Policy::verify`]).
 //! 2. With `--state`, the checkpoint kept there by the last valid run must
 //!    open too, be of the same log and not be larger.
 //! 3. Every entry bundle the checkpoint's size has is read in order, and
@@ -47,6 +49,8 @@ pub(crate) struct TilesArgs {
     pub require: Vec<Algorithm>,
     /// The origin to expect.
     pub origin: Option<String>,
+    /// The trust policy whose witness quorum the checkpoint must meet.
+    pub policy: Option<custos_core::policy::Policy>,
 }
 
 /// The file in `--state DIR` holding the last verified checkpoint.
@@ -169,6 +173,24 @@ async fn check(store: &dyn ObjectStore, args: &TilesArgs) -> Result<String, Stop
         open_with_keys(&signed, &args.keys, &args.require, args.origin.as_deref())
             .map_err(|why| Stop::Invalid(format!("{CHECKPOINT_PATH}: {why}")))?;
     let size = checkpoint.size();
+    let witnessed = match &args.policy {
+        Some(policy) => {
+            let verified = policy
+                .verify(&signed)
+                .map_err(|why| Stop::Invalid(format!("{CHECKPOINT_PATH}: {why}")))?;
+            Some(format!(
+                "\n  witnesses   {} of the policy's quorum {} cosigned: {}",
+                verified.witnesses.len(),
+                policy.quorum(),
+                if verified.witnesses.is_empty() {
+                    "none".to_owned()
+                } else {
+                    verified.witnesses.join(", ")
+                }
+            ))
+        }
+        None => None,
+    };
     if let Some((path, old)) = &kept {
         if old.origin() != checkpoint.origin() {
             return Err(Stop::Invalid(format!(
@@ -231,6 +253,9 @@ async fn check(store: &dyn ObjectStore, args: &TilesArgs) -> Result<String, Stop
             .join(", "),
         summary.signed_events,
     );
+    if let Some(line) = witnessed {
+        report.push_str(&line);
+    }
     if let Some((path, old)) = &kept {
         if summary.root_at(old.size()) != Some(old.root()) {
             return Err(Stop::Invalid(format!(

@@ -30,6 +30,24 @@ fn has_row(text: &str, seq: u64) -> bool {
     })
 }
 
+/// The leaf bytes of the entry a tlog-proof names, from `entries.jsonl`'s
+/// lines.
+fn raw_of(lines: &[serde_json::Value], proof: &[u8]) -> Vec<u8> {
+    let index: u64 = String::from_utf8_lossy(proof)
+        .lines()
+        .find_map(|l| l.strip_prefix("index "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let line = lines
+        .iter()
+        .find(|l| l["seq"].as_u64() == Some(index))
+        .unwrap();
+    base64::engine::general_purpose::STANDARD
+        .decode(line["raw"].as_str().unwrap())
+        .unwrap()
+}
+
 /// Every font of `pdf` is embedded (pdffonts' `emb` column), and one is CJK.
 fn fonts_are_embedded(pdf: &Path) {
     let out = Command::new("pdffonts").arg(pdf).output().unwrap();
@@ -91,11 +109,73 @@ fn demo_runs_start_to_finish_and_leaves_a_verifiable_bundle() {
     let said = String::from_utf8_lossy(&verified.stdout);
     assert!(said.contains("document    REPORT.pdf  sha256:"), "{said}");
 
+    // The demo's witness cosigned: the bundle carries tlog-proofs and a
+    // policy, and verifies under the auditor's policy; so do the tiles.
+    assert!(
+        stdout.contains("witness     "),
+        "the demo names its witness:\n{stdout}"
+    );
+    let policy = dir.join("policy.txt");
+    let with_policy = Command::new(exe)
+        .args(["verify", "bundle"])
+        .arg(&bundle)
+        .arg("--policy")
+        .arg(&policy)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&with_policy.stdout);
+    assert_eq!(with_policy.status.code(), Some(0), "{said}");
+    assert!(
+        said.contains("cosigned by witness.custos.demo/w1 (the policy's quorum: 1)"),
+        "{said}"
+    );
+    let tiles = Command::new(exe)
+        .args(["verify", "log", "--tiles"])
+        .arg(dir.join("data/ledger-tiles"))
+        .arg("--policy")
+        .arg(&policy)
+        .output()
+        .unwrap();
+    assert_eq!(
+        tiles.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&tiles.stderr)
+    );
+    // A policy asking for a witness that did not cosign is not met.
+    let stricter = dir.join("policy-2.txt");
+    let other = custos_core::keys::SigningKey::from_seed("court.example/w1", &[3; 32]).unwrap();
+    std::fs::write(
+        &stricter,
+        std::fs::read_to_string(&policy).unwrap().replace(
+            "\nquorum 1\n",
+            &format!(
+                "\nwitness {}\nquorum 2\n",
+                custos_core::cosignature::CosignerKey::of(&other).unwrap()
+            ),
+        ),
+    )
+    .unwrap();
+    let refused = Command::new(exe)
+        .args(["verify", "bundle"])
+        .arg(&bundle)
+        .arg("--policy")
+        .arg(&stricter)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("INVALID") && err.contains("requires 2"),
+        "{err}"
+    );
+
     // The reports: REPORT.pdf in the bundle (made just before its export
     // entry) and DIR/report.pdf (made after it, from the same tree).
     let mut entries = String::new();
     let mut checkpoint = String::new();
     let mut sha256s = Vec::new();
+    let mut tlog_proofs = Vec::new();
     let report_in_bundle = tmp.path().join("REPORT.pdf");
     let mut archive = tar::Archive::new(std::fs::File::open(&bundle).unwrap());
     for member in archive.entries().unwrap() {
@@ -106,6 +186,7 @@ fn demo_runs_start_to_finish_and_leaves_a_verifiable_bundle() {
         match path.as_str() {
             "entries.jsonl" => entries = String::from_utf8(bytes).unwrap(),
             "checkpoint" => checkpoint = String::from_utf8(bytes).unwrap(),
+            p if p.starts_with("tlog-proofs/") => tlog_proofs.push(bytes),
             "REPORT.pdf" => std::fs::write(&report_in_bundle, bytes).unwrap(),
             p if p.starts_with("manifests/") => {
                 let envelope: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
@@ -127,6 +208,32 @@ fn demo_runs_start_to_finish_and_leaves_a_verifiable_bundle() {
     let seqs: Vec<u64> = lines.iter().map(|l| l["seq"].as_u64().unwrap()).collect();
     let export_seq = *seqs.last().unwrap();
     let root = checkpoint.lines().nth(2).unwrap();
+
+    // Interoperability: every tlog-proof of the bundle, and the published
+    // cosigned checkpoint, read by signed_note and tlog_tiles.
+    let policy_text = std::fs::read_to_string(dir.join("policy.txt")).unwrap();
+    let key_of = |word: &str| {
+        policy_text
+            .lines()
+            .find_map(|l| l.strip_prefix(word))
+            .unwrap()
+            .to_owned()
+    };
+    let (ledger_vkey, witness_vkey) = (key_of("log "), key_of("witness "));
+    assert_eq!(tlog_proofs.len(), seqs.len(), "one tlog-proof per entry");
+    for proof in &tlog_proofs {
+        let index = crate::interop::check_tlog_proof(
+            proof,
+            &raw_of(&lines, proof),
+            &ledger_vkey,
+            &witness_vkey,
+        );
+        assert!(seqs.contains(&index));
+    }
+    let published = std::fs::read(dir.join("data/ledger-tiles/checkpoint")).unwrap();
+    let cp = crate::interop::check_cosigned(&published, &ledger_vkey, &witness_vkey);
+    assert_eq!(cp.origin(), "custos.demo/ledger");
+    assert!(cp.size() > export_seq);
     let report = dir.join("report.pdf");
     for pdf in [&report_in_bundle, &report] {
         let text = pdf_text(pdf);

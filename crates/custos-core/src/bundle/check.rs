@@ -55,8 +55,27 @@ pub struct Report {
     /// The documents checked against the export entry (`REPORT.pdf`),
     /// with their SHA-256; empty for a bundle from before documents.
     pub documents: Vec<(String, Digest)>,
+    /// What the witnesses vouch for (step 13), when the bundle carries
+    /// tlog-proofs.
+    pub witnessed: Option<Witnessed>,
     /// Things the auditor should know that do not make the bundle invalid.
     pub warnings: Vec<String>,
+}
+
+/// Step 13's result: the entries' tlog-proofs and who cosigned their
+/// checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Witnessed {
+    /// How many entries carry a tlog-proof (all of them with a policy).
+    pub proofs: usize,
+    /// The largest checkpoint size they are proven under.
+    pub size: u64,
+    /// The witnesses whose cosignature verified on every proof's checkpoint
+    /// (with a policy; empty without).
+    pub witnesses: Vec<String>,
+    /// The policy's quorum (`None`: no policy was given).
+    pub quorum: Option<usize>,
 }
 
 impl Report {
@@ -118,6 +137,17 @@ impl BundleVerifier {
     /// its footage), and last every footage file must have had a manifest.
     /// Each stops at the first failure, which is returned.
     pub fn finish(self, trusted: &[VerifierKey]) -> Result<Report, BundleError> {
+        self.finish_with_policy(trusted, None)
+    }
+
+    /// [`BundleVerifier::finish`], and step 13 against the auditor's
+    /// `policy`: every entry proven under a checkpoint cosigned by the
+    /// policy's quorum of witnesses.
+    pub fn finish_with_policy(
+        self,
+        trusted: &[VerifierKey],
+        policy: Option<&crate::policy::Policy>,
+    ) -> Result<Report, BundleError> {
         let mut warnings = Vec::new();
         if !self.verify_txt {
             warnings.push(format!(
@@ -165,6 +195,14 @@ impl BundleVerifier {
             )?);
         }
         check_footage_has_manifest(&self.footage, &segments)?;
+        let witnessed = check_witnessed(
+            &self.tlog_proofs,
+            self.policy.as_deref(),
+            &lines,
+            &seqs,
+            trusted,
+            policy,
+        )?;
 
         for (path, key) in &keys {
             let ledger = Some(key) == vouched.ledger_key.as_ref()
@@ -184,6 +222,7 @@ impl BundleVerifier {
             signing_keys: signing_keys.into_iter().collect(),
             checkpoint_suites: vouched.checkpoint_suites,
             envelope_suites,
+            witnessed,
             documents: self
                 .documents
                 .iter()
@@ -402,6 +441,101 @@ fn check_in_log(
         })?;
     }
     Ok(())
+}
+
+/// Step 13, witnesses saw the same log: every tlog-proof belongs to an
+/// entry and proves it; with a policy every entry has one and its
+/// checkpoint meets the policy (ledger key and witness quorum); without
+/// one, a proof's checkpoint must be signed by a pinned key (when any).
+fn check_witnessed(
+    tlog_proofs: &BTreeMap<u64, Vec<u8>>,
+    bundle_policy: Option<&[u8]>,
+    lines: &[ParsedLine],
+    seqs: &BTreeSet<u64>,
+    trusted: &[VerifierKey],
+    policy: Option<&crate::policy::Policy>,
+) -> Result<Option<Witnessed>, BundleError> {
+    use crate::policy::Policy;
+    use crate::tlog_proof::{ProofError, TlogProof};
+    if let Some(bytes) = bundle_policy {
+        Policy::parse(bytes).map_err(|e| invalid(super::POLICY_PATH, Problem::Policy(e)))?;
+    }
+    for seq in tlog_proofs.keys() {
+        if !seqs.contains(seq) {
+            return Err(invalid(
+                super::tlog_proof_path(*seq),
+                Problem::TlogProofWithoutEntry { seq: *seq },
+            ));
+        }
+    }
+    if tlog_proofs.is_empty() && policy.is_none() {
+        return Ok(None);
+    }
+    // Without a policy: the pinned keys, no witness required.
+    let pinned = if trusted.is_empty() {
+        None
+    } else {
+        Some(
+            Policy::new(trusted.to_vec(), vec![], 0)
+                .map_err(|e| invalid(super::POLICY_PATH, Problem::Policy(e)))?,
+        )
+    };
+    let mut size = 0;
+    let mut names: Option<Vec<String>> = None;
+    let mut proofs = 0;
+    for line in lines {
+        let path = super::tlog_proof_path(line.seq);
+        let Some(bytes) = tlog_proofs.get(&line.seq) else {
+            if policy.is_some() {
+                return Err(invalid(line.location(), Problem::MissingTlogProof { path }));
+            }
+            continue;
+        };
+        let proof =
+            TlogProof::parse(bytes).map_err(|e| invalid(path.as_str(), Problem::TlogProof(e)))?;
+        let raw = line.raw.as_slice();
+        let verified = match policy.or(pinned.as_ref()) {
+            Some(p) => proof.verify(raw, line.seq, p),
+            None => {
+                // No key to check the checkpoint with: the inclusion only.
+                let cp = Checkpoint::parse(proof.checkpoint.text())
+                    .map_err(|e| invalid(path.as_str(), Problem::Checkpoint(e)))?;
+                if proof.index != line.seq {
+                    Err(ProofError::WrongIndex {
+                        expected: line.seq,
+                        found: proof.index,
+                    })
+                } else {
+                    verify_inclusion(&line.leaf, proof.index, cp.size(), &proof.proof, &cp.root())
+                        .map(|()| crate::policy::Verified {
+                            checkpoint: cp,
+                            witnesses: vec![],
+                        })
+                        .map_err(ProofError::Inclusion)
+                }
+            }
+        }
+        .map_err(|e| invalid(path.as_str(), Problem::TlogProof(e)))?;
+        size = size.max(verified.checkpoint.size());
+        names = Some(match names {
+            None => verified.witnesses,
+            Some(n) => n
+                .into_iter()
+                .filter(|w| verified.witnesses.contains(w))
+                .collect(),
+        });
+        proofs += 1;
+    }
+    Ok(Some(Witnessed {
+        proofs,
+        size,
+        witnesses: if policy.is_some() {
+            names.unwrap_or_default()
+        } else {
+            Vec::new()
+        },
+        quorum: policy.map(Policy::quorum),
+    }))
 }
 
 /// Step 7, the hash chain holds between every two entries adjacent in
@@ -977,6 +1111,10 @@ mod tests {
             Problem::ProofIndex { .. } => "ProofIndex",
             Problem::ProofSize { .. } => "ProofSize",
             Problem::NotIncluded { .. } => "NotIncluded",
+            Problem::TlogProofWithoutEntry { .. } => "TlogProofWithoutEntry",
+            Problem::MissingTlogProof { .. } => "MissingTlogProof",
+            Problem::TlogProof(_) => "TlogProof",
+            Problem::Policy(_) => "Policy",
             Problem::NoExportEntry => "NoExportEntry",
             Problem::LastNotExport { .. } => "LastNotExport",
             Problem::EntryNotListed { .. } => "EntryNotListed",
@@ -1067,6 +1205,23 @@ mod tests {
                 proof: "proofs/17.json".into(),
                 source: InclusionError::RootMismatch { index: 17, size: 42 },
             },
+            Problem::TlogProofWithoutEntry { seq: 12 },
+            Problem::MissingTlogProof {
+                path: "tlog-proofs/17.tlog-proof".into(),
+            },
+            Problem::TlogProof(crate::tlog_proof::ProofError::Policy(
+                crate::policy::PolicyError::Cosignatures(
+                    crate::cosignature::CosignatureError::NoQuorum {
+                        got: 1,
+                        quorum: 2,
+                        names: "court.example/w1".into(),
+                    },
+                ),
+            )),
+            Problem::TlogProof(crate::tlog_proof::ProofError::Inclusion(
+                InclusionError::RootMismatch { index: 17, size: 42 },
+            )),
+            Problem::Policy(crate::policy::PolicyError::NoQuorum),
             Problem::NoExportEntry,
             Problem::LastNotExport {
                 action: "segment.viewed".into(),

@@ -289,6 +289,27 @@ pub enum Problem {
         source: InclusionError,
     },
 
+    // --- witnesses ----------------------------------------------------------
+    /// A tlog-proof file has no entry.
+    #[error("proves seq {seq}, which entries.jsonl does not hold (an entry was removed?)")]
+    TlogProofWithoutEntry {
+        /// The seq.
+        seq: u64,
+    },
+    /// The policy asks for witnesses and an entry has no tlog-proof.
+    #[error("has no {path}: the policy requires every entry to be proven under a checkpoint its witnesses cosigned")]
+    MissingTlogProof {
+        /// The missing file.
+        path: String,
+    },
+    /// A tlog-proof does not prove its entry, or its checkpoint is not
+    /// signed or cosigned as required.
+    #[error("{0}")]
+    TlogProof(crate::tlog_proof::ProofError),
+    /// The bundle's policy file does not read.
+    #[error("{0}")]
+    Policy(crate::policy::PolicyError),
+
     // --- export entry -------------------------------------------------------
     /// No entries at all, so no `export.created` entry.
     #[error("no export.created entry, so the bundle's completeness cannot be checked")]

@@ -13,6 +13,8 @@
 //! | `entries.jsonl` | the custody entries about the footage, one `/v1/entries` line each, in ascending `seq` |
 //! | `proofs/<seq>.json` | each entry's inclusion proof, `/v1/proof/inclusion` format ([`InclusionProof`]) |
 //! | `checkpoint` | the ledger's signed checkpoint (C2SP signed note) every proof is against |
+//! | `tlog-proofs/<seq>.tlog-proof` | with witnesses: each entry's C2SP tlog-proof against a checkpoint the witnesses cosigned ([`crate::tlog_proof`]) |
+//! | `policy.txt` | with witnesses: the ledger's trust policy — its keys, the witnesses, the quorum ([`crate::policy`]) |
 //! | `keys/<name>.pub` | every public key needed, as C2SP verifier-key files (an SM2 key's line is followed by its PEM public key, as `custos keygen --algo sm2` writes it) |
 //! | `VERIFY.txt` | how to verify, with `custos` and with standard tools ([`VERIFY_TXT`]) |
 //! | `VERIFY.zh-CN.txt` | the same in Chinese ([`VERIFY_ZH_TXT`]) |
@@ -120,6 +122,19 @@
 //!     has one and this build computes SM3); every footage file has a
 //!     manifest.
 //!
+//! 13. **Witnesses saw the same log** (`verify bundle --policy FILE`). Every
+//!     entry has `tlog-proofs/<seq>.tlog-proof`, a C2SP tlog-proof of its
+//!     leaf at index `seq` under a checkpoint signed by the policy's ledger
+//!     key and cosigned by the policy's quorum of witnesses. A witness
+//!     cosigns a checkpoint only if it extends every one it cosigned
+//!     before, so the entries are in the one history those witnesses saw:
+//!     a ledger that showed the court a different log could not have
+//!     obtained these cosignatures. Without `--policy`, tlog-proofs that are
+//!     present must still prove their entry under a checkpoint signed by a
+//!     pinned key (any quorum), and every one must belong to an entry.
+//!     `policy.txt` in the bundle is the exporting ledger's own statement:
+//!     informative only; the auditor's policy is the one given.
+//!
 //! Dock keys come from the bundle itself. Replacing one gains a forger
 //! nothing: the manifest and the event envelope (signatures included) are
 //! inside leaf bytes the ledger signed. The report lists the dock key ids
@@ -162,7 +177,7 @@ use std::io::Read;
 use crate::keys::VerifierKey;
 use crate::manifest::{Manifest, OriginalName};
 
-pub use check::{Origin, Report, SegmentSummary};
+pub use check::{Origin, Report, SegmentSummary, Witnessed};
 pub use error::{escape_control, BundleError, Problem};
 pub use read::BundleVerifier;
 pub use write::{BundleWriteError, BundleWriter};
@@ -187,6 +202,17 @@ pub const PROOFS_DIR: &str = "proofs";
 pub const PROOF_SUFFIX: &str = ".json";
 /// The ledger's signed checkpoint.
 pub const CHECKPOINT_PATH: &str = "checkpoint";
+/// Directory of the C2SP tlog-proofs.
+pub const TLOG_PROOFS_DIR: &str = "tlog-proofs";
+/// Suffix of a tlog-proof file after the seq.
+pub const TLOG_PROOF_SUFFIX: &str = ".tlog-proof";
+/// The exporting ledger's trust policy.
+pub const POLICY_PATH: &str = "policy.txt";
+/// Largest tlog-proof file: 64 KiB (64 hashes and a checkpoint with up to
+/// 100 signature lines fit).
+pub const MAX_TLOG_PROOF_BYTES: u64 = 64 << 10;
+/// Largest policy file: 64 KiB.
+pub const MAX_POLICY_BYTES: u64 = 64 << 10;
 /// Directory of the public keys.
 pub const KEYS_DIR: &str = "keys";
 /// Suffix of a key file.
@@ -323,6 +349,11 @@ pub fn proof_path(seq: u64) -> String {
     format!("{PROOFS_DIR}/{seq}{PROOF_SUFFIX}")
 }
 
+/// `tlog-proofs/<seq>.tlog-proof`.
+pub fn tlog_proof_path(seq: u64) -> String {
+    format!("{TLOG_PROOFS_DIR}/{seq}{TLOG_PROOF_SUFFIX}")
+}
+
 /// `keys/<name>.pub`.
 pub fn key_path(key: &VerifierKey) -> Result<String, UnsafeName> {
     check_file_name("key name", key.name(), 200)?;
@@ -358,6 +389,8 @@ enum Member {
     Manifest(String),
     Entries,
     Proof(u64),
+    TlogProof(u64),
+    Policy,
     Checkpoint,
     Key,
     VerifyTxt,
@@ -373,16 +406,19 @@ fn classify(path: &str) -> Option<Member> {
     if let Some(dir) = path.strip_suffix('/') {
         return matches!(
             dir,
-            "." | FOOTAGE_DIR | MANIFESTS_DIR | PROOFS_DIR | KEYS_DIR
+            "." | FOOTAGE_DIR | MANIFESTS_DIR | PROOFS_DIR | KEYS_DIR | TLOG_PROOFS_DIR
         )
         .then_some(Member::Directory);
     }
     match path {
         ENTRIES_PATH => return Some(Member::Entries),
         CHECKPOINT_PATH => return Some(Member::Checkpoint),
+        POLICY_PATH => return Some(Member::Policy),
         VERIFY_PATH | VERIFY_ZH_PATH => return Some(Member::VerifyTxt),
         REPORT_PATH => return Some(Member::Document),
-        FOOTAGE_DIR | MANIFESTS_DIR | PROOFS_DIR | KEYS_DIR => return Some(Member::Directory),
+        FOOTAGE_DIR | MANIFESTS_DIR | PROOFS_DIR | KEYS_DIR | TLOG_PROOFS_DIR => {
+            return Some(Member::Directory)
+        }
         _ => {}
     }
     let (dir, name) = path.split_once('/')?;
@@ -396,15 +432,9 @@ fn classify(path: &str) -> Option<Member> {
             check_segment_id(id).ok()?;
             Some(Member::Manifest(id.to_owned()))
         }
-        PROOFS_DIR => {
-            let seq = name.strip_suffix(PROOF_SUFFIX)?;
-            let canonical = !seq.is_empty()
-                && seq.bytes().all(|b| b.is_ascii_digit())
-                && (seq == "0" || !seq.starts_with('0'));
-            if !canonical {
-                return None;
-            }
-            seq.parse().ok().map(Member::Proof)
+        PROOFS_DIR => canonical_seq(name.strip_suffix(PROOF_SUFFIX)?).map(Member::Proof),
+        TLOG_PROOFS_DIR => {
+            canonical_seq(name.strip_suffix(TLOG_PROOF_SUFFIX)?).map(Member::TlogProof)
         }
         KEYS_DIR => {
             let stem = name.strip_suffix(KEY_SUFFIX)?;
@@ -412,6 +442,17 @@ fn classify(path: &str) -> Option<Member> {
         }
         _ => None,
     }
+}
+
+/// A seq in a file name: decimal without leading zero.
+fn canonical_seq(seq: &str) -> Option<u64> {
+    let canonical = !seq.is_empty()
+        && seq.bytes().all(|b| b.is_ascii_digit())
+        && (seq == "0" || !seq.starts_with('0'));
+    if !canonical {
+        return None;
+    }
+    seq.parse().ok()
 }
 
 /// How much of a bundle the verifier accepts: the bounds on its memory
@@ -472,6 +513,20 @@ pub fn verify<R: Read>(
     let mut verifier = BundleVerifier::new();
     verifier.read_tar(reader, progress)?;
     verifier.finish(trusted)
+}
+
+/// [`verify`] with an auditor's trust policy: step 13 requires every entry
+/// to be proven under a checkpoint the policy's quorum of witnesses
+/// cosigned ([`BundleVerifier::finish_with_policy`]).
+pub fn verify_with_policy<R: Read>(
+    reader: R,
+    trusted: &[VerifierKey],
+    policy: Option<&crate::policy::Policy>,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Report, BundleError> {
+    let mut verifier = BundleVerifier::new();
+    verifier.read_tar(reader, progress)?;
+    verifier.finish_with_policy(trusted, policy)
 }
 
 // ---------------------------------------------------------------------------

@@ -58,6 +58,10 @@ pub struct BundleVerifier {
     pub(super) entries: Option<Vec<u8>>,
     /// The proof files, by seq.
     pub(super) proofs: BTreeMap<u64, Vec<u8>>,
+    /// The tlog-proof files, by seq.
+    pub(super) tlog_proofs: BTreeMap<u64, Vec<u8>>,
+    /// `policy.txt`.
+    pub(super) policy: Option<Vec<u8>>,
     /// `checkpoint`.
     pub(super) checkpoint: Option<Vec<u8>>,
     /// The key files, by path.
@@ -433,6 +437,8 @@ impl BundleVerifier {
             Member::Manifest(_) => MAX_MANIFEST_BYTES,
             Member::Entries => MAX_ENTRIES_BYTES,
             Member::Proof(_) => MAX_PROOF_BYTES,
+            Member::TlogProof(_) => super::MAX_TLOG_PROOF_BYTES,
+            Member::Policy => super::MAX_POLICY_BYTES,
             Member::Checkpoint => MAX_CHECKPOINT_BYTES,
             Member::Key => MAX_KEY_BYTES,
             Member::VerifyTxt => MAX_VERIFY_TXT_BYTES,
@@ -469,6 +475,10 @@ impl BundleVerifier {
             Member::Proof(seq) => {
                 self.proofs.insert(seq, bytes);
             }
+            Member::TlogProof(seq) => {
+                self.tlog_proofs.insert(seq, bytes);
+            }
+            Member::Policy => self.policy = Some(bytes),
             Member::Checkpoint => self.checkpoint = Some(bytes),
             Member::Key => {
                 self.keys.insert(path.to_owned(), bytes);

@@ -230,6 +230,19 @@ impl<W: Write> BundleWriter<W> {
         self.add_bytes(&proof_path(proof.index), json.as_bytes())
     }
 
+    /// Add `tlog-proofs/<seq>.tlog-proof`: entry `seq`'s C2SP tlog-proof.
+    pub fn add_tlog_proof(
+        &mut self,
+        proof: &crate::tlog_proof::TlogProof,
+    ) -> Result<(), BundleWriteError> {
+        self.add_bytes(&super::tlog_proof_path(proof.index), &proof.to_bytes())
+    }
+
+    /// Add `policy.txt`, the exporting ledger's trust policy.
+    pub fn add_policy(&mut self, policy: &crate::policy::Policy) -> Result<(), BundleWriteError> {
+        self.add_bytes(super::POLICY_PATH, policy.to_string().as_bytes())
+    }
+
     /// Stream a segment's footage from `reader` as [`footage_path`]`(manifest)`.
     /// The reader must give exactly `manifest.size` bytes; they are copied
     /// through a fixed buffer, never held whole. Returns the member's path.

@@ -7,6 +7,7 @@ mod bundle_support;
 
 mod bundle_standard_tools;
 mod bundle_verify;
+mod bundle_witnessed;
 mod canonical_bytes;
 mod formats_canonical;
 mod formats_dsse;
@@ -17,3 +18,4 @@ mod merkle_vectors;
 mod note_checkpoint;
 mod note_format;
 mod tiles_props;
+mod witness_formats;

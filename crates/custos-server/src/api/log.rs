@@ -64,11 +64,19 @@ pub(super) async fn post_events(
 )]
 pub(super) async fn get_checkpoint(State(state): State<AppState>) -> Response {
     let published = state.ledger.published();
-    (
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        published.checkpoint.to_string(),
-    )
-        .into_response()
+    // The checkpoint the tiles carry, with the witnesses' cosignatures,
+    // while no entry was appended after it; else the newest one.
+    let cosigned = state.ledger.cosigned_checkpoint().filter(|note| {
+        custos_core::note::SignedNote::parse(note.as_bytes())
+            .ok()
+            .and_then(|n| custos_core::checkpoint::Checkpoint::parse(n.text()).ok())
+            .is_some_and(|c| c.size() == published.size)
+    });
+    let body = match cosigned {
+        Some(note) => note.to_string(),
+        None => published.checkpoint.to_string(),
+    };
+    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
 }
 
 /// `start` and `end` of `/v1/entries`.

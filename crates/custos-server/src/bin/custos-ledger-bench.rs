@@ -9,6 +9,8 @@
 //! custos-ledger-bench bulk-load --config FILE --count N
 //! custos-ledger-bench startup --config FILE      time Ledger::open
 //! custos-ledger-bench proofs --url URL --count N inclusion-proof latency over HTTP
+//! custos-ledger-bench witness --dir DIR          a witness of DIR's ledger (as `custos
+//!                                                witness serve`), added to DIR/custos.toml
 //! ```
 //!
 //! Every figure it prints is measured, never estimated. It only talks to the
@@ -85,6 +87,13 @@ enum Cmd {
         #[arg(long, default_value_t = 5)]
         repeat: usize,
     },
+    /// A witness of the setup directory's ledger (`custos witness serve`'s
+    /// server), added to its custos.toml as `[[ledger.witnesses]]`; prints
+    /// "listening on URL" and serves until killed.
+    Witness {
+        #[arg(long)]
+        dir: PathBuf,
+    },
     /// Inclusion-proof latency over HTTP at the current tree size.
     Proofs {
         #[arg(long)]
@@ -138,6 +147,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Cmd::Setup { dir, listen } => setup(&dir, &listen),
+        Cmd::Witness { dir } => runtime()?.block_on(witness(&dir)),
         Cmd::Serve { config } => {
             let cfg = load_config(&config)?;
             serve::init_logging();
@@ -212,6 +222,43 @@ fn setup(dir: &Path, listen: &str) -> anyhow::Result<()> {
     )?;
     std::fs::write(dir.join("dock.token"), &token.token)?;
     println!("{}", config.display());
+    Ok(())
+}
+
+/// Start a witness of `dir`'s ledger and configure the ledger to submit
+/// its checkpoints to it.
+async fn witness(dir: &Path) -> anyhow::Result<()> {
+    use custos_core::cosignature::CosignerKey;
+    use custos_server::witness::{WitnessOptions, WitnessServer};
+    let config = dir.join("custos.toml");
+    let cfg = load_config(&config)?;
+    let key_path = dir.join("witness.key");
+    if !key_path.exists() {
+        SigningKey::generate("bench.custos.local/witness", &mut rand_core::OsRng)?
+            .save(&key_path)?;
+    }
+    let key = SigningKey::load(&key_path)?;
+    let cosigner = CosignerKey::of(&key)?;
+    let ledger = SigningKey::load(&cfg.ledger.key_file)?.verifier_key();
+    let server = WitnessServer::start(WitnessOptions {
+        listen: "127.0.0.1:0".into(),
+        key,
+        state_dir: dir.join("witness-state"),
+        logs: vec![custos_core::witness::WitnessedLog {
+            origin: cfg.ledger.origin.clone(),
+            keys: vec![ledger],
+        }],
+    })
+    .await?;
+    let mut text = std::fs::read_to_string(&config)?;
+    text.push_str(&format!(
+        "witness_quorum = 1\n\n[[ledger.witnesses]]\nurl = \"{}\"\nkey = \"{cosigner}\"\n",
+        server.url()
+    ));
+    std::fs::write(&config, text)?;
+    println!("listening on {}", server.url());
+    serve::shutdown_signal().await;
+    server.shutdown().await;
     Ok(())
 }
 
