@@ -939,6 +939,92 @@ fn encode_segment(id: &str) -> String {
     out
 }
 
+/// What a witness answered a C2SP tlog-witness `add-checkpoint` request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WitnessAnswer {
+    /// 200: its cosignature lines (unverified: the caller checks them
+    /// under the witness's key).
+    Cosigned(String),
+    /// 409 with the size it last cosigned: the request's old size was not
+    /// its own (ask again from that size), or it has another tree there.
+    Conflict(u64),
+    /// Any other answer: its status and what it said.
+    Refused {
+        /// The HTTP status.
+        status: u16,
+        /// The body, as text.
+        why: String,
+    },
+}
+
+/// A client of C2SP tlog-witnesses, for the ledger's submitter: one HTTP
+/// connection pool, each request within one timeout.
+#[derive(Debug, Clone)]
+pub struct WitnessClient {
+    http: reqwest::Client,
+}
+
+impl WitnessClient {
+    /// A client whose requests (connection included) end after `timeout`.
+    pub fn new(timeout: Duration) -> Result<WitnessClient, ClientError> {
+        let http = reqwest::Client::builder()
+            .use_rustls_tls()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .build()
+            .map_err(|e| ClientError::BadUrl {
+                url: "(the witnesses' client)".into(),
+                why: e.to_string(),
+            })?;
+        Ok(WitnessClient { http })
+    }
+
+    /// `POST <base_url>/add-checkpoint` with `request`: the witness's
+    /// answer, or why none came.
+    pub async fn add_checkpoint(
+        &self,
+        base_url: &str,
+        request: &custos_core::witness::AddCheckpoint,
+    ) -> Result<WitnessAnswer, ClientError> {
+        let url = format!("{}/add-checkpoint", base_url.trim_end_matches('/'));
+        let unreachable = |error| ClientError::Unreachable {
+            url: url.clone(),
+            error,
+        };
+        let response = self
+            .http
+            .post(&url)
+            .body(request.to_bytes())
+            .send()
+            .await
+            .map_err(unreachable)?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(unreachable)?;
+        if status == StatusCode::CONFLICT {
+            return match custos_core::witness::parse_size_body(&bytes) {
+                Some(size) => Ok(WitnessAnswer::Conflict(size)),
+                None => Err(ClientError::BadResponse {
+                    url,
+                    why: "409 without the witness's size".into(),
+                }),
+            };
+        }
+        if !status.is_success() {
+            return Ok(WitnessAnswer::Refused {
+                status: status.as_u16(),
+                why: String::from_utf8_lossy(&bytes).trim().to_owned(),
+            });
+        }
+        // The lines exactly as sent (each ends with a newline).
+        String::from_utf8(bytes.to_vec())
+            .map(WitnessAnswer::Cosigned)
+            .map_err(|_| ClientError::BadResponse {
+                url,
+                why: "the cosignature lines are not UTF-8".into(),
+            })
+    }
+}
+
 /// Whether a request that failed with `error` may be sent again: the
 /// failure may pass (the ledger unreachable, failing, overloaded or slow:
 /// not a refusal a retry cannot lift in a command's few seconds), and a

@@ -93,7 +93,7 @@ pub struct WitnessConfig {
 impl Default for WitnessConfig {
     fn default() -> Self {
         WitnessConfig {
-            listen: "127.0.0.1:8710".into(),
+            listen: "127.0.0.1:8720".into(),
             key_file: "./keys/witness.key".into(),
             state_dir: "./data/witness".into(),
             logs: Vec::new(),

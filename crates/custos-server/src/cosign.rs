@@ -24,10 +24,11 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use custos_client::WitnessAnswer;
 use custos_core::config::Config;
 use custos_core::cosignature::CosignerKey;
 use custos_core::note::{NoteSignature, SignedNote};
-use custos_core::witness::{parse_size_body, AddCheckpoint};
+use custos_core::witness::AddCheckpoint;
 use custos_ledger::Ledger;
 use futures::future::BoxFuture;
 
@@ -46,7 +47,7 @@ pub struct WitnessSubmitter {
     witnesses: Vec<Witness>,
     quorum: usize,
     timeout: Duration,
-    client: reqwest::Client,
+    client: custos_client::WitnessClient,
     /// Per witness name, the size it last cosigned, as far as known.
     sizes: Mutex<HashMap<String, u64>>,
 }
@@ -66,11 +67,8 @@ impl WitnessSubmitter {
         witnesses: Vec<Witness>,
         quorum: usize,
         timeout: Duration,
-    ) -> Result<Self, reqwest::Error> {
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .build()?;
+    ) -> Result<Self, custos_client::ClientError> {
+        let client = custos_client::WitnessClient::new(timeout)?;
         Ok(WitnessSubmitter {
             witnesses,
             quorum,
@@ -146,37 +144,20 @@ impl WitnessSubmitter {
             Ok(p) => p.hashes,
             Err(e) => return Outcome::Failed(format!("consistency proof {old}..{size}: {e}")),
         };
-        let body = AddCheckpoint {
+        let request = AddCheckpoint {
             old_size: old,
             proof,
             checkpoint: note.clone(),
-        }
-        .to_bytes();
-        let url = format!("{}/add-checkpoint", witness.url);
-        let sent = self.client.post(&url).body(body).send().await;
-        let response = match sent {
-            Ok(r) => r,
-            Err(e) => return Outcome::Failed(with_sources(&e)),
         };
-        let status = response.status();
-        let bytes = match response.bytes().await {
-            Ok(b) => b,
-            Err(e) => return Outcome::Failed(with_sources(&e)),
+        let text = match self.client.add_checkpoint(&witness.url, &request).await {
+            Ok(WitnessAnswer::Cosigned(text)) => text,
+            Ok(WitnessAnswer::Conflict(size)) => return Outcome::Conflict(size),
+            Ok(WitnessAnswer::Refused { status, why }) => {
+                return Outcome::Failed(format!("{status}: {why}"))
+            }
+            Err(e) => return Outcome::Failed(e.to_string()),
         };
-        if status == reqwest::StatusCode::CONFLICT {
-            return match parse_size_body(&bytes) {
-                Some(size) => Outcome::Conflict(size),
-                None => Outcome::Failed("409 without a size".into()),
-            };
-        }
-        if !status.is_success() {
-            let why = String::from_utf8_lossy(&bytes);
-            return Outcome::Failed(format!("{status}: {}", why.trim()));
-        }
-        let text = match std::str::from_utf8(&bytes) {
-            Ok(t) => t,
-            Err(_) => return Outcome::Failed("the answer is not UTF-8".into()),
-        };
+        let text = text.as_str();
         let lines = match NoteSignature::parse_lines(text) {
             Ok(l) => l,
             Err(e) => return Outcome::Failed(format!("the answer: {e}")),
@@ -232,19 +213,6 @@ impl WitnessSubmitter {
         }
         None
     }
-}
-
-/// An error with its sources (reqwest's own line hides whether it was a
-/// refused connection or a timeout).
-fn with_sources(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 impl custos_ledger::tiles::Cosigner for WitnessSubmitter {

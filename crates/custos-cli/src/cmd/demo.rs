@@ -339,14 +339,14 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         .find_map(|l| l.strip_prefix("url = \"http://"))
         .map(|rest| format!("http://{}", rest.trim_end_matches('"')));
     if let Some(url) = url {
-        std::fs::write(&config, text.replace(&url, "http://127.0.0.1:8710"))
+        std::fs::write(&config, text.replace(&url, "http://127.0.0.1:8720"))
             .context("writing custos.toml")?;
     }
     let witness_config = dir.join("witness/custos.toml");
     let wtext = std::fs::read_to_string(&witness_config).context("reading witness/custos.toml")?;
     std::fs::write(
         &witness_config,
-        wtext.replace("listen = \"127.0.0.1:0\"", "listen = \"127.0.0.1:8710\""),
+        wtext.replace("listen = \"127.0.0.1:0\"", "listen = \"127.0.0.1:8720\""),
     )
     .context("writing witness/custos.toml")?;
 
@@ -402,7 +402,7 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         ledger_pub.display()
     );
     println!(
-        "  custos witness serve --config {}   # the witness on 127.0.0.1:8710, before the ledger",
+        "  custos witness serve --config {}   # the witness on 127.0.0.1:8720, before the ledger",
         witness_config.display()
     );
     println!(
