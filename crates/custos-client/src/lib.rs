@@ -74,6 +74,15 @@ pub enum ClientError {
         /// The transport error (its message is part of this one's).
         error: reqwest::Error,
     },
+    /// A witness could not be reached, or did not answer in time
+    /// ([`WitnessClient`]).
+    #[error("cannot reach the witness at {url}: {}", error_chain(error))]
+    WitnessUnreachable {
+        /// The request URL.
+        url: String,
+        /// The transport error.
+        error: reqwest::Error,
+    },
     /// The ledger refused the request (4xx). Final only if
     /// [`ClientError::is_final_refusal`]; else a fix of the configuration
     /// or a lighter load may let the same request through.
@@ -292,6 +301,7 @@ impl ClientError {
     pub fn is_retryable(&self) -> bool {
         match self {
             ClientError::Unreachable { .. }
+            | ClientError::WitnessUnreachable { .. }
             | ClientError::Server { .. }
             | ClientError::BadResponse { .. } => true,
             ClientError::Rejected { .. } => !self.is_final_refusal(),
@@ -987,7 +997,7 @@ impl WitnessClient {
         request: &custos_core::witness::AddCheckpoint,
     ) -> Result<WitnessAnswer, ClientError> {
         let url = format!("{}/add-checkpoint", base_url.trim_end_matches('/'));
-        let unreachable = |error| ClientError::Unreachable {
+        let unreachable = |error| ClientError::WitnessUnreachable {
             url: url.clone(),
             error,
         };

@@ -428,7 +428,9 @@ pub(crate) fn dock_ingest(
     c
 }
 
-/// Every object in the bucket: key → SHA-256 hex of its bytes.
+/// Every object in the bucket: key → SHA-256 hex of its bytes. A read
+/// that fails (Garage resetting a connection while a dock uploads beside
+/// it on a loaded machine) is tried again, for up to 30 s.
 pub(crate) fn bucket(garage: &custos_testsupport::Garage) -> BTreeMap<String, String> {
     use custos_ingest::object_store::ObjectStoreExt as _;
     use futures::TryStreamExt as _;
@@ -436,16 +438,29 @@ pub(crate) fn bucket(garage: &custos_testsupport::Garage) -> BTreeMap<String, St
         .enable_all()
         .build()
         .unwrap();
-    rt.block_on(async {
-        let store = garage.object_store().unwrap();
-        let metas: Vec<_> = store.list(None).try_collect().await.unwrap();
-        let mut out = BTreeMap::new();
-        for m in metas {
-            let bytes = store.get(&m.location).await.unwrap().bytes().await.unwrap();
-            out.insert(m.location.to_string(), sha256_hex(&bytes));
+    let read = || {
+        rt.block_on(async {
+            let store = garage.object_store()?;
+            let metas: Vec<_> = store.list(None).try_collect().await?;
+            let mut out = BTreeMap::new();
+            for m in metas {
+                let bytes = store.get(&m.location).await?.bytes().await?;
+                out.insert(m.location.to_string(), sha256_hex(&bytes));
+            }
+            anyhow::Ok(out)
+        })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match read() {
+            Ok(out) => return out,
+            Err(e) if std::time::Instant::now() < deadline => {
+                eprintln!("reading the bucket failed ({e:#}); trying again");
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            Err(e) => panic!("reading the bucket: {e:#}"),
         }
-        out
-    })
+    }
 }
 
 /// Invariant 1 at any instant: every file gone from the recorder has a
