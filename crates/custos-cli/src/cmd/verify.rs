@@ -83,8 +83,9 @@ enum VerifyCommand {
         )]
         ledger: Option<String>,
         /// Read the log from its published C2SP tlog-tiles instead of the
-        /// API (no token): a directory, file:///dir or s3://bucket[/prefix]
-        /// (the AWS_* variables, as for [storage] url). Every tile and the
+        /// API (no token): a directory, file:///dir, s3://bucket[/prefix]
+        /// (the AWS_* variables, as for [storage] url) or an http(s):// URL
+        /// (a web server or CDN in front of the bucket). Every tile and the
         /// root are recomputed from the entry bundles.
         #[arg(long, value_name = "URL|DIR", conflicts_with_all = ["checkpoint", "token"])]
         tiles: Option<String>,

@@ -39,7 +39,8 @@ use super::verify::open_with_keys;
 
 /// What `verify log --tiles` was given.
 pub(crate) struct TilesArgs {
-    /// A directory, `file:///dir` or `s3://bucket[/prefix]`.
+    /// A directory, `file:///dir`, `s3://bucket[/prefix]` or an
+    /// `http(s)://` URL (a web server or CDN in front of the bucket).
     pub location: String,
     /// Where the last verified checkpoint is kept.
     pub state: Option<PathBuf>,
@@ -90,6 +91,18 @@ pub(crate) fn verify_tiles(args: TilesArgs) -> anyhow::Result<ExitCode> {
 /// The store behind `location`. A directory must exist: a mistyped path is
 /// "cannot read", never an empty log.
 fn open_store(location: &str) -> anyhow::Result<Arc<dyn ObjectStore>> {
+    if location.starts_with("http://") || location.starts_with("https://") {
+        // A web server or CDN in front of the bucket: plain GETs, a 404 for
+        // a missing tile. Plain http is allowed: the tiles are public and
+        // every byte is checked against the signed checkpoint.
+        let options = object_store::ClientOptions::new().with_allow_http(true);
+        let store = object_store::http::HttpBuilder::new()
+            .with_url(location.trim_end_matches('/'))
+            .with_client_options(options)
+            .build()
+            .with_context(|| format!("tiles {location}"))?;
+        return Ok(Arc::new(store));
+    }
     if location.starts_with("s3://") {
         let store = custos_ingest::IngestStore::from_url(location)
             .with_context(|| format!("tiles {location}"))?;

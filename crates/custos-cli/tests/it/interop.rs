@@ -10,7 +10,12 @@
 //! `cosignature/v1`, so the one part written here is the cosigned message
 //! (`cosignature/v1`, the time line, the note text) that `CosignatureV1`
 //! hands to ed25519-dalek; their `Note::verify` still decides which
-//! signature line it applies to.
+//! signature line it applies to. And the tiles of every tree size from 1
+//! to 257 (every partial width of level 0, the first full tile, the first
+//! partial tile of level 1), as custos-core's `TileBuilder` makes them for
+//! `custos verify log --tiles`: their paths are the ones Go's tlog
+//! publishes, and `tlog_tiles`'s `TileHashReader` authenticates them
+//! against the root and proves records from them.
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
@@ -112,4 +117,91 @@ pub(crate) fn check_tlog_proof(
     )
     .expect("tlog_tiles checks the inclusion proof");
     index
+}
+
+/// A tile's C2SP tlog-tiles path from `tlog_tiles`'s, which names tiles as
+/// Go's sumdb does, with their height (`tile/8/0/000.p/1`): C2SP fixes the
+/// height at 8 and leaves it out (`tile/0/000.p/1`). The one translation
+/// this test makes.
+fn c2sp_path(tile: &tlog_tiles::Tile) -> String {
+    let path = tile.path();
+    let rest = path
+        .strip_prefix("tile/8/")
+        .unwrap_or_else(|| panic!("{path}: not a tile of height 8"));
+    format!("tile/{rest}")
+}
+
+/// Custos's tiles as `tlog_tiles` asks for them: by path.
+struct CustosTiles(std::collections::HashMap<String, Vec<u8>>);
+
+impl tlog_tiles::TileReader for CustosTiles {
+    fn height(&self) -> u8 {
+        8
+    }
+
+    fn read_tiles(&self, tiles: &[tlog_tiles::Tile]) -> Result<Vec<Vec<u8>>, tlog_tiles::Error> {
+        tiles
+            .iter()
+            .map(|t| {
+                self.0
+                    .get(&c2sp_path(t))
+                    .cloned()
+                    .ok_or(tlog_tiles::Error::InvalidTile)
+            })
+            .collect()
+    }
+
+    fn save_tiles(&self, _tiles: &[tlog_tiles::Tile], _data: &[Vec<u8>]) {}
+}
+
+#[test]
+fn tiles_of_every_partial_size_from_1_to_257_are_read_by_tlog_tiles() {
+    use custos_core::merkle::{leaf_hash, CompactRange};
+    use custos_core::tiles::{new_tiles, TileBuilder};
+    use std::collections::{BTreeSet, HashMap};
+    use tlog_tiles::{prove_record, tree_hash, Tile, TileHashReader};
+
+    let bytes = |hashes: &[custos_core::merkle::Hash]| -> Vec<u8> {
+        hashes.iter().flat_map(|h| h.to_bytes()).collect()
+    };
+    for n in 1u64..=257 {
+        let entries: Vec<Vec<u8>> = (0..n)
+            .map(|i| format!("{{\"seq\":{i},\"subject\":\"s-{i}\"}}").into_bytes())
+            .collect();
+        // Custos's tiles of a tree of size n: full ones as the leaves come,
+        // then the partial ones at the edge.
+        let mut builder = TileBuilder::new();
+        let mut range = CompactRange::new();
+        let mut tiles = HashMap::new();
+        for entry in &entries {
+            let leaf = leaf_hash(entry);
+            range.push(leaf);
+            for (id, hashes) in builder.push(leaf) {
+                tiles.insert(id.path(), bytes(&hashes));
+            }
+        }
+        for (id, hashes) in builder.partial_tiles() {
+            tiles.insert(id.path(), bytes(&hashes));
+        }
+        // The same tiles, at the same paths, as Go's tlog publishes.
+        let ours: BTreeSet<String> = new_tiles(0, n).map(|t| t.path()).collect();
+        let theirs: BTreeSet<String> = Tile::new_tiles(8, 0, n).iter().map(c2sp_path).collect();
+        assert_eq!(ours, theirs, "size {n}: tile paths");
+        assert_eq!(
+            tiles.keys().cloned().collect::<BTreeSet<_>>(),
+            theirs,
+            "size {n}: tiles built"
+        );
+        // Their reader authenticates our tiles against our root, and
+        // proves records from them.
+        let root = Hash(range.root().to_bytes());
+        let reader = CustosTiles(tiles);
+        let hashes = TileHashReader::new(n, root, &reader);
+        assert_eq!(tree_hash(n, &hashes).unwrap(), root, "size {n}: root");
+        for i in BTreeSet::from([0, n / 2, n - 1]) {
+            let proof = prove_record(n, i, &hashes).unwrap();
+            check_record(&proof, n, root, i, record_hash(&entries[i as usize]))
+                .unwrap_or_else(|e| panic!("size {n}, record {i}: {e}"));
+        }
+    }
 }

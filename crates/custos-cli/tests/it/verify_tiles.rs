@@ -435,3 +435,79 @@ fn tiles_that_cannot_be_read_exit_2_and_tiles_needs_a_pinned_key() {
     ]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
 }
+
+/// A plain static web server (Python's `http.server`) over `dir`, as a
+/// site would put a web server or CDN in front of its tiles; killed on drop.
+struct StaticServer {
+    child: Child,
+    url: String,
+}
+
+impl Drop for StaticServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl StaticServer {
+    fn start(dir: &Path) -> StaticServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let python = std::env::var_os("CUSTOS_PYTHON").unwrap_or_else(|| "python3".into());
+        let child = std::process::Command::new(python)
+            .args([
+                "-m",
+                "http.server",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+            ])
+            .arg("--directory")
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 -m http.server");
+        let url = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "the static server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        StaticServer { child, url }
+    }
+}
+
+#[test]
+fn tiles_behind_a_plain_web_server_verify_and_a_flipped_byte_is_named() {
+    let tiles_dir = tempfile::tempdir().unwrap();
+    let tiles = tiles_dir.path().join("tiles");
+    let site = Site::new(&format!("file://{}", tiles.display()), Vec::new());
+    let serving = site.serve();
+    let size = site.append(&serving, 300);
+    wait_for(size, || std::fs::read(tiles.join("checkpoint")).ok());
+    let web = StaticServer::start(&tiles);
+
+    let out = site.verify(&format!("{}/", web.url), None);
+    assert_valid(&out, size);
+    assert!(text(&out.stdout).contains("hash tiles recomputed"));
+
+    // What the server hands out is checked, not trusted.
+    let path = tiles.join("tile/0/000");
+    let original = flip(&path, 40);
+    assert_invalid(
+        &site.verify(&web.url, None),
+        "tile/0/000 does not hold the hashes",
+    );
+    std::fs::write(&path, original).unwrap();
+    let bundle = tiles.join("tile/entries/000");
+    let original = std::fs::read(&bundle).unwrap();
+    std::fs::remove_file(&bundle).unwrap();
+    assert_invalid(&site.verify(&web.url, None), "tile/entries/000 is missing");
+    std::fs::write(&bundle, original).unwrap();
+    assert_valid(&site.verify(&web.url, None), size);
+}

@@ -29,14 +29,49 @@ pub(crate) fn free_port() -> u16 {
         .port()
 }
 
-/// A child process killed when dropped.
+/// A child process killed when dropped, with every process it started
+/// (chromedriver's Chromium: left behind, a failed test's browser would
+/// load the machine for the tests after it).
 pub(crate) struct Proc(pub Child);
 
 impl Drop for Proc {
     fn drop(&mut self) {
+        let mut doomed = vec![self.0.id()];
+        let mut at = 0;
+        while at < doomed.len() {
+            let parent = doomed[at];
+            doomed.extend(children_of(parent));
+            at += 1;
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
+        for pid in &doomed[1..] {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .stderr(Stdio::null())
+                .status();
+        }
     }
+}
+
+/// The pids whose parent is `parent` (from /proc).
+fn children_of(parent: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            // /proc/PID/stat: "pid (comm) state ppid ...", comm may hold spaces.
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|stat| {
+                    let rest = &stat[stat.rfind(')')? + 2..];
+                    rest.split(' ').nth(1)?.parse::<u32>().ok()
+                })
+                == Some(parent)
+        })
+        .collect()
 }
 
 /// Where the tests keep their screenshots: `target/ui-screenshots/`.
@@ -51,6 +86,16 @@ pub(crate) struct Driver {
     _proc: Proc,
     url: String,
     http: reqwest::Client,
+}
+
+/// The HTTP client of these tests (WebDriver calls, the ledger's API): a
+/// call unanswered after 2 minutes fails the test instead of hanging it
+/// (Chromium's own renderer timeout is 30 s).
+fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .build()
+        .expect("an HTTP client")
 }
 
 impl Driver {
@@ -72,7 +117,7 @@ impl Driver {
         let driver = Driver {
             _proc: Proc(child),
             url: format!("http://127.0.0.1:{port}"),
-            http: reqwest::Client::new(),
+            http: http_client(),
         };
         let started = Instant::now();
         loop {
@@ -489,7 +534,7 @@ impl Demo {
             .spawn()
             .unwrap();
         let base = format!("http://127.0.0.1:{port}");
-        let http = reqwest::Client::new();
+        let http = http_client();
         let started = Instant::now();
         loop {
             if let Ok(r) = http.get(format!("{base}/healthz")).send().await {
@@ -509,7 +554,7 @@ impl Demo {
 
 /// Every entry of the log (NDJSON lines of `/v1/entries`), read with `token`.
 pub(crate) async fn entries(base: &str, token: &str) -> Vec<Value> {
-    let text = reqwest::Client::new()
+    let text = http_client()
         .get(format!("{base}/v1/entries?start=0"))
         .bearer_auth(token)
         .send()
