@@ -31,6 +31,7 @@ use crate::checkpoint::Checkpoint;
 use crate::merkle::{leaf_hash, verify_inclusion, Hash, InclusionError};
 use crate::note::{NoteError, SignedNote};
 use crate::policy::{Policy, PolicyError, Verified};
+use crate::witness::parse_decimal;
 
 /// The first line of every proof.
 pub const HEADER: &str = "c2sp.org/tlog-proof@v1";
@@ -190,15 +191,4 @@ impl fmt::Display for TlogProof {
         writeln!(f)?;
         write!(f, "{}", self.checkpoint)
     }
-}
-
-/// ASCII decimal, no sign, no leading zero unless 0, fits in u64.
-fn parse_decimal(text: &str) -> Option<u64> {
-    if text.is_empty()
-        || !text.bytes().all(|b| b.is_ascii_digit())
-        || (text.len() > 1 && text.starts_with('0'))
-    {
-        return None;
-    }
-    text.parse().ok()
 }

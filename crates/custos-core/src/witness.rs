@@ -134,8 +134,9 @@ impl fmt::Display for AddCheckpoint {
     }
 }
 
-/// ASCII decimal, no sign, no leading zero unless 0, fits in u64.
-fn parse_decimal(text: &str) -> Option<u64> {
+/// ASCII decimal, no sign, no leading zero unless 0, fits in u64 (the
+/// sizes and indexes of tlog-witness requests and tlog-proofs).
+pub(crate) fn parse_decimal(text: &str) -> Option<u64> {
     if text.is_empty()
         || !text.bytes().all(|b| b.is_ascii_digit())
         || (text.len() > 1 && text.starts_with('0'))
