@@ -21,6 +21,7 @@
 # target/compare-commits (CUSTOS_BENCH_DIR puts them elsewhere).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. benches/lib.sh
 
 [ $# -ge 2 ] || { echo "usage: benches/compare-commits.sh OLD NEW [ROUNDS]" >&2; exit 2; }
 OLD_REV=$(git rev-parse --verify --quiet "$1^{commit}") || { echo "compare-commits: $1 is not a commit" >&2; exit 2; }
@@ -52,13 +53,8 @@ build new "$NEW_REV"
 OLD_BIN=$WORK/bin/custos-old
 NEW_BIN=$WORK/bin/custos-new
 
-make_file() { # NAME MIB: incompressible bytes (AES-CTR keystream), made once
-    [ -f "$WORK/$1" ] && [ "$(stat -c %s "$WORK/$1")" -eq $(( $2 * 1024 * 1024 )) ] && return
-    { openssl enc -aes-128-ctr -nosalt -pass "pass:custos-$1" -in /dev/zero 2>/dev/null || true; } \
-        | head -c $(( $2 * 1024 * 1024 )) > "$WORK/$1"
-}
-make_file one-1g.bin 1024
-for i in 1 2 3 4; do make_file "four-$i.bin" 256; done
+bench_file "$WORK" one-1g.bin 1024
+for i in 1 2 3 4; do bench_file "$WORK" "four-$i.bin" 256; done
 ONE=$WORK/one-1g.bin
 FOUR=("$WORK"/four-{1,2,3,4}.bin)
 
@@ -72,21 +68,13 @@ done
 RES=$WORK/results
 rm -rf "$RES"
 mkdir -p "$RES"
-# measure NAME CMD...: append "seconds max_rss_kib" to $RES/NAME.
-measure() {
-    local name=$1 start end; shift
-    start=$(date +%s.%N)
-    "$TIME" -f '%M' -o "$RES/.last" "$@" > /dev/null
-    end=$(date +%s.%N)
-    echo "$(echo "$end - $start" | bc -l) $(cat "$RES/.last")" >> "$RES/$name"
-}
 # case NAME WHICH: one timing of case NAME with the WHICH (old/new) binary.
 run_case() {
     local bin=$WORK/bin/custos-$2
     case $1 in
-        hash-1g) measure "$1-$2" "$bin" hash "$ONE" ;;
-        hash-four) measure "$1-$2" "$bin" hash "${FOUR[@]}" ;;
-        sm3-1g) measure "$1-$2" "$bin" hash --algo sm3 "$ONE" ;;
+        hash-1g) bench_measure "$RES" "$1-$2" "$bin" hash "$ONE" ;;
+        hash-four) bench_measure "$RES" "$1-$2" "$bin" hash "${FOUR[@]}" ;;
+        sm3-1g) bench_measure "$RES" "$1-$2" "$bin" hash --algo sm3 "$ONE" ;;
     esac
 }
 
@@ -98,7 +86,6 @@ for ((r = 0; r < ROUNDS; r++)); do
     done
 done
 
-median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 peak() { awk '{ if ($2 > m) m = $2 } END { print m }'; }
 
 benches/machine.sh
@@ -108,8 +95,8 @@ echo "medians of $ROUNDS rounds (wall time, throughput, peak RSS); ratio = new/o
 printf '%-10s %10s %10s %8s %10s %10s %8s %7s\n' case old-s old-MB/s old-MiB new-s new-MB/s new-MiB ratio
 for c in "${CASES[@]}"; do
     bytes=$(( 1024 * 1024 * 1024 ))
-    o=$(cut -d' ' -f1 "$RES/$c-old" | median)
-    n=$(cut -d' ' -f1 "$RES/$c-new" | median)
+    o=$(cut -d' ' -f1 "$RES/$c-old" | bench_median)
+    n=$(cut -d' ' -f1 "$RES/$c-new" | bench_median)
     om=$(peak < "$RES/$c-old")
     nm=$(peak < "$RES/$c-new")
     printf '%-10s %10.3f %10.0f %8.0f %10.3f %10.0f %8.0f %7.2f\n' "$c" \

@@ -23,6 +23,7 @@
 # times.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. benches/lib.sh
 
 ROUNDS=${1:-5}
 WORK=${CUSTOS_BENCH_DIR:-$PWD/target/hash-bench}
@@ -36,13 +37,8 @@ cargo build --release --quiet -p custos-cli --bin custos
 CUSTOS=${CARGO_TARGET_DIR:-$PWD/target}/release/custos
 
 mkdir -p "$WORK"
-make_file() { # NAME MIB: incompressible bytes (AES-CTR keystream), made once
-    [ -f "$WORK/$1" ] && [ "$(stat -c %s "$WORK/$1")" -eq $(( $2 * 1024 * 1024 )) ] && return
-    { openssl enc -aes-128-ctr -nosalt -pass "pass:custos-$1" -in /dev/zero 2>/dev/null || true; } \
-        | head -c $(( $2 * 1024 * 1024 )) > "$WORK/$1"
-}
-make_file one-1g.bin 1024
-for i in 1 2 3 4; do make_file "four-$i.bin" 256; done
+bench_file "$WORK" one-1g.bin 1024
+for i in 1 2 3 4; do bench_file "$WORK" "four-$i.bin" 256; done
 ONE=$WORK/one-1g.bin
 FOUR=("$WORK"/four-{1,2,3,4}.bin)
 # Warm the page cache, and check that all three tools agree.
@@ -57,16 +53,6 @@ cmp <("$CUSTOS" hash "${FOUR[@]}") <(sha256sum "${FOUR[@]}") \
 RES=$WORK/results
 rm -rf "$RES"
 mkdir -p "$RES"
-
-# measure NAME CMD...: append "seconds max_rss_kib" to $RES/NAME (the wall
-# time from bash's clock, in ns; GNU time's own is rounded to 10 ms).
-measure() {
-    local name=$1 start end; shift
-    start=$(date +%s.%N)
-    "$TIME" -f '%M' -o "$RES/.last" "$@" > /dev/null
-    end=$(date +%s.%N)
-    echo "$(echo "$end - $start" | bc -l) $(cat "$RES/.last")" >> "$RES/$name"
-}
 
 # The parallel cases: every process timed by GNU time, the wall time of the
 # whole group by bash; the peak is the largest single process.
@@ -92,10 +78,10 @@ parallel() {
 
 run_case() {
     case $1 in
-        custos-1) measure custos-1 "$CUSTOS" hash "$ONE" ;;
-        openssl-1) measure openssl-1 openssl dgst -sha256 "$ONE" ;;
-        sha256sum-1) measure sha256sum-1 sha256sum "$ONE" ;;
-        custos-4) measure custos-4 "$CUSTOS" hash "${FOUR[@]}" ;;
+        custos-1) bench_measure "$RES" custos-1 "$CUSTOS" hash "$ONE" ;;
+        openssl-1) bench_measure "$RES" openssl-1 openssl dgst -sha256 "$ONE" ;;
+        sha256sum-1) bench_measure "$RES" sha256sum-1 sha256sum "$ONE" ;;
+        custos-4) bench_measure "$RES" custos-4 "$CUSTOS" hash "${FOUR[@]}" ;;
         openssl-4) parallel openssl-4 openssl "${FOUR[@]}" ;;
         sha256sum-4) parallel sha256sum-4 sha256sum "${FOUR[@]}" ;;
     esac
