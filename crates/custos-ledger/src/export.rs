@@ -94,9 +94,10 @@ async fn append_export_entry(
     }
 }
 
-/// The length of `details` as an entry holds them (JSON).
-fn details_len(details: &Details) -> usize {
-    serde_json::to_vec(&details.to_map()).map_or(usize::MAX, |v| v.len())
+/// The length of `details` (an action's typed details) as an entry holds
+/// them: their JSON.
+fn details_len(details: &impl serde::Serialize) -> usize {
+    serde_json::to_vec(details).map_or(usize::MAX, |v| v.len())
 }
 
 /// A large export's listing in parts: the segments in their order, each
@@ -109,43 +110,107 @@ pub fn listing_parts(
     requests: &BTreeMap<String, String>,
     budget: usize,
 ) -> Result<Vec<ExportListed>, ExportError> {
-    fn part(segments: &[&(String, Vec<u64>)], requests: &BTreeMap<String, String>) -> ExportListed {
-        let entries: BTreeSet<u64> = segments
-            .iter()
-            .flat_map(|(_, a)| a.iter().copied())
-            .collect();
-        let used: BTreeMap<String, String> = segments
-            .iter()
-            .filter_map(|(id, _)| Some((id.clone(), requests.get(id)?.clone())))
-            .collect();
-        ExportListed {
-            segments: segments.iter().map(|(id, _)| id.clone()).collect(),
-            entries: entries.into_iter().collect(),
-            requests: (!used.is_empty()).then_some(used),
-        }
-    }
-    let fits = |p: &ExportListed| details_len(&Details::ExportListed(p.clone())) <= budget;
     let mut parts = Vec::new();
-    let mut current: Vec<&(String, Vec<u64>)> = Vec::new();
-    for segment in about {
-        current.push(segment);
-        if fits(&part(&current, requests)) {
-            continue;
+    let mut current = PartListing::default();
+    for (segment, entries) in about {
+        let request = requests.get(segment);
+        if current.len_with(segment, entries, request) > budget {
+            if current.is_empty() {
+                return Err(ExportError::SegmentTooLong(segment.clone()));
+            }
+            parts.push(std::mem::take(&mut current).into_details());
+            if current.len_with(segment, entries, request) > budget {
+                return Err(ExportError::SegmentTooLong(segment.clone()));
+            }
         }
-        current.pop();
-        if current.is_empty() {
-            return Err(ExportError::SegmentTooLong(segment.0.clone()));
-        }
-        parts.push(part(&current, requests));
-        current = vec![segment];
-        if !fits(&part(&current, requests)) {
-            return Err(ExportError::SegmentTooLong(segment.0.clone()));
-        }
+        current.add(segment, entries, request);
     }
     if !current.is_empty() {
-        parts.push(part(&current, requests));
+        parts.push(current.into_details());
     }
     Ok(parts)
+}
+
+/// One `export.listed` part being filled, with the exact length its
+/// details will have as JSON, kept as segments are added (so packing is
+/// linear in the listing, not a serialisation per segment).
+#[derive(Default)]
+struct PartListing {
+    segments: Vec<String>,
+    entries: BTreeSet<u64>,
+    requests: BTreeMap<String, String>,
+    /// The JSON of the items themselves, without their separators.
+    items_len: usize,
+}
+
+impl PartListing {
+    fn is_empty(&self) -> bool {
+        self.segments.is_empty()
+    }
+
+    /// The JSON length of `{"entries":[…],"segments":[…]}` (with
+    /// `,"requests":{…}` when it has any): fixed parts, items, and one comma
+    /// between neighbours.
+    fn len(&self, segments: usize, entries: usize, requests: usize, items_len: usize) -> usize {
+        let commas = |n: usize| n.saturating_sub(1);
+        let fixed = r#"{"entries":[],"segments":[]}"#.len();
+        let with_requests = if requests > 0 {
+            r#","requests":{}"#.len() + commas(requests)
+        } else {
+            0
+        };
+        fixed + items_len + commas(segments) + commas(entries) + with_requests
+    }
+
+    /// The JSON length of a string (quoted and escaped as serde_json does).
+    fn quoted(text: &str) -> usize {
+        serde_json::to_string(text).map_or(usize::MAX / 4, |s| s.len())
+    }
+
+    /// What adding one segment brings: its items' length, new entries.
+    fn added(&self, segment: &str, entries: &[u64], request: Option<&String>) -> (usize, usize) {
+        let mut len = Self::quoted(segment);
+        let mut new = 0;
+        let mut seen = BTreeSet::new();
+        for seq in entries {
+            if !self.entries.contains(seq) && seen.insert(*seq) {
+                len += seq.to_string().len();
+                new += 1;
+            }
+        }
+        if let Some(request) = request {
+            len += Self::quoted(segment) + 1 + Self::quoted(request);
+        }
+        (len, new)
+    }
+
+    /// The details' length once `segment` is added.
+    fn len_with(&self, segment: &str, entries: &[u64], request: Option<&String>) -> usize {
+        let (items, new) = self.added(segment, entries, request);
+        self.len(
+            self.segments.len() + 1,
+            self.entries.len() + new,
+            self.requests.len() + usize::from(request.is_some()),
+            self.items_len + items,
+        )
+    }
+
+    fn add(&mut self, segment: &str, entries: &[u64], request: Option<&String>) {
+        self.items_len += self.added(segment, entries, request).0;
+        self.segments.push(segment.to_owned());
+        self.entries.extend(entries.iter().copied());
+        if let Some(request) = request {
+            self.requests.insert(segment.to_owned(), request.clone());
+        }
+    }
+
+    fn into_details(self) -> ExportListed {
+        ExportListed {
+            segments: self.segments,
+            entries: self.entries.into_iter().collect(),
+            requests: (!self.requests.is_empty()).then_some(self.requests),
+        }
+    }
 }
 
 /// Where footage bytes come from: the object store, in production.
@@ -642,7 +707,7 @@ pub async fn prepare_export(
         )])),
         parts: None,
     };
-    if details_len(&Details::ExportCreated(export.clone())) > EXPORT_DETAILS_BUDGET {
+    if details_len(&export) > EXPORT_DETAILS_BUDGET {
         let mut parts = Vec::new();
         for part in listing_parts(&about, &used, EXPORT_DETAILS_BUDGET)? {
             let seq = append_export_entry(
@@ -874,7 +939,7 @@ mod tests {
             let want: Vec<&String> = about.iter().map(|(id, _)| id).collect();
             assert_eq!(segments, want, "n {n}");
             for part in &parts {
-                assert!(details_len(&Details::ExportListed(part.clone())) <= budget);
+                assert!(details_len(part) <= budget);
                 let mine: BTreeSet<u64> = about
                     .iter()
                     .filter(|(id, _)| part.segments.contains(id))
@@ -891,8 +956,39 @@ mod tests {
                 let mut both = pair[0].clone();
                 both.segments.extend(pair[1].segments.iter().cloned());
                 both.entries.extend(pair[1].entries.iter().copied());
-                assert!(details_len(&Details::ExportListed(both)) > budget);
+                assert!(details_len(&both) > budget);
             }
+        }
+    }
+
+    #[test]
+    fn a_part_knows_its_exact_length_as_it_grows() {
+        let about = about(40, 4);
+        let mut part = PartListing::default();
+        for (i, (id, entries)) in about.iter().enumerate() {
+            // Neighbours share an entry, every third segment has a request,
+            // and one id needs escaping.
+            let mut entries = entries.clone();
+            entries.push(i as u64 * 4 + 4);
+            let id = if i == 7 {
+                format!("{id}\"q")
+            } else {
+                id.clone()
+            };
+            let request = (i % 3 == 0).then(|| format!("req-{i}"));
+            let predicted = part.len_with(&id, &entries, request.as_ref());
+            part.add(&id, &entries, request.as_ref());
+            let details = ExportListed {
+                segments: part.segments.clone(),
+                entries: part.entries.iter().copied().collect(),
+                requests: (!part.requests.is_empty()).then(|| part.requests.clone()),
+            };
+            assert_eq!(predicted, details_len(&details), "after {} segments", i + 1);
+            assert_eq!(
+                details_len(&details),
+                details_len(&Details::ExportListed(details.clone()).to_map()),
+                "as an entry holds them"
+            );
         }
     }
 
