@@ -165,15 +165,6 @@ fn serve(config: &Path) -> (Child, String) {
     custos_testsupport::serve_ledger(serve).unwrap()
 }
 
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn event(
     dock: &SigningKey,
     action: &str,
@@ -260,7 +251,7 @@ fn a_large_log_is_backed_up_while_it_grows_and_restored_and_bad_backups_are_refu
     let loaded = started.elapsed();
 
     let (child, url) = serve(&site.config);
-    let mut server = Running(child);
+    let mut server = Killed(child);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dock_client = LedgerClient::new(&url, Some(site.token("dock"))).unwrap();
     for env in [
@@ -383,7 +374,7 @@ fn a_large_log_is_backed_up_while_it_grows_and_restored_and_bad_backups_are_refu
     );
 
     let (child, url) = serve(&site.config);
-    server = Running(child);
+    server = Killed(child);
     let verify_started = std::time::Instant::now();
     let out = custos()
         .args(["verify", "log", "--ledger", &url, "--ledger-key"])

@@ -25,8 +25,9 @@ use std::time::{Duration, Instant};
 use custos_media::synth::SyntheticClip;
 use serde_json::{json, Value};
 
+use crate::util::free_port;
 use crate::util::{custos, ok, text, token};
-use crate::webdriver::{entries, free_port, Browser, Demo, Driver, Proc};
+use crate::webdriver::{entries, Browser, Demo, Driver, Proc};
 
 const DOCK: &str = "station-2";
 

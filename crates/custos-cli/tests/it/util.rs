@@ -1,8 +1,28 @@
 //! What every command-line test uses: the `custos` binary as a command,
-//! its output as text, and tokens made through it.
+//! its output as text, tokens made through it, free loopback ports and
+//! child processes that do not outlive their test.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output};
+
+/// A child process killed (SIGKILL) and reaped when dropped.
+pub(crate) struct Killed(pub(crate) Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A loopback port nobody listens on (bound, then let go).
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
 
 /// The `custos` binary of this build, without the client's environment
 /// (so that a test's ledger URL and token are the ones it passes).

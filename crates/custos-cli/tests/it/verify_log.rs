@@ -325,12 +325,7 @@ fn usage_and_reachability_errors_exit_2() {
     let key = dir.path().join("ledger.pub");
     let k = SigningKey::from_seed("ledger", &[1; 32]).unwrap();
     std::fs::write(&key, format!("{}\n", k.verifier_key())).unwrap();
-    // A port nobody listens on.
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     // The command tries again three times, saying so each time, then ends
     // with one line of its own.
     let out = verify_log(&format!("http://127.0.0.1:{port}"), &key, None, None);

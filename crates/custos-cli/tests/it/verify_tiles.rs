@@ -439,24 +439,13 @@ fn tiles_that_cannot_be_read_exit_2_and_tiles_needs_a_pinned_key() {
 /// A plain static web server (Python's `http.server`) over `dir`, as a
 /// site would put a web server or CDN in front of its tiles; killed on drop.
 struct StaticServer {
-    child: Child,
+    _process: Killed,
     url: String,
-}
-
-impl Drop for StaticServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl StaticServer {
     fn start(dir: &Path) -> StaticServer {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let python = std::env::var_os("CUSTOS_PYTHON").unwrap_or_else(|| "python3".into());
         let child = std::process::Command::new(python)
             .args([
@@ -478,7 +467,10 @@ impl StaticServer {
             assert!(Instant::now() < deadline, "the static server did not start");
             std::thread::sleep(Duration::from_millis(50));
         }
-        StaticServer { child, url }
+        StaticServer {
+            _process: Killed(child),
+            url,
+        }
     }
 }
 

@@ -8,8 +8,8 @@
 
 #![allow(dead_code)]
 
+use crate::util::free_port;
 use std::collections::BTreeSet;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -19,15 +19,6 @@ use custos_media::synth::SyntheticClip;
 use serde_json::{json, Value};
 
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
-
-/// A free TCP port on loopback.
-pub(crate) fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A child process killed when dropped, with every process it started
 /// (chromedriver's Chromium: left behind, a failed test's browser would
