@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use crate::harness::{ok, poll, wait_for, Site, SiteOptions};
+use crate::harness::{lose_node_mid_ingest, ok, wait_for, Site, SiteOptions};
 use crate::ingest::segment_ids;
 use crate::invariants::spawn_dock;
 
@@ -30,22 +30,7 @@ fn a_storage_node_lost_mid_ingest_loses_nothing_and_the_cluster_heals() {
     // still has segments to go.
     let base = site.size();
     let mut dock = spawn_dock(&site, &rec_a);
-    let mut exited = None;
-    assert!(
-        poll(Duration::from_secs(90), || {
-            if let Some(status) = dock.try_wait().unwrap() {
-                exited = Some(status);
-                return true;
-            }
-            site.size() > base
-        }),
-        "the dock made no progress in 90 s"
-    );
-    assert!(
-        exited.is_none(),
-        "the dock finished ({exited:?}) before the node could be lost mid-ingest"
-    );
-    site.garage.stop_node(LOST);
+    lose_node_mid_ingest(&mut site, &mut dock, base, LOST);
     let status = wait_for(&mut dock, Duration::from_secs(180), "the dock's ingest");
     assert!(
         status.success(),

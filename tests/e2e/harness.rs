@@ -635,6 +635,29 @@ pub(crate) fn wait_for(child: &mut Child, limit: Duration, what: &str) -> ExitSt
     }
 }
 
+/// Stop storage node `node` while `dock` is mid-ingest: once the ledger
+/// has grown beyond `base` (the dock put something on the record) and the
+/// dock is still running. Panics if it made no progress in 90 s or
+/// finished first (the loss would prove nothing).
+pub(crate) fn lose_node_mid_ingest(site: &mut Site, dock: &mut Child, base: u64, node: usize) {
+    let mut exited = None;
+    assert!(
+        poll(Duration::from_secs(90), || {
+            if let Some(status) = dock.try_wait().unwrap() {
+                exited = Some(status);
+                return true;
+            }
+            site.size() > base
+        }),
+        "the dock made no progress in 90 s"
+    );
+    assert!(
+        exited.is_none(),
+        "the dock finished ({exited:?}) before a node could be lost mid-ingest"
+    );
+    site.garage.stop_node(node);
+}
+
 /// Poll `cond` every 10 ms up to `limit`; whether it came true.
 pub(crate) fn poll(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + limit;

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use crate::harness::{ok, poll, wait_for, Site, SiteOptions};
+use crate::harness::{lose_node_mid_ingest, ok, wait_for, Site, SiteOptions};
 use crate::ingest::segment_ids;
 
 /// The storage node that is lost (not node 0, whose S3 port the clients
@@ -63,22 +63,7 @@ fn a_site_rotates_its_key_loses_a_node_restores_its_ledger_and_every_bundle_veri
         .stderr(log_file(&site, "dock-2.err"))
         .spawn()
         .unwrap();
-    let mut exited = None;
-    assert!(
-        poll(Duration::from_secs(90), || {
-            if let Some(status) = dock_2.try_wait().unwrap() {
-                exited = Some(status);
-                return true;
-            }
-            site.size() > base
-        }),
-        "dock 2 made no progress in 90 s"
-    );
-    assert!(
-        exited.is_none(),
-        "dock 2 finished ({exited:?}) before a node could be lost mid-ingest"
-    );
-    site.garage.stop_node(LOST);
+    lose_node_mid_ingest(&mut site, &mut dock_2, base, LOST);
     let status = wait_for(&mut dock_2, Duration::from_secs(180), "dock 2's ingest");
     assert!(
         status.success(),
