@@ -341,23 +341,11 @@ impl SignedNote {
     /// by a key with the same name and key ID.
     pub fn add_signature(&mut self, key: &SigningKey) -> Result<(), NoteError> {
         let vk = key.verifier_key();
-        let sig = NoteSignature {
+        self.push_signature(NoteSignature {
             name: vk.name().to_owned(),
             key_hash: vk.key_hash(),
             signature: key.sign(self.note.text.as_bytes()).to_vec(),
-        };
-        if let Some(old) = self.signatures.iter_mut().find(|s| s.matches(&vk)) {
-            *old = sig;
-            return Ok(());
-        }
-        if self.signatures.len() >= MAX_SIGNATURES {
-            return Err(NoteError::TooManySignatures {
-                count: self.signatures.len() + 1,
-                max: MAX_SIGNATURES,
-            });
-        }
-        self.signatures.push(sig);
-        Ok(())
+        })
     }
 
     /// Add a signature line made elsewhere (a witness's cosignature),
